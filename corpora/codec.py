@@ -1,0 +1,210 @@
+"""Typed records <-> plain JSON data, with errors that carry the JSON path of the bad value.
+
+One generic codec walks the dataclass type hints of :mod:`corpora.model`, so the wire format, the
+JSON Schema (:mod:`corpora.schema`) and the model cannot drift apart. Fields equal to their default
+are left out when encoding, which keeps traces small and byte-stable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Mapping
+from enum import Enum
+from functools import cache
+from typing import Any, TypeVar, get_args, get_origin
+
+from corpora import model
+from corpora.errors import TraceError, TraceLocation
+
+__all__ = ["JSON_ANY", "decode", "encode", "field_types"]
+
+T = TypeVar("T")
+
+
+class JSON_ANY:  # noqa: N801 - a marker type, named like the wire concept
+    """Marker for a field holding arbitrary JSON (``JsonValue`` in the model)."""
+
+
+@cache
+def field_types(cls: type) -> dict[str, Any]:
+    """The resolved type of every field of a model dataclass (``JsonValue`` becomes :class:`JSON_ANY`)."""
+    return typing.get_type_hints(cls, globalns=vars(model), localns={"JsonValue": JSON_ANY})
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
+_DEFAULTS: dict[type, dict[str, Any]] = {}
+
+
+def encode(obj: Any) -> Any:
+    """Encode a model record (or any value inside one) as plain JSON data."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        cls = type(obj)
+        defaults = _DEFAULTS.get(cls)
+        if defaults is None:
+            defaults = _DEFAULTS[cls] = _defaults(cls)
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if f.name in defaults and value == defaults[f.name] and f.name != "format":
+                continue
+            out[f.name] = encode(value)
+        if "format" in out:  # the format tag leads, so `head -c 40` tells what a file is
+            out = {"format": out.pop("format"), **out}
+        return out
+    if isinstance(obj, Enum):
+        return obj.value
+    if isinstance(obj, Mapping):
+        return {str(k): encode(v) for k, v in obj.items()}
+    if isinstance(obj, (tuple, list)):
+        return [encode(v) for v in obj]
+    return obj
+
+
+def _fail(path: str, message: str, hint: str = "") -> TraceError:
+    return TraceError("schema", message, location=TraceLocation(json_path=path), hint=hint)
+
+
+def _type_name(tp: Any) -> str:
+    if tp is JSON_ANY:
+        return "any JSON value"
+    if isinstance(tp, type):
+        if issubclass(tp, Enum):
+            return "one of " + ", ".join(repr(m.value) for m in tp)
+        return {"str": "a string", "int": "an integer", "float": "a number", "bool": "a boolean"}.get(
+            tp.__name__, f"an object ({tp.__name__})"
+        )
+    return str(tp)
+
+
+def _check_json(value: Any, path: str, depth: int = 0) -> Any:
+    if depth > 64:
+        raise _fail(path, "JSON value nested more than 64 levels deep", "flatten the value")
+    if value is None or isinstance(value, (bool, str, int)):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _fail(path, f"non-finite number {value!r}", "use a finite number or a string")
+        return value
+    if isinstance(value, list):
+        return [_check_json(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {str(k): _check_json(v, f"{path}.{k}", depth + 1) for k, v in value.items()}
+    raise _fail(path, f"unsupported value of type {type(value).__name__}")
+
+
+def decode(cls: type[T], data: Any, path: str = "$") -> T:
+    """Decode plain JSON data into the model record ``cls``; raise :class:`TraceError` with the JSON path."""
+    return typing.cast(T, _decode(cls, data, path))
+
+
+def _decode(tp: Any, data: Any, path: str) -> Any:
+    if tp is JSON_ANY or tp is Any:
+        return _check_json(data, path)
+    origin = get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        options = get_args(tp)
+        if data is None:
+            if type(None) in options:
+                return None
+            raise _fail(path, "null is not allowed here", "give a value or leave the field out")
+        errors: list[TraceError] = []
+        # Try exact primitive matches first so "3" stays a string and 3 stays an int.
+        for opt in sorted((o for o in options if o is not type(None)), key=_union_rank):
+            try:
+                return _decode(opt, data, path)
+            except TraceError as exc:
+                errors.append(exc)
+        names = " or ".join(_type_name(o) for o in options if o is not type(None))
+        raise _fail(path, f"expected {names}, got {_describe(data)}")
+    if origin is tuple:
+        (item,) = get_args(tp)[:1]
+        if not isinstance(data, list):
+            raise _fail(path, f"expected a list, got {_describe(data)}")
+        return tuple(_decode(item, v, f"{path}[{i}]") for i, v in enumerate(data))
+    if origin in (Mapping, dict, typing.Mapping):
+        _, vt = get_args(tp)
+        if not isinstance(data, dict):
+            raise _fail(path, f"expected an object, got {_describe(data)}")
+        return {str(k): _decode(vt, v, f"{path}.{k}") for k, v in data.items()}
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        if isinstance(data, str):
+            for m in tp:
+                if m.value == data or m.value.lower() == data.lower():
+                    return m
+        raise _fail(path, f"expected {_type_name(tp)}, got {_describe(data)}")
+    if tp is bool:
+        if isinstance(data, bool):
+            return data
+        raise _fail(path, f"expected a boolean, got {_describe(data)}")
+    if tp is int:
+        if isinstance(data, int) and not isinstance(data, bool):
+            return data
+        raise _fail(path, f"expected an integer, got {_describe(data)}")
+    if tp is float:
+        if isinstance(data, (int, float)) and not isinstance(data, bool):
+            if not math.isfinite(data):
+                raise _fail(path, f"non-finite number {data!r}", "use a finite number")
+            return float(data)
+        raise _fail(path, f"expected a number, got {_describe(data)}")
+    if tp is str:
+        if isinstance(data, str):
+            return data
+        raise _fail(path, f"expected a string, got {_describe(data)}")
+    if dataclasses.is_dataclass(tp):
+        return _decode_record(tp, data, path)
+    raise _fail(path, f"cannot decode type {tp!r}")  # pragma: no cover - model bug
+
+
+def _union_rank(tp: Any) -> int:
+    order = {bool: 0, int: 1, float: 2, str: 3}
+    return order.get(tp, 4) if isinstance(tp, type) else 5
+
+
+def _describe(data: Any) -> str:
+    if data is None:
+        return "null"
+    if isinstance(data, bool):
+        return f"boolean {str(data).lower()}"
+    if isinstance(data, (int, float)):
+        return f"number {data!r}"
+    if isinstance(data, str):
+        shown = data if len(data) <= 40 else data[:37] + "..."
+        return f"string {shown!r}"
+    if isinstance(data, list):
+        return "a list"
+    if isinstance(data, dict):
+        return "an object"
+    return type(data).__name__
+
+
+def _decode_record(cls: Any, data: Any, path: str) -> Any:
+    if not isinstance(data, dict):
+        raise _fail(path, f"expected an object ({cls.__name__}), got {_describe(data)}")
+    hints = field_types(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise _fail(
+            f"{path}.{unknown[0]}",
+            f"unknown field {unknown[0]!r} in {cls.__name__}",
+            "known fields: " + ", ".join(sorted(fields)),
+        )
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        if name in data:
+            kwargs[name] = _decode(hints[name], data[name], f"{path}.{name}")
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise _fail(f"{path}.{name}", f"missing required field {name!r} in {cls.__name__}")
+    return cls(**kwargs)

@@ -1,0 +1,139 @@
+"""The one protocol through which anything runs a trace on an engine, and the record it returns.
+
+The shadow harness reaches every engine only through :class:`Engine`: ours (``legacy``, ``actor``)
+and any adapter a team writes to its own orchestrator (``shadow run --candidate module:factory``,
+where ``factory()`` returns an :class:`Engine`).
+
+An engine replays one :class:`~corpora.model.Trace` — every run in it, under the workflow's run
+strategy — with side effects virtualized (each step attempt asks the trace what it did), and returns
+a canonical :class:`ExecutionRecord`. Two records of the same trace are comparable field by field:
+statuses, attempts, params handed in and outputs must agree between engines; timestamps are the
+engines' own and are compared only as latency.
+
+Concurrency: ``replay`` is synchronous and self-contained (it owns its loop and its store); the
+harness runs engines in worker processes, never two replays on one engine object at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from corpora.model import JsonValue, Trace
+
+__all__ = [
+    "AttemptRecord",
+    "Engine",
+    "EngineError",
+    "EngineFactory",
+    "ExecutionRecord",
+    "ReplayOptions",
+    "RunExecution",
+]
+
+
+class EngineError(Exception):
+    """An engine could not run a trace (bad definition, store failure, deadlock, bad option).
+
+    ``retryable`` says whether running the same thing again may succeed (a locked database) or not
+    (a definition the engine cannot execute)."""
+
+    def __init__(self, message: str, *, step: str | None = None, retryable: bool = False) -> None:
+        self.step = step
+        self.retryable = retryable
+        super().__init__(f"step {step!r}: {message}" if step else message)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayOptions:
+    """How to replay a trace.
+
+    ``seed`` drives every random choice of the engine (store latency draws, poll jitter); a second
+    replica with another ``seed`` measures noise (A/A). ``time_limit`` is the virtual seconds after
+    the last trigger past which a run that has not ended is reported ``stuck`` instead of hanging.
+    ``faults`` are engine-specific fault specs (see ``shadow replay --help``)."""
+
+    seed: int = 0
+    time_limit: float = 30 * 24 * 3600.0
+    faults: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One attempt of one step (``path`` as in the trace), as the engine executed it.
+
+    ``status`` is the attempt's final step status. ``outcome`` is the recorded outcome the runtime
+    replayed (None when the runtime never ran, e.g. UNSATISFIED or STOPPED before starting);
+    ``unrecorded`` is True when the engine ran an attempt the trace never recorded. ``params`` are the
+    evaluated params handed to the runtime; ``config`` the rest of the configuration-parity set
+    (parsed retry policy, timeout seconds, failure mode, tags, successor condition results).
+    Timestamps are virtual seconds: ``ready_at`` when the attempt became eligible to start (DAG
+    released it, or its retry backoff expired), ``started_at`` when it entered STARTING."""
+
+    path: str
+    step_id: str
+    step_type: str
+    attempt: int
+    status: str
+    outcome: str | None = None
+    unrecorded: bool = False
+    params: Mapping[str, JsonValue] = field(default_factory=dict)
+    outputs: Mapping[str, JsonValue] = field(default_factory=dict)
+    config: Mapping[str, JsonValue] = field(default_factory=dict)
+    created_at: float | None = None
+    ready_at: float | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunExecution:
+    """One run of the workflow: its final status and every attempt of every step, children included.
+
+    ``stuck`` is True when the run had not reached a terminal status within the time limit; its
+    ``status`` is then the last status seen."""
+
+    run_id: str
+    status: str
+    stuck: bool = False
+    workflow_params: Mapping[str, JsonValue] = field(default_factory=dict)
+    triggered_at: float | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    attempts: tuple[AttemptRecord, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRecord:
+    """The canonical result of replaying one trace on one engine.
+
+    ``counters`` are engine statistics (``store_round_trips``, ``polls``, ``messages``, ...), used
+    for benchmarks, never compared as outcomes."""
+
+    trace_id: str
+    engine: str
+    engine_version: str
+    seed: int
+    runs: tuple[RunExecution, ...]
+    counters: Mapping[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        from corpora.codec import encode
+
+        out: dict[str, Any] = encode(self)
+        return out
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """Anything that can replay a trace and return a canonical record."""
+
+    name: str
+    version: str
+
+    def replay(self, trace: Trace, options: ReplayOptions) -> ExecutionRecord: ...
+
+
+EngineFactory = Callable[[], Engine]
