@@ -1,0 +1,72 @@
+"""The ``shadow`` command line. Each command group lives in its own module under ``shadow.commands``.
+
+Exit codes are one contract across every command (and the CI gate):
+0 success / PASS, 1 findings / FAIL, 2 MARGINAL, 3 INSUFFICIENT_DATA, 4 harness error (bad input,
+wrong flag, unreadable file or database), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+__all__ = ["EXIT_FAIL", "EXIT_HARNESS", "EXIT_INTERRUPTED", "EXIT_OK", "main"]
+
+EXIT_OK = 0
+EXIT_FAIL = 1
+EXIT_HARNESS = 4
+EXIT_INTERRUPTED = 130
+
+# Every module here defines ``register(subparsers, groups)``; a command sets ``func(args) -> int``.
+COMMAND_MODULES = (
+    "shadow.commands.corpus",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error exits 4 (harness error), like every other bad input."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_HARNESS, f"{self.prog}: error: {message}\nRun '{self.prog} --help' for usage.\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="shadow",
+        description=(
+            "Shadow-test a workflow engine migration: replay captured production traces on the legacy "
+            "polling engine and the actor engine, compare what they did, and gate the rollout."
+        ),
+        epilog="Exit codes: 0 ok/PASS, 1 FAIL or findings, 2 MARGINAL, 3 INSUFFICIENT_DATA, 4 harness error.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    corpus = sub.add_parser("corpus", help="generate, import, validate and summarize trace corpora")
+    groups = {"corpus": corpus.add_subparsers(dest="corpus_command", metavar="ACTION", parser_class=_Parser)}
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub, groups)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        # A group without an action: show that group's help.
+        target = parser
+        if args.command:
+            target = parser._subparsers._group_actions[0].choices[args.command]  # type: ignore[union-attr]
+        target.print_help()
+        return EXIT_HARNESS if args.command is None else EXIT_OK
+    try:
+        return int(func(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Command modules of the shadow CLI (one per command group)."""

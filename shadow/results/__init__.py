@@ -1,0 +1,1 @@
+"""The results database (DuckDB): everything a shadow run produced, queryable with SQL."""

@@ -1,0 +1,220 @@
+"""The results database schema: the contract between ``shadow`` (writes), ``reports`` and the gate (read).
+
+One DuckDB file holds every session of ``shadow run`` against it. Tables are written in Arrow
+batches. Times ending in ``_at`` are virtual seconds (epoch-based) unless the column is a TIMESTAMP;
+durations are seconds. JSON columns hold canonical JSON text. docs/RESULTS.md documents each column
+with example queries; keep the two in step (a test checks every table and column is documented).
+
+Engines are named by role: ``baseline`` (the legacy engine), ``candidate`` (the engine under test,
+the actor engine by default) and ``baseline_aa`` (the legacy engine replayed again with another
+perturbation seed, to measure noise). Comparisons are ``candidate`` (baseline vs candidate) and
+``aa`` (baseline vs baseline_aa).
+"""
+
+from __future__ import annotations
+
+__all__ = ["DDL", "SCHEMA_VERSION", "TABLES"]
+
+SCHEMA_VERSION = 1
+
+TABLES: dict[str, str] = {
+    "meta": """
+        CREATE TABLE IF NOT EXISTS meta (
+            key VARCHAR PRIMARY KEY,
+            value VARCHAR
+        )""",
+    # One row per `shadow run` invocation.
+    "provenance": """
+        CREATE TABLE IF NOT EXISTS provenance (
+            session_id VARCHAR,           -- uuid of the shadow run invocation
+            started_at TIMESTAMP,         -- wall clock (harness time)
+            finished_at TIMESTAMP,
+            command VARCHAR,              -- the command line
+            git_sha VARCHAR,
+            package_version VARCHAR,
+            baseline_engine VARCHAR,      -- e.g. legacy 0.1.0
+            candidate_engine VARCHAR,     -- e.g. actor 0.1.0, or module:factory
+            config_hash VARCHAR,          -- sha256 of the effective harness + engine config
+            config JSON,
+            seeds JSON,                   -- {"baseline": s, "candidate": s, "baseline_aa": s}
+            corpus_hash VARCHAR,          -- sha256 over the input files' bytes
+            corpus_files JSON,
+            traces_done INTEGER,
+            status VARCHAR                -- running | finished | interrupted | failed
+        )""",
+    # One row per trace replayed (written once all three replays and the comparison are done).
+    "traces": """
+        CREATE TABLE IF NOT EXISTS traces (
+            trace_id VARCHAR PRIMARY KEY,
+            session_id VARCHAR,
+            workflow_id VARCHAR,
+            workflow_type VARCHAR,
+            owner VARCHAR,
+            tags VARCHAR[],
+            source VARCHAR,
+            corpus_file VARCHAR,
+            corpus_line INTEGER,
+            n_runs INTEGER,
+            n_steps INTEGER,              -- steps in the definition, subworkflows and foreach bodies included
+            n_recorded_attempts INTEGER,
+            recorded_seconds DOUBLE,      -- production time covered: last run end - first trigger (recorded)
+            candidate_divergences INTEGER,-- raw divergence count baseline vs candidate
+            aa_divergences INTEGER,       -- raw divergence count baseline vs baseline_aa
+            unexplained INTEGER,          -- candidate divergences that survive the noise filter and registry
+            error VARCHAR,                -- harness or engine error for this trace, NULL when fine
+            wall_seconds DOUBLE           -- harness time spent on the trace
+        )""",
+    # One row per (trace, engine role, run).
+    "runs": """
+        CREATE TABLE IF NOT EXISTS runs (
+            trace_id VARCHAR,
+            engine VARCHAR,               -- baseline | candidate | baseline_aa
+            run_id VARCHAR,
+            status VARCHAR,               -- final WorkflowStatus (last seen when stuck)
+            stuck BOOLEAN,
+            triggered_at DOUBLE,
+            started_at DOUBLE,
+            ended_at DOUBLE,
+            end_to_end DOUBLE,            -- ended_at - triggered_at
+            makespan DOUBLE,              -- ended_at - started_at
+            critical_path DOUBLE,         -- longest path of recorded attempt durations (incl. backoffs)
+            orchestration_overhead DOUBLE -- makespan - critical_path
+        )""",
+    # One row per (trace, engine role, step attempt).
+    "steps": """
+        CREATE TABLE IF NOT EXISTS steps (
+            trace_id VARCHAR,
+            engine VARCHAR,
+            run_id VARCHAR,
+            path VARCHAR,
+            step_id VARCHAR,
+            step_type VARCHAR,
+            attempt INTEGER,
+            status VARCHAR,
+            outcome VARCHAR,
+            unrecorded BOOLEAN,
+            created_at DOUBLE,
+            ready_at DOUBLE,
+            started_at DOUBLE,
+            ended_at DOUBLE,
+            start_overhead DOUBLE         -- started_at - ready_at
+        )""",
+    # The full canonical ExecutionRecord per (trace, engine role), for drill-down and side-by-side diffs.
+    "records": """
+        CREATE TABLE IF NOT EXISTS records (
+            trace_id VARCHAR,
+            engine VARCHAR,
+            engine_name VARCHAR,
+            engine_version VARCHAR,
+            seed BIGINT,
+            record JSON,
+            counters JSON
+        )""",
+    # One row per flattened difference.
+    "divergences": """
+        CREATE TABLE IF NOT EXISTS divergences (
+            trace_id VARCHAR,
+            comparison VARCHAR,           -- candidate | aa
+            run_id VARCHAR,
+            path VARCHAR,                 -- step path, '' for run-level differences
+            kind VARCHAR,                 -- final_status | step_status | attempt_count | params | outputs | config
+                                          -- | missing_step | extra_step | unrecorded_attempt | stuck_run
+                                          -- | causality_violation | engine_error
+            detail VARCHAR,               -- deepdiff path inside the record, when finer than the kind
+            baseline_value JSON,
+            other_value JSON,
+            signature VARCHAR,
+            is_first BOOLEAN,             -- the first divergence point of this run (causal order)
+            waived_by VARCHAR             -- registry entry id, NULL when not waived
+        )""",
+    # One row per signature, aggregated over the whole database after each session.
+    "signatures": """
+        CREATE TABLE IF NOT EXISTS signatures (
+            signature VARCHAR PRIMARY KEY,
+            workflow_type VARCHAR,
+            step_type VARCHAR,
+            path_pattern VARCHAR,
+            kind VARCHAR,
+            candidate_traces INTEGER,     -- traces where baseline vs candidate shows this signature
+            aa_traces INTEGER,            -- traces where baseline vs baseline_aa shows it (noise)
+            candidate_rate DOUBLE,        -- candidate_traces / traces
+            aa_rate DOUBLE,
+            status VARCHAR,               -- unexplained | noise | waived
+            waived_by VARCHAR,
+            exemplars VARCHAR[],          -- up to 5 trace ids
+            first_divergence_path VARCHAR -- most common first divergence point
+        )""",
+    # Bad input that was set aside (the rest of the corpus went on).
+    "quarantine": """
+        CREATE TABLE IF NOT EXISTS quarantine (
+            session_id VARCHAR,
+            file VARCHAR,
+            line INTEGER,
+            trace_id VARCHAR,
+            code VARCHAR,
+            message VARCHAR,
+            hint VARCHAR,
+            json_path VARCHAR
+        )""",
+    # Latency summary per metric and engine role, recomputed after each session.
+    "latency": """
+        CREATE TABLE IF NOT EXISTS latency (
+            metric VARCHAR,               -- start_overhead | orchestration_overhead | end_to_end
+            engine VARCHAR,
+            n BIGINT,
+            mean DOUBLE,
+            p50 DOUBLE,
+            p95 DOUBLE,
+            p99 DOUBLE,
+            max DOUBLE
+        )""",
+    # Paired statistics baseline vs candidate per metric.
+    "latency_tests": """
+        CREATE TABLE IF NOT EXISTS latency_tests (
+            metric VARCHAR,
+            n_pairs BIGINT,
+            median_ratio DOUBLE,          -- baseline / candidate (speed-up), medians
+            p99_ratio DOUBLE,
+            wilcoxon_statistic DOUBLE,
+            wilcoxon_p DOUBLE,
+            mw_ci_low DOUBLE,             -- Mann-Whitney / Hodges-Lehmann 98 % CI of the candidate-baseline shift
+            mw_ci_high DOUBLE,
+            judge VARCHAR                 -- pass | regression | improvement (Kayenta-style, tolerance 0.25)
+        )""",
+    # Registry hits per entry.
+    "waivers": """
+        CREATE TABLE IF NOT EXISTS waivers (
+            entry_id VARCHAR,
+            pattern VARCHAR,
+            owner VARCHAR,
+            reason VARCHAR,
+            expires DATE,
+            hits BIGINT,
+            expired BOOLEAN
+        )""",
+    # Gate verdicts (written by `shadow gate`).
+    "verdicts": """
+        CREATE TABLE IF NOT EXISTS verdicts (
+            verdict_id VARCHAR,
+            created_at TIMESTAMP,
+            cohort VARCHAR,
+            verdict VARCHAR,              -- PASS | MARGINAL | FAIL | INSUFFICIENT_DATA
+            score DOUBLE,
+            reason VARCHAR,
+            n_traces INTEGER,
+            criteria JSON                 -- [{name, status, value, threshold, message}]
+        )""",
+    # Rollout lifecycle (written by `shadow rollout`).
+    "rollout_history": """
+        CREATE TABLE IF NOT EXISTS rollout_history (
+            cohort VARCHAR,
+            changed_at TIMESTAMP,
+            state VARCHAR,                -- shadow | canary | cutover | rolled_back
+            percent DOUBLE,
+            verdict_id VARCHAR,
+            actor VARCHAR,
+            note VARCHAR
+        )""",
+}
+
+DDL = ";\n".join(TABLES.values()) + ";"
