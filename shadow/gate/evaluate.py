@@ -1,0 +1,101 @@
+"""One gate evaluation: read the database, judge every cohort, and store the verdicts back.
+
+Reading is read-only; storing opens the database for writing only after every cohort is judged,
+so a harness error never leaves half a gate's verdicts behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from shadow.gate.cohorts import Cohort
+from shadow.gate.errors import ResultsDatabaseError
+from shadow.gate.evidence import collect_evidence, open_results
+from shadow.gate.verdict import CohortVerdict, Verdict, exit_code, judge_cohort, worst
+from shadow.results.schema import TABLES
+
+__all__ = ["GateResult", "evaluate", "store_verdicts", "verdict_id"]
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    """The outcome of one ``shadow gate``: a verdict per cohort and the one that decides."""
+
+    database: str
+    created_at: dt.datetime
+    verdicts: tuple[CohortVerdict, ...]
+
+    @property
+    def overall(self) -> Verdict:
+        return worst(v.verdict for v in self.verdicts)
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code(self.overall)
+
+
+def verdict_id(cohort: str, created_at: dt.datetime) -> str:
+    """Deterministic id, so a rollout history row can cite the verdict it relied on."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"shadow-verdict:{cohort}:{created_at.isoformat()}"))
+
+
+def evaluate(database: str | Path, cohorts: Sequence[Cohort], *, now: dt.datetime) -> GateResult:
+    """Judge every cohort on the results in ``database`` as of ``now`` (UTC; decides registry expiry)."""
+    con = open_results(database)
+    try:
+        evidence = collect_evidence(con, cohorts, today=now.date())
+    except duckdb.Error as exc:
+        raise ResultsDatabaseError(
+            f"query failed ({exc})", where=str(database), hint="the database may be corrupt or from another version"
+        ) from exc
+    finally:
+        con.close()
+    return GateResult(str(database), now, tuple(judge_cohort(e) for e in evidence))
+
+
+def store_verdicts(database: str | Path, result: GateResult) -> list[str]:
+    """Append the verdicts to the ``verdicts`` table (one Arrow batch); returns their ids."""
+    ids = [verdict_id(v.cohort, result.created_at) for v in result.verdicts]
+    batch = pa.table(
+        {
+            "verdict_id": ids,
+            "created_at": pa.array([result.created_at.replace(tzinfo=None)] * len(ids), type=pa.timestamp("us")),
+            "cohort": [v.cohort for v in result.verdicts],
+            "verdict": [str(v.verdict) for v in result.verdicts],
+            "score": pa.array([v.score for v in result.verdicts], type=pa.float64()),
+            "reason": [v.reason for v in result.verdicts],
+            "n_traces": pa.array([v.n_traces for v in result.verdicts], type=pa.int32()),
+            "criteria": [json.dumps([_jsonable(asdict(c)) for c in v.criteria]) for v in result.verdicts],
+        }
+    )
+    try:
+        con = duckdb.connect(str(database))
+    except duckdb.Error as exc:
+        raise ResultsDatabaseError(
+            f"cannot open for writing ({exc})", where=str(database), hint="is another process writing it?"
+        ) from exc
+    try:
+        con.execute(TABLES["verdicts"])
+        con.register("verdict_batch", batch)
+        con.execute("INSERT INTO verdicts BY NAME SELECT * FROM verdict_batch")
+    finally:
+        con.close()
+    return ids
+
+
+def _jsonable(criterion: dict[str, object]) -> dict[str, object]:
+    """NaN and infinity are not JSON: store them as null."""
+    out: dict[str, object] = {}
+    for key, value in criterion.items():
+        if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+            value = None
+        out[key] = str(value) if key == "status" else value
+    return out

@@ -1,0 +1,196 @@
+"""What the results database says about each cohort: counts, critical findings, latency samples.
+
+The gate reads, never writes, the tables ``shadow run`` fills (traces, runs, steps, divergences,
+waivers). Cohort membership is decided here in Python (globs and hash buckets) and handed to DuckDB
+as a small Arrow table, so every other question is one SQL query per cohort.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from engines.router import RootWorkflow
+from shadow.gate.cohorts import Cohort
+from shadow.gate.errors import ResultsDatabaseError
+
+__all__ = ["CohortEvidence", "ExpiredEntry", "Finding", "collect_evidence", "open_results"]
+
+_REQUIRED = {
+    "traces": ("trace_id", "workflow_id", "workflow_type", "owner", "tags", "unexplained", "error"),
+    "runs": ("trace_id", "engine", "run_id", "stuck", "end_to_end"),
+    "steps": ("trace_id", "engine", "run_id", "path", "attempt", "start_overhead"),
+    "divergences": ("trace_id", "comparison", "run_id", "path", "kind", "waived_by"),
+    "waivers": ("entry_id", "owner", "expires", "expired"),
+}
+_EXAMPLES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A critical finding: how many, and a few examples (``trace_id/run_id/path``)."""
+
+    count: int
+    examples: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiredEntry:
+    entry_id: str
+    owner: str
+    expires: str
+
+
+@dataclass(frozen=True, slots=True)
+class CohortEvidence:
+    """Everything the verdict rules need about one cohort, read once from the database."""
+
+    cohort: Cohort
+    n_traces: int
+    n_errored: int
+    n_divergent: int
+    stuck_runs: Finding
+    lost_attempts: Finding
+    duplicated_attempts: Finding
+    causality_violations: Finding
+    expired_entries: tuple[ExpiredEntry, ...]
+    start_overhead: tuple[np.ndarray, np.ndarray]
+    end_to_end: tuple[np.ndarray, np.ndarray]
+
+    @property
+    def n_judged(self) -> int:
+        """Traces that replayed without a harness error: the sample the rates are over."""
+        return self.n_traces - self.n_errored
+
+
+def open_results(path: str | Path) -> duckdb.DuckDBPyConnection:
+    """Open a results database read-only and check it has what the gate reads."""
+    path = Path(path)
+    if not path.is_file():
+        raise ResultsDatabaseError(
+            "no such results database", where=str(path), hint="run 'shadow run CORPUS --db FILE' first"
+        )
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        raise ResultsDatabaseError(
+            f"cannot open as DuckDB ({exc})", where=str(path), hint="is it a results database written by shadow run?"
+        ) from exc
+    present: dict[str, set[str]] = {}
+    for table, column in con.execute(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'main'"
+    ).fetchall():
+        present.setdefault(table, set()).add(column)
+    for table, columns in _REQUIRED.items():
+        missing = [c for c in columns if c not in present.get(table, set())]
+        if table not in present or missing:
+            con.close()
+            what = f"table {table!r} is missing" if table not in present else f"{table} lacks {missing}"
+            raise ResultsDatabaseError(
+                what, where=str(path), hint="the database predates this gate or was not written by shadow run"
+            )
+    return con
+
+
+def _finding(rows: Sequence[tuple[Any, ...]]) -> Finding:
+    return Finding(len(rows), tuple("/".join(str(part) for part in row if part not in (None, "")) for row in rows[:_EXAMPLES]))
+
+
+def _members(con: duckdb.DuckDBPyConnection, cohorts: Sequence[Cohort]) -> dict[str, list[str]]:
+    rows = con.execute(
+        "SELECT trace_id, workflow_id, coalesce(owner, 'unknown'), coalesce(tags, []), "
+        "coalesce(workflow_type, 'generic') FROM traces ORDER BY trace_id"
+    ).fetchall()
+    members: dict[str, list[str]] = {c.name: [] for c in cohorts}
+    for trace_id, workflow_id, owner, tags, workflow_type in rows:
+        root = RootWorkflow(str(workflow_id), str(owner), tuple(tags), str(workflow_type))
+        for cohort in cohorts:
+            if cohort.matches(root):
+                members[cohort.name].append(str(trace_id))
+    return members
+
+
+_STUCK = """
+    SELECT DISTINCT trace_id, run_id FROM (
+        SELECT r.trace_id, r.run_id FROM runs r JOIN member m USING (trace_id)
+        WHERE r.engine = 'candidate' AND r.stuck
+        UNION ALL
+        SELECT d.trace_id, d.run_id FROM divergences d JOIN member m USING (trace_id)
+        WHERE d.comparison = 'candidate' AND d.kind = 'stuck_run'
+    ) ORDER BY ALL"""
+_LOST = """
+    SELECT b.trace_id, b.run_id, b.path, b.attempt FROM steps b JOIN member m USING (trace_id)
+    WHERE b.engine = 'baseline' AND NOT EXISTS (
+        SELECT 1 FROM steps c WHERE c.engine = 'candidate' AND c.trace_id = b.trace_id
+        AND c.run_id = b.run_id AND c.path = b.path AND c.attempt = b.attempt)
+    ORDER BY ALL"""
+_DUPLICATED = """
+    SELECT s.trace_id, s.run_id, s.path, s.attempt FROM steps s JOIN member m USING (trace_id)
+    WHERE s.engine = 'candidate' GROUP BY ALL HAVING count(*) > 1 ORDER BY ALL"""
+_CAUSALITY = """
+    SELECT DISTINCT d.trace_id, d.run_id, d.path FROM divergences d JOIN member m USING (trace_id)
+    WHERE d.comparison = 'candidate' AND d.kind = 'causality_violation' ORDER BY ALL"""
+
+
+def _samples(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[np.ndarray, np.ndarray]:
+    rows = con.execute(sql).fetchall()
+    base = np.array([v for engine, v in rows if engine == "baseline"], dtype=float)
+    cand = np.array([v for engine, v in rows if engine == "candidate"], dtype=float)
+    return base, cand
+
+
+def _expired(con: duckdb.DuckDBPyConnection, today: dt.date) -> tuple[ExpiredEntry, ...]:
+    rows = con.execute(
+        "SELECT DISTINCT entry_id, coalesce(owner, 'nobody'), CAST(expires AS VARCHAR) FROM waivers "
+        "WHERE expired OR expires < ? ORDER BY entry_id",
+        [today],
+    ).fetchall()
+    return tuple(ExpiredEntry(str(e), str(o), str(x)) for e, o, x in rows)
+
+
+def collect_evidence(
+    con: duckdb.DuckDBPyConnection, cohorts: Sequence[Cohort], *, today: dt.date
+) -> list[CohortEvidence]:
+    """One CohortEvidence per cohort, in cohort order. ``today`` decides registry expiry."""
+    members = _members(con, cohorts)
+    expired = _expired(con, today)
+    evidence: list[CohortEvidence] = []
+    for cohort in cohorts:
+        con.register("member", pa.table({"trace_id": pa.array(members[cohort.name], type=pa.string())}))
+        n_traces, n_errored, n_divergent = con.execute(
+            "SELECT count(*), count(t.error), count(*) FILTER (WHERE t.error IS NULL AND t.unexplained > 0) "
+            "FROM traces t JOIN member m USING (trace_id)"
+        ).fetchone() or (0, 0, 0)
+        evidence.append(
+            CohortEvidence(
+                cohort=cohort,
+                n_traces=int(n_traces),
+                n_errored=int(n_errored),
+                n_divergent=int(n_divergent),
+                stuck_runs=_finding(con.execute(_STUCK).fetchall()),
+                lost_attempts=_finding(con.execute(_LOST).fetchall()),
+                duplicated_attempts=_finding(con.execute(_DUPLICATED).fetchall()),
+                causality_violations=_finding(con.execute(_CAUSALITY).fetchall()),
+                expired_entries=expired,
+                start_overhead=_samples(
+                    con,
+                    "SELECT s.engine, s.start_overhead FROM steps s JOIN member m USING (trace_id) "
+                    "WHERE s.engine IN ('baseline', 'candidate') AND s.start_overhead IS NOT NULL",
+                ),
+                end_to_end=_samples(
+                    con,
+                    "SELECT r.engine, r.end_to_end FROM runs r JOIN member m USING (trace_id) "
+                    "WHERE r.engine IN ('baseline', 'candidate') AND r.end_to_end IS NOT NULL "
+                    "AND NOT coalesce(r.stuck, false)",
+                ),
+            )
+        )
+        con.unregister("member")
+    return evidence

@@ -1,0 +1,232 @@
+"""Turn a cohort's evidence into a verdict a release manager can act on.
+
+Each cohort is judged on a list of criteria, each pass / marginal / fail / insufficient:
+
+- critical rules (fail outright, never waivable): a stuck run on the candidate, a step attempt the
+  baseline ran that the candidate lost, an attempt the candidate ran twice, a causality violation,
+  an expired known-divergence registry entry;
+- ``min_traces``: enough traces replayed to judge at all;
+- ``divergence_budget``: share of traces with an unexplained divergence. PASS when the Wilson upper
+  bound is within budget (we are confident the true rate is); MARGINAL when the observed rate is
+  within budget but the bound is not (too little evidence to be sure); FAIL when the observed rate is
+  over budget;
+- ``latency_start_overhead`` / ``latency_end_to_end``: the Mann-Whitney judge (statistics.py);
+- ``replay_errors``: traces the harness could not replay make the verdict MARGINAL.
+
+The verdict: FAIL if any criterion fails, else INSUFFICIENT_DATA if any could not be judged, else
+MARGINAL if any is marginal, else PASS. Failures outrank missing data on purpose: one unexplained
+divergence in three traces is a finding, not a lack of data. The score (0-100) is the share of judged
+criteria met, marginal counting half; it ranks cohorts, the verdict decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from shadow.gate.evidence import CohortEvidence, Finding
+from shadow.gate.statistics import LatencyOutcome, judge_latency, wilson_upper
+
+__all__ = [
+    "CohortVerdict",
+    "Criterion",
+    "CriterionStatus",
+    "Verdict",
+    "exit_code",
+    "judge_cohort",
+    "worst",
+]
+
+
+class Verdict(StrEnum):
+    PASS = "PASS"
+    MARGINAL = "MARGINAL"
+    INSUFFICIENT_DATA = "INSUFFICIENT_DATA"
+    FAIL = "FAIL"
+
+
+class CriterionStatus(StrEnum):
+    PASS = "pass"
+    MARGINAL = "marginal"
+    INSUFFICIENT = "insufficient"
+    FAIL = "fail"
+
+
+# Worst last: FAIL blocks, INSUFFICIENT_DATA cannot be acted on, MARGINAL needs a sign-off.
+_SEVERITY = {Verdict.PASS: 0, Verdict.MARGINAL: 1, Verdict.INSUFFICIENT_DATA: 2, Verdict.FAIL: 3}
+_EXIT = {Verdict.PASS: 0, Verdict.FAIL: 1, Verdict.MARGINAL: 2, Verdict.INSUFFICIENT_DATA: 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Criterion:
+    name: str
+    status: CriterionStatus
+    value: float | None
+    threshold: float | None
+    message: str
+    critical: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CohortVerdict:
+    cohort: str
+    verdict: Verdict
+    score: float
+    reason: str
+    n_traces: int
+    criteria: tuple[Criterion, ...]
+
+
+def worst(verdicts: Iterable[Verdict]) -> Verdict:
+    """The verdict that decides a gate over several cohorts (PASS when there are none)."""
+    return max(verdicts, key=_SEVERITY.__getitem__, default=Verdict.PASS)
+
+
+def exit_code(verdict: Verdict) -> int:
+    """The CI contract: 0 PASS, 1 FAIL, 2 MARGINAL, 3 INSUFFICIENT_DATA."""
+    return _EXIT[verdict]
+
+
+def _critical(name: str, finding: Finding, what: str) -> Criterion:
+    if finding.count == 0:
+        return Criterion(name, CriterionStatus.PASS, 0, 0, f"no {what}", critical=True)
+    examples = ", ".join(finding.examples)
+    more = "" if finding.count <= len(finding.examples) else f" and {finding.count - len(finding.examples)} more"
+    return Criterion(
+        name, CriterionStatus.FAIL, finding.count, 0, f"{finding.count} {what} (e.g. {examples}{more})", critical=True
+    )
+
+
+def _registry(evidence: CohortEvidence) -> Criterion:
+    if not evidence.expired_entries:
+        return Criterion("registry_expiry", CriterionStatus.PASS, 0, 0, "no expired known-divergence entries", True)
+    listed = "; ".join(f"{e.entry_id} (owner {e.owner}, expired {e.expires})" for e in evidence.expired_entries)
+    return Criterion(
+        "registry_expiry", CriterionStatus.FAIL, len(evidence.expired_entries), 0,
+        f"known-divergence registry entries have expired: {listed}; the owner must fix the divergence, "
+        "renew the entry with a new expiry, or delete it",
+        critical=True,
+    )  # fmt: skip
+
+
+def _min_traces(evidence: CohortEvidence) -> Criterion:
+    need, have = evidence.cohort.budget.min_traces, evidence.n_judged
+    if have >= need:
+        return Criterion("min_traces", CriterionStatus.PASS, have, need, f"{have} traces replayed ({need} needed)")
+    return Criterion(
+        "min_traces", CriterionStatus.INSUFFICIENT, have, need,
+        f"only {have} traces replayed, {need} are needed for a verdict: capture more traffic or widen the cohort",
+    )  # fmt: skip
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.2g} %" if x < 0.1 else f"{x * 100:.1f} %"
+
+
+def _divergence(evidence: CohortEvidence) -> Criterion:
+    budget = evidence.cohort.budget
+    n, k = evidence.n_judged, evidence.n_divergent
+    if n == 0:
+        return Criterion("divergence_budget", CriterionStatus.INSUFFICIENT, None, budget.divergence_budget,
+                         "no traces replayed, so no divergence rate")  # fmt: skip
+    rate = k / n
+    upper = wilson_upper(k, n, budget.confidence)
+    head = f"{k} of {n} traces diverged without explanation ({_pct(rate)})"
+    if rate > budget.divergence_budget:
+        status = CriterionStatus.FAIL
+        text = f"{head}, over the {_pct(budget.divergence_budget)} budget"
+    elif upper <= budget.divergence_budget:
+        status = CriterionStatus.PASS
+        text = (f"{head}; with {budget.confidence:.0%} confidence the true rate is at most {_pct(upper)}, "
+                f"within the {_pct(budget.divergence_budget)} budget")  # fmt: skip
+    else:
+        status = CriterionStatus.MARGINAL
+        text = (f"{head}, within the {_pct(budget.divergence_budget)} budget, but with {n} traces the true rate "
+                f"could be up to {_pct(upper)} ({budget.confidence:.0%} confidence): replay more traces or sign off")  # fmt: skip
+    return Criterion("divergence_budget", status, upper, budget.divergence_budget, text)
+
+
+def _errors(evidence: CohortEvidence) -> Criterion:
+    if evidence.n_errored == 0:
+        return Criterion("replay_errors", CriterionStatus.PASS, 0, 0, "every trace replayed without a harness error")
+    return Criterion(
+        "replay_errors", CriterionStatus.MARGINAL, evidence.n_errored, 0,
+        f"{evidence.n_errored} of {evidence.n_traces} traces could not be replayed (see traces.error); "
+        f"the verdict covers the other {evidence.n_judged}",
+    )  # fmt: skip
+
+
+_LATENCY_STATUS = {
+    LatencyOutcome.PASS: CriterionStatus.PASS,
+    LatencyOutcome.MARGINAL: CriterionStatus.MARGINAL,
+    LatencyOutcome.REGRESSION: CriterionStatus.FAIL,
+    LatencyOutcome.INSUFFICIENT: CriterionStatus.INSUFFICIENT,
+}
+
+
+def _latency(evidence: CohortEvidence, metric: str) -> Criterion:
+    budget = evidence.cohort.budget
+    baseline, candidate = evidence.start_overhead if metric == "start_overhead" else evidence.end_to_end
+    judgement = judge_latency(
+        metric, baseline, candidate,
+        tolerance=budget.latency_tolerance, confidence=budget.latency_confidence,
+        p99_warn=budget.p99_ratio_warn, p99_max=budget.p99_ratio_max, min_samples=budget.min_latency_samples,
+    )  # fmt: skip
+    value = None if judgement.outcome is LatencyOutcome.INSUFFICIENT else judgement.shift_low
+    threshold = None if judgement.outcome is LatencyOutcome.INSUFFICIENT else judgement.allowed_shift
+    return Criterion(f"latency_{metric}", _LATENCY_STATUS[judgement.outcome], value, threshold, judgement.message)
+
+
+def _decide(criteria: Iterable[Criterion]) -> Verdict:
+    statuses = {c.status for c in criteria}
+    if CriterionStatus.FAIL in statuses:
+        return Verdict.FAIL
+    if CriterionStatus.INSUFFICIENT in statuses:
+        return Verdict.INSUFFICIENT_DATA
+    if CriterionStatus.MARGINAL in statuses:
+        return Verdict.MARGINAL
+    return Verdict.PASS
+
+
+def _reason(verdict: Verdict, criteria: tuple[Criterion, ...], evidence: CohortEvidence) -> str:
+    def said(status: CriterionStatus) -> str:
+        return "; ".join(c.message for c in criteria if c.status is status)
+
+    name = evidence.cohort.name
+    match verdict:
+        case Verdict.FAIL:
+            return f"{name} fails: {said(CriterionStatus.FAIL)}."
+        case Verdict.INSUFFICIENT_DATA:
+            return f"{name} cannot be judged yet: {said(CriterionStatus.INSUFFICIENT)}."
+        case Verdict.MARGINAL:
+            return f"{name} needs a sign-off: {said(CriterionStatus.MARGINAL)}."
+        case Verdict.PASS:
+            headline = next(c.message for c in criteria if c.name == "divergence_budget")
+            return f"{name} passes all {len(criteria)} checks on {evidence.n_judged} traces: {headline}."
+
+
+def judge_cohort(evidence: CohortEvidence) -> CohortVerdict:
+    """The verdict on one cohort, with every criterion and a reason in plain words."""
+    criteria = (
+        _critical("stuck_runs", evidence.stuck_runs, "candidate runs never finished (stuck)"),
+        _critical("lost_attempts", evidence.lost_attempts,
+                  "step attempts the baseline ran were never run by the candidate (lost)"),
+        _critical("duplicated_attempts", evidence.duplicated_attempts,
+                  "step attempts ran more than once on the candidate (duplicated)"),
+        _critical("causality", evidence.causality_violations,
+                  "steps started before a step they depend on had finished (causality violations)"),
+        _registry(evidence),
+        _min_traces(evidence),
+        _divergence(evidence),
+        _errors(evidence),
+        _latency(evidence, "start_overhead"),
+        _latency(evidence, "end_to_end"),
+    )  # fmt: skip
+    verdict = _decide(criteria)
+    judged = [c for c in criteria if c.status is not CriterionStatus.INSUFFICIENT]
+    points = {CriterionStatus.PASS: 1.0, CriterionStatus.MARGINAL: 0.5, CriterionStatus.FAIL: 0.0}
+    score = round(100.0 * sum(points[c.status] for c in judged) / len(judged), 1) if judged else 0.0
+    return CohortVerdict(
+        evidence.cohort.name, verdict, score, _reason(verdict, criteria, evidence), evidence.n_traces, criteria
+    )

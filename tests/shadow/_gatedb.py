@@ -1,0 +1,108 @@
+"""Build small results databases for the gate tests, shaped to land on each verdict boundary.
+
+The schema comes from shadow/results/schema.py; rows are buffered in columns and written as Arrow
+tables, like ``shadow run`` does. Latency samples are drawn from a seeded generator.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from shadow.results.schema import DDL
+
+__all__ = ["GateDb"]
+
+
+@dataclass
+class GateDb:
+    """Accumulates traces with the findings a test wants, then writes one DuckDB file."""
+
+    path: Path
+    seed: int = 7
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    _count: int = 0
+
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng(self.seed)
+
+    def _add(self, table: str, **row: Any) -> None:
+        self.rows.setdefault(table, []).append(row)
+
+    def add_traces(
+        self,
+        n: int,
+        *,
+        prefix: str = "wf",
+        owner: str = "data-eng",
+        tags: tuple[str, ...] = ("etl",),
+        workflow_type: str = "etl",
+        divergent: int = 0,
+        errored: int = 0,
+        stuck: int = 0,
+        lost: int = 0,
+        duplicated: int = 0,
+        causality: int = 0,
+        steps: int = 3,
+        baseline_overhead: float = 5.0,
+        candidate_overhead: float = 0.05,
+    ) -> list[str]:
+        """Add ``n`` one-run traces; the first ``divergent`` carry an unexplained divergence, and so on."""
+        ids = []
+        for i in range(n):
+            self._count += 1
+            trace_id = f"{prefix}-{self._count:05d}"
+            ids.append(trace_id)
+            self._add(
+                "traces", trace_id=trace_id, workflow_id=f"{prefix}.{self._count:05d}", workflow_type=workflow_type,
+                owner=owner, tags=list(tags), n_runs=1, n_steps=steps,
+                candidate_divergences=int(i < divergent), aa_divergences=0, unexplained=int(i < divergent),
+                error="engine crashed" if i >= n - errored else None,
+            )  # fmt: skip
+            if i < divergent:
+                self._add("divergences", trace_id=trace_id, comparison="candidate", run_id="r1", path="s0",
+                          kind="outputs", waived_by=None)  # fmt: skip
+            for engine, overhead in (("baseline", baseline_overhead), ("candidate", candidate_overhead)):
+                is_stuck = engine == "candidate" and i < stuck
+                durations = self.rng.uniform(10, 60, steps)
+                overheads = np.abs(self.rng.normal(overhead, overhead * 0.1, steps))
+                end = 1000.0 + float(durations.sum() + overheads.sum())
+                self._add("runs", trace_id=trace_id, engine=engine, run_id="r1",
+                          status="IN_PROGRESS" if is_stuck else "SUCCEEDED", stuck=is_stuck,
+                          triggered_at=1000.0, started_at=1000.0, ended_at=None if is_stuck else end,
+                          end_to_end=None if is_stuck else end - 1000.0)  # fmt: skip
+                n_steps = steps - 1 if engine == "candidate" and i < lost else steps
+                for s in range(n_steps):
+                    copies = 2 if engine == "candidate" and i < duplicated and s == 0 else 1
+                    for _ in range(copies):
+                        self._add("steps", trace_id=trace_id, engine=engine, run_id="r1", path=f"s{s}",
+                                  step_id=f"s{s}", attempt=1, status="SUCCEEDED",
+                                  start_overhead=float(overheads[s]))  # fmt: skip
+            if i < causality:
+                self._add("divergences", trace_id=trace_id, comparison="candidate", run_id="r1", path="s1",
+                          kind="causality_violation", waived_by=None)  # fmt: skip
+        return ids
+
+    def add_waiver(self, entry_id: str, *, owner: str, expires: dt.date, expired: bool) -> None:
+        self._add("waivers", entry_id=entry_id, pattern="*", owner=owner, reason="test", expires=expires,
+                  hits=1, expired=expired)  # fmt: skip
+
+    def build(self) -> Path:
+        """Write every table (empty ones too) and return the database path."""
+        con = duckdb.connect(str(self.path))
+        try:
+            con.execute(DDL)
+            for table, rows in self.rows.items():
+                batch = pa.Table.from_pylist(rows)
+                con.register("batch", batch)
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM batch")
+                con.unregister("batch")
+        finally:
+            con.close()
+        return self.path
