@@ -1,0 +1,506 @@
+"""Everything the report shows, aggregated in SQL over the results database.
+
+The report never loads whole tables into Python: each section is one or two aggregate queries whose
+result size depends on the caps in :class:`ReportLimits`, not on the number of runs, so a database
+of 100,000 runs renders as fast as one of a hundred. Tables the writer has not filled (no gate run
+yet, no A/A replica) simply come back empty; a file that is not a results database is a
+:class:`ReportDataError` naming the file and what to do.
+
+Only the schema contract (``shadow.results.schema``) is shared with the writer; nothing here imports
+an engine.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from shadow.results.schema import SCHEMA_VERSION, TABLES
+
+__all__ = [
+    "CDF_PROBABILITIES",
+    "LATENCY_SOURCES",
+    "EngineInfo",
+    "Headline",
+    "LatencyDistribution",
+    "LatencySummary",
+    "LatencyTest",
+    "Provenance",
+    "QuarantineEntry",
+    "ReportDataError",
+    "ReportLimits",
+    "ResultsReader",
+    "SignatureGroup",
+    "Verdict",
+    "Waiver",
+    "schema_mismatch",
+]
+
+# Quantiles drawn for each distribution: dense in the tails, where regressions hide.
+CDF_PROBABILITIES: tuple[float, ...] = tuple(
+    sorted({*(i / 100 for i in range(1, 100)), 0.001, 0.005, 0.995, 0.999})
+)
+
+
+class ReportDataError(Exception):
+    """The results database cannot be read as one: says which file, what is wrong and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReportLimits:
+    """Caps that keep the page small whatever the database size. Rows past a cap become an "N more" line."""
+
+    groups: int = 100
+    exemplars_per_group: int = 5
+    drilldown_groups: int = 12
+    quarantine: int = 200
+    trace_errors: int = 100
+    waivers: int = 200
+    diff_rows: int = 60
+    timeline_rows: int = 60
+    dag_nodes: int = 120
+    record_chars: int = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class EngineInfo:
+    role: str
+    name: str
+    version: str
+    records: int
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    session_id: str
+    started_at: str
+    finished_at: str
+    command: str
+    git_sha: str
+    package_version: str
+    baseline_engine: str
+    candidate_engine: str
+    config_hash: str
+    corpus_hash: str
+    seeds: str
+    traces_done: int | None
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    cohort: str
+    verdict: str
+    score: float | None
+    reason: str
+    n_traces: int | None
+    created_at: str
+    criteria: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Headline:
+    """The numbers at the top of the page. ``runs`` counts (trace, run) pairs replayed on the baseline."""
+
+    traces: int
+    runs: int
+    runs_by_engine: dict[str, int]
+    steps_by_engine: dict[str, int]
+    divergent_traces: int
+    unexplained_traces: int
+    aa_divergent_traces: int
+    trace_errors: int
+    quarantined: int
+    stuck_runs_by_engine: dict[str, int]
+    engines: tuple[EngineInfo, ...]
+    verdicts: tuple[Verdict, ...]
+    provenance: tuple[Provenance, ...]
+    schema_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureGroup:
+    """One divergence signature: how often baseline vs candidate shows it, and beside it A/A noise."""
+
+    signature: str
+    workflow_type: str
+    step_type: str
+    path_pattern: str
+    kind: str
+    candidate_traces: int
+    aa_traces: int
+    candidate_rate: float
+    aa_rate: float
+    status: str
+    waived_by: str | None
+    exemplars: tuple[str, ...]
+    first_divergence_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Waiver:
+    entry_id: str
+    pattern: str
+    owner: str
+    reason: str
+    expires: str
+    hits: int
+    expired: bool
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineEntry:
+    file: str
+    line: int | None
+    trace_id: str
+    code: str
+    message: str
+    hint: str
+    json_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class LatencySummary:
+    metric: str
+    engine: str
+    n: int
+    mean: float | None
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    max: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyTest:
+    metric: str
+    n_pairs: int
+    median_ratio: float | None
+    p99_ratio: float | None
+    wilcoxon_statistic: float | None
+    wilcoxon_p: float | None
+    mw_ci_low: float | None
+    mw_ci_high: float | None
+    judge: str
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyDistribution:
+    """Quantiles of one metric for one engine role (``quantiles[i]`` at ``CDF_PROBABILITIES[i]``)."""
+
+    metric: str
+    engine: str
+    n: int
+    quantiles: tuple[float, ...] = field(default_factory=tuple)
+
+
+# Where each latency metric lives: (table, column).
+LATENCY_SOURCES: dict[str, tuple[str, str]] = {
+    "start_overhead": ("steps", "start_overhead"),
+    "orchestration_overhead": ("runs", "orchestration_overhead"),
+    "end_to_end": ("runs", "end_to_end"),
+}
+
+
+def _s(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+class ResultsReader:
+    """Read-only access to one results database; use as a context manager.
+
+    Concurrency: one reader per thread; DuckDB's read-only mode lets it run beside other readers."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ReportDataError(f"{self.path}: no such results database; run 'shadow run' first or check the path")
+        try:
+            self._con = duckdb.connect(str(self.path), read_only=True)
+        except duckdb.Error as exc:
+            raise ReportDataError(
+                f"{self.path}: cannot open as a DuckDB results database ({exc}); is another process writing it?"
+            ) from exc
+        present = {r[0] for r in self._con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        missing = sorted({"traces", "runs", "divergences"} - present)
+        if missing:
+            self._con.close()
+            raise ReportDataError(
+                f"{self.path}: not a shadow results database (missing tables {', '.join(missing)}); "
+                "pass the file written by 'shadow run'"
+            )
+        self._tables = present
+
+    def __enter__(self) -> ResultsReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._con.close()
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def has(self, table: str) -> bool:
+        return table in self._tables
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._con.execute(sql, list(params)).fetchall()
+
+    def _scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self._con.execute(sql, list(params)).fetchone()
+        return None if row is None else row[0]
+
+    def count(self, table: str, where: str = "TRUE", params: Sequence[Any] = ()) -> int:
+        if not self.has(table):
+            return 0
+        return int(self._scalar(f"SELECT count(*) FROM {table} WHERE {where}", params) or 0)
+
+    # -- headline ------------------------------------------------------------------------------
+
+    def headline(self) -> Headline:
+        by_engine = dict(self._rows("SELECT engine, count(*) FROM runs GROUP BY engine ORDER BY engine"))
+        steps = dict(self._rows("SELECT engine, count(*) FROM steps GROUP BY engine ORDER BY engine")) if self.has("steps") else {}
+        stuck = dict(self._rows("SELECT engine, count(*) FILTER (WHERE stuck) FROM runs GROUP BY engine ORDER BY engine"))
+        div = self._rows(
+            "SELECT count(DISTINCT trace_id) FILTER (WHERE comparison = 'candidate'), "
+            "count(DISTINCT trace_id) FILTER (WHERE comparison = 'aa') FROM divergences"
+        )[0]
+        return Headline(
+            traces=self.count("traces"),
+            runs=int(by_engine.get("baseline", max(by_engine.values(), default=0))),
+            runs_by_engine={str(k): int(v) for k, v in by_engine.items()},
+            steps_by_engine={str(k): int(v) for k, v in steps.items()},
+            divergent_traces=int(div[0] or 0),
+            unexplained_traces=self.count("traces", "unexplained > 0"),
+            aa_divergent_traces=int(div[1] or 0),
+            trace_errors=self.count("traces", "error IS NOT NULL"),
+            quarantined=self.count("quarantine"),
+            stuck_runs_by_engine={str(k): int(v) for k, v in stuck.items()},
+            engines=self.engines(),
+            verdicts=self.verdicts(),
+            provenance=self.provenance(),
+            schema_version=self.schema_version(),
+        )
+
+    def schema_version(self) -> str:
+        if not self.has("meta"):
+            return ""
+        return _s(self._scalar("SELECT value FROM meta WHERE key = 'schema_version'"))
+
+    def engines(self) -> tuple[EngineInfo, ...]:
+        if not self.has("records"):
+            return ()
+        rows = self._rows(
+            "SELECT engine, any_value(engine_name), any_value(engine_version), count(*) FROM records "
+            "GROUP BY engine ORDER BY engine"
+        )
+        return tuple(EngineInfo(_s(r[0]), _s(r[1]), _s(r[2]), int(r[3])) for r in rows)
+
+    def verdicts(self) -> tuple[Verdict, ...]:
+        """The latest verdict per cohort."""
+        if not self.has("verdicts"):
+            return ()
+        rows = self._rows(
+            "SELECT cohort, verdict, score, reason, n_traces, created_at, criteria FROM verdicts "
+            "QUALIFY row_number() OVER (PARTITION BY cohort ORDER BY created_at DESC) = 1 ORDER BY cohort"
+        )
+        out = []
+        for r in rows:
+            try:
+                criteria = json.loads(r[6]) if r[6] else []
+            except json.JSONDecodeError:
+                criteria = [{"name": "criteria", "message": f"unreadable criteria JSON: {r[6]!r}"}]
+            out.append(Verdict(_s(r[0]), _s(r[1]), r[2], _s(r[3]), r[4], _s(r[5]),
+                               tuple(c for c in criteria if isinstance(c, dict))))
+        return tuple(out)
+
+    def provenance(self, limit: int = 10) -> tuple[Provenance, ...]:
+        if not self.has("provenance"):
+            return ()
+        rows = self._rows(
+            "SELECT session_id, started_at, finished_at, command, git_sha, package_version, baseline_engine, "
+            "candidate_engine, config_hash, corpus_hash, seeds, traces_done, status FROM provenance "
+            "ORDER BY started_at DESC NULLS LAST LIMIT ?",
+            [limit],
+        )
+        return tuple(Provenance(*(_s(v) for v in r[:11]), r[11], _s(r[12])) for r in rows)
+
+    # -- divergence groups ---------------------------------------------------------------------
+
+    def signature_groups(self, limit: int) -> tuple[tuple[SignatureGroup, ...], int]:
+        """Groups by signature, most traces first, and how many more there are past ``limit``.
+
+        Reads the ``signatures`` table the writer aggregates; when it is empty (a session that died
+        before aggregating) the groups are aggregated here from ``divergences`` so nothing is lost."""
+        if self.count("signatures"):
+            total = self.count("signatures")
+            rows = self._rows(
+                "SELECT signature, workflow_type, step_type, path_pattern, kind, candidate_traces, aa_traces, "
+                "candidate_rate, aa_rate, status, waived_by, exemplars, first_divergence_path FROM signatures "
+                "ORDER BY (status = 'unexplained') DESC, candidate_traces DESC, signature LIMIT ?",
+                [limit],
+            )
+        else:
+            total = int(self._scalar("SELECT count(DISTINCT signature) FROM divergences") or 0)
+            n = max(self.count("traces"), 1)
+            rows = self._rows(
+                f"""SELECT signature, '', '', any_value(path), any_value(kind),
+                       count(DISTINCT trace_id) FILTER (WHERE comparison = 'candidate') AS c,
+                       count(DISTINCT trace_id) FILTER (WHERE comparison = 'aa'),
+                       count(DISTINCT trace_id) FILTER (WHERE comparison = 'candidate') / {n}::DOUBLE,
+                       count(DISTINCT trace_id) FILTER (WHERE comparison = 'aa') / {n}::DOUBLE,
+                       CASE WHEN bool_and(waived_by IS NOT NULL) THEN 'waived' ELSE 'unaggregated' END,
+                       any_value(waived_by),
+                       list(DISTINCT trace_id ORDER BY trace_id)[1:5],
+                       mode(path) FILTER (WHERE is_first)
+                FROM divergences GROUP BY signature ORDER BY c DESC, signature LIMIT ?""",
+                [limit],
+            )
+        groups = tuple(
+            SignatureGroup(_s(r[0]), _s(r[1]), _s(r[2]), _s(r[3]), _s(r[4]), int(r[5] or 0), int(r[6] or 0),
+                           float(r[7] or 0.0), float(r[8] or 0.0), _s(r[9]), r[10], tuple(r[11] or ()), _s(r[12]))
+            for r in rows
+        )
+        return groups, max(total - len(groups), 0)
+
+    def all_signatures(self) -> dict[str, str]:
+        """Every signature seen baseline vs candidate, with its status (for --baseline comparisons)."""
+        if self.count("signatures"):
+            rows = self._rows("SELECT signature, status FROM signatures WHERE candidate_traces > 0")
+        else:
+            rows = self._rows("SELECT DISTINCT signature, '' FROM divergences WHERE comparison = 'candidate'")
+        return {_s(r[0]): _s(r[1]) for r in rows}
+
+    def waivers(self, limit: int) -> tuple[tuple[Waiver, ...], int]:
+        if not self.has("waivers"):
+            return (), 0
+        rows = self._rows(
+            "SELECT entry_id, pattern, owner, reason, expires, hits, expired FROM waivers "
+            "ORDER BY expired DESC, hits DESC, entry_id LIMIT ?",
+            [limit],
+        )
+        items = tuple(Waiver(_s(r[0]), _s(r[1]), _s(r[2]), _s(r[3]), _s(r[4]), int(r[5] or 0), bool(r[6])) for r in rows)
+        return items, max(self.count("waivers") - len(items), 0)
+
+    def quarantine(self, limit: int) -> tuple[tuple[QuarantineEntry, ...], int]:
+        if not self.has("quarantine"):
+            return (), 0
+        rows = self._rows(
+            "SELECT file, line, trace_id, code, message, hint, json_path FROM quarantine ORDER BY file, line LIMIT ?",
+            [limit],
+        )
+        items = tuple(QuarantineEntry(_s(r[0]), r[1], _s(r[2]), _s(r[3]), _s(r[4]), _s(r[5]), _s(r[6])) for r in rows)
+        return items, max(self.count("quarantine") - len(items), 0)
+
+    def trace_errors(self, limit: int) -> tuple[tuple[tuple[str, str], ...], int]:
+        """Traces the harness or an engine could not finish, with the error (never hidden)."""
+        rows = self._rows("SELECT trace_id, error FROM traces WHERE error IS NOT NULL ORDER BY trace_id LIMIT ?", [limit])
+        items = tuple((_s(r[0]), _s(r[1])) for r in rows)
+        return items, max(self.count("traces", "error IS NOT NULL") - len(items), 0)
+
+    # -- latency -------------------------------------------------------------------------------
+
+    def latency_summaries(self) -> tuple[LatencySummary, ...]:
+        if not self.count("latency"):
+            return ()
+        rows = self._rows("SELECT metric, engine, n, mean, p50, p95, p99, max FROM latency ORDER BY metric, engine")
+        return tuple(LatencySummary(_s(r[0]), _s(r[1]), int(r[2] or 0), *r[3:]) for r in rows)
+
+    def latency_tests(self) -> tuple[LatencyTest, ...]:
+        if not self.has("latency_tests"):
+            return ()
+        rows = self._rows(
+            "SELECT metric, n_pairs, median_ratio, p99_ratio, wilcoxon_statistic, wilcoxon_p, mw_ci_low, "
+            "mw_ci_high, judge FROM latency_tests ORDER BY metric"
+        )
+        return tuple(LatencyTest(_s(r[0]), int(r[1] or 0), *r[2:8], _s(r[8])) for r in rows)
+
+    def distributions(self, metric: str) -> tuple[LatencyDistribution, ...]:
+        """Quantiles per engine role of one metric, computed in DuckDB (one pass, no rows to Python)."""
+        table, column = LATENCY_SOURCES[metric]
+        if not self.has(table):
+            return ()
+        rows = self._rows(
+            f"SELECT engine, count({column}), quantile_cont({column}, ?::DOUBLE[]) FROM {table} "
+            f"WHERE {column} IS NOT NULL AND isfinite({column}) GROUP BY engine ORDER BY engine",
+            [list(CDF_PROBABILITIES)],
+        )
+        return tuple(
+            LatencyDistribution(metric, _s(r[0]), int(r[1]), tuple(float(q) for q in (r[2] or ())))
+            for r in rows
+            if r[1]
+        )
+
+    # -- drill-down ----------------------------------------------------------------------------
+
+    def divergences_of(self, trace_id: str, signature: str, limit: int) -> list[dict[str, Any]]:
+        rows = self._rows(
+            "SELECT comparison, run_id, path, kind, detail, baseline_value, other_value, is_first, waived_by "
+            "FROM divergences WHERE trace_id = ? AND signature = ? ORDER BY is_first DESC, run_id, path LIMIT ?",
+            [trace_id, signature, limit],
+        )
+        keys = ("comparison", "run_id", "path", "kind", "detail", "baseline_value", "other_value", "is_first", "waived_by")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def first_divergence(self, trace_id: str) -> dict[str, Any] | None:
+        rows = self._rows(
+            "SELECT run_id, path, kind, detail FROM divergences WHERE trace_id = ? AND comparison = 'candidate' "
+            "ORDER BY is_first DESC NULLS LAST, run_id, path LIMIT 1",
+            [trace_id],
+        )
+        return dict(zip(("run_id", "path", "kind", "detail"), rows[0], strict=True)) if rows else None
+
+    def divergent_paths(self, trace_id: str) -> set[tuple[str, str]]:
+        """(run_id, path) pairs where baseline and candidate differ for this trace."""
+        rows = self._rows(
+            "SELECT DISTINCT run_id, path FROM divergences WHERE trace_id = ? AND comparison = 'candidate'", [trace_id]
+        )
+        return {(_s(r[0]), _s(r[1])) for r in rows}
+
+    def records(self, trace_id: str) -> dict[str, Any]:
+        """The parsed ExecutionRecord per engine role for one trace (unparseable JSON comes back as an error)."""
+        if not self.has("records"):
+            return {}
+        out: dict[str, Any] = {}
+        for engine, record in self._rows("SELECT engine, record FROM records WHERE trace_id = ?", [trace_id]):
+            try:
+                out[_s(engine)] = json.loads(record) if isinstance(record, str) else record
+            except json.JSONDecodeError as exc:
+                out[_s(engine)] = {"error": f"record JSON unreadable: {exc}"}
+        return out
+
+    def step_timeline(self, trace_id: str, run_id: str, engines: Sequence[str]) -> list[tuple[Any, ...]]:
+        """(engine, path, attempt, status, ready_at, started_at, ended_at) of one run, from the steps table."""
+        if not self.has("steps"):
+            return []
+        marks = ", ".join("?" for _ in engines)
+        return self._rows(
+            "SELECT engine, path, attempt, status, ready_at, started_at, ended_at FROM steps "
+            f"WHERE trace_id = ? AND run_id = ? AND engine IN ({marks}) ORDER BY coalesce(started_at, ready_at), path, attempt",
+            [trace_id, run_id, *engines],
+        )
+
+    def trace_info(self, trace_id: str) -> dict[str, Any]:
+        rows = self._rows(
+            "SELECT workflow_id, workflow_type, owner, corpus_file, corpus_line, n_runs, n_steps, error "
+            "FROM traces WHERE trace_id = ?",
+            [trace_id],
+        )
+        keys = ("workflow_id", "workflow_type", "owner", "corpus_file", "corpus_line", "n_runs", "n_steps", "error")
+        return dict(zip(keys, rows[0], strict=True)) if rows else {}
+
+
+def schema_mismatch(reader: ResultsReader) -> str | None:
+    """A warning when the database was written with another schema version than this code reads."""
+    version = reader.schema_version()
+    if version and version != str(SCHEMA_VERSION):
+        return f"database schema version {version}, this report reads version {SCHEMA_VERSION}"
+    missing = sorted(set(TABLES) - {t for t in TABLES if reader.has(t)})
+    return f"tables missing from the database: {', '.join(missing)}" if missing else None

@@ -1,0 +1,147 @@
+"""Exemplar drill-down: for one trace of a divergence group, the two records side by side, the first
+divergence point, the DAG and the timeline of the run where it diverged.
+
+Work here is per exemplar (a handful of small queries by ``trace_id``), never per run of the database,
+so its cost is bounded by ``ReportLimits.drilldown_groups * exemplars_per_group``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from markupsafe import Markup
+
+from reports.charts import GanttBar, gantt_chart
+from reports.dag import dag_svg, released_by_graph
+from reports.data import ReportLimits, ResultsReader, SignatureGroup
+
+__all__ = ["DiffRow", "Exemplar", "build_exemplar", "compact_json", "diff_records"]
+
+# Fields of an attempt that must agree between engines; timestamps are latency, not outcome.
+COMPARED_FIELDS = ("status", "outcome", "unrecorded", "params", "outputs", "config")
+
+
+def compact_json(value: Any, limit: int = 160) -> str:
+    """A one-line JSON rendering for table cells, cut at ``limit`` characters."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class DiffRow:
+    """One attempt (or a run-level line, ``attempt == 0``) as both engines recorded it."""
+
+    run_id: str
+    path: str
+    attempt: int
+    baseline: str
+    candidate: str
+    differing: tuple[str, ...]
+    first: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Exemplar:
+    anchor: str
+    trace_id: str
+    info: dict[str, Any]
+    run_id: str
+    divergences: tuple[dict[str, Any], ...]
+    first: dict[str, Any] | None
+    diff: tuple[DiffRow, ...]
+    diff_hidden: int
+    dag: Markup
+    timeline: Markup
+    raw: dict[str, str]
+
+
+def _attempt_index(record: Mapping[str, Any]) -> dict[tuple[str, str, int], Mapping[str, Any]]:
+    out: dict[tuple[str, str, int], Mapping[str, Any]] = {}
+    for run in record.get("runs") or ():
+        for a in run.get("attempts") or ():
+            out[(str(run.get("run_id", "")), str(a.get("path", "")), int(a.get("attempt") or 0))] = a
+    return out
+
+
+def _summary(a: Mapping[str, Any] | None) -> str:
+    if a is None:
+        return "— (absent)"
+    bits = [str(a.get("status", "?"))]
+    if a.get("outcome"):
+        bits.append(str(a["outcome"]))
+    if a.get("unrecorded"):
+        bits.append("UNRECORDED")
+    if a.get("params"):
+        bits.append("params " + compact_json(a["params"], 120))
+    return " · ".join(bits)
+
+
+def diff_records(
+    baseline: Mapping[str, Any], candidate: Mapping[str, Any], *, first: tuple[str, str] | None, limit: int
+) -> tuple[list[DiffRow], int]:
+    """Side-by-side rows in baseline order (candidate-only attempts after), divergent rows kept first
+    when the table must be cut; returns the rows and how many were left out."""
+    rows: list[DiffRow] = []
+    b_runs = {str(r.get("run_id", "")): r for r in baseline.get("runs") or ()}
+    c_runs = {str(r.get("run_id", "")): r for r in candidate.get("runs") or ()}
+    for run_id in [*b_runs, *(r for r in c_runs if r not in b_runs)]:
+        br, cr = b_runs.get(run_id, {}), c_runs.get(run_id, {})
+        fields = tuple(f for f in ("status", "stuck") if br.get(f) != cr.get(f))
+        rows.append(DiffRow(run_id, "(run)", 0, f"{br.get('status', '—')}{' STUCK' if br.get('stuck') else ''}",
+                            f"{cr.get('status', '—')}{' STUCK' if cr.get('stuck') else ''}", fields,
+                            first is not None and first == (run_id, "")))
+    b_idx, c_idx = _attempt_index(baseline), _attempt_index(candidate)
+    for key in [*b_idx, *(k for k in c_idx if k not in b_idx)]:
+        b, c = b_idx.get(key), c_idx.get(key)
+        if b is None or c is None:
+            differing: tuple[str, ...] = ("missing",)
+        else:
+            differing = tuple(f for f in COMPARED_FIELDS if b.get(f) != c.get(f))
+        rows.append(DiffRow(key[0], key[1], key[2], _summary(b), _summary(c), differing,
+                            first is not None and first == (key[0], key[1])))
+    if len(rows) <= limit:
+        return rows, 0
+    keep = {id(r) for r in rows if r.differing or r.first}
+    for r in rows:
+        if len(keep) >= limit:
+            break
+        keep.add(id(r))
+    kept = [r for r in rows if id(r) in keep][:limit]
+    return kept, len(rows) - len(kept)
+
+
+def build_exemplar(
+    reader: ResultsReader, group: SignatureGroup, trace_id: str, anchor: str, limits: ReportLimits
+) -> Exemplar:
+    divs = reader.divergences_of(trace_id, group.signature, 20)
+    first = reader.first_divergence(trace_id)
+    run_id = str((divs[0]["run_id"] if divs else None) or (first or {}).get("run_id") or "")
+    records = reader.records(trace_id)
+    baseline, candidate = records.get("baseline", {}), records.get("candidate", {})
+    other_role = "candidate"
+    if divs and all(d["comparison"] == "aa" for d in divs):
+        other_role, candidate = "baseline_aa", records.get("baseline_aa", {})
+    if not run_id:
+        run_id = str(next(iter(baseline.get("runs") or ()), {}).get("run_id", ""))
+    first_key = (str(first["run_id"] or ""), str(first["path"] or "")) if first else None
+    diff, hidden = diff_records(baseline, candidate, first=first_key, limit=limits.diff_rows)
+    divergent = frozenset(p for r, p in reader.divergent_paths(trace_id) if r == run_id or not r)
+    run_attempts: Sequence[Mapping[str, Any]] = next(
+        (r.get("attempts") or () for r in baseline.get("runs") or () if str(r.get("run_id")) == run_id), ()
+    )
+    dag = dag_svg(released_by_graph(run_attempts), divergent=divergent, max_nodes=limits.dag_nodes)
+    engines = ("baseline", other_role)
+    bars = [GanttBar(str(e), str(p), int(a or 0), str(s or ""), r, st, en)
+            for e, p, a, s, r, st, en in reader.step_timeline(trace_id, run_id, engines)]
+    timeline = gantt_chart(bars, engines=engines, divergent=divergent, max_rows=limits.timeline_rows)
+    raw = {}
+    for role, rec in (("baseline", baseline), (other_role, candidate)):
+        text = json.dumps(rec, ensure_ascii=False, indent=1, sort_keys=True, default=str)
+        if len(text) > limits.record_chars:
+            text = text[: limits.record_chars] + f"\n… cut at {limits.record_chars:,} characters (full record in the database)"
+        raw[role] = text
+    return Exemplar(anchor, trace_id, reader.trace_info(trace_id), run_id, tuple(divs), first,
+                    tuple(diff), hidden, dag, timeline, raw)

@@ -1,0 +1,56 @@
+"""``shadow report results.duckdb -o report.html [--baseline previous.duckdb]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from reports.data import ReportDataError, ReportLimits
+from reports.render import ReportOptions, write_report
+
+__all__ = ["register"]
+
+EXIT_OK = 0
+EXIT_HARNESS = 4
+
+
+def register(sub: Any, groups: dict[str, Any]) -> None:
+    """Add ``shadow report``."""
+    del groups
+    parser = sub.add_parser(
+        "report",
+        help="render a self-contained HTML divergence report from a results database",
+        description=(
+            "Render one self-contained HTML file (inline CSS and SVG, no network access) from a results "
+            "database written by 'shadow run': headline and verdicts, divergence groups with A/A noise, "
+            "exemplars with side-by-side diffs, DAGs and timelines, latency charts, quarantined input."
+        ),
+    )
+    parser.add_argument("results", type=Path, help="results database (DuckDB) written by 'shadow run'")
+    parser.add_argument("-o", "--output", type=Path, default=Path("report.html"), help="HTML file to write (default: report.html)")
+    parser.add_argument("--baseline", type=Path, help="a previous results database: mark signatures new / recurring / resolved")
+    parser.add_argument("--title", default=ReportOptions().title, help="page title")
+    parser.add_argument("--max-groups", type=int, default=ReportLimits().groups, help="divergence groups listed (rest: an 'N more' line)")
+    parser.add_argument("--drilldown-groups", type=int, default=ReportLimits().drilldown_groups, help="groups with exemplar drill-down")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.max_groups < 1 or args.drilldown_groups < 0:
+        print("shadow report: --max-groups must be >= 1 and --drilldown-groups >= 0", file=sys.stderr)
+        return EXIT_HARNESS
+    options = ReportOptions(
+        title=args.title, limits=ReportLimits(groups=args.max_groups, drilldown_groups=args.drilldown_groups)
+    )
+    try:
+        stats = write_report(args.results, args.output, baseline=args.baseline, options=options)
+    except ReportDataError as exc:
+        print(f"shadow report: {exc}", file=sys.stderr)
+        return EXIT_HARNESS
+    except OSError as exc:
+        print(f"shadow report: cannot write {args.output}: {exc.strerror or exc}; check the directory exists and is writable", file=sys.stderr)
+        return EXIT_HARNESS
+    print(f"wrote {stats.path} ({stats.bytes / 1024:,.0f} KiB, {stats.groups} groups, {stats.exemplars} exemplars) in {stats.seconds:.2f} s")
+    return EXIT_OK
