@@ -22,6 +22,7 @@ EXIT_INTERRUPTED = 130
 # Every module here defines ``register(subparsers, groups)``; a command sets ``func(args) -> int``.
 COMMAND_MODULES = (
     "shadow.commands.corpus",
+    "shadow.commands.report",
 )
 
 
