@@ -1,0 +1,174 @@
+"""Compare two execution records of one trace and flatten every difference to a :class:`Divergence`.
+
+The normalized records (see :mod:`shadow.compare.normalize`) are diffed with deepdiff; each
+deepdiff change is mapped back to (run_id, step path, kind) by its position in the normal form.
+Attempt additions/removals collapse to one ``attempt_count`` divergence per step. Causality is
+checked on the other record against the trace's DAG; a violation the baseline shares is not a
+divergence. The earliest differing step of each run in causal order is marked ``is_first``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from deepdiff import DeepDiff
+from deepdiff.helper import notpresent as _NOTPRESENT
+
+from corpora.model import JsonValue, Trace
+from engines.api import ExecutionRecord
+from shadow.compare.causal import CausalOrder, check_causality
+from shadow.compare.model import Divergence, DivergenceKind, signature_of
+from shadow.compare.normalize import normalize_record
+
+__all__ = ["compare_records", "engine_error_divergence"]
+
+_FIELD_KINDS = {
+    "status": DivergenceKind.STEP_STATUS,
+    "outcome": DivergenceKind.STEP_STATUS,
+    "unrecorded": DivergenceKind.UNRECORDED_ATTEMPT,
+    "params": DivergenceKind.PARAMS,
+    "outputs": DivergenceKind.OUTPUTS,
+    "config": DivergenceKind.CONFIG,
+    "step_id": DivergenceKind.CONFIG,
+    "step_type": DivergenceKind.CONFIG,
+}
+_MISSING = object()
+
+
+def _json(value: Any) -> JsonValue:
+    if value is _MISSING or value is None:
+        return None
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json(v) for v in value]
+    return str(value)
+
+
+def _detail(parts: Sequence[Any]) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+class _Flattener:
+    def __init__(self, trace: Trace, base: dict[str, Any], other: dict[str, Any]) -> None:
+        self.trace = trace
+        self.base = base
+        self.other = other
+        self.rows: dict[tuple[str, str, str, str], tuple[JsonValue, JsonValue]] = {}
+
+    def step_type(self, run_id: str, path: str) -> str:
+        for side in (self.base, self.other):
+            step = side.get(run_id, {}).get("steps", {}).get(path)
+            if step:
+                return str(step["step_type"])
+        return ""
+
+    def add(self, run_id: str, path: str, kind: DivergenceKind, detail: str, b: Any, o: Any) -> None:
+        self.rows.setdefault((run_id, path, kind.value, detail), (_json(b), _json(o)))
+
+    def change(self, parts: list[Any], b: Any, o: Any) -> None:
+        run_id = str(parts[0])
+        if len(parts) == 1:
+            self.add(run_id, "", DivergenceKind.FINAL_STATUS, "run",
+                     None if b is _MISSING else b.get("status"), None if o is _MISSING else o.get("status"))
+            return
+        head = parts[1]
+        if head == "status":
+            self.add(run_id, "", DivergenceKind.FINAL_STATUS, "status", b, o)
+        elif head == "stuck":
+            self.add(run_id, "", DivergenceKind.STUCK_RUN, "stuck", b, o)
+        elif head == "workflow_params":
+            self.add(run_id, "", DivergenceKind.PARAMS, _detail(parts[1:]), b, o)
+        elif head == "steps" and len(parts) == 2:
+            return
+        elif head == "steps":
+            self._step_change(run_id, str(parts[2]), parts[3:], b, o)
+
+    def _step_change(self, run_id: str, path: str, rest: list[Any], b: Any, o: Any) -> None:
+        if not rest:
+            if b is _MISSING:
+                self.add(run_id, path, DivergenceKind.EXTRA_STEP, "", None, len(o["attempts"]))
+                self._unrecorded(run_id, path, o["attempts"])
+            else:
+                self.add(run_id, path, DivergenceKind.MISSING_STEP, "", len(b["attempts"]), None)
+            return
+        if rest[0] != "attempts":
+            self.add(run_id, path, DivergenceKind.CONFIG, _detail(rest), b, o)
+            return
+        if len(rest) == 2:
+            base_n = len(self.base[run_id]["steps"][path]["attempts"])
+            other_n = len(self.other[run_id]["steps"][path]["attempts"])
+            self.add(run_id, path, DivergenceKind.ATTEMPT_COUNT, "attempts", base_n, other_n)
+            if b is _MISSING:
+                self._unrecorded(run_id, path, {rest[1]: o})
+            return
+        field = str(rest[2])
+        kind = _FIELD_KINDS.get(field, DivergenceKind.CONFIG)
+        self.add(run_id, path, kind, f"attempts[{rest[1]}]." + _detail(rest[2:]), b, o)
+
+    def _unrecorded(self, run_id: str, path: str, attempts: dict[Any, Any]) -> None:
+        for n, att in attempts.items():
+            if att.get("unrecorded"):
+                self.add(run_id, path, DivergenceKind.UNRECORDED_ATTEMPT, f"attempts[{n}]", None, True)
+
+
+def compare_records(trace: Trace, baseline: ExecutionRecord, other: ExecutionRecord,
+                    order: CausalOrder | None = None) -> list[Divergence]:
+    """Every difference between ``baseline`` and ``other`` (same trace), sorted in causal order."""
+    order = order or CausalOrder(trace)
+    base_n, other_n = normalize_record(baseline), normalize_record(other)
+    flat = _Flattener(trace, base_n, other_n)
+    diff = DeepDiff(base_n, other_n, view="tree", verbose_level=2, threshold_to_diff_deeper=0)
+    for report in diff.values():
+        for level in report:
+            parts = level.path(output_format="list")
+            b = _MISSING if level.t1 is _NOTPRESENT else level.t1
+            o = _MISSING if level.t2 is _NOTPRESENT else level.t2
+            if parts:
+                flat.change(parts, b, o)
+    base_runs = {r.run_id: r for r in baseline.runs}
+    for run in other.runs:
+        shared = set()
+        if run.run_id in base_runs:
+            shared = {(v.path, v.predecessor) for v in check_causality(base_runs[run.run_id], order)}
+        for v in check_causality(run, order):
+            if (v.path, v.predecessor) not in shared:
+                flat.add(run.run_id, v.path, DivergenceKind.CAUSALITY_VIOLATION, f"after {v.predecessor}",
+                         v.predecessor_ended_at, v.started_at)
+    return _finish(trace, flat, order)
+
+
+
+
+def _finish(trace: Trace, flat: _Flattener, order: CausalOrder) -> list[Divergence]:
+    wtype = trace.metadata.workflow_type
+    keys = sorted(flat.rows, key=lambda k: (k[0], order.key(k[1]), k[1], k[2], k[3]))
+    first_path: dict[str, str] = {}
+    for run_id, path, _, _ in keys:
+        if path and run_id not in first_path:
+            first_path[run_id] = path
+    for run_id, path, _, _ in keys:  # a run with only run-level differences: those are the first point
+        first_path.setdefault(run_id, path)
+    out: list[Divergence] = []
+    for run_id, path, kind, detail in keys:
+        b, o = flat.rows[(run_id, path, kind, detail)]
+        out.append(Divergence(
+            run_id=run_id, path=path, kind=DivergenceKind(kind), detail=detail, baseline_value=b, other_value=o,
+            signature=signature_of(wtype, flat.step_type(run_id, path), path, kind),
+            is_first=first_path.get(run_id) == path,
+        ))
+    return out
+
+
+def engine_error_divergence(trace: Trace, role: str, message: str) -> Divergence:
+    """The single divergence recorded when an engine raised (or reported an error) on a trace."""
+    return Divergence(run_id="", path="", kind=DivergenceKind.ENGINE_ERROR, detail=role, baseline_value=None,
+                      other_value=message, signature=signature_of(trace.metadata.workflow_type, "", "",
+                                                                  DivergenceKind.ENGINE_ERROR.value),
+                      is_first=True)

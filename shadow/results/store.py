@@ -1,0 +1,130 @@
+"""Write the results database: Arrow batches in one DuckDB transaction each, then session aggregates.
+
+Crash safety is by construction: a trace's rows (traces, runs, steps, records, divergences) are only
+ever inserted together with the rest of their batch in ONE transaction, and a rerun skips trace ids
+already in ``traces``. A SIGKILL therefore loses at most the batch in flight, which the rerun redoes,
+and never leaves a half-written trace. Aggregates (signatures, latency, waivers, per-trace
+``unexplained``) are recomputed over the whole database at the end of every session, so they are
+correct after a resume too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from shadow.results.schema import DDL, SCHEMA_VERSION, TABLES
+
+__all__ = ["ResultsError", "ResultsStore"]
+
+_ARROW_TYPES: Mapping[str, pa.DataType] = {
+    "VARCHAR": pa.string(), "JSON": pa.string(), "INTEGER": pa.int32(), "BIGINT": pa.int64(),
+    "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(), "DATE": pa.date32(), "TIMESTAMP": pa.timestamp("us"),
+    "VARCHAR[]": pa.list_(pa.string()),
+}
+
+
+class ResultsError(Exception):
+    """The results database cannot be opened, is not ours, or has an incompatible schema."""
+
+
+class ResultsStore:
+    """The writer side of one results database file (one process writes at a time)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        try:
+            self.con = duckdb.connect(self.path)
+        except duckdb.Error as exc:
+            raise ResultsError(f"{self.path}: cannot open as a DuckDB database ({exc}); "
+                               "give a new file name or a database written by 'shadow run'") from exc
+        self.con.execute(DDL)
+        self.con.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
+                         [str(SCHEMA_VERSION)])
+        version = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if version is None or int(version[0]) > SCHEMA_VERSION:
+            raise ResultsError(f"{self.path}: schema version {version} is newer than this tool's "
+                               f"{SCHEMA_VERSION}; upgrade workflow-shadow")
+        self._schemas = {name: self._arrow_schema(name) for name in TABLES}
+
+    def _arrow_schema(self, table: str) -> pa.Schema:
+        cols = self.con.execute(f"DESCRIBE {table}").fetchall()
+        return pa.schema([(name, _ARROW_TYPES.get(str(kind), pa.string())) for name, kind, *_ in cols])
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> ResultsStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- sessions ---------------------------------------------------------------------------------
+    def start_session(self, provenance: Mapping[str, Any]) -> str:
+        session_id = str(uuid.uuid4())
+        row = {**provenance, "session_id": session_id, "started_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+               "status": "running", "traces_done": 0}
+        self.insert({"provenance": [row]})
+        return session_id
+
+    def finish_session(self, session_id: str, status: str, traces_done: int) -> None:
+        self.con.execute(
+            "UPDATE provenance SET finished_at = ?, status = ?, traces_done = ? WHERE session_id = ?",
+            [dt.datetime.now(dt.UTC).replace(tzinfo=None), status, traces_done, session_id])
+
+    def existing_trace_ids(self) -> set[str]:
+        return {row[0] for row in self.con.execute("SELECT trace_id FROM traces").fetchall()}
+
+    # -- batches ----------------------------------------------------------------------------------
+    def insert(self, tables: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
+        """Insert rows for several tables as Arrow tables, all in one transaction (all or nothing)."""
+        arrow = {name: self.to_arrow(name, rows) for name, rows in tables.items() if rows}
+        if not arrow:
+            return
+        self.con.begin()
+        try:
+            for name, table in arrow.items():
+                self.con.register("_batch", table)
+                self.con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _batch")
+                self.con.unregister("_batch")
+            self.con.commit()
+        except BaseException:
+            self.con.rollback()
+            raise
+
+    def to_arrow(self, table: str, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+        schema = self._schemas[table]
+        columns = {f.name: [row.get(f.name) for row in rows] for f in schema}
+        return pa.Table.from_pydict(columns, schema=schema)
+
+    # -- whole-database aggregates ----------------------------------------------------------------
+    def replace(self, table: str, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Replace a derived table's content in one transaction."""
+        arrow = self.to_arrow(table, list(rows))
+        self.con.begin()
+        try:
+            self.con.execute(f"DELETE FROM {table}")
+            if arrow.num_rows:
+                self.con.register("_batch", arrow)
+                self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _batch")
+                self.con.unregister("_batch")
+            self.con.commit()
+        except BaseException:
+            self.con.rollback()
+            raise
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql, list(params)).fetchall()
+
+
+def dumps(value: Any) -> str:
+    """Canonical JSON text for JSON columns."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)

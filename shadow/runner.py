@@ -1,0 +1,216 @@
+"""``shadow run``: stream a corpus through the trial of every trace and store the results.
+
+The pipeline is load -> select -> replay (executor) -> buffer -> flush (one transaction per flush)
+-> aggregates. Resumable: trace ids already in the database are skipped, and a flush is all or
+nothing, so a SIGKILL at any moment followed by a rerun neither loses nor duplicates a trace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from shadow.engines import EngineSpec
+from shadow.executors import Executor, make_executor
+from shadow.noise import NoiseConfig, Registry
+from shadow.results.aggregate import refresh_aggregates
+from shadow.results.store import ResultsStore, dumps
+from shadow.sources import SourceItem, TraceSelector, corpus_hash, read_corpus, sample_hit
+from shadow.trial import TraceJob, TraceOutcome, TrialConfig
+
+__all__ = ["RunReport", "RunSettings", "run_shadow"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """Everything one ``shadow run`` session needs; hashed into provenance as the config."""
+
+    corpus: tuple[str, ...]
+    db: str
+    baseline: EngineSpec
+    candidate: EngineSpec
+    seed: int = 0
+    workers: int = 1
+    time_limit: float = 30 * 24 * 3600.0
+    where: str | None = None
+    sample: float = 1.0
+    limit: int | None = None
+    registry: Registry = field(default_factory=Registry)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    batch_size: int = 32
+    flush_traces: int = 256
+    flush_seconds: float = 5.0
+    command: str = ""
+
+    @property
+    def seeds(self) -> dict[str, int]:
+        return {"baseline": self.seed, "candidate": self.seed, "baseline_aa": self.seed + 1}
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    session_id: str
+    status: str  # finished | interrupted
+    traces_done: int
+    skipped_existing: int
+    quarantined: int
+    candidate_divergences: int
+
+
+Progress = Callable[[int, int], None]
+"""Called after each batch with (traces done this session, candidate divergences so far)."""
+
+
+def _git_sha() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _engine_label(spec: EngineSpec) -> str:
+    return spec.name if spec.target.startswith(("engines.",)) else f"{spec.name} ({spec.target})"
+
+
+def _provenance(settings: RunSettings) -> dict[str, Any]:
+    config = {
+        "baseline": asdict(settings.baseline), "candidate": asdict(settings.candidate),
+        "time_limit": settings.time_limit, "where": settings.where, "sample": settings.sample,
+        "limit": settings.limit, "noise": asdict(settings.noise),
+        "registry": [asdict(e) for e in settings.registry.entries],
+    }
+    text = dumps(config)
+    try:
+        version = metadata.version("workflow-shadow")
+    except metadata.PackageNotFoundError:
+        version = None
+    return {
+        "command": settings.command, "git_sha": _git_sha(), "package_version": version,
+        "baseline_engine": _engine_label(settings.baseline), "candidate_engine": _engine_label(settings.candidate),
+        "config_hash": hashlib.sha256(text.encode()).hexdigest(), "config": text,
+        "seeds": dumps(settings.seeds), "corpus_hash": corpus_hash(settings.corpus),
+        "corpus_files": dumps(list(settings.corpus)),
+    }
+
+
+class _Session:
+    """Mutable state of one session (kept out of the frozen settings)."""
+
+    def __init__(self, settings: RunSettings, store: ResultsStore, session_id: str) -> None:
+        self.settings = settings
+        self.store = store
+        self.session_id = session_id
+        self.done_ids = store.existing_trace_ids()
+        self.quarantined_at = {(f, ln) for f, ln in store.query("SELECT file, line FROM quarantine")}
+        self.buffer: list[TraceOutcome] = []
+        self.quarantine: list[dict[str, Any]] = []
+        self.last_flush = time.monotonic()
+        self.traces_done = self.skipped = self.quarantined = self.divergences = self.selected = 0
+
+    def take(self, items: Sequence[SourceItem]) -> list[SourceItem]:
+        s = self.settings
+        good: list[SourceItem] = []
+        for it in items:
+            if it.error is not None or it.trace is None:
+                if (it.file, it.line) not in self.quarantined_at:
+                    self.quarantined_at.add((it.file, it.line))
+                    self.quarantined += 1
+                    err = it.error
+                    self.quarantine.append({
+                        "session_id": self.session_id, "file": it.file, "line": it.line,
+                        "trace_id": err.trace_id if err else None, "code": err.code if err else "unknown",
+                        "message": err.message if err else "no trace", "hint": err.hint if err else "",
+                        "json_path": err.location.json_path if err else "$"})
+                continue
+            if it.trace.trace_id in self.done_ids:
+                self.skipped += 1
+                continue
+            if sample_hit(it.trace.trace_id, s.sample):
+                good.append(it)
+        return good
+
+    def add(self, outcomes: Sequence[TraceOutcome]) -> None:
+        for outcome in outcomes:
+            outcome.tables["traces"][0]["session_id"] = self.session_id
+            self.divergences += outcome.candidate_divergences
+        self.buffer.extend(outcomes)
+        due = time.monotonic() - self.last_flush >= self.settings.flush_seconds
+        if len(self.buffer) >= self.settings.flush_traces or due:
+            self.flush()
+
+    def flush(self) -> None:
+        tables: dict[str, list[dict[str, Any]]] = {"quarantine": self.quarantine}
+        for outcome in self.buffer:
+            for name, rows in outcome.tables.items():
+                tables.setdefault(name, []).extend(rows)
+        self.store.insert(tables)
+        self.traces_done += len(self.buffer)
+        self.buffer, self.quarantine = [], []
+        self.last_flush = time.monotonic()
+
+
+def run_shadow(settings: RunSettings, *, progress: Progress | None = None,
+               executor: Executor | None = None) -> RunReport:
+    """Run one session; on KeyboardInterrupt flush what is done and report ``interrupted``."""
+    selector = TraceSelector(settings.where)
+    config = TrialConfig(engines={"baseline": settings.baseline, "candidate": settings.candidate,
+                                  "baseline_aa": settings.baseline},
+                         seeds=settings.seeds, time_limit=settings.time_limit)
+    with ResultsStore(settings.db) as store:
+        session_id = store.start_session(_provenance(settings))
+        session = _Session(settings, store, session_id)
+        own_executor = executor is None
+        executor = executor or make_executor(settings.workers)
+        status = "finished"
+        try:
+            pending: list[SourceItem] = []
+            for item in read_corpus(settings.corpus):
+                pending.append(item)
+                if len(pending) >= settings.batch_size:
+                    if _step(session, selector, executor, config, pending, progress):
+                        break
+                    pending = []
+            else:
+                _step(session, selector, executor, config, pending, progress)
+        except KeyboardInterrupt:
+            status = "interrupted"
+        finally:
+            session.flush()
+            if own_executor:
+                executor.close()
+        refresh_aggregates(store, settings.registry, settings.noise)
+        store.finish_session(session_id, status, session.traces_done)
+        return RunReport(session_id, status, session.traces_done, session.skipped, session.quarantined,
+                         session.divergences)
+
+
+def _step(session: _Session, selector: TraceSelector, executor: Executor, config: TrialConfig,
+          items: list[SourceItem], progress: Progress | None) -> bool:
+    """Select and run one batch; True when ``--limit`` is reached."""
+    chosen = selector.select(session.take(items))
+    # The same trace id twice in a corpus: the first occurrence wins.
+    unique: list[SourceItem] = []
+    for it in chosen:
+        assert it.trace is not None
+        if it.trace.trace_id not in session.done_ids:
+            session.done_ids.add(it.trace.trace_id)
+            unique.append(it)
+    limit = session.settings.limit
+    if limit is not None:
+        unique = unique[: max(0, limit - session.selected)]
+    session.selected += len(unique)
+    jobs = [TraceJob(it.trace, it.file, it.line) for it in unique if it.trace is not None]
+    session.add(executor.run_batch(jobs, config))
+    if progress is not None:
+        progress(session.traces_done + len(session.buffer), session.divergences)
+    return limit is not None and session.selected >= limit
+
+

@@ -1,0 +1,147 @@
+"""Stream traces from corpus files, with bad ones quarantined, and select which to replay.
+
+Reading goes through ``corpora.io.read_traces`` when that module is present (it validates fully);
+until then a minimal JSON Lines reader (gzip aware) decodes with :mod:`corpora.codec`. Selection is
+``--where`` (a SQL predicate over trace metadata, evaluated by DuckDB over a small in-memory table per
+batch), ``--sample`` (stable hash of the trace id) and ``--limit``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from corpora.codec import decode
+from corpora.errors import TraceError, TraceLocation
+from corpora.model import Trace
+
+__all__ = ["SelectionError", "SourceItem", "TraceSelector", "corpus_hash", "read_corpus", "sample_hit"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceItem:
+    file: str
+    line: int
+    trace: Trace | None
+    error: TraceError | None
+
+
+def read_corpus(paths: Sequence[str]) -> Iterator[SourceItem]:
+    """Every trace of every file in order; a bad line comes back as an item with an error."""
+    try:
+        io = importlib.import_module("corpora.io")
+    except ImportError:
+        io = None
+    if io is not None and hasattr(io, "read_traces"):
+        for item in io.read_traces(list(paths)):
+            yield SourceItem(str(item.file), int(item.line), item.trace, item.error)
+        return
+    for path in paths:
+        yield from _read_file(path)
+
+
+def _read_file(path: str) -> Iterator[SourceItem]:
+    opener: Any = gzip.open if path.endswith(".gz") else open
+    try:
+        handle = opener(path, "rt", encoding="utf-8")
+    except OSError as exc:
+        yield SourceItem(path, 0, None, TraceError("unreadable", f"cannot open: {exc}",
+                                                     location=TraceLocation(file=path), hint="check the path"))
+        return
+    with handle:
+        for number, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                yield SourceItem(path, number, None, TraceError(
+                    "malformed_json", str(exc), location=TraceLocation(file=path, line=number),
+                    hint="each line must be one JSON object"))
+                continue
+            try:
+                trace = decode(Trace, obj)
+            except TraceError as exc:
+                tid = obj.get("trace_id") if isinstance(obj, dict) else None
+                yield SourceItem(path, number, None, exc.at(file=path, line=number,
+                                                            trace_id=tid if isinstance(tid, str) else None))
+                continue
+            yield SourceItem(path, number, trace, None)
+
+
+def corpus_hash(paths: Sequence[str]) -> str:
+    """sha256 over the files' names and bytes, in the order given."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(Path(path).name.encode() + b"\0")
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sample_hit(trace_id: str, rate: float) -> bool:
+    """Stable sampling: the same trace id is in or out for a given rate on every machine and run."""
+    if rate >= 1.0:
+        return True
+    bucket = int.from_bytes(hashlib.sha256(trace_id.encode()).digest()[:8], "big") / 2**64
+    return bucket < rate
+
+
+class SelectionError(Exception):
+    """A ``--where`` predicate that DuckDB cannot evaluate over the trace metadata columns."""
+
+
+_META_SCHEMA = pa.schema([
+    ("trace_id", pa.string()), ("workflow_id", pa.string()), ("workflow_type", pa.string()),
+    ("owner", pa.string()), ("tags", pa.list_(pa.string())), ("source", pa.string()),
+    ("n_runs", pa.int64()), ("corpus_file", pa.string()), ("captured_at", pa.string()),
+])
+
+
+class TraceSelector:
+    """Applies ``--where`` to batches of traces; the predicate is checked once, up front."""
+
+    def __init__(self, where: str | None) -> None:
+        self.where = where
+        self._con = duckdb.connect(":memory:") if where else None
+        if where:
+            self._evaluate([])  # a bad predicate fails now, with the column list
+
+    def _evaluate(self, rows: list[dict[str, Any]]) -> set[str]:
+        assert self._con is not None
+        assert self.where is not None
+        table = pa.Table.from_pylist(rows, schema=_META_SCHEMA)
+        self._con.register("trace_meta", table)
+        try:
+            found = self._con.execute(f"SELECT trace_id FROM trace_meta WHERE ({self.where})").fetchall()
+        except duckdb.Error as exc:
+            raise SelectionError(
+                f"--where {self.where!r} is not a valid predicate over trace metadata ({exc}). Columns: "
+                + ", ".join(f.name for f in _META_SCHEMA) + ". Example: --where \"owner = 'team-a' AND "
+                "list_contains(tags, 'daily')\"") from exc
+        finally:
+            self._con.unregister("trace_meta")
+        return {r[0] for r in found}
+
+    def select(self, items: Sequence[SourceItem]) -> list[SourceItem]:
+        """The items (all with a trace) that satisfy the predicate, in input order."""
+        if not self.where:
+            return list(items)
+        rows = [{
+            "trace_id": it.trace.trace_id, "workflow_id": it.trace.workflow_id,
+            "workflow_type": it.trace.metadata.workflow_type, "owner": it.trace.metadata.owner,
+            "tags": list(it.trace.metadata.tags), "source": it.trace.metadata.source,
+            "n_runs": len(it.trace.runs), "corpus_file": it.file, "captured_at": it.trace.metadata.captured_at,
+        } for it in items if it.trace is not None]
+        keep = self._evaluate(rows)
+        return [it for it in items if it.trace is not None and it.trace.trace_id in keep]

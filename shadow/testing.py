@@ -1,0 +1,241 @@
+"""Public test helpers: a small trace builder, a scripted fake engine and a planted-fault wrapper.
+
+Users shadow-testing their own engine need the same things we do in our tests: a trace in a few
+lines, an engine whose behaviour is known exactly, and an engine that is wrong in one known way so a
+test can prove the harness catches it. The fake engine is *not* Maestro: it runs the DAG in
+topological order, ignores transition conditions and replays the trace's recorded attempts
+verbatim. Use ``engines.core.oracle.CoreOracle`` when the semantics matter.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import networkx as nx
+
+from corpora.model import (
+    JsonValue,
+    Outcome,
+    Param,
+    RecordedAttempt,
+    Run,
+    Step,
+    StepType,
+    Trace,
+    TraceMetadata,
+    Transition,
+    WorkflowDefinition,
+)
+from engines.api import AttemptRecord, Engine, ExecutionRecord, ReplayOptions, RunExecution
+
+__all__ = [
+    "FAULT_KINDS",
+    "FailingEngine",
+    "FakeEngine",
+    "PlantedFaultEngine",
+    "build_trace",
+]
+
+_STATUS_BY_OUTCOME = {
+    Outcome.SUCCEEDED: "SUCCEEDED",
+    Outcome.USER_ERROR: "USER_FAILED",
+    Outcome.PLATFORM_ERROR: "PLATFORM_FAILED",
+    Outcome.FATAL_ERROR: "FATALLY_FAILED",
+    Outcome.TIMEOUT: "TIMEOUT_FAILED",
+}
+
+
+def build_trace(
+    trace_id: str,
+    dag: Mapping[str, Sequence[str]],
+    attempts: Mapping[str, Sequence[str | tuple[str, float]]] | None = None,
+    *,
+    params: Mapping[str, Mapping[str, JsonValue]] | None = None,
+    step_types: Mapping[str, StepType] | None = None,
+    runs: int = 1,
+    trigger_time: float = 1_700_000_000.0,
+    workflow_type: str = "etl",
+    owner: str = "team-a",
+    tags: tuple[str, ...] = (),
+) -> Trace:
+    """A trace from a DAG ``{step: [successors]}`` and per path outcomes ``{path: ["user_error", ...]}``.
+
+    Steps without an entry in ``attempts`` succeed once in 10 s. An outcome may be ``(outcome, seconds)``.
+    Every run records the same attempts; run ``i`` is triggered an hour after run ``i-1``."""
+    attempts = attempts or {}
+    types = step_types or {}
+    steps = tuple(
+        Step(
+            id=sid,
+            type=types.get(sid, StepType.SHELL),
+            params={k: Param(value=v) for k, v in (params or {}).get(sid, {}).items()},
+            transitions=tuple(Transition(to=t) for t in succ),
+        )
+        for sid, succ in dag.items()
+    )
+    recorded: list[RecordedAttempt] = []
+    for sid in dag:
+        for n, spec in enumerate(attempts.get(sid, ["succeeded"]), start=1):
+            outcome, seconds = (spec, 10.0) if isinstance(spec, str) else spec
+            recorded.append(RecordedAttempt(path=sid, attempt=n, outcome=Outcome(outcome), duration=seconds,
+                                            outputs={"rows": n}))
+    return Trace(
+        trace_id=trace_id,
+        definition=WorkflowDefinition(id=f"wf-{trace_id}", steps=steps),
+        runs=tuple(
+            Run(run_id=f"r{i + 1}", trigger_time=trigger_time + 3600.0 * i, attempts=tuple(recorded))
+            for i in range(runs)
+        ),
+        metadata=TraceMetadata(owner=owner, workflow_type=workflow_type, tags=tags, source="test"),
+    )
+
+
+@dataclass(slots=True)
+class FakeEngine:
+    """A deterministic toy engine: DAG in topological order, recorded attempts replayed verbatim.
+
+    Each attempt starts ``start_overhead`` seconds (plus a seeded jitter of up to ``jitter``) after it
+    became ready, so two seeds differ in latency but never in outcome (an ideal A/A pair)."""
+
+    name: str = "fake"
+    version: str = "0.0-test"
+    start_overhead: float = 1.0
+    jitter: float = 0.5
+
+    def replay(self, trace: Trace, options: ReplayOptions) -> ExecutionRecord:
+        rng = random.Random(f"{options.seed}:{trace.trace_id}")
+        runs = tuple(self._run(trace, run, rng) for run in trace.runs)
+        return ExecutionRecord(trace_id=trace.trace_id, engine=self.name, engine_version=self.version,
+                               seed=options.seed, runs=runs, counters={"attempts": sum(len(r.attempts) for r in runs)})
+
+    def _run(self, trace: Trace, run: Run, rng: random.Random) -> RunExecution:
+        graph = nx.DiGraph()
+        steps = {s.id: s for s in trace.definition.steps}
+        graph.add_nodes_from(steps)
+        graph.add_edges_from((s.id, t.to) for s in steps.values() for t in s.transitions)
+        by_path: dict[str, list[RecordedAttempt]] = {}
+        for att in sorted(run.attempts, key=lambda a: (a.path, a.attempt)):
+            by_path.setdefault(att.path, []).append(att)
+        ended: dict[str, float] = {}
+        failed = False
+        records: list[AttemptRecord] = []
+        start = run.trigger_time
+        for sid in nx.lexicographical_topological_sort(graph):
+            if failed:
+                break
+            preds = list(graph.predecessors(sid))
+            ready = max((ended[p] for p in preds), default=start)
+            step = steps[sid]
+            paths = [p for p in by_path if p == sid or re.match(rf"{re.escape(sid)}(\[\d+\])?/", p)]
+            end = ready
+            for path in paths:
+                t, ok = ready, False
+                series = by_path[path]
+                for n, att in enumerate(series, start=1):
+                    started = t + self.start_overhead + rng.uniform(0.0, self.jitter)
+                    finished = started + att.duration
+                    ok = att.outcome is Outcome.SUCCEEDED
+                    status = _STATUS_BY_OUTCOME[att.outcome]
+                    if not ok and n == len(series):
+                        status = "FATALLY_FAILED"
+                    records.append(AttemptRecord(
+                        path=path, step_id=path.rsplit("/", 1)[-1], step_type=step.type.value, attempt=n,
+                        status=status, outcome=att.outcome.value,
+                        params={k: p.value for k, p in step.params.items()}, outputs=dict(att.outputs),
+                        config={"failure_mode": "FAIL_IMMEDIATELY"},
+                        created_at=t, ready_at=t, started_at=started, ended_at=finished))
+                    t = finished
+                end = max(end, t)
+                failed = failed or not ok
+            ended[sid] = end
+        last = max((r.ended_at or start for r in records), default=start)
+        return RunExecution(run_id=run.run_id, status="FAILED" if failed else "SUCCEEDED",
+                            workflow_params=dict(run.params), triggered_at=run.trigger_time,
+                            started_at=start, ended_at=last, attempts=tuple(records))
+
+
+FAULT_KINDS = ("one_retry_fewer", "drop_param", "lost_wakeup", "reorder")
+
+
+@dataclass(slots=True)
+class PlantedFaultEngine:
+    """Wrap an engine and plant one known fault in its records at step ``path`` (every run).
+
+    ``one_retry_fewer``: the last attempt of ``path`` is lost and the one before it ends FATALLY_FAILED
+    (the run FAILED). ``drop_param``: param ``param`` is not handed to ``path``. ``lost_wakeup``: the
+    wake-up that should start ``path`` is lost without repair, so neither it nor anything after it
+    runs and the run is stuck. ``reorder``: ``path`` starts before its predecessors ended (a
+    causality violation, outcomes unchanged)."""
+
+    inner: Engine
+    fault: str
+    path: str
+    param: str = ""
+    name: str = field(default="")
+    version: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if self.fault not in FAULT_KINDS:
+            raise ValueError(f"unknown planted fault {self.fault!r}; use one of {', '.join(FAULT_KINDS)}")
+        self.name = self.name or f"{self.inner.name}+{self.fault}"
+        self.version = self.version or self.inner.version
+
+    def replay(self, trace: Trace, options: ReplayOptions) -> ExecutionRecord:
+        record = self.inner.replay(trace, options)
+        runs = tuple(self._plant(run) for run in record.runs)
+        return replace(record, engine=self.name, runs=runs)
+
+    def _plant(self, run: RunExecution) -> RunExecution:
+        mine = [a for a in run.attempts if a.path == self.path]
+        if not mine:
+            return run
+        others = [a for a in run.attempts if a.path != self.path]
+        if self.fault == "one_retry_fewer":
+            if len(mine) < 2:
+                return run
+            kept = [*mine[:-2], replace(mine[-2], status="FATALLY_FAILED")]
+            later = [a for a in others if (a.started_at or 0.0) < (mine[-1].ended_at or 0.0)]
+            return replace(run, status="FAILED", attempts=_ordered([*later, *kept]))
+        if self.fault == "drop_param":
+            changed = [replace(a, params={k: v for k, v in a.params.items() if k != self.param}) for a in mine]
+            return replace(run, attempts=_ordered([*others, *changed]))
+        if self.fault == "lost_wakeup":
+            cut = mine[0].ready_at if mine[0].ready_at is not None else mine[0].started_at or 0.0
+            kept = [a for a in others if (a.started_at or 0.0) < cut]
+            return replace(run, status="IN_PROGRESS", stuck=True, ended_at=None, attempts=_ordered(kept))
+        first = mine[0]
+        early = (first.ready_at or 0.0) - 5.0
+        moved = replace(first, ready_at=early, started_at=early)
+        return replace(run, attempts=_ordered([*others, moved, *mine[1:]]))
+
+
+def _ordered(attempts: Iterable[AttemptRecord]) -> tuple[AttemptRecord, ...]:
+    return tuple(sorted(attempts, key=lambda a: (a.started_at or 0.0, a.path, a.attempt)))
+
+
+@dataclass(slots=True)
+class FailingEngine:
+    """An engine that raises on traces whose id is in ``fail_on`` and otherwise delegates."""
+
+    inner: Engine
+    fail_on: frozenset[str] = frozenset()
+    name: str = "failing"
+    version: str = "0.0-test"
+
+    def replay(self, trace: Trace, options: ReplayOptions) -> ExecutionRecord:
+        if trace.trace_id in self.fail_on:
+            raise RuntimeError(f"planted engine crash on {trace.trace_id}")
+        return replace(self.inner.replay(trace, options), engine=self.name)
+
+
+def fake_engine() -> FakeEngine:
+    """Factory for ``--candidate shadow.testing:fake_engine``."""
+    return FakeEngine()
+
+
+def fake_engine_with_fault(fault: str = "one_retry_fewer", path: str = "b", param: str = "") -> PlantedFaultEngine:
+    """Factory for ``--candidate shadow.testing:fake_engine_with_fault`` (used by CLI tests)."""
+    return PlantedFaultEngine(FakeEngine(), fault=fault, path=path, param=param)

@@ -1,0 +1,162 @@
+"""One trace's shadow trial: replay it on baseline, candidate and the A/A replica, compare, measure.
+
+This is the unit of work a worker process runs. It takes engine *specs* (never engine objects) so
+it can run anywhere, catches an engine's exception as that trace's ``engine_error`` (the corpus goes
+on), and returns plain rows keyed by results-table column, ready to be buffered into Arrow batches
+in the parent.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from corpora.codec import encode
+from corpora.model import Step, Trace
+from engines.api import Engine, ExecutionRecord, ReplayOptions
+from shadow.compare import CausalOrder, Divergence, compare_records, engine_error_divergence
+from shadow.engines import EngineSpec, build_engine
+from shadow.latency import run_metrics
+
+__all__ = ["ROLES", "TraceJob", "TraceOutcome", "TrialConfig", "count_steps", "run_trace", "run_trace_with"]
+
+ROLES = ("baseline", "candidate", "baseline_aa")
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TrialConfig:
+    """Engines (by spec) and options for every trial of a session; picklable, sent once per batch."""
+
+    engines: Mapping[str, EngineSpec]
+    seeds: Mapping[str, int]
+    time_limit: float = 30 * 24 * 3600.0
+    faults: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TraceJob:
+    trace: Trace
+    file: str
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class TraceOutcome:
+    """All rows of one trace, per table. Written together with the rest of its batch, or not at all."""
+
+    trace_id: str
+    tables: Mapping[str, list[Row]] = field(default_factory=dict)
+    candidate_divergences: int = 0
+
+
+def count_steps(steps: Sequence[Step], trace: Trace, depth: int = 0) -> int:
+    total = 0
+    for step in steps:
+        total += 1
+        if step.foreach is not None:
+            total += count_steps(step.foreach.steps, trace, depth + 1)
+        elif step.subworkflow is not None and depth < 16:
+            child = trace.subworkflows.get(step.subworkflow.workflow_id)
+            total += count_steps(child.steps, trace, depth + 1) if child else 0
+    return total
+
+
+def _replay(engine: Engine, trace: Trace, options: ReplayOptions) -> tuple[ExecutionRecord | None, str | None]:
+    try:
+        record = engine.replay(trace, options)
+    except Exception as exc:
+        last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+        where = f" at {last[0].filename}:{last[0].lineno}" if last else ""
+        return None, f"{type(exc).__name__}: {exc}{where}"
+    return record, record.error
+
+
+def run_trace(job: TraceJob, config: TrialConfig) -> TraceOutcome:
+    """Build the engines from their specs and run one trial (convenience for single traces)."""
+    engines = {role: build_engine(config.engines[role]) for role in ROLES}
+    return run_trace_with(job, config, engines)
+
+
+def run_trace_with(job: TraceJob, config: TrialConfig, engines: Mapping[str, Engine]) -> TraceOutcome:
+    """Replay on the three roles, compare baseline vs candidate and vs A/A, and build every row."""
+    began = time.perf_counter()
+    trace = job.trace
+    records: dict[str, ExecutionRecord | None] = {}
+    errors: dict[str, str] = {}
+    for role in ROLES:
+        options = ReplayOptions(seed=config.seeds[role], time_limit=config.time_limit, faults=config.faults)
+        record, error = _replay(engines[role], trace, options)
+        records[role] = record
+        if error:
+            errors[role] = error
+    order = CausalOrder(trace)
+    divergences: dict[str, list[Divergence]] = {}
+    for comparison, role in (("candidate", "candidate"), ("aa", "baseline_aa")):
+        base, other = records["baseline"], records[role]
+        if "baseline" in errors or role in errors or base is None or other is None:
+            failed = "baseline" if "baseline" in errors else role
+            divergences[comparison] = [engine_error_divergence(trace, failed, errors.get(failed, "no record"))]
+        else:
+            divergences[comparison] = compare_records(trace, base, other, order)
+    tables: dict[str, list[Row]] = {name: [] for name in ("runs", "steps", "records", "divergences")}
+    for role in ROLES:
+        record = records[role]
+        if record is not None:
+            _record_rows(trace, role, record, tables)
+    for comparison, found in divergences.items():
+        for d in found:
+            tables["divergences"].append({
+                "trace_id": trace.trace_id, "comparison": comparison, "run_id": d.run_id, "path": d.path,
+                "kind": d.kind.value, "detail": d.detail, "baseline_value": _dumps(d.baseline_value),
+                "other_value": _dumps(d.other_value), "signature": d.signature, "is_first": d.is_first,
+                "waived_by": None,
+            })
+    recorded = [a for r in trace.runs for a in r.attempts]
+    first = min((r.trigger_time for r in trace.runs), default=0.0)
+    last_end = max((r.observed.end_time for r in trace.runs if r.observed and r.observed.end_time), default=None)
+    error = "; ".join(f"{role}: {msg}" for role, msg in sorted(errors.items())) or None
+    tables["traces"] = [{
+        "trace_id": trace.trace_id, "session_id": None, "workflow_id": trace.workflow_id,
+        "workflow_type": trace.metadata.workflow_type, "owner": trace.metadata.owner,
+        "tags": list(trace.metadata.tags), "source": trace.metadata.source, "corpus_file": job.file,
+        "corpus_line": job.line, "n_runs": len(trace.runs),
+        "n_steps": count_steps(trace.definition.steps, trace), "n_recorded_attempts": len(recorded),
+        "recorded_seconds": (last_end - first) if last_end is not None else None,
+        "candidate_divergences": len(divergences["candidate"]), "aa_divergences": len(divergences["aa"]),
+        "unexplained": len(divergences["candidate"]), "error": error,
+        "wall_seconds": time.perf_counter() - began,
+    }]
+    return TraceOutcome(trace.trace_id, tables, len(divergences["candidate"]))
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _record_rows(trace: Trace, role: str, record: ExecutionRecord, tables: dict[str, list[Row]]) -> None:
+    tid = trace.trace_id
+    tables["records"].append({
+        "trace_id": tid, "engine": role, "engine_name": record.engine, "engine_version": record.engine_version,
+        "seed": record.seed, "record": _dumps(encode(record)), "counters": _dumps(dict(record.counters)),
+    })
+    for run in record.runs:
+        metrics = run_metrics(trace, run)
+        tables["runs"].append({
+            "trace_id": tid, "engine": role, "run_id": run.run_id, "status": run.status, "stuck": run.stuck,
+            "triggered_at": run.triggered_at, "started_at": run.started_at, "ended_at": run.ended_at, **metrics,
+        })
+        for att in sorted(run.attempts, key=lambda a: (a.path, a.attempt)):
+            overhead = None
+            if att.started_at is not None and att.ready_at is not None:
+                overhead = att.started_at - att.ready_at
+            tables["steps"].append({
+                "trace_id": tid, "engine": role, "run_id": run.run_id, "path": att.path, "step_id": att.step_id,
+                "step_type": att.step_type, "attempt": att.attempt, "status": att.status, "outcome": att.outcome,
+                "unrecorded": att.unrecorded, "created_at": att.created_at, "ready_at": att.ready_at,
+                "started_at": att.started_at, "ended_at": att.ended_at, "start_overhead": overhead,
+            })
