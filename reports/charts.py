@@ -15,7 +15,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
+
+from reports.text import escape_visible as escape
 
 __all__ = [
     "ENGINE_COLORS",
@@ -105,7 +107,7 @@ def _frame(width: int, height: int, title: str, body: list[str], role_label: str
 
 def cdf_chart(series: Sequence[CdfSeries], *, title: str, unit: str = "s", width: int = 560, height: int = 300) -> Markup:
     """Cumulative distributions of one metric per engine, x on a log axis (seconds)."""
-    left, right, top, bottom = 52, 16, 28, 44
+    left, right, top, bottom = 52, 16, 28, 60
     pw, ph = width - left - right, height - top - bottom
     if not series or not any(s.values for s in series):
         return _frame(width, 60, title, [f'<text x="8" y="40" {_FONT}>no data</text>'], title)
@@ -126,7 +128,7 @@ def cdf_chart(series: Sequence[CdfSeries], *, title: str, unit: str = "s", width
                     f"<title>{escape(s.label)} (n={s.n:,})</title></polyline>")
         body.append(f'<rect x="{8 + i * 150}" y="{ph + 24}" width="10" height="10" fill="{escape(s.color)}"/>'
                     f'<text x="{22 + i * 150}" y="{ph + 33}" {_FONT}>{escape(s.label)} n={s.n:,}</text>')
-    body.append(f'<text x="{pw}" y="{ph + 33}" {_FONT} text-anchor="end" fill="#666">'
+    body.append(f'<text x="8" y="{ph + 50}" {_FONT} fill="#666">'
                 f"{escape(unit)}, log scale; values ≤ {escape(_fmt(axis.lo))} drawn at the left edge</text></g>")
     return _frame(width, height, title, body, f"{title}: cumulative distribution per engine")
 
@@ -135,7 +137,7 @@ def speedup_chart(
     ratios: Mapping[str, tuple[tuple[float, ...], tuple[float, ...]]], *, title: str, width: int = 560, height: int = 300
 ) -> Markup:
     """Baseline / candidate per percentile for each metric (> 1: the candidate is faster), y on a log axis."""
-    left, right, top, bottom = 52, 16, 28, 44
+    left, right, top, bottom = 52, 16, 28, 60
     pw, ph = width - left - right, height - top - bottom
     finite = [r for _, rs in ratios.values() for r in rs if r > 0 and math.isfinite(r)]
     if not finite:
@@ -149,9 +151,10 @@ def speedup_chart(
         strong = ' stroke-width="2" stroke="#888"' if t == 1 else ' stroke="#e3e3e3"'
         body.append(f'<line x1="0" x2="{pw}" y1="{y:.1f}" y2="{y:.1f}"{strong}/>'
                     f'<text x="-6" y="{y + 4:.1f}" {_FONT} text-anchor="end">{escape(_fmt(t))}×</text>')
-    for p in (0, 25, 50, 75, 90, 99, 100):
+    for p in (0, 25, 50, 75, 100):
         x = pw * p / 100
-        body.append(f'<text x="{x:.1f}" y="{ph + 14}" {_FONT} text-anchor="middle">p{p}</text>')
+        body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="0" y2="{ph}" stroke="#e3e3e3"/>'
+                    f'<text x="{x:.1f}" y="{ph + 14}" {_FONT} text-anchor="middle">p{p}</text>')
     palette = ("#4e79a7", "#f28e2b", "#59a14f", "#b07aa1")
     for i, (metric, (probs, rs)) in enumerate(ratios.items()):
         color = palette[i % len(palette)]
@@ -162,7 +165,7 @@ def speedup_chart(
                     f"<title>{escape(metric)}</title></polyline>")
         body.append(f'<rect x="{8 + i * 180}" y="{ph + 24}" width="10" height="10" fill="{color}"/>'
                     f'<text x="{22 + i * 180}" y="{ph + 33}" {_FONT}>{escape(metric)}</text>')
-    body.append(f'<text x="{pw}" y="{ph + 33}" {_FONT} text-anchor="end" fill="#666">baseline ÷ candidate, log scale</text></g>')
+    body.append(f'<text x="8" y="{ph + 50}" {_FONT} fill="#666">baseline ÷ candidate, log scale; above 1× the candidate is faster</text></g>')
     return _frame(width, height, title, body, f"{title}: speed-up per percentile")
 
 
@@ -208,7 +211,10 @@ def gantt_chart(
     pw = width - label_w - 20
     row_h = lane * len(engines) + gap
     height = top + row_h * len(paths) + 40
-    x = lambda t: label_w + (t - t0) / span * pw  # noqa: E731 - tiny local projection
+
+    def x(t: float) -> float:
+        return label_w + (t - t0) / span * pw
+
     body = []
     for k in range(6):
         t = t0 + span * k / 5

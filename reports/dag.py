@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from reports.charts import status_color
+from reports.text import escape_visible as escape
 
 __all__ = ["DagNode", "dag_svg", "released_by_graph"]
 

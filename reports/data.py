@@ -330,7 +330,11 @@ class ResultsReader:
             "ORDER BY started_at DESC NULLS LAST LIMIT ?",
             [limit],
         )
-        return tuple(Provenance(*(_s(v) for v in r[:11]), r[11], _s(r[12])) for r in rows)
+        return tuple(
+            Provenance(_s(r[0]), _s(r[1]), _s(r[2]), _s(r[3]), _s(r[4]), _s(r[5]), _s(r[6]), _s(r[7]), _s(r[8]),
+                       _s(r[9]), _s(r[10]), r[11], _s(r[12]))
+            for r in rows
+        )
 
     # -- divergence groups ---------------------------------------------------------------------
 
@@ -411,7 +415,7 @@ class ResultsReader:
         if not self.count("latency"):
             return ()
         rows = self._rows("SELECT metric, engine, n, mean, p50, p95, p99, max FROM latency ORDER BY metric, engine")
-        return tuple(LatencySummary(_s(r[0]), _s(r[1]), int(r[2] or 0), *r[3:]) for r in rows)
+        return tuple(LatencySummary(_s(r[0]), _s(r[1]), int(r[2] or 0), r[3], r[4], r[5], r[6], r[7]) for r in rows)
 
     def latency_tests(self) -> tuple[LatencyTest, ...]:
         if not self.has("latency_tests"):
@@ -420,7 +424,7 @@ class ResultsReader:
             "SELECT metric, n_pairs, median_ratio, p99_ratio, wilcoxon_statistic, wilcoxon_p, mw_ci_low, "
             "mw_ci_high, judge FROM latency_tests ORDER BY metric"
         )
-        return tuple(LatencyTest(_s(r[0]), int(r[1] or 0), *r[2:8], _s(r[8])) for r in rows)
+        return tuple(LatencyTest(_s(r[0]), int(r[1] or 0), r[2], r[3], r[4], r[5], r[6], r[7], _s(r[8])) for r in rows)
 
     def distributions(self, metric: str) -> tuple[LatencyDistribution, ...]:
         """Quantiles per engine role of one metric, computed in DuckDB (one pass, no rows to Python)."""

@@ -17,6 +17,7 @@ from markupsafe import Markup
 from reports.charts import GanttBar, gantt_chart
 from reports.dag import dag_svg, released_by_graph
 from reports.data import ReportLimits, ResultsReader, SignatureGroup
+from reports.text import visible
 
 __all__ = ["DiffRow", "Exemplar", "build_exemplar", "compact_json", "diff_records"]
 
@@ -125,7 +126,8 @@ def build_exemplar(
     if divs and all(d["comparison"] == "aa" for d in divs):
         other_role, candidate = "baseline_aa", records.get("baseline_aa", {})
     if not run_id:
-        run_id = str(next(iter(baseline.get("runs") or ()), {}).get("run_id", ""))
+        runs = baseline.get("runs") or []
+        run_id = str(runs[0].get("run_id", "")) if runs else ""
     first_key = (str(first["run_id"] or ""), str(first["path"] or "")) if first else None
     diff, hidden = diff_records(baseline, candidate, first=first_key, limit=limits.diff_rows)
     divergent = frozenset(p for r, p in reader.divergent_paths(trace_id) if r == run_id or not r)
@@ -142,6 +144,6 @@ def build_exemplar(
         text = json.dumps(rec, ensure_ascii=False, indent=1, sort_keys=True, default=str)
         if len(text) > limits.record_chars:
             text = text[: limits.record_chars] + f"\n… cut at {limits.record_chars:,} characters (full record in the database)"
-        raw[role] = text
+        raw[role] = visible(text)
     return Exemplar(anchor, trace_id, reader.trace_info(trace_id), run_id, tuple(divs), first,
                     tuple(diff), hidden, dag, timeline, raw)

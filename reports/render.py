@@ -24,6 +24,7 @@ from markupsafe import Markup
 from reports.charts import ENGINE_COLORS, CdfSeries, cdf_chart, speedup_chart
 from reports.data import CDF_PROBABILITIES, ReportLimits, ResultsReader, schema_mismatch
 from reports.drilldown import build_exemplar, compact_json
+from reports.text import finalize
 
 __all__ = ["ReportOptions", "ReportStats", "json_island", "render_html", "script_hash", "write_report"]
 
@@ -75,6 +76,7 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=finalize,
     )
     env.filters["pct"] = lambda v: "—" if v is None else f"{100 * float(v):.2f} %"
     env.filters["num"] = lambda v, d=3: "—" if v is None else (f"{v:,}" if isinstance(v, int) else f"{float(v):.{d}g}")

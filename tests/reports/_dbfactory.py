@@ -127,7 +127,7 @@ def build_results_db(
                         duration = rng.lognormvariate(3.0, 1.0)
                         path_name = step_names[p]
                         status = "SUCCEEDED"
-                        if role == "candidate" and any(s[1] == p for s in diverging) or role == "baseline_aa" and any(s[1] == p and s[0] == "attempt_count" for s in noisy):
+                        if (role == "candidate" and any(s[1] == p for s in diverging)) or (role == "baseline_aa" and any(s[1] == p and s[0] == "attempt_count" for s in noisy)):
                             status = "USER_FAILED" if rng.random() < 0.5 else "SUCCEEDED"
                         end = start + duration
                         ends[p] = end
@@ -142,7 +142,7 @@ def build_results_db(
                                          "started_at": start, "ended_at": end})
                     end = max(ends.values())
                     started = trigger + 0.5
-                    critical = end - started - overhead_mean * 2
+                    critical = end - started - overhead_mean * rng.uniform(1.0, 4.0)
                     add("runs", trace_id=trace_id, engine=role, run_id=run_id, status="SUCCEEDED", stuck=False,
                         triggered_at=trigger, started_at=started, ended_at=end, end_to_end=end - trigger,
                         makespan=end - started, critical_path=critical, orchestration_overhead=end - started - critical)
@@ -160,7 +160,7 @@ def build_results_db(
             for comparison, sigs in (("candidate", diverging), ("aa", noisy)):
                 for i, (kind, p, _, _, waived) in enumerate(sigs):
                     pattern = p if "[" not in p else "fan[*]/work"
-                    signature = f"{signature_prefix}{wtype}|{dict((q, s) for q, s, _ in shape).get(p, 'TITUS')}|{pattern}|{kind}"
+                    signature = f"{signature_prefix}{wtype}|{ {q: s for q, s, _ in shape}.get(p, 'TITUS')}|{pattern}|{kind}"
                     add("divergences", trace_id=trace_id, comparison=comparison, run_id="run-0",
                         path=step_names.get(p, _name("fan[1]/work", t, hostile)), kind=kind,
                         detail=_name("root['status']", t, hostile),
