@@ -43,7 +43,7 @@ def read_corpus(paths: Sequence[str]) -> Iterator[SourceItem]:
         io = None
     if io is not None and hasattr(io, "read_traces"):
         for item in io.read_traces(list(paths)):
-            yield SourceItem(str(item.file), int(item.line), item.trace, item.error)
+            yield SourceItem(str(item.file), int(item.line or 0), item.trace, item.error)
         return
     for path in paths:
         yield from _read_file(path)

@@ -1,0 +1,86 @@
+"""``shadow replay PATH [--trace ID] [--engine E]``: replay one trace on one engine and print its record.
+
+``--nodes`` and ``--fault`` are passed to the engine's factory as ``nodes=`` and ``faults=``; an engine
+whose factory does not take them rejects them with a clear error instead of ignoring them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from corpora.codec import encode
+from engines.api import ExecutionRecord, ReplayOptions
+from shadow.engines import EngineSpecError, build_engine, resolve_engine
+from shadow.sources import read_corpus
+
+__all__ = ["register"]
+
+
+def register(sub: Any, groups: dict[str, Any]) -> None:
+    del groups
+    p = sub.add_parser("replay", help="replay one trace on one engine and print the canonical record")
+    p.add_argument("path", help="a shadow-trace/1 JSON Lines file")
+    p.add_argument("--trace", help="trace id (default: the first trace in the file)")
+    p.add_argument("--engine", default="legacy", help="legacy|actor|oracle|module:factory (default legacy)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--time-limit", type=float, default=30 * 24 * 3600.0)
+    p.add_argument("--json", action="store_true", help="print the record as JSON")
+    p.add_argument("--nodes", type=int, help="engine nodes (engines whose factory accepts nodes=)")
+    p.add_argument("--fault", action="append", default=[], help="fault spec (engines accepting faults=)")
+    p.set_defaults(func=replay_command)
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    err = Console(stderr=True)
+    kwargs: dict[str, Any] = {}
+    if args.nodes is not None:
+        kwargs["nodes"] = args.nodes
+    if args.fault:
+        kwargs["faults"] = tuple(args.fault)
+    try:
+        engine = build_engine(resolve_engine(args.engine, **kwargs))
+    except EngineSpecError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        return 4
+    trace = None
+    for item in read_corpus([args.path]):
+        if item.error is not None:
+            if args.trace is None or item.error.trace_id == args.trace:
+                err.print(f"[red]error:[/] {item.error}", highlight=False)
+                return 4
+            continue
+        if item.trace is not None and (args.trace is None or item.trace.trace_id == args.trace):
+            trace = item.trace
+            break
+    if trace is None:
+        err.print(f"[red]error:[/] no trace {args.trace!r} in {args.path}" if args.trace
+                  else f"[red]error:[/] {args.path} holds no trace", highlight=False)
+        return 4
+    record = engine.replay(trace, ReplayOptions(seed=args.seed, time_limit=args.time_limit))
+    if args.json:
+        print(json.dumps(encode(record), indent=2, sort_keys=True))
+    else:
+        render(record, Console())
+    return 0
+
+
+def render(record: ExecutionRecord, console: Console) -> None:
+    for run in record.runs:
+        table = Table(title=f"{record.trace_id} run {run.run_id}: {run.status}{' (STUCK)' if run.stuck else ''} "
+                            f"on {record.engine} {record.engine_version}")
+        for col in ("path", "attempt", "status", "outcome", "ready", "started", "ended", "params"):
+            table.add_column(col)
+        t0 = run.triggered_at or 0.0
+        for a in run.attempts:
+            def rel(x: float | None) -> str:
+                return "-" if x is None else f"{x - t0:.3f}"
+            table.add_row(a.path, str(a.attempt), a.status, a.outcome or "-", rel(a.ready_at), rel(a.started_at),
+                          rel(a.ended_at), json.dumps(dict(a.params), sort_keys=True)[:60])
+        console.print(table)
+    if record.error:
+        console.print(f"[red]engine error:[/] {record.error}")

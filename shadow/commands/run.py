@@ -1,0 +1,95 @@
+"""``shadow run CORPUS... --db results.duckdb``: replay every trace on baseline, candidate and A/A."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shlex
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from shadow.engines import EngineSpecError, resolve_engine
+from shadow.noise import NoiseConfig, Registry, RegistryError
+from shadow.results.store import ResultsError
+from shadow.runner import RunSettings, run_shadow
+from shadow.sources import SelectionError
+
+__all__ = ["register"]
+
+EXIT_OK, EXIT_FINDINGS, EXIT_HARNESS, EXIT_INTERRUPTED = 0, 1, 4, 130
+
+
+def register(sub: Any, groups: dict[str, Any]) -> None:
+    del groups
+    p = sub.add_parser("run", help="replay a corpus on baseline, candidate and an A/A replica; store results",
+                       description="Replay every trace on the baseline (legacy), the candidate (actor) and a "
+                                   "second baseline replica (A/A noise), compare, and store everything in DuckDB. "
+                                   "Rerunning against the same --db resumes: stored traces are skipped.")
+    p.add_argument("corpus", nargs="+", help="shadow-trace/1 JSON Lines files (.jsonl or .jsonl.gz)")
+    p.add_argument("--db", required=True, help="results database file (created if missing)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
+    p.add_argument("--candidate", default="actor", help="legacy|actor|oracle|module:factory (default actor)")
+    p.add_argument("--baseline", default="legacy", help="legacy|actor|oracle|module:factory (default legacy)")
+    p.add_argument("--seed", type=int, default=0, help="baseline/candidate seed; the A/A replica uses seed+1")
+    p.add_argument("--where", help="SQL predicate over trace metadata, e.g. \"owner = 'team-a'\"")
+    p.add_argument("--sample", type=float, default=1.0, help="keep this share of traces (stable hash)")
+    p.add_argument("--limit", type=int, help="replay at most N traces this session")
+    p.add_argument("--registry", help="known-divergence registry (TOML)")
+    p.add_argument("--time-limit", type=float, default=30 * 24 * 3600.0,
+                   help="virtual seconds after which an unfinished run is reported stuck")
+    p.add_argument("--noise-relative", type=float, default=0.20, help="noise filter: relative threshold")
+    p.add_argument("--noise-absolute", type=float, default=0.0003, help="noise filter: share of traces")
+    p.add_argument("--batch-size", type=int, default=32, help="traces per executor batch")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    err = Console(stderr=True)
+    if not 0.0 < args.sample <= 1.0:
+        err.print(f"[red]error:[/] --sample {args.sample} must be in (0, 1]")
+        return EXIT_HARNESS
+    if args.workers < 1 or (args.limit is not None and args.limit < 0) or args.time_limit <= 0:
+        err.print("[red]error:[/] --workers must be >= 1, --limit >= 0 and --time-limit > 0")
+        return EXIT_HARNESS
+    try:
+        registry = Registry.load(args.registry) if args.registry else Registry()
+        registry.check(dt.datetime.now(dt.UTC).date())
+        settings = RunSettings(
+            corpus=tuple(args.corpus), db=args.db, baseline=resolve_engine(args.baseline),
+            candidate=resolve_engine(args.candidate), seed=args.seed, workers=args.workers,
+            time_limit=args.time_limit, where=args.where, sample=args.sample, limit=args.limit,
+            registry=registry, noise=NoiseConfig(args.noise_relative, args.noise_absolute),
+            batch_size=max(1, args.batch_size), command=shlex.join(sys.argv),
+        )
+        missing = [p for p in settings.corpus if not os.path.isfile(p)]
+        if missing:
+            err.print(f"[red]error:[/] corpus file(s) not found: {', '.join(missing)}")
+            return EXIT_HARNESS
+        if args.no_progress or not err.is_terminal:
+            report = run_shadow(settings)
+        else:
+            with Progress(SpinnerColumn(), TextColumn("{task.completed} traces"),
+                          TextColumn("{task.fields[rate]:.1f} traces/s"),
+                          TextColumn("{task.fields[div]} divergences"), TimeElapsedColumn(),
+                          console=err, transient=True) as bar:
+                task = bar.add_task("replay", total=None, rate=0.0, div=0)
+
+                def progress(done: int, divergences: int) -> None:
+                    elapsed = bar.tasks[0].elapsed or 1e-9
+                    bar.update(task, completed=done, rate=done / elapsed, div=divergences)
+
+                report = run_shadow(settings, progress=progress)
+    except (EngineSpecError, RegistryError, ResultsError, SelectionError) as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        return EXIT_HARNESS
+    err.print(f"{report.status}: {report.traces_done} traces replayed, {report.skipped_existing} already stored, "
+              f"{report.quarantined} quarantined, {report.candidate_divergences} raw candidate divergences "
+              f"-> {args.db}", highlight=False)
+    if report.status == "interrupted":
+        return EXIT_INTERRUPTED
+    return EXIT_OK

@@ -1,0 +1,109 @@
+"""Read the results database: the headline ``shadow summary`` prints, and tables as Arrow.
+
+Readers open the file read-only, so a report or gate can run while nothing writes, and an
+unreadable or foreign file is a :class:`~shadow.results.store.ResultsError` that says what to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from shadow.results.schema import TABLES
+from shadow.results.store import ResultsError
+
+__all__ = ["EngineLatency", "Headline", "open_results", "read_headline", "read_table"]
+
+
+def open_results(path: str | Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to a results database written by ``shadow run``."""
+    if not Path(path).is_file():
+        raise ResultsError(f"{path}: no such results database; run 'shadow run CORPUS --db {path}' first")
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+        names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    except duckdb.Error as exc:
+        raise ResultsError(f"{path}: not a readable DuckDB database ({exc})") from exc
+    missing = {"meta", "traces", "divergences"} - names
+    if missing:
+        con.close()
+        raise ResultsError(f"{path}: not a shadow results database (missing tables {', '.join(sorted(missing))})")
+    return con
+
+
+def read_table(path: str | Path, table: str) -> pa.Table:
+    """One whole table as Arrow (for pandas: ``.to_pandas()``)."""
+    if table not in TABLES:
+        raise ResultsError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
+    con = open_results(path)
+    try:
+        return con.execute(f"SELECT * FROM {table}").to_arrow_table()
+    finally:
+        con.close()
+
+
+@dataclass(frozen=True, slots=True)
+class EngineLatency:
+    engine: str
+    p50: float | None
+    p99: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Headline:
+    """What ``shadow summary`` prints. ``start_overhead_ratio`` is baseline p50 / candidate p50."""
+
+    traces: int
+    traces_with_error: int
+    runs: int
+    stuck_runs: int
+    divergences_raw: int
+    divergences_noise: int
+    divergences_unexplained: int
+    divergences_waived: int
+    signatures_unexplained: int
+    quarantined: int
+    start_overhead: tuple[EngineLatency, ...]
+    start_overhead_ratio: float | None
+    last_session_status: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _one(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    row = con.execute(sql).fetchone()
+    return row[0] if row else None
+
+
+def read_headline(path: str | Path) -> Headline:
+    con = open_results(path)
+    try:
+        lat = con.execute("SELECT engine, p50, p99 FROM latency WHERE metric = 'start_overhead' "
+                          "ORDER BY CASE engine WHEN 'baseline' THEN 0 WHEN 'candidate' THEN 1 ELSE 2 END").fetchall()
+        by_engine = {e: p50 for e, p50, _ in lat}
+        base, cand = by_engine.get("baseline"), by_engine.get("candidate")
+        return Headline(
+            traces=_one(con, "SELECT count(*) FROM traces"),
+            traces_with_error=_one(con, "SELECT count(*) FROM traces WHERE error IS NOT NULL"),
+            runs=_one(con, "SELECT count(*) FROM runs WHERE engine = 'baseline'"),
+            stuck_runs=_one(con, "SELECT count(*) FROM runs WHERE engine = 'candidate' AND stuck"),
+            divergences_raw=_one(con, "SELECT count(*) FROM divergences WHERE comparison = 'candidate'"),
+            divergences_noise=_one(con, "SELECT count(*) FROM divergences WHERE comparison = 'aa'"),
+            divergences_unexplained=_one(con, "SELECT coalesce(sum(unexplained), 0) FROM traces"),
+            divergences_waived=_one(con, "SELECT count(*) FROM divergences WHERE comparison = 'candidate' "
+                                         "AND waived_by IS NOT NULL"),
+            signatures_unexplained=_one(con, "SELECT count(*) FROM signatures WHERE status = 'unexplained'"),
+            quarantined=_one(con, "SELECT count(*) FROM quarantine"),
+            start_overhead=tuple(EngineLatency(e, p50, p99) for e, p50, p99 in lat),
+            start_overhead_ratio=(base / cand) if base is not None and cand else None,
+            last_session_status=_one(con, "SELECT status FROM provenance ORDER BY started_at DESC LIMIT 1"),
+        )
+    except duckdb.Error as exc:
+        raise ResultsError(f"{path}: cannot read the results ({exc})") from exc
+    finally:
+        con.close()
