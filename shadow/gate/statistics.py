@@ -1,7 +1,7 @@
-"""The gate's statistics: a Wilson bound for divergence rates and a Mann-Whitney latency judge.
+"""The gate's statistics: a Wilson bound for divergence rates and the latency judge per cohort.
 
-Written here with scipy.stats because the gate needs them per cohort (shadow's own latency tables are
-per database). Both are pure functions of their inputs.
+The Mann-Whitney shift judge itself is shadow.latency.judge_shift (shared with ``shadow run``); the
+gate adds what a verdict needs on top: a minimum sample, the p99 ratio bounds and a MARGINAL band.
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-__all__ = ["LatencyJudgement", "LatencyOutcome", "hodges_lehmann_interval", "judge_latency", "wilson_upper"]
+from shadow.latency import judge_shift
+
+__all__ = ["CohortLatency", "LatencyOutcome", "judge_latency", "wilson_upper"]
 
 
 def wilson_upper(failures: int, n: int, confidence: float = 0.95) -> float:
@@ -35,54 +37,6 @@ def wilson_upper(failures: int, n: int, confidence: float = 0.95) -> float:
     return min(1.0, (centre + margin) / denominator)
 
 
-def _count_differences_at_most(xs: np.ndarray, ys: np.ndarray, delta: float) -> int:
-    """How many pairwise differences ``y - x`` are <= delta (xs sorted). O(len(ys) log len(xs))."""
-    return int((len(xs) - np.searchsorted(xs, ys - delta, side="left")).sum())
-
-
-def _kth_difference(xs: np.ndarray, ys: np.ndarray, k: int) -> float:
-    """The k-th smallest (1-based) of the n*m differences ``y - x``, without building them all.
-
-    Bisection on the value: the count of differences at or under a value is monotone in it. Cohorts
-    hold tens of thousands of step samples, so the n*m matrix would not fit in memory.
-    """
-    lo = float(ys.min() - xs.max())
-    hi = float(ys.max() - xs.min())
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        if mid in (lo, hi):
-            break
-        if _count_differences_at_most(xs, ys, mid) >= k:
-            hi = mid
-        else:
-            lo = mid
-    return hi
-
-
-def hodges_lehmann_interval(
-    baseline: npt.ArrayLike, candidate: npt.ArrayLike, confidence: float
-) -> tuple[float, float, float]:
-    """Hodges-Lehmann shift (candidate - baseline) with its Mann-Whitney distribution-free interval.
-
-    Returns (low, estimate, high). The interval's ends are order statistics of the pairwise
-    differences at the Mann-Whitney critical rank (normal approximation, fine from ~10 samples).
-    """
-    xs = np.sort(np.asarray(baseline, dtype=float))
-    ys = np.asarray(candidate, dtype=float)
-    n, m = len(xs), len(ys)
-    total = n * m
-    z = float(stats.norm.ppf(1 - (1 - confidence) / 2))
-    c = math.floor(total / 2 - z * math.sqrt(n * m * (n + m + 1) / 12))
-    c = max(1, min(c, total))
-    low = _kth_difference(xs, ys, c)
-    high = _kth_difference(xs, ys, total - c + 1)
-    if total % 2:
-        estimate = _kth_difference(xs, ys, total // 2 + 1)
-    else:
-        estimate = (_kth_difference(xs, ys, total // 2) + _kth_difference(xs, ys, total // 2 + 1)) / 2
-    return low, estimate, high
-
-
 class LatencyOutcome(StrEnum):
     PASS = "pass"
     MARGINAL = "marginal"
@@ -91,7 +45,7 @@ class LatencyOutcome(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class LatencyJudgement:
+class CohortLatency:
     """The judge's finding on one metric; seconds unless noted."""
 
     metric: str
@@ -127,11 +81,13 @@ def judge_latency(
     p99_warn: float,
     p99_max: float,
     min_samples: int,
-) -> LatencyJudgement:
-    """Kayenta-style judge: is the candidate slower than the baseline by more than ``tolerance``?
+    seed: int = 0,
+) -> CohortLatency:
+    """Is the candidate slower than the baseline by more than ``tolerance``, or in its tail?
 
     allowed = tolerance x |baseline median|. With [low, high] the ``confidence`` interval of the
-    candidate - baseline shift: REGRESSION when low > allowed (surely slower beyond tolerance) or
+    candidate - baseline shift (shadow.latency.judge_shift, which subsamples beyond 2000 values with
+    ``seed``): REGRESSION when low > allowed (surely slower beyond tolerance) or
     the p99 ratio is above ``p99_max``; MARGINAL when the candidate is surely slower (low > 0) and
     might be beyond tolerance (high > allowed), or the p99 ratio is above ``p99_warn``; else PASS.
     """
@@ -139,23 +95,26 @@ def judge_latency(
     cand = np.asarray(candidate, dtype=float)
     if min(len(base), len(cand)) < min_samples:
         nan = math.nan
-        return LatencyJudgement(
+        return CohortLatency(
             metric, LatencyOutcome.INSUFFICIENT, len(base), len(cand), nan, nan, nan, nan, nan, nan, nan,
             nan, nan, nan,
             f"{metric}: {len(base)} baseline and {len(cand)} candidate samples, "
             f"fewer than the {min_samples} the judge needs",
         )  # fmt: skip
-    low, shift, high = hodges_lehmann_interval(base, cand, confidence)
+    shift_judge = judge_shift(base.tolist(), cand.tolist(), confidence=confidence, tolerance=tolerance, seed=seed)
+    if shift_judge.shift is None or shift_judge.ci_low is None or shift_judge.ci_high is None:
+        raise ValueError(f"{metric}: the shift judge found no interval on {len(base)}/{len(cand)} samples")
+    low, shift, high = shift_judge.ci_low, shift_judge.shift, shift_judge.ci_high
     b_med, c_med = float(np.median(base)), float(np.median(cand))
     allowed = tolerance * abs(b_med)
-    p_value = float(stats.mannwhitneyu(cand, base, alternative="two-sided").pvalue)
+    p_value = float("nan") if shift_judge.p_value is None else shift_judge.p_value
     b99, c99 = float(np.percentile(base, 99)), float(np.percentile(cand, 99))
     ratio = _p99_ratio(b99, c99)
     head = (
         f"{metric}: median {b_med:.3g} s -> {c_med:.3g} s, shift {shift:+.3g} s "
         f"({confidence:.0%} CI {low:+.3g}..{high:+.3g}), allowed +{allowed:.3g} s; p99 ratio {ratio:.2f}"
     )
-    if low > allowed:
+    if shift_judge.verdict == "regression":
         outcome, why = LatencyOutcome.REGRESSION, "the candidate is slower beyond the tolerance"
     elif ratio > p99_max:
         outcome, why = LatencyOutcome.REGRESSION, f"the p99 ratio is above {p99_max:g}"
@@ -165,7 +124,7 @@ def judge_latency(
         outcome, why = LatencyOutcome.MARGINAL, f"the p99 ratio is above the warning level {p99_warn:g}"
     else:
         outcome, why = LatencyOutcome.PASS, "no regression"
-    return LatencyJudgement(
+    return CohortLatency(
         metric, outcome, len(base), len(cand), b_med, c_med, shift, low, high, allowed, p_value,
         b99, c99, ratio, f"{head}: {why}",
     )  # fmt: skip

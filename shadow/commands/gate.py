@@ -1,0 +1,82 @@
+"""``shadow gate results.duckdb --cohorts cohorts.toml``: a verdict per cohort, and the CI exit code.
+
+Exit codes: 0 PASS, 1 FAIL, 2 MARGINAL, 3 INSUFFICIENT_DATA (the worst cohort decides), 4 harness
+error (unreadable database, bad cohorts file). Verdicts are appended to the database's ``verdicts``
+table, which is what ``shadow rollout advance`` checks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from typing import Any
+
+from shadow.cli import EXIT_HARNESS
+from shadow.gate.cohorts import load_cohorts
+from shadow.gate.errors import GateError
+from shadow.gate.evaluate import evaluate, store_verdicts
+from shadow.gate.outputs import dumps, to_junit, to_markdown, write_artifact
+
+__all__ = ["register", "run_gate"]
+
+
+def _as_of(text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date-time like 2026-11-28T12:00:00Z") from exc
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def register(sub: Any, groups: dict[str, Any]) -> None:
+    del groups
+    parser = sub.add_parser(
+        "gate",
+        help="judge each cohort PASS / MARGINAL / FAIL / INSUFFICIENT_DATA and exit with the CI code",
+        description=(
+            "Judge every cohort of COHORTS on the results in DATABASE. Exit code: 0 PASS, 1 FAIL, "
+            "2 MARGINAL (needs sign-off), 3 INSUFFICIENT_DATA, 4 harness error; the worst cohort decides."
+        ),
+    )
+    parser.add_argument("database", metavar="DATABASE", help="results database written by 'shadow run'")
+    parser.add_argument("--cohorts", required=True, metavar="FILE", help="cohorts TOML file")
+    parser.add_argument("--json", metavar="FILE", help="write the verdict JSON here ('-' for stdout)")
+    parser.add_argument("--junit", metavar="FILE", help="write JUnit XML here (a test case per cohort and check)")
+    parser.add_argument("--markdown", metavar="FILE", help="write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)")
+    parser.add_argument("--no-store", action="store_true", help="do not append the verdicts to the database")
+    parser.add_argument("--as-of", type=_as_of, metavar="TIME",
+                        help="judge as of this UTC time (registry expiry, verdict timestamps); default now")  # fmt: skip
+    parser.set_defaults(func=run_gate)
+
+
+def _harness_error(args: argparse.Namespace, exc: GateError) -> int:
+    print(f"shadow gate: harness error: {exc}", file=sys.stderr)
+    if args.json and args.json != "-":
+        document = {"schema": "shadow-verdict/1", "verdict": "HARNESS_ERROR", "exit_code": EXIT_HARNESS,
+                    "error": str(exc), "cohorts": []}  # fmt: skip
+        write_artifact(args.json, json.dumps(document, indent=2) + "\n")
+    return EXIT_HARNESS
+
+
+def run_gate(args: argparse.Namespace) -> int:
+    now = args.as_of or dt.datetime.now(dt.UTC)
+    try:
+        cohorts = load_cohorts(args.cohorts)
+        result = evaluate(args.database, cohorts, now=now)
+        if not args.no_store:
+            store_verdicts(args.database, result)
+    except GateError as exc:
+        return _harness_error(args, exc)
+    for verdict in result.verdicts:
+        print(f"{verdict.verdict:<17} {verdict.cohort} (score {verdict.score:.0f}, {verdict.n_traces} traces)")
+        print(f"    {verdict.reason}")
+    print(f"gate: {result.overall} (exit code {result.exit_code})")
+    if args.json:
+        write_artifact(args.json, dumps(result))
+    if args.junit:
+        write_artifact(args.junit, to_junit(result))
+    if args.markdown:
+        write_artifact(args.markdown, to_markdown(result))
+    return result.exit_code

@@ -1,0 +1,103 @@
+"""``shadow gate`` end to end through the CLI: exit codes, artifacts, stored verdicts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from shadow.cli import main
+from tests.shadow._gatedb import GateDb
+
+COHORTS = """
+[defaults]
+divergence_budget = 0.1
+min_traces = 30
+
+[[cohort]]
+name = "etl"
+[cohort.select]
+owner = "data-eng"
+"""
+
+
+@pytest.fixture
+def cohorts(tmp_path: Path) -> Path:
+    path = tmp_path / "cohorts.toml"
+    path.write_text(COHORTS, encoding="utf-8")
+    return path
+
+
+def gate(db: Path, cohorts: Path, *extra: str) -> int:
+    return main(["gate", str(db), "--cohorts", str(cohorts), "--as-of", "2026-11-28T12:00:00", *extra])
+
+
+class TestExitCodes:
+    @pytest.mark.parametrize(
+        ("traces", "code"),
+        [
+            ({"n": 60}, 0),
+            ({"n": 60, "divergent": 10}, 1),
+            ({"n": 60, "errored": 1}, 2),
+            ({"n": 10}, 3),
+        ],
+    )
+    def test_each_verdict_has_its_exit_code(self, tmp_path: Path, cohorts: Path, traces: dict[str, int],
+                                            code: int) -> None:  # fmt: skip
+        """PASS 0, FAIL 1, MARGINAL 2, INSUFFICIENT_DATA 3."""
+        db = GateDb(tmp_path / "r.duckdb")
+        db.add_traces(**traces)  # type: ignore[arg-type]
+        assert gate(db.build(), cohorts) == code
+
+    def test_missing_database_is_a_harness_error(self, tmp_path: Path, cohorts: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+        """A database that does not exist exits 4, says so, and still writes a verdict JSON."""
+        out = tmp_path / "verdict.json"
+        assert gate(tmp_path / "absent.duckdb", cohorts, "--json", str(out)) == 4
+        assert "no such results database" in capsys.readouterr().err
+        assert json.loads(out.read_text())["verdict"] == "HARNESS_ERROR"
+
+    def test_database_without_the_tables_is_a_harness_error(self, tmp_path: Path, cohorts: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+        """A DuckDB file that shadow run did not write exits 4 naming the missing table."""
+        path = tmp_path / "other.duckdb"
+        duckdb.connect(str(path)).close()
+        assert gate(path, cohorts) == 4
+        assert "table 'traces' is missing" in capsys.readouterr().err
+
+    def test_bad_cohorts_file_is_a_harness_error(self, tmp_path: Path) -> None:
+        """A cohorts file that is not TOML exits 4."""
+        db = GateDb(tmp_path / "r.duckdb")
+        db.add_traces(5)
+        bad = tmp_path / "c.toml"
+        bad.write_text("nope = [", encoding="utf-8")
+        assert gate(db.build(), bad) == 4
+
+
+class TestArtifactsAndStorage:
+    def test_artifacts_written_and_verdicts_stored(self, tmp_path: Path, cohorts: Path) -> None:
+        """--json/--junit/--markdown land where asked and the verdict row lands in the database."""
+        db = GateDb(tmp_path / "r.duckdb")
+        db.add_traces(60)
+        path = db.build()
+        out = tmp_path / "out"
+        code = gate(path, cohorts, "--json", str(out / "v.json"), "--junit", str(out / "j.xml"),
+                    "--markdown", str(out / "s.md"))  # fmt: skip
+        assert code == 0
+        assert json.loads((out / "v.json").read_text())["cohorts"][0]["cohort"] == "etl"
+        assert (out / "j.xml").read_text().startswith("<?xml")
+        assert "## Shadow gate: PASS" in (out / "s.md").read_text()
+        with duckdb.connect(str(path), read_only=True) as con:
+            rows = con.execute("SELECT cohort, verdict, n_traces, json_array_length(criteria) FROM verdicts").fetchall()
+        assert rows == [("etl", "PASS", 60, 10)]
+
+    def test_no_store_leaves_the_database_alone(self, tmp_path: Path, cohorts: Path) -> None:
+        """--no-store judges without writing a verdict row."""
+        db = GateDb(tmp_path / "r.duckdb")
+        db.add_traces(60)
+        path = db.build()
+        assert gate(path, cohorts, "--no-store") == 0
+        with duckdb.connect(str(path), read_only=True) as con:
+            assert con.execute("SELECT count(*) FROM verdicts").fetchone() == (0,)
