@@ -12,6 +12,7 @@ from corpora.importers._common import ImportedItem, Importer, ImportOptions, run
 from corpora.importers.alibaba import AlibabaImporter
 from corpora.importers.argo import ArgoImporter
 from corpora.importers.maestro import MaestroImporter
+from corpora.importers.nextflow import NextflowImporter
 from corpora.importers.wfformat import WfFormatImporter
 
 __all__ = [
@@ -27,5 +28,6 @@ IMPORTERS: dict[str, Importer] = {
     "wfformat": WfFormatImporter(),
     "maestro": MaestroImporter(),
     "argo": ArgoImporter(),
+    "nextflow": NextflowImporter(),
     "alibaba": AlibabaImporter(),
 }

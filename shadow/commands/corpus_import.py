@@ -1,0 +1,100 @@
+"""``shadow corpus import --from FORMAT PATH... -o traces.jsonl``: import foreign traces, streaming.
+
+Exit 0 when everything imported, 1 when any input was quarantined (the good traces are still
+written), 4 for a harness error (bad option, unwritable output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import sys
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+from typing import IO, Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from corpora.codec import encode
+from corpora.importers import IMPORTERS, ImportOptions, run_import
+
+__all__ = ["register"]
+
+_DEFAULT_SCHEMAS = Path(__file__).resolve().parents[2].parent / "shared" / "corpora" / "schemas"
+
+
+def register(sub: Any, groups: dict[str, Any]) -> None:
+    del sub
+    parser = groups["corpus"].add_parser(
+        "import", help="import WfFormat, Maestro, Argo, Nextflow or Alibaba traces into shadow-trace/1",
+        description="Stream foreign traces into shadow-trace/1 JSON lines; bad inputs are quarantined and listed.",
+    )
+    parser.add_argument("--from", dest="source", required=True, choices=sorted(IMPORTERS), help="source format")
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders to import")
+    parser.add_argument("-o", "--output", required=True, help="output .jsonl (.gz to compress, - for stdout)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the outcome model (Maestro)")
+    parser.add_argument("--failure-rate", type=float, default=0.05, help="share of steps that fail for good (Maestro)")
+    parser.add_argument("--retry-rate", type=float, default=0.1, help="share of steps that succeed after retries (Maestro)")
+    parser.add_argument("--schemas", type=Path, default=None,
+                        help="folder with wfcommons-schema-1.4/1.5.json (default: ../shared/corpora/schemas when present)")
+    parser.set_defaults(func=run)
+
+
+def _open(output: str, stack: ExitStack) -> IO[str]:
+    if output == "-":
+        return sys.stdout
+    if output.endswith(".gz"):
+        return stack.enter_context(gzip.open(output, "wt", encoding="utf-8"))
+    return stack.enter_context(open(output, "w", encoding="utf-8"))  # noqa: SIM115 - closed by the stack
+
+
+def run(args: argparse.Namespace) -> int:
+    err = Console(stderr=True)
+    schemas = args.schemas if args.schemas is not None else (_DEFAULT_SCHEMAS if _DEFAULT_SCHEMAS.is_dir() else None)
+    try:
+        options = ImportOptions(seed=args.seed, failure_rate=args.failure_rate, retry_rate=args.retry_rate,
+                                schema_dir=schemas)
+    except ValueError as exc:
+        err.print(f"shadow corpus import: {exc}")
+        return 4
+    missing = [p for p in args.paths if not p.exists()]
+    if missing:
+        err.print(f"shadow corpus import: no such file or folder: {missing[0]}")
+        return 4
+    importer = IMPORTERS[args.source]
+    imported, quarantined = 0, []
+    try:
+        with ExitStack() as stack:
+            out = _open(args.output, stack)
+            progress = stack.enter_context(Progress(
+                TextColumn("[bold]import {task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[last]}"), console=err, transient=True,
+            ))
+            units = importer.discover(args.paths)
+            task = progress.add_task(args.source, total=len(units), last="")
+            done: set[str] = set()
+            for item in run_import(importer, args.paths, options):
+                if item.trace is not None:
+                    out.write(json.dumps(encode(item.trace), sort_keys=False, separators=(",", ":"), ensure_ascii=False))
+                    out.write("\n")
+                    imported += 1
+                elif item.error is not None:
+                    quarantined.append(item.error)
+                if item.source not in done:
+                    done.add(item.source)
+                    progress.update(task, completed=len(done), last=Path(item.source).name[-40:])
+    except OSError as exc:
+        err.print(f"shadow corpus import: cannot write {args.output}: {exc}")
+        return 4
+    err.print(f"imported {imported} trace(s) from {args.source}; quarantined {len(quarantined)}")
+    if quarantined:
+        for code, count in Counter(e.code for e in quarantined).most_common():
+            err.print(f"  {code}: {count}")
+        for error in quarantined[:20]:
+            err.print(f"  - {error}", markup=False, highlight=False, soft_wrap=True)
+        if len(quarantined) > 20:
+            err.print(f"  ... and {len(quarantined) - 20} more")
+    return 1 if quarantined else 0
