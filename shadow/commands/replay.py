@@ -77,10 +77,13 @@ def render(record: ExecutionRecord, console: Console) -> None:
             table.add_column(col)
         t0 = run.triggered_at or 0.0
         for a in run.attempts:
-            def rel(x: float | None) -> str:
-                return "-" if x is None else f"{x - t0:.3f}"
-            table.add_row(a.path, str(a.attempt), a.status, a.outcome or "-", rel(a.ready_at), rel(a.started_at),
-                          rel(a.ended_at), json.dumps(dict(a.params), sort_keys=True)[:60])
+            table.add_row(a.path, str(a.attempt), a.status, a.outcome or "-", _rel(a.ready_at, t0), _rel(a.started_at, t0),
+                          _rel(a.ended_at, t0), json.dumps(dict(a.params), sort_keys=True)[:60])
         console.print(table)
     if record.error:
         console.print(f"[red]engine error:[/] {record.error}")
+
+
+def _rel(at: float | None, t0: float) -> str:
+    """Virtual seconds since the run's trigger, readable next to epoch-based timestamps."""
+    return "-" if at is None else f"{at - t0:.3f}"

@@ -41,7 +41,9 @@ def read_table(path: str | Path, table: str) -> pa.Table:
         raise ResultsError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
     con = open_results(path)
     try:
-        return con.execute(f"SELECT * FROM {table}").to_arrow_table()
+        table_data = con.execute(f"SELECT * FROM {table}").to_arrow_table()
+        assert table_data is not None  # a SELECT always has a result set
+        return table_data
     finally:
         con.close()
 
