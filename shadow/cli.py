@@ -23,6 +23,9 @@ EXIT_INTERRUPTED = 130
 COMMAND_MODULES = (
     "shadow.commands.corpus",
     "shadow.commands.report",
+    "shadow.commands.run",
+    "shadow.commands.summary",
+    "shadow.commands.replay",
 )
 
 
