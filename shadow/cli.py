@@ -23,6 +23,7 @@ EXIT_INTERRUPTED = 130
 COMMAND_MODULES = (
     "shadow.commands.corpus",
     "shadow.commands.report",
+    "shadow.commands.gate",
     "shadow.commands.run",
     "shadow.commands.summary",
     "shadow.commands.replay",
