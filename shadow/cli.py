@@ -22,8 +22,8 @@ EXIT_INTERRUPTED = 130
 # Every module here defines ``register(subparsers, groups)``; a command sets ``func(args) -> int``.
 COMMAND_MODULES = (
     "shadow.commands.corpus",
+    "shadow.commands.corpus_import",
     "shadow.commands.report",
-    "shadow.commands.gate",
     "shadow.commands.run",
     "shadow.commands.summary",
     "shadow.commands.replay",
