@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "shadow.commands.run",
     "shadow.commands.summary",
     "shadow.commands.replay",
+    "shadow.commands.gate",
 )
 
 
