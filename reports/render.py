@@ -113,7 +113,7 @@ def _baseline_diff(current: dict[str, str], previous: dict[str, str], limit: int
     resolved = sorted(set(previous) - set(current))
 
     def cap(items: list[str], statuses: dict[str, str]) -> dict[str, Any]:
-        return {"items": [(s, statuses.get(s, "")) for s in items[:limit]], "more": max(len(items) - limit, 0), "n": len(items)}
+        return {"rows": [(s, statuses.get(s, "")) for s in items[:limit]], "more": max(len(items) - limit, 0), "n": len(items)}
 
     return {"new": cap(new, current), "recurring": cap(recurring, current), "resolved": cap(resolved, previous)}
 
