@@ -1,0 +1,125 @@
+"""Comparison: normalization, flattening to kinds and signatures, first divergence point, causality."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from corpora.model import Foreach, Outcome, Param, RecordedAttempt, Run, Step, StepType, Trace, TraceMetadata
+from corpora.model import Transition, WorkflowDefinition
+from engines.api import ReplayOptions
+from shadow.compare import CausalOrder, DivergenceKind, compare_records, normalize_record, path_pattern
+from shadow.testing import FakeEngine, PlantedFaultEngine, build_trace
+
+DIAMOND = {"a": ["b", "c"], "b": ["d"], "c": ["d"], "d": []}
+
+
+@pytest.fixture
+def trace() -> Trace:
+    return build_trace("t1", DIAMOND, {"b": ["user_error", "succeeded"]}, params={"c": {"date": 20260101}})
+
+
+def _compare(trace: Trace, fault: str, path: str, param: str = "") -> list:
+    base = FakeEngine().replay(trace, ReplayOptions(seed=0))
+    other = PlantedFaultEngine(FakeEngine(), fault=fault, path=path, param=param).replay(trace, ReplayOptions(seed=1))
+    return compare_records(trace, base, other)
+
+
+class TestPlantedFaults:
+    def test_one_retry_fewer(self, trace: Trace) -> None:
+        """A lost retry of b is an attempt_count + step_status divergence at b, the first point, and a failed run."""
+        found = _compare(trace, "one_retry_fewer", "b")
+        signatures = {d.signature for d in found}
+        assert "etl|SHELL|b|attempt_count" in signatures
+        assert "etl|SHELL|b|step_status" in signatures
+        assert "etl|||final_status" in signatures
+        assert {d.path for d in found if d.is_first} == {"b"}
+
+    def test_dropped_param(self, trace: Trace) -> None:
+        """A param not handed to c is exactly one params divergence naming the param."""
+        found = _compare(trace, "drop_param", "c", "date")
+        assert [(d.path, d.kind, d.detail, d.baseline_value, d.other_value) for d in found] == [
+            ("c", DivergenceKind.PARAMS, "attempts[1].params.date", 20260101, None)]
+        assert found[0].is_first
+
+    def test_lost_wakeup(self, trace: Trace) -> None:
+        """A lost wake-up at b makes the run stuck with b as the first missing step in causal order."""
+        found = _compare(trace, "lost_wakeup", "b")
+        kinds = {(d.path, d.kind) for d in found}
+        assert ("", DivergenceKind.STUCK_RUN) in kinds
+        assert ("b", DivergenceKind.MISSING_STEP) in kinds
+        assert [d.path for d in found if d.is_first] == ["b"]
+        assert "etl|SHELL|b|missing_step" in {d.signature for d in found}
+
+    def test_causality_violation(self, trace: Trace) -> None:
+        """A step started before its predecessor ended is a causality_violation at that step."""
+        found = _compare(trace, "reorder", "d")
+        assert [(d.path, d.kind, d.detail) for d in found] == [
+            ("d", DivergenceKind.CAUSALITY_VIOLATION, "after b")]
+
+
+class TestNoDivergence:
+    def test_aa_replica_equal(self, trace: Trace) -> None:
+        """Two seeds of the same engine differ in timing only, which is never a divergence."""
+        engine = FakeEngine()
+        a, b = engine.replay(trace, ReplayOptions(seed=0)), engine.replay(trace, ReplayOptions(seed=9))
+        assert a != b
+        assert compare_records(trace, a, b) == []
+
+    def test_parallel_branches_as_set(self, trace: Trace) -> None:
+        """Attempts listed in another order (b and c swapped) normalize identically."""
+        record = FakeEngine().replay(trace, ReplayOptions())
+        run = record.runs[0]
+        swapped = replace(record, runs=(replace(run, attempts=tuple(reversed(run.attempts))),))
+        assert normalize_record(record) == normalize_record(swapped)
+        assert compare_records(trace, record, swapped) == []
+
+    def test_legal_reordering(self, trace: Trace) -> None:
+        """c starting long before b (independent branches) is legal: no divergence."""
+        record = FakeEngine().replay(trace, ReplayOptions())
+        run = record.runs[0]
+        moved = tuple(replace(a, started_at=(a.started_at or 0) - 0.5) if a.path == "c" else a for a in run.attempts)
+        assert compare_records(trace, record, replace(record, runs=(replace(run, attempts=moved),))) == []
+
+
+class TestShapes:
+    def test_extra_unrecorded_attempt(self, trace: Trace) -> None:
+        """An extra attempt the trace never recorded is attempt_count plus unrecorded_attempt."""
+        record = FakeEngine().replay(trace, ReplayOptions())
+        run = record.runs[0]
+        last_c = [a for a in run.attempts if a.path == "c"][-1]
+        extra = replace(last_c, attempt=2, unrecorded=True, status="INTERNALLY_FAILED", outcome=None)
+        other = replace(record, runs=(replace(run, attempts=(*run.attempts, extra)),))
+        kinds = {d.kind for d in compare_records(trace, record, other)}
+        assert kinds == {DivergenceKind.ATTEMPT_COUNT, DivergenceKind.UNRECORDED_ATTEMPT}
+
+    def test_extra_step_and_missing_run(self, trace: Trace) -> None:
+        """A step only the other engine ran is extra_step; a run it never reported is a final_status difference."""
+        record = FakeEngine().replay(trace, ReplayOptions())
+        run = record.runs[0]
+        ghost = replace(run.attempts[0], path="ghost", step_id="ghost")
+        other = replace(record, runs=(replace(run, attempts=(*run.attempts, ghost)),))
+        assert [(d.path, d.kind) for d in compare_records(trace, record, other)] == [
+            ("ghost", DivergenceKind.EXTRA_STEP)]
+        found = compare_records(trace, record, replace(record, runs=()))
+        assert [(d.path, d.kind, d.other_value) for d in found] == [("", DivergenceKind.FINAL_STATUS, None)]
+
+    def test_path_pattern(self) -> None:
+        """Foreach indices generalize so iterations share one signature."""
+        assert path_pattern("outer[12]/call/leaf[3]/x") == "outer[*]/call/leaf[*]/x"
+
+    def test_causal_order_nested(self) -> None:
+        """Foreach children sort after earlier steps and by iteration; unknown paths come last."""
+        inner = (Step(id="x", transitions=(Transition("y"),)), Step(id="y"))
+        fan = Step(id="fan", type=StepType.FOREACH,
+                   foreach=Foreach(loop_params={"i": Param(value=[1, 2])}, steps=inner))
+        trace = Trace(
+            trace_id="n", definition=WorkflowDefinition(id="w", steps=(Step(id="a", transitions=(Transition("fan"),)),
+                                                                        fan)),
+            runs=(Run(run_id="r", trigger_time=0.0, attempts=(RecordedAttempt("a", 1, Outcome.SUCCEEDED, 1.0),)),),
+            metadata=TraceMetadata())
+        order = CausalOrder(trace)
+        paths = ["zzz", "fan[1]/x", "fan[0]/y", "a", "fan[0]/x"]
+        assert sorted(paths, key=order.key) == ["a", "fan[0]/x", "fan[0]/y", "fan[1]/x", "zzz"]
+        assert order.predecessors("fan[0]/y") == ("fan[0]/x",)
