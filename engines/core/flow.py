@@ -1,0 +1,151 @@
+"""The flow: creating runs, deciding which step attempts exist and when, rolling workflows up.
+
+:func:`decide` is the flow engine's ``decide`` for every workflow instance (scope) of a run: it
+creates first attempts of steps whose predecessors are ALL complete (the step machine then tests ANY
+incoming condition), creates retry attempts once their backoff is due (at once when the scope is
+being stopped or timed out, as Maestro's wake-up does), fires workflow timeouts (§2.7) and rolls
+finished scopes up (§3.3), waking the foreach / subworkflow step that owns a finished child.
+It returns the paths to ``execute`` now and the next virtual time it must be called again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from corpora.model import Run
+from engines.core.definition import CompiledTrace
+from engines.core.durations import resolve_timeout_seconds
+from engines.core.errors import ParamError
+from engines.core.params import workflow_params
+from engines.core.retry import DEFAULT_RETRY_POLICY, resolve_retry_policy
+from engines.core.rollup import scope_outcome
+from engines.core.state import Attempt, RunState, Scope
+from engines.core.statuses import StepStatus, WorkflowStatus
+
+__all__ = ["Decision", "decide", "new_run", "start_run", "stop_queued_run", "stop_run"]
+
+S = StepStatus
+W = WorkflowStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What :func:`decide` found: the new state; ``ready`` paths whose new attempt (CREATED) must be
+    executed now; ``wake`` paths to execute now (stop reached them, a child run ended); ``next_due``
+    the earliest future virtual time at which ``decide`` must run again (a retry, a timeout), if any."""
+
+    run: RunState
+    ready: tuple[str, ...]
+    wake: tuple[str, ...]
+    next_due: float | None
+
+    @property
+    def status(self) -> WorkflowStatus:
+        return self.run.status
+
+
+def new_run(ct: CompiledTrace, run: Run, run_index: int) -> RunState:
+    """A run as inserted by its trigger: CREATED (queued), no scopes yet. ``run_index`` is 1-based
+    (it is the root ``workflow_instance_id``)."""
+    return RunState(
+        trace_id=ct.trace.trace_id, run_id=run.run_id, run_index=run_index, status=W.CREATED,
+        triggered_at=run.trigger_time, scopes={}, attempts={},
+    )  # fmt: skip
+
+
+def start_run(ct: CompiledTrace, state: RunState, run: Run, now: float) -> RunState:
+    """Start a queued run at ``now``: evaluate the workflow params (from the trigger time) and the
+    workflow timeout; a bad param or timeout fails the run at once (Maestro rejects the start)."""
+    wf = ct.root
+    try:
+        params = workflow_params(wf.definition, trigger_time=run.trigger_time, owner=ct.trace.metadata.owner,
+                                 run_params=run.params, expressions=wf.param_expressions)  # fmt: skip
+        timeout = resolve_timeout_seconds(wf.definition.timeout, params)
+    except ParamError:
+        return replace(state, status=W.FAILED, started_at=now, ended_at=now)
+    root = Scope("", wf.key, params, state.run_index, None, W.IN_PROGRESS, now, timeout)
+    return replace(state, status=W.IN_PROGRESS, started_at=now, scopes={"": root})
+
+
+def stop_queued_run(state: RunState, now: float) -> RunState:
+    """A run that never starts (FIRST_ONLY insert, LAST_ONLY displaced): STOPPED at ``now``."""
+    return replace(state, status=W.STOPPED, ended_at=now)
+
+
+def stop_run(state: RunState) -> tuple[RunState, tuple[str, ...]]:
+    """Ask a running run to stop (LAST_ONLY): every incomplete step of the root gets STOP. Returns
+    the new state and the live step paths to execute now; the run ends STOPPED once they are
+    terminal (keep calling :func:`decide` as usual)."""
+    root = state.scopes.get("")
+    if root is None or root.status.is_terminal or root.stopping is not None:
+        return state, ()
+    wake = tuple(p for p, atts in state.attempts.items() if "/" not in p and not atts[-1].status.is_terminal)
+    return state.with_scope(replace(root, stopping="STOP")), wake
+
+
+def _first_attempt(ct: CompiledTrace, scope: Scope, sid: str, path: str, now: float) -> Attempt:
+    cs = ct.workflows[scope.workflow].steps[sid]
+    policy = resolve_retry_policy(cs.step.retry_policy, scope.params) if cs.type.is_leaf else DEFAULT_RETRY_POLICY
+    return Attempt(path=path, step_id=sid, attempt=1, status=S.CREATED, created_at=now, ready_at=now, policy=policy)
+
+
+def _retry_attempt(last: Attempt, now: float, ready_at: float) -> Attempt:
+    return Attempt(
+        path=last.path, step_id=last.step_id, attempt=last.attempt + 1, status=S.CREATED, created_at=now,
+        ready_at=ready_at, policy=last.policy, counters=last.counters.after(last.status),
+    )  # fmt: skip
+
+
+def decide(ct: CompiledTrace, run: RunState, now: float) -> Decision:
+    """One flow ``decide`` over every live scope of ``run`` at virtual time ``now``."""
+    if run.status is W.CREATED or not run.scopes:
+        return Decision(run, (), (), None)
+    ready: list[str] = []
+    wake: list[str] = []
+    next_due: float | None = None
+    for prefix in list(run.scopes):
+        scope = run.scopes[prefix]
+        if scope.status.is_terminal:
+            continue
+        wf = ct.workflows[scope.workflow]
+        if scope.stopping != "TIME_OUT":
+            deadline = scope.started_at + scope.timeout_s
+            if now >= deadline:
+                scope = replace(scope, stopping="TIME_OUT")
+                run = run.with_scope(scope)
+                wake.extend(
+                    prefix + sid for sid in wf.order
+                    if (a := run.latest(prefix + sid)) is not None and not a.status.is_terminal
+                )  # fmt: skip
+            elif next_due is None or deadline < next_due:
+                next_due = deadline
+        for sid in wf.order:
+            path = prefix + sid
+            atts = run.attempts.get(path)
+            if atts:
+                last = atts[-1]
+                if last.status.is_retryable:
+                    due = last.retry_at if last.retry_at is not None else now
+                    if scope.stopping is not None or due <= now:
+                        run = run.with_attempt(_retry_attempt(last, now, min(due, now)))
+                        ready.append(path)
+                    elif next_due is None or due < next_due:
+                        next_due = due
+                continue
+            if scope.stopping == "TIME_OUT":
+                continue  # steps never created stay NOT_CREATED after a workflow timeout
+            preds = wf.steps[sid].predecessors
+            if all(
+                (p := run.latest(prefix + pred)) is not None and p.status.is_complete and p.conditions is not None
+                for pred in preds
+            ):
+                run = run.with_attempt(_first_attempt(ct, scope, sid, path, now))
+                ready.append(path)
+        outcome = scope_outcome(wf, run, scope)
+        if outcome is not None:
+            run = run.with_scope(replace(scope, status=outcome, ended_at=now))
+            if scope.parent_step is not None:
+                wake.append(scope.parent_step)
+            elif prefix == "" and not run.status.is_terminal:
+                run = replace(run, status=outcome, ended_at=now)
+    return Decision(run, tuple(ready), tuple(wake), next_due)

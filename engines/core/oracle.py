@@ -1,0 +1,195 @@
+"""The reference executor: the core's semantics with zero orchestration overhead.
+
+:class:`CoreOracle` is an :class:`engines.api.Engine` ("core-oracle") built on a tiny discrete-event
+loop (a heap of ``(time, seq, event)``; no asyncio). A status change is followed by the next
+``execute`` at once; a runtime finishes exactly ``duration`` seconds after it started with its
+recorded outcome; a RUNNING step is polled every 3 s (the step-timeout detection both engines share);
+``decide`` runs after every call that changed something and at every due retry or timeout.
+
+It is the semantic reference the two engines are tested against, and the model of a driving loop:
+copy the shape of :meth:`_Replay.execute_step` (execute -> effects -> decide -> execute ready paths).
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field, replace
+
+from corpora.model import RecordedAttempt, Run, Trace
+from engines.api import EngineError, ExecutionRecord, ReplayOptions
+from engines.core.definition import CompiledTrace, compile_trace
+from engines.core.effects import RuntimeReport, StartRuntime, TerminateRuntime, Wake
+from engines.core.flow import decide, new_run, start_run, stop_queued_run, stop_run
+from engines.core.record import run_execution
+from engines.core.state import RunState
+from engines.core.statuses import StepStatus
+from engines.core.step import execute
+from engines.core.strategy import RunSlot, StrategyPlan, on_insert, on_run_end
+
+__all__ = ["RUNNING_POLL_SECONDS", "CoreOracle"]
+
+RUNNING_POLL_SECONDS = 3.0
+_TRIGGER, _EXEC, _DECIDE, _RUNTIME, _POLL = range(5)
+
+
+@dataclass(slots=True)
+class _RunBook:
+    state: RunState
+    run: Run
+    recorded: dict[tuple[str, int], RecordedAttempt]
+    started: bool = False
+    finished: dict[tuple[str, int], RuntimeReport] = field(default_factory=dict)
+    pending: dict[tuple[str, int], RuntimeReport] = field(default_factory=dict)
+    killed: set[tuple[str, int]] = field(default_factory=set)
+    poll_at: dict[str, float] = field(default_factory=dict)
+    decide_at: set[float] = field(default_factory=set)
+
+
+class _Replay:
+    """One replay of one trace. Single-threaded; owns its heap."""
+
+    def __init__(self, ct: CompiledTrace, options: ReplayOptions) -> None:
+        self.ct = ct
+        self.options = options
+        self.heap: list[tuple[float, int, int, str, str, int]] = []
+        self.seq = 0
+        self.books: dict[str, _RunBook] = {}
+        self.order: list[str] = []
+        self.counters = {"executes": 0, "decides": 0, "attempts": 0, "events": 0}
+
+    def push(self, t: float, kind: int, run_id: str, path: str = "", attempt: int = 0) -> None:
+        self.seq += 1
+        heapq.heappush(self.heap, (t, self.seq, kind, run_id, path, attempt))
+
+    def run(self) -> list[RunState]:
+        trace = self.ct.trace
+        for i, r in enumerate(trace.runs, start=1):
+            recorded = {(a.path, a.attempt): a for a in r.attempts}
+            self.books[r.run_id] = _RunBook(new_run(self.ct, r, i), r, recorded)
+            self.push(r.trigger_time, _TRIGGER, r.run_id)
+        last_trigger = max((r.trigger_time for r in trace.runs), default=0.0)
+        horizon = last_trigger + self.options.time_limit
+        while self.heap:
+            t, _, kind, run_id, path, attempt = heapq.heappop(self.heap)
+            if t > horizon:
+                break
+            self.counters["events"] += 1
+            book = self.books[run_id]
+            if kind == _TRIGGER:
+                self.order.append(run_id)
+                self.apply(on_insert(self.ct.root.definition.run_strategy, self.slots(), run_id), t)
+            elif kind == _EXEC:
+                self.execute_step(book, path, t)
+            elif kind == _POLL:
+                if book.poll_at.get(path) == t:
+                    del book.poll_at[path]
+                    self.execute_step(book, path, t)
+            elif kind == _RUNTIME:
+                key = (path, attempt)
+                report = book.pending.pop(key, None)
+                if report is not None and key not in book.killed:
+                    book.finished[key] = report
+                    self.execute_step(book, path, t)
+            elif kind == _DECIDE:
+                book.decide_at.discard(t)
+                self.decide(book, t)
+        out = []
+        for run_id in self.books:
+            st = self.books[run_id].state
+            if st.started_at is not None and not st.status.is_terminal:
+                st = replace(st, stuck=True)
+            out.append(st)
+        return out
+
+    def slots(self) -> list[RunSlot]:
+        return [RunSlot(r, self.books[r].state.status, self.books[r].started) for r in self.order]
+
+    def apply(self, plan: StrategyPlan, now: float) -> None:
+        for run_id in plan.stop_queued:
+            book = self.books[run_id]
+            book.state = stop_queued_run(book.state, now)
+        for run_id in plan.stop_running:
+            book = self.books[run_id]
+            book.state, wake = stop_run(book.state)
+            for p in wake:
+                self.push(now, _EXEC, run_id, p)
+            self.decide(book, now)
+        for run_id in plan.start:
+            book = self.books[run_id]
+            book.started = True
+            book.state = start_run(self.ct, book.state, book.run, now)
+            self.decide(book, now)
+        if plan.stop_queued:
+            self.apply(on_run_end(self.ct.root.definition.run_strategy, self.slots()), now)
+
+    def execute_step(self, book: _RunBook, path: str, now: float) -> None:
+        """One ``execute`` plus everything it asks for; the shape an engine's task worker copies."""
+        state = book.state
+        latest = state.latest(path)
+        if latest is None:
+            return
+        report = book.finished.get((path, latest.attempt)) if latest.status is StepStatus.RUNNING else None
+        result = execute(self.ct, state, path, now, report)
+        self.counters["executes"] += 1
+        book.state = result.run
+        need_decide = result.changed or bool(result.effects)
+        for eff in result.effects:
+            if isinstance(eff, StartRuntime):
+                self.counters["attempts"] += 1
+                rec = book.recorded.get((eff.path, eff.attempt))
+                key = (eff.path, eff.attempt)
+                if rec is None:
+                    book.pending[key] = RuntimeReport.unrecorded()
+                    self.push(now, _RUNTIME, book.run.run_id, eff.path, eff.attempt)
+                else:
+                    book.pending[key] = RuntimeReport.finished(rec.outcome.value, dict(rec.outputs))
+                    self.push(now + rec.duration, _RUNTIME, book.run.run_id, eff.path, eff.attempt)
+            elif isinstance(eff, TerminateRuntime):
+                book.killed.add((eff.path, eff.attempt))
+            elif isinstance(eff, Wake):
+                for p in eff.paths:
+                    self.push(now, _EXEC, book.run.run_id, p)
+        if result.changed:
+            self.push(now, _EXEC, book.run.run_id, path)
+        elif result.status is StepStatus.RUNNING:
+            t = now + RUNNING_POLL_SECONDS
+            book.poll_at[path] = t
+            self.push(t, _POLL, book.run.run_id, path)
+        if need_decide:
+            self.decide(book, now)
+
+    def decide(self, book: _RunBook, now: float) -> None:
+        was_terminal = book.state.status.is_terminal
+        d = decide(self.ct, book.state, now)
+        self.counters["decides"] += 1
+        book.state = d.run
+        for p in d.ready:
+            self.push(now, _EXEC, book.run.run_id, p)
+        for p in d.wake:
+            self.push(now, _EXEC, book.run.run_id, p)
+        if d.next_due is not None and d.next_due not in book.decide_at:
+            book.decide_at.add(d.next_due)
+            self.push(d.next_due, _DECIDE, book.run.run_id)
+        if not was_terminal and book.state.status.is_terminal:
+            self.apply(on_run_end(self.ct.root.definition.run_strategy, self.slots()), now)
+
+
+class CoreOracle:
+    """The semantic reference engine: replays a trace with the core alone, zero overhead."""
+
+    name = "core-oracle"
+    version = "1"
+
+    def replay(self, trace: Trace, options: ReplayOptions) -> ExecutionRecord:
+        ct = compile_trace(trace)
+        replay = _Replay(ct, options)
+        try:
+            states = replay.run()
+        except RecursionError as exc:  # pragma: no cover - defensive
+            raise EngineError(f"replay of {trace.trace_id!r} recursed too deeply: {exc}") from exc
+        runs = tuple(run_execution(ct, s) for s in states)
+        return ExecutionRecord(
+            trace_id=trace.trace_id, engine=self.name, engine_version=self.version, seed=options.seed,
+            runs=runs, counters={k: float(v) for k, v in replay.counters.items()},
+        )  # fmt: skip
+

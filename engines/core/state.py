@@ -1,0 +1,188 @@
+"""The immutable run state the core functions take and return, and its JSON form.
+
+A :class:`RunState` is everything about one run of a workflow *and its children* (foreach
+iterations, subworkflow runs): every attempt of every step path, and one :class:`Scope` per
+workflow instance (the root run has prefix ``""``; iteration 3 of foreach ``fan`` has ``fan[3]/``;
+the child of subworkflow step ``call`` has ``call/``). The legacy engine stores it as JSON in SQL and
+reloads it at every poll, so :func:`run_to_json` / :func:`run_from_json` are plain, fast and lossless.
+
+Concurrency: values are immutable; whoever holds a RunState owns it. Functions return new values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from engines.core.expr import Value
+from engines.core.retry import DEFAULT_RETRY_POLICY, ParsedRetryPolicy, RetryCounters
+from engines.core.statuses import StepStatus, WorkflowStatus
+
+__all__ = [
+    "Attempt",
+    "RunState",
+    "Scope",
+    "StopKind",
+    "run_from_json",
+    "run_to_json",
+    "scope_of",
+]
+
+StopKind = str
+"""A pending termination for every incomplete step of a scope: ``"STOP"`` (FAIL_IMMEDIATELY, a
+parent being stopped, LAST_ONLY) or ``"TIME_OUT"`` (workflow timeout)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt (1-based) of the step at ``path``, with Maestro's per-status timestamps."""
+
+    path: str
+    step_id: str
+    attempt: int
+    status: StepStatus
+    created_at: float
+    ready_at: float
+    policy: ParsedRetryPolicy = DEFAULT_RETRY_POLICY
+    counters: RetryCounters = field(default_factory=RetryCounters)
+    started_at: float | None = None
+    ended_at: float | None = None
+    timeout_s: float | None = None
+    params: Mapping[str, Value] | None = None
+    outputs: Mapping[str, Value] = field(default_factory=dict)
+    outcome: str | None = None
+    unrecorded: bool = False
+    satisfied: bool | None = None
+    conditions: Mapping[str, bool] | None = None
+    retry_at: float | None = None
+    note: str | None = None
+    children: int = 0  # foreach: iterations launched so far; subworkflow: 1 once the child started
+    child_total: int | None = None  # foreach: number of iterations
+    terminating: str | None = None  # foreach/subworkflow: status requested while children are torn down
+
+    def with_status(self, status: StepStatus, now: float, **changes: Any) -> Attempt:
+        if status.is_terminal and self.ended_at is None:
+            changes.setdefault("ended_at", now)
+        return replace(self, status=status, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """One workflow instance inside a run: the root, a foreach iteration or a subworkflow child."""
+
+    prefix: str
+    workflow: str  # compiled workflow key
+    params: Mapping[str, Value]
+    instance_id: int
+    parent_step: str | None
+    status: WorkflowStatus
+    started_at: float
+    timeout_s: float
+    ended_at: float | None = None
+    stopping: StopKind | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunState:
+    """All state of one run. ``attempts`` maps a step path to its attempts in order."""
+
+    trace_id: str
+    run_id: str
+    run_index: int
+    status: WorkflowStatus
+    triggered_at: float
+    scopes: Mapping[str, Scope]
+    attempts: Mapping[str, tuple[Attempt, ...]]
+    started_at: float | None = None
+    ended_at: float | None = None
+    stuck: bool = False
+
+    def latest(self, path: str) -> Attempt | None:
+        atts = self.attempts.get(path)
+        return atts[-1] if atts else None
+
+    def with_attempt(self, a: Attempt) -> RunState:
+        """Replace the latest attempt of ``a.path`` (or append when ``a`` is a new attempt)."""
+        attempts = dict(self.attempts)
+        old = attempts.get(a.path, ())
+        attempts[a.path] = (*old[:-1], a) if old and old[-1].attempt == a.attempt else (*old, a)
+        return replace(self, attempts=attempts)
+
+    def with_scope(self, s: Scope) -> RunState:
+        scopes = dict(self.scopes)
+        scopes[s.prefix] = s
+        return replace(self, scopes=scopes)
+
+
+def scope_of(path: str) -> tuple[str, str]:
+    """Split a step path into its scope prefix and step id: ``fan[2]/x`` -> (``fan[2]/``, ``x``)."""
+    cut = path.rfind("/") + 1
+    return path[:cut], path[cut:]
+
+
+_ATTEMPT_SIMPLE = (
+    "path", "step_id", "attempt", "created_at", "ready_at", "started_at", "ended_at", "timeout_s", "params",
+    "outputs", "outcome", "unrecorded", "satisfied", "conditions", "retry_at", "note", "children", "child_total", "terminating",
+)  # fmt: skip
+
+
+def _attempt_to_json(a: Attempt) -> dict[str, Any]:
+    d: dict[str, Any] = {k: getattr(a, k) for k in _ATTEMPT_SIMPLE}
+    d["status"] = a.status.value
+    d["policy"] = a.policy.to_json() if a.policy is not DEFAULT_RETRY_POLICY else None
+    d["counters"] = [a.counters.error, a.counters.platform, a.counters.timeout]
+    return d
+
+
+def _attempt_from_json(d: Mapping[str, Any]) -> Attempt:
+    kw = {k: d[k] for k in _ATTEMPT_SIMPLE}
+    c = d["counters"]
+    return Attempt(
+        status=StepStatus(d["status"]),
+        policy=ParsedRetryPolicy.from_json(d["policy"]) if d["policy"] is not None else DEFAULT_RETRY_POLICY,
+        counters=RetryCounters(c[0], c[1], c[2]),
+        **kw,
+    )
+
+
+def run_to_json(run: RunState) -> dict[str, Any]:
+    """A plain-JSON form (dicts, lists, strings, numbers) of ``run``; :func:`run_from_json` inverts it."""
+    return {
+        "trace_id": run.trace_id,
+        "run_id": run.run_id,
+        "run_index": run.run_index,
+        "status": run.status.value,
+        "triggered_at": run.triggered_at,
+        "started_at": run.started_at,
+        "ended_at": run.ended_at,
+        "stuck": run.stuck,
+        "scopes": [
+            [s.prefix, s.workflow, dict(s.params), s.instance_id, s.parent_step, s.status.value, s.started_at,
+             s.timeout_s, s.ended_at, s.stopping]
+            for s in run.scopes.values()
+        ],
+        "attempts": [_attempt_to_json(a) for atts in run.attempts.values() for a in atts],
+    }
+
+
+def run_from_json(d: Mapping[str, Any]) -> RunState:
+    scopes = {
+        s[0]: Scope(s[0], s[1], s[2], s[3], s[4], WorkflowStatus(s[5]), s[6], s[7], s[8], s[9]) for s in d["scopes"]
+    }
+    attempts: dict[str, tuple[Attempt, ...]] = {}
+    for ad in d["attempts"]:
+        a = _attempt_from_json(ad)
+        attempts[a.path] = (*attempts.get(a.path, ()), a)
+    return RunState(
+        trace_id=d["trace_id"],
+        run_id=d["run_id"],
+        run_index=d["run_index"],
+        status=WorkflowStatus(d["status"]),
+        triggered_at=d["triggered_at"],
+        scopes=scopes,
+        attempts=attempts,
+        started_at=d["started_at"],
+        ended_at=d["ended_at"],
+        stuck=d["stuck"],
+    )
