@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "shadow.commands.summary",
     "shadow.commands.replay",
     "shadow.commands.gate",
+    "shadow.commands.rollout",
 )
 
 

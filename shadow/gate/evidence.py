@@ -164,10 +164,10 @@ def collect_evidence(
     evidence: list[CohortEvidence] = []
     for cohort in cohorts:
         con.register("member", pa.table({"trace_id": pa.array(members[cohort.name], type=pa.string())}))
-        n_traces, n_errored, n_divergent = con.execute(
+        ((n_traces, n_errored, n_divergent),) = con.execute(
             "SELECT count(*), count(t.error), count(*) FILTER (WHERE t.error IS NULL AND t.unexplained > 0) "
             "FROM traces t JOIN member m USING (trace_id)"
-        ).fetchone() or (0, 0, 0)
+        ).fetchall()
         evidence.append(
             CohortEvidence(
                 cohort=cohort,
