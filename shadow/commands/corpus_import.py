@@ -48,7 +48,7 @@ def _open(output: str, stack: ExitStack) -> IO[str]:
         return sys.stdout
     if output.endswith(".gz"):
         return stack.enter_context(gzip.open(output, "wt", encoding="utf-8"))
-    return stack.enter_context(open(output, "w", encoding="utf-8"))  # noqa: SIM115 - closed by the stack
+    return stack.enter_context(open(output, "w", encoding="utf-8"))
 
 
 def run(args: argparse.Namespace) -> int:

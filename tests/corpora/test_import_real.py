@@ -43,7 +43,8 @@ class TestWfInstances:
             assert dag_depth([t["id"] for t in spec], edges) == dag_depth([s.id for s in trace.definition.steps], _edges(trace))
             assert sorted(a.duration for a in trace.runs[0].attempts) == sorted(runtimes[t["id"]] for t in spec)
             observed = trace.runs[0].observed
-            assert observed is not None and observed.end_time is not None
+            assert observed is not None
+            assert observed.end_time is not None
             assert observed.end_time - observed.start_time == pytest.approx(doc["workflow"]["execution"]["makespanInSeconds"])  # type: ignore[operator]
 
 
@@ -54,7 +55,8 @@ class TestMaestroSamples:
         errors = {Path(i.source).name: i.error for i in items if i.error is not None}
         assert sum(1 for i in items if i.trace) == 15
         cycle = errors["maestro-common__src__testFixtures__resources__fixtures__workflows__request__sample-dag-with-cycle-wf.json"]
-        assert cycle.code == "cycle" and "job.2 -> job.3 -> job.4 -> job.2" in cycle.message
+        assert cycle.code == "cycle"
+        assert "job.2 -> job.3 -> job.4 -> job.2" in cycle.message
         assert Counter(e.code for e in errors.values()) == Counter(
             {"not_a_workflow": 2, "unresolved_subworkflow": 1, "cycle": 1, "unsupported": 1})
 
@@ -63,18 +65,21 @@ class TestMaestroSamples:
         (item,) = import_all("maestro", SHARED / "maestro" / "maestro-server__src__test__resources__samples__sample-nested-subworkflow-foreach-wf.json")
         assert item.trace is not None
         paths = {a.path for a in item.trace.runs[0].attempts}
-        assert len(paths) == 3 * 9 * 6 and "sub-step2/foreach-job[8]/job.6" in paths
+        assert len(paths) == 3 * 9 * 6
+        assert "sub-step2/foreach-job[8]/job.6" in paths
 
 
 class TestArgoSamples:
     def test_retries_and_failures(self) -> None:
         """dag_retry_succeeded gives 2 failed + 1 succeeded attempt; dag_xfail stops at failed C."""
         items = {Path(i.source).name: i.trace for i in import_all("argo", SHARED / "argo")}
-        assert all(items.values()) and len(items) == 3
+        assert all(items.values())
+        assert len(items) == 3
         retry = items["dag_retry_succeeded.yaml"]
         assert [a.outcome for a in retry.runs[0].attempts] == [Outcome.USER_ERROR, Outcome.USER_ERROR, Outcome.SUCCEEDED]  # type: ignore[union-attr]
         xfail = items["dag_xfail.yaml"]
-        assert len(xfail.definition.steps) == 4 and len(_edges(xfail)) == 4  # type: ignore[union-attr]
+        assert len(xfail.definition.steps) == 4
+        assert len(_edges(xfail)) == 4
         assert {a.path for a in xfail.runs[0].attempts} == {"A", "B", "C"}  # type: ignore[union-attr]
 
 

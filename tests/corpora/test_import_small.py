@@ -31,7 +31,8 @@ class TestWfFormat:
         run = trace.runs[0]
         assert {a.path: a.duration for a in run.attempts} == {"split_1": 5.0, "left_1": 10.5, "right_1": 20.0, "join_1": 2.0}
         assert all(a.outcome is Outcome.SUCCEEDED and a.attempt == 1 for a in run.attempts)
-        assert run.observed is not None and run.observed.end_time is not None
+        assert run.observed is not None
+        assert run.observed.end_time is not None
         assert run.observed.end_time - run.trigger_time == 40.0
 
     def test_mm_dd_yy_timestamp_is_read(self) -> None:
@@ -47,8 +48,10 @@ class TestWfFormat:
     def test_unknown_parent_is_quarantined(self) -> None:
         """A parent that names no task quarantines the file with missing_target."""
         (item,) = import_all("wfformat", RESOURCES / "wfformat" / "bad-parent.json")
-        assert item.trace is None and item.error is not None
-        assert item.error.code == "missing_target" and "ghost" in item.error.message
+        assert item.trace is None
+        assert item.error is not None
+        assert item.error.code == "missing_target"
+        assert "ghost" in item.error.message
 
 
 class TestMaestro:
@@ -56,13 +59,17 @@ class TestMaestro:
         """Foreach, subworkflow, param-driven retry limit, duration timeout and SEL conditions survive."""
         trace = _one("maestro", "main-wf.json")
         steps = {s.id: s for s in trace.definition.steps}
-        assert steps["fan"].type is StepType.FOREACH and steps["call"].type is StepType.SUBWORKFLOW
+        assert steps["fan"].type is StepType.FOREACH
+        assert steps["call"].type is StepType.SUBWORKFLOW
         assert trace.subworkflows["child-wf"].steps[1].type is StepType.HTTP
         work = steps["fan"].foreach.steps[0]  # type: ignore[union-attr]
-        assert work.type is StepType.KUBERNETES and work.timeout == "5 min"
+        assert work.type is StepType.KUBERNETES
+        assert work.timeout == "5 min"
         assert work.failure_mode is FailureMode.IGNORE_FAILURE
-        assert work.retry_policy is not None and work.retry_policy.error_retry_limit == "$limit"
-        assert work.retry_policy.backoff is not None and work.retry_policy.backoff.type is BackoffType.FIXED_BACKOFF
+        assert work.retry_policy is not None
+        assert work.retry_policy.error_retry_limit == "$limit"
+        assert work.retry_policy.backoff is not None
+        assert work.retry_policy.backoff.type is BackoffType.FIXED_BACKOFF
         conditions = {t.to: t.condition for t in steps["start"].transitions}
         assert conditions == {"fan": "start__x > 0", "call": "x < 0"}  # getFromStep -> stepid__name
 
@@ -71,7 +78,8 @@ class TestMaestro:
         trace = _one("maestro", "main-wf.json")
         params = trace.definition.params
         assert params["month"].value == "September"
-        assert params["ts"].value == 0 and params["ts"].expression is None
+        assert params["ts"].value == 0
+        assert params["ts"].expression is None
         assert params["days"].expression == "Util.dateIntsBetween(20240101, 20240104, 1);"  # SEL statement form kept
         assert "sel-literal:main-wf.params.ts" in trace.metadata.tags
 
@@ -105,8 +113,12 @@ class TestMaestro:
         """A cyclic graph names its cycle; a missing subworkflow names the id."""
         items = {i.source.rsplit("/", 1)[-1]: i.error for i in import_all("maestro", RESOURCES / "maestro-bad")}
         cycle, orphan = items["cycle.json"], items["orphan.json"]
-        assert cycle is not None and cycle.code == "cycle" and "a -> b -> a" in cycle.message
-        assert orphan is not None and orphan.code == "unresolved_subworkflow" and "nowhere" in orphan.message
+        assert cycle is not None
+        assert cycle.code == "cycle"
+        assert "a -> b -> a" in cycle.message
+        assert orphan is not None
+        assert orphan.code == "unresolved_subworkflow"
+        assert "nowhere" in orphan.message
 
 
 class TestArgo:
@@ -121,11 +133,14 @@ class TestArgo:
         """retryStrategy -> limits and exponential backoff; failFast false -> FAIL_AFTER_RUNNING; depends -> edge."""
         trace = _one("argo", "retry.yaml")
         first, second = trace.definition.steps
-        assert first.retry_policy is not None and first.retry_policy.error_retry_limit == 3
+        assert first.retry_policy is not None
+        assert first.retry_policy.error_retry_limit == 3
         assert first.retry_policy.platform_retry_limit == 3
-        assert first.retry_policy.backoff is not None and first.retry_policy.backoff.error_retry_backoff_in_secs == 10
+        assert first.retry_policy.backoff is not None
+        assert first.retry_policy.backoff.error_retry_backoff_in_secs == 10
         assert first.failure_mode is FailureMode.FAIL_AFTER_RUNNING
-        assert [t.to for t in first.transitions] == ["second"] and second.transitions == ()
+        assert [t.to for t in first.transitions] == ["second"]
+        assert second.transitions == ()
 
 
 class TestNextflow:
@@ -138,7 +153,8 @@ class TestNextflow:
         fit = [a for a in trace.runs[0].attempts if a.path == "fit_a"]
         assert [(a.attempt, a.outcome, a.duration) for a in fit] == [(1, Outcome.USER_ERROR, 61.0), (2, Outcome.SUCCEEDED, 90.0)]
         step = next(s for s in trace.definition.steps if s.id == "fit_a")
-        assert step.retry_policy is not None and step.retry_policy.error_retry_limit == 1
+        assert step.retry_policy is not None
+        assert step.retry_policy.error_retry_limit == 1
         assert "edges:submit-order-fallback" in trace.metadata.tags
 
 
@@ -153,7 +169,8 @@ class TestAlibaba:
         assert "dangling-parents:1" in job.metadata.tags
         assert {a.path: a.duration for a in job.runs[0].attempts}["task_YWJj"] == 3.0
         assert "alibaba:j_2" in traces
-        assert errors["alibaba:j_3"].code == "cycle" and errors["alibaba:j_4"].code == "schema"
+        assert errors["alibaba:j_3"].code == "cycle"
+        assert errors["alibaba:j_4"].code == "schema"
 
 
 @pytest.mark.parametrize("source", ["wfformat", "maestro", "argo", "nextflow", "alibaba"])
@@ -162,4 +179,5 @@ def test_missing_path_is_quarantined_not_raised(source: str, tmp_path: object) -
     from pathlib import Path
 
     items = import_all(source, Path(str(tmp_path)) / "absent.json")
-    assert len(items) == 1 and items[0].error is not None
+    assert len(items) == 1
+    assert items[0].error is not None
