@@ -14,6 +14,7 @@ from corpora.model import (
     FailureMode,
     JsonValue,
     Outcome,
+    Param,
     RecordedAttempt,
     RetryPolicy,
     Run,
@@ -64,7 +65,7 @@ def make_trace(
     attempts: Iterable[RecordedAttempt] = (),
     *,
     runs: Sequence[Run] | None = None,
-    params: Mapping[str, object] | None = None,
+    params: Mapping[str, JsonValue | Param] | None = None,
     subworkflows: Mapping[str, WorkflowDefinition] | None = None,
     strategy: RunStrategy | None = None,
     timeout: int | float | str | None = None,
@@ -73,10 +74,8 @@ def make_trace(
 ) -> Trace:
     """A trace of workflow ``wf`` with ``steps``; one run ``r1`` at ``T0`` with ``attempts`` unless
     ``runs`` are given."""
-    from corpora.model import Param
-
     definition = WorkflowDefinition(
-        id="wf", steps=tuple(steps), params={k: v if isinstance(v, Param) else Param(value=v) for k, v in (params or {}).items()},  # type: ignore[misc]
+        id="wf", steps=tuple(steps), params={k: v if isinstance(v, Param) else Param(value=v) for k, v in (params or {}).items()},
         run_strategy=strategy or RunStrategy(), timeout=timeout, step_concurrency=step_concurrency,
     )  # fmt: skip
     if runs is None:
