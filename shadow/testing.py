@@ -236,6 +236,37 @@ def fake_engine() -> FakeEngine:
     return FakeEngine()
 
 
-def fake_engine_with_fault(fault: str = "one_retry_fewer", path: str = "b", param: str = "") -> PlantedFaultEngine:
-    """Factory for ``--candidate shadow.testing:fake_engine_with_fault`` (used by CLI tests)."""
-    return PlantedFaultEngine(FakeEngine(), fault=fault, path=path, param=param)
+def fake_engine_with_fault(fault: str = "one_retry_fewer", path: str = "b", param: str = "",
+                           inner: str = "fake") -> PlantedFaultEngine:
+    """Factory for ``--candidate shadow.testing:fake_engine_with_fault``: ``inner`` is ``fake`` or any
+    engine name ``shadow run`` accepts (``oracle``, ``actor``, ``module:factory``)."""
+    from shadow.engines import build_engine, resolve_engine
+
+    engine: Engine = FakeEngine() if inner == "fake" else build_engine(resolve_engine(inner))
+    return PlantedFaultEngine(engine, fault=fault, path=path, param=param)
+
+
+def failing_engine(fail_on: str = "") -> FailingEngine:
+    """Factory for ``--candidate shadow.testing:failing_engine``: crashes on the comma-separated ids."""
+    return FailingEngine(FakeEngine(), fail_on=frozenset(x for x in fail_on.split(",") if x))
+
+
+@dataclass(slots=True)
+class SlowEngine:
+    """Delegates after sleeping ``delay`` real seconds: gives crash tests a window to kill a run mid-way."""
+
+    inner: Engine
+    delay: float = 0.02
+    name: str = "slow"
+    version: str = "0.0-test"
+
+    def replay(self, trace: Trace, options: ReplayOptions) -> ExecutionRecord:
+        import time
+
+        time.sleep(self.delay)
+        return replace(self.inner.replay(trace, options), engine=self.name)
+
+
+def slow_engine(delay: float = 0.1) -> SlowEngine:
+    """Factory for ``--candidate shadow.testing:slow_engine``."""
+    return SlowEngine(FakeEngine(), delay=delay)

@@ -44,6 +44,7 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.add_argument("--noise-relative", type=float, default=0.20, help="noise filter: relative threshold")
     p.add_argument("--noise-absolute", type=float, default=0.0003, help="noise filter: share of traces")
     p.add_argument("--batch-size", type=int, default=32, help="traces per executor batch")
+    p.add_argument("--flush-every", type=int, default=256, help="write to the database every N traces (or 5 s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_command)
 
@@ -64,14 +65,20 @@ def run_command(args: argparse.Namespace) -> int:
             candidate=resolve_engine(args.candidate), seed=args.seed, workers=args.workers,
             time_limit=args.time_limit, where=args.where, sample=args.sample, limit=args.limit,
             registry=registry, noise=NoiseConfig(args.noise_relative, args.noise_absolute),
-            batch_size=max(1, args.batch_size), command=shlex.join(sys.argv),
+            batch_size=max(1, args.batch_size),
+            flush_traces=max(1, args.flush_every), command=shlex.join(sys.argv),
         )
         missing = [p for p in settings.corpus if not os.path.isfile(p)]
         if missing:
             err.print(f"[red]error:[/] corpus file(s) not found: {', '.join(missing)}")
             return EXIT_HARNESS
-        if args.no_progress or not err.is_terminal:
+        if args.no_progress:
             report = run_shadow(settings)
+        elif not err.is_terminal:  # CI logs: one plain line per batch instead of a live bar
+            def log_line(done: int, divergences: int) -> None:
+                print(f"progress: {done} traces, {divergences} divergences", file=sys.stderr, flush=True)
+
+            report = run_shadow(settings, progress=log_line)
         else:
             with Progress(SpinnerColumn(), TextColumn("{task.completed} traces"),
                           TextColumn("{task.fields[rate]:.1f} traces/s"),

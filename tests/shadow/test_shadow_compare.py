@@ -6,8 +6,19 @@ from dataclasses import replace
 
 import pytest
 
-from corpora.model import Foreach, Outcome, Param, RecordedAttempt, Run, Step, StepType, Trace, TraceMetadata
-from corpora.model import Transition, WorkflowDefinition
+from corpora.model import (
+    Foreach,
+    Outcome,
+    Param,
+    RecordedAttempt,
+    Run,
+    Step,
+    StepType,
+    Trace,
+    TraceMetadata,
+    Transition,
+    WorkflowDefinition,
+)
 from engines.api import ReplayOptions
 from shadow.compare import CausalOrder, DivergenceKind, compare_records, normalize_record, path_pattern
 from shadow.testing import FakeEngine, PlantedFaultEngine, build_trace
