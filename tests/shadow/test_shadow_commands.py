@@ -1,0 +1,111 @@
+"""The run / summary / replay commands, engine resolution, and the results documentation."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from corpora.codec import encode
+from shadow.cli import main
+from shadow.engines import EngineSpecError, build_engine, resolve_engine
+from shadow.results.schema import TABLES
+from shadow.testing import build_trace
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    path = tmp_path / "c.jsonl"
+    with path.open("w", encoding="utf-8") as out:
+        for i in range(4):
+            trace = build_trace(f"t{i}", {"a": ["b"], "b": []}, {"b": ["platform_error", "succeeded"]})
+            out.write(json.dumps(encode(trace)) + "\n")
+    return path
+
+
+class TestRunAndSummary:
+    def test_run_then_summary_json(self, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """shadow run stores every trace; shadow summary --json reports them with zero unexplained."""
+        db = tmp_path / "r.duckdb"
+        assert main(["run", str(corpus), "--db", str(db), "--workers", "1", "--baseline", "oracle",
+                     "--candidate", "oracle", "--no-progress"]) == 0
+        capsys.readouterr()
+        assert main(["summary", str(db), "--json"]) == 0
+        headline = json.loads(capsys.readouterr().out)
+        assert (headline["traces"], headline["divergences_unexplained"], headline["quarantined"]) == (4, 0, 0)
+        assert headline["last_session_status"] == "finished"
+        assert main(["summary", str(db)]) == 0
+        assert "start overhead ratio" in capsys.readouterr().out
+
+    def test_two_workers_and_expired_registry(self, corpus: Path, tmp_path: Path) -> None:
+        """Two worker processes store the same traces; an expired registry entry stops the run with exit 4."""
+        db = tmp_path / "r.duckdb"
+        assert main(["run", str(corpus), "--db", str(db), "--workers", "2", "--baseline", "oracle",
+                     "--candidate", "shadow.testing:fake_engine_with_fault", "--no-progress"]) == 0
+        reg = tmp_path / "k.toml"
+        reg.write_text('[[divergence]]\nid = "OLD"\nsignature = "*"\nowner = "o"\nreason = "r"\n'
+                       'expires = 2001-01-01\n', encoding="utf-8")
+        assert main(["run", str(corpus), "--db", str(db), "--registry", str(reg), "--baseline", "oracle",
+                     "--candidate", "oracle", "--no-progress"]) == 4
+
+    def test_unreadable_db(self, tmp_path: Path) -> None:
+        """summary exits 4 for a missing file and for a file that is not a results database."""
+        assert main(["summary", str(tmp_path / "none.duckdb")]) == 4
+        junk = tmp_path / "junk.duckdb"
+        junk.write_text("not a database", encoding="utf-8")
+        assert main(["summary", str(junk)]) == 4
+
+    def test_bad_inputs(self, corpus: Path, tmp_path: Path) -> None:
+        """Unknown engines, missing corpus files and bad --sample exit 4."""
+        db = str(tmp_path / "r.duckdb")
+        assert main(["run", str(corpus), "--db", db, "--candidate", "nope"]) == 4
+        assert main(["run", str(tmp_path / "missing.jsonl"), "--db", db, "--baseline", "oracle",
+                     "--candidate", "oracle"]) == 4
+        assert main(["run", str(corpus), "--db", db, "--sample", "0"]) == 4
+
+
+class TestReplay:
+    def test_replay_json(self, corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """replay --json prints the canonical record of the chosen trace."""
+        assert main(["replay", str(corpus), "--trace", "t2", "--engine", "oracle", "--json"]) == 0
+        record = json.loads(capsys.readouterr().out)
+        assert record["trace_id"] == "t2"
+        assert [a["attempt"] for a in record["runs"][0]["attempts"] if a["path"] == "b"] == [1, 2]
+
+    def test_replay_rejects_unsupported_options(self, corpus: Path) -> None:
+        """--nodes on an engine whose factory has no nodes= is a clear exit 4; unknown trace too."""
+        assert main(["replay", str(corpus), "--engine", "oracle", "--nodes", "3"]) == 4
+        assert main(["replay", str(corpus), "--engine", "oracle", "--trace", "zz"]) == 4
+
+
+class TestEngineResolution:
+    def test_builtin_and_custom(self) -> None:
+        """Built-in names map to module:factory; any module:factory speaking the protocol builds."""
+        assert resolve_engine("oracle").target == "engines.core.oracle:CoreOracle"
+        engine = build_engine(resolve_engine("shadow.testing:fake_engine"))
+        assert engine.name == "fake"
+
+    def test_errors(self) -> None:
+        """Missing modules, attributes and non-engines are EngineSpecErrors that say what to do."""
+        with pytest.raises(EngineSpecError, match="cannot import"):
+            resolve_engine("no_such_module_xyz:f")
+        with pytest.raises(EngineSpecError, match="no attribute"):
+            resolve_engine("shadow.testing:nothing_here")
+        with pytest.raises(EngineSpecError, match="lacks name, version or replay"):
+            build_engine(resolve_engine("corpora.model:TraceMetadata"))
+
+
+class TestResultsDocs:
+    def test_every_table_and_column_documented(self) -> None:
+        """docs/RESULTS.md has a section per table naming each of its columns."""
+        doc = (REPO / "docs" / "RESULTS.md").read_text(encoding="utf-8")
+        sections = dict(re.findall(r"^## (\w+)\n(.*?)(?=^## |\Z)", doc, flags=re.S | re.M))
+        for table, ddl in TABLES.items():
+            assert table in sections, f"table {table} undocumented"
+            columns = re.findall(r"^\s+(\w+) [A-Z]", ddl.split("(", 1)[1], flags=re.M)
+            for column in columns:
+                assert f"`{column}`" in sections[table], f"{table}.{column} undocumented"
