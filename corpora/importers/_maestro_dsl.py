@@ -91,7 +91,7 @@ def _job(entry: Any, file: Path) -> dict[str, Any]:
         out["params"] = params
         return {"step": out}
     if kind == "foreach":
-        loop = {k: v for k, v in params.items()}
+        loop = dict(params.items())
         out["params"] = {"loop_params": {"value": loop, "type": "MAP"}}
         out["steps"] = [_job(j, file) for j in body.get("jobs") or []]
         return {"foreach": out}

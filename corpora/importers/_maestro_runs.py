@@ -27,9 +27,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from corpora.errors import TraceError
+from corpora.importers._common import ImportOptions
 from corpora.importers._maestro_params import literal_values
 from corpora.importers._sel import SelSyntaxError, Unresolved, evaluate
-from corpora.importers._common import ImportOptions
 from corpora.model import Outcome, Param, RecordedAttempt, Run, Step, StepType, WorkflowDefinition
 
 __all__ = ["TRIGGER_TIME", "leaf_paths", "synthesize_run"]

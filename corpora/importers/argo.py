@@ -203,10 +203,10 @@ class _ArgoWorkflow:
             self.attempts.append(RecordedAttempt(path=path, attempt=number, outcome=outcome, duration=max(0.0, end - start)))
         if number and node.get("startedAt") is not None:
             start = parse_timestamp(node["startedAt"], file=self.file, json_path="$.status.nodes")
-            end = (parse_timestamp(node["finishedAt"], file=self.file, json_path="$.status.nodes")
+            finished: float | None = (parse_timestamp(node["finishedAt"], file=self.file, json_path="$.status.nodes")
                    if node.get("finishedAt") is not None else None)
             self.observed[path] = ObservedStep(status=str(node.get("phase", "Unknown")), attempts=number,
-                                               start_time=start, end_time=end)
+                                               start_time=start, end_time=finished)
 
     def trace(self) -> Trace:
         spec = self.doc["spec"]

@@ -21,8 +21,8 @@ import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-
 
 import networkx as nx
 
@@ -92,6 +92,17 @@ def _rows_from_report(path: Path) -> list[NextflowRow]:
     return rows
 
 
+def _submit_time(text: str, path: Path, line: int) -> float:
+    """``2021-03-04 21:06:07.625`` -> epoch seconds. The trace file has no zone: read as UTC."""
+    for fmt in ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S"):
+        try:
+            return datetime.strptime(text.strip(), fmt).replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            continue
+    raise fail("bad_timestamp", f"row {line}: cannot read submit time {text!r}", file=path, json_path=f"line {line}",
+               hint="expected yyyy-MM-dd HH:mm:ss.SSS")
+
+
 def _rows_from_trace(path: Path) -> list[NextflowRow]:
     rows = []
     with path.open(newline="", encoding="utf-8") as handle:
@@ -101,7 +112,7 @@ def _rows_from_trace(path: Path) -> list[NextflowRow]:
                 submit = rec.get("submit") or ""
                 rows.append(NextflowRow(int(rec["task_id"]), name, str(rec.get("process") or name.split(" (")[0]),
                                         str(rec["status"]), int(rec.get("attempt") or 0),
-                                        float(submit.replace("-", "").replace(" ", "").replace(":", "").replace(".", "") or 0),
+                                        _submit_time(submit, path, i),
                                         _duration_text(str(rec.get("realtime") or "0")), str(rec.get("error_action") or "-")))
             except (KeyError, ValueError) as exc:
                 raise fail("schema", f"row {i} lacks a usable field ({exc})", file=path, json_path=f"line {i}", hint=_HINT) from None

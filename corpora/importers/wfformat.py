@@ -65,7 +65,7 @@ class WfTask:
 
     __slots__ = ("id", "name", "parents", "runtime")
 
-    def __init__(self, id: str, name: str, parents: list[str], runtime: float) -> None:  # noqa: A002
+    def __init__(self, id: str, name: str, parents: list[str], runtime: float) -> None:
         self.id, self.name, self.parents, self.runtime = id, name, parents, runtime
 
 

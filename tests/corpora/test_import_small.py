@@ -156,6 +156,7 @@ class TestNextflow:
         assert step.retry_policy is not None
         assert step.retry_policy.error_retry_limit == 1
         assert "edges:submit-order-fallback" in trace.metadata.tags
+        assert trace.runs[0].trigger_time == 1614891967.625  # 2021-03-04 21:06:07.625, read as UTC
 
 
 class TestAlibaba:

@@ -30,7 +30,9 @@ class TestCorpusImportCommand:
                      "-o", str(out), "--seed", "3"])
         err = capsys.readouterr().err
         assert code == 1
-        assert "quarantined 2" in err and "cycle: 1" in err and "unresolved_subworkflow: 1" in err
+        assert "quarantined 2" in err
+        assert "cycle: 1" in err
+        assert "unresolved_subworkflow: 1" in err
         assert out.stat().st_size > 0
 
     def test_bad_rate_is_a_harness_error(self, tmp_path: Path) -> None:
