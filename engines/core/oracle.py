@@ -13,6 +13,7 @@ copy the shape of :meth:`_Replay.execute_step` (execute -> effects -> decide -> 
 from __future__ import annotations
 
 import heapq
+import math
 from dataclasses import dataclass, field, replace
 
 from corpora.model import RecordedAttempt, Run, Trace
@@ -22,7 +23,7 @@ from engines.core.effects import RuntimeReport, StartRuntime, TerminateRuntime, 
 from engines.core.flow import decide, new_run, start_run, stop_queued_run, stop_run
 from engines.core.record import run_execution
 from engines.core.state import RunState
-from engines.core.statuses import StepStatus
+from engines.core.statuses import StepStatus, WorkflowStatus
 from engines.core.step import execute
 from engines.core.strategy import RunSlot, StrategyPlan, on_insert, on_run_end
 
@@ -54,7 +55,8 @@ class _Replay:
         self.heap: list[tuple[float, int, int, str, str, int]] = []
         self.seq = 0
         self.books: dict[str, _RunBook] = {}
-        self.order: list[str] = []
+        self.live: list[str] = []
+        self.first_failed: str | None = None
         self.counters = {"executes": 0, "decides": 0, "attempts": 0, "events": 0}
 
     def push(self, t: float, kind: int, run_id: str, path: str = "", attempt: int = 0) -> None:
@@ -76,7 +78,7 @@ class _Replay:
             self.counters["events"] += 1
             book = self.books[run_id]
             if kind == _TRIGGER:
-                self.order.append(run_id)
+                self.live.append(run_id)
                 self.apply(on_insert(self.ct.root.definition.run_strategy, self.slots(), run_id), t)
             elif kind == _EXEC:
                 self.execute_step(book, path, t)
@@ -102,7 +104,21 @@ class _Replay:
         return out
 
     def slots(self) -> list[RunSlot]:
-        return [RunSlot(r, self.books[r].state.status, self.books[r].started) for r in self.order]
+        """The strategy's view: every run still live, plus the first FAILED run (all that
+        STRICT_SEQUENTIAL needs of finished runs); keeps each trigger O(live runs)."""
+        out: list[RunSlot] = []
+        live: list[str] = []
+        for r in self.live:
+            st = self.books[r].state.status
+            if not st.is_terminal:
+                live.append(r)
+                out.append(RunSlot(r, st, self.books[r].started))
+            elif st is WorkflowStatus.FAILED and self.first_failed is None:
+                self.first_failed = r
+        self.live = live
+        if self.first_failed is not None:
+            out.insert(0, RunSlot(self.first_failed, WorkflowStatus.FAILED, True))
+        return out
 
     def apply(self, plan: StrategyPlan, now: float) -> None:
         for run_id in plan.stop_queued:
@@ -132,7 +148,7 @@ class _Replay:
         result = execute(self.ct, state, path, now, report)
         self.counters["executes"] += 1
         book.state = result.run
-        need_decide = result.changed or bool(result.effects)
+        need_decide = result.needs_decide
         for eff in result.effects:
             if isinstance(eff, StartRuntime):
                 self.counters["attempts"] += 1
@@ -149,10 +165,20 @@ class _Replay:
             elif isinstance(eff, Wake):
                 for p in eff.paths:
                     self.push(now, _EXEC, book.run.run_id, p)
-        if result.changed:
+        if result.status.is_terminal:
+            book.poll_at.pop(path, None)
+        started = bool(result.effects) and isinstance(result.effects[0], StartRuntime)
+        if result.changed and not result.status.is_terminal and not started:
             self.push(now, _EXEC, book.run.run_id, path)
         elif result.status is StepStatus.RUNNING:
-            t = now + RUNNING_POLL_SECONDS
+            # Both engines poll a RUNNING step every 3 s; such a poll changes nothing until the step
+            # timeout is due, so the oracle schedules only the poll of the chain that will see it.
+            att = book.state.latest(path)
+            assert att is not None
+            polls = 1
+            if att.started_at is not None and att.timeout_s is not None:
+                polls = max(1, math.ceil((att.started_at + att.timeout_s - now) / RUNNING_POLL_SECONDS))
+            t = now + polls * RUNNING_POLL_SECONDS
             book.poll_at[path] = t
             self.push(t, _POLL, book.run.run_id, path)
         if need_decide:

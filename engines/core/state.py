@@ -12,8 +12,8 @@ Concurrency: values are immutable; whoever holds a RunState owns it. Functions r
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
 
 from engines.core.expr import Value
 from engines.core.retry import DEFAULT_RETRY_POLICY, ParsedRetryPolicy, RetryCounters
@@ -64,7 +64,8 @@ class Attempt:
     def with_status(self, status: StepStatus, now: float, **changes: Any) -> Attempt:
         if status.is_terminal and self.ended_at is None:
             changes.setdefault("ended_at", now)
-        return replace(self, status=status, **changes)
+        changes["status"] = status
+        return _evolve(self, changes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,12 +108,29 @@ class RunState:
         attempts = dict(self.attempts)
         old = attempts.get(a.path, ())
         attempts[a.path] = (*old[:-1], a) if old and old[-1].attempt == a.attempt else (*old, a)
-        return replace(self, attempts=attempts)
+        return _evolve(self, {"attempts": attempts})
 
     def with_scope(self, s: Scope) -> RunState:
         scopes = dict(self.scopes)
         scopes[s.prefix] = s
-        return replace(self, scopes=scopes)
+        return _evolve(self, {"scopes": scopes})
+
+
+_T = TypeVar("_T")
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_set = object.__setattr__
+
+
+def _evolve(obj: _T, changes: Mapping[str, Any]) -> _T:
+    """``dataclasses.replace`` without its per-call introspection (the hot path of every execute)."""
+    cls = type(obj)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+    new = object.__new__(cls)
+    for n in names:
+        _set(new, n, changes[n] if n in changes else getattr(obj, n))
+    return new
 
 
 def scope_of(path: str) -> tuple[str, str]:

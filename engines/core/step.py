@@ -19,7 +19,7 @@ from corpora.model import FailureMode, Outcome
 from engines.core.children import run_child_step, stop_children
 from engines.core.definition import CompiledStep, CompiledTrace, CompiledWorkflow
 from engines.core.durations import resolve_timeout_seconds
-from engines.core.effects import Effect, RuntimeReport, StartRuntime, TerminateRuntime, Wake
+from engines.core.effects import Effect, LaunchChildRuns, RuntimeReport, StartRuntime, TerminateRuntime, Wake
 from engines.core.errors import ExpressionError, ParamError
 from engines.core.expr import Value
 from engines.core.resolve import condition_resolver, evaluate_step_params
@@ -42,6 +42,10 @@ class StepResult:
     changed: bool
     effects: tuple[Effect, ...]
     status: StepStatus
+
+    needs_decide: bool = False
+    """True when :func:`engines.core.flow.decide` may now have something to do: the step reached a
+    terminal status, a scope started stopping, children were launched, or paths must be woken."""
 
 
 class _Call:
@@ -78,9 +82,15 @@ def execute(ct: CompiledTrace, run: RunState, path: str, now: float, runtime: Ru
         _apply_stop(c)
     else:
         _loop(c, runtime)
-    changed = c.att.status is not start_status
+    status = c.att.status
+    changed = status is not start_status
     new_run = c.run.with_attempt(c.att) if c.att is not run.latest(path) else c.run
-    return StepResult(new_run, changed, tuple(c.effects), c.att.status)
+    needs_decide = (
+        (changed and status.is_terminal)
+        or c.run.scopes is not run.scopes
+        or any(isinstance(e, Wake | LaunchChildRuns) for e in c.effects)
+    )
+    return StepResult(new_run, changed, tuple(c.effects), status, needs_decide)
 
 
 def _timed_out(c: _Call) -> bool:
@@ -155,9 +165,9 @@ def _loop(c: _Call, runtime: RuntimeReport | None) -> None:
             if not _initialize(c):
                 continue
             return
-        if st is S.INITIALIZED:
-            c.set(S.WAITING_FOR_SIGNALS)
-        elif st is S.WAITING_FOR_SIGNALS:
+        if st is S.INITIALIZED or st is S.PAUSED or st is S.WAITING_FOR_SIGNALS:
+            # no breakpoints or signals in traces: INITIALIZED -> WAITING_FOR_SIGNALS -> EVALUATING_PARAMS
+            # happen in this call; the intermediate statuses are never visible outside it
             c.set(S.EVALUATING_PARAMS)
         elif st is S.EVALUATING_PARAMS:
             try:
@@ -167,10 +177,12 @@ def _loop(c: _Call, runtime: RuntimeReport | None) -> None:
                 continue
             c.set(S.WAITING_FOR_PERMITS, params=params)
             return
-        elif st is S.WAITING_FOR_PERMITS:
-            c.set(S.STARTING, started_at=c.now)
-        elif st is S.STARTING:
-            c.set(S.RUNNING)
+        elif st is S.WAITING_FOR_PERMITS or st is S.STARTING:
+            # permits are granted at once; entering STARTING sets started_at, then start() -> RUNNING
+            if st is S.WAITING_FOR_PERMITS:
+                c.set(S.RUNNING, started_at=c.now)
+            else:
+                c.set(S.RUNNING)
             if c.cs.type.is_leaf:
                 c.effects.append(StartRuntime(c.path, c.att.attempt, c.cs.type.value, c.att.params or {}))
                 return
@@ -180,6 +192,8 @@ def _loop(c: _Call, runtime: RuntimeReport | None) -> None:
                     return
                 _leaf_result(c, runtime)
                 runtime = None
+                if c.att.status is S.FINISHING:  # outputs merged, nothing to persist: SUCCEEDED at once
+                    c.set(S.SUCCEEDED)
             else:
                 before = c.att
                 c.run, c.att, effects = run_child_step(c.ct, c.run, c.scope, c.cs, c.att, c.now)
