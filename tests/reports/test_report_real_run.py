@@ -1,0 +1,100 @@
+"""End to end: ``shadow run`` writes a real results database, ``shadow report`` renders it, and the
+numbers on the page equal SQL over the same file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+from markupsafe import escape
+
+from reports.render import METRIC_TITLES
+from shadow.cli import main
+
+DAG = {"a": ["b", "c"], "b": ["d"], "c": ["d"], "d": []}
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    from corpora.io import TraceWriter
+    from shadow.testing import build_trace
+
+    root = tmp_path_factory.mktemp("real")
+    corpus = root / "corpus.jsonl"
+    with TraceWriter(str(corpus)) as writer:
+        for i in range(10):
+            retried = {"b": ["user_error", "succeeded"]} if i % 2 else None
+            writer.write(build_trace(f"t{i:02d}", DAG, retried, runs=2, workflow_type="etl" if i % 3 else "report"))
+    with corpus.open("a", encoding="utf-8") as f:
+        f.write('{"format": "shadow-trace/1", "trace_id": "<script>bad</script>"}\n')
+    db = root / "results.duckdb"
+    code = main(["run", str(corpus), "--db", str(db), "--workers", "1", "--no-progress",
+                 "--baseline", "shadow.testing:fake_engine", "--candidate", "shadow.testing:fake_engine_with_fault"])
+    assert code in (0, 1), code
+    out = root / "report.html"
+    assert main(["report", str(db), "-o", str(out)]) == 0
+    return db, out.read_text(encoding="utf-8")
+
+
+def _sql(db: Path, sql: str) -> list[tuple[object, ...]]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+class TestRealResults:
+    def test_headline_matches_sql(self, real_run: tuple[Path, str]) -> None:
+        """Traces, runs, divergent traces and quarantined inputs on the page equal SQL counts."""
+        db, page = real_run
+        checks = {
+            "n-traces": "SELECT count(*) FROM traces",
+            "n-runs": "SELECT count(*) FROM runs WHERE engine = 'baseline'",
+            "n-divergent": "SELECT count(DISTINCT trace_id) FROM divergences WHERE comparison = 'candidate'",
+            "n-quarantined": "SELECT count(*) FROM quarantine",
+        }
+        for anchor, sql in checks.items():
+            value = int(_sql(db, sql)[0][0])  # type: ignore[call-overload]
+            assert f'id="{anchor}">{value:,}<' in page, anchor
+        assert int(_sql(db, "SELECT count(*) FROM quarantine")[0][0]) == 1  # type: ignore[call-overload]
+
+    def test_every_signature_listed_with_counts(self, real_run: tuple[Path, str]) -> None:
+        """Each signature row shows its candidate trace count from the signatures table."""
+        db, page = real_run
+        rows = _sql(db, "SELECT signature, candidate_traces, len(exemplars) FROM signatures")
+        assert rows, "the planted fault should produce divergences"
+        assert page.count('class="group-row"') == len(rows)
+        for signature, traces, _ in rows:
+            assert escape(str(signature)) in page
+            assert f'data-v="{traces}"' in page
+        assert page.count('class="exemplar"') == sum(min(int(n), 5) for _, _, n in rows)  # type: ignore[call-overload]
+
+    def test_latency_tables_match(self, real_run: tuple[Path, str]) -> None:
+        """The latency summary shows the stored p50 of each metric and engine, and each chart is drawn."""
+        db, page = real_run
+        for metric, engine, n, p50 in _sql(db, "SELECT metric, engine, n, p50 FROM latency WHERE p50 IS NOT NULL"):
+            assert f"<td>{metric}</td><td>{engine}</td><td class=\"n\">{int(n):,}</td>" in page  # type: ignore[call-overload]
+            assert f"{float(p50):.3g}" in page  # type: ignore[arg-type]
+        metrics = {m for (m,) in _sql(db, "SELECT DISTINCT metric FROM latency")}
+        for metric in metrics & set(METRIC_TITLES):
+            assert escape(METRIC_TITLES[metric]) in page
+
+    def test_quarantine_message_shown(self, real_run: tuple[Path, str]) -> None:
+        """The quarantined line's message is on the page, escaped."""
+        db, page = real_run
+        (message,) = _sql(db, "SELECT message FROM quarantine")[0]
+        assert escape(str(message)) in page
+        assert "<script>bad" not in page
+
+    def test_records_drilldown(self, real_run: tuple[Path, str]) -> None:
+        """The data island carries both records of each exemplar, parseable as JSON."""
+        _, page = real_run
+        start = page.index('<script type="application/json" id="drilldown">') + len('<script type="application/json" id="drilldown">')
+        island = json.loads(page[start: page.index("</script>", start)])
+        assert island["exemplars"]
+        for ex in island["exemplars"].values():
+            assert set(ex["records"]) == {"baseline", "candidate"}
+            assert json.loads(ex["records"]["baseline"])["trace_id"] == ex["trace_id"]
