@@ -7,7 +7,6 @@ instead of stopping the import, so one broken file never hides a thousand good o
 
 from __future__ import annotations
 
-import importlib
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -20,6 +19,7 @@ import networkx as nx
 
 from corpora.errors import TraceError, TraceLocation
 from corpora.model import Step, StepType, Trace, Transition
+from corpora.validate import validate_trace
 
 __all__ = [
     "ImportOptions",
@@ -202,49 +202,9 @@ def parse_timestamp(value: object, *, file: Path | str | None, json_path: str) -
     return moment.timestamp()
 
 
-def _fallback_validate(trace: Trace) -> None:
-    """Structural checks used until ``corpora.validate`` exists: unique ids, transition targets,
-    acyclic steps, attempt paths naming leaf steps."""
-    leaf_ids: set[str] = set()
-
-    def walk(steps: Sequence[Step], where: str) -> None:
-        ids = [s.id for s in steps]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise TraceError("duplicate_id", f"{where}: duplicate step id {dupes[0]!r}", trace_id=trace.trace_id)
-        known = set(ids)
-        edges = []
-        for step in steps:
-            for t in step.transitions:
-                if t.to not in known:
-                    raise TraceError("missing_target", f"{where}: step {step.id!r} -> unknown {t.to!r}", trace_id=trace.trace_id)
-                edges.append((step.id, t.to))
-            if step.foreach is not None:
-                walk(step.foreach.steps, f"{where}/{step.id}")
-            if step.subworkflow is not None and step.subworkflow.workflow_id not in trace.subworkflows:
-                raise TraceError("unresolved_subworkflow", f"{where}: {step.subworkflow.workflow_id!r}", trace_id=trace.trace_id)
-            if step.type.is_leaf:
-                leaf_ids.add(step.id)
-        check_acyclic(known, edges, where=where, file=None)
-
-    walk(trace.definition.steps, trace.definition.id)
-    for sub in trace.subworkflows.values():
-        walk(sub.steps, sub.id)
-    for run in trace.runs:
-        for attempt in run.attempts:
-            leaf = re.sub(r"\[\d+\]$", "", attempt.path.rsplit("/", 1)[-1])
-            if leaf not in leaf_ids or attempt.attempt < 1 or attempt.duration < 0:
-                raise TraceError("unknown_path", f"bad attempt {attempt.path!r}#{attempt.attempt}", trace_id=trace.trace_id)
-
-
 def validate_imported(trace: Trace) -> None:
-    """Full validation: ``corpora.validate.validate_trace`` when it is installed, else the fallback."""
-    try:
-        module = importlib.import_module("corpora.validate")
-    except ModuleNotFoundError:
-        _fallback_validate(trace)
-        return
-    module.validate_trace(trace)
+    """Full semantic validation of an imported trace (``corpora.validate.validate_trace``)."""
+    validate_trace(trace)
 
 
 def run_import(importer: Importer, paths: Sequence[Path], options: ImportOptions) -> Iterator[ImportedItem]:

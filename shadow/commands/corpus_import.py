@@ -7,19 +7,16 @@ written), 4 for a harness error (bad option, unwritable output).
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
-import sys
 from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from corpora.codec import encode
 from corpora.importers import IMPORTERS, ImportOptions, run_import
+from corpora.io import TraceWriter
 
 __all__ = ["register"]
 
@@ -43,14 +40,6 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     parser.set_defaults(func=run)
 
 
-def _open(output: str, stack: ExitStack) -> IO[str]:
-    if output == "-":
-        return sys.stdout
-    if output.endswith(".gz"):
-        return stack.enter_context(gzip.open(output, "wt", encoding="utf-8"))
-    return stack.enter_context(open(output, "w", encoding="utf-8"))
-
-
 def run(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     schemas = args.schemas if args.schemas is not None else (_DEFAULT_SCHEMAS if _DEFAULT_SCHEMAS.is_dir() else None)
@@ -68,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     imported, quarantined = 0, []
     try:
         with ExitStack() as stack:
-            out = _open(args.output, stack)
+            writer = stack.enter_context(TraceWriter(args.output))
             progress = stack.enter_context(Progress(
                 TextColumn("[bold]import {task.description}"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("{task.fields[last]}"), console=err, transient=True,
@@ -78,8 +67,7 @@ def run(args: argparse.Namespace) -> int:
             done: set[str] = set()
             for item in run_import(importer, args.paths, options):
                 if item.trace is not None:
-                    out.write(json.dumps(encode(item.trace), sort_keys=False, separators=(",", ":"), ensure_ascii=False))
-                    out.write("\n")
+                    writer.write(item.trace)
                     imported += 1
                 elif item.error is not None:
                     quarantined.append(item.error)

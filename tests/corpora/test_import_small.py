@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from corpora.importers import ImportOptions
 from corpora.importers._common import dag_depth
 from corpora.model import BackoffType, FailureMode, Outcome, StepType, Trace
-from tests.corpora._import_helpers import RESOURCES, import_all
+from tests.corpora._import_helpers import RESOURCES, SHARED, import_all
 
 
 def _edges(trace: Trace) -> set[tuple[str, str]]:
@@ -175,10 +178,62 @@ class TestAlibaba:
 
 
 @pytest.mark.parametrize("source", ["wfformat", "maestro", "argo", "nextflow", "alibaba"])
-def test_missing_path_is_quarantined_not_raised(source: str, tmp_path: object) -> None:
+def test_missing_path_is_quarantined_not_raised(source: str, tmp_path: Path) -> None:
     """A path that does not exist is reported as an unreadable input, never an exception."""
-    from pathlib import Path
-
-    items = import_all(source, Path(str(tmp_path)) / "absent.json")
+    items = import_all(source, tmp_path / "absent.json")
     assert len(items) == 1
     assert items[0].error is not None
+
+
+class TestMalformedInputs:
+    def test_wfformat_schema_violation_names_the_field(self, tmp_path: Path) -> None:
+        """With the schema folder given, a schema violation is quarantined as 'schema' with its JSON path."""
+        doc = json.loads((RESOURCES / "wfformat" / "diamond-1.5.json").read_text(encoding="utf-8"))
+        del doc["author"]["email"]
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps(doc), encoding="utf-8")
+        schemas = SHARED / "schemas"
+        if not schemas.is_dir():
+            pytest.skip(f"WfFormat schemas not found at {schemas}")
+        (item,) = import_all("wfformat", bad, options=ImportOptions(schema_dir=schemas))
+        assert item.error is not None
+        assert item.error.code == "schema"
+        assert item.error.location.json_path == "$.author"
+
+    def test_not_json_is_malformed(self, tmp_path: Path) -> None:
+        """A truncated JSON file is quarantined as malformed_json; the next file still imports."""
+        bad = tmp_path / "a.json"
+        bad.write_text('{"name": ', encoding="utf-8")
+        items = import_all("wfformat", bad, RESOURCES / "wfformat" / "chain-1.4.json")
+        assert items[0].error is not None
+        assert items[0].error.code == "malformed_json"
+        assert items[1].trace is not None
+
+    def test_argo_other_kind_is_rejected(self, tmp_path: Path) -> None:
+        """A YAML document that is not kind: Workflow is a schema error naming the kind."""
+        bad = tmp_path / "cm.yaml"
+        bad.write_text("kind: ConfigMap\nmetadata: {name: x}\n", encoding="utf-8")
+        (item,) = import_all("argo", bad)
+        assert item.error is not None
+        assert "ConfigMap" in item.error.message
+
+    def test_nextflow_folder_without_reports(self, tmp_path: Path) -> None:
+        """A folder with neither report nor trace file is quarantined as missing_input."""
+        (item,) = import_all("nextflow", tmp_path)
+        assert item.error is not None
+        assert item.error.code == "missing_input"
+
+    def test_maestro_step_file_is_not_a_workflow(self, tmp_path: Path) -> None:
+        """A file holding one step (no workflow) is quarantined as not_a_workflow."""
+        bad = tmp_path / "step.json"
+        bad.write_text('{"step": {"id": "a", "type": "NoOp"}}', encoding="utf-8")
+        (item,) = import_all("maestro", bad)
+        assert item.error is not None
+        assert item.error.code == "not_a_workflow"
+
+    def test_options_reject_rates_out_of_range(self) -> None:
+        """Rates outside [0, 1] or summing past 1 are refused when the options are built."""
+        with pytest.raises(ValueError):
+            ImportOptions(failure_rate=-0.1)
+        with pytest.raises(ValueError):
+            ImportOptions(failure_rate=0.6, retry_rate=0.6)

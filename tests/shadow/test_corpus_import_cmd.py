@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from corpora.io import read_traces
 from shadow.cli import main
 
 RESOURCES = Path(__file__).resolve().parents[1] / "resources" / "importers"
@@ -40,3 +41,12 @@ class TestCorpusImportCommand:
         code = main(["corpus", "import", "--from", "maestro", str(RESOURCES / "maestro"), "-o", str(tmp_path / "x"),
                      "--failure-rate", "1.5"])
         assert code == 4
+
+    @pytest.mark.parametrize("source", ["wfformat", "maestro", "argo", "nextflow", "alibaba"])
+    def test_output_reads_back_with_the_corpus_reader(self, source: str, tmp_path: Path) -> None:
+        """Every imported trace written by the command loads back through corpora.io without an error."""
+        out = tmp_path / f"{source}.jsonl.gz"
+        main(["corpus", "import", "--from", source, str(RESOURCES / source), "-o", str(out)])
+        items = list(read_traces([out]))
+        assert items
+        assert [i.error for i in items if i.error is not None] == []
