@@ -24,7 +24,7 @@ __all__ = ["JSON_ANY", "decode", "encode", "field_types"]
 T = TypeVar("T")
 
 
-class JSON_ANY:  # noqa: N801 - a marker type, named like the wire concept
+class JSON_ANY:  # a marker type, named like the wire concept
     """Marker for a field holding arbitrary JSON (``JsonValue`` in the model)."""
 
 
@@ -44,22 +44,34 @@ def _defaults(cls: type) -> dict[str, Any]:
     return out
 
 
-_DEFAULTS: dict[type, dict[str, Any]] = {}
+@cache
+def _encode_plan(cls: type) -> tuple[tuple[str, Any], ...] | None:
+    """(field name, default or MISSING) per field of a record class, once per class; None for non-records."""
+    if not dataclasses.is_dataclass(cls):
+        return None
+    defaults = _defaults(cls)
+    return tuple(
+        (f.name, dataclasses.MISSING if f.name == "format" else defaults.get(f.name, dataclasses.MISSING))
+        for f in dataclasses.fields(cls)
+    )
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 def encode(obj: Any) -> Any:
     """Encode a model record (or any value inside one) as plain JSON data."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        cls = type(obj)
-        defaults = _DEFAULTS.get(cls)
-        if defaults is None:
-            defaults = _DEFAULTS[cls] = _defaults(cls)
+    cls: type = type(obj)
+    if cls in _PLAIN:
+        return obj
+    plan = _encode_plan(cls)
+    if plan is not None:
         out: dict[str, Any] = {}
-        for f in dataclasses.fields(obj):
-            value = getattr(obj, f.name)
-            if f.name in defaults and value == defaults[f.name] and f.name != "format":
+        for name, default in plan:
+            value = getattr(obj, name)
+            if default is not dataclasses.MISSING and value == default:
                 continue
-            out[f.name] = encode(value)
+            out[name] = encode(value)
         if "format" in out:  # the format tag leads, so `head -c 40` tells what a file is
             out = {"format": out.pop("format"), **out}
         return out
@@ -109,61 +121,90 @@ def decode(cls: type[T], data: Any, path: str = "$") -> T:
     return typing.cast(T, _decode(cls, data, path))
 
 
-def _decode(tp: Any, data: Any, path: str) -> Any:
+@cache
+def _decode_plan(tp: Any) -> tuple[str, Any]:
+    """What kind of type ``tp`` is, worked out once per type (get_origin/get_args are slow)."""
     if tp is JSON_ANY or tp is Any:
-        return _check_json(data, path)
+        return "json", None
     origin = get_origin(tp)
     if origin in (types.UnionType, typing.Union):
         options = get_args(tp)
+        ordered = tuple(sorted((o for o in options if o is not type(None)), key=_union_rank))
+        names = " or ".join(_type_name(o) for o in options if o is not type(None))
+        return "union", (type(None) in options, ordered, names)
+    if origin is tuple:
+        return "tuple", get_args(tp)[0]
+    if origin in (Mapping, dict, typing.Mapping):
+        return "mapping", get_args(tp)[1]
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return "enum", tp
+    if tp in (bool, int, float, str):
+        return tp.__name__, tp
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        hints = field_types(tp)
+        fields = {f.name: f for f in dataclasses.fields(tp)}
+        required = tuple(
+            name for name, f in fields.items()
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        )
+        return "record", (tp, hints, fields, required)
+    return "unknown", tp
+
+
+def _decode(tp: Any, data: Any, path: str) -> Any:
+    kind, arg = _decode_plan(tp)
+    if kind == "json":
+        return _check_json(data, path)
+    if kind == "union":
+        nullable, ordered, names = arg
         if data is None:
-            if type(None) in options:
+            if nullable:
                 return None
             raise _fail(path, "null is not allowed here", "give a value or leave the field out")
-        errors: list[TraceError] = []
         # Try exact primitive matches first so "3" stays a string and 3 stays an int.
-        for opt in sorted((o for o in options if o is not type(None)), key=_union_rank):
+        for opt in ordered:
             try:
                 return _decode(opt, data, path)
-            except TraceError as exc:
-                errors.append(exc)
-        names = " or ".join(_type_name(o) for o in options if o is not type(None))
+            except TraceError:
+                continue
         raise _fail(path, f"expected {names}, got {_describe(data)}")
-    if origin is tuple:
-        (item,) = get_args(tp)[:1]
+    if kind == "tuple":
         if not isinstance(data, list):
             raise _fail(path, f"expected a list, got {_describe(data)}")
-        return tuple(_decode(item, v, f"{path}[{i}]") for i, v in enumerate(data))
-    if origin in (Mapping, dict, typing.Mapping):
-        _, vt = get_args(tp)
+        return tuple(_decode(arg, v, f"{path}[{i}]") for i, v in enumerate(data))
+    if kind == "mapping":
         if not isinstance(data, dict):
             raise _fail(path, f"expected an object, got {_describe(data)}")
-        return {str(k): _decode(vt, v, f"{path}.{k}") for k, v in data.items()}
-    if isinstance(tp, type) and issubclass(tp, Enum):
+        return {str(k): _decode(arg, v, f"{path}.{k}") for k, v in data.items()}
+    if kind == "enum":
         if isinstance(data, str):
-            for m in tp:
-                if m.value == data or m.value.lower() == data.lower():
-                    return m
-        raise _fail(path, f"expected {_type_name(tp)}, got {_describe(data)}")
-    if tp is bool:
+            try:
+                return arg(data)
+            except ValueError:
+                for m in arg:
+                    if m.value.lower() == data.lower():
+                        return m
+        raise _fail(path, f"expected {_type_name(arg)}, got {_describe(data)}")
+    if kind == "bool":
         if isinstance(data, bool):
             return data
         raise _fail(path, f"expected a boolean, got {_describe(data)}")
-    if tp is int:
+    if kind == "int":
         if isinstance(data, int) and not isinstance(data, bool):
             return data
         raise _fail(path, f"expected an integer, got {_describe(data)}")
-    if tp is float:
+    if kind == "float":
         if isinstance(data, (int, float)) and not isinstance(data, bool):
             if not math.isfinite(data):
                 raise _fail(path, f"non-finite number {data!r}", "use a finite number")
             return float(data)
         raise _fail(path, f"expected a number, got {_describe(data)}")
-    if tp is str:
+    if kind == "str":
         if isinstance(data, str):
             return data
         raise _fail(path, f"expected a string, got {_describe(data)}")
-    if dataclasses.is_dataclass(tp):
-        return _decode_record(tp, data, path)
+    if kind == "record":
+        return _decode_record(arg, data, path)
     raise _fail(path, f"cannot decode type {tp!r}")  # pragma: no cover - model bug
 
 
@@ -189,22 +230,20 @@ def _describe(data: Any) -> str:
     return type(data).__name__
 
 
-def _decode_record(cls: Any, data: Any, path: str) -> Any:
+def _decode_record(plan: tuple[Any, dict[str, Any], dict[str, Any], tuple[str, ...]], data: Any, path: str) -> Any:
+    cls, hints, fields, required = plan
     if not isinstance(data, dict):
         raise _fail(path, f"expected an object ({cls.__name__}), got {_describe(data)}")
-    hints = field_types(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise _fail(
-            f"{path}.{unknown[0]}",
-            f"unknown field {unknown[0]!r} in {cls.__name__}",
-            "known fields: " + ", ".join(sorted(fields)),
-        )
-    kwargs: dict[str, Any] = {}
-    for name, f in fields.items():
-        if name in data:
-            kwargs[name] = _decode(hints[name], data[name], f"{path}.{name}")
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+    for key in data:
+        if key not in fields:
+            unknown = sorted(k for k in data if k not in fields)[0]
+            raise _fail(
+                f"{path}.{unknown}",
+                f"unknown field {unknown!r} in {cls.__name__}",
+                "known fields: " + ", ".join(sorted(fields)),
+            )
+    for name in required:
+        if name not in data:
             raise _fail(f"{path}.{name}", f"missing required field {name!r} in {cls.__name__}")
+    kwargs = {name: _decode(hints[name], value, f"{path}.{name}") for name, value in data.items()}
     return cls(**kwargs)

@@ -171,7 +171,7 @@ class _TraceAssembly:
         trigger, so FIRST_ONLY / LAST_ONLY decide before anything in the first run ends."""
         floor = last_offset + self.cfg.race_margin + 300.0
         timeline = simulate(self.bp.definition, self.bp.subworkflows, plan)
-        starters = {path for t, path in timeline.events if t == 0.0}
+        starters = sorted({path for t, path in timeline.events if t == 0.0})  # sorted: set order is per-process
         leaves = dict(plan.leaves)
         for path in starters:
             leaf = leaves[path]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import statistics
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from functools import cache
@@ -102,6 +105,15 @@ class TestDeterminism:
         write_traces(tmp_path / "a.jsonl.gz", generate_corpus(seed=3, count=25))
         write_traces(tmp_path / "b.jsonl.gz", generate_corpus(seed=3, count=25))
         assert (tmp_path / "a.jsonl.gz").read_bytes() == (tmp_path / "b.jsonl.gz").read_bytes()
+
+    def test_output_does_not_depend_on_hash_seed(self, tmp_path: Path) -> None:
+        """Processes with different PYTHONHASHSEED write identical corpora (no set-order leaks)."""
+        script = "from corpora.generator import generate_corpus; from corpora.io import write_traces; " \
+                 "import sys; write_traces(sys.argv[1], generate_corpus(11, 40))"
+        for hash_seed in ("1", "2"):
+            env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+            subprocess.run([sys.executable, "-c", script, str(tmp_path / f"{hash_seed}.jsonl")], env=env, check=True)
+        assert (tmp_path / "1.jsonl").read_bytes() == (tmp_path / "2.jsonl").read_bytes()
 
     def test_different_seeds_differ(self) -> None:
         """Another seed gives other traces."""
