@@ -4,7 +4,8 @@ Both engines (and the oracle) build their record with :func:`run_execution`, so 
 between two records comes from execution, never from formatting. Attempts are listed by path, then
 attempt number (parallel branches have no meaningful order). The ``config`` parity set holds the
 parsed retry policy, the step timeout in seconds, the failure mode after defaulting, the tags and the
-successor condition results.
+successor condition results; for steps of a child run (foreach iteration, subworkflow) also the
+child's ``workflow_params`` (loop variables, ``loop_index``, passed-down params).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def attempt_record(ct: CompiledTrace, run: RunState, a: Attempt) -> AttemptRecor
         "tags": list(cs.step.tags),
         "conditions": dict(a.conditions) if a.conditions is not None else None,
     }
+    if prefix:  # a child run's workflow params (the root's are RunExecution.workflow_params)
+        config["workflow_params"] = dict(scope.params)
     return AttemptRecord(
         path=a.path,
         step_id=sid,
