@@ -83,7 +83,11 @@ def stop_children(run: RunState, path: str, kind: str, now: float) -> tuple[RunS
         waiting = True
         if scope.stopping is None:
             run = run.with_scope(replace(scope, stopping=kind))
-            wake.extend(p for p, atts in run.attempts.items() if p.startswith(prefix) and not atts[-1].status.is_terminal)
+            wake.extend(
+                p
+                for p, atts in run.attempts.items()
+                if p.startswith(prefix) and not atts[-1].status.is_terminal
+            )
     return run, waiting, tuple(wake)
 
 
@@ -119,7 +123,11 @@ def _foreach(
     if att.child_total is None:
         count = math.prod(len(v) for v in loops.values() if isinstance(v, list))
         if count > MAX_ITERATIONS:
-            return run, att.with_status(S.FATALLY_FAILED, now, note=f"{count} iterations exceed {MAX_ITERATIONS}"), []
+            return (
+                run,
+                att.with_status(S.FATALLY_FAILED, now, note=f"{count} iterations exceed {MAX_ITERATIONS}"),
+                [],
+            )
         att = replace(att, child_total=count)
     total: int = att.child_total if att.child_total is not None else 0
     statuses = [run.scopes[f"{att.path}[{i}]/"].status for i in range(att.children)]
@@ -177,15 +185,27 @@ def _subworkflow(
         child_wf = ct.workflows[cs.body]
         passed: dict[str, Value] = {}
         if not cs.step.subworkflow.explicit_params:
-            system = system_workflow_params(ct.workflows[scope.workflow].definition, run.triggered_at, ct.trace.metadata.owner)
+            system = system_workflow_params(
+                ct.workflows[scope.workflow].definition, run.triggered_at, ct.trace.metadata.owner
+            )
             passed.update({k: v for k, v in scope.params.items() if k not in system})
-        passed.update({k: v for k, v in (att.params or {}).items() if k not in ("subworkflow_id", "subworkflow_version")})
+        passed.update(
+            {
+                k: v
+                for k, v in (att.params or {}).items()
+                if k not in ("subworkflow_id", "subworkflow_version")
+            }
+        )
         try:
             params = workflow_params(child_wf.definition, trigger_time=run.triggered_at, owner=ct.trace.metadata.owner,
                                      run_params=passed, expressions=child_wf.param_expressions)  # fmt: skip
             timeout = resolve_timeout_seconds(child_wf.definition.timeout, params)
         except ParamError as exc:
-            return run, att.with_status(S.FATALLY_FAILED, now, note=f"cannot start the subworkflow: {exc}"), []
+            return (
+                run,
+                att.with_status(S.FATALLY_FAILED, now, note=f"cannot start the subworkflow: {exc}"),
+                [],
+            )
         run = new_scope(run, prefix=prefix, workflow=cs.body, params=params, instance_id=1, parent_step=att.path,
                         now=now, timeout_s=timeout)  # fmt: skip
         att = replace(att, children=1)
@@ -196,5 +216,10 @@ def _subworkflow(
     child = run.scopes[prefix].status
     if not child.is_terminal:
         return run, att, []
-    mapped = {W.SUCCEEDED: S.SUCCEEDED, W.FAILED: S.FATALLY_FAILED, W.STOPPED: S.STOPPED, W.TIMED_OUT: S.TIMED_OUT}
+    mapped = {
+        W.SUCCEEDED: S.SUCCEEDED,
+        W.FAILED: S.FATALLY_FAILED,
+        W.STOPPED: S.STOPPED,
+        W.TIMED_OUT: S.TIMED_OUT,
+    }
     return run, att.with_status(mapped[child], now), []

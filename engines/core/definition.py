@@ -70,7 +70,9 @@ def foreach_key(workflow_key: str, step_id: str) -> str:
     return f"{workflow_key}#{step_id}"
 
 
-def _param_expressions(params: Mapping[str, Param], *, workflow: str, step: str | None) -> dict[str, Expression]:
+def _param_expressions(
+    params: Mapping[str, Param], *, workflow: str, step: str | None
+) -> dict[str, Expression]:
     out: dict[str, Expression] = {}
     for name, p in params.items():
         if p.expression is not None and p.value is not None:
@@ -100,7 +102,9 @@ class _Compiler:
             return self.out[key]
         if key in self.visiting:
             chain = " -> ".join([*self.visiting[self.visiting.index(key) :], key])
-            raise DefinitionError(f"subworkflows call each other in a cycle ({chain}); break the cycle", workflow=key)
+            raise DefinitionError(
+                f"subworkflows call each other in a cycle ({chain}); break the cycle", workflow=key
+            )
         self.visiting.append(key)
         wf = definition.id
         if not steps:
@@ -115,7 +119,9 @@ class _Compiler:
                     step=str(step.id), workflow=key,
                 )  # fmt: skip
             if step.id in by_id:
-                raise DefinitionError("duplicate step id; step ids must be unique in a workflow", step=step.id, workflow=key)
+                raise DefinitionError(
+                    "duplicate step id; step ids must be unique in a workflow", step=step.id, workflow=key
+                )
             by_id[step.id] = step
             position[step.id] = i
             graph.add_node(step.id)
@@ -123,10 +129,14 @@ class _Compiler:
             for t in step.transitions:
                 if t.to not in by_id:
                     raise DefinitionError(
-                        f"transition to unknown step {t.to!r}; name a step of the same workflow", step=step.id, workflow=key
+                        f"transition to unknown step {t.to!r}; name a step of the same workflow",
+                        step=step.id,
+                        workflow=key,
                     )
                 if t.to == step.id:
-                    raise DefinitionError("transition to itself; a workflow must be a DAG", step=step.id, workflow=key)
+                    raise DefinitionError(
+                        "transition to itself; a workflow must be a DAG", step=step.id, workflow=key
+                    )
                 graph.add_edge(step.id, t.to)
         try:
             cycle = nx.find_cycle(graph)
@@ -134,11 +144,15 @@ class _Compiler:
             cycle = []
         if cycle:
             names = " -> ".join([e[0] for e in cycle] + [cycle[-1][1]])
-            raise DefinitionError(f"the step graph has a cycle ({names}); remove one transition", step=cycle[0][0], workflow=key)
+            raise DefinitionError(
+                f"the step graph has a cycle ({names}); remove one transition", step=cycle[0][0], workflow=key
+            )
         order = tuple(nx.lexicographical_topological_sort(graph, key=lambda n: position[n]))
         compiled: dict[str, CompiledStep] = {}
         for idx, sid in enumerate(order, start=1):
-            compiled[sid] = self.step(key, wf, by_id[sid], idx, tuple(sorted(graph.predecessors(sid), key=position.__getitem__)))
+            compiled[sid] = self.step(
+                key, wf, by_id[sid], idx, tuple(sorted(graph.predecessors(sid), key=position.__getitem__))
+            )
         roots = tuple(s for s in order if not compiled[s].predecessors)
         cw = CompiledWorkflow(
             key=key, definition=definition, steps=compiled, order=order, roots=roots,
@@ -153,11 +167,19 @@ class _Compiler:
             stype = StepType(step.type)
         except ValueError:
             allowed = ", ".join(t.value for t in StepType)
-            raise DefinitionError(f"unknown step type {step.type!r}; use one of {allowed}", step=step.id, workflow=key) from None
+            raise DefinitionError(
+                f"unknown step type {step.type!r}; use one of {allowed}", step=step.id, workflow=key
+            ) from None
         try:
-            mode = FailureMode(step.failure_mode) if step.failure_mode is not None else FailureMode.FAIL_AFTER_RUNNING
+            mode = (
+                FailureMode(step.failure_mode)
+                if step.failure_mode is not None
+                else FailureMode.FAIL_AFTER_RUNNING
+            )
         except ValueError:
-            raise DefinitionError(f"unknown failure mode {step.failure_mode!r}", step=step.id, workflow=key) from None
+            raise DefinitionError(
+                f"unknown failure mode {step.failure_mode!r}", step=step.id, workflow=key
+            ) from None
         successors: list[tuple[str, Expression | None]] = []
         for t in step.transitions:
             cond = None
@@ -180,9 +202,15 @@ class _Compiler:
         body: str | None = None
         if stype is StepType.FOREACH:
             if step.foreach is None:
-                raise DefinitionError("a FOREACH step needs a 'foreach' block (loop_params and steps)", step=step.id, workflow=key)
+                raise DefinitionError(
+                    "a FOREACH step needs a 'foreach' block (loop_params and steps)",
+                    step=step.id,
+                    workflow=key,
+                )
             if not step.foreach.loop_params:
-                raise DefinitionError("a FOREACH step needs at least one loop param", step=step.id, workflow=key)
+                raise DefinitionError(
+                    "a FOREACH step needs at least one loop param", step=step.id, workflow=key
+                )
             if step.foreach.concurrency is not None and step.foreach.concurrency < 1:
                 raise DefinitionError("foreach concurrency must be at least 1", step=step.id, workflow=key)
             _param_expressions(step.foreach.loop_params, workflow=key, step=step.id)
@@ -190,7 +218,9 @@ class _Compiler:
             self.workflow(body, WorkflowDefinition(id=body, steps=step.foreach.steps), step.foreach.steps)
         elif stype is StepType.SUBWORKFLOW:
             if step.subworkflow is None:
-                raise DefinitionError("a SUBWORKFLOW step needs a 'subworkflow' block", step=step.id, workflow=key)
+                raise DefinitionError(
+                    "a SUBWORKFLOW step needs a 'subworkflow' block", step=step.id, workflow=key
+                )
             child = self.trace.subworkflows.get(step.subworkflow.workflow_id)
             if child is None:
                 raise DefinitionError(

@@ -89,7 +89,9 @@ def _tokenize(src: str) -> list[_Tok]:
             toks.append(_Tok("num", text, start, float(text) if is_float else int(text)))
         elif m.group("str") is not None:
             raw = m.group("str")[1:-1]
-            toks.append(_Tok("str", raw, start, re.sub(r"\\(.)", lambda e: _ESCAPES.get(e.group(1), e.group(1)), raw)))
+            toks.append(
+                _Tok("str", raw, start, re.sub(r"\\(.)", lambda e: _ESCAPES.get(e.group(1), e.group(1)), raw))
+            )
         elif m.group("name") is not None:
             toks.append(_Tok("name", m.group("name"), start))
         else:
@@ -178,12 +180,21 @@ class _Parser:
         def node(r: Resolver) -> Value:
             c = cond(r)
             if not isinstance(c, bool):
-                raise ExpressionError(f"condition of ?: must be boolean, got {_type_name(c)}", source=src, position=qtok.pos)
+                raise ExpressionError(
+                    f"condition of ?: must be boolean, got {_type_name(c)}", source=src, position=qtok.pos
+                )
             return then(r) if c else other(r)
 
         return node
 
-    _LEVELS: tuple[tuple[str, ...], ...] = (("||",), ("&&",), ("==", "!="), ("<", "<=", ">", ">="), ("+", "-"), ("*", "/", "%"))
+    _LEVELS: tuple[tuple[str, ...], ...] = (
+        ("||",),
+        ("&&",),
+        ("==", "!="),
+        ("<", "<=", ">", ">="),
+        ("+", "-"),
+        ("*", "/", "%"),
+    )
 
     def binary(self, level: int) -> _Node:
         if level == len(self._LEVELS):
@@ -206,10 +217,14 @@ class _Parser:
                 v = operand(r)
                 if tok.text == "-":
                     if not _is_num(v):
-                        raise ExpressionError(f"cannot negate a {_type_name(v)}", source=src, position=tok.pos)
+                        raise ExpressionError(
+                            f"cannot negate a {_type_name(v)}", source=src, position=tok.pos
+                        )
                     return -v  # type: ignore[operator]
                 if not isinstance(v, bool):
-                    raise ExpressionError(f"'!' needs a boolean, got {_type_name(v)}", source=src, position=tok.pos)
+                    raise ExpressionError(
+                        f"'!' needs a boolean, got {_type_name(v)}", source=src, position=tok.pos
+                    )
                 return not v
 
             return node
@@ -240,7 +255,9 @@ class _Parser:
             if self.at_op("("):
                 return self.call(tok)
             if "." in tok.text:
-                raise self.fail(f"unknown name {tok.text!r} (dotted names are only allowed for whitelisted calls)", tok)
+                raise self.fail(
+                    f"unknown name {tok.text!r} (dotted names are only allowed for whitelisted calls)", tok
+                )
             name = tok.text
             self.names.add(name)
             return lambda r: r(name)
@@ -257,10 +274,19 @@ class _Parser:
                 self.take()
                 args.append(self.ternary())
         self.expect(")")
-        arity = {"len": (1, 1), "abs": (1, 1), "min": (2, 2), "max": (2, 2), "range": (2, 3), "Util.dateIntsBetween": (3, 3)}
+        arity = {
+            "len": (1, 1),
+            "abs": (1, 1),
+            "min": (2, 2),
+            "max": (2, 2),
+            "range": (2, 3),
+            "Util.dateIntsBetween": (3, 3),
+        }
         lo, hi = arity[fn.text]
         if not lo <= len(args) <= hi:
-            raise self.fail(f"{fn.text}() takes {lo if lo == hi else f'{lo} to {hi}'} arguments, got {len(args)}", fn)
+            raise self.fail(
+                f"{fn.text}() takes {lo if lo == hi else f'{lo} to {hi}'} arguments, got {len(args)}", fn
+            )
         impl = _call_impl(fn.text, self.src, fn.pos)
         return lambda r: impl([a(r) for a in args])
 
@@ -412,7 +438,9 @@ def _call_impl(name: str, src: str, pos: int) -> Callable[[list[Value]], Value]:
 def parse(source: str) -> Expression:
     """Parse ``source`` (cached: definitions repeat the same few expressions across thousands of runs)."""
     if not isinstance(source, str):
-        raise ExpressionError(f"an expression must be a string, got {type(source).__name__}", source=str(source), position=0)
+        raise ExpressionError(
+            f"an expression must be a string, got {type(source).__name__}", source=str(source), position=0
+        )
     if source.strip() == "":
         raise ExpressionError("empty expression", source=source, position=0)
     p = _Parser(source)

@@ -85,8 +85,12 @@ def stop_run(state: RunState) -> tuple[RunState, tuple[str, ...]]:
 
 def _first_attempt(ct: CompiledTrace, scope: Scope, sid: str, path: str, now: float) -> Attempt:
     cs = ct.workflows[scope.workflow].steps[sid]
-    policy = resolve_retry_policy(cs.step.retry_policy, scope.params) if cs.type.is_leaf else DEFAULT_RETRY_POLICY
-    return Attempt(path=path, step_id=sid, attempt=1, status=S.CREATED, created_at=now, ready_at=now, policy=policy)
+    policy = (
+        resolve_retry_policy(cs.step.retry_policy, scope.params) if cs.type.is_leaf else DEFAULT_RETRY_POLICY
+    )
+    return Attempt(
+        path=path, step_id=sid, attempt=1, status=S.CREATED, created_at=now, ready_at=now, policy=policy
+    )
 
 
 def _retry_attempt(last: Attempt, now: float, ready_at: float) -> Attempt:
@@ -136,7 +140,9 @@ def decide(ct: CompiledTrace, run: RunState, now: float) -> Decision:
                 continue  # steps never created stay NOT_CREATED after a workflow timeout
             preds = wf.steps[sid].predecessors
             if all(
-                (p := run.latest(prefix + pred)) is not None and p.status.is_complete and p.conditions is not None
+                (p := run.latest(prefix + pred)) is not None
+                and p.status.is_complete
+                and p.conditions is not None
                 for pred in preds
             ):
                 run = run.with_attempt(_first_attempt(ct, scope, sid, path, now))

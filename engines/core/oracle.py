@@ -218,4 +218,3 @@ class CoreOracle:
             trace_id=trace.trace_id, engine=self.name, engine_version=self.version, seed=options.seed,
             runs=runs, counters={k: float(v) for k, v in replay.counters.items()},
         )  # fmt: skip
-

@@ -31,7 +31,13 @@ __all__ = [
     "workflow_params",
 ]
 
-RESERVED_STEP_PARAMS = ("workflow_instance_id", "step_id", "step_attempt_id", "step_instance_uuid", "step_instance_id")
+RESERVED_STEP_PARAMS = (
+    "workflow_instance_id",
+    "step_id",
+    "step_attempt_id",
+    "step_instance_uuid",
+    "step_instance_id",
+)
 _PACIFIC = zoneinfo.ZoneInfo("US/Pacific")
 
 Upstream = Callable[[str, str], Value]
@@ -47,7 +53,9 @@ def _date(d: _dt.datetime) -> str:
     return d.strftime("%Y%m%d")
 
 
-def system_workflow_params(definition: WorkflowDefinition, trigger_time: float, owner: str) -> dict[str, Value]:
+def system_workflow_params(
+    definition: WorkflowDefinition, trigger_time: float, owner: str
+) -> dict[str, Value]:
     """Maestro's default workflow params, derived from ``trigger_time`` (epoch seconds), in UTC
     unless the name says Pacific (``LOCAL_RUN_DATE`` and the ``*_PT`` variants)."""
     utc = _dt.datetime.fromtimestamp(trigger_time, tz=_dt.UTC)
@@ -153,10 +161,14 @@ def evaluate_params(
             try:
                 return upstream(sid, out)
             except KeyError:
-                raise ParamError(f"step {sid!r} is not an upstream completed step with output or param {out!r}", param=name) from None
+                raise ParamError(
+                    f"step {sid!r} is not an upstream completed step with output or param {out!r}", param=name
+                ) from None
         if name in fallback:
             return fallback[name]
-        raise ParamError("is not defined (no upstream output, step param or workflow param of that name)", param=name)
+        raise ParamError(
+            "is not defined (no upstream output, step param or workflow param of that name)", param=name
+        )
 
     def compute(name: str) -> Value:
         if name in visiting:

@@ -53,9 +53,7 @@ def attempt_record(ct: CompiledTrace, run: RunState, a: Attempt) -> AttemptRecor
 def run_execution(ct: CompiledTrace, run: RunState) -> RunExecution:
     """The canonical record of one run (root and children) as it stands."""
     root = run.scopes.get("")
-    attempts = tuple(
-        attempt_record(ct, run, a) for path in sorted(run.attempts) for a in run.attempts[path]
-    )
+    attempts = tuple(attempt_record(ct, run, a) for path in sorted(run.attempts) for a in run.attempts[path])
     return RunExecution(
         run_id=run.run_id,
         status=run.status.value,

@@ -34,7 +34,9 @@ def upstream_reader(run: RunState, scope: Scope) -> Callable[[str, str], Value]:
     return read
 
 
-def _reserved(ct: CompiledTrace, run: RunState, scope: Scope, cs: CompiledStep, att: Attempt) -> dict[str, Value]:
+def _reserved(
+    ct: CompiledTrace, run: RunState, scope: Scope, cs: CompiledStep, att: Attempt
+) -> dict[str, Value]:
     return {
         "workflow_instance_id": scope.instance_id,
         "step_id": cs.id,
@@ -70,19 +72,27 @@ def evaluate_step_params(
     return params
 
 
-def evaluate_loop_params(run: RunState, scope: Scope, cs: CompiledStep, step_params: dict[str, Value]) -> dict[str, Value]:
+def evaluate_loop_params(
+    run: RunState, scope: Scope, cs: CompiledStep, step_params: dict[str, Value]
+) -> dict[str, Value]:
     """A foreach's loop params; each must be a non-nested array (§5.1)."""
     assert cs.step.foreach is not None
     fallback = dict(scope.params)
     fallback.update(step_params)
-    values = evaluate_params(cs.step.foreach.loop_params, base={}, fallback=fallback, upstream=upstream_reader(run, scope))
+    values = evaluate_params(
+        cs.step.foreach.loop_params, base={}, fallback=fallback, upstream=upstream_reader(run, scope)
+    )
     for name, v in values.items():
         if not isinstance(v, list) or any(isinstance(x, list | dict) or x is None for x in v):
-            raise ParamError("a loop param must evaluate to an array of strings, numbers or booleans", param=name)
+            raise ParamError(
+                "a loop param must evaluate to an array of strings, numbers or booleans", param=name
+            )
     return values
 
 
-def condition_resolver(ct: CompiledTrace, run: RunState, scope: Scope, cs: CompiledStep, att: Attempt) -> Callable[[str], Value]:
+def condition_resolver(
+    ct: CompiledTrace, run: RunState, scope: Scope, cs: CompiledStep, att: Attempt
+) -> Callable[[str], Value]:
     """What a complete step's outgoing conditions read: its outputs, its params (generated when it
     never evaluated them, e.g. SKIPPED), workflow params, upstream outputs."""
     params = att.params

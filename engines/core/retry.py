@@ -172,7 +172,11 @@ def _parse(policy: RetryPolicy, params: Mapping[str, Value]) -> ParsedRetryPolic
         d_base, d_exp, d_cap = _EXP_DEFAULTS[cls]
         if btype is BackoffType.FIXED_BACKOFF:
             d_base = _FIXED_DEFAULT
-        f_base, f_exp, f_cap = f"{cls}_retry_backoff_in_secs", f"{cls}_retry_exponent", f"{cls}_retry_limit_in_secs"
+        f_base, f_exp, f_cap = (
+            f"{cls}_retry_backoff_in_secs",
+            f"{cls}_retry_exponent",
+            f"{cls}_retry_limit_in_secs",
+        )
         base = _read(getattr(backoff, f_base), params, duration=True, field=f_base)
         bases.append(_checked(d_base if base is None else base, 1, _MAX_SECS, f_base))
         if btype is BackoffType.FIXED_BACKOFF:

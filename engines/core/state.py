@@ -176,8 +176,18 @@ def run_to_json(run: RunState) -> dict[str, Any]:
         "ended_at": run.ended_at,
         "stuck": run.stuck,
         "scopes": [
-            [s.prefix, s.workflow, dict(s.params), s.instance_id, s.parent_step, s.status.value, s.started_at,
-             s.timeout_s, s.ended_at, s.stopping]
+            [
+                s.prefix,
+                s.workflow,
+                dict(s.params),
+                s.instance_id,
+                s.parent_step,
+                s.status.value,
+                s.started_at,
+                s.timeout_s,
+                s.ended_at,
+                s.stopping,
+            ]
             for s in run.scopes.values()
         ],
         "attempts": [_attempt_to_json(a) for atts in run.attempts.values() for a in atts],
@@ -186,7 +196,8 @@ def run_to_json(run: RunState) -> dict[str, Any]:
 
 def run_from_json(d: Mapping[str, Any]) -> RunState:
     scopes = {
-        s[0]: Scope(s[0], s[1], s[2], s[3], s[4], WorkflowStatus(s[5]), s[6], s[7], s[8], s[9]) for s in d["scopes"]
+        s[0]: Scope(s[0], s[1], s[2], s[3], s[4], WorkflowStatus(s[5]), s[6], s[7], s[8], s[9])
+        for s in d["scopes"]
     }
     attempts: dict[str, tuple[Attempt, ...]] = {}
     for ad in d["attempts"]:

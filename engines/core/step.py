@@ -70,7 +70,9 @@ class _Call:
         self.att = self.att.with_status(status, self.now, **changes)
 
 
-def execute(ct: CompiledTrace, run: RunState, path: str, now: float, runtime: RuntimeReport | None = None) -> StepResult:
+def execute(
+    ct: CompiledTrace, run: RunState, path: str, now: float, runtime: RuntimeReport | None = None
+) -> StepResult:
     """Run one ``execute()`` of the latest attempt of the step at ``path`` at virtual time ``now``.
 
     ``runtime`` reports the attempt's runtime (leaf steps in RUNNING); None means "still running"."""
@@ -270,10 +272,14 @@ def _evaluate_conditions(c: _Call) -> None:
         for to, expr in c.cs.successors:
             value: Value = True if expr is None else expr.evaluate(resolve)
             if not isinstance(value, bool):
-                raise ParamError(f"condition {expr.source if expr else ''!r} gave {value!r}, not a boolean", param=to)
+                raise ParamError(
+                    f"condition {expr.source if expr else ''!r} gave {value!r}, not a boolean", param=to
+                )
             results[to] = value
     except (ParamError, ExpressionError) as exc:
-        c.att = c.att.with_status(S.INTERNALLY_FAILED, c.now, ended_at=c.att.ended_at, note=f"successor condition failed: {exc}")
+        c.att = c.att.with_status(
+            S.INTERNALLY_FAILED, c.now, ended_at=c.att.ended_at, note=f"successor condition failed: {exc}"
+        )
         return
     c.att = c.att.with_status(c.att.status, c.now, conditions=results)
 

@@ -56,7 +56,13 @@ def chain(*ids: str) -> tuple[Step, ...]:
     return tuple(step(sid, *ids[i + 1 : i + 2]) for i, sid in enumerate(ids))
 
 
-def rec(path: str, attempt: int, outcome: str | Outcome, duration: float, outputs: Mapping[str, JsonValue] | None = None) -> RecordedAttempt:
+def rec(
+    path: str,
+    attempt: int,
+    outcome: str | Outcome,
+    duration: float,
+    outputs: Mapping[str, JsonValue] | None = None,
+) -> RecordedAttempt:
     return RecordedAttempt(path, attempt, Outcome(outcome), float(duration), dict(outputs or {}))
 
 
@@ -80,7 +86,9 @@ def make_trace(
     )  # fmt: skip
     if runs is None:
         runs = (Run("r1", T0, attempts=tuple(attempts)),)
-    return Trace(trace_id=trace_id, definition=definition, runs=tuple(runs), subworkflows=dict(subworkflows or {}))
+    return Trace(
+        trace_id=trace_id, definition=definition, runs=tuple(runs), subworkflows=dict(subworkflows or {})
+    )
 
 
 def oracle_record(trace: Trace, options: ReplayOptions | None = None) -> ExecutionRecord:

@@ -9,7 +9,9 @@ from engines.core.testing import T0, attempts_of, make_trace, oracle, rec, step
 
 def fan(loops: dict[str, list[object]], inner: tuple[Step, ...], *to: str, concurrency: int | None = None,
         strict: bool = False, mode: FailureMode | None = None, **kw: object) -> Step:  # fmt: skip
-    fe = Foreach({k: Param(value=v) for k, v in loops.items()}, inner, concurrency=concurrency, strict_ordering=strict)  # type: ignore[arg-type]
+    fe = Foreach(
+        {k: Param(value=v) for k, v in loops.items()}, inner, concurrency=concurrency, strict_ordering=strict
+    )  # type: ignore[arg-type]
     return step("fan", *to, type=StepType.FOREACH, foreach=fe, failure_mode=mode, **kw)
 
 
@@ -20,7 +22,10 @@ def last_status(run: object, path: str) -> str:
 class TestForeach:
     def test_iterations_within_concurrency(self) -> None:
         """3 iterations at concurrency 2: two start at once, the third when the first ends; the step ends with the last."""
-        trace = make_trace([fan({"i": [1, 2, 3]}, (step("x"),), concurrency=2)], [rec(f"fan[{k}]/x", 1, "succeeded", 10) for k in range(3)])
+        trace = make_trace(
+            [fan({"i": [1, 2, 3]}, (step("x"),), concurrency=2)],
+            [rec(f"fan[{k}]/x", 1, "succeeded", 10) for k in range(3)],
+        )
         run = oracle(trace)
         assert [attempts_of(run, f"fan[{k}]/x")[0].started_at for k in range(3)] == [T0, T0, T0 + 10]
         f = attempts_of(run, "fan")[0]
@@ -30,7 +35,9 @@ class TestForeach:
     def test_iteration_params(self) -> None:
         """Each iteration is handed its loop variables, loop_index, the parent's params and the foreach's own params."""
         s = fan({"a": [1, 2], "b": ["x", "y"]}, (step("x"),), params={"own": Param(value="o")})
-        run = oracle(make_trace([s], [rec(f"fan[{k}]/x", 1, "succeeded", 1) for k in range(4)], params={"wp": 5}))
+        run = oracle(
+            make_trace([s], [rec(f"fan[{k}]/x", 1, "succeeded", 1) for k in range(4)], params={"wp": 5})
+        )
         wps = [attempts_of(run, f"fan[{k}]/x")[0].config["workflow_params"] for k in range(4)]
         got = [(p["a"], p["b"], p["loop_index"], p["own"], p["wp"]) for p in wps]  # type: ignore[index]
         assert got == [(1, "x", 0, "o", 5), (2, "x", 1, "o", 5), (1, "y", 2, "o", 5), (2, "y", 3, "o", 5)]
@@ -51,8 +58,13 @@ class TestForeach:
         """Loop params may be expressions, e.g. range() or Util.dateIntsBetween()."""
         fe = Foreach({"d": Param(expression="Util.dateIntsBetween(20240101, 20240103, 1)")}, (step("x"),))
         s = step("fan", type=StepType.FOREACH, foreach=fe)
-        run = oracle(make_trace([s], [rec("fan[0]/x", 1, "succeeded", 1), rec("fan[1]/x", 1, "succeeded", 1)]))
-        assert [attempts_of(run, f"fan[{k}]/x")[0].config["workflow_params"]["d"] for k in range(2)] == [20240101, 20240102]  # type: ignore[index]
+        run = oracle(
+            make_trace([s], [rec("fan[0]/x", 1, "succeeded", 1), rec("fan[1]/x", 1, "succeeded", 1)])
+        )
+        assert [attempts_of(run, f"fan[{k}]/x")[0].config["workflow_params"]["d"] for k in range(2)] == [
+            20240101,
+            20240102,
+        ]  # type: ignore[index]
 
     def test_fail_after_running_stops_launching(self) -> None:
         """A FAILED iteration stops new launches; running ones finish; the foreach is FATALLY_FAILED at the end."""
@@ -67,7 +79,9 @@ class TestForeach:
     def test_fail_immediately_stops_iterations(self) -> None:
         """FAIL_IMMEDIATELY foreach: a failed iteration stops the running ones at once."""
         s = fan({"i": [0, 1]}, (step("x"),), mode=FailureMode.FAIL_IMMEDIATELY)
-        run = oracle(make_trace([s], [rec("fan[0]/x", 1, "fatal_error", 1), rec("fan[1]/x", 1, "succeeded", 50)]))
+        run = oracle(
+            make_trace([s], [rec("fan[0]/x", 1, "fatal_error", 1), rec("fan[1]/x", 1, "succeeded", 50)])
+        )
         assert last_status(run, "fan[1]/x") == "STOPPED"
         f = attempts_of(run, "fan")[0]
         assert (f.status, f.ended_at) == ("FATALLY_FAILED", T0 + 1)
@@ -75,8 +89,16 @@ class TestForeach:
     def test_ignore_failure_foreach(self) -> None:
         """IGNORE_FAILURE foreach: COMPLETED_WITH_ERROR and the downstream runs."""
         s = fan({"i": [0]}, (step("x"),), "after", mode=FailureMode.IGNORE_FAILURE)
-        run = oracle(make_trace([s, step("after")], [rec("fan[0]/x", 1, "fatal_error", 1), rec("after", 1, "succeeded", 1)]))
-        assert (last_status(run, "fan"), last_status(run, "after"), run.status) == ("COMPLETED_WITH_ERROR", "SUCCEEDED", "SUCCEEDED")
+        run = oracle(
+            make_trace(
+                [s, step("after")], [rec("fan[0]/x", 1, "fatal_error", 1), rec("after", 1, "succeeded", 1)]
+            )
+        )
+        assert (last_status(run, "fan"), last_status(run, "after"), run.status) == (
+            "COMPLETED_WITH_ERROR",
+            "SUCCEEDED",
+            "SUCCEEDED",
+        )
 
     def test_timed_out_iteration_does_not_stop_launches(self) -> None:
         """Only FAILED iterations stop launches; a TIMED_OUT one decides the final status."""
@@ -89,20 +111,26 @@ class TestForeach:
         """strict_ordering bounds the window from the oldest unfinished iteration: 2 and 3 wait for 0."""
         s = fan({"i": [0, 1, 2, 3]}, (step("x"),), concurrency=2, strict=True)
         durations = [30, 5, 5, 5]
-        run = oracle(make_trace([s], [rec(f"fan[{k}]/x", 1, "succeeded", d) for k, d in enumerate(durations)]))
+        run = oracle(
+            make_trace([s], [rec(f"fan[{k}]/x", 1, "succeeded", d) for k, d in enumerate(durations)])
+        )
         assert [attempts_of(run, f"fan[{k}]/x")[0].started_at for k in range(4)] == [T0, T0, T0 + 30, T0 + 30]
 
     def test_without_strict_ordering(self) -> None:
         """Without strict ordering a free slot is refilled at once."""
         s = fan({"i": [0, 1, 2, 3]}, (step("x"),), concurrency=2)
         durations = [30, 5, 5, 5]
-        run = oracle(make_trace([s], [rec(f"fan[{k}]/x", 1, "succeeded", d) for k, d in enumerate(durations)]))
+        run = oracle(
+            make_trace([s], [rec(f"fan[{k}]/x", 1, "succeeded", d) for k, d in enumerate(durations)])
+        )
         assert [attempts_of(run, f"fan[{k}]/x")[0].started_at for k in range(4)] == [T0, T0, T0 + 5, T0 + 10]
 
     def test_workflow_step_concurrency_caps_foreach(self) -> None:
         """The workflow's step_concurrency caps a foreach's own concurrency."""
         s = fan({"i": [0, 1, 2]}, (step("x"),), concurrency=10)
-        run = oracle(make_trace([s], [rec(f"fan[{k}]/x", 1, "succeeded", 10) for k in range(3)], step_concurrency=1))
+        run = oracle(
+            make_trace([s], [rec(f"fan[{k}]/x", 1, "succeeded", 10) for k in range(3)], step_concurrency=1)
+        )
         assert [attempts_of(run, f"fan[{k}]/x")[0].started_at for k in range(3)] == [T0, T0 + 10, T0 + 20]
 
     def test_bad_loop_param_fails_step(self) -> None:
@@ -112,16 +140,29 @@ class TestForeach:
 
     def test_inner_retries_inside_iteration(self) -> None:
         """An inner step retries inside its iteration with the usual backoff."""
-        run = oracle(make_trace([fan({"i": [0]}, (step("x"),))], [rec("fan[0]/x", 1, "user_error", 1), rec("fan[0]/x", 2, "succeeded", 1)]))
+        run = oracle(
+            make_trace(
+                [fan({"i": [0]}, (step("x"),))],
+                [rec("fan[0]/x", 1, "user_error", 1), rec("fan[0]/x", 2, "succeeded", 1)],
+            )
+        )
         assert [a.started_at for a in attempts_of(run, "fan[0]/x")] == [T0, T0 + 61]
         assert attempts_of(run, "fan")[0].ended_at == T0 + 62
 
 
 class TestSubworkflow:
-    CHILD = WorkflowDefinition("child", (step("y", "z"), step("z")), params={"cp": Param(expression="base * 2")})
+    CHILD = WorkflowDefinition(
+        "child", (step("y", "z"), step("z")), params={"cp": Param(expression="base * 2")}
+    )
 
     def call(self, *to: str, sync: bool = True, explicit: bool = False, **kw: object) -> Step:
-        return step("call", *to, type=StepType.SUBWORKFLOW, subworkflow=Subworkflow("child", sync=sync, explicit_params=explicit), **kw)
+        return step(
+            "call",
+            *to,
+            type=StepType.SUBWORKFLOW,
+            subworkflow=Subworkflow("child", sync=sync, explicit_params=explicit),
+            **kw,
+        )
 
     def test_child_run_and_params(self) -> None:
         """The child run's steps live under 'call/', receive passed-down params, and the step mirrors the child."""
@@ -139,8 +180,17 @@ class TestSubworkflow:
 
     def test_child_sees_parent_params(self) -> None:
         """Child definition params are evaluated against params passed down from the parent."""
-        child = WorkflowDefinition("child", (step("y", params={"v": Param(expression="cp + 1")}),), params={"cp": Param(expression="base * 2")})
-        trace = make_trace([self.call()], [rec("call/y", 1, "succeeded", 1)], params={"base": 21}, subworkflows={"child": child})
+        child = WorkflowDefinition(
+            "child",
+            (step("y", params={"v": Param(expression="cp + 1")}),),
+            params={"cp": Param(expression="base * 2")},
+        )
+        trace = make_trace(
+            [self.call()],
+            [rec("call/y", 1, "succeeded", 1)],
+            params={"base": 21},
+            subworkflows={"child": child},
+        )
         assert attempts_of(oracle(trace), "call/y")[0].params["v"] == 43
 
     def test_explicit_params_pass_only_step_params(self) -> None:
@@ -151,7 +201,12 @@ class TestSubworkflow:
 
     def test_child_failure_is_fatal(self) -> None:
         """A FAILED child makes the step FATALLY_FAILED (no retry) and the run FAILED."""
-        trace = make_trace([self.call()], [rec("call/y", 1, "fatal_error", 2)], subworkflows={"child": self.CHILD}, params={"base": 1})
+        trace = make_trace(
+            [self.call()],
+            [rec("call/y", 1, "fatal_error", 2)],
+            subworkflows={"child": self.CHILD},
+            params={"base": 1},
+        )
         run = oracle(trace)
         assert [a.status for a in attempts_of(run, "call")] == ["FATALLY_FAILED"]
         assert run.status == "FAILED"
@@ -161,7 +216,11 @@ class TestSubworkflow:
         child = WorkflowDefinition("child", (step("y"),), timeout=10)
         trace = make_trace([self.call()], [rec("call/y", 1, "succeeded", 100)], subworkflows={"child": child})
         run = oracle(trace)
-        assert (last_status(run, "call/y"), last_status(run, "call"), run.status) == ("TIMED_OUT", "TIMED_OUT", "TIMED_OUT")
+        assert (last_status(run, "call/y"), last_status(run, "call"), run.status) == (
+            "TIMED_OUT",
+            "TIMED_OUT",
+            "TIMED_OUT",
+        )
         assert attempts_of(run, "call")[0].ended_at == T0 + 10
 
     def test_async_subworkflow(self) -> None:
@@ -195,7 +254,15 @@ class TestSubworkflow:
 
     def test_workflow_timeout_reaches_foreach_iterations(self) -> None:
         """A root workflow timeout times out a running foreach and its iterations."""
-        trace = make_trace([fan({"i": [0, 1]}, (step("x"),))], [rec(f"fan[{k}]/x", 1, "succeeded", 100) for k in range(2)], timeout=20)
+        trace = make_trace(
+            [fan({"i": [0, 1]}, (step("x"),))],
+            [rec(f"fan[{k}]/x", 1, "succeeded", 100) for k in range(2)],
+            timeout=20,
+        )
         run = oracle(trace)
-        assert (last_status(run, "fan[0]/x"), last_status(run, "fan"), run.status) == ("TIMED_OUT", "TIMED_OUT", "TIMED_OUT")
+        assert (last_status(run, "fan[0]/x"), last_status(run, "fan"), run.status) == (
+            "TIMED_OUT",
+            "TIMED_OUT",
+            "TIMED_OUT",
+        )
         assert run.ended_at == T0 + 20

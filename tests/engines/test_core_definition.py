@@ -24,7 +24,10 @@ class TestCompile:
         assert wf.order == ("a", "b", "c")
         assert wf.roots == ("a",)
         assert wf.steps["c"].predecessors == ("a", "b")
-        assert [(to, e.source if e else None) for to, e in wf.steps["a"].successors] == [("b", None), ("c", "x > 1")]
+        assert [(to, e.source if e else None) for to, e in wf.steps["a"].successors] == [
+            ("b", None),
+            ("c", "x > 1"),
+        ]
         assert [wf.steps[s].instance_id for s in wf.order] == [1, 2, 3]
 
     def test_order_breaks_ties_by_definition_order(self) -> None:
@@ -36,7 +39,9 @@ class TestCompile:
         """Foreach bodies and subworkflows compile to their own workflows."""
         fan = step("fan", type=StepType.FOREACH, foreach=Foreach({"i": Param(value=[1, 2])}, (step("x"),)))
         call = step("call", type=StepType.SUBWORKFLOW, subworkflow=Subworkflow("child"))
-        ct = compile_trace(make_trace([fan, call], subworkflows={"child": WorkflowDefinition("child", (step("y"),))}))
+        ct = compile_trace(
+            make_trace([fan, call], subworkflows={"child": WorkflowDefinition("child", (step("y"),))})
+        )
         assert set(ct.workflows) == {"wf", "wf#fan", "child"}
         assert ct.root.steps["fan"].body == "wf#fan"
 
@@ -54,7 +59,11 @@ class TestBadDefinitions:
             ([step("a"), step("a")], "a", "duplicate"),
             ([step("a", "a")], "a", "itself"),
             ([step("fan", type=StepType.FOREACH)], "fan", "foreach"),
-            ([step("call", type=StepType.SUBWORKFLOW, subworkflow=Subworkflow("nowhere"))], "call", "nowhere"),
+            (
+                [step("call", type=StepType.SUBWORKFLOW, subworkflow=Subworkflow("nowhere"))],
+                "call",
+                "nowhere",
+            ),
             ([step("a/b")], "a/b", "must not contain"),
         ],
     )
@@ -71,7 +80,10 @@ class TestBadDefinitions:
         """Subworkflows that call each other are rejected."""
         call_b = step("c", type=StepType.SUBWORKFLOW, subworkflow=Subworkflow("b"))
         call_a = step("c", type=StepType.SUBWORKFLOW, subworkflow=Subworkflow("wf"))
-        trace = make_trace([call_b], subworkflows={"b": WorkflowDefinition("b", (call_a,)), "wf": WorkflowDefinition("wf", (call_b,))})
+        trace = make_trace(
+            [call_b],
+            subworkflows={"b": WorkflowDefinition("b", (call_a,)), "wf": WorkflowDefinition("wf", (call_b,))},
+        )
         with pytest.raises(DefinitionError, match="cycle"):
             compile_trace(trace)
 
@@ -80,7 +92,11 @@ class TestBadDefinitions:
 class TestMaestroCorpus:
     def test_cycle_sample_is_rejected(self) -> None:
         """Maestro's deliberately cyclic sample definition is rejected naming the cycle."""
-        path = CORPORA / "maestro" / "maestro-common__src__testFixtures__resources__fixtures__workflows__request__sample-dag-with-cycle-wf.json"
+        path = (
+            CORPORA
+            / "maestro"
+            / "maestro-common__src__testFixtures__resources__fixtures__workflows__request__sample-dag-with-cycle-wf.json"
+        )
         if not path.exists():
             pytest.skip(f"public corpora not found at {CORPORA} (see ../shared/corpora/README.md)")
         wf = json.loads(path.read_text())["workflow"]

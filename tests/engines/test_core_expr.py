@@ -76,7 +76,17 @@ class TestCalls:
 class TestErrors:
     @pytest.mark.parametrize(
         ("src", "position"),
-        [("1 +", 3), ("foo(1)", 0), ("a.b", 0), ("1 2", 2), ("$x", 0), ("(1", 2), ("", 0), ("i ? 1", 5), ("x = 1", 2)],
+        [
+            ("1 +", 3),
+            ("foo(1)", 0),
+            ("a.b", 0),
+            ("1 2", 2),
+            ("$x", 0),
+            ("(1", 2),
+            ("", 0),
+            ("i ? 1", 5),
+            ("x = 1", 2),
+        ],
     )
     def test_parse_error_position(self, src: str, position: int) -> None:
         """Malformed expressions raise ExpressionError naming the position."""
@@ -110,4 +120,10 @@ class TestParsing:
 
     def test_format_value(self) -> None:
         """Values print like Java string concatenation."""
-        assert [format_value(v) for v in (None, True, 2.0, 3, [1, "a"])] == ["null", "true", "2.0", "3", "[1, a]"]
+        assert [format_value(v) for v in (None, True, 2.0, 3, [1, "a"])] == [
+            "null",
+            "true",
+            "2.0",
+            "3",
+            "[1, a]",
+        ]

@@ -18,7 +18,12 @@ def statuses(run: object) -> dict[str, str]:
 class TestDag:
     def test_chain_times(self) -> None:
         """A chain a -> b -> c starts each step the moment its predecessor ends (zero overhead)."""
-        run = oracle(make_trace(chain("a", "b", "c"), [rec("a", 1, "succeeded", 5), rec("b", 1, "succeeded", 7), rec("c", 1, "succeeded", 1)]))
+        run = oracle(
+            make_trace(
+                chain("a", "b", "c"),
+                [rec("a", 1, "succeeded", 5), rec("b", 1, "succeeded", 7), rec("c", 1, "succeeded", 1)],
+            )
+        )
         assert [(a.path, a.created_at, a.started_at, a.ended_at) for a in run.attempts] == [
             ("a", T0, T0, T0 + 5), ("b", T0 + 5, T0 + 5, T0 + 12), ("c", T0 + 12, T0 + 12, T0 + 13),
         ]  # fmt: skip
@@ -27,13 +32,22 @@ class TestDag:
     def test_join_waits_for_all_predecessors(self) -> None:
         """A join starts only when its last predecessor ends."""
         steps = [step("a", "c"), step("b", "c"), step("c")]
-        run = oracle(make_trace(steps, [rec("a", 1, "succeeded", 5), rec("b", 1, "succeeded", 20), rec("c", 1, "succeeded", 1)]))
+        run = oracle(
+            make_trace(
+                steps,
+                [rec("a", 1, "succeeded", 5), rec("b", 1, "succeeded", 20), rec("c", 1, "succeeded", 1)],
+            )
+        )
         assert attempts_of(run, "c")[0].started_at == T0 + 20
 
     def test_any_true_condition_satisfies_a_join(self) -> None:
         """Join semantics: ALL predecessors complete, then ANY incoming condition true."""
         steps = [step("a", ("c", "false")), step("b", ("c", "1 < 2")), step("c")]
-        run = oracle(make_trace(steps, [rec("a", 1, "succeeded", 1), rec("b", 1, "succeeded", 1), rec("c", 1, "succeeded", 1)]))
+        run = oracle(
+            make_trace(
+                steps, [rec("a", 1, "succeeded", 1), rec("b", 1, "succeeded", 1), rec("c", 1, "succeeded", 1)]
+            )
+        )
         c = attempts_of(run, "c")[0]
         assert c.status == "SUCCEEDED"
         assert c.params["maestro_step_satisfied"] is True
@@ -51,7 +65,16 @@ class TestDag:
         """Conditions read the step's own outputs and params; params read upstream outputs as step__name."""
         b = step("b", ("c", "y == 'v3'"), params={"y": Param(expression="'v' + a__n")})
         steps = [step("a", "b"), b, step("c")]
-        run = oracle(make_trace(steps, [rec("a", 1, "succeeded", 1, {"n": 3}), rec("b", 1, "succeeded", 1), rec("c", 1, "succeeded", 1)]))
+        run = oracle(
+            make_trace(
+                steps,
+                [
+                    rec("a", 1, "succeeded", 1, {"n": 3}),
+                    rec("b", 1, "succeeded", 1),
+                    rec("c", 1, "succeeded", 1),
+                ],
+            )
+        )
         assert attempts_of(run, "b")[0].params["y"] == "v3"
         assert statuses(run)["c"] == "SUCCEEDED"
 
@@ -79,7 +102,12 @@ class TestFailureModes:
     def test_fail_after_running_lets_independent_branches_finish(self) -> None:
         """FAIL_AFTER_RUNNING: the failed step's downstream never starts, the other branch runs; run FAILED at its end."""
         steps = [step("a", "c", failure_mode=FAR), step("b", "d"), step("c"), step("d")]
-        run = oracle(make_trace(steps, [rec("a", 1, "fatal_error", 1), rec("b", 1, "succeeded", 30), rec("d", 1, "succeeded", 5)]))
+        run = oracle(
+            make_trace(
+                steps,
+                [rec("a", 1, "fatal_error", 1), rec("b", 1, "succeeded", 30), rec("d", 1, "succeeded", 5)],
+            )
+        )
         assert statuses(run) == {"a": "FATALLY_FAILED", "b": "SUCCEEDED", "d": "SUCCEEDED"}
         assert (run.status, run.ended_at) == ("FAILED", T0 + 35)
 
@@ -97,7 +125,10 @@ class TestFailureModes:
         steps = [step("a", failure_mode=FI), step("b")]
         run = oracle(make_trace(steps, [rec("a", 1, "fatal_error", 10), rec("b", 1, "user_error", 1)]))
         b = attempts_of(run, "b")
-        assert [(x.attempt, x.status, x.started_at) for x in b] == [(1, "USER_FAILED", T0), (2, "STOPPED", None)]
+        assert [(x.attempt, x.status, x.started_at) for x in b] == [
+            (1, "USER_FAILED", T0),
+            (2, "STOPPED", None),
+        ]
         assert b[1].created_at == T0 + 10
         assert run.status == "FAILED"
 
@@ -159,24 +190,37 @@ class TestTimeouts:
     def test_workflow_timeout_with_failed_step_is_failed(self) -> None:
         """A workflow timeout with a FATALLY_FAILED step ends FAILED (FAILED outranks TIMED_OUT)."""
         steps = [step("a"), step("b")]
-        run = oracle(make_trace(steps, [rec("a", 1, "fatal_error", 1), rec("b", 1, "succeeded", 100)], timeout=30))
+        run = oracle(
+            make_trace(steps, [rec("a", 1, "fatal_error", 1), rec("b", 1, "succeeded", 100)], timeout=30)
+        )
         assert statuses(run) == {"a": "FATALLY_FAILED", "b": "TIMED_OUT"}
         assert (run.status, run.ended_at) == ("FAILED", T0 + 30)
 
     def test_workflow_timeout_starts_pending_retry(self) -> None:
         """A step in backoff when the workflow times out gets its retry at once, which is TIMED_OUT."""
         run = oracle(make_trace([step("a")], [rec("a", 1, "user_error", 5)], timeout=20))
-        assert [(a.status, a.created_at) for a in attempts_of(run, "a")] == [("USER_FAILED", T0), ("TIMED_OUT", T0 + 20)]
+        assert [(a.status, a.created_at) for a in attempts_of(run, "a")] == [
+            ("USER_FAILED", T0),
+            ("TIMED_OUT", T0 + 20),
+        ]
         assert run.status == "TIMED_OUT"
 
 
 class TestParams:
     def test_reserved_and_workflow_params(self) -> None:
         """An attempt is handed the reserved ids, system params from the trigger time and definition params."""
-        trace = make_trace(chain("a", "b"), [rec("a", 1, "succeeded", 1), rec("b", 1, "user_error", 1), rec("b", 2, "succeeded", 1)], params={"k": "v-$RUN_DATE"})
+        trace = make_trace(
+            chain("a", "b"),
+            [rec("a", 1, "succeeded", 1), rec("b", 1, "user_error", 1), rec("b", 2, "succeeded", 1)],
+            params={"k": "v-$RUN_DATE"},
+        )
         run = oracle(trace)
         b1, b2 = attempts_of(run, "b")
-        assert (b1.params["step_id"], b1.params["step_instance_id"], b1.params["step_attempt_id"]) == ("b", 2, 1)
+        assert (b1.params["step_id"], b1.params["step_instance_id"], b1.params["step_attempt_id"]) == (
+            "b",
+            2,
+            1,
+        )
         assert b2.params["step_attempt_id"] == 2
         assert b1.params["step_instance_uuid"] != b2.params["step_instance_uuid"]
         assert b1.params["workflow_instance_id"] == 1

@@ -29,7 +29,9 @@ class TestPolicyParsing:
 
     def test_partial_backoff_takes_same_type_defaults(self) -> None:
         """A FIXED backoff with one field set gets the other fields from the FIXED default (60 s)."""
-        p = resolve_retry_policy(RetryPolicy(backoff=Backoff(type=BackoffType.FIXED_BACKOFF, error_retry_backoff_in_secs=5)), {})
+        p = resolve_retry_policy(
+            RetryPolicy(backoff=Backoff(type=BackoffType.FIXED_BACKOFF, error_retry_backoff_in_secs=5)), {}
+        )
         assert p.backoff_type == "FIXED_BACKOFF"
         assert p.base_secs == (5, 60, 60)
 
@@ -68,24 +70,34 @@ class TestPolicyParsing:
 
     def test_json_round_trip(self) -> None:
         """The parsed policy survives to_json/from_json unchanged."""
-        p = resolve_retry_policy(RetryPolicy(error_retry_limit=3, backoff=Backoff(type=BackoffType.FIXED_BACKOFF)), {})
+        p = resolve_retry_policy(
+            RetryPolicy(error_retry_limit=3, backoff=Backoff(type=BackoffType.FIXED_BACKOFF)), {}
+        )
         assert ParsedRetryPolicy.from_json(p.to_json()) == p
 
 
 class TestBackoff:
     def test_default_platform_delays(self) -> None:
         """Platform delays with the default policy: 60, 120, ..., capped at 3600 (§1.4 table)."""
-        delays = [retry_delay_seconds(DEFAULT_RETRY_POLICY, RetryCounters(platform=n), S.PLATFORM_FAILED) for n in range(10)]
+        delays = [
+            retry_delay_seconds(DEFAULT_RETRY_POLICY, RetryCounters(platform=n), S.PLATFORM_FAILED)
+            for n in range(10)
+        ]
         assert delays == [60, 120, 240, 480, 960, 1920, 3600, 3600, 3600, 3600]
 
     def test_user_delays_cap_600(self) -> None:
         """User-error delays: 60, 120, 240, 480, then the 600 s cap."""
-        delays = [retry_delay_seconds(DEFAULT_RETRY_POLICY, RetryCounters(error=n), S.USER_FAILED) for n in range(6)]
+        delays = [
+            retry_delay_seconds(DEFAULT_RETRY_POLICY, RetryCounters(error=n), S.USER_FAILED) for n in range(6)
+        ]
         assert delays == [60, 120, 240, 480, 600, 600]
 
     def test_exponent_counts_same_class_only(self) -> None:
         """The exponent is the number of retries of the same class (platform retries do not count)."""
-        assert retry_delay_seconds(DEFAULT_RETRY_POLICY, RetryCounters(error=1, platform=5), S.USER_FAILED) == 120
+        assert (
+            retry_delay_seconds(DEFAULT_RETRY_POLICY, RetryCounters(error=1, platform=5), S.USER_FAILED)
+            == 120
+        )
 
     def test_huge_exponent_hits_cap(self) -> None:
         """An enormous exponent does not overflow: the cap wins."""
@@ -100,7 +112,10 @@ class TestBackoff:
 
 
 class TestDurations:
-    @pytest.mark.parametrize(("text", "secs"), [("30", 30), ("30s", 30), ("5 min", 300), ("1d 2h", 93600), ("1500ms", 1), ("2 hours", 7200)])
+    @pytest.mark.parametrize(
+        ("text", "secs"),
+        [("30", 30), ("30s", 30), ("5 min", 300), ("1d 2h", 93600), ("1500ms", 1), ("2 hours", 7200)],
+    )
     def test_parse(self, text: str, secs: int) -> None:
         """Duration strings read as whole seconds."""
         assert parse_duration_seconds(text) == secs
@@ -117,7 +132,12 @@ class TestDurations:
 class TestRetryTimeline:
     def test_user_error_retries_then_fatal(self) -> None:
         """Three user errors with the default policy: retries at +60 and +120 after each failure, then FATALLY_FAILED."""
-        run = oracle(make_trace([step("a")], [rec("a", 1, "user_error", 5), rec("a", 2, "user_error", 5), rec("a", 3, "user_error", 5)]))
+        run = oracle(
+            make_trace(
+                [step("a")],
+                [rec("a", 1, "user_error", 5), rec("a", 2, "user_error", 5), rec("a", 3, "user_error", 5)],
+            )
+        )
         atts = attempts_of(run, "a")
         assert [a.status for a in atts] == ["USER_FAILED", "USER_FAILED", "FATALLY_FAILED"]
         assert [a.started_at for a in atts] == [T0, T0 + 65, T0 + 190]
@@ -127,23 +147,43 @@ class TestRetryTimeline:
 
     def test_retry_then_success(self) -> None:
         """A platform error then success: attempt 2 starts 60 s after attempt 1 ended and the run succeeds."""
-        run = oracle(make_trace([step("a")], [rec("a", 1, "platform_error", 10), rec("a", 2, "succeeded", 1)]))
-        assert [(a.status, a.started_at) for a in attempts_of(run, "a")] == [("PLATFORM_FAILED", T0), ("SUCCEEDED", T0 + 70)]
+        run = oracle(
+            make_trace([step("a")], [rec("a", 1, "platform_error", 10), rec("a", 2, "succeeded", 1)])
+        )
+        assert [(a.status, a.started_at) for a in attempts_of(run, "a")] == [
+            ("PLATFORM_FAILED", T0),
+            ("SUCCEEDED", T0 + 70),
+        ]
         assert run.status == "SUCCEEDED"
         assert run.ended_at == T0 + 71
 
     def test_mixed_classes_use_independent_exponents(self) -> None:
         """user, platform, user errors: delays 60 (user n=0), 60 (platform n=0), 120 (user n=1)."""
-        attempts = [rec("a", 1, "user_error", 0), rec("a", 2, "platform_error", 0), rec("a", 3, "user_error", 0), rec("a", 4, "succeeded", 0)]
+        attempts = [
+            rec("a", 1, "user_error", 0),
+            rec("a", 2, "platform_error", 0),
+            rec("a", 3, "user_error", 0),
+            rec("a", 4, "succeeded", 0),
+        ]
         run = oracle(make_trace([step("a")], attempts))
         assert [a.started_at for a in attempts_of(run, "a")] == [T0, T0 + 60, T0 + 120, T0 + 240]
 
     def test_fixed_backoff_param_driven_limit(self) -> None:
         """A '$lim' limit of 1 and a fixed 10 s backoff: 2 attempts, 10 s apart, then FATALLY_FAILED."""
-        policy = RetryPolicy(error_retry_limit="$lim", backoff=Backoff(type=BackoffType.FIXED_BACKOFF, error_retry_backoff_in_secs=10))
-        trace = make_trace([step("a", retry=policy)], [rec("a", 1, "user_error", 1), rec("a", 2, "user_error", 1)], params={"lim": 1})
+        policy = RetryPolicy(
+            error_retry_limit="$lim",
+            backoff=Backoff(type=BackoffType.FIXED_BACKOFF, error_retry_backoff_in_secs=10),
+        )
+        trace = make_trace(
+            [step("a", retry=policy)],
+            [rec("a", 1, "user_error", 1), rec("a", 2, "user_error", 1)],
+            params={"lim": 1},
+        )
         run = oracle(trace)
-        assert [(a.status, a.started_at) for a in attempts_of(run, "a")] == [("USER_FAILED", T0), ("FATALLY_FAILED", T0 + 11)]
+        assert [(a.status, a.started_at) for a in attempts_of(run, "a")] == [
+            ("USER_FAILED", T0),
+            ("FATALLY_FAILED", T0 + 11),
+        ]
         assert attempts_of(run, "a")[0].config["retry_policy"]["error_retry_limit"] == 1  # type: ignore[index]
 
     def test_fatal_error_is_never_retried(self) -> None:
@@ -163,6 +203,10 @@ class TestRetryTimeline:
         """Foreach and subworkflow steps carry the default policy (they never auto-retry)."""
         from corpora.model import Foreach, Param
 
-        fan = step("fan", type=StepType.FOREACH, foreach=Foreach(loop_params={"i": Param(value=[1])}, steps=(step("x"),)))
+        fan = step(
+            "fan",
+            type=StepType.FOREACH,
+            foreach=Foreach(loop_params={"i": Param(value=[1])}, steps=(step("x"),)),
+        )
         run = oracle(make_trace([fan], [rec("fan[0]/x", 1, "succeeded", 1)]))
         assert attempts_of(run, "fan")[0].config["retry_policy"] == DEFAULT_RETRY_POLICY.to_json()

@@ -15,7 +15,9 @@ def runs(*specs: tuple[str, float, str, float]) -> list[Run]:
     return [Run(rid, T0 + off, attempts=(rec("a", 1, outcome, dur),)) for rid, off, outcome, dur in specs]
 
 
-def replay(rule: RunStrategyRule, specs: list[Run], concurrency: int | None = None) -> dict[str, tuple[str, float | None, float | None, bool]]:
+def replay(
+    rule: RunStrategyRule, specs: list[Run], concurrency: int | None = None
+) -> dict[str, tuple[str, float | None, float | None, bool]]:
     rec_ = oracle_record(make_trace([step("a")], runs=specs, strategy=RunStrategy(rule, concurrency)))
     return {r.run_id: (r.status, r.started_at, r.ended_at, r.stuck) for r in rec_.runs}
 
@@ -43,11 +45,18 @@ class TestTimelines:
     def test_sequential_queues(self) -> None:
         """SEQUENTIAL: a run triggered while another runs starts when it ends."""
         got = replay(R.SEQUENTIAL, runs(("r1", 0, "succeeded", 100), ("r2", 10, "succeeded", 5)))
-        assert got == {"r1": ("SUCCEEDED", T0, T0 + 100, False), "r2": ("SUCCEEDED", T0 + 100, T0 + 105, False)}
+        assert got == {
+            "r1": ("SUCCEEDED", T0, T0 + 100, False),
+            "r2": ("SUCCEEDED", T0 + 100, T0 + 105, False),
+        }
 
     def test_parallel_concurrency(self) -> None:
         """PARALLEL with concurrency 2: the third run starts when the first of two ends."""
-        got = replay(R.PARALLEL, runs(("r1", 0, "succeeded", 50), ("r2", 0, "succeeded", 20), ("r3", 1, "succeeded", 5)), 2)
+        got = replay(
+            R.PARALLEL,
+            runs(("r1", 0, "succeeded", 50), ("r2", 0, "succeeded", 20), ("r3", 1, "succeeded", 5)),
+            2,
+        )
         assert [got[r][1] for r in ("r1", "r2", "r3")] == [T0, T0, T0 + 20]
 
     def test_strict_sequential_failed_run_blocks(self) -> None:
@@ -63,7 +72,10 @@ class TestTimelines:
 
     def test_first_only(self) -> None:
         """FIRST_ONLY: a run triggered while one runs is STOPPED at insert; a later one runs."""
-        got = replay(R.FIRST_ONLY, runs(("r1", 0, "succeeded", 100), ("r2", 10, "succeeded", 5), ("r3", 200, "succeeded", 5)))
+        got = replay(
+            R.FIRST_ONLY,
+            runs(("r1", 0, "succeeded", 100), ("r2", 10, "succeeded", 5), ("r3", 200, "succeeded", 5)),
+        )
         assert got["r2"] == ("STOPPED", None, T0 + 10, False)
         assert got["r3"] == ("SUCCEEDED", T0 + 200, T0 + 205, False)
 
