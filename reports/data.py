@@ -250,8 +250,11 @@ class ResultsReader:
     def has(self, table: str) -> bool:
         return table in self._tables
 
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one read-only query (for the drill-down module); results are plain tuples."""
         return self._con.execute(sql, list(params)).fetchall()
+
+    _rows = query
 
     def _scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         row = self._con.execute(sql, list(params)).fetchone()
@@ -441,64 +444,6 @@ class ResultsReader:
             for r in rows
             if r[1]
         )
-
-    # -- drill-down ----------------------------------------------------------------------------
-
-    def divergences_of(self, trace_id: str, signature: str, limit: int) -> list[dict[str, Any]]:
-        rows = self._rows(
-            "SELECT comparison, run_id, path, kind, detail, baseline_value, other_value, is_first, waived_by "
-            "FROM divergences WHERE trace_id = ? AND signature = ? ORDER BY is_first DESC, run_id, path LIMIT ?",
-            [trace_id, signature, limit],
-        )
-        keys = ("comparison", "run_id", "path", "kind", "detail", "baseline_value", "other_value", "is_first", "waived_by")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
-
-    def first_divergence(self, trace_id: str) -> dict[str, Any] | None:
-        rows = self._rows(
-            "SELECT run_id, path, kind, detail FROM divergences WHERE trace_id = ? AND comparison = 'candidate' "
-            "ORDER BY is_first DESC NULLS LAST, run_id, path LIMIT 1",
-            [trace_id],
-        )
-        return dict(zip(("run_id", "path", "kind", "detail"), rows[0], strict=True)) if rows else None
-
-    def divergent_paths(self, trace_id: str) -> set[tuple[str, str]]:
-        """(run_id, path) pairs where baseline and candidate differ for this trace."""
-        rows = self._rows(
-            "SELECT DISTINCT run_id, path FROM divergences WHERE trace_id = ? AND comparison = 'candidate'", [trace_id]
-        )
-        return {(_s(r[0]), _s(r[1])) for r in rows}
-
-    def records(self, trace_id: str) -> dict[str, Any]:
-        """The parsed ExecutionRecord per engine role for one trace (unparseable JSON comes back as an error)."""
-        if not self.has("records"):
-            return {}
-        out: dict[str, Any] = {}
-        for engine, record in self._rows("SELECT engine, record FROM records WHERE trace_id = ?", [trace_id]):
-            try:
-                out[_s(engine)] = json.loads(record) if isinstance(record, str) else record
-            except json.JSONDecodeError as exc:
-                out[_s(engine)] = {"error": f"record JSON unreadable: {exc}"}
-        return out
-
-    def step_timeline(self, trace_id: str, run_id: str, engines: Sequence[str]) -> list[tuple[Any, ...]]:
-        """(engine, path, attempt, status, ready_at, started_at, ended_at) of one run, from the steps table."""
-        if not self.has("steps"):
-            return []
-        marks = ", ".join("?" for _ in engines)
-        return self._rows(
-            "SELECT engine, path, attempt, status, ready_at, started_at, ended_at FROM steps "
-            f"WHERE trace_id = ? AND run_id = ? AND engine IN ({marks}) ORDER BY coalesce(started_at, ready_at), path, attempt",
-            [trace_id, run_id, *engines],
-        )
-
-    def trace_info(self, trace_id: str) -> dict[str, Any]:
-        rows = self._rows(
-            "SELECT workflow_id, workflow_type, owner, corpus_file, corpus_line, n_runs, n_steps, error "
-            "FROM traces WHERE trace_id = ?",
-            [trace_id],
-        )
-        keys = ("workflow_id", "workflow_type", "owner", "corpus_file", "corpus_line", "n_runs", "n_steps", "error")
-        return dict(zip(keys, rows[0], strict=True)) if rows else {}
 
 
 def schema_mismatch(reader: ResultsReader) -> str | None:

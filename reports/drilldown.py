@@ -1,8 +1,8 @@
 """Exemplar drill-down: for one trace of a divergence group, the two records side by side, the first
 divergence point, the DAG and the timeline of the run where it diverged.
 
-Work here is per exemplar (a handful of small queries by ``trace_id``), never per run of the database,
-so its cost is bounded by ``ReportLimits.drilldown_groups * exemplars_per_group``.
+The rows come from :func:`reports.exemplar_rows.fetch_exemplar_rows` (one query per table for all
+exemplars); the work here is pure Python over them, bounded by the caps in ``ReportLimits``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from markupsafe import Markup
 
 from reports.charts import GanttBar, gantt_chart
 from reports.dag import dag_svg, released_by_graph
-from reports.data import ReportLimits, ResultsReader, SignatureGroup
+from reports.data import ReportLimits, SignatureGroup
+from reports.exemplar_rows import ExemplarRows
 from reports.text import visible
 
 __all__ = ["DiffRow", "Exemplar", "build_exemplar", "compact_json", "diff_records"]
@@ -115,12 +116,13 @@ def diff_records(
 
 
 def build_exemplar(
-    reader: ResultsReader, group: SignatureGroup, trace_id: str, anchor: str, limits: ReportLimits
+    rows: ExemplarRows, group: SignatureGroup, trace_id: str, anchor: str, limits: ReportLimits
 ) -> Exemplar:
-    divs = reader.divergences_of(trace_id, group.signature, 20)
-    first = reader.first_divergence(trace_id)
+    """The drill-down of one exemplar trace of ``group``, from rows fetched for all exemplars at once."""
+    divs = [d for d in rows.divergences.get(trace_id, ()) if d["signature"] == group.signature][:20]
+    first = rows.first_divergence(trace_id)
     run_id = str((divs[0]["run_id"] if divs else None) or (first or {}).get("run_id") or "")
-    records = reader.records(trace_id)
+    records = rows.records.get(trace_id, {})
     baseline, candidate = records.get("baseline", {}), records.get("candidate", {})
     other_role = "candidate"
     if divs and all(d["comparison"] == "aa" for d in divs):
@@ -130,14 +132,17 @@ def build_exemplar(
         run_id = str(runs[0].get("run_id", "")) if runs else ""
     first_key = (str(first["run_id"] or ""), str(first["path"] or "")) if first else None
     diff, hidden = diff_records(baseline, candidate, first=first_key, limit=limits.diff_rows)
-    divergent = frozenset(p for r, p in reader.divergent_paths(trace_id) if r == run_id or not r)
+    divergent = rows.divergent_paths(trace_id, run_id)
     run_attempts: Sequence[Mapping[str, Any]] = next(
         (r.get("attempts") or () for r in baseline.get("runs") or () if str(r.get("run_id")) == run_id), ()
     )
     dag = dag_svg(released_by_graph(run_attempts), divergent=divergent, max_nodes=limits.dag_nodes)
     engines = ("baseline", other_role)
-    bars = [GanttBar(str(e), str(p), int(a or 0), str(s or ""), r, st, en)
-            for e, p, a, s, r, st, en in reader.step_timeline(trace_id, run_id, engines)]
+    bars = [
+        GanttBar(str(t["engine"]), str(t["path"]), int(t["attempt"] or 0), str(t["status"] or ""),
+                 t["ready_at"], t["started_at"], t["ended_at"])
+        for t in rows.timeline.get(trace_id, ()) if t["run_id"] == run_id and t["engine"] in engines
+    ]
     timeline = gantt_chart(bars, engines=engines, divergent=divergent, max_rows=limits.timeline_rows)
     raw = {}
     for role, rec in (("baseline", baseline), (other_role, candidate)):
@@ -145,5 +150,5 @@ def build_exemplar(
         if len(text) > limits.record_chars:
             text = text[: limits.record_chars] + f"\n… cut at {limits.record_chars:,} characters (full record in the database)"
         raw[role] = visible(text)
-    return Exemplar(anchor, trace_id, reader.trace_info(trace_id), run_id, tuple(divs), first,
+    return Exemplar(anchor, trace_id, rows.info.get(trace_id, {}), run_id, tuple(divs), first,
                     tuple(diff), hidden, dag, timeline, raw)

@@ -24,6 +24,7 @@ from markupsafe import Markup
 from reports.charts import ENGINE_COLORS, CdfSeries, cdf_chart, speedup_chart
 from reports.data import CDF_PROBABILITIES, ReportLimits, ResultsReader, schema_mismatch
 from reports.drilldown import build_exemplar, compact_json
+from reports.exemplar_rows import fetch_exemplar_rows
 from reports.text import finalize
 
 __all__ = ["ReportOptions", "ReportStats", "json_island", "render_html", "script_hash", "write_report"]
@@ -124,10 +125,12 @@ def build_context(reader: ResultsReader, options: ReportOptions, baseline: Resul
     groups, groups_more = reader.signature_groups(limits.groups)
     exemplars: dict[str, list[Any]] = {}
     island: dict[str, Any] = {"exemplars": {}}
-    for gi, group in enumerate(groups[: limits.drilldown_groups]):
+    drilled = groups[: limits.drilldown_groups]
+    rows = fetch_exemplar_rows(reader, (t for g in drilled for t in g.exemplars[: limits.exemplars_per_group]))
+    for gi, group in enumerate(drilled):
         items = []
         for ei, trace_id in enumerate(group.exemplars[: limits.exemplars_per_group]):
-            ex = build_exemplar(reader, group, trace_id, f"g{gi}e{ei}", limits)
+            ex = build_exemplar(rows, group, trace_id, f"g{gi}e{ei}", limits)
             items.append(ex)
             island["exemplars"][ex.anchor] = {"trace_id": trace_id, "records": ex.raw}
         exemplars[group.signature] = items
