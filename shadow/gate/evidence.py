@@ -30,7 +30,7 @@ _REQUIRED = {
     "divergences": ("trace_id", "comparison", "run_id", "path", "kind", "waived_by"),
     "waivers": ("entry_id", "owner", "expires", "expired"),
 }
-_EXAMPLES = 5
+_EXAMPLES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,9 +125,13 @@ _STUCK = """
         SELECT d.trace_id, d.run_id FROM divergences d JOIN member m USING (trace_id)
         WHERE d.comparison = 'candidate' AND d.kind = 'stuck_run'
     ) ORDER BY ALL"""
+# A stuck run loses everything after the stall; that is the stuck-run finding, not a second one.
 _LOST = """
     SELECT b.trace_id, b.run_id, b.path, b.attempt FROM steps b JOIN member m USING (trace_id)
     WHERE b.engine = 'baseline' AND NOT EXISTS (
+        SELECT 1 FROM runs r WHERE r.engine = 'candidate' AND r.trace_id = b.trace_id
+        AND r.run_id = b.run_id AND r.stuck)
+    AND NOT EXISTS (
         SELECT 1 FROM steps c WHERE c.engine = 'candidate' AND c.trace_id = b.trace_id
         AND c.run_id = b.run_id AND c.path = b.path AND c.attempt = b.attempt)
     ORDER BY ALL"""

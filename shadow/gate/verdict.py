@@ -15,8 +15,8 @@ Each cohort is judged on a list of criteria, each pass / marginal / fail / insuf
 
 The verdict: FAIL if any criterion fails, else INSUFFICIENT_DATA if any could not be judged, else
 MARGINAL if any is marginal, else PASS. Failures outrank missing data on purpose: one unexplained
-divergence in three traces is a finding, not a lack of data. The score (0-100) is the share of judged
-criteria met, marginal counting half; it ranks cohorts, the verdict decides.
+divergence in three traces is a finding, not a lack of data. The score (0-100) is the share of
+criteria met, marginal counting half and unjudged counting nothing; it ranks cohorts, the verdict decides.
 """
 
 from __future__ import annotations
@@ -224,9 +224,8 @@ def judge_cohort(evidence: CohortEvidence) -> CohortVerdict:
         _latency(evidence, "end_to_end"),
     )  # fmt: skip
     verdict = _decide(criteria)
-    judged = [c for c in criteria if c.status is not CriterionStatus.INSUFFICIENT]
-    points = {CriterionStatus.PASS: 1.0, CriterionStatus.MARGINAL: 0.5, CriterionStatus.FAIL: 0.0}
-    score = round(100.0 * sum(points[c.status] for c in judged) / len(judged), 1) if judged else 0.0
+    points = {CriterionStatus.PASS: 1.0, CriterionStatus.MARGINAL: 0.5}
+    score = round(100.0 * sum(points.get(c.status, 0.0) for c in criteria) / len(criteria), 1)
     return CohortVerdict(
         evidence.cohort.name, verdict, score, _reason(verdict, criteria, evidence), evidence.n_traces, criteria
     )

@@ -173,3 +173,12 @@ class TestCombining:
         assert [exit_code(v) for v in (Verdict.PASS, Verdict.FAIL, Verdict.MARGINAL, Verdict.INSUFFICIENT_DATA)] == [
             0, 1, 2, 3,
         ]  # fmt: skip
+
+
+class TestFindingsDoNotDoubleCount:
+    def test_steps_missing_from_a_stuck_run_are_not_also_lost(self, db: GateDb) -> None:
+        """A stuck run's unrun steps are the stuck-run finding, not lost attempts as well."""
+        db.add_traces(100, stuck=1, lost=1)
+        verdict = judge(db, divergence_budget=0.1)
+        assert status(verdict, "stuck_runs") is CriterionStatus.FAIL
+        assert status(verdict, "lost_attempts") is CriterionStatus.PASS

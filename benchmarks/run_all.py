@@ -1,0 +1,93 @@
+"""Run every benchmarks/bench_*.py and collect their results in one JSON file.
+
+    python benchmarks/run_all.py [--out out/bench.json] [-k PATTERN] [--timeout SECONDS]
+
+Convention for a benchmark: a script ``bench_<name>.py`` that runs with no arguments (quick defaults
+are its own business) and prints, as its LAST line of stdout, one JSON object with its measurements.
+A benchmark that prints no JSON is still run and its output tail is kept, marked ``"json": false``.
+Each runs in its own process (fresh interpreter, no shared warm caches), one after the other, since the
+machine is shared. Exit code: 0 when every benchmark exited 0, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import fnmatch
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+TAIL_LINES = 20
+
+
+def _last_json(stdout: str) -> dict[str, Any] | None:
+    for line in reversed(stdout.strip().splitlines()):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            return None
+        return value if isinstance(value, dict) else None
+    return None
+
+
+def run_one(script: Path, timeout: float) -> dict[str, Any]:
+    """Run one benchmark script and describe what happened."""
+    started = time.perf_counter()
+    try:
+        done = subprocess.run(
+            [sys.executable, str(script)], capture_output=True, text=True, timeout=timeout, cwd=HERE.parent
+        )
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        return {"name": script.stem, "status": "timeout", "returncode": None, "seconds": round(timeout, 1),
+                "json": False, "result": None, "tail": out.splitlines()[-TAIL_LINES:]}  # fmt: skip
+    seconds = time.perf_counter() - started
+    result = _last_json(done.stdout)
+    return {
+        "name": script.stem,
+        "status": "ok" if done.returncode == 0 else "failed",
+        "returncode": done.returncode,
+        "seconds": round(seconds, 2),
+        "json": result is not None,
+        "result": result,
+        "tail": (done.stdout + done.stderr).splitlines()[-TAIL_LINES:],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("out/bench.json"), help="where to write the results")
+    parser.add_argument("-k", dest="pattern", default="*", help="only benchmarks whose name matches this glob")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before a benchmark is stopped")
+    args = parser.parse_args(argv)
+    scripts = sorted(p for p in HERE.glob("bench_*.py") if fnmatch.fnmatchcase(p.stem, args.pattern))
+    results = []
+    for script in scripts:
+        print(f"bench: {script.name} ...", flush=True)
+        entry = run_one(script, args.timeout)
+        print(f"bench: {script.name}: {entry['status']} in {entry['seconds']} s", flush=True)
+        results.append(entry)
+    document = {
+        "schema": "shadow-bench/1",
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "benchmarks": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    print(f"bench: {len(results)} benchmark(s) -> {args.out}")
+    return 0 if all(r["status"] == "ok" for r in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
