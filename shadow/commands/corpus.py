@@ -1,15 +1,224 @@
-"""``shadow corpus generate|validate|stats``."""
+"""``shadow corpus generate|validate|stats``: make the built-in corpus, check corpora, summarise them.
+
+Exit codes follow :mod:`shadow.cli`: 0 ok, 1 when ``validate`` quarantined any trace, 4 for a harness
+error (bad option, unreadable or unwritable file). Tables and progress go to stderr (progress only on a
+terminal and without ``--quiet``); ``--json`` output goes to stdout, so it can be piped.
+"""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from corpora.errors import TraceError
+from corpora.generator import generate_corpus
+from corpora.io import DEFAULT_MAX_LINE_BYTES, TraceItem, TraceWriter, read_traces
+from corpora.stats import CorpusStats, StatsAccumulator
+
+__all__ = ["register"]
+
+EXIT_OK, EXIT_FAIL, EXIT_HARNESS = 0, 1, 4
 
 
 def register(sub: Any, groups: dict[str, Any]) -> None:
-    """Placeholder until the corpus commands land (issue 2)."""
-    del sub, groups
+    del sub
+    corpus = groups["corpus"]
+    gen = corpus.add_parser(
+        "generate", help="write the built-in synthetic corpus (seeded, byte-identical per seed)",
+        description="Write COUNT synthetic shadow-trace/1 traces: chains, fan-out/fan-in, diamonds, random DAGs "
+        "(3 to 2,000 steps), conditional branches, retries, timeouts, foreach, subworkflows and several runs "
+        "under each run strategy. The same --seed always gives the same bytes.",
+        epilog="Example: shadow corpus generate --seed 7 --count 200 -o corpus.jsonl.gz",
+    )
+    gen.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    gen.add_argument("--count", type=_positive, default=200, help="number of traces (default 200)")
+    gen.add_argument("-o", "--output", required=True, help="output file (.gz compresses, - is stdout)")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    gen.set_defaults(func=run_generate)
+
+    val = corpus.add_parser(
+        "validate", help="check trace files; list every bad trace with file:line, JSON path and a fix",
+        description="Read shadow-trace/1 JSON Lines files (.jsonl or .jsonl.gz, - for stdin) and check every "
+        "trace: JSON, schema, format version, graph (cycles, missing transition targets, duplicate ids), "
+        "recorded attempts, durations and subworkflow references. Bad traces are quarantined and listed; "
+        "reading goes on. Exit 0 when all are valid, 1 when any is bad, 4 when a file cannot be read.",
+        epilog="Example: shadow corpus validate corpus.jsonl.gz more/*.jsonl",
+    )
+    _reading_args(val)
+    val.add_argument("--limit", type=_positive, default=50, help="list at most this many bad traces (default 50)")
+    val.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    val.set_defaults(func=run_validate)
+
+    st = corpus.add_parser(
+        "stats", help="summarise corpora: traces, runs, steps, depth, fan-out, failure and retry rates, sources",
+        description="Summarise trace files in one streaming pass. Depth is the longest path of the top-level "
+        "DAG, fan-out the most transitions out of one step; failure rate counts (run, step) pairs whose last "
+        "attempt failed, retry rate those with more than one attempt.",
+        epilog="Example: shadow corpus stats corpus.jsonl.gz --json | jq .depth",
+    )
+    _reading_args(st)
+    st.add_argument("--json", action="store_true", help="print the stats as JSON on stdout")
+    st.set_defaults(func=run_stats)
 
 
-def _unused(args: argparse.Namespace) -> int:  # pragma: no cover
-    return 0
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _reading_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="trace files (.jsonl, .jsonl.gz; - for stdin)")
+    parser.add_argument("--max-line-bytes", type=_positive, default=DEFAULT_MAX_LINE_BYTES,
+                        help=f"reject longer lines as line_too_long (default {DEFAULT_MAX_LINE_BYTES})")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def _progress(err: Console, quiet: bool, label: str, total: float | None, in_bytes: bool) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr, only when stderr is a terminal; yields an ``advance(n)`` callback."""
+    columns: list[Any] = [TextColumn(f"[bold]{label}"), BarColumn()]
+    columns += [DownloadColumn()] if in_bytes else [MofNCompleteColumn()]
+    columns.append(TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True, disable=quiet or not err.is_terminal) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda n: progress.advance(task, n)
+
+
+def _read(args: argparse.Namespace, err: Console, label: str) -> Iterator[TraceItem]:
+    sizes = [os.path.getsize(p) for p in args.paths if p != "-" and os.path.isfile(p)]
+    total = float(sum(sizes)) if len(sizes) == len(args.paths) else None
+    with _progress(err, args.quiet, label, total, in_bytes=True) as advance:
+        yield from read_traces(args.paths, max_line_bytes=args.max_line_bytes, progress=advance)
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    err = _stderr()
+    digest = hashlib.sha256()
+    try:
+        with TraceWriter(args.output) as writer, _progress(err, args.quiet, "generate", args.count, False) as advance:
+            for trace in generate_corpus(args.seed, args.count):
+                writer.write(trace)
+                digest.update(trace.trace_id.encode())
+                advance(1)
+    except OSError as exc:
+        err.print(f"shadow corpus generate: cannot write {args.output}: {exc.strerror or exc}")
+        return EXIT_HARNESS
+    if not args.quiet and args.output != "-":
+        size = os.path.getsize(args.output)
+        err.print(f"wrote {writer.count} traces (seed {args.seed}) to {args.output} ({size:,} bytes)")
+    return EXIT_OK
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    err = _stderr()
+    per_file: dict[str, Counter[str]] = {}
+    bad: list[TraceError] = []
+    for item in _read(args, err, "validate"):
+        counts = per_file.setdefault(item.file, Counter())
+        if item.error is None:
+            counts["valid"] += 1
+        else:
+            counts["unreadable" if item.error.code == "unreadable" else "quarantined"] += 1
+            bad.append(item.error)
+    unreadable = any(e.code == "unreadable" for e in bad)
+    if args.json:
+        json.dump({"files": {f: dict(c) for f, c in per_file.items()}, "errors": [e.to_dict() for e in bad]},
+                  sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_validation(err, per_file, bad, args.limit)
+    if unreadable:
+        return EXIT_HARNESS
+    return EXIT_FAIL if bad else EXIT_OK
+
+
+def _print_validation(err: Console, per_file: dict[str, Counter[str]], bad: Sequence[TraceError], limit: int) -> None:
+    table = Table(title="shadow corpus validate", title_justify="left")
+    table.add_column("file")
+    table.add_column("valid", justify="right")
+    table.add_column("quarantined", justify="right")
+    for name, counts in per_file.items():
+        table.add_row(name, str(counts["valid"]), str(counts["quarantined"] + counts["unreadable"]))
+    err.print(table)
+    if not bad:
+        err.print("all traces are valid")
+        return
+    by_code = Counter(e.code for e in bad)
+    err.print("quarantined: " + ", ".join(f"{code} {n}" for code, n in by_code.most_common()))
+    for error in bad[:limit]:
+        loc = error.location
+        where = f"{loc.file}:{loc.line}" if loc.line is not None else str(loc.file)
+        trace = f" (trace {error.trace_id})" if error.trace_id else ""
+        err.print(f"[red]{where}[/red] at {loc.json_path}{trace}: [bold]{error.code}[/bold]: ", end="")
+        err.print(error.message, markup=False, end="")
+        if error.hint:
+            err.print(f" -> {error.hint}", markup=False, end="")
+        err.print()
+    if len(bad) > limit:
+        err.print(f"... and {len(bad) - limit} more (raise --limit or use --json)")
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    err = _stderr()
+    acc = StatsAccumulator()
+    unreadable = False
+    for item in _read(args, err, "stats"):
+        acc.add_item(item)
+        unreadable = unreadable or (item.error is not None and item.error.code == "unreadable")
+    stats = acc.result()
+    if args.json:
+        json.dump(stats.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_stats(Console(highlight=False), stats)
+    return EXIT_HARNESS if unreadable else EXIT_OK
+
+
+def _print_stats(out: Console, stats: CorpusStats) -> None:
+    table = Table(title="shadow corpus stats", title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for label, value in (
+        ("traces", stats.traces), ("quarantined", stats.quarantined), ("runs", stats.runs),
+        ("steps", stats.steps), ("recorded attempts", stats.attempts),
+        ("attempt failure rate", f"{stats.attempt_failure_rate:.2%}"),
+        ("step failure rate", f"{stats.step_failure_rate:.2%}"), ("retry rate", f"{stats.retry_rate:.2%}"),
+    ):
+        table.add_row(label, f"{value:,}" if isinstance(value, int) else value)
+    out.print(table)
+    dist = Table(title="per trace", title_justify="left")
+    for col in ("", "min", "median", "p95", "max", "mean"):
+        dist.add_column(col, justify="right" if col else "left")
+    for label, d in (("steps", stats.steps_per_trace), ("depth", stats.depth), ("fan-out", stats.fan_out),
+                     ("runs", stats.runs_per_trace)):
+        dist.add_row(label, *(f"{v:g}" for v in (d.min, d.median, d.p95, d.max, d.mean)))
+    out.print(dist)
+    for title, counts in (("outcomes", stats.outcomes), ("sources", stats.sources),
+                          ("workflow types", stats.workflow_types), ("run strategies", stats.run_strategies),
+                          ("quarantined by code", stats.error_codes)):
+        if counts:
+            out.print(f"{title}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
