@@ -13,6 +13,7 @@ copy the shape of :meth:`_Replay.execute_step` (execute -> effects -> decide -> 
 from __future__ import annotations
 
 import heapq
+import json
 import math
 from dataclasses import dataclass, field, replace
 
@@ -22,7 +23,7 @@ from engines.core.definition import CompiledTrace, compile_trace
 from engines.core.effects import RuntimeReport, StartRuntime, TerminateRuntime, Wake
 from engines.core.flow import decide, new_run, start_run, stop_queued_run, stop_run
 from engines.core.record import run_execution
-from engines.core.state import RunState
+from engines.core.state import RunState, run_from_json, run_to_json
 from engines.core.statuses import StepStatus, WorkflowStatus
 from engines.core.step import execute
 from engines.core.strategy import RunSlot, StrategyPlan, on_insert, on_run_end
@@ -49,9 +50,10 @@ class _RunBook:
 class _Replay:
     """One replay of one trace. Single-threaded; owns its heap."""
 
-    def __init__(self, ct: CompiledTrace, options: ReplayOptions) -> None:
+    def __init__(self, ct: CompiledTrace, options: ReplayOptions, *, reload_state: bool = False) -> None:
         self.ct = ct
         self.options = options
+        self.reload_state = reload_state
         self.heap: list[tuple[float, int, int, str, str, int]] = []
         self.seq = 0
         self.books: dict[str, _RunBook] = {}
@@ -141,6 +143,8 @@ class _Replay:
     def execute_step(self, book: _RunBook, path: str, now: float) -> None:
         """One ``execute`` plus everything it asks for; the shape an engine's task worker copies."""
         state = book.state
+        if self.reload_state:  # the legacy engine's way: state comes back from its JSON form every call
+            state = run_from_json(json.loads(json.dumps(run_to_json(state))))
         latest = state.latest(path)
         if latest is None:
             return
@@ -201,14 +205,20 @@ class _Replay:
 
 
 class CoreOracle:
-    """The semantic reference engine: replays a trace with the core alone, zero overhead."""
+    """The semantic reference engine: replays a trace with the core alone, zero overhead.
+
+    ``reload_state=True`` round-trips the run state through JSON before every ``execute`` (as the
+    legacy engine does through SQL); the record must not change, which the tests check."""
 
     name = "core-oracle"
     version = "1"
 
+    def __init__(self, *, reload_state: bool = False) -> None:
+        self.reload_state = reload_state
+
     def replay(self, trace: Trace, options: ReplayOptions) -> ExecutionRecord:
         ct = compile_trace(trace)
-        replay = _Replay(ct, options)
+        replay = _Replay(ct, options, reload_state=self.reload_state)
         try:
             states = replay.run()
         except RecursionError as exc:  # pragma: no cover - defensive
