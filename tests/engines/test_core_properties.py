@@ -3,6 +3,7 @@ respects causality and never exceeds retry limits; reloading state from JSON nev
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 
 from hypothesis import HealthCheck, given, settings
@@ -127,7 +128,7 @@ class TestProperties:
                 )
                 assert len(atts) <= limit, path
                 assert [a.attempt for a in atts] == list(range(1, len(atts) + 1))
-                for prev, nxt in zip(atts, atts[1:], strict=False):
+                for prev, nxt in itertools.pairwise(atts):
                     assert prev.ended_at is not None
                     assert nxt.created_at >= prev.ended_at
                     assert prev.status in {"USER_FAILED", "PLATFORM_FAILED", "TIMEOUT_FAILED"}
