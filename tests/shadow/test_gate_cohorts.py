@@ -104,3 +104,15 @@ class TestFormat:
         """examples/cohorts.toml is a valid cohort file."""
         cohorts = load_cohorts(EXAMPLES / "cohorts.toml")
         assert len(cohorts) >= 2
+
+
+class TestShippedRegistry:
+    def test_example_registry_loads_and_matches_foreach_params(self) -> None:
+        """examples/known-divergences.toml parses with shadow.noise and its glob catches foreach paths."""
+        from shadow.noise import Registry
+
+        registry = Registry.load(EXAMPLES / "known-divergences.toml")
+        entry = registry.match("etl|python|fan[*]/inner|params")
+        assert entry is not None
+        assert entry.id == "foreach-iteration-params"
+        assert registry.match("etl|python|fan|params") is None
