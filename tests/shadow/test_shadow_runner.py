@@ -175,3 +175,33 @@ class TestSelectionAndResume:
             db, "SELECT count(*) FROM runs")
         statuses = [r[0] for r in rows(db, "SELECT status FROM provenance ORDER BY started_at")]
         assert statuses == ["running", "finished"]
+
+
+class TestInterrupt:
+    @pytest.mark.slow
+    def test_ctrl_c_stops_cleanly(self, tmp_path: Path) -> None:
+        """SIGINT mid-run: exit 130, session 'interrupted', what was done is stored and counted, rerun completes."""
+        n = 30
+        corpus = write_corpus(tmp_path / "c.jsonl", n)
+        db = tmp_path / "r.duckdb"
+        cmd = [sys.executable, "-m", "shadow.cli", "run", str(corpus), "--db", str(db), "--workers", "2",
+               "--baseline", "oracle", "--candidate", "shadow.testing:slow_engine", "--batch-size", "2",
+               "--flush-every", "2"]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if line.startswith("progress: 4 traces"):
+                break
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stderr.read()
+        proc.wait()
+        proc.stderr.close()
+        assert proc.returncode == 130, rest
+        status, done = rows(db, "SELECT status, traces_done FROM provenance")[0]
+        assert status == "interrupted"
+        assert rows(db, "SELECT count(*) FROM traces") == [(done,)]
+        assert 4 <= done < n
+        finish = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+        assert finish.returncode == 0, finish.stderr
+        assert rows(db, "SELECT count(DISTINCT trace_id), count(*) FROM traces") == [(n, n)]
