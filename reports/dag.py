@@ -19,7 +19,9 @@ from markupsafe import Markup
 from reports.charts import status_color
 from reports.text import escape_visible as escape
 
-__all__ = ["DagNode", "dag_svg", "released_by_graph"]
+__all__ = ["INFERRED_NOTE", "DagNode", "dag_svg", "node_summaries", "released_by_graph"]
+
+INFERRED_NOTE = "inferred from the baseline timeline (released-by edges; the corpus file was not found)"
 
 _FONT = 'font-family="system-ui,sans-serif" font-size="10"'
 
@@ -33,7 +35,7 @@ class DagNode:
     ended_at: float | None
 
 
-def _nodes(attempts: Iterable[Mapping[str, Any]]) -> dict[str, DagNode]:
+def node_summaries(attempts: Iterable[Mapping[str, Any]]) -> dict[str, DagNode]:
     """One node per step path: first ready time, last end time, final status, attempt count."""
     acc: dict[str, dict[str, Any]] = {}
     for a in attempts:
@@ -53,7 +55,7 @@ def _nodes(attempts: Iterable[Mapping[str, Any]]) -> dict[str, DagNode]:
 
 def released_by_graph(attempts: Sequence[Mapping[str, Any]], *, tolerance: float = 1e-6) -> nx.DiGraph:
     """The inferred DAG of one run's attempts (see the module docstring). Node attribute ``node``."""
-    nodes = _nodes(attempts)
+    nodes = node_summaries(attempts)
     graph = nx.DiGraph()
     for p, node in nodes.items():
         graph.add_node(p, node=node)
@@ -72,8 +74,13 @@ def released_by_graph(attempts: Sequence[Mapping[str, Any]], *, tolerance: float
     return graph
 
 
-def dag_svg(graph: nx.DiGraph, *, divergent: frozenset[str] = frozenset(), max_nodes: int = 120) -> Markup:
-    """Draw ``graph`` left to right; divergent nodes get a thick red border and a ⚠."""
+def dag_svg(
+    graph: nx.DiGraph, *, divergent: frozenset[str] = frozenset(), max_nodes: int = 120, note: str = INFERRED_NOTE
+) -> Markup:
+    """Draw ``graph`` left to right; divergent nodes get a thick red border and a ⚠.
+
+    Edges with ``style="dashed"`` (scope entry and exit of foreach / subworkflow steps) are dashed;
+    nodes whose status is empty (containers) are neutral, "NOT RUN" nodes are pale."""
     if graph.number_of_nodes() == 0:
         return Markup('<p class="muted">no steps recorded</p>')
     hidden = 0
@@ -106,22 +113,27 @@ def dag_svg(graph: nx.DiGraph, *, divergent: frozenset[str] = frozenset(), max_n
         '<defs><marker id="arr" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" '
         'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#888"/></marker></defs>',
     ]
-    for a, b in graph.edges():
+    for a, b, edge in graph.edges(data=True):
         (ax, ay), (bx, by) = place(a), place(b)
+        dash = ' stroke-dasharray="4 3"' if edge.get("style") == "dashed" else ""
         body.append(f'<line x1="{ax + box_w:.1f}" y1="{ay + box_h / 2:.1f}" x2="{bx:.1f}" y2="{by + box_h / 2:.1f}" '
-                    'stroke="#888" marker-end="url(#arr)"/>')
+                    f'stroke="#888"{dash} marker-end="url(#arr)"/>')
     for name, data in graph.nodes(data=True):
         node: DagNode = data["node"]
         x, y = place(name)
         bad = name in divergent
         stroke = ' stroke="#c0392b" stroke-width="3"' if bad else ' stroke="#555" stroke-width="1"'
         label = ("⚠ " if bad else "") + (name if len(name) <= 22 else name[:21] + "…")
-        tip = f"{name}: {node.status}, {node.attempts} attempt(s)" + (" — DIVERGES" if bad else "")
+        kind = str(data.get("kind") or "")
+        tip = f"{name} {kind}: {node.status or 'container'}, {node.attempts} attempt(s)" + (" — DIVERGES" if bad else "")
+        fill = "#dddddd" if not node.status else ("#ffffff" if node.status == "NOT RUN" else status_color(node.status))
+        if node.status == "NOT RUN" and not bad:
+            stroke = ' stroke="#aaa" stroke-width="1" stroke-dasharray="3 2"'
         body.append(
             f'<g><title>{escape(tip)}</title><rect x="{x:.1f}" y="{y:.1f}" width="{box_w}" height="{box_h}" rx="4" '
-            f'fill="{status_color(node.status)}" fill-opacity="0.35"{stroke}/>'
+            f'fill="{fill}" fill-opacity="0.35"{stroke}/>'
             f'<text x="{x + 6:.1f}" y="{y + 17:.1f}" {_FONT}>{escape(label)}</text></g>'
         )
-    note = "inferred from the baseline timeline (released-by edges)" + (f"; {hidden} more steps not drawn" if hidden else "")
+    note = note + (f"; {hidden} more steps not drawn" if hidden else "")
     body.append(f'<text x="{pad}" y="{height - 6}" {_FONT} fill="#666">{escape(note)}</text></svg>')
     return Markup("".join(body))

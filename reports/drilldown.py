@@ -14,9 +14,11 @@ from typing import Any
 
 from markupsafe import Markup
 
+from corpora.model import Trace
 from reports.charts import GanttBar, gantt_chart
 from reports.dag import dag_svg, released_by_graph
 from reports.data import ReportLimits, SignatureGroup
+from reports.definitions import definition_graph
 from reports.exemplar_rows import ExemplarRows
 from reports.text import visible
 
@@ -116,7 +118,8 @@ def diff_records(
 
 
 def build_exemplar(
-    rows: ExemplarRows, group: SignatureGroup, trace_id: str, anchor: str, limits: ReportLimits
+    rows: ExemplarRows, group: SignatureGroup, trace_id: str, anchor: str, limits: ReportLimits,
+    trace: Trace | None = None,
 ) -> Exemplar:
     """The drill-down of one exemplar trace of ``group``, from rows fetched for all exemplars at once."""
     divs = [d for d in rows.divergences.get(trace_id, ()) if d["signature"] == group.signature][:20]
@@ -136,7 +139,11 @@ def build_exemplar(
     run_attempts: Sequence[Mapping[str, Any]] = next(
         (r.get("attempts") or () for r in baseline.get("runs") or () if str(r.get("run_id")) == run_id), ()
     )
-    dag = dag_svg(released_by_graph(run_attempts), divergent=divergent, max_nodes=limits.dag_nodes)
+    if trace is not None:
+        dag = dag_svg(definition_graph(trace, run_attempts), divergent=divergent, max_nodes=limits.dag_nodes,
+                      note="from the workflow definition in the corpus; dashed: into and out of foreach / subworkflow")
+    else:
+        dag = dag_svg(released_by_graph(run_attempts), divergent=divergent, max_nodes=limits.dag_nodes)
     engines = ("baseline", other_role)
     bars = [
         GanttBar(str(t["engine"]), str(t["path"]), int(t["attempt"] or 0), str(t["status"] or ""),

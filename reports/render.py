@@ -23,6 +23,7 @@ from markupsafe import Markup
 
 from reports.charts import ENGINE_COLORS, CdfSeries, cdf_chart, speedup_chart
 from reports.data import CDF_PROBABILITIES, ReportLimits, ResultsReader, schema_mismatch
+from reports.definitions import load_exemplar_traces
 from reports.drilldown import build_exemplar, compact_json
 from reports.exemplar_rows import fetch_exemplar_rows
 from reports.text import finalize
@@ -40,6 +41,9 @@ METRIC_TITLES = {
 class ReportOptions:
     title: str = "workflow-shadow divergence report"
     limits: ReportLimits = field(default_factory=ReportLimits)
+    # Where relative corpus paths of exemplar traces are looked up (for the real DAG); the results
+    # database's folder and the working directory are always tried after these.
+    corpus_roots: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +131,14 @@ def build_context(reader: ResultsReader, options: ReportOptions, baseline: Resul
     island: dict[str, Any] = {"exemplars": {}}
     drilled = groups[: limits.drilldown_groups]
     rows = fetch_exemplar_rows(reader, (t for g in drilled for t in g.exemplars[: limits.exemplars_per_group]))
+    roots = (*options.corpus_roots, reader.path.resolve().parent, Path.cwd())
+    traces = load_exemplar_traces(
+        {t: (str(i.get("corpus_file") or ""), int(i.get("corpus_line") or 0)) for t, i in rows.info.items()}, roots
+    )
     for gi, group in enumerate(drilled):
         items = []
         for ei, trace_id in enumerate(group.exemplars[: limits.exemplars_per_group]):
-            ex = build_exemplar(rows, group, trace_id, f"g{gi}e{ei}", limits)
+            ex = build_exemplar(rows, group, trace_id, f"g{gi}e{ei}", limits, traces.get(trace_id))
             items.append(ex)
             island["exemplars"][ex.anchor] = {"trace_id": trace_id, "records": ex.raw}
         exemplars[group.signature] = items

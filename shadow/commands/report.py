@@ -34,6 +34,9 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     parser.add_argument("--title", default=ReportOptions().title, help="page title")
     parser.add_argument("--max-groups", type=int, default=ReportLimits().groups, help="divergence groups listed (rest: an 'N more' line)")
     parser.add_argument("--drilldown-groups", type=int, default=ReportLimits().drilldown_groups, help="groups with exemplar drill-down")
+    parser.add_argument("--corpus-root", type=Path, action="append", default=[],
+                        help="folder where relative corpus paths of exemplar traces are found, to draw the real "
+                             "DAG from the definition (default: the database's folder, then the working directory)")
     parser.set_defaults(func=_run)
 
 
@@ -42,7 +45,8 @@ def _run(args: argparse.Namespace) -> int:
         print("shadow report: --max-groups must be >= 1 and --drilldown-groups >= 0", file=sys.stderr)
         return EXIT_HARNESS
     options = ReportOptions(
-        title=args.title, limits=ReportLimits(groups=args.max_groups, drilldown_groups=args.drilldown_groups)
+        title=args.title, limits=ReportLimits(groups=args.max_groups, drilldown_groups=args.drilldown_groups),
+        corpus_roots=tuple(args.corpus_root),
     )
     try:
         stats = write_report(args.results, args.output, baseline=args.baseline, options=options)
