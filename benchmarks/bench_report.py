@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "reports"))
 
-from _dbfactory import build_results_db  # noqa: E402
+from _dbfactory import build_results_db
 
-from reports.render import write_report  # noqa: E402
+from reports.render import write_report
 
 TARGET_SECONDS, TARGET_BYTES = 3.0, 5 * 1024 * 1024
 
