@@ -233,7 +233,11 @@ class TraceWriter:
     def write(self, trace: Trace) -> None:
         if self._out is None:
             raise RuntimeError("TraceWriter.write outside 'with TraceWriter(path) as writer:'")
-        self._out.write(dump_trace(trace).encode("utf-8") + b"\n")
+        try:
+            line = dump_trace(trace).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate read from a "\ud800" escape: keep it escaped
+            line = json.dumps(encode(trace), separators=(",", ":"), ensure_ascii=True).encode("ascii")
+        self._out.write(line + b"\n")
         self.count += 1
 
     def __exit__(
