@@ -72,9 +72,9 @@ class LogAxis:
     @classmethod
     def spanning(cls, values: Sequence[float], length: float, floor: float = 1e-3) -> LogAxis:
         positive = [v for v in values if v > 0 and math.isfinite(v)]
-        lo = max(min(positive, default=floor), floor)
-        hi = max(max(positive, default=1.0), lo * 10)
-        return cls(10 ** math.floor(math.log10(lo)), 10 ** math.ceil(math.log10(hi)), length)
+        lo = 10.0 ** math.floor(math.log10(max(min(positive, default=floor), floor)))
+        hi = 10.0 ** math.ceil(math.log10(max(max(positive, default=1.0), lo * 10)) - 1e-9)
+        return cls(lo, hi, length)
 
     def __call__(self, value: float) -> float:
         v = min(max(value, self.lo), self.hi)

@@ -25,6 +25,11 @@ class TestLogAxis:
         assert (axis.lo, axis.hi) == (0.01, 10.0)
         assert axis.ticks() == [0.01, 0.1, 1.0, 10.0]
 
+    def test_single_decade_not_widened(self) -> None:
+        """Data between 1 and 1.5 spans exactly one decade, 1 to 10."""
+        axis = LogAxis.spanning([1.0000001, 1.5], 100)
+        assert (axis.lo, axis.hi) == (1.0, 10.0)
+
     def test_log_mapping(self) -> None:
         """Each decade takes the same length; values below the floor sit at the left edge."""
         axis = LogAxis(0.01, 100.0, 400)
