@@ -1,0 +1,65 @@
+"""The SQL store both engines persist to: SQLite today, a PostgreSQL-ready interface.
+
+Start here: ``SqliteStore(SqliteConfig())`` for replay (in memory, seeded latency model),
+``SqliteStore(SqliteConfig(path=..., latency=LatencyModel.zero()))`` for live mode. docs/STORE.md
+explains the tables, the latency accounting (``await store.settle(clock)``), fencing and errors.
+"""
+
+from __future__ import annotations
+
+from engines.store.errors import (
+    StaleGenerationError,
+    StoreConflictError,
+    StoreCorruptError,
+    StoreError,
+    StoreFullError,
+    StoreIntegrityError,
+    StoreLockedError,
+    StoreSchemaError,
+)
+from engines.store.faults import FailNthRoundTrip, FaultHook
+from engines.store.latency import LatencyKind, LatencyModel, LatencySampler
+from engines.store.protocol import Fence, Store
+from engines.store.records import (
+    DECIDER_PATH,
+    GroupLease,
+    LoadedRun,
+    OutboxMessage,
+    QueueTask,
+    StepAction,
+    StepInstance,
+    WorkflowInstance,
+)
+from engines.store.schema import LATEST_VERSION, MIGRATIONS, Migration
+from engines.store.sqlite import SqliteConfig, SqliteStore
+
+__all__ = [
+    "DECIDER_PATH",
+    "LATEST_VERSION",
+    "MIGRATIONS",
+    "FailNthRoundTrip",
+    "FaultHook",
+    "Fence",
+    "GroupLease",
+    "LatencyKind",
+    "LatencyModel",
+    "LatencySampler",
+    "LoadedRun",
+    "Migration",
+    "OutboxMessage",
+    "QueueTask",
+    "SqliteConfig",
+    "SqliteStore",
+    "StaleGenerationError",
+    "StepAction",
+    "StepInstance",
+    "Store",
+    "StoreConflictError",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreFullError",
+    "StoreIntegrityError",
+    "StoreLockedError",
+    "StoreSchemaError",
+    "WorkflowInstance",
+]

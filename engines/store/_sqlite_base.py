@@ -1,0 +1,250 @@
+"""The SQLite connection under :class:`~engines.store.sqlite.SqliteStore`: opening, pragmas,
+transactions, round-trip accounting, simulated latency, fault injection and error translation.
+
+Every statement goes through ``_read`` / ``_write`` / ``_write_many`` so it is counted once, charged
+one latency draw, offered to the fault hook, and any ``sqlite3`` error leaves as a typed StoreError.
+``sqlite3``'s statement cache plays the role of prepared statements: the SQL strings are constants.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from engines.clock import Clock
+from engines.store.errors import (
+    StaleGenerationError,
+    StoreCorruptError,
+    StoreError,
+    StoreFullError,
+    StoreIntegrityError,
+    StoreLockedError,
+)
+from engines.store.faults import FaultHook
+from engines.store.latency import LatencyModel, LatencySampler
+from engines.store.schema import apply_migrations
+
+__all__ = ["SqliteConfig"]
+
+MEMORY = ":memory:"
+
+
+@dataclass(frozen=True, slots=True)
+class SqliteConfig:
+    """How to open the database.
+
+    ``path`` ``":memory:"`` (replay) or a file (live; WAL journal). ``synchronous`` is ``FULL``
+    (durable at every commit, ~5 k commits/s here) or ``NORMAL`` (durable at checkpoints, ~50 k/s).
+    ``busy_timeout`` is how long a write waits for another connection's lock before StoreLockedError.
+    ``latency`` and ``seed`` drive the simulated round-trip latency (use ``LatencyModel.zero()`` live)."""
+
+    path: str = MEMORY
+    synchronous: str = "NORMAL"
+    busy_timeout: float = 5.0
+    latency: LatencyModel = field(default_factory=LatencyModel)
+    seed: int = 0
+    statement_cache: int = 256
+
+    def __post_init__(self) -> None:
+        if self.synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+            raise StoreError(
+                f"synchronous={self.synchronous!r} is not one of OFF, NORMAL, FULL, EXTRA", database=self.path
+            )
+
+
+def translate(error: sqlite3.Error, database: str) -> StoreError:
+    """The typed error for a raw sqlite3 error, with what to do about it."""
+    text = str(error)
+    lowered = text.lower()
+    if isinstance(error, sqlite3.IntegrityError):
+        return StoreIntegrityError(f"constraint violated: {text}", database=database)
+    if "locked" in lowered or "busy" in lowered:
+        return StoreLockedError(
+            f"{text}: another connection holds the write lock; retry, or raise busy_timeout", database=database
+        )
+    if "full" in lowered:
+        return StoreFullError(
+            f"{text}: the transaction was rolled back; free disk space (or raise the size limit) and retry",
+            database=database,
+        )
+    if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
+        return StoreCorruptError(
+            f"{text}: {database} is not a usable SQLite database; it was not modified. Move it aside and "
+            "let the store create a fresh one, or restore it from a backup",
+            database=database,
+        )
+    return StoreError(f"{type(error).__name__}: {text}", database=database)
+
+
+class SqliteBase:
+    """Connection, transactions and accounting. Single-threaded: one store per loop thread."""
+
+    def __init__(self, config: SqliteConfig | None = None, *, faults: FaultHook | None = None) -> None:
+        config = config if config is not None else SqliteConfig()
+        self._config = config
+        self._database = config.path
+        self._faults = faults
+        self._sampler: LatencySampler = config.latency.sampler(config.seed)
+        self._pending = 0.0
+        self._depth = 0
+        self._round_trips = 0
+        self._reads = 0
+        self._writes = 0
+        self._commits = 0
+        self._rollbacks = 0
+        self._latency_total = 0.0
+        try:
+            self._conn = sqlite3.connect(
+                config.path,
+                isolation_level=None,
+                timeout=config.busy_timeout,
+                cached_statements=config.statement_cache,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise translate(exc, self._database) from exc
+        try:
+            if config.path != MEMORY:
+                self._conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            self._conn.execute(f"PRAGMA synchronous={config.synchronous.upper()}")
+            apply_migrations(self._conn, database=self._database)
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise translate(exc, self._database) from exc
+
+    # ---- accounting -------------------------------------------------------------------------
+
+    @property
+    def database(self) -> str:
+        return self._database
+
+    @property
+    def counters(self) -> Mapping[str, float]:
+        """round_trips (statements + commits), reads, writes, commits, rollbacks, latency_seconds."""
+        return {
+            "round_trips": self._round_trips,
+            "reads": self._reads,
+            "writes": self._writes,
+            "commits": self._commits,
+            "rollbacks": self._rollbacks,
+            "latency_seconds": self._latency_total,
+        }
+
+    def pending_latency(self) -> float:
+        """Simulated latency accumulated since the last ``take_latency`` / ``settle``."""
+        return self._pending
+
+    def take_latency(self) -> float:
+        """Return and reset the accumulated latency (for engines that schedule it themselves)."""
+        pending, self._pending = self._pending, 0.0
+        return pending
+
+    async def settle(self, clock: Clock) -> float:
+        """Sleep the accumulated latency on ``clock`` and reset it; returns the seconds slept.
+
+        Call it right after your store calls, before any other await, so you pay your own latency."""
+        pending = self.take_latency()
+        if pending > 0.0:
+            await clock.sleep(pending)
+        return pending
+
+    def _round_trip(self, kind: str, operation: str) -> None:
+        if self._faults is not None:
+            self._faults.before(kind, operation)
+        self._round_trips += 1
+        delay = self._sampler.draw()
+        self._pending += delay
+        self._latency_total += delay
+
+    # ---- statements -------------------------------------------------------------------------
+
+    def _read(self, operation: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            self._round_trip("read", operation)
+            self._reads += 1
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise translate(exc, self._database) from exc
+
+    def _write(self, operation: str, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        try:
+            self._round_trip("write", operation)
+            self._writes += 1
+            return self._conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise translate(exc, self._database) from exc
+
+    def _write_returning(self, operation: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            self._round_trip("write", operation)
+            self._writes += 1
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise translate(exc, self._database) from exc
+
+    def _write_many(self, operation: str, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """One batched statement: one round trip, as a pipelined batch would be on a server."""
+        try:
+            self._round_trip("write", operation)
+            self._writes += 1
+            self._conn.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise translate(exc, self._database) from exc
+
+    # ---- transactions -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All store calls inside are one atomic unit; nested blocks join the outer one."""
+        if self._depth > 0:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise translate(exc, self._database) from exc
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self._rollback()
+            raise
+        self._depth = 0
+        try:
+            self._round_trip("commit", "commit")
+            self._commits += 1
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise translate(exc, self._database) from exc
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        self._rollbacks += 1
+        if self._conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+
+    def _check_fence(self, fence: tuple[int, int] | None) -> None:
+        if fence is None:
+            return
+        group_id, generation = fence
+        rows = self._read("check_fence", "SELECT generation FROM group_leases WHERE group_id = ?", (group_id,))
+        current = int(rows[0][0]) if rows else None
+        if current != generation:
+            raise StaleGenerationError(group_id, generation, current, database=self._database)
+
+    def close(self) -> None:
+        """Close the connection. Idempotent."""
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
