@@ -47,8 +47,16 @@ def typecheck(session: nox.Session) -> None:
 
 
 def _bin(session: nox.Session, name: str) -> str:
-    """A console script inside the session's virtualenv."""
+    """A console script inside the session's virtualenv (found on PATH with --no-venv)."""
+    if session.venv_backend == "none":
+        return shutil.which(name) or name
     return str(Path(session.bin) / name)
+
+
+def _install_unless_no_venv(session: nox.Session, *groups: str) -> None:
+    """``--no-venv`` runs in an environment the pipeline prepared itself: install nothing there."""
+    if session.venv_backend != "none":
+        _install(session, *groups)
 
 
 def _fresh_results(session: nox.Session, out: Path, count: str, seed: str, extra: list[str]) -> Path:
@@ -75,7 +83,7 @@ def shadow(session: nox.Session) -> None:
     SHADOW_REGISTRY (a known-divergence registry, none by default). Arguments after -- go to
     ``shadow run``; ``-- --planted-fault`` swaps in a broken candidate (examples/planted_fault.py).
     """
-    _install(session)
+    _install_unless_no_venv(session)
     extra = [a for a in session.posargs if a != "--planted-fault"]
     if "--planted-fault" in session.posargs:
         extra += ["--candidate", "examples.planted_fault:lost_wakeup"]
@@ -104,7 +112,7 @@ def shadow(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def report_smoke(session: nox.Session) -> None:
     """Render the report and open it in headless Chromium (installs Debian's chromium if missing)."""
-    _install(session)
+    _install_unless_no_venv(session)
     if not any(shutil.which(name) for name in ("chromium", "chromium-browser")):
         sudo = [] if os.geteuid() == 0 else ["sudo"]
         session.run(*sudo, "apt-get", "update", external=True)
@@ -120,5 +128,5 @@ def report_smoke(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Run every benchmarks/bench_*.py and collect their results in out/bench.json."""
-    _install(session, "bench")
+    _install_unless_no_venv(session, "bench")
     session.run("python", "benchmarks/run_all.py", "--out", "out/bench.json", *session.posargs)
