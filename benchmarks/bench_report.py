@@ -4,12 +4,14 @@
 
 Builds (once, cached at --db) a factory results database with ``--runs`` runs per engine role (two
 runs per trace, three roles, ~4.5 step attempts per run), then renders the report ``--repeat`` times
-and prints the best and median wall time and the file size. Targets for 100,000 runs: <= 3 s, <= 5 MB.
+and prints the best and median wall time and the file size, then (last line) the same as one JSON
+object for ``benchmarks/run_all.py``. Targets for 100,000 runs: <= 3 s, <= 5 MB.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -48,6 +50,11 @@ def main() -> int:
     print(f"render wall time: best {min(times):.2f} s, median {statistics.median(times):.2f} s over {len(times)} runs")
     ok = min(times) <= TARGET_SECONDS and size <= TARGET_BYTES
     print(f"targets (<= {TARGET_SECONDS:.0f} s, <= {TARGET_BYTES / 2**20:.0f} MiB): {'met' if ok else 'MISSED'}")
+    # Last line: one JSON object, the convention of benchmarks/run_all.py.
+    print(json.dumps({"runs_per_role": args.runs, "seconds_best": round(min(times), 3),
+                      "seconds_median": round(statistics.median(times), 3), "bytes": size, "groups": stats.groups,
+                      "exemplars": stats.exemplars, "target_seconds": TARGET_SECONDS, "target_bytes": TARGET_BYTES,
+                      "targets_met": ok}))
     return 0 if ok else 1
 
 
