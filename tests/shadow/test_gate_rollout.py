@@ -149,3 +149,37 @@ class TestCommand:
     def test_cli_bad_database_exits_4(self, tmp_path: Path) -> None:
         """status on a missing database is a harness error (exit 4)."""
         assert main(["rollout", "status", "--db", str(tmp_path / "absent.duckdb")]) == 4
+
+
+class TestLifecycleEdges:
+    def test_marginal_verdict_is_refused(self, tmp_path: Path, clock: Clock) -> None:
+        """A MARGINAL verdict is not a PASS: advance is refused and says MARGINAL."""
+        builder = GateDb(tmp_path / "m.duckdb")
+        builder.add_traces(62, errored=2)
+        db = builder.build()
+        gate_at(db, clock.tick())
+        with pytest.raises(RolloutRefused, match="is MARGINAL, not PASS"):
+            RolloutBook(db, clock=clock).advance("etl")
+
+    def test_rolled_back_cohort_restarts_at_the_first_canary_step(self, db: Path, clock: Clock) -> None:
+        """After a rollback, a fresh PASS starts the ladder again at canary 1 %."""
+        book = RolloutBook(db, clock=clock)
+        gate_at(db, clock.tick())
+        clock.tick()
+        book.advance("etl", to=50)
+        clock.tick()
+        book.rollback("etl")
+        gate_at(db, clock.tick())
+        clock.tick()
+        assert book.advance("etl").describe() == "canary 1 %"
+        assert [s.describe() for s in book.history("etl")] == ["canary 50 %", "rolled_back", "canary 1 %"]
+
+    def test_status_lists_cohorts_never_moved(self, db: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+        """status --cohorts shows a cohort without verdict or history as shadow with no verdict."""
+        cohorts = tmp_path / "c.toml"
+        cohorts.write_text('[[cohort]]\nname = "fresh"\n', encoding="utf-8")
+        assert main(["rollout", "status", "--db", str(db), "--cohorts", str(cohorts)]) == 0
+        line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("fresh"))
+        assert "shadow" in line
+        assert line.endswith("none")
