@@ -100,8 +100,9 @@ def _frame(width: int, height: int, title: str, body: list[str], role_label: str
     head = (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(role_label)}">'
-        f'<text x="8" y="16" {_FONT} font-weight="600">{escape(title)}</text>'
     )
+    if title:
+        head += f'<text x="8" y="16" {_FONT} font-weight="600">{escape(title)}</text>'
     return Markup(head + "".join(body) + "</svg>")
 
 
@@ -207,7 +208,7 @@ def gantt_chart(
     t0 = min(t for b in shown for t in (b.ready_at, b.started_at) if t is not None)
     t1 = max((t for b in shown for t in (b.ended_at, b.started_at, b.ready_at) if t is not None), default=t0)
     span = max(t1 - t0, 1e-9)
-    label_w, lane, gap, top = 260, 9, 6, 34
+    label_w, lane, gap, top = 260, 9, 6, 14
     pw = width - label_w - 20
     row_h = lane * len(engines) + gap
     height = top + row_h * len(paths) + 40
@@ -248,4 +249,4 @@ def gantt_chart(
     legend = " · ".join(f"lane {j + 1}: {e}" for j, e in enumerate(engines))
     more = f" · {hidden} more steps not drawn" if hidden else ""
     body.append(f'<text x="4" y="{height - 6}" {_FONT} fill="#666">{escape(legend + more)} · grey line = wait from ready to start · ⚠ divergent</text>')
-    return _frame(width, height, "timeline", body, "side-by-side timeline of both engines")
+    return _frame(width, height, "", body, "side-by-side timeline of both engines")
