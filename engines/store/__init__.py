@@ -22,12 +22,14 @@ from engines.store.latency import LatencyKind, LatencyModel, LatencySampler
 from engines.store.protocol import Fence, Store
 from engines.store.records import (
     DECIDER_PATH,
+    STEP_TIME_FIELDS,
     GroupLease,
     LoadedRun,
     OutboxMessage,
     QueueTask,
     StepAction,
     StepInstance,
+    StepTimes,
     WorkflowInstance,
 )
 from engines.store.schema import LATEST_VERSION, MIGRATIONS, Migration
@@ -37,6 +39,7 @@ __all__ = [
     "DECIDER_PATH",
     "LATEST_VERSION",
     "MIGRATIONS",
+    "STEP_TIME_FIELDS",
     "FailNthRoundTrip",
     "FaultHook",
     "Fence",
@@ -53,6 +56,7 @@ __all__ = [
     "StaleGenerationError",
     "StepAction",
     "StepInstance",
+    "StepTimes",
     "Store",
     "StoreConflictError",
     "StoreCorruptError",

@@ -8,16 +8,20 @@ state): the store neither parses nor validates them, which keeps the hot path to
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
+
+from engines.core.statuses import TERMINAL_STEP_STATUSES, StepStatus
 
 __all__ = [
     "DECIDER_PATH",
+    "STEP_TIME_FIELDS",
     "GroupLease",
     "LoadedRun",
     "OutboxMessage",
     "QueueTask",
     "StepAction",
     "StepInstance",
+    "StepTimes",
     "WorkflowInstance",
 ]
 
@@ -44,16 +48,61 @@ class WorkflowInstance:
     updated_at: float = 0.0
 
 
+# Which timeline field a status stamps (Maestro's StepRuntimeState timeline); terminal statuses stamp
+# ``end_time``. Statuses not listed (NOT_CREATED) stamp nothing.
+_STATUS_FIELD: Mapping[str, str] = {
+    StepStatus.CREATED: "create_time",
+    StepStatus.INITIALIZED: "initialize_time",
+    StepStatus.PAUSED: "pause_time",
+    StepStatus.WAITING_FOR_SIGNALS: "wait_signal_time",
+    StepStatus.EVALUATING_PARAMS: "evaluate_param_time",
+    StepStatus.WAITING_FOR_PERMITS: "wait_permit_time",
+    StepStatus.STARTING: "start_time",
+    StepStatus.RUNNING: "execute_time",
+    StepStatus.FINISHING: "finish_time",
+    **dict.fromkeys(TERMINAL_STEP_STATUSES, "end_time"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StepTimes:
+    """When a step attempt first reached each phase (Maestro's per-status timeline), clock seconds.
+
+    Stored as plain columns, not JSON: the legacy engine reloads every step at every poll, and
+    decoding a JSON map per step was 60 % of a poll's cost."""
+
+    create_time: float | None = None
+    initialize_time: float | None = None
+    pause_time: float | None = None
+    wait_signal_time: float | None = None
+    evaluate_param_time: float | None = None
+    wait_permit_time: float | None = None
+    start_time: float | None = None
+    execute_time: float | None = None
+    finish_time: float | None = None
+    end_time: float | None = None
+
+    def stamped(self, status: str, at: float) -> StepTimes:
+        """These times with ``status``'s field set to ``at`` if it was not set yet (first entry wins)."""
+        name = _STATUS_FIELD.get(status)
+        if name is None or getattr(self, name) is not None:
+            return self
+        return replace(self, **{name: at})
+
+
+STEP_TIME_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(StepTimes))
+
+
 @dataclass(frozen=True, slots=True)
 class StepInstance:
-    """One attempt of one step of a run. ``status_times`` maps each status reached to when."""
+    """One attempt of one step of a run: its status, opaque state and per-phase timeline."""
 
     run_key: str
     path: str
     attempt: int
     status: str
     state: str = "{}"
-    status_times: Mapping[str, float] = field(default_factory=dict)
+    times: StepTimes = field(default_factory=StepTimes)
     updated_at: float = 0.0
 
 

@@ -9,7 +9,6 @@ commit for it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -17,19 +16,21 @@ from engines.store._sqlite_base import SqliteBase, SqliteConfig
 from engines.store.errors import StaleGenerationError, StoreConflictError, StoreIntegrityError
 from engines.store.protocol import Fence
 from engines.store.records import (
+    STEP_TIME_FIELDS,
     GroupLease,
     LoadedRun,
     OutboxMessage,
     QueueTask,
     StepAction,
     StepInstance,
+    StepTimes,
     WorkflowInstance,
 )
 
 __all__ = ["SqliteConfig", "SqliteStore"]
 
 _RUN_COLUMNS = "run_key, workflow_id, run_id, status, state, parent_key, group_id, version, created_at, updated_at"
-_STEP_COLUMNS = "run_key, path, attempt, status, state, status_times, updated_at"
+_STEP_COLUMNS = "run_key, path, attempt, status, state, updated_at, " + ", ".join(STEP_TIME_FIELDS)
 _QUEUE_COLUMNS = "task_id, run_key, path, visible_at, owner, claimed_until, poll_count"
 _LEASE_COLUMNS = "group_id, owner, generation, heartbeat_at, expires_at"
 
@@ -41,9 +42,9 @@ _SQL_SAVE_RUN = (
     "version = version + 1, updated_at = ? WHERE run_key = ? AND version = ?"
 )
 _SQL_UPSERT_STEP = (
-    f"INSERT INTO step_instances ({_STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO step_instances ({_STEP_COLUMNS}) VALUES ({', '.join('?' * (6 + len(STEP_TIME_FIELDS)))}) "
     "ON CONFLICT (run_key, path, attempt) DO UPDATE SET status = excluded.status, state = excluded.state, "
-    "status_times = excluded.status_times, updated_at = excluded.updated_at"
+    "updated_at = excluded.updated_at, " + ", ".join(f"{f} = excluded.{f}" for f in STEP_TIME_FIELDS)
 )
 _SQL_ENQUEUE = (
     "INSERT INTO queue (run_key, path, visible_at) VALUES (?, ?, ?) "
@@ -70,10 +71,12 @@ def _run(row: Sequence[Any]) -> WorkflowInstance:
 
 
 def _step(row: Sequence[Any]) -> StepInstance:
-    return StepInstance(
-        run_key=row[0], path=row[1], attempt=row[2], status=row[3], state=row[4],
-        status_times=json.loads(row[5]), updated_at=row[6],
-    )  # fmt: skip
+    return StepInstance(row[0], row[1], row[2], row[3], row[4], StepTimes(*row[6:]), row[5])
+
+
+def _times_row(t: StepTimes) -> tuple[float | None, ...]:
+    return (t.create_time, t.initialize_time, t.pause_time, t.wait_signal_time, t.evaluate_param_time,
+            t.wait_permit_time, t.start_time, t.execute_time, t.finish_time, t.end_time)  # fmt: skip
 
 
 def _task(row: Sequence[Any]) -> QueueTask:
@@ -147,10 +150,7 @@ class SqliteStore(SqliteBase):
         """Insert or overwrite step attempts in one batched round trip."""
         if not steps:
             return
-        rows = [
-            (s.run_key, s.path, s.attempt, s.status, s.state, json.dumps(dict(s.status_times)), s.updated_at)
-            for s in steps
-        ]
+        rows = [(s.run_key, s.path, s.attempt, s.status, s.state, s.updated_at, *_times_row(s.times)) for s in steps]
         with self.transaction():
             self._check_fence(fence)
             self._write_many("save_steps", _SQL_UPSERT_STEP, rows)

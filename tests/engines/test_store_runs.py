@@ -17,6 +17,7 @@ from engines.store import (
     SqliteConfig,
     SqliteStore,
     StepInstance,
+    StepTimes,
     Store,
     StoreConflictError,
     StoreIntegrityError,
@@ -76,7 +77,7 @@ class TestRuns:
         store = _store()
         store.create_run(_run(state='{"k":1}', group_id=3, parent_key="t1/p"))
         steps = [
-            StepInstance("t1/r1", "b", 1, "RUNNING", status_times={"CREATED": 10.0, "RUNNING": 12.0}),
+            StepInstance("t1/r1", "b", 1, "RUNNING", times=StepTimes().stamped("CREATED", 10.0).stamped("RUNNING", 12.0)),
             StepInstance("t1/r1", "a", 2, "SUCCEEDED", state='{"x":[1]}'),
             StepInstance("t1/r1", "a", 1, "USER_FAILED"),
         ]
@@ -85,7 +86,7 @@ class TestRuns:
         assert loaded is not None
         assert loaded.run == _run(state='{"k":1}', group_id=3, parent_key="t1/p")
         assert [(s.path, s.attempt) for s in loaded.steps] == [("a", 1), ("a", 2), ("b", 1)]
-        assert loaded.steps[2].status_times == {"CREATED": 10.0, "RUNNING": 12.0}
+        assert loaded.steps[2].times == StepTimes(create_time=10.0, execute_time=12.0)
 
     def test_missing_run_loads_none(self) -> None:
         """Loading an unknown run key returns None."""
@@ -127,10 +128,10 @@ class TestRuns:
         store = _store()
         store.create_run(_run())
         store.save_steps([StepInstance("t1/r1", "a", 1, "CREATED")])
-        store.save_steps([StepInstance("t1/r1", "a", 1, "SUCCEEDED", status_times={"SUCCEEDED": 5.0})])
+        store.save_steps([StepInstance("t1/r1", "a", 1, "SUCCEEDED", times=StepTimes(end_time=5.0))])
         loaded = store.load_run("t1/r1")
         assert loaded is not None
-        assert [(s.status, dict(s.status_times)) for s in loaded.steps] == [("SUCCEEDED", {"SUCCEEDED": 5.0})]
+        assert [(s.status, s.times) for s in loaded.steps] == [("SUCCEEDED", StepTimes(end_time=5.0))]
 
     def test_runs_filters_by_group_and_status(self) -> None:
         """runs() filters by group and status set; child_runs by parent."""
@@ -143,6 +144,20 @@ class TestRuns:
         assert [r.run_key for r in store.runs(group_id=1, statuses={"IN_PROGRESS"})] == ["a"]
         assert store.runs(statuses=[]) == []
         assert [r.run_key for r in store.child_runs("a")] == ["b"]
+
+
+class TestStepTimes:
+    def test_statuses_stamp_maestro_timeline_fields(self) -> None:
+        """STARTING stamps start_time, RUNNING execute_time, any terminal status end_time."""
+        times = StepTimes().stamped("CREATED", 1.0).stamped("STARTING", 2.0).stamped("RUNNING", 3.0)
+        assert times.stamped("USER_FAILED", 4.0) == StepTimes(create_time=1.0, start_time=2.0, execute_time=3.0, end_time=4.0)
+        assert times.stamped("SKIPPED", 9.0).end_time == 9.0
+
+    def test_first_entry_wins(self) -> None:
+        """Re-entering a status (a retry back to RUNNING) keeps the first timestamp."""
+        times = StepTimes().stamped("RUNNING", 3.0).stamped("RUNNING", 8.0)
+        assert times.execute_time == 3.0
+        assert StepTimes().stamped("NOT_CREATED", 1.0) == StepTimes()
 
 
 class TestTransactions:
