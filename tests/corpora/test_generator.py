@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from corpora._plans import TIMEOUT_MARGIN
+from corpora._timeline import find_gap
 from corpora.generator import GeneratorConfig, generate_corpus, generate_trace
 from corpora.io import dump_trace, read_traces, write_traces
 from corpora.model import (
@@ -256,3 +257,27 @@ def _collect_timeouts(wf: WorkflowDefinition, prefix: str, trace: Trace, out: di
             _collect_timeouts(WorkflowDefinition(id="body", steps=step.foreach.steps), f"{prefix}{step.id}/", trace, out)
         if step.type is StepType.SUBWORKFLOW and step.subworkflow is not None:
             _collect_timeouts(trace.subworkflows[step.subworkflow.workflow_id], f"{prefix}{step.id}/", trace, out)
+
+
+class TestTimeline:
+    def test_find_gap_skips_close_events(self) -> None:
+        """The chosen time is at least the margin away from every event."""
+        assert find_gap([100.0, 450.0, 700.0], 120.0, 300.0) == 1000.0
+        assert find_gap([100.0, 2000.0], 500.0, 300.0) == 500.0
+
+    def test_simulate_branches_and_blocking(self) -> None:
+        """A false edge makes its target UNSATISFIED; a failed step blocks its successors."""
+        from corpora._plans import LeafPlan
+        from corpora._timeline import RunPlan, StepState, simulate
+        from corpora.testing import leaf
+
+        ok = LeafPlan((Outcome.SUCCEEDED,), (10.0,), ())
+        failed = LeafPlan((Outcome.USER_ERROR, Outcome.USER_ERROR), (5.0, 5.0), (60.0,), terminal="failed")
+        wf = WorkflowDefinition(id="w", steps=(
+            leaf("a", "b", "c", when="x"), leaf("b"), leaf("c", "d"), leaf("d"),
+        ))
+        plan = RunPlan({"a": ok, "b": ok, "c": failed, "d": ok}, edges={("a", "b"): False, ("a", "c"): True})
+        timeline = simulate(wf, {}, plan)
+        assert timeline.steps["b"][2] is StepState.UNSATISFIED
+        assert timeline.steps["c"] == (10.0, 80.0, StepState.FAILED)
+        assert timeline.steps["d"][2] is StepState.BLOCKED
