@@ -42,10 +42,20 @@ W = WorkflowStatus
 
 def new_scope(
     run: RunState, *, prefix: str, workflow: str, params: Mapping[str, Value], instance_id: int,
-    parent_step: str | None, now: float, timeout_s: float = DEFAULT_TIMEOUT_SECONDS,
+    parent_step: str | None, now: float, waiting: tuple[str, ...], timeout_s: float = DEFAULT_TIMEOUT_SECONDS,
 ) -> RunState:  # fmt: skip
-    """Add a child workflow instance (IN_PROGRESS from ``now``) to the run state."""
-    scope = Scope(prefix, workflow, dict(params), instance_id, parent_step, W.IN_PROGRESS, now, timeout_s)
+    """Add a child workflow instance (IN_PROGRESS from ``now``; ``waiting``: its step order) to the run."""
+    scope = Scope(
+        prefix,
+        workflow,
+        dict(params),
+        instance_id,
+        parent_step,
+        W.IN_PROGRESS,
+        now,
+        timeout_s,
+        waiting=waiting,
+    )
     return run.with_scope(scope)
 
 
@@ -154,7 +164,7 @@ def _foreach(
                 child_params.update(iteration_values(loops, i))
                 prefix = f"{att.path}[{i}]/"
                 run = new_scope(run, prefix=prefix, workflow=cs.body, params=child_params, instance_id=i + 1,
-                                parent_step=att.path, now=now)  # fmt: skip
+                                parent_step=att.path, now=now, waiting=ct.workflows[cs.body].order)  # fmt: skip
                 prefixes.append(prefix)
             att = replace(att, children=att.children + n)
             effects.append(LaunchChildRuns(att.path, tuple(prefixes)))
@@ -207,7 +217,7 @@ def _subworkflow(
                 [],
             )
         run = new_scope(run, prefix=prefix, workflow=cs.body, params=params, instance_id=1, parent_step=att.path,
-                        now=now, timeout_s=timeout)  # fmt: skip
+                        now=now, timeout_s=timeout, waiting=child_wf.order)  # fmt: skip
         att = replace(att, children=1)
         effects: list[Effect] = [LaunchChildRuns(att.path, (prefix,))]
         if not cs.step.subworkflow.sync:

@@ -19,7 +19,7 @@ from engines.core.errors import ParamError
 from engines.core.params import workflow_params
 from engines.core.retry import DEFAULT_RETRY_POLICY, resolve_retry_policy
 from engines.core.rollup import scope_outcome
-from engines.core.state import Attempt, RunState, Scope
+from engines.core.state import Attempt, RunState, Scope, scope_of
 from engines.core.statuses import StepStatus, WorkflowStatus
 
 __all__ = ["Decision", "decide", "new_run", "start_run", "stop_queued_run", "stop_run"]
@@ -63,8 +63,8 @@ def start_run(ct: CompiledTrace, state: RunState, run: Run, now: float) -> RunSt
         timeout = resolve_timeout_seconds(wf.definition.timeout, params)
     except ParamError:
         return replace(state, status=W.FAILED, started_at=now, ended_at=now)
-    root = Scope("", wf.key, params, state.run_index, None, W.IN_PROGRESS, now, timeout)
-    return replace(state, status=W.IN_PROGRESS, started_at=now, scopes={"": root})
+    root = Scope("", wf.key, params, state.run_index, None, W.IN_PROGRESS, now, timeout, waiting=wf.order)
+    return replace(state, status=W.IN_PROGRESS, started_at=now, scopes={"": root}, open_scopes=("",))
 
 
 def stop_queued_run(state: RunState, now: float) -> RunState:
@@ -79,7 +79,7 @@ def stop_run(state: RunState) -> tuple[RunState, tuple[str, ...]]:
     root = state.scopes.get("")
     if root is None or root.status.is_terminal or root.stopping is not None:
         return state, ()
-    wake = tuple(p for p, atts in state.attempts.items() if "/" not in p and not atts[-1].status.is_terminal)
+    wake = tuple(p for p in state.live if "/" not in p)
     return state.with_scope(replace(root, stopping="STOP")), wake
 
 
@@ -100,54 +100,66 @@ def _retry_attempt(last: Attempt, now: float, ready_at: float) -> Attempt:
     )  # fmt: skip
 
 
+def _in_scope(path: str, prefix: str) -> bool:
+    return scope_of(path)[0] == prefix
+
+
 def decide(ct: CompiledTrace, run: RunState, now: float) -> Decision:
-    """One flow ``decide`` over every live scope of ``run`` at virtual time ``now``."""
-    if run.status is W.CREATED or not run.scopes:
+    """One flow ``decide`` over every open scope of ``run`` at virtual time ``now``.
+
+    Cost is proportional to the open scopes, the steps not yet created and the steps in backoff,
+    not to the size of the DAG (``RunState.live`` / ``backoff`` / ``Scope.waiting`` are its indexes)."""
+    if run.status is W.CREATED or not run.open_scopes:
         return Decision(run, (), (), None)
     ready: list[str] = []
     wake: list[str] = []
     next_due: float | None = None
-    for prefix in list(run.scopes):
+    for prefix in run.open_scopes:
         scope = run.scopes[prefix]
-        if scope.status.is_terminal:
-            continue
-        wf = ct.workflows[scope.workflow]
         if scope.stopping != "TIME_OUT":
             deadline = scope.started_at + scope.timeout_s
             if now >= deadline:
-                scope = replace(scope, stopping="TIME_OUT")
-                run = run.with_scope(scope)
-                wake.extend(
-                    prefix + sid for sid in wf.order
-                    if (a := run.latest(prefix + sid)) is not None and not a.status.is_terminal
-                )  # fmt: skip
+                run = run.with_scope(replace(scope, stopping="TIME_OUT"))
+                wake.extend(p for p in run.live if _in_scope(p, prefix))
             elif next_due is None or deadline < next_due:
                 next_due = deadline
-        for sid in wf.order:
-            path = prefix + sid
-            atts = run.attempts.get(path)
-            if atts:
-                last = atts[-1]
-                if last.status.is_retryable:
-                    due = last.retry_at if last.retry_at is not None else now
-                    if scope.stopping is not None or due <= now:
-                        run = run.with_attempt(_retry_attempt(last, now, min(due, now)))
-                        ready.append(path)
-                    elif next_due is None or due < next_due:
-                        next_due = due
-                continue
-            if scope.stopping == "TIME_OUT":
-                continue  # steps never created stay NOT_CREATED after a workflow timeout
-            preds = wf.steps[sid].predecessors
-            if all(
-                (p := run.latest(prefix + pred)) is not None
-                and p.status.is_complete
-                and p.conditions is not None
-                for pred in preds
-            ):
-                run = run.with_attempt(_first_attempt(ct, scope, sid, path, now))
-                ready.append(path)
-        outcome = scope_outcome(wf, run, scope)
+    for path, due in list(run.backoff.items()):
+        scope = run.scopes[scope_of(path)[0]]
+        if scope.stopping is not None or due <= now:
+            last = run.attempts[path][-1]
+            new = _retry_attempt(last, now, min(due, now))
+            run = run.with_attempt(new).with_indexes(path, last, new)
+            ready.append(path)
+        elif next_due is None or due < next_due:
+            next_due = due
+    for prefix in run.open_scopes:
+        scope = run.scopes[prefix]
+        if scope.waiting and scope.stopping != "TIME_OUT":  # after a workflow timeout nothing new is created
+            wf = ct.workflows[scope.workflow]
+            still: list[str] = []
+            for sid in scope.waiting:
+                if all(
+                    (p := run.latest(prefix + pred)) is not None
+                    and p.status.is_complete
+                    and p.conditions is not None
+                    for pred in wf.steps[sid].predecessors
+                ):
+                    path = prefix + sid
+                    new = _first_attempt(ct, scope, sid, path, now)
+                    run = run.with_attempt(new).with_indexes(path, None, new)
+                    ready.append(path)
+                else:
+                    still.append(sid)
+            if len(still) != len(scope.waiting):
+                scope = replace(scope, waiting=tuple(still))
+                run = run.with_scope(scope)
+    busy = {scope_of(p)[0] for p in run.live}
+    busy.update(scope_of(p)[0] for p in run.backoff)
+    for prefix in run.open_scopes:
+        if prefix in busy:
+            continue
+        scope = run.scopes[prefix]
+        outcome = scope_outcome(ct.workflows[scope.workflow], run, scope)
         if outcome is not None:
             run = run.with_scope(replace(scope, status=outcome, ended_at=now))
             if scope.parent_step is not None:

@@ -82,6 +82,7 @@ class Scope:
     timeout_s: float
     ended_at: float | None = None
     stopping: StopKind | None = None
+    waiting: tuple[str, ...] = ()  # step ids with no attempt yet, in topological order
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,10 @@ class RunState:
     started_at: float | None = None
     ended_at: float | None = None
     stuck: bool = False
+    # Indexes that keep decide() proportional to what is going on rather than to the DAG size:
+    live: Mapping[str, int] = field(default_factory=dict)  # path -> attempt, latest attempt not terminal
+    backoff: Mapping[str, float] = field(default_factory=dict)  # path -> retry due time (retryable latest)
+    open_scopes: tuple[str, ...] = ()  # prefixes of scopes not terminal, in creation order
 
     def latest(self, path: str) -> Attempt | None:
         atts = self.attempts.get(path)
@@ -111,9 +116,39 @@ class RunState:
         return _evolve(self, {"attempts": attempts})
 
     def with_scope(self, s: Scope) -> RunState:
+        """Replace (or add) a scope; a scope turning terminal leaves ``open_scopes``."""
         scopes = dict(self.scopes)
         scopes[s.prefix] = s
-        return _evolve(self, {"scopes": scopes})
+        changes: dict[str, Any] = {"scopes": scopes}
+        if s.prefix not in self.open_scopes and not s.status.is_terminal:
+            changes["open_scopes"] = (*self.open_scopes, s.prefix)
+        elif s.status.is_terminal and s.prefix in self.open_scopes:
+            changes["open_scopes"] = tuple(p for p in self.open_scopes if p != s.prefix)
+        return _evolve(self, changes)
+
+    def with_indexes(self, path: str, before: Attempt | None, after: Attempt) -> RunState:
+        """Keep ``live`` and ``backoff`` right after the latest attempt of ``path`` went from
+        ``before`` (None: it is new) to ``after``."""
+        changes: dict[str, Any] = {}
+        was_live = before is not None and not before.status.is_terminal
+        is_live = not after.status.is_terminal
+        if was_live != is_live or (before is None and is_live):
+            live = dict(self.live)
+            if is_live:
+                live[path] = after.attempt
+            else:
+                live.pop(path, None)
+            changes["live"] = live
+        in_backoff = path in self.backoff
+        wants_backoff = after.status.is_retryable
+        if in_backoff != wants_backoff or (wants_backoff and self.backoff[path] != after.retry_at):
+            backoff = dict(self.backoff)
+            if wants_backoff:
+                backoff[path] = after.retry_at if after.retry_at is not None else after.ended_at or 0.0
+            else:
+                backoff.pop(path, None)
+            changes["backoff"] = backoff
+        return _evolve(self, changes) if changes else self
 
 
 _T = TypeVar("_T")
@@ -187,16 +222,20 @@ def run_to_json(run: RunState) -> dict[str, Any]:
                 s.timeout_s,
                 s.ended_at,
                 s.stopping,
+                list(s.waiting),
             ]
             for s in run.scopes.values()
         ],
         "attempts": [_attempt_to_json(a) for atts in run.attempts.values() for a in atts],
+        "live": dict(run.live),
+        "backoff": dict(run.backoff),
+        "open_scopes": list(run.open_scopes),
     }
 
 
 def run_from_json(d: Mapping[str, Any]) -> RunState:
     scopes = {
-        s[0]: Scope(s[0], s[1], s[2], s[3], s[4], WorkflowStatus(s[5]), s[6], s[7], s[8], s[9])
+        s[0]: Scope(s[0], s[1], s[2], s[3], s[4], WorkflowStatus(s[5]), s[6], s[7], s[8], s[9], tuple(s[10]))
         for s in d["scopes"]
     }
     attempts: dict[str, tuple[Attempt, ...]] = {}
@@ -214,4 +253,7 @@ def run_from_json(d: Mapping[str, Any]) -> RunState:
         started_at=d["started_at"],
         ended_at=d["ended_at"],
         stuck=d["stuck"],
+        live=dict(d["live"]),
+        backoff=dict(d["backoff"]),
+        open_scopes=tuple(d["open_scopes"]),
     )

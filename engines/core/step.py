@@ -86,7 +86,8 @@ def execute(
         _loop(c, runtime)
     status = c.att.status
     changed = status is not start_status
-    new_run = c.run.with_attempt(c.att) if c.att is not run.latest(path) else c.run
+    before = run.latest(path)
+    new_run = c.run.with_attempt(c.att).with_indexes(path, before, c.att) if c.att is not before else c.run
     needs_decide = (
         (changed and status.is_terminal)
         or c.run.scopes is not run.scopes
@@ -292,13 +293,8 @@ def _failure_mode(c: _Call) -> bool:
         return True
     if mode is FailureMode.FAIL_IMMEDIATELY and c.scope.stopping is None:
         c.run = c.run.with_scope(_replace_scope(c.scope, "STOP"))
-        wake = tuple(
-            c.scope.prefix + sid
-            for sid in c.wf.order
-            if sid != c.cs.id
-            and (a := c.run.latest(c.scope.prefix + sid)) is not None
-            and (not a.status.is_terminal or a.status.is_retryable)
-        )
+        prefix = c.scope.prefix
+        wake = tuple(p for p in (*c.run.live, *c.run.backoff) if p != c.path and scope_of(p)[0] == prefix)
         if wake:
             c.effects.append(Wake(wake))
     return False
