@@ -12,6 +12,7 @@ an engine.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -208,6 +209,8 @@ LATENCY_SOURCES: dict[str, tuple[str, str]] = {
 
 
 def _s(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
     return "" if value is None else str(value)
 
 

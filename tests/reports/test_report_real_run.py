@@ -98,3 +98,22 @@ class TestRealResults:
         for ex in island["exemplars"].values():
             assert set(ex["records"]) == {"baseline", "candidate"}
             assert json.loads(ex["records"]["baseline"])["trace_id"] == ex["trace_id"]
+
+
+class TestWithVerdicts:
+    def test_latest_verdict_per_cohort_shown(self, real_run: tuple[Path, str], tmp_path: Path) -> None:
+        """After 'shadow gate', each cohort's latest verdict from the verdicts table is on the page."""
+        cohorts = Path(__file__).resolve().parents[2] / "examples" / "cohorts.toml"
+        if not cohorts.is_file():
+            pytest.skip(f"{cohorts} not present")
+        db = tmp_path / "gated.duckdb"
+        db.write_bytes(real_run[0].read_bytes())
+        assert main(["gate", str(db), "--cohorts", str(cohorts)]) in (0, 1, 2, 3)
+        out = tmp_path / "r.html"
+        assert main(["report", str(db), "-o", str(out)]) == 0
+        page = out.read_text(encoding="utf-8")
+        latest = _sql(db, "SELECT cohort, verdict FROM verdicts QUALIFY row_number() OVER "
+                          "(PARTITION BY cohort ORDER BY created_at DESC) = 1")
+        assert latest
+        for cohort, verdict in latest:
+            assert f"<tr><td>{escape(str(cohort))}</td><td><span class=\"badge {verdict}\">{verdict}</span>" in page
