@@ -78,6 +78,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 visible_at DOUBLE PRECISION NOT NULL,
                 owner TEXT,
                 claimed_until DOUBLE PRECISION,
+                wake_at DOUBLE PRECISION,
                 poll_count INTEGER NOT NULL DEFAULT 0
             )""",
             "CREATE INDEX queue_visible ON queue (visible_at, task_id)",

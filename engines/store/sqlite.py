@@ -46,17 +46,33 @@ _SQL_UPSERT_STEP = (
     "ON CONFLICT (run_key, path, attempt) DO UPDATE SET status = excluded.status, state = excluded.state, "
     "updated_at = excluded.updated_at, " + ", ".join(f"{f} = excluded.{f}" for f in STEP_TIME_FIELDS)
 )
+# An unclaimed entry moves to the earlier time. A claimed entry keeps its claim and remembers the
+# earliest wake-up asked for meanwhile in ``wake_at``, which the owner's requeue/ack then honours, so a
+# wake-up sent while a worker holds the task is not lost.
 _SQL_ENQUEUE = (
     "INSERT INTO queue (run_key, path, visible_at) VALUES (?, ?, ?) "
-    "ON CONFLICT (run_key, path) DO UPDATE SET visible_at = CASE WHEN excluded.visible_at < queue.visible_at "
-    "THEN excluded.visible_at ELSE queue.visible_at END RETURNING task_id"
+    "ON CONFLICT (run_key, path) DO UPDATE SET "
+    "visible_at = CASE WHEN queue.owner IS NULL AND excluded.visible_at < queue.visible_at "
+    "THEN excluded.visible_at ELSE queue.visible_at END, "
+    "wake_at = CASE WHEN queue.owner IS NULL THEN queue.wake_at "
+    "WHEN queue.wake_at IS NULL OR excluded.visible_at < queue.wake_at THEN excluded.visible_at "
+    "ELSE queue.wake_at END "
+    "RETURNING task_id"
 )
 _SQL_CLAIM = (
     "UPDATE queue SET owner = ?, claimed_until = ?, poll_count = poll_count + 1 WHERE task_id IN ("
     "SELECT task_id FROM queue WHERE visible_at <= ? AND (owner IS NULL OR claimed_until <= ?) "
     f"ORDER BY visible_at, task_id LIMIT ?) RETURNING {_QUEUE_COLUMNS}"
 )
-_SQL_REQUEUE = "UPDATE queue SET visible_at = ?, owner = NULL, claimed_until = NULL WHERE task_id = ? AND owner = ?"
+_SQL_REQUEUE = (
+    "UPDATE queue SET visible_at = CASE WHEN wake_at IS NOT NULL AND wake_at < ? THEN wake_at ELSE ? END, "
+    "owner = NULL, claimed_until = NULL, wake_at = NULL WHERE task_id = ? AND owner = ?"
+)
+_SQL_ACK = "DELETE FROM queue WHERE task_id = ? AND owner = ? AND wake_at IS NULL"
+_SQL_ACK_WOKEN = (
+    "UPDATE queue SET visible_at = wake_at, owner = NULL, claimed_until = NULL, wake_at = NULL "
+    "WHERE task_id = ? AND owner = ? AND wake_at IS NOT NULL"
+)
 _SQL_NEXT_VISIBLE = (
     "SELECT MIN(CASE WHEN owner IS NULL OR claimed_until < visible_at THEN visible_at ELSE claimed_until END) "
     "FROM queue"
@@ -221,15 +237,19 @@ class SqliteStore(SqliteBase):
         return sorted((_task(r) for r in rows), key=lambda t: (t.visible_at, t.task_id))
 
     def requeue(self, task_id: int, owner: str, visible_at: float) -> bool:
-        """Release a claimed task to become visible at ``visible_at``; False if ``owner`` lost it."""
+        """Release a claimed task to become visible at ``visible_at`` (or at an earlier wake-up enqueued
+        while it was claimed); False if ``owner`` lost it."""
         with self.transaction():
-            cursor = self._write("requeue", _SQL_REQUEUE, (visible_at, task_id, owner))
+            cursor = self._write("requeue", _SQL_REQUEUE, (visible_at, visible_at, task_id, owner))
         return cursor.rowcount == 1
 
     def ack(self, task_id: int, owner: str) -> bool:
-        """Delete a finished task; False if ``owner`` no longer holds it."""
+        """Delete a finished task; False if ``owner`` no longer holds it. A task woken (enqueued) while
+        claimed is not deleted but released to its wake-up time: the wake-up is new work."""
         with self.transaction():
-            cursor = self._write("ack", "DELETE FROM queue WHERE task_id = ? AND owner = ?", (task_id, owner))
+            cursor = self._write("ack", _SQL_ACK, (task_id, owner))
+            if cursor.rowcount == 0:
+                cursor = self._write("ack", _SQL_ACK_WOKEN, (task_id, owner))
         return cursor.rowcount == 1
 
     def next_visible_at(self) -> float | None:

@@ -56,6 +56,34 @@ class TestQueue:
         assert a == b == c
         assert [t.visible_at for t in store.queue_tasks()] == [3.0]
 
+    def test_wake_up_while_claimed_is_not_lost(self) -> None:
+        """An enqueue while a worker holds the task keeps the claim; the owner's later requeue honours the
+        earlier wake-up."""
+        store = _store()
+        task_id = store.enqueue("r1", "a", 0.0)
+        store.claim("w1", 0.0, claim_seconds=30.0)
+        store.enqueue("r1", "a", 2.0)
+        store.enqueue("r1", "a", 1.5)
+        assert store.claim("w2", 1.5, claim_seconds=30.0) == []
+        assert store.requeue(task_id, "w1", 3.0)
+        (task,) = store.queue_tasks()
+        assert (task.visible_at, task.owner) == (1.5, None)
+        store.claim("w1", 1.5, claim_seconds=30.0)
+        assert store.requeue(task_id, "w1", 3.0)
+        assert [t.visible_at for t in store.queue_tasks()] == [3.0]
+
+    def test_ack_of_woken_task_releases_it(self) -> None:
+        """Acking a task that was woken while claimed releases it at the wake-up instead of deleting it."""
+        store = _store()
+        task_id = store.enqueue("r1", "a", 0.0)
+        store.claim("w1", 0.0, claim_seconds=30.0)
+        store.enqueue("r1", "a", 4.0)
+        assert store.ack(task_id, "w1")
+        assert [(t.visible_at, t.owner) for t in store.queue_tasks()] == [(4.0, None)]
+        store.claim("w1", 4.0, claim_seconds=30.0)
+        assert store.ack(task_id, "w1")
+        assert store.queue_depth() == 0
+
     def test_ack_needs_ownership(self) -> None:
         """Only the current owner can ack (delete) a task."""
         store = _store()
