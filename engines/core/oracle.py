@@ -136,7 +136,10 @@ class _Replay:
             book = self.books[run_id]
             book.started = True
             book.state = start_run(self.ct, book.state, book.run, now)
-            self.decide(book, now)
+            if book.state.status.is_terminal:  # the run could not start (bad workflow param or timeout)
+                self.apply(on_run_end(self.ct.root.definition.run_strategy, self.slots()), now)
+            else:
+                self.decide(book, now)
         if plan.stop_queued:
             self.apply(on_run_end(self.ct.root.definition.run_strategy, self.slots()), now)
 

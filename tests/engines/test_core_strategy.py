@@ -104,3 +104,20 @@ class TestTimelines:
         trace = make_trace([step("a")], runs=runs(("r1", 0, "succeeded", 1000)))
         r = oracle_record(trace, ReplayOptions(time_limit=100)).runs[0]
         assert (r.status, r.stuck) == ("IN_PROGRESS", True)
+
+    def test_run_failing_at_start_releases_queue(self) -> None:
+        """A run whose workflow timeout is invalid fails at start, and the next queued run still starts."""
+        from corpora.model import Param
+
+        trace = make_trace(
+            [step("a")],
+            runs=[
+                Run("r0", T0, attempts=(rec("a", 1, "succeeded", 10),)),
+                Run("r1", T0 + 1, params={"t": "soon"}),
+                Run("r2", T0 + 2, attempts=(rec("a", 1, "succeeded", 1),)),
+            ],
+            params={"t": Param(value="60")},
+            timeout="$t",
+        )
+        got = {r.run_id: (r.status, r.started_at) for r in oracle_record(trace).runs}
+        assert got == {"r0": ("SUCCEEDED", T0), "r1": ("FAILED", T0 + 10), "r2": ("SUCCEEDED", T0 + 10)}
