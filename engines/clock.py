@@ -189,8 +189,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         # The base loop fires timers with ``when < now + _clock_resolution``. At epoch-sized times the
         # float spacing (~2.4e-7 s at 1.7e9) exceeds the monotonic clock's 1e-9 resolution, so
         # ``now + 1e-9 == now`` and a timer due exactly now would never fire (the loop would spin).
-        # One ulp makes the test exactly ``when <= now``.
-        self._clock_resolution = max(math.ulp(now), 1e-9)
+        # One ulp makes the test exactly ``when <= now``: a timer never fires early, not even by 1 ns.
+        self._clock_resolution = math.ulp(now)
 
     def _advance(self, seconds: float) -> None:
         self._set_now(self._virtual_now + seconds)

@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from engines.api import EngineError
-from engines.clock import VirtualClock, VirtualTimeLoop
+from engines.clock import DeadlockError, VirtualClock, VirtualTimeLoop
 
 __all__ = ["VirtualTimeEnvironment", "run_virtual"]
 
@@ -88,10 +88,24 @@ class VirtualTimeEnvironment:
         return self.loop.time()
 
     def run(self, coro: Coroutine[Any, Any, _T]) -> _T:
-        """Run ``coro`` to completion in virtual time and return its result."""
+        """Run ``coro`` to completion in virtual time and return its result.
+
+        On a :class:`DeadlockError` the tasks left waiting are cancelled before the error propagates,
+        so the environment stays usable and a later deadlock report names only its own tasks."""
         self.loop  # noqa: B018 - raises the clear error when the environment is not open
         assert self._runner is not None
-        return self._runner.run(coro)
+        try:
+            return self._runner.run(coro)
+        except DeadlockError:
+            self._runner.run(self._cancel_pending())
+            raise
+
+    async def _cancel_pending(self) -> None:
+        me = asyncio.current_task()
+        stuck = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+        for task in stuck:
+            task.cancel()
+        await asyncio.gather(*stuck, return_exceptions=True)
 
     async def sleep(self, delay: float) -> None:
         """Wait ``delay`` virtual seconds (instant in real time while skipping is on)."""

@@ -8,6 +8,8 @@ import threading
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engines.api import EngineError
 from engines.clock import Clock, DeadlockError, LiveClock, VirtualClock, VirtualTimeLoop
@@ -182,6 +184,32 @@ class TestDeadlock:
         assert run_virtual(main()) == (42, 0.0)
 
 
+class TestProperties:
+    @settings(max_examples=60, deadline=None)
+    @given(
+        delays=st.lists(st.floats(min_value=0.0, max_value=1e6, allow_nan=False), min_size=1, max_size=60),
+        start=st.floats(min_value=0.0, max_value=2e9, allow_nan=False),
+    )
+    def test_every_sleeper_wakes_exactly_on_time_in_order(self, delays: list[float], start: float) -> None:
+        """Any set of concurrent sleeps wakes each task at exactly start + delay, in non-decreasing time."""
+        woke: list[tuple[float, float]] = []
+
+        async def sleeper(delay: float) -> None:
+            loop = asyncio.get_running_loop()
+            due = loop.time() + delay
+            await asyncio.sleep(delay)
+            woke.append((loop.time(), due))
+
+        async def main() -> None:
+            await asyncio.gather(*(sleeper(d) for d in delays))
+
+        run_virtual(main(), start=start)
+        times = [w for w, _ in woke]
+        assert times == sorted(times)
+        # a zero-delay sleep is a bare yield: it wakes at the same instant
+        assert all(w == due for w, due in woke)
+
+
 class TestDeterminism:
     @staticmethod
     def _program(seed: int) -> list[tuple[str, float]]:
@@ -263,6 +291,19 @@ class TestEnvironment:
                 elapsed = time.monotonic() - started
             assert elapsed >= 0.04
             assert env.now == pytest.approx(0.05, abs=1e-6)
+
+    def test_environment_survives_deadlock(self) -> None:
+        """After a deadlock the stuck tasks are cancelled and the next run works normally."""
+
+        async def stuck() -> None:
+            await asyncio.Event().wait()
+
+        with VirtualTimeEnvironment(start=1.0) as env:
+            with pytest.raises(DeadlockError):
+                env.run(stuck())
+            env.run(env.sleep(2))
+            assert env.now == 3.0
+            assert env.loop.pending_task_names() == ()
 
     def test_closed_environment_is_a_clear_error(self) -> None:
         """Using an environment outside its with-block raises EngineError saying how to open it."""
