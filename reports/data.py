@@ -66,6 +66,8 @@ class ReportLimits:
     timeline_rows: int = 60
     dag_nodes: int = 120
     record_chars: int = 20_000
+    # Drill-downs stop (round-robin over groups) once they add about this many bytes to the page.
+    drilldown_bytes: int = 3_000_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from markupsafe import Markup
 from reports.charts import ENGINE_COLORS, CdfSeries, cdf_chart, speedup_chart
 from reports.data import CDF_PROBABILITIES, ReportLimits, ResultsReader, schema_mismatch
 from reports.definitions import load_exemplar_traces
-from reports.drilldown import build_exemplar, compact_json
+from reports.drilldown import Exemplar, build_exemplar, compact_json
 from reports.exemplar_rows import fetch_exemplar_rows
 from reports.text import finalize
 
@@ -112,6 +112,12 @@ def _latency(reader: ResultsReader) -> dict[str, Any]:
     }
 
 
+def _weight(ex: Exemplar) -> int:
+    """Roughly the bytes an exemplar adds to the page (drawings, side-by-side rows, raw records)."""
+    rows = sum(len(r.baseline) + len(r.candidate) + len(r.path) + 120 for r in ex.diff)
+    return len(ex.dag) + len(ex.timeline) + rows + sum(len(t) for t in ex.raw.values()) + 3000
+
+
 def _baseline_diff(current: dict[str, str], previous: dict[str, str], limit: int) -> dict[str, Any]:
     new = sorted(set(current) - set(previous))
     recurring = sorted(set(current) & set(previous))
@@ -135,12 +141,25 @@ def build_context(reader: ResultsReader, options: ReportOptions, baseline: Resul
     traces = load_exemplar_traces(
         {t: (str(i.get("corpus_file") or ""), int(i.get("corpus_line") or 0)) for t, i in rows.info.items()}, roots
     )
-    for gi, group in enumerate(drilled):
-        items = []
-        for ei, trace_id in enumerate(group.exemplars[: limits.exemplars_per_group]):
+    # Round-robin under a byte budget: every group gets its first exemplar before any gets a second.
+    built: dict[tuple[int, int], Exemplar] = {}
+    skipped: dict[str, list[str]] = {}
+    spent = 0
+    for ei in range(limits.exemplars_per_group):
+        for gi, group in enumerate(drilled):
+            if ei >= len(group.exemplars):
+                continue
+            trace_id = group.exemplars[ei]
+            if spent >= limits.drilldown_bytes:
+                skipped.setdefault(group.signature, []).append(trace_id)
+                continue
             ex = build_exemplar(rows, group, trace_id, f"g{gi}e{ei}", limits, traces.get(trace_id))
-            items.append(ex)
-            island["exemplars"][ex.anchor] = {"trace_id": trace_id, "records": ex.raw}
+            spent += _weight(ex)
+            built[(gi, ei)] = ex
+    for gi, group in enumerate(drilled):
+        items = [built[(gi, ei)] for ei in range(limits.exemplars_per_group) if (gi, ei) in built]
+        for ex in items:
+            island["exemplars"][ex.anchor] = {"trace_id": ex.trace_id, "records": ex.raw}
         exemplars[group.signature] = items
     waivers, waivers_more = reader.waivers(limits.waivers)
     quarantine, quarantine_more = reader.quarantine(limits.quarantine)
@@ -154,6 +173,7 @@ def build_context(reader: ResultsReader, options: ReportOptions, baseline: Resul
         "groups_more": groups_more,
         "group_index": {g.signature: f"g{i}" for i, g in enumerate(groups[: limits.drilldown_groups])},
         "exemplars": exemplars,
+        "skipped_exemplars": skipped,
         "waivers": waivers,
         "waivers_more": waivers_more,
         "quarantine": quarantine,

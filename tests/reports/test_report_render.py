@@ -185,6 +185,16 @@ class TestContent:
         assert int(more.group(1)) > 0
         assert stats.exemplars <= 5
 
+    def test_drilldown_byte_budget(self, plain_db: FactorySummary, tmp_path: Path) -> None:
+        """Past the drill-down byte budget no more exemplars are drawn; the rest are listed by trace id."""
+        out = tmp_path / "r.html"
+        small = write_report(plain_db.path, out, options=ReportOptions(limits=ReportLimits(drilldown_bytes=1)))
+        html = out.read_text(encoding="utf-8")
+        full = write_report(plain_db.path, tmp_path / "full.html")
+        assert small.exemplars == 1
+        assert small.bytes < full.bytes
+        assert "more exemplar(s) not drawn to keep the page small" in html
+
     def test_baseline_new_recurring_resolved(self, plain_db: FactorySummary, tmp_path: Path) -> None:
         """Against a previous database, signatures are split into new, recurring and resolved."""
         prev = build_results_db(tmp_path / "prev.duckdb", n_traces=24, signature_prefix="old-", seed=3)
