@@ -273,6 +273,21 @@ class TestClocks:
         assert after > before
 
 
+    def test_live_clock_call_at_uses_epoch_seconds(self) -> None:
+        """LiveClock.call_at(now + 0.02) fires about 20 ms later, not at a monotonic-clock reading."""
+
+        async def main() -> float:
+            clock = LiveClock()
+            fired = asyncio.get_running_loop().create_future()
+            due = clock.now() + 0.02
+            clock.call_at(due, lambda: fired.set_result(clock.now()))
+            at = await asyncio.wait_for(fired, timeout=5)
+            return at - due
+
+        late = asyncio.run(main())
+        assert -0.005 <= late < 5
+
+
 class TestEnvironment:
     def test_environment_keeps_time_across_runs(self) -> None:
         """Time advanced by one run is kept by the next run in the same environment."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
 import pytest
 
 from engines.store import (
@@ -187,3 +190,32 @@ class TestLeasesAndFencing:
         """A fenced write for a group that has no lease at all is rejected."""
         with pytest.raises(StaleGenerationError, match="no lease"):
             _store().create_run(WorkflowInstance("r1", "wf", "r1", "CREATED"), fence=(9, 1))
+
+
+class TestConcurrentWorkers:
+    def test_two_connections_never_double_claim_a_live_claim(self, tmp_path: Path) -> None:
+        """Two threads with their own connections to one WAL file claim 200 tasks: each exactly once."""
+        db = str(tmp_path / "q.db")
+        setup = SqliteStore(SqliteConfig(path=db, latency=LatencyModel.zero()))
+        for i in range(200):
+            setup.enqueue(f"r{i}", "a", 0.0)
+        setup.close()
+        claimed: dict[str, list[int]] = {"w1": [], "w2": []}
+
+        def worker(name: str) -> None:
+            store = SqliteStore(SqliteConfig(path=db, latency=LatencyModel.zero(), busy_timeout=30.0))
+            while True:
+                tasks = store.claim(name, 1.0, claim_seconds=1e9, limit=3)
+                if not tasks:
+                    break
+                claimed[name].extend(t.task_id for t in tasks)
+            store.close()
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in claimed]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        every = claimed["w1"] + claimed["w2"]
+        assert sorted(every) == sorted(set(every))
+        assert len(every) == 200
