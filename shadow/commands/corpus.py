@@ -115,6 +115,15 @@ def _read(args: argparse.Namespace, err: Console, label: str) -> Iterator[TraceI
         yield from read_traces(args.paths, max_line_bytes=args.max_line_bytes, progress=advance)
 
 
+def _emit_json(data: object) -> None:
+    """JSON on stdout; a reader that stops early (``| head``) is not an error."""
+    try:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+
+
 def run_generate(args: argparse.Namespace) -> int:
     err = _stderr()
     digest = hashlib.sha256()
@@ -146,9 +155,7 @@ def run_validate(args: argparse.Namespace) -> int:
             bad.append(item.error)
     unreadable = any(e.code == "unreadable" for e in bad)
     if args.json:
-        json.dump({"files": {f: dict(c) for f, c in per_file.items()}, "errors": [e.to_dict() for e in bad]},
-                  sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        _emit_json({"files": {f: dict(c) for f, c in per_file.items()}, "errors": [e.to_dict() for e in bad]})
     else:
         _print_validation(err, per_file, bad, args.limit)
     if unreadable:
@@ -191,8 +198,7 @@ def run_stats(args: argparse.Namespace) -> int:
         unreadable = unreadable or (item.error is not None and item.error.code == "unreadable")
     stats = acc.result()
     if args.json:
-        json.dump(stats.to_dict(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        _emit_json(stats.to_dict())
     else:
         _print_stats(Console(highlight=False), stats)
     return EXIT_HARNESS if unreadable else EXIT_OK
