@@ -8,6 +8,7 @@ Ctrl-C reaches only the parent, which stops cleanly and keeps what is already wr
 
 from __future__ import annotations
 
+import multiprocessing
 import signal
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -59,7 +60,10 @@ class ProcessExecutor:
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self._pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
+        # spawn, not fork: the parent holds DuckDB connections (and their threads); a forked child
+        # would inherit their locks. Workers never touch the database, so a clean interpreter suffices.
+        self._pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint,
+                                         mp_context=multiprocessing.get_context("spawn"))
 
     def run_batch(self, jobs: Sequence[TraceJob], config: TrialConfig) -> list[TraceOutcome]:
         if not jobs:

@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from shadow.engines import EngineSpec
+from shadow.engines import EngineSpec, EngineSpecError, build_engine
 from shadow.executors import Executor, make_executor
 from shadow.noise import NoiseConfig, Registry
 from shadow.results.aggregate import refresh_aggregates
@@ -77,7 +77,13 @@ def _git_sha() -> str | None:
 
 
 def _engine_label(spec: EngineSpec) -> str:
-    return spec.name if spec.target.startswith(("engines.",)) else f"{spec.name} ({spec.target})"
+    """``name version`` as the engine reports itself, plus the target for plugged-in engines."""
+    try:
+        engine = build_engine(spec)
+        label = f"{engine.name} {engine.version}"
+    except EngineSpecError:
+        label = spec.name
+    return label if spec.target.startswith("engines.") else f"{label} ({spec.target})"
 
 
 def _provenance(settings: RunSettings) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 Timestamps are engine-specific (they are latency, compared elsewhere), so they are dropped. Attempts
 are keyed by (run_id, path, attempt number) in nested mappings, which makes parallel branches a set:
-two engines that ran ``a`` and ``b`` in different order produce equal normal forms.
+two engines that ran ``a`` and ``b`` in different order produce equal normal forms. An attempt number
+reported twice for one path (a double delivery) is kept as ``"n#dup1"``, so it shows up as an
+``attempt_count`` divergence instead of silently overwriting the first.
 """
 
 from __future__ import annotations
@@ -21,7 +23,12 @@ def normalize_record(record: ExecutionRecord) -> dict[str, Any]:
         steps: dict[str, Any] = {}
         for att in run.attempts:
             step = steps.setdefault(att.path, {"step_id": att.step_id, "step_type": att.step_type, "attempts": {}})
-            step["attempts"][att.attempt] = {
+            key: int | str = att.attempt
+            duplicates = 0
+            while key in step["attempts"]:  # the same attempt delivered twice (at-least-once): keep both
+                duplicates += 1
+                key = f"{att.attempt}#dup{duplicates}"
+            step["attempts"][key] = {
                 "status": att.status,
                 "outcome": att.outcome,
                 "unrecorded": att.unrecorded,

@@ -105,6 +105,15 @@ class TestShapes:
         kinds = {d.kind for d in compare_records(trace, record, other)}
         assert kinds == {DivergenceKind.ATTEMPT_COUNT, DivergenceKind.UNRECORDED_ATTEMPT}
 
+    def test_double_delivery(self, trace: Trace) -> None:
+        """The same attempt reported twice for a step (at-least-once delivery) is an attempt_count divergence."""
+        record = FakeEngine().replay(trace, ReplayOptions())
+        run = record.runs[0]
+        doubled = replace(run, attempts=(*run.attempts, next(a for a in run.attempts if a.path == "d")))
+        found = compare_records(trace, record, replace(record, runs=(doubled,)))
+        assert [(d.path, d.kind, d.baseline_value, d.other_value) for d in found] == [
+            ("d", DivergenceKind.ATTEMPT_COUNT, 1, 2)]
+
     def test_extra_step_and_missing_run(self, trace: Trace) -> None:
         """A step only the other engine ran is extra_step; a run it never reported is a final_status difference."""
         record = FakeEngine().replay(trace, ReplayOptions())
