@@ -15,21 +15,15 @@ integer overflow is not emulated. Any problem is an :class:`ExpressionError` nam
 
 from __future__ import annotations
 
-import datetime as _dt
-import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TypeAlias
 
+from engines.core._expr_ops import Node, Resolver, Value, binary, call, format_value, is_num, type_name
 from engines.core.errors import ExpressionError
 
 __all__ = ["Expression", "Resolver", "Value", "evaluate", "format_value", "parse"]
 
-Value: TypeAlias = "bool | int | float | str | list[Value] | dict[str, Value] | None"
-Resolver: TypeAlias = Callable[[str], "Value"]
-_Node: TypeAlias = Callable[[Resolver], "Value"]
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -43,7 +37,6 @@ _TOKEN = re.compile(
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"', "0": "\0"}
 _KEYWORDS = {"true": True, "false": False, "null": None}
 _CALLS = {"len", "min", "max", "abs", "range", "Util.dateIntsBetween"}
-_MAX_RANGE = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +45,7 @@ class Expression:
 
     source: str
     names: frozenset[str]
-    _root: _Node
+    _root: Node
 
     def evaluate(self, resolve: Resolver) -> Value:
         """Evaluate with ``resolve(name)`` giving each name's value (it raises for unknown names)."""
@@ -101,31 +94,6 @@ def _tokenize(src: str) -> list[_Tok]:
     return toks
 
 
-def _type_name(v: Value) -> str:
-    if v is None:
-        return "null"
-    return {bool: "boolean", int: "long", float: "double", str: "string", list: "list", dict: "map"}.get(
-        type(v), type(v).__name__
-    )
-
-
-def _is_num(v: Value) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def format_value(v: Value) -> str:
-    """A value as Java's string concatenation shows it (``true``, ``null``, ``1.0``)."""
-    if v is None:
-        return "null"
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, float):
-        return repr(v) if v != int(v) or abs(v) >= 1e7 else f"{v:.1f}"
-    if isinstance(v, list):
-        return "[" + ", ".join(format_value(x) for x in v) + "]"
-    return str(v)
-
-
 class _Parser:
     """Precedence climbing over the token list; every node becomes a closure."""
 
@@ -157,7 +125,7 @@ class _Parser:
         t = self.toks[self.i]
         return t.kind == "op" and t.text in ops
 
-    def program(self) -> _Node:
+    def program(self) -> Node:
         if self.peek().kind == "name" and self.peek().text == "return":
             self.take()
         node = self.ternary()
@@ -167,7 +135,7 @@ class _Parser:
             raise self.fail(f"unexpected {self.peek().text!r} after the expression")
         return node
 
-    def ternary(self) -> _Node:
+    def ternary(self) -> Node:
         cond = self.binary(0)
         if not self.at_op("?"):
             return cond
@@ -181,7 +149,7 @@ class _Parser:
             c = cond(r)
             if not isinstance(c, bool):
                 raise ExpressionError(
-                    f"condition of ?: must be boolean, got {_type_name(c)}", source=src, position=qtok.pos
+                    f"condition of ?: must be boolean, got {type_name(c)}", source=src, position=qtok.pos
                 )
             return then(r) if c else other(r)
 
@@ -196,7 +164,7 @@ class _Parser:
         ("*", "/", "%"),
     )
 
-    def binary(self, level: int) -> _Node:
+    def binary(self, level: int) -> Node:
         if level == len(self._LEVELS):
             return self.unary()
         left = self.binary(level + 1)
@@ -204,10 +172,10 @@ class _Parser:
         while self.at_op(*ops):
             tok = self.take()
             right = self.binary(level + 1)
-            left = _binary(tok.text, left, right, self.src, tok.pos)
+            left = binary(tok.text, left, right, self.src, tok.pos)
         return left
 
-    def unary(self) -> _Node:
+    def unary(self) -> Node:
         if self.at_op("-", "!"):
             tok = self.take()
             operand = self.unary()
@@ -216,21 +184,19 @@ class _Parser:
             def node(r: Resolver) -> Value:
                 v = operand(r)
                 if tok.text == "-":
-                    if not _is_num(v):
-                        raise ExpressionError(
-                            f"cannot negate a {_type_name(v)}", source=src, position=tok.pos
-                        )
+                    if not is_num(v):
+                        raise ExpressionError(f"cannot negate a {type_name(v)}", source=src, position=tok.pos)
                     return -v  # type: ignore[operator]
                 if not isinstance(v, bool):
                     raise ExpressionError(
-                        f"'!' needs a boolean, got {_type_name(v)}", source=src, position=tok.pos
+                        f"'!' needs a boolean, got {type_name(v)}", source=src, position=tok.pos
                     )
                 return not v
 
             return node
         return self.primary()
 
-    def primary(self) -> _Node:
+    def primary(self) -> Node:
         tok = self.take()
         if tok.kind in ("num", "str"):
             value = tok.value
@@ -240,7 +206,7 @@ class _Parser:
             self.expect(")")
             return inner
         if tok.kind == "op" and tok.text == "[":
-            items: list[_Node] = []
+            items: list[Node] = []
             if not self.at_op("]"):
                 items.append(self.ternary())
                 while self.at_op(","):
@@ -263,11 +229,11 @@ class _Parser:
             return lambda r: r(name)
         raise self.fail(f"unexpected {tok.text or 'end of expression'!r}", tok)
 
-    def call(self, fn: _Tok) -> _Node:
+    def call(self, fn: _Tok) -> Node:
         if fn.text not in _CALLS:
             raise self.fail(f"unknown function {fn.text!r}; allowed: {', '.join(sorted(_CALLS))}", fn)
         self.expect("(")
-        args: list[_Node] = []
+        args: list[Node] = []
         if not self.at_op(")"):
             args.append(self.ternary())
             while self.at_op(","):
@@ -287,151 +253,8 @@ class _Parser:
             raise self.fail(
                 f"{fn.text}() takes {lo if lo == hi else f'{lo} to {hi}'} arguments, got {len(args)}", fn
             )
-        impl = _call_impl(fn.text, self.src, fn.pos)
+        impl = call(fn.text, self.src, fn.pos)
         return lambda r: impl([a(r) for a in args])
-
-
-def _binary(op: str, left: _Node, right: _Node, src: str, pos: int) -> _Node:
-    def err(msg: str) -> ExpressionError:
-        return ExpressionError(msg, source=src, position=pos)
-
-    if op in ("&&", "||"):
-        want = op == "||"
-
-        def logical(r: Resolver) -> Value:
-            a = left(r)
-            if not isinstance(a, bool):
-                raise err(f"{op!r} needs booleans, got {_type_name(a)}")
-            if a == want:
-                return a
-            b = right(r)
-            if not isinstance(b, bool):
-                raise err(f"{op!r} needs booleans, got {_type_name(b)}")
-            return b
-
-        return logical
-    if op in ("==", "!="):
-        neg = op == "!="
-
-        def equality(r: Resolver) -> Value:
-            a, b = left(r), right(r)
-            same = a == b and (isinstance(a, bool) == isinstance(b, bool))
-            return same != neg
-
-        return equality
-    if op in ("<", "<=", ">", ">="):
-
-        def compare(r: Resolver) -> Value:
-            a, b = left(r), right(r)
-            if not ((_is_num(a) and _is_num(b)) or (isinstance(a, str) and isinstance(b, str))):
-                raise err(f"cannot compare {_type_name(a)} {op} {_type_name(b)}")
-            if op == "<":
-                return a < b  # type: ignore[operator]
-            if op == "<=":
-                return a <= b  # type: ignore[operator]
-            if op == ">":
-                return a > b  # type: ignore[operator]
-            return a >= b  # type: ignore[operator]
-
-        return compare
-
-    def arith(r: Resolver) -> Value:
-        a, b = left(r), right(r)
-        if op == "+" and (isinstance(a, str) or isinstance(b, str)):
-            return format_value(a) + format_value(b)
-        if not (_is_num(a) and _is_num(b)):
-            raise err(f"cannot apply {op!r} to {_type_name(a)} and {_type_name(b)}")
-        x, y = a, b
-        assert isinstance(x, (int, float))
-        assert isinstance(y, (int, float))
-        if op == "+":
-            return x + y
-        if op == "-":
-            return x - y
-        if op == "*":
-            return x * y
-        if y == 0 and isinstance(x, int) and isinstance(y, int):
-            raise err("division by zero")
-        if op == "/":
-            if isinstance(x, int) and isinstance(y, int):
-                q = abs(x) // abs(y)
-                return q if (x >= 0) == (y >= 0) else -q
-            return x / y if y != 0 else (float("nan") if x == 0 else float("inf") * (1 if x > 0 else -1))
-        # % : Java remainder takes the sign of the dividend
-        if isinstance(x, int) and isinstance(y, int):
-            m = abs(x) % abs(y)
-            return m if x >= 0 else -m
-        return math.fmod(x, y)
-
-    return arith
-
-
-def _call_impl(name: str, src: str, pos: int) -> Callable[[list[Value]], Value]:
-    def err(msg: str) -> ExpressionError:
-        return ExpressionError(f"{name}(): {msg}", source=src, position=pos)
-
-    def ints(args: list[Value]) -> list[int]:
-        out = []
-        for a in args:
-            if not isinstance(a, int) or isinstance(a, bool):
-                raise err(f"expected integer arguments, got {_type_name(a)}")
-            out.append(a)
-        return out
-
-    if name == "len":
-
-        def f_len(args: list[Value]) -> Value:
-            v = args[0]
-            if not isinstance(v, (str, list, dict)):
-                raise err(f"expected a string, list or map, got {_type_name(v)}")
-            return len(v)
-
-        return f_len
-    if name in ("min", "max", "abs"):
-
-        def f_num(args: list[Value]) -> Value:
-            for a in args:
-                if not _is_num(a):
-                    raise err(f"expected numbers, got {_type_name(a)}")
-            nums = [a for a in args if isinstance(a, (int, float))]
-            if name == "abs":
-                return abs(nums[0])
-            return min(nums) if name == "min" else max(nums)
-
-        return f_num
-    if name == "range":
-
-        def f_range(args: list[Value]) -> Value:
-            a = ints(args)
-            step = a[2] if len(a) == 3 else 1
-            if step == 0:
-                raise err("step must not be 0")
-            out = list(range(a[0], a[1], step))
-            if len(out) > _MAX_RANGE:
-                raise err(f"{len(out)} values exceed the limit of {_MAX_RANGE}")
-            return list(out)
-
-        return f_range
-
-    def f_dates(args: list[Value]) -> Value:
-        a = ints(args)
-        try:
-            start = _dt.date(a[0] // 10000, a[0] // 100 % 100, a[0] % 100)
-            end = _dt.date(a[1] // 10000, a[1] // 100 % 100, a[1] % 100)
-        except ValueError as exc:
-            raise err(f"not a yyyyMMdd date: {exc}") from exc
-        if a[2] <= 0:
-            raise err("step must be positive")
-        out: list[Value] = []
-        day = start
-        while day < end:
-            out.append(day.year * 10000 + day.month * 100 + day.day)
-            if len(out) > _MAX_RANGE:
-                raise err(f"more than {_MAX_RANGE} dates")
-            day += _dt.timedelta(days=a[2])
-        return out
-
-    return f_dates
 
 
 @lru_cache(maxsize=4096)
