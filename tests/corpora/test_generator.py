@@ -59,6 +59,9 @@ def _features(traces: tuple[Trace, ...]) -> Counter[str]:
             seen[f"runs:{trace.definition.run_strategy.rule.value}"] += 1
         if trace.definition.timeout is not None:
             seen["workflow_timeout"] += 1
+            longest = max(a.duration for r in trace.runs for a in r.attempts)
+            if isinstance(trace.definition.timeout, int) and trace.definition.timeout < longest:
+                seen["workflow_timeout_midway"] += 1
         if trace.subworkflows:
             seen["subworkflow"] += 1
         for step in _all_steps(trace):
@@ -149,7 +152,7 @@ class TestCoverage:
         "shape:chain", "shape:fan_out_in", "shape:diamonds", "shape:random_dag", "shape:layered", "condition",
         "user_retry_then_success", "platform_retry_then_success", "exhausted", "fatal",
         f"backoff:{BackoffType.FIXED_BACKOFF.value}", f"backoff:{BackoffType.EXPONENTIAL_BACKOFF.value}",
-        "param_driven_retry", "step_timeout", "timeout_outcome", "workflow_timeout",
+        "param_driven_retry", "step_timeout", "timeout_outcome", "workflow_timeout", "workflow_timeout_midway",
         *(f"mode:{m.value}" for m in FailureMode), "foreach", "foreach_concurrency", "loop_literal",
         "loop_range", "subworkflow", "nested_path", *(f"runs:{r.value}" for r in RunStrategyRule),
     )
