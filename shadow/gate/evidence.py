@@ -144,10 +144,9 @@ _CAUSALITY = """
 
 
 def _samples(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[np.ndarray, np.ndarray]:
-    rows = con.execute(sql).fetchall()
-    base = np.array([v for engine, v in rows if engine == "baseline"], dtype=float)
-    cand = np.array([v for engine, v in rows if engine == "candidate"], dtype=float)
-    return base, cand
+    columns = con.execute(sql).fetchnumpy()
+    engines, values = np.asarray(columns["engine"]), np.asarray(columns["value"], dtype=float)
+    return values[engines == "baseline"], values[engines == "candidate"]
 
 
 def _expired(con: duckdb.DuckDBPyConnection, today: dt.date) -> tuple[ExpiredEntry, ...]:
@@ -185,12 +184,12 @@ def collect_evidence(
                 expired_entries=expired,
                 start_overhead=_samples(
                     con,
-                    "SELECT s.engine, s.start_overhead FROM steps s JOIN member m USING (trace_id) "
+                    "SELECT s.engine, s.start_overhead AS value FROM steps s JOIN member m USING (trace_id) "
                     "WHERE s.engine IN ('baseline', 'candidate') AND s.start_overhead IS NOT NULL",
                 ),
                 end_to_end=_samples(
                     con,
-                    "SELECT r.engine, r.end_to_end FROM runs r JOIN member m USING (trace_id) "
+                    "SELECT r.engine, r.end_to_end AS value FROM runs r JOIN member m USING (trace_id) "
                     "WHERE r.engine IN ('baseline', 'candidate') AND r.end_to_end IS NOT NULL "
                     "AND NOT coalesce(r.stuck, false)",
                 ),

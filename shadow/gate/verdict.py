@@ -121,7 +121,7 @@ def _min_traces(evidence: CohortEvidence) -> Criterion:
 
 
 def _pct(x: float) -> str:
-    return f"{x * 100:.2g} %" if x < 0.1 else f"{x * 100:.1f} %"
+    return f"{x * 100:.3g} %"
 
 
 def _divergence(evidence: CohortEvidence) -> Criterion:
