@@ -82,6 +82,15 @@ class RuntimeReport:
     def unrecorded() -> RuntimeReport:
         return _UNRECORDED
 
+    @staticmethod
+    def of(
+        outcome: str | None, outputs: Mapping[str, Value] | None = None, *, unrecorded: bool = False
+    ) -> RuntimeReport:
+        """From a runtime's finished result (e.g. ``engines.runtimes.RuntimeResult``'s fields)."""
+        if unrecorded or outcome is None:
+            return _UNRECORDED
+        return RuntimeReport("finished", str(outcome), dict(outputs or {}))
+
 
 _RUNNING = RuntimeReport("running")
 _UNRECORDED = RuntimeReport("unrecorded")

@@ -15,14 +15,14 @@ from __future__ import annotations
 import heapq
 import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from corpora.model import RecordedAttempt, Run, Trace
 from engines.api import EngineError, ExecutionRecord, ReplayOptions
 from engines.core.definition import CompiledTrace, compile_trace
 from engines.core.effects import RuntimeReport, StartRuntime, TerminateRuntime, Wake
 from engines.core.flow import decide, new_run, start_run, stop_queued_run, stop_run
-from engines.core.record import run_execution
+from engines.core.record import execution_record
 from engines.core.state import RunState, run_from_json, run_to_json
 from engines.core.statuses import StepStatus, WorkflowStatus
 from engines.core.step import execute
@@ -97,13 +97,7 @@ class _Replay:
             elif kind == _DECIDE:
                 book.decide_at.discard(t)
                 self.decide(book, t)
-        out = []
-        for run_id in self.books:
-            st = self.books[run_id].state
-            if st.started_at is not None and not st.status.is_terminal:
-                st = replace(st, stuck=True)
-            out.append(st)
-        return out
+        return [book.state for book in self.books.values()]
 
     def slots(self) -> list[RunSlot]:
         """The strategy's view: every run still live, plus the first FAILED run (all that
@@ -226,8 +220,7 @@ class CoreOracle:
             states = replay.run()
         except RecursionError as exc:  # pragma: no cover - defensive
             raise EngineError(f"replay of {trace.trace_id!r} recursed too deeply: {exc}") from exc
-        runs = tuple(run_execution(ct, s) for s in states)
-        return ExecutionRecord(
-            trace_id=trace.trace_id, engine=self.name, engine_version=self.version, seed=options.seed,
-            runs=runs, counters={k: float(v) for k, v in replay.counters.items()},
-        )  # fmt: skip
+        counters = {k: float(v) for k, v in replay.counters.items()}
+        return execution_record(
+            ct, states, engine=self.name, version=self.version, seed=options.seed, counters=counters
+        )

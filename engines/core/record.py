@@ -10,13 +10,15 @@ child's ``workflow_params`` (loop variables, ``loop_index``, passed-down params)
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
-from engines.api import AttemptRecord, RunExecution
+from engines.api import AttemptRecord, ExecutionRecord, RunExecution
 from engines.core.definition import CompiledTrace
 from engines.core.state import Attempt, RunState, scope_of
 
-__all__ = ["attempt_record", "run_execution"]
+__all__ = ["attempt_record", "execution_record", "run_execution"]
 
 
 def attempt_record(ct: CompiledTrace, run: RunState, a: Attempt) -> AttemptRecord:
@@ -63,4 +65,31 @@ def run_execution(ct: CompiledTrace, run: RunState) -> RunExecution:
         started_at=run.started_at,
         ended_at=run.ended_at,
         attempts=attempts,
+    )
+
+
+def execution_record(
+    ct: CompiledTrace,
+    states: Iterable[RunState],
+    *,
+    engine: str,
+    version: str,
+    seed: int,
+    counters: Mapping[str, float] | None = None,
+) -> ExecutionRecord:
+    """The whole record of a replay from the final run states (in trace order). A run that started
+    and is not terminal is reported ``stuck`` with its last status; a run that never started keeps
+    CREATED (queued, blocked) or STOPPED (displaced by its strategy) and is not stuck."""
+    runs = []
+    for st in states:
+        if st.started_at is not None and not st.status.is_terminal and not st.stuck:
+            st = replace(st, stuck=True)
+        runs.append(run_execution(ct, st))
+    return ExecutionRecord(
+        trace_id=ct.trace.trace_id,
+        engine=engine,
+        engine_version=version,
+        seed=seed,
+        runs=tuple(runs),
+        counters=dict(counters or {}),
     )
