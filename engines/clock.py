@@ -100,11 +100,23 @@ class _VirtualSelector(selectors.BaseSelector):
         self._real.close()
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        loop = self._loop
+        if (
+            timeout is not None
+            and timeout > 0
+            and loop.skipping
+            and loop._tracked == 0
+            and len(self._real.get_map()) <= 1
+        ):
+            # Fast path of a pure replay: only the loop's own wake-up pipe is registered (whose
+            # call_soon_threadsafe callbacks are already in the ready queue), nothing is tracked, so no
+            # real event can be pending that would change what happens now: jump without a syscall.
+            loop._jump_to_next_timer(timeout)
+            return []
         # Real events (call_soon_threadsafe wake-ups, subprocess pipes) always come first.
         events = self._real.select(0)
         if events or (timeout is not None and timeout <= 0):
             return events
-        loop = self._loop
         if loop.tracked_count > 0:
             # Frozen clock: wait in real time for the tracked work to report back.
             return self._real.select(_TRACKED_POLL_SECONDS if timeout is None else min(timeout, _TRACKED_POLL_SECONDS))
