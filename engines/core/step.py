@@ -13,9 +13,10 @@ every virtual timestamp are the same.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from corpora.model import FailureMode, Outcome
+from corpora.model import FailureMode, Outcome, StepType
 from engines.core.children import run_child_step, stop_children
 from engines.core.definition import CompiledStep, CompiledTrace, CompiledWorkflow
 from engines.core.durations import resolve_timeout_seconds
@@ -146,9 +147,13 @@ def _retryable(c: _Call, status: StepStatus, **changes: object) -> None:
     c.set(status, retry_at=c.now + delay, **changes)
 
 
-def _fail(c: _Call, status: StepStatus, outcome: str | None = None) -> None:
+def _fail(
+    c: _Call, status: StepStatus, outcome: str | None = None, outputs: Mapping[str, Value] | None = None
+) -> None:
     """USER_FAILED / PLATFORM_FAILED / TIMEOUT_FAILED, or their exhausted status (§1.3, §1.6)."""
-    extra = {"outcome": outcome} if outcome is not None else {}
+    extra: dict[str, object] = {"outcome": outcome} if outcome is not None else {}
+    if outputs:
+        extra["outputs"] = outputs
     if not is_exhausted(c.att.policy, c.att.counters, status):
         _retryable(c, status, **extra)
     elif status is S.TIMEOUT_FAILED:
@@ -243,21 +248,32 @@ def _is_satisfied(c: _Call) -> bool:
     return False
 
 
+_FLAG_TYPES = frozenset({StepType.KUBERNETES, StepType.TITUS, StepType.HTTP})
+
+
+def _non_retryable_flag(c: _Call, outputs: Mapping[str, Value]) -> bool:
+    """§1.5: a KUBERNETES / TITUS / HTTP job's output ``{"maestro_retry": {"retryable": false}}``."""
+    flag = outputs.get("maestro_retry")
+    return c.cs.type in _FLAG_TYPES and isinstance(flag, dict) and flag.get("retryable") is False
+
+
 def _leaf_result(c: _Call, runtime: RuntimeReport) -> None:
     if runtime.state == "unrecorded":
         c.set(S.INTERNALLY_FAILED, unrecorded=True, note="the trace records no such attempt")
         return
     outcome = runtime.outcome
+    outputs = dict(runtime.outputs)
     if outcome == Outcome.SUCCEEDED:
-        c.set(S.FINISHING, outcome=outcome, outputs=dict(runtime.outputs))
-    elif outcome == Outcome.USER_ERROR:
-        _fail(c, S.USER_FAILED, outcome)
-    elif outcome == Outcome.PLATFORM_ERROR:
-        _fail(c, S.PLATFORM_FAILED, outcome)
+        c.set(S.FINISHING, outcome=outcome, outputs=outputs)
+    elif outcome in (Outcome.USER_ERROR, Outcome.PLATFORM_ERROR):
+        if _non_retryable_flag(c, outputs):
+            c.set(S.FATALLY_FAILED, outcome=outcome, outputs=outputs, note="the job said it is not retryable")
+        else:
+            _fail(c, S.USER_FAILED if outcome == Outcome.USER_ERROR else S.PLATFORM_FAILED, outcome, outputs)
     elif outcome == Outcome.TIMEOUT:
-        _fail(c, S.TIMEOUT_FAILED, outcome)
+        _fail(c, S.TIMEOUT_FAILED, outcome, outputs)
     elif outcome == Outcome.FATAL_ERROR:
-        c.set(S.FATALLY_FAILED, outcome=outcome)
+        c.set(S.FATALLY_FAILED, outcome=outcome, outputs=outputs)
     else:
         _internal(c, f"runtime reported unknown outcome {outcome!r}")
 

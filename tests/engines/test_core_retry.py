@@ -210,3 +210,31 @@ class TestRetryTimeline:
         )
         run = oracle(make_trace([fan], [rec("fan[0]/x", 1, "succeeded", 1)]))
         assert attempts_of(run, "fan")[0].config["retry_policy"] == DEFAULT_RETRY_POLICY.to_json()
+
+
+class TestNonRetryableFlag:
+    FLAG = {"maestro_retry": {"type": "RETRY", "retryable": False}}
+
+    def test_flag_makes_kubernetes_failure_fatal(self) -> None:
+        """A KUBERNETES user error whose output says retryable:false is FATALLY_FAILED at once (§1.5)."""
+        run = oracle(
+            make_trace([step("k", type=StepType.KUBERNETES)], [rec("k", 1, "user_error", 3, self.FLAG)])
+        )
+        assert [(a.status, a.outputs) for a in attempts_of(run, "k")] == [("FATALLY_FAILED", self.FLAG)]
+
+    def test_flag_ignored_for_other_types(self) -> None:
+        """The flag only applies to KUBERNETES, TITUS and HTTP steps: a NOOP step retries as usual."""
+        run = oracle(
+            make_trace([step("n")], [rec("n", 1, "user_error", 3, self.FLAG), rec("n", 2, "succeeded", 1)])
+        )
+        assert [a.status for a in attempts_of(run, "n")] == ["USER_FAILED", "SUCCEEDED"]
+
+    def test_platform_retries_exhaust(self) -> None:
+        """With platform_retry_limit 2: three platform errors, delays 60 and 120, then FATALLY_FAILED."""
+        s = step("p", retry=RetryPolicy(platform_retry_limit=2))
+        run = oracle(make_trace([s], [rec("p", k, "platform_error", 1) for k in (1, 2, 3)]))
+        assert [(a.status, a.started_at) for a in attempts_of(run, "p")] == [
+            ("PLATFORM_FAILED", T0),
+            ("PLATFORM_FAILED", T0 + 61),
+            ("FATALLY_FAILED", T0 + 182),
+        ]
