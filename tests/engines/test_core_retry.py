@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from corpora.model import Backoff, BackoffType, RetryPolicy, StepType
+from corpora.model import Backoff, BackoffType, JsonValue, RetryPolicy, StepType
 from engines.core.durations import parse_duration_seconds, resolve_timeout_seconds
 from engines.core.errors import ParamError
 from engines.core.retry import (
@@ -212,20 +212,19 @@ class TestRetryTimeline:
         assert attempts_of(run, "fan")[0].config["retry_policy"] == DEFAULT_RETRY_POLICY.to_json()
 
 
-class TestNonRetryableFlag:
-    FLAG = {"maestro_retry": {"type": "RETRY", "retryable": False}}
+FLAG: dict[str, JsonValue] = {"maestro_retry": {"type": "RETRY", "retryable": False}}
 
+
+class TestNonRetryableFlag:
     def test_flag_makes_kubernetes_failure_fatal(self) -> None:
         """A KUBERNETES user error whose output says retryable:false is FATALLY_FAILED at once (§1.5)."""
-        run = oracle(
-            make_trace([step("k", type=StepType.KUBERNETES)], [rec("k", 1, "user_error", 3, self.FLAG)])
-        )
-        assert [(a.status, a.outputs) for a in attempts_of(run, "k")] == [("FATALLY_FAILED", self.FLAG)]
+        run = oracle(make_trace([step("k", type=StepType.KUBERNETES)], [rec("k", 1, "user_error", 3, FLAG)]))
+        assert [(a.status, a.outputs) for a in attempts_of(run, "k")] == [("FATALLY_FAILED", FLAG)]
 
     def test_flag_ignored_for_other_types(self) -> None:
         """The flag only applies to KUBERNETES, TITUS and HTTP steps: a NOOP step retries as usual."""
         run = oracle(
-            make_trace([step("n")], [rec("n", 1, "user_error", 3, self.FLAG), rec("n", 2, "succeeded", 1)])
+            make_trace([step("n")], [rec("n", 1, "user_error", 3, FLAG), rec("n", 2, "succeeded", 1)])
         )
         assert [a.status for a in attempts_of(run, "n")] == ["USER_FAILED", "SUCCEEDED"]
 
