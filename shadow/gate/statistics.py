@@ -34,7 +34,8 @@ def wilson_upper(failures: int, n: int, confidence: float = 0.95) -> float:
     denominator = 1 + z * z / n
     centre = p + z * z / (2 * n)
     margin = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return min(1.0, (centre + margin) / denominator)
+    # max(p, ...): at p = 1 rounding would otherwise put the bound a hair under the observed rate.
+    return max(p, min(1.0, (centre + margin) / denominator))
 
 
 class LatencyOutcome(StrEnum):
