@@ -1,0 +1,112 @@
+"""The job system under the legacy engine: step runtimes running on the clock, polled, never pushed.
+
+In Maestro's legacy engine a step's job (a Kubernetes pod, a notebook) runs outside the engine; the
+engine learns that it finished only when the step's next RUNNING poll asks (every 3 s). This module
+is that outside world: :meth:`JobBoard.launch` starts a runtime as a task on the engine's loop, and
+:meth:`JobBoard.report` answers a poll with where the job is. Nothing here wakes a worker: completion
+is noticed at the next poll, as in production.
+
+Concurrency: one board per engine deployment, used from the loop's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from corpora.model import JsonValue, Outcome, StepType
+from engines.api import EngineError
+from engines.clock import Clock
+from engines.core.effects import RuntimeReport
+from engines.runtimes import RuntimeRegistry, RuntimeResult
+
+__all__ = ["FinishedJob", "JobBoard", "JobKey"]
+
+JobKey = tuple[str, str, int]
+"""``(run_key, path, attempt)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedJob:
+    """What a job did, with its clock times (for capture)."""
+
+    result: RuntimeResult
+    started_at: float
+    ended_at: float
+
+
+class JobBoard:
+    """Runtimes launched by workers, keyed by attempt; polled by later cycles."""
+
+    def __init__(self, registry: RuntimeRegistry, clock: Clock) -> None:
+        self._registry = registry
+        self._clock = clock
+        self._tasks: dict[JobKey, asyncio.Task[FinishedJob]] = {}
+        self.launched = 0
+        self.duplicate_launches = 0
+
+    def launch(
+        self, key: JobKey, run_id: str, step_type: str, params: Mapping[str, JsonValue]
+    ) -> None:
+        """Start the runtime of one attempt. A second launch of the same attempt is ignored."""
+        if key in self._tasks:
+            self.duplicate_launches += 1
+            return
+        self.launched += 1
+        _, path, attempt = key
+        self._tasks[key] = asyncio.get_running_loop().create_task(
+            self._run(run_id, path, attempt, StepType(step_type), dict(params)), name=f"job {key[0]} {path}#{attempt}"
+        )
+
+    async def _run(
+        self, run_id: str, path: str, attempt: int, step_type: StepType, params: dict[str, JsonValue]
+    ) -> FinishedJob:
+        started = self._clock.now()
+        try:
+            runtime = self._registry.for_type(step_type, step=path)
+            result = await runtime.run(run_id, path, attempt, params, self._clock)
+        except EngineError as exc:
+            # No runtime can run this step here: a configuration error no retry fixes.
+            result = RuntimeResult(outcome=Outcome.FATAL_ERROR, outputs={"error": str(exc)})
+        return FinishedJob(result, started, self._clock.now())
+
+    def report(self, key: JobKey) -> RuntimeReport | None:
+        """Where the job is, as a poll sees it: None when this engine never launched it (lost with a
+        restarted process), running, or finished with the runtime's outcome."""
+        task = self._tasks.get(key)
+        if task is None:
+            return None
+        if not task.done():
+            return RuntimeReport.running()
+        result = task.result().result
+        if result.unrecorded or result.outcome is None:
+            return RuntimeReport.unrecorded()
+        return RuntimeReport.finished(result.outcome.value, dict(result.outputs))
+
+    def finished(self, key: JobKey) -> FinishedJob | None:
+        task = self._tasks.get(key)
+        return task.result() if task is not None and task.done() and not task.cancelled() else None
+
+    def forget(self, key: JobKey) -> None:
+        """Drop a job whose attempt reached a terminal status (its result was consumed)."""
+        self._tasks.pop(key, None)
+
+    def terminate(self, key: JobKey) -> None:
+        """Kill a job (step timeout, STOP); it reports nothing more."""
+        task = self._tasks.pop(key, None)
+        if task is not None and not task.done():
+            task.cancel()
+
+    @property
+    def running(self) -> int:
+        return sum(1 for t in self._tasks.values() if not t.done())
+
+    async def close(self) -> None:
+        """Cancel every job still running and wait for them to release what they hold."""
+        tasks = [t for t in self._tasks.values() if not t.done()]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
