@@ -68,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("out/bench.json"), help="where to write the results")
     parser.add_argument("-k", dest="pattern", default="*", help="only benchmarks whose name matches this glob")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before a benchmark is stopped")
+    parser.add_argument("--dir", type=Path, default=HERE, help="where the bench_*.py scripts are")
     args = parser.parse_args(argv)
-    scripts = sorted(p for p in HERE.glob("bench_*.py") if fnmatch.fnmatchcase(p.stem, args.pattern))
+    scripts = sorted(p for p in args.dir.glob("bench_*.py") if fnmatch.fnmatchcase(p.stem, args.pattern))
     results = []
     for script in scripts:
         print(f"bench: {script.name} ...", flush=True)
