@@ -41,10 +41,10 @@ class TestRunAndSummary:
         assert main(["summary", str(db)]) == 0
         assert "start overhead ratio" in capsys.readouterr().out
 
-    def test_two_workers_and_expired_registry(self, corpus: Path, tmp_path: Path) -> None:
-        """Two worker processes store the same traces; an expired registry entry stops the run with exit 4."""
+    def test_plugged_candidate_and_expired_registry(self, corpus: Path, tmp_path: Path) -> None:
+        """A module:factory candidate runs; an expired registry entry stops the next run with exit 4."""
         db = tmp_path / "r.duckdb"
-        assert main(["run", str(corpus), "--db", str(db), "--workers", "2", "--baseline", "oracle",
+        assert main(["run", str(corpus), "--db", str(db), "--workers", "1", "--baseline", "oracle",
                      "--candidate", "shadow.testing:fake_engine_with_fault", "--no-progress"]) == 0
         reg = tmp_path / "k.toml"
         reg.write_text('[[divergence]]\nid = "OLD"\nsignature = "*"\nowner = "o"\nreason = "r"\n'

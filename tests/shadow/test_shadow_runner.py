@@ -129,11 +129,12 @@ class TestSelectionAndResume:
             run_shadow(settings(write_corpus(tmp_path / "c.jsonl", 1), tmp_path / "r.duckdb", where="owner = "))
 
     def test_determinism(self, tmp_path: Path) -> None:
-        """Two runs with the same seeds give identical tables apart from harness timestamps."""
+        """Two runs with the same seeds (one inline, one on 2 worker processes) give identical tables
+        apart from harness timestamps."""
         corpus = write_corpus(tmp_path / "c.jsonl", 5)
         dbs = [tmp_path / "a.duckdb", tmp_path / "b.duckdb"]
-        for db in dbs:
-            run_shadow(settings(corpus, db, "shadow.testing:fake_engine_with_fault",
+        for workers, db in enumerate(dbs, start=1):
+            run_shadow(settings(corpus, db, "shadow.testing:fake_engine_with_fault", workers=workers, batch_size=2,
                                 candidate_kwargs={"inner": "oracle", "fault": "one_retry_fewer"}, seed=7))
         queries = [
             "SELECT * EXCLUDE (session_id, wall_seconds) FROM traces ORDER BY ALL",
