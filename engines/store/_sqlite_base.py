@@ -197,8 +197,12 @@ class SqliteBase:
     # ---- transactions -----------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """All store calls inside are one atomic unit; nested blocks join the outer one."""
+    def transaction(self, *, write: bool = True) -> Iterator[None]:
+        """All store calls inside are one atomic unit; nested blocks join the outer one.
+
+        ``write=True`` takes the write lock at BEGIN (``BEGIN IMMEDIATE``): a transaction that reads and
+        then writes cannot fail halfway on a lock upgrade. Read-only operations use ``write=False`` (a
+        deferred BEGIN), so in WAL mode they never wait for writers on other connections."""
         if self._depth > 0:
             self._depth += 1
             try:
@@ -207,7 +211,7 @@ class SqliteBase:
                 self._depth -= 1
             return
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         except sqlite3.Error as exc:
             raise translate(exc, self._database) from exc
         self._depth = 1

@@ -120,13 +120,13 @@ class SqliteStore(SqliteBase):
             )  # fmt: skip
 
     def get_run(self, run_key: str) -> WorkflowInstance | None:
-        with self.transaction():
+        with self.transaction(write=False):
             rows = self._read("get_run", _SQL_GET_RUN, (run_key,))
         return _run(rows[0]) if rows else None
 
     def load_run(self, run_key: str) -> LoadedRun | None:
         """The run and all its step attempts, from one consistent snapshot (two reads)."""
-        with self.transaction():
+        with self.transaction(write=False):
             rows = self._read("load_run", _SQL_GET_RUN, (run_key,))
             if not rows:
                 return None
@@ -187,12 +187,12 @@ class SqliteStore(SqliteBase):
             params.extend(wanted)
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
-        with self.transaction():
+        with self.transaction(write=False):
             rows = self._read("runs", sql + " ORDER BY run_key", params)
         return [_run(r) for r in rows]
 
     def child_runs(self, parent_key: str) -> list[WorkflowInstance]:
-        with self.transaction():
+        with self.transaction(write=False):
             rows = self._read(
                 "child_runs", f"SELECT {_RUN_COLUMNS} FROM workflow_instances WHERE parent_key = ? ORDER BY run_key",
                 (parent_key,),
@@ -254,18 +254,18 @@ class SqliteStore(SqliteBase):
 
     def next_visible_at(self) -> float | None:
         """When the next task becomes claimable (None when the queue is empty)."""
-        with self.transaction():
+        with self.transaction(write=False):
             rows = self._read("next_visible_at", _SQL_NEXT_VISIBLE)
         return None if not rows or rows[0][0] is None else float(rows[0][0])
 
     def queue_depth(self) -> int:
-        with self.transaction():
+        with self.transaction(write=False):
             rows = self._read("queue_depth", "SELECT COUNT(*) FROM queue")
         return int(rows[0][0])
 
     def queue_tasks(self) -> list[QueueTask]:
         """Every queue entry, by visibility (for inspection and tests)."""
-        with self.transaction():
+        with self.transaction(write=False):
             rows = self._read("queue_tasks", f"SELECT {_QUEUE_COLUMNS} FROM queue ORDER BY visible_at, task_id")
         return [_task(r) for r in rows]
 
@@ -293,7 +293,7 @@ class SqliteStore(SqliteBase):
 
     def undelivered(self, due_by: float, *, limit: int = 1000) -> list[OutboxMessage]:
         """Undelivered messages whose ``deliver_by`` is at or before ``due_by``, oldest first."""
-        with self.transaction():
+        with self.transaction(write=False):
             rows = self._read(
                 "undelivered",
                 "SELECT message_id, target, message, created_at, deliver_by, delivered FROM outbox "
@@ -305,7 +305,7 @@ class SqliteStore(SqliteBase):
     # ---- group leases -----------------------------------------------------------------------
 
     def lease(self, group_id: int) -> GroupLease | None:
-        with self.transaction():
+        with self.transaction(write=False):
             rows = self._read("lease", f"SELECT {_LEASE_COLUMNS} FROM group_leases WHERE group_id = ?", (group_id,))
         return _lease(rows[0]) if rows else None
 

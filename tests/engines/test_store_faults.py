@@ -78,6 +78,18 @@ class TestLocked:
         assert store.get_run("r1") == _RUN
         store.close()
 
+    def test_reads_do_not_wait_for_a_writer(self, tmp_path: Path) -> None:
+        """In WAL mode a read-only call succeeds while another connection holds the write lock."""
+        db = str(tmp_path / "s.db")
+        store = SqliteStore(SqliteConfig(path=db, busy_timeout=0.0, latency=LatencyModel.zero()))
+        store.create_run(_RUN)
+        with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as other:
+            other.execute("BEGIN IMMEDIATE")
+            assert store.get_run("r1") == _RUN
+            assert store.load_run("r1") is not None
+            other.execute("ROLLBACK")
+        store.close()
+
 
 class TestCorrupt:
     def test_garbage_file_is_corrupt_error_naming_path(self, tmp_path: Path) -> None:
