@@ -9,6 +9,7 @@ inferred. Layout: networkx topological generations as layers (``multipartite_lay
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -60,17 +61,28 @@ def released_by_graph(attempts: Sequence[Mapping[str, Any]], *, tolerance: float
     for p, node in nodes.items():
         graph.add_node(p, node=node)
     ended = sorted((n.ended_at, p) for p, n in nodes.items() if n.ended_at is not None)
+    ends = [e for e, _ in ended]
+
+    def order(path: str) -> tuple[float, str]:
+        ready = nodes[path].ready_at
+        return (ready if ready is not None else float("-inf"), path)
+
     for p, node in nodes.items():
         if node.ready_at is None:
             continue
-        before = [(e, q) for e, q in ended if q != p and e <= node.ready_at + tolerance]
-        if not before:
-            continue
-        latest = before[-1][0]
-        for e, q in before:
+        # Candidates end at or before p became ready; edges only go forward in (ready_at, path)
+        # order, so the graph is acyclic by construction even with zero-length steps.
+        stop = bisect.bisect_right(ends, node.ready_at + tolerance)
+        latest: float | None = None
+        for i in range(stop - 1, -1, -1):  # newest end first; stop once past the releasing instant
+            e, q = ended[i]
+            if latest is not None and latest - e > tolerance:
+                break
+            if q == p or order(q) >= order(p):
+                continue
+            latest = e if latest is None else latest
             # Parents that finished at the same instant as the releasing one released it together.
-            if latest - e <= tolerance and not nx.has_path(graph, p, q):
-                graph.add_edge(q, p)
+            graph.add_edge(q, p)
     return graph
 
 

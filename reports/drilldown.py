@@ -22,7 +22,7 @@ from reports.definitions import definition_graph
 from reports.exemplar_rows import ExemplarRows
 from reports.text import visible
 
-__all__ = ["DiffRow", "Exemplar", "build_exemplar", "compact_json", "diff_records"]
+__all__ = ["DiffRow", "Exemplar", "build_exemplar", "compact_json", "diff_records", "trimmed_record"]
 
 # Fields of an attempt that must agree between engines; timestamps are latency, not outcome.
 COMPARED_FIELDS = ("status", "outcome", "unrecorded", "params", "outputs", "config")
@@ -59,7 +59,7 @@ class Exemplar:
     diff_hidden: int
     dag: Markup
     timeline: Markup
-    raw: dict[str, str]
+    raw: dict[str, Any]
 
 
 def _attempt_index(record: Mapping[str, Any]) -> dict[tuple[str, str, int], Mapping[str, Any]]:
@@ -117,6 +117,26 @@ def diff_records(
     return kept, len(rows) - len(kept)
 
 
+def trimmed_record(record: Mapping[str, Any], max_chars: int) -> Any:
+    """``record`` cut to about ``max_chars`` of JSON by dropping the tail of each run's attempts (said
+    in place), with bidi controls made visible. The page pretty-prints it on demand."""
+    text = json.dumps(record, ensure_ascii=False, default=str)  # compact: the fast C encoder
+    if len(text) > max_chars and isinstance(record.get("runs"), list):
+        keep_share = max_chars / len(text)
+        runs = []
+        for run in record["runs"]:
+            attempts = list(run.get("attempts") or ())
+            keep = max(1, int(len(attempts) * keep_share))
+            cut = {**run, "attempts": attempts[:keep]}
+            if keep < len(attempts):
+                cut["attempts"].append({"…": f"{len(attempts) - keep} more attempts cut (full record in the database)"})
+            runs.append(cut)
+        text = json.dumps({**record, "runs": runs}, ensure_ascii=False, default=str)
+    if len(text) > max_chars * 2:  # one giant field: keep valid JSON by sending a cut string instead
+        return visible(text[:max_chars]) + f"… cut at {max_chars:,} characters"
+    return json.loads(visible(text))
+
+
 def build_exemplar(
     rows: ExemplarRows, group: SignatureGroup, trace_id: str, anchor: str, limits: ReportLimits,
     trace: Trace | None = None,
@@ -151,11 +171,6 @@ def build_exemplar(
         for t in rows.timeline.get(trace_id, ()) if t["run_id"] == run_id and t["engine"] in engines
     ]
     timeline = gantt_chart(bars, engines=engines, divergent=divergent, max_rows=limits.timeline_rows)
-    raw = {}
-    for role, rec in (("baseline", baseline), (other_role, candidate)):
-        text = json.dumps(rec, ensure_ascii=False, indent=1, sort_keys=True, default=str)
-        if len(text) > limits.record_chars:
-            text = text[: limits.record_chars] + f"\n… cut at {limits.record_chars:,} characters (full record in the database)"
-        raw[role] = visible(text)
+    raw = {role: trimmed_record(rec, limits.record_chars) for role, rec in (("baseline", baseline), (other_role, candidate))}
     return Exemplar(anchor, trace_id, rows.info.get(trace_id, {}), run_id, tuple(divs), first,
                     tuple(diff), hidden, dag, timeline, raw)

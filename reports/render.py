@@ -115,7 +115,8 @@ def _latency(reader: ResultsReader) -> dict[str, Any]:
 def _weight(ex: Exemplar) -> int:
     """Roughly the bytes an exemplar adds to the page (drawings, side-by-side rows, raw records)."""
     rows = sum(len(r.baseline) + len(r.candidate) + len(r.path) + 120 for r in ex.diff)
-    return len(ex.dag) + len(ex.timeline) + rows + sum(len(t) for t in ex.raw.values()) + 3000
+    raw = sum(len(json.dumps(r, ensure_ascii=False, default=str)) for r in ex.raw.values())
+    return len(ex.dag) + len(ex.timeline) + rows + raw + 3000
 
 
 def _baseline_diff(current: dict[str, str], previous: dict[str, str], limit: int) -> dict[str, Any]:

@@ -48,7 +48,9 @@
       var pre = document.getElementById("raw-" + button.getAttribute("data-raw"));
       if (!ex || !pre) { return; }
       var role = button.getAttribute("data-role");
-      pre.textContent = (ex.records || {})[role] || "(no record for " + role + ")";
+      var rec = (ex.records || {})[role];
+      pre.textContent = rec === undefined ? "(no record for " + role + ")"
+        : (typeof rec === "string" ? rec : JSON.stringify(rec, null, 1));
       pre.hidden = false;
     });
   });

@@ -93,9 +93,18 @@ def build_results_db(
     hostile: bool = False,
     with_records: bool = True,
     signature_prefix: str = "",
+    extra_steps: int = 0,
+    extra_signatures: int = 0,
 ) -> FactorySummary:
-    """Write a results database at ``path`` and say what is in it."""
+    """Write a results database at ``path`` and say what is in it.
+
+    ``extra_steps`` appends a chain of that many steps to every workflow (big records, big DAGs);
+    ``extra_signatures`` adds that many more divergence signatures on those steps (many groups)."""
     rng = random.Random(seed)
+    chain = tuple((f"s{i:03d}", "SHELL", (f"s{i - 1:03d}",) if i else ()) for i in range(extra_steps))
+    signatures = _SIGNATURES + tuple(
+        ("outputs", f"s{i % max(extra_steps, 1):03d}", 0.06, 0.0, None) for i in range(extra_signatures)
+    )
     con = duckdb.connect(str(path))
     try:
         con.execute(DDL)
@@ -108,11 +117,11 @@ def build_results_db(
         wtypes = list(_SHAPES)
         for t in range(n_traces):
             wtype = wtypes[t % len(wtypes)]
-            shape = _SHAPES[wtype]
+            shape = _SHAPES[wtype] + chain
             trace_id = f"trace-{t:06d}"
             step_names = {p: _name(p, t, hostile) for p, _, _ in shape}
-            diverging = [s for s in _SIGNATURES if rng.random() < s[2] * 4]
-            noisy = [s for s in _SIGNATURES if rng.random() < s[3] * 4]
+            diverging = [s for s in signatures if rng.random() < s[2] * 4]
+            noisy = [s for s in signatures if rng.random() < s[3] * 4]
             records: dict[str, list[dict[str, Any]]] = {r: [] for r in ROLES}
             for r in range(runs_per_trace):
                 run_id = f"run-{r}"

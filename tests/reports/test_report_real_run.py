@@ -97,7 +97,7 @@ class TestRealResults:
         assert island["exemplars"]
         for ex in island["exemplars"].values():
             assert set(ex["records"]) == {"baseline", "candidate"}
-            assert json.loads(ex["records"]["baseline"])["trace_id"] == ex["trace_id"]
+            assert ex["records"]["baseline"]["trace_id"] == ex["trace_id"]
 
 
 class TestWithVerdicts:
