@@ -165,7 +165,10 @@ class _Session:
 
 def run_shadow(settings: RunSettings, *, progress: Progress | None = None,
                executor: Executor | None = None) -> RunReport:
-    """Run one session; on KeyboardInterrupt flush what is done and report ``interrupted``."""
+    """Run one session; on KeyboardInterrupt flush what is done and report ``interrupted``.
+
+    Any other exception (a worker process died, the database is full) is re-raised after the
+    finished traces are flushed and the session is marked ``failed``; a rerun resumes from there."""
     selector = TraceSelector(settings.where)
     config = TrialConfig(engines={"baseline": settings.baseline, "candidate": settings.candidate,
                                   "baseline_aa": settings.baseline},
@@ -188,10 +191,16 @@ def run_shadow(settings: RunSettings, *, progress: Progress | None = None,
                 _step(session, selector, executor, config, pending, progress)
         except KeyboardInterrupt:
             status = "interrupted"
+        except BaseException:
+            # A harness failure (a worker process died, the disk filled): keep what is complete, say so.
+            status = "failed"
+            raise
         finally:
             session.flush()
             if own_executor:
                 executor.close()
+            if status == "failed":
+                store.finish_session(session_id, status, session.traces_done)
         refresh_aggregates(store, settings.registry, settings.noise)
         store.finish_session(session_id, status, session.traces_done)
         return RunReport(session_id, status, session.traces_done, session.skipped, session.quarantined,

@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import shlex
 import sys
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from rich.console import Console
@@ -93,6 +94,10 @@ def run_command(args: argparse.Namespace) -> int:
                 report = run_shadow(settings, progress=progress)
     except (EngineSpecError, RegistryError, ResultsError, SelectionError) as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
+        return EXIT_HARNESS
+    except BrokenProcessPool as exc:
+        err.print(f"[red]error:[/] a worker process died ({exc}); finished traces are stored and a rerun "
+                  "resumes. Run with --workers 1 to see the failure in this process.", highlight=False)
         return EXIT_HARNESS
     err.print(f"{report.status}: {report.traces_done} traces replayed, {report.skipped_existing} already stored, "
               f"{report.quarantined} quarantined, {report.candidate_divergences} raw candidate divergences "

@@ -206,3 +206,34 @@ class TestInterrupt:
         finish = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
         assert finish.returncode == 0, finish.stderr
         assert rows(db, "SELECT count(DISTINCT trace_id), count(*) FROM traces") == [(n, n)]
+
+
+class _ExplodingExecutor:
+    """Runs one batch, then fails like a dead worker pool."""
+
+    def __init__(self) -> None:
+        from shadow.executors import InlineExecutor
+
+        self.inner = InlineExecutor()
+        self.batches = 0
+
+    def run_batch(self, jobs, config):  # type: ignore[no-untyped-def]
+        self.batches += 1
+        if self.batches > 1:
+            raise RuntimeError("worker pool broke")
+        return self.inner.run_batch(jobs, config)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class TestHarnessFailure:
+    def test_failed_session_keeps_finished_batches(self, tmp_path: Path) -> None:
+        """An executor failure re-raises, keeps the finished batch, and marks the session failed."""
+        corpus = write_corpus(tmp_path / "c.jsonl", 6)
+        db = tmp_path / "r.duckdb"
+        with pytest.raises(RuntimeError, match="worker pool broke"):
+            run_shadow(settings(corpus, db, batch_size=2, flush_traces=1), executor=_ExplodingExecutor())
+        assert rows(db, "SELECT status, traces_done FROM provenance") == [("failed", 2)]
+        assert rows(db, "SELECT count(*) FROM traces") == [(2,)]
+        assert run_shadow(settings(corpus, db)).traces_done == 4
