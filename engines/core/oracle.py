@@ -172,12 +172,14 @@ class _Replay:
         if result.changed and not result.status.is_terminal and not started:
             self.push(now, _EXEC, book.run.run_id, path)
         elif result.status is StepStatus.RUNNING:
-            # Both engines poll a RUNNING step every 3 s; such a poll changes nothing until the step
-            # timeout is due, so the oracle schedules only the poll of the chain that will see it.
+            # Both engines poll a RUNNING step every 3 s. For a leaf (or a foreach with nothing left
+            # to launch) such a poll changes nothing until the step timeout is due, so the oracle
+            # schedules only the poll of the chain that will see it.
             att = book.state.latest(path)
             assert att is not None
             polls = 1
-            if att.started_at is not None and att.timeout_s is not None:
+            launching = att.child_total is not None and att.children < att.child_total
+            if not launching and att.started_at is not None and att.timeout_s is not None:
                 polls = max(1, math.ceil((att.started_at + att.timeout_s - now) / RUNNING_POLL_SECONDS))
             t = now + polls * RUNNING_POLL_SECONDS
             book.poll_at[path] = t

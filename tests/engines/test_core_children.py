@@ -266,3 +266,16 @@ class TestSubworkflow:
             "TIMED_OUT",
         )
         assert run.ended_at == T0 + 20
+
+
+class TestForeachBatches:
+    def test_loop_batch_limit(self) -> None:
+        """At most 50 launches per call: the call entering RUNNING and the immediate next one launch 100, the rest wait for the 3 s poll."""
+        s = fan({"i": list(range(120))}, (step("x"),), concurrency=200)
+        trace = make_trace(
+            [s], [rec(f"fan[{k}]/x", 1, "succeeded", 10) for k in range(120)], step_concurrency=200
+        )
+        run = oracle(trace)
+        starts = [attempts_of(run, f"fan[{k}]/x")[0].started_at for k in range(120)]
+        assert starts == [T0] * 100 + [T0 + 3] * 20
+        assert attempts_of(run, "fan")[0].ended_at == T0 + 13
