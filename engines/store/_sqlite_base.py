@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engines.clock import Clock
+from engines.store._ops import SqlBackend
 from engines.store.errors import (
-    StaleGenerationError,
     StoreCorruptError,
     StoreError,
     StoreFullError,
@@ -79,7 +79,7 @@ def translate(error: sqlite3.Error, database: str) -> StoreError:
     return StoreError(f"{type(error).__name__}: {text}", database=database)
 
 
-class SqliteBase:
+class SqliteBase(SqlBackend):
     """Connection, transactions and accounting. Single-threaded: one store per loop thread."""
 
     def __init__(self, config: SqliteConfig | None = None, *, faults: FaultHook | None = None) -> None:
@@ -169,11 +169,11 @@ class SqliteBase:
         except sqlite3.Error as exc:
             raise translate(exc, self._database) from exc
 
-    def _write(self, operation: str, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+    def _write(self, operation: str, sql: str, params: Sequence[Any] = ()) -> int:
         try:
             self._round_trip("write", operation)
             self._writes += 1
-            return self._conn.execute(sql, params)
+            return self._conn.execute(sql, params).rowcount
         except sqlite3.Error as exc:
             raise translate(exc, self._database) from exc
 
@@ -238,15 +238,6 @@ class SqliteBase:
         if self._conn.in_transaction:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
-
-    def _check_fence(self, fence: tuple[int, int] | None) -> None:
-        if fence is None:
-            return
-        group_id, generation = fence
-        rows = self._read("check_fence", "SELECT generation FROM group_leases WHERE group_id = ?", (group_id,))
-        current = int(rows[0][0]) if rows else None
-        if current != generation:
-            raise StaleGenerationError(group_id, generation, current, database=self._database)
 
     def close(self) -> None:
         """Close the connection. Idempotent."""
