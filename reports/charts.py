@@ -108,7 +108,7 @@ def _frame(width: int, height: int, title: str, body: list[str], role_label: str
 
 def cdf_chart(series: Sequence[CdfSeries], *, title: str, unit: str = "s", width: int = 560, height: int = 300) -> Markup:
     """Cumulative distributions of one metric per engine, x on a log axis (seconds)."""
-    left, right, top, bottom = 52, 16, 28, 60
+    left, right, top, bottom = 52, 30, 28, 60
     pw, ph = width - left - right, height - top - bottom
     if not series or not any(s.values for s in series):
         return _frame(width, 60, title, [f'<text x="8" y="40" {_FONT}>no data</text>'], title)

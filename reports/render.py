@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -74,6 +75,18 @@ def script_hash(script: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii") + "'"
 
 
+def _num(value: float | int | None, digits: int = 3) -> str:
+    """Numbers for tables: integers with separators, 3 significant digits, no e-notation from 1,000 up."""
+    if value is None:
+        return "—"
+    if isinstance(value, int):
+        return f"{value:,}"
+    v = float(value)
+    if math.isfinite(v) and abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.{digits}g}"
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("reports", "templates"),
@@ -84,7 +97,7 @@ def _environment() -> jinja2.Environment:
         finalize=finalize,
     )
     env.filters["pct"] = lambda v: "—" if v is None else f"{100 * float(v):.2f} %"
-    env.filters["num"] = lambda v, d=3: "—" if v is None else (f"{v:,}" if isinstance(v, int) else f"{float(v):.{d}g}")
+    env.filters["num"] = _num
     env.filters["cjson"] = compact_json
     return env
 

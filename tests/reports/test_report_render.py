@@ -214,3 +214,14 @@ class TestContent:
         html = render_html(empty_db)
         assert "No divergences" in html
         assert 'id="n-traces">0<' in html
+
+
+class TestNumbers:
+    def test_table_numbers_readable(self) -> None:
+        """Large floats get separators instead of e-notation; small ones three significant digits."""
+        from reports.render import _num
+
+        assert _num(11234.5) == "11,234"
+        assert _num(0.034512) == "0.0345"
+        assert _num(None) == "—"
+        assert _num(1000000) == "1,000,000"
