@@ -1,4 +1,4 @@
-"""``shadow rollout status|advance|rollback``: the rollout lifecycle of each cohort.
+"""``shadow rollout status|advance|rollback|route``: the rollout lifecycle of each cohort.
 
 ``advance`` is refused (exit 1, with the reason) without a PASS verdict newer than the cohort's last
 change; a bad database or argument is a harness error (exit 4).
@@ -10,12 +10,15 @@ import argparse
 import datetime as dt
 import getpass
 import sys
+from collections import Counter
 from typing import Any
 
+from engines.router import RootWorkflow
 from shadow.cli import EXIT_FAIL, EXIT_HARNESS, EXIT_OK
 from shadow.gate.cohorts import load_cohorts
 from shadow.gate.errors import GateError, RolloutRefused
-from shadow.gate.rollout import RolloutBook
+from shadow.gate.evidence import workflows_in
+from shadow.gate.rollout import RolloutBook, build_router
 
 __all__ = ["register"]
 
@@ -52,6 +55,19 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     advance.add_argument("--actor", default=None, help="who made the change (default: the login name)")
     advance.add_argument("--note", default="", help="why, for the history")
     advance.set_defaults(func=_advance)
+
+    route = actions.add_parser(
+        "route",
+        help="which engine the router picks for a workflow, or for every workflow in the database",
+        description="Without WORKFLOW_ID: count, per cohort, the database's workflows the router sends to each engine.",
+    )
+    route.add_argument("workflow_id", nargs="?", metavar="WORKFLOW_ID")
+    route.add_argument("--db", required=True, metavar="DATABASE")
+    route.add_argument("--cohorts", required=True, metavar="FILE", help="the cohorts TOML file (routing order)")
+    route.add_argument("--owner", default="unknown")
+    route.add_argument("--tag", action="append", default=[], dest="tags", help="a tag of the workflow (repeatable)")
+    route.add_argument("--type", default="generic", dest="workflow_type", help="the workflow type")
+    route.set_defaults(func=_route)
 
     rollback = actions.add_parser("rollback", help="send a cohort back to the legacy engine (always allowed)")
     rollback.add_argument("cohort", metavar="COHORT")
@@ -94,6 +110,28 @@ def _advance(args: argparse.Namespace) -> int:
     except GateError as exc:
         return _fail(exc)
     print(f"{state.cohort}: now {state.describe()} (on verdict {state.verdict_id})")
+    return EXIT_OK
+
+
+def _route(args: argparse.Namespace) -> int:
+    try:
+        book = RolloutBook(args.db, clock=_now)
+        router = build_router(book, load_cohorts(args.cohorts))
+        if args.workflow_id:
+            root = RootWorkflow(args.workflow_id, args.owner, tuple(args.tags), args.workflow_type)
+            decision = router.route(root)
+            print(f"{decision.workflow_id} -> {decision.engine} ({decision.reason})")
+            return EXIT_OK
+        roots = workflows_in(args.db)
+    except GateError as exc:
+        return _fail(exc)
+    counts: Counter[tuple[str, str]] = Counter()
+    for root in roots:
+        decision = router.route(root)
+        counts[(decision.cohort or "(no cohort)", str(decision.engine))] += 1
+    print(f"{'COHORT':<24} {'LEGACY':>8} {'ACTOR':>8}")
+    for cohort in dict.fromkeys(c for c, _ in sorted(counts)):
+        print(f"{cohort:<24} {counts[(cohort, 'legacy')]:>8} {counts[(cohort, 'actor')]:>8}")
     return EXIT_OK
 
 

@@ -21,7 +21,7 @@ from engines.router import RootWorkflow
 from shadow.gate.cohorts import Cohort
 from shadow.gate.errors import ResultsDatabaseError
 
-__all__ = ["CohortEvidence", "ExpiredEntry", "Finding", "collect_evidence", "open_results"]
+__all__ = ["CohortEvidence", "ExpiredEntry", "Finding", "collect_evidence", "open_results", "workflows_in"]
 
 _REQUIRED = {
     "traces": ("trace_id", "workflow_id", "workflow_type", "owner", "tags", "unexplained", "error"),
@@ -103,14 +103,26 @@ def _finding(rows: Sequence[tuple[Any, ...]]) -> Finding:
     return Finding(len(rows), tuple("/".join(str(part) for part in row if part not in (None, "")) for row in rows[:_EXAMPLES]))
 
 
-def _members(con: duckdb.DuckDBPyConnection, cohorts: Sequence[Cohort]) -> dict[str, list[str]]:
+def _roots(con: duckdb.DuckDBPyConnection) -> list[tuple[str, RootWorkflow]]:
     rows = con.execute(
         "SELECT trace_id, workflow_id, coalesce(owner, 'unknown'), coalesce(tags, []), "
         "coalesce(workflow_type, 'generic') FROM traces ORDER BY trace_id"
     ).fetchall()
+    return [(str(t), RootWorkflow(str(w), str(o), tuple(tags), str(wt))) for t, w, o, tags, wt in rows]
+
+
+def workflows_in(database: str | Path) -> list[RootWorkflow]:
+    """Every distinct root workflow the database holds traces of (for routing previews)."""
+    con = open_results(database)
+    try:
+        return list(dict.fromkeys(root for _, root in _roots(con)))
+    finally:
+        con.close()
+
+
+def _members(con: duckdb.DuckDBPyConnection, cohorts: Sequence[Cohort]) -> dict[str, list[str]]:
     members: dict[str, list[str]] = {c.name: [] for c in cohorts}
-    for trace_id, workflow_id, owner, tags, workflow_type in rows:
-        root = RootWorkflow(str(workflow_id), str(owner), tuple(tags), str(workflow_type))
+    for trace_id, root in _roots(con):
         for cohort in cohorts:
             if cohort.matches(root):
                 members[cohort.name].append(str(trace_id))

@@ -25,6 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+import numpy as np
+
 from shadow.gate.evidence import CohortEvidence, Finding
 from shadow.gate.statistics import LatencyOutcome, judge_latency, wilson_upper
 
@@ -178,6 +180,15 @@ def _latency(evidence: CohortEvidence, metric: str) -> Criterion:
     return Criterion(f"latency_{metric}", _LATENCY_STATUS[judgement.outcome], value, threshold, judgement.message)
 
 
+def _speed(evidence: CohortEvidence) -> str:
+    """The latency headline a release manager wants: median step start, baseline vs candidate."""
+    baseline, candidate = evidence.start_overhead
+    if len(baseline) == 0 or len(candidate) == 0:
+        return ""
+    b, c = float(np.median(baseline)), float(np.median(candidate))
+    return f"; a step starts {c:.3g} s after it is ready on the candidate, {b:.3g} s on the baseline (medians)"
+
+
 def _decide(criteria: Iterable[Criterion]) -> Verdict:
     statuses = {c.status for c in criteria}
     if CriterionStatus.FAIL in statuses:
@@ -203,7 +214,7 @@ def _reason(verdict: Verdict, criteria: tuple[Criterion, ...], evidence: CohortE
             return f"{name} needs a sign-off: {said(CriterionStatus.MARGINAL)}."
         case Verdict.PASS:
             headline = next(c.message for c in criteria if c.name == "divergence_budget")
-            return f"{name} passes all {len(criteria)} checks on {evidence.n_judged} traces: {headline}."
+            return f"{name} passes all {len(criteria)} checks on {evidence.n_judged} traces: {headline}{_speed(evidence)}."
 
 
 def judge_cohort(evidence: CohortEvidence) -> CohortVerdict:

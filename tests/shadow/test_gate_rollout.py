@@ -183,3 +183,20 @@ class TestLifecycleEdges:
         line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("fresh"))
         assert "shadow" in line
         assert line.endswith("none")
+
+
+class TestRouteCommand:
+    def test_route_preview_follows_the_rollout(self, db: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+        """Before a change every workflow routes to legacy; after a cut-over, all of the cohort to actor."""
+        cohorts = tmp_path / "c.toml"
+        cohorts.write_text('[defaults]\ndivergence_budget = 0.1\n[[cohort]]\nname = "etl"\n', encoding="utf-8")
+        assert main(["rollout", "route", "--db", str(db), "--cohorts", str(cohorts)]) == 0
+        assert capsys.readouterr().out.splitlines()[1].split() == ["etl", "60", "0"]
+        gate_at(db, dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1))
+        assert main(["rollout", "advance", "etl", "--to", "100", "--db", str(db)]) == 0
+        capsys.readouterr()
+        assert main(["rollout", "route", "--db", str(db), "--cohorts", str(cohorts)]) == 0
+        assert capsys.readouterr().out.splitlines()[1].split() == ["etl", "0", "60"]
+        assert main(["rollout", "route", "wf.00001", "--db", str(db), "--cohorts", str(cohorts)]) == 0
+        assert "wf.00001 -> actor (cohort 'etl' is cut over" in capsys.readouterr().out
