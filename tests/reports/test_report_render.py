@@ -225,3 +225,18 @@ class TestNumbers:
         assert _num(0.034512) == "0.0345"
         assert _num(None) == "—"
         assert _num(1000000) == "1,000,000"
+
+
+class TestOlderDatabases:
+    def test_missing_optional_tables(self, tmp_path: Path) -> None:
+        """A database without the optional tables still renders, with a warning naming what is missing."""
+        summary = build_results_db(tmp_path / "old.duckdb", n_traces=6)
+        con = duckdb.connect(str(summary.path))
+        for table in ("verdicts", "waivers", "latency_tests", "latency", "records", "steps", "rollout_history"):
+            con.execute(f"DROP TABLE {table}")
+        con.close()
+        html = render_html(summary.path)
+        assert "tables missing from the database" in html
+        assert "No verdicts yet" in html
+        assert "No paired statistics" in html
+        assert 'class="group-row"' in html
