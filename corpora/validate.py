@@ -49,7 +49,7 @@ def parse_step_path(path: str) -> tuple[tuple[str, int | None], ...]:
     return tuple(segments)
 
 
-def resolve_step_path(trace: Trace, path: str) -> Step:
+def resolve_step_path(trace: Trace, path: str, index: dict[int, dict[str, Step]] | None = None) -> Step:
     """The leaf :class:`Step` a recorded attempt path names; ``KeyError`` with the reason if none does.
 
     ``fan[i]`` must name a FOREACH step, a bare id followed by more segments a SUBWORKFLOW step, and the
@@ -58,17 +58,24 @@ def resolve_step_path(trace: Trace, path: str) -> Step:
         segments = parse_step_path(path)
     except ValueError as exc:
         raise KeyError(str(exc)) from None
+    # ``index`` caches {step id: step} per sibling list (keyed by the list's identity) across calls.
+    by_id = {} if index is None else index
     steps: Sequence[Step] = trace.definition.steps
-    for position, (step_id, index) in enumerate(segments):
-        step = next((s for s in steps if s.id == step_id), None)
+    for position, (step_id, iteration) in enumerate(segments):
+        scope = by_id.get(id(steps))
+        if scope is None:
+            scope = by_id[id(steps)] = {}
+            for s in steps:
+                scope.setdefault(s.id, s)
+        step = scope.get(step_id)
         if step is None:
             raise KeyError(f"no step {step_id!r} at segment {position + 1}")
         last = position == len(segments) - 1
-        if index is not None:
+        if iteration is not None:
             if step.type is not StepType.FOREACH or step.foreach is None:
                 raise KeyError(f"{step_id!r} is indexed but is not a FOREACH step")
             if last:
-                raise KeyError(f"path ends at foreach iteration {step_id}[{index}], not at a leaf step")
+                raise KeyError(f"path ends at foreach iteration {step_id}[{iteration}], not at a leaf step")
             steps = step.foreach.steps
             continue
         if last:
@@ -270,6 +277,8 @@ def _check_runs(trace: Trace) -> None:
     if not trace.runs:
         raise _error("no_runs", "$.runs", "the trace has no runs", "a trace records at least one run", tid)
     run_ids: dict[str, int] = {}
+    index: dict[int, dict[str, Step]] = {}
+    resolved: dict[str, str | None] = {}  # path -> None when it resolves, else why not
     for r, run in enumerate(trace.runs):
         rpath = f"$.runs[{r}]"
         if run.run_id in run_ids:
@@ -281,7 +290,6 @@ def _check_runs(trace: Trace) -> None:
             raise _error("bad_duration", f"{rpath}.trigger_time", f"trigger time {run.trigger_time!r} is not finite",
                          "use epoch seconds", tid)
         numbers: dict[str, list[tuple[int, int]]] = {}
-        resolved: dict[str, str | None] = {}
         for a, attempt in enumerate(run.attempts):
             apath = f"{rpath}.attempts[{a}]"
             if not (math.isfinite(attempt.duration) and attempt.duration >= 0):
@@ -290,7 +298,7 @@ def _check_runs(trace: Trace) -> None:
                              "negative or not finite", "durations are non-negative finite seconds", tid)
             if attempt.path not in resolved:
                 try:
-                    resolve_step_path(trace, attempt.path)
+                    resolve_step_path(trace, attempt.path, index)
                     resolved[attempt.path] = None
                 except KeyError as exc:
                     resolved[attempt.path] = str(exc.args[0])
