@@ -1,0 +1,328 @@
+"""The flow actor: one per workflow run (children included), the run's state in memory.
+
+It drives the core exactly as :class:`engines.core.oracle.CoreOracle` does -- a status change is
+followed by the next ``execute`` at once, a runtime's completion arrives as a message and is
+handled at once, a terminal step triggers ``decide`` in the same actor at once, RUNNING steps are
+pinged every 3 s for lazy step-timeout detection, retries are timers at failure end + backoff --
+and reads nothing from the store on the way. What it writes:
+
+* **before a new attempt runs** (``decide`` created it): the run state, in one transaction, so a
+  created attempt is never lost (Maestro's step-instance insert);
+* **when runtimes must start**: the run state and one outbox row per StartTask in the same
+  transaction, then the messages go to the task actors at once;
+* **when the run ends**: the final state and a RunEnded row for the run strategy;
+* **behind**, FLOW_REFRESH (3 s + U(0, 1 s), de-duplicated) after other changes.
+
+Every write carries the group's fence, so a node that lost its lease cannot overwrite its successor.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from corpora.model import Run
+from engines.actor.actors import Actor
+from engines.actor.messages import (
+    DurableMessage,
+    Reconcile,
+    Refresh,
+    RetryDue,
+    RunEnded,
+    Shutdown,
+    StartFlow,
+    StartTask,
+    StopFlow,
+    TaskUpdate,
+    WakeUp,
+)
+from engines.actor.task import TaskActor
+from engines.core.definition import CompiledStep, CompiledTrace
+from engines.core.effects import RuntimeReport, StartRuntime, TerminateRuntime, Wake
+from engines.core.flow import decide, start_run, stop_run
+from engines.core.state import RunState, run_to_json, scope_of
+from engines.core.statuses import StepStatus, WorkflowStatus
+from engines.core.step import execute
+from engines.store.errors import StaleGenerationError, StoreConflictError, StoreError
+from engines.store.records import StepInstance, StepTimes, WorkflowInstance
+
+if TYPE_CHECKING:
+    from engines.actor.group import GroupActor
+
+__all__ = ["FlowActor"]
+
+class FlowActor(Actor):
+    """One run's flow. ``row`` is the run's store row as last committed (its version)."""
+
+    __slots__ = (
+        "_committed", "ct", "dirty", "ended", "group", "outgoing", "poll_at", "reports", "row", "run",
+        "state", "tasks",
+    )  # fmt: skip
+
+    def __init__(self, group: GroupActor, ct: CompiledTrace, run: Run, row: WorkflowInstance, state: RunState) -> None:
+        super().__init__(group.node)
+        self.group = group
+        self.ct = ct
+        self.run = run
+        self.row = row
+        self.state = state
+        self._committed = state
+        self.outgoing: list[DurableMessage] = []
+        self.reports: dict[tuple[str, int], RuntimeReport] = {}
+        self.poll_at: dict[str, float] = {}
+        self.tasks: dict[tuple[str, int], TaskActor] = {}
+        self.dirty = False
+        self.ended = state.status.is_terminal
+
+    @property
+    def run_key(self) -> str:
+        return self.row.run_key
+
+    # ---- messages ---------------------------------------------------------------------------
+
+    def receive(self, message: Any) -> None:
+        now = self.node.clock.now()
+        match message:
+            case WakeUp(path=path):
+                self.execute_step(path, now)
+            case TaskUpdate(path=path, attempt=attempt, report=report, poll_at=poll_at):
+                if poll_at is not None:
+                    if self.poll_at.get(path) != poll_at:
+                        return
+                    del self.poll_at[path]
+                if report is None:
+                    task = self.tasks.get((path, attempt))
+                    report = task.report if task is not None else None
+                if report is not None:
+                    self.reports[(path, attempt)] = report
+                latest = self.state.latest(path)
+                if latest is None or latest.attempt != attempt or latest.status.is_terminal:
+                    return
+                self.execute_step(path, now)
+            case RetryDue():
+                self.decide(now)
+            case StartFlow():
+                if self.state.status is WorkflowStatus.CREATED:
+                    self.state = start_run(self.ct, self.state, self.run, now)
+                    self.barrier = True
+                    if self.state.status.is_terminal:  # a bad workflow param fails the start
+                        self.ended = True
+                        self.outgoing.append(RunEnded(self.run_key))
+                    else:
+                        self.decide(now)
+            case StopFlow():
+                if not self.state.status.is_terminal:
+                    self.state, wake = stop_run(self.state)
+                    for p in wake:
+                        self.tell(WakeUp(p))
+                    self.decide(now)
+            case Refresh():
+                if self.state is not self._committed:
+                    self.barrier = True
+            case Reconcile(resume=resume):
+                if not self.state.status.is_terminal:
+                    self.reconcile(now, resume=resume)
+            case Shutdown():
+                self.shutdown()
+            case _:
+                raise TypeError(f"flow actor {self.run_key!r} got an unknown message {message!r}")
+
+    # ---- the driving loop (CoreOracle._Replay.execute_step) ---------------------------------
+
+    def execute_step(self, path: str, now: float) -> None:
+        state = self.state
+        latest = state.latest(path)
+        if latest is None:
+            return
+        report = self.reports.get((path, latest.attempt)) if latest.status is StepStatus.RUNNING else None
+        result = execute(self.ct, state, path, now, report)
+        self.node.counters["executes"] += 1
+        self.state = result.run
+        for eff in result.effects:
+            if isinstance(eff, StartRuntime):
+                self.node.counters["attempts"] += 1
+                self.outgoing.append(StartTask(self.run_key, eff.path, eff.attempt, eff.step_type, dict(eff.params)))
+            elif isinstance(eff, TerminateRuntime):
+                task = self.tasks.pop((eff.path, eff.attempt), None)
+                if task is not None:
+                    task.terminate()
+                else:
+                    self.node.world.kill(self.run.run_id, eff.path, eff.attempt)
+                self.reports.pop((eff.path, eff.attempt), None)
+            elif isinstance(eff, Wake):
+                for p in eff.paths:
+                    self.tell(WakeUp(p))
+        status = result.status
+        if status.is_terminal:
+            self.poll_at.pop(path, None)
+            self.tasks.pop((path, latest.attempt), None)
+        started = bool(result.effects) and isinstance(result.effects[0], StartRuntime)
+        if result.changed and not status.is_terminal and not started:
+            self.tell(WakeUp(path))
+        elif status is StepStatus.RUNNING:
+            att = self.state.latest(path)
+            assert att is not None
+            ping = self.node.config.running_ping
+            polls = 1
+            if att.started_at is not None and att.timeout_s is not None:
+                polls = max(1, math.ceil((att.started_at + att.timeout_s - now) / ping))
+            at = now + polls * ping
+            self.poll_at[path] = at
+            self.timer(("poll", path), at, TaskUpdate(path, att.attempt, None, at))
+        if result.needs_decide:
+            self.decide(now)
+        if self.state is not self._committed and not self.has_timer("refresh"):
+            cfg = self.node.config
+            at = now + cfg.flow_refresh + self.node.rng.uniform(0.0, cfg.flow_refresh_jitter)
+            self.timer("refresh", at, Refresh())
+
+    def decide(self, now: float) -> None:
+        was_terminal = self.state.status.is_terminal
+        d = decide(self.ct, self.state, now)
+        self.node.counters["decides"] += 1
+        self.state = d.run
+        if d.ready:
+            self.barrier = True  # new attempts are durable before they run
+        for p in d.ready:
+            self.tell(WakeUp(p))
+        for p in d.wake:
+            self.tell(WakeUp(p))
+        if d.next_due is not None and not self.has_timer(("due", d.next_due)):
+            self.timer(("due", d.next_due), d.next_due, RetryDue(d.next_due))
+        if not was_terminal and self.state.status.is_terminal:
+            self.ended = True
+            self.outgoing.append(RunEnded(self.run_key))
+            self.barrier = True
+
+    def reconcile(self, now: float, *, resume: bool = False) -> None:
+        """FLOW_RECONCILE: restart lost task starts, re-read finished runtimes, execute steps caught
+        mid-way, full decide. On ``resume`` (a takeover) RUNNING steps are executed too, which
+        re-arms their pings."""
+        self.node.counters["reconciles"] += 1
+        for path, atts in self.state.attempts.items():
+            att = atts[-1]
+            if att.status.is_terminal:
+                continue
+            cs = self._step(path)
+            if att.status is StepStatus.RUNNING and cs is not None and cs.body is None and att.params is not None:
+                key = (path, att.attempt)
+                task = self.tasks.get(key)
+                if task is None:
+                    if not resume:
+                        self.node.counters["repaired_tasks"] += 1
+                    self.start_task(StartTask(self.run_key, path, att.attempt, cs.type.value, dict(att.params)))
+                elif key not in self.reports:
+                    task.refresh()
+            if resume or att.status is not StepStatus.RUNNING:
+                self.tell(WakeUp(path))
+        self.decide(now)
+
+    def _step(self, path: str) -> CompiledStep | None:
+        prefix, sid = scope_of(path)
+        scope = self.state.scopes.get(prefix)
+        return None if scope is None else self.ct.workflows[scope.workflow].steps.get(sid)
+
+    # ---- tasks ------------------------------------------------------------------------------
+
+    def start_task(self, message: StartTask, message_id: int | None = None) -> None:
+        """StartTask delivered (after the commit, or again by the sweeper): idempotent per attempt."""
+        key = (message.path, message.attempt)
+        latest = self.state.latest(message.path)
+        if key in self.tasks or latest is None or latest.attempt != message.attempt or latest.status.is_terminal:
+            if message_id is not None:
+                self.node.ack(message_id)
+            return
+        task = TaskActor(self, message.path, message.attempt)
+        self.tasks[key] = task
+        task.tell(message)
+        if message_id is not None:
+            self.node.ack(message_id)
+
+    def resume_now(self) -> None:
+        """After a takeover (or a lost StartFlow): rebuild tasks for RUNNING attempts, execute every
+        step that is mid-way, decide. Runtimes are re-attached, never started twice."""
+        if self.state.status is WorkflowStatus.CREATED:
+            self.tell(StartFlow(self.run_key))
+        elif not self.state.status.is_terminal:
+            self.tell(Reconcile(resume=True))
+
+    def shutdown(self) -> None:
+        for task in self.tasks.values():
+            task.stop()
+        self.tasks.clear()
+        self.stop()
+
+    # ---- persistence ------------------------------------------------------------------------
+
+    def wants_flush(self) -> bool:
+        return bool(self.outgoing) or (self.ended and self.state is not self._committed)
+
+    async def flush(self) -> None:
+        node = self.node
+        while not self.stopped:
+            try:
+                ids = self._commit()
+            except StaleGenerationError as exc:
+                node.fenced(self.group.group_id, exc)
+                return
+            except StoreConflictError as exc:
+                node.counters["store_conflicts"] += 1
+                self.group.reload(self.run_key, exc)
+                return
+            except StoreError:
+                node.counters["store_errors"] += 1
+                await node.clock.sleep(node.config.error_retry)
+                continue
+            await node.store.settle(node.clock)
+            if self.stopped:
+                return
+            out, self.outgoing = self.outgoing, []
+            for message_id, message in zip(ids, out, strict=True):
+                node.deliver(self.group.group_id, message_id, message)
+            if self.ended and self.state.status.is_terminal:
+                node.run_ended(self.row)
+                self.group.flow_done(self)
+            return
+
+    def _commit(self) -> list[int]:
+        node = self.node
+        store = node.store
+        now = node.clock.now()
+        state = self.state
+        fence = self.group.fence
+        before = store.counters["round_trips"]
+        ids: list[int] = []
+        with store.transaction():
+            row = replace(
+                self.row, status=state.status.value, state=json.dumps(run_to_json(state), separators=(",", ":")),
+                updated_at=now,
+            )  # fmt: skip
+            saved = store.save_run(row, fence=fence)
+            steps = self._changed_steps(state, now)
+            if steps:
+                store.save_steps(steps)
+            for message in self.outgoing:
+                ids.append(node.add_outbox(self._target(message), message, now))
+            node.flush_acks()
+        self.row = saved
+        self._committed = state
+        self.cancel_timer("refresh")
+        node.counters["commits"] += 1
+        node.counters["hot_round_trips"] += store.counters["round_trips"] - before
+        return ids
+
+    def _target(self, message: DurableMessage) -> int:
+        return self.group.group_id
+
+    def _changed_steps(self, state: RunState, now: float) -> list[StepInstance]:
+        old = self._committed.attempts
+        out = []
+        for path, atts in state.attempts.items():
+            if old.get(path) is atts:
+                continue
+            a = atts[-1]
+            times = StepTimes(create_time=a.created_at, start_time=a.started_at, end_time=a.ended_at)
+            out.append(StepInstance(self.run_key, path, a.attempt, a.status.value, "{}", times, now))
+        return out

@@ -1,0 +1,309 @@
+"""An engine node: holds groups by lease, hosts their actors, heartbeats, sweeps and reconciles.
+
+Leases (MAESTRO-SEMANTICS §8.2, DESIGN "actor"): a node renews every owned group's lease each
+``heartbeat`` seconds (one transaction for all of them). For every group it does not own it keeps a
+claim check timed at the lease's expiry; a lease that expired is claimed with generation + 1 and the
+group's unfinished runs are resumed from the store -- so a takeover happens at most ``lease_expiry``
+seconds after the owner's last heartbeat. Every write of a group is fenced with its generation; the
+first write (or heartbeat) a node makes after losing a lease raises StaleGenerationError and the node
+stops: memory that is no longer the owner's must not act.
+
+Delivery: outbox rows are handed to the owning node in memory at once after their commit; handlers
+acknowledge them, and the acknowledgements ride on the node's next transaction. The sweeper (every
+``sweep_interval``) re-delivers rows nobody acknowledged by their deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import defaultdict
+from collections.abc import Coroutine, Mapping
+from typing import TYPE_CHECKING, Any
+
+from engines.actor.actors import Actor
+from engines.actor.group import LIVE_STATUSES, GroupActor
+from engines.actor.messages import DurableMessage, Reconcile, Shutdown, decode_message, encode_message
+from engines.store.errors import StaleGenerationError, StoreError
+
+if TYPE_CHECKING:
+    from engines.actor.cluster import Cluster, WorkflowEntry
+
+__all__ = ["Node"]
+
+
+def generation_taken_over(generation: int) -> bool:
+    return generation > 1
+
+
+def target_of(group_id: int) -> str:
+    return f"group:{group_id}"
+
+
+class Node:
+    """One engine node of a :class:`~engines.actor.cluster.Cluster`."""
+
+    def __init__(self, cluster: Cluster, node_id: str, index: int) -> None:
+        self.cluster = cluster
+        self.node_id = node_id
+        self.index = index
+        self.store = cluster.store
+        self.clock = cluster.clock
+        self.loop = cluster.loop
+        self.world = cluster.world
+        self.config = cluster.config
+        self.desk = cluster.desk
+        self.catalog: Mapping[str, WorkflowEntry] = cluster.catalog
+        self.rng = random.Random(f"actor-node:{cluster.seed}:{node_id}")
+        self.counters: defaultdict[str, float] = defaultdict(float)
+        self.groups: dict[int, GroupActor] = {}
+        self.acks: list[int] = []
+        self.alive = True
+        self.halted_reason: str | None = None
+        self.paused_until: float | None = None
+        self._timers: dict[Any, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    def start(self, preferred: list[int]) -> None:
+        """Claim the preferred groups now; watch the others; start heartbeat, sweeper, reconcile."""
+        now = self.clock.now()
+        for g in range(self.config.groups):
+            if g in preferred:
+                self._claim(g)
+            else:
+                self._at(("claim", g), now, lambda g=g: self._claim(g))
+        self._at("heartbeat", now + self.config.heartbeat, self._heartbeat)
+        self.arm_sweep()
+        self._at("reconcile", now + self._reconcile_delay(), self._reconcile)
+
+    def halt(self, reason: str) -> None:
+        """Stop acting: drop every actor and timer (memory lost). Runtimes outside keep running."""
+        if not self.alive:
+            return
+        self.alive = False
+        self.halted_reason = reason
+        for group in self.groups.values():
+            group.receive(Shutdown())
+        self.groups.clear()
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        self.acks.clear()
+        for task in self._tasks:
+            task.cancel()
+        self.cluster.node_halted(self, reason)
+
+    def crash(self) -> None:
+        self.counters["crashes"] += 1
+        self.halt("crashed")
+
+    def pause(self, duration: float) -> None:
+        """A GC pause: nothing of this node runs until it ends; then it finds out what it lost."""
+        self.counters["pauses"] += 1
+        until = self.clock.now() + duration
+        self.paused_until = until
+
+        def wake() -> None:
+            if self.paused_until == until:
+                self.paused_until = None
+
+        self.clock.call_at(until, wake)
+
+    def fenced(self, group_id: int, exc: StaleGenerationError) -> None:
+        """A write of ours was rejected: we lost ``group_id``'s lease. Stop the node."""
+        self.counters["fenced_writes"] += 1
+        self.halt(f"lost the lease of group {group_id}: {exc}")
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.cluster.fail(task.exception())
+
+    def _at(self, key: Any, when: float, callback: Any) -> None:
+        """A node timer; during a pause it fires when the pause ends."""
+        old = self._timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+
+        def fire() -> None:
+            self._timers.pop(key, None)
+            if not self.alive:
+                return
+            if self.paused_until is not None:
+                self._at(key, self.paused_until, callback)
+                return
+            callback()
+
+        self._timers[key] = self.clock.call_at(when, fire)
+
+    # ---- messages ---------------------------------------------------------------------------
+
+    def add_outbox(self, group_id: int, message: DurableMessage, now: float) -> int:
+        """Write one outbox row (inside the caller's transaction). A row whose target no node of
+        this process holds is due at once, so the owner's sweeper picks it up without waiting."""
+        owner = self.cluster.owner_of(group_id)
+        deadline = now if owner is None else now + self.config.delivery_deadline
+        message_id = self.store.add_outbox(target_of(group_id), encode_message(message), now, deadline)
+        self.cluster.written(message_id)
+        return message_id
+
+    def deliver(self, group_id: int, message_id: int | None, message: DurableMessage) -> None:
+        self.cluster.route(group_id, message_id, message)
+
+    def receive_durable(self, group_id: int, message_id: int | None, message: DurableMessage) -> None:
+        group = self.groups.get(group_id)
+        if group is not None:
+            self.counters["delivered"] += 1
+            group.tell((message_id, message))
+
+    def send_local(self, actor: Actor, message: object) -> None:
+        """An in-memory message between actors of this node, subject to drop/dup faults."""
+        for _ in range(self.cluster.faults.copies(type(message).__name__)):
+            actor.tell(message)
+
+    def ack(self, message_id: int) -> None:
+        self.acks.append(message_id)
+        self.arm_sweep()
+
+    def flush_acks(self) -> None:
+        """Mark handled messages delivered, inside the caller's transaction (the acknowledgement is
+        durable only once that transaction commits; a crash before it leaves the rows to the sweeper)."""
+        if self.acks:
+            self.store.mark_delivered(self.acks)
+            self.cluster.acked(self.acks)
+            self.acks = []
+
+    def run_ended(self, row: Any) -> None:
+        self.cluster.run_ended(row)
+
+    # ---- leases -----------------------------------------------------------------------------
+
+    def _claim(self, group_id: int) -> None:
+        if group_id in self.groups or not self.alive:
+            return
+        store = self.store
+        now = self.clock.now()
+        before = store.counters["round_trips"]
+        try:
+            lease = store.lease(group_id)
+            acquired = None
+            if lease is None or lease.expires_at <= now:
+                acquired = store.acquire_lease(group_id, self.node_id, now, self.config.lease_expiry)
+                lease = acquired or store.lease(group_id)
+        except StoreError:
+            self.counters["store_errors"] += 1
+            self._at(("claim", group_id), now + self.config.error_retry, lambda: self._claim(group_id))
+            return
+        finally:
+            self.counters["background_round_trips"] += store.counters["round_trips"] - before
+        self.spawn(self._settle())
+        if acquired is not None:
+            group = GroupActor(self, group_id, acquired.generation)
+            self.groups[group_id] = group
+            self.counters["groups_claimed"] += 1
+            self.cluster.group_claimed(self, group_id, acquired.generation, now)
+            group.resume_all()
+            group.tell(("kick",))
+            if generation_taken_over(acquired.generation):
+                self.arm_sweep()
+        elif lease is not None:
+            self._at(("claim", group_id), max(lease.expires_at, now), lambda: self._claim(group_id))
+
+    def _heartbeat(self) -> None:
+        store = self.store
+        now = self.clock.now()
+        before = store.counters["round_trips"]
+        try:
+            with store.transaction():
+                for g, group in list(self.groups.items()):
+                    store.heartbeat(g, self.node_id, group.generation, now, self.config.lease_expiry)
+                self.flush_acks()
+        except StaleGenerationError as exc:
+            self.fenced(exc.group_id, exc)
+            return
+        except StoreError:
+            self.counters["store_errors"] += 1
+        finally:
+            self.counters["background_round_trips"] += store.counters["round_trips"] - before
+        self.counters["heartbeats"] += 1
+        self.spawn(self._settle())
+        self._at("heartbeat", now + self.config.heartbeat, self._heartbeat)
+
+    async def _settle(self) -> None:
+        await self.store.settle(self.clock)
+
+    # ---- sweeper and reconciliation ---------------------------------------------------------
+
+    def arm_sweep(self) -> None:
+        """Make sure the sweeper will look within ``sweep_interval``. When this process holds every
+        node on the store (replay), it sleeps while no outbox row is unacknowledged: there is then
+        nothing it could find, and an idle replay costs no store reads."""
+        if self.alive and "sweep" not in self._timers:
+            self._at("sweep", self.clock.now() + self.config.sweep_interval, self._sweep)
+
+    def _sweep(self) -> None:
+        now = self.clock.now()
+        self._redeliver(now)
+        if self.acks or not self.cluster.exclusive or self.cluster.unacked:
+            self._at("sweep", now + self.config.sweep_interval, self._sweep)
+
+    def _redeliver(self, now: float) -> None:
+        store = self.store
+        before = store.counters["round_trips"]
+        try:
+            with store.transaction():
+                self.flush_acks()
+                rows = store.undelivered(now)
+        except StoreError:
+            self.counters["store_errors"] += 1
+            return
+        finally:
+            self.counters["background_round_trips"] += store.counters["round_trips"] - before
+        self.counters["sweeps"] += 1
+        for row in rows:
+            group_id = int(row.target.partition(":")[2])
+            if group_id in self.groups:
+                self.counters["redelivered"] += 1
+                self.groups[group_id].tell((row.message_id, decode_message(row.message)))
+        self.spawn(self._settle())
+
+    def _reconcile_delay(self) -> float:
+        return self.config.reconcile + self.rng.uniform(0.0, self.config.reconcile_jitter)
+
+    def _reconcile(self) -> None:
+        """Compare the store with memory: adopt runs no flow holds, reload flows the store moved past,
+        and let every flow run its FLOW_RECONCILE."""
+        store = self.store
+        now = self.clock.now()
+        before = store.counters["round_trips"]
+        try:
+            rows = store.runs(statuses=LIVE_STATUSES)
+        except StoreError:
+            self.counters["store_errors"] += 1
+            rows = None
+        finally:
+            self.counters["background_round_trips"] += store.counters["round_trips"] - before
+        if rows is not None:
+            for row in rows:
+                group = self.groups.get(row.group_id) if row.group_id is not None else None
+                if group is None or row.parent_key is not None:
+                    continue
+                flow = group.flows.get(row.run_key)
+                if flow is None:
+                    if row.status != "CREATED":
+                        self.counters["repaired_flows"] += 1
+                        group.adopt(row)
+                elif flow.row.version < row.version:
+                    self.counters["repaired_flows"] += 1
+                    group.reload(row.run_key, RuntimeError("store moved past memory"))
+                else:
+                    flow.tell(Reconcile())
+            self.spawn(self._settle())
+        self._at("reconcile", now + self._reconcile_delay(), self._reconcile)
