@@ -24,6 +24,8 @@ __all__ = [
     "RunState",
     "Scope",
     "StopKind",
+    "attempt_from_json",
+    "attempt_to_json",
     "run_from_json",
     "run_to_json",
     "scope_of",
@@ -180,7 +182,8 @@ _ATTEMPT_SIMPLE = (
 )  # fmt: skip
 
 
-def _attempt_to_json(a: Attempt) -> dict[str, Any]:
+def attempt_to_json(a: Attempt) -> dict[str, Any]:
+    """One attempt as plain JSON (an engine may store attempts as separate rows and reload only some)."""
     d: dict[str, Any] = {k: getattr(a, k) for k in _ATTEMPT_SIMPLE}
     d["status"] = a.status.value
     d["policy"] = a.policy.to_json() if a.policy is not DEFAULT_RETRY_POLICY else None
@@ -188,7 +191,7 @@ def _attempt_to_json(a: Attempt) -> dict[str, Any]:
     return d
 
 
-def _attempt_from_json(d: Mapping[str, Any]) -> Attempt:
+def attempt_from_json(d: Mapping[str, Any]) -> Attempt:
     kw = {k: d[k] for k in _ATTEMPT_SIMPLE}
     c = d["counters"]
     return Attempt(
@@ -226,7 +229,7 @@ def run_to_json(run: RunState) -> dict[str, Any]:
             ]
             for s in run.scopes.values()
         ],
-        "attempts": [_attempt_to_json(a) for atts in run.attempts.values() for a in atts],
+        "attempts": [attempt_to_json(a) for atts in run.attempts.values() for a in atts],
         "live": dict(run.live),
         "backoff": dict(run.backoff),
         "open_scopes": list(run.open_scopes),
@@ -240,7 +243,7 @@ def run_from_json(d: Mapping[str, Any]) -> RunState:
     }
     attempts: dict[str, tuple[Attempt, ...]] = {}
     for ad in d["attempts"]:
-        a = _attempt_from_json(ad)
+        a = attempt_from_json(ad)
         attempts[a.path] = (*attempts.get(a.path, ()), a)
     return RunState(
         trace_id=d["trace_id"],
