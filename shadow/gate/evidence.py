@@ -137,12 +137,17 @@ _STUCK = """
         SELECT d.trace_id, d.run_id FROM divergences d JOIN member m USING (trace_id)
         WHERE d.comparison = 'candidate' AND d.kind = 'stuck_run'
     ) ORDER BY ALL"""
-# A stuck run loses everything after the stall; that is the stuck-run finding, not a second one.
+# Lost: the baseline ran the attempt and the candidate did not. Not counted: attempts in a stuck
+# candidate run (a stuck run loses everything after the stall; that is the stuck-run finding), and
+# attempts the A/A replica did not run either (legacy itself is not sure of them: noise, not loss).
 _LOST = """
     SELECT b.trace_id, b.run_id, b.path, b.attempt FROM steps b JOIN member m USING (trace_id)
     WHERE b.engine = 'baseline' AND NOT EXISTS (
         SELECT 1 FROM runs r WHERE r.engine = 'candidate' AND r.trace_id = b.trace_id
         AND r.run_id = b.run_id AND r.stuck)
+    AND (NOT EXISTS (SELECT 1 FROM steps a WHERE a.engine = 'baseline_aa' AND a.trace_id = b.trace_id)
+         OR EXISTS (SELECT 1 FROM steps a WHERE a.engine = 'baseline_aa' AND a.trace_id = b.trace_id
+                    AND a.run_id = b.run_id AND a.path = b.path AND a.attempt = b.attempt))
     AND NOT EXISTS (
         SELECT 1 FROM steps c WHERE c.engine = 'candidate' AND c.trace_id = b.trace_id
         AND c.run_id = b.run_id AND c.path = b.path AND c.attempt = b.attempt)

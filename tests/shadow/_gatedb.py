@@ -49,11 +49,16 @@ class GateDb:
         lost: int = 0,
         duplicated: int = 0,
         causality: int = 0,
+        noisy_lost: int = 0,
         steps: int = 3,
         baseline_overhead: float = 5.0,
         candidate_overhead: float = 0.05,
     ) -> list[str]:
-        """Add ``n`` one-run traces; the first ``divergent`` carry an unexplained divergence, and so on."""
+        """Add ``n`` one-run traces; the first ``divergent`` carry an unexplained divergence, and so on.
+
+        Every trace has an A/A replica equal to the baseline, except the first ``noisy_lost``, where
+        the candidate and the A/A replica both skip the last step (legacy noise, not a lost attempt).
+        """
         ids = []
         for i in range(n):
             self._count += 1
@@ -68,7 +73,8 @@ class GateDb:
             if i < divergent:
                 self._add("divergences", trace_id=trace_id, comparison="candidate", run_id="r1", path="s0",
                           kind="outputs", waived_by=None)  # fmt: skip
-            for engine, overhead in (("baseline", baseline_overhead), ("candidate", candidate_overhead)):
+            roles = (("baseline", baseline_overhead), ("candidate", candidate_overhead), ("baseline_aa", baseline_overhead))
+            for engine, overhead in roles:
                 is_stuck = engine == "candidate" and i < stuck
                 durations = self.rng.uniform(10, 60, steps)
                 overheads = np.abs(self.rng.normal(overhead, overhead * 0.1, steps))
@@ -77,7 +83,7 @@ class GateDb:
                           status="IN_PROGRESS" if is_stuck else "SUCCEEDED", stuck=is_stuck,
                           triggered_at=1000.0, started_at=1000.0, ended_at=None if is_stuck else end,
                           end_to_end=None if is_stuck else end - 1000.0)  # fmt: skip
-                n_steps = steps - 1 if engine == "candidate" and i < lost else steps
+                n_steps = steps - 1 if (engine == "candidate" and i < lost) or (engine != "baseline" and i < noisy_lost) else steps
                 for s in range(n_steps):
                     copies = 2 if engine == "candidate" and i < duplicated and s == 0 else 1
                     for _ in range(copies):

@@ -182,3 +182,15 @@ class TestFindingsDoNotDoubleCount:
         verdict = judge(db, divergence_budget=0.1)
         assert status(verdict, "stuck_runs") is CriterionStatus.FAIL
         assert status(verdict, "lost_attempts") is CriterionStatus.PASS
+
+    def test_attempts_the_aa_replica_also_skipped_are_noise_not_loss(self, db: GateDb) -> None:
+        """A step the A/A legacy replica did not run either is not a lost attempt of the candidate."""
+        db.add_traces(100, noisy_lost=2)
+        assert status(judge(db, divergence_budget=0.1), "lost_attempts") is CriterionStatus.PASS
+
+    def test_attempts_the_aa_replica_ran_are_lost(self, db: GateDb) -> None:
+        """The same skip with the A/A replica running the step is a lost attempt."""
+        db.add_traces(100, lost=2)
+        verdict = judge(db, divergence_budget=0.1)
+        assert status(verdict, "lost_attempts") is CriterionStatus.FAIL
+        assert "2 step attempts the baseline ran were never run by the candidate" in verdict.reason
