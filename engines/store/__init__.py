@@ -1,7 +1,8 @@
 """The SQL store both engines persist to: SQLite today, a PostgreSQL-ready interface.
 
 Start here: ``SqliteStore(SqliteConfig())`` for replay (in memory, seeded latency model),
-``SqliteStore(SqliteConfig(path=..., latency=LatencyModel.zero()))`` for live mode. docs/STORE.md
+``SqliteStore(SqliteConfig(path=..., latency=LatencyModel.zero()))`` or
+``PostgresStore(PostgresConfig(dsn=...))`` (extra ``postgres``) for live mode. docs/STORE.md
 explains the tables, the latency accounting (``await store.settle(clock)``), fencing and errors.
 """
 
@@ -33,6 +34,7 @@ from engines.store.records import (
     WorkflowInstance,
 )
 from engines.store.schema import LATEST_VERSION, MIGRATIONS, Migration
+from engines.store.postgres import PostgresConfig, PostgresStore
 from engines.store.sqlite import SqliteConfig, SqliteStore
 
 __all__ = [
@@ -50,6 +52,8 @@ __all__ = [
     "LoadedRun",
     "Migration",
     "OutboxMessage",
+    "PostgresConfig",
+    "PostgresStore",
     "QueueTask",
     "SqliteConfig",
     "SqliteStore",

@@ -11,10 +11,13 @@ the queue claim, so concurrent workers never claim the same task while its claim
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from engines.clock import Clock
 from engines.store.errors import StaleGenerationError, StoreConflictError, StoreIntegrityError
+from engines.store.faults import FaultHook
+from engines.store.latency import LatencySampler
 from engines.store.protocol import Fence
 from engines.store.records import (
     STEP_TIME_FIELDS,
@@ -38,9 +41,63 @@ class SqlBackend:
     _share_rows = ""
     _skip_locked = ""
 
+    def _init_accounting(self, database: str, sampler: LatencySampler, faults: FaultHook | None) -> None:
+        self._database = database
+        self._faults = faults
+        self._sampler = sampler
+        self._pending = 0.0
+        self._depth = 0
+        self._round_trips = 0
+        self._reads = 0
+        self._writes = 0
+        self._commits = 0
+        self._rollbacks = 0
+        self._latency_total = 0.0
+
+    # ---- accounting -------------------------------------------------------------------------
+
     @property
     def database(self) -> str:
-        raise NotImplementedError
+        return self._database
+
+    @property
+    def counters(self) -> Mapping[str, float]:
+        """round_trips (statements + commits), reads, writes, commits, rollbacks, latency_seconds."""
+        return {
+            "round_trips": self._round_trips,
+            "reads": self._reads,
+            "writes": self._writes,
+            "commits": self._commits,
+            "rollbacks": self._rollbacks,
+            "latency_seconds": self._latency_total,
+        }
+
+    def pending_latency(self) -> float:
+        """Simulated latency accumulated since the last ``take_latency`` / ``settle``."""
+        return self._pending
+
+    def take_latency(self) -> float:
+        """Return and reset the accumulated latency (for engines that schedule it themselves)."""
+        pending, self._pending = self._pending, 0.0
+        return pending
+
+    async def settle(self, clock: Clock) -> float:
+        """Sleep the accumulated latency on ``clock`` and reset it; returns the seconds slept.
+
+        Call it right after your store calls, before any other await, so you pay your own latency."""
+        pending = self.take_latency()
+        if pending > 0.0:
+            await clock.sleep(pending)
+        return pending
+
+    def _round_trip(self, kind: str, operation: str) -> None:
+        if self._faults is not None:
+            self._faults.before(kind, operation)
+        self._round_trips += 1
+        delay = self._sampler.draw()
+        self._pending += delay
+        self._latency_total += delay
+
 
     @contextlib.contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[None]:

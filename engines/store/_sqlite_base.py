@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engines.clock import Clock
 from engines.store._ops import SqlBackend
 from engines.store.errors import (
     StoreCorruptError,
@@ -24,7 +23,7 @@ from engines.store.errors import (
     StoreLockedError,
 )
 from engines.store.faults import FaultHook
-from engines.store.latency import LatencyModel, LatencySampler
+from engines.store.latency import LatencyModel
 from engines.store.schema import apply_migrations
 
 __all__ = ["SqliteConfig"]
@@ -85,17 +84,7 @@ class SqliteBase(SqlBackend):
     def __init__(self, config: SqliteConfig | None = None, *, faults: FaultHook | None = None) -> None:
         config = config if config is not None else SqliteConfig()
         self._config = config
-        self._database = config.path
-        self._faults = faults
-        self._sampler: LatencySampler = config.latency.sampler(config.seed)
-        self._pending = 0.0
-        self._depth = 0
-        self._round_trips = 0
-        self._reads = 0
-        self._writes = 0
-        self._commits = 0
-        self._rollbacks = 0
-        self._latency_total = 0.0
+        self._init_accounting(config.path, config.latency.sampler(config.seed), faults)
         try:
             self._conn = sqlite3.connect(
                 config.path,
@@ -114,50 +103,6 @@ class SqliteBase(SqlBackend):
         except sqlite3.Error as exc:
             self._conn.close()
             raise translate(exc, self._database) from exc
-
-    # ---- accounting -------------------------------------------------------------------------
-
-    @property
-    def database(self) -> str:
-        return self._database
-
-    @property
-    def counters(self) -> Mapping[str, float]:
-        """round_trips (statements + commits), reads, writes, commits, rollbacks, latency_seconds."""
-        return {
-            "round_trips": self._round_trips,
-            "reads": self._reads,
-            "writes": self._writes,
-            "commits": self._commits,
-            "rollbacks": self._rollbacks,
-            "latency_seconds": self._latency_total,
-        }
-
-    def pending_latency(self) -> float:
-        """Simulated latency accumulated since the last ``take_latency`` / ``settle``."""
-        return self._pending
-
-    def take_latency(self) -> float:
-        """Return and reset the accumulated latency (for engines that schedule it themselves)."""
-        pending, self._pending = self._pending, 0.0
-        return pending
-
-    async def settle(self, clock: Clock) -> float:
-        """Sleep the accumulated latency on ``clock`` and reset it; returns the seconds slept.
-
-        Call it right after your store calls, before any other await, so you pay your own latency."""
-        pending = self.take_latency()
-        if pending > 0.0:
-            await clock.sleep(pending)
-        return pending
-
-    def _round_trip(self, kind: str, operation: str) -> None:
-        if self._faults is not None:
-            self._faults.before(kind, operation)
-        self._round_trips += 1
-        delay = self._sampler.draw()
-        self._pending += delay
-        self._latency_total += delay
 
     # ---- statements -------------------------------------------------------------------------
 

@@ -1,0 +1,203 @@
+"""PostgresStore against a throwaway PostgreSQL server: the same behaviour and round trips as SQLite.
+
+Uses ``SHADOW_TEST_POSTGRES_DSN`` when set; otherwise starts a private cluster (``initdb`` + ``pg_ctl``,
+unix socket only, trust auth) in a temporary directory, as user ``postgres`` when run as root.
+Skipped with the reason when psycopg or the server binaries are missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from engines.store import (
+    FailNthRoundTrip,
+    LatencyModel,
+    SqliteConfig,
+    SqliteStore,
+    StaleGenerationError,
+    StepInstance,
+    StepTimes,
+    StoreConflictError,
+    StoreFullError,
+    StoreIntegrityError,
+    StoreLockedError,
+    WorkflowInstance,
+)
+
+psycopg = pytest.importorskip("psycopg", reason="psycopg not installed: pip install 'workflow-shadow[postgres]'")
+
+from engines.store.postgres import PostgresConfig, PostgresStore  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+def _as_postgres_user(args: list[str]) -> list[str]:
+    return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
+
+
+@pytest.fixture(scope="module")
+def server_dsn() -> Iterator[str]:
+    given = os.environ.get("SHADOW_TEST_POSTGRES_DSN")
+    if given:
+        yield given
+        return
+    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    if not initdb or not pg_ctl:
+        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl) on PATH and SHADOW_TEST_POSTGRES_DSN unset")
+    if os.geteuid() == 0 and not shutil.which("runuser"):
+        pytest.skip("running as root without runuser: cannot start a private PostgreSQL cluster")
+    data = tempfile.mkdtemp(prefix="shadow-pg-")
+    if os.geteuid() == 0:
+        shutil.chown(data, user="postgres")
+    port = "54329"
+    try:
+        subprocess.run(_as_postgres_user([initdb, "-D", data, "-A", "trust", "-U", "postgres"]),
+                       check=True, capture_output=True, timeout=120)  # fmt: skip
+        subprocess.run(
+            _as_postgres_user([pg_ctl, "-D", data, "-w", "-l", os.path.join(data, "log"),
+                               "-o", f"-k {data} -p {port} -c listen_addresses='' -c fsync=off", "start"]),
+            check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+        shutil.rmtree(data, ignore_errors=True)
+        pytest.skip(f"could not start a private PostgreSQL cluster: {exc}")
+    try:
+        yield f"host={data} port={port} user=postgres dbname=postgres"
+    finally:
+        subprocess.run(_as_postgres_user([pg_ctl, "-D", data, "-m", "immediate", "stop"]), capture_output=True, timeout=60)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture
+def make_store(server_dsn: str) -> Iterator[Callable[..., PostgresStore]]:
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        admin.execute("DROP SCHEMA public CASCADE")
+        admin.execute("CREATE SCHEMA public")
+    opened: list[PostgresStore] = []
+
+    def make(**kw: object) -> PostgresStore:
+        store = PostgresStore(PostgresConfig(dsn=server_dsn, **kw))  # type: ignore[arg-type]
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
+
+
+_RUN = WorkflowInstance("r1", "wf", "r1", "CREATED", created_at=1.0)
+
+
+class TestPostgresRuns:
+    def test_run_round_trip_and_version_conflict(self, make_store: Callable[..., PostgresStore]) -> None:
+        """Runs and steps round-trip; a stale save conflicts; a duplicate create is an integrity error."""
+        store = make_store()
+        store.create_run(_RUN)
+        store.save_steps([StepInstance("r1", "b", 1, "RUNNING", times=StepTimes(execute_time=3.5)),
+                          StepInstance("r1", "a", 1, "CREATED", state='{"x":1}')])  # fmt: skip
+        loaded = store.load_run("r1")
+        assert loaded is not None
+        assert loaded.run == _RUN
+        assert [(s.path, s.state, s.times.execute_time) for s in loaded.steps] == [("a", '{"x":1}', None), ("b", "{}", 3.5)]
+        assert store.save_run(_RUN).version == 1
+        with pytest.raises(StoreConflictError):
+            store.save_run(_RUN)
+        with pytest.raises(StoreIntegrityError):
+            store.create_run(_RUN)
+
+    def test_fault_mid_transaction_rolls_back(self, make_store: Callable[..., PostgresStore]) -> None:
+        """A disk-full fault on the second write leaves nothing of the transaction."""
+        store = make_store(latency=LatencyModel.zero())
+        store._faults = FailNthRoundTrip(n=2)
+
+        def write_both() -> None:
+            with store.transaction():
+                store.create_run(_RUN)
+                store.save_steps([StepInstance("r1", "a", 1, "CREATED")])
+
+        with pytest.raises(StoreFullError):
+            write_both()
+        assert store.load_run("r1") is None
+
+    def test_same_round_trips_as_sqlite(self, make_store: Callable[..., PostgresStore]) -> None:
+        """The same sequence of operations costs the same round trips and latency on both backends."""
+        sqlite = SqliteStore(SqliteConfig(latency=LatencyModel(), seed=3))
+        pg = make_store(latency=LatencyModel(), seed=3)
+        for store in (sqlite, pg):
+            store.create_run(_RUN)
+            with store.transaction():
+                store.load_run("r1")
+                store.save_steps([StepInstance("r1", "a", 1, "CREATED")])
+                store.enqueue("r1", "a", 0.0)
+            store.claim("w", 0.0, claim_seconds=1.0)
+        assert dict(pg.counters) == dict(sqlite.counters)
+
+
+class TestPostgresQueueAndLeases:
+    def test_queue_semantics_match(self, make_store: Callable[..., PostgresStore]) -> None:
+        """Claim order, expiry takeover, kept wake-ups and ownership checks behave as on SQLite."""
+        store = make_store()
+        tid = store.enqueue("r1", "a", 0.0)
+        store.enqueue("r1", "b", 1.0)
+        assert [t.path for t in store.claim("w1", 1.0, claim_seconds=5.0, limit=5)] == ["a", "b"]
+        store.enqueue("r1", "a", 2.0)
+        (again,) = store.claim("w2", 6.0, claim_seconds=5.0, limit=1)
+        assert (again.task_id, again.poll_count) == (tid, 2)
+        assert not store.requeue(tid, "w1", 9.0)
+        assert store.requeue(tid, "w2", 9.0)
+        assert [t.visible_at for t in store.queue_tasks() if t.task_id == tid] == [2.0]
+        assert store.next_visible_at() == 2.0
+
+    def test_leases_and_fencing(self, make_store: Callable[..., PostgresStore]) -> None:
+        """Takeover bumps the generation; fenced writes under the old one are rejected and not written."""
+        store = make_store()
+        assert store.acquire_lease(1, "a", 0.0, ttl=5.0) is not None
+        assert store.acquire_lease(1, "b", 1.0, ttl=5.0) is None
+        store.create_run(WorkflowInstance("r1", "wf", "r1", "IN_PROGRESS", group_id=1), fence=(1, 1))
+        taken = store.acquire_lease(1, "b", 10.0, ttl=5.0)
+        assert taken is not None
+        assert taken.generation == 2
+        with pytest.raises(StaleGenerationError):
+            store.save_run(WorkflowInstance("r1", "wf", "r1", "FAILED", group_id=1), fence=(1, 1))
+        run = store.get_run("r1")
+        assert run is not None
+        assert run.status == "IN_PROGRESS"
+
+    def test_row_lock_wait_is_locked_error(self, make_store: Callable[..., PostgresStore], server_dsn: str) -> None:
+        """A lease row locked by another transaction past lock_timeout raises a retryable StoreLockedError."""
+        store = make_store(lock_timeout=0.1)
+        store.acquire_lease(4, "a", 0.0, ttl=5.0)
+        with psycopg.connect(server_dsn) as other:
+            other.execute("SELECT * FROM group_leases WHERE group_id = 4 FOR UPDATE")
+            with pytest.raises(StoreLockedError) as info:
+                store.acquire_lease(4, "b", 10.0, ttl=5.0)
+            assert info.value.retryable
+            other.rollback()
+
+    def test_concurrent_claims_skip_locked(self, make_store: Callable[..., PostgresStore]) -> None:
+        """Two connections claiming 200 tasks concurrently claim each exactly once."""
+        setup = make_store()
+        for i in range(200):
+            setup.enqueue(f"r{i}", "a", 0.0)
+        stores = {"w1": make_store(), "w2": make_store()}
+        claimed: dict[str, list[int]] = {"w1": [], "w2": []}
+
+        def worker(name: str) -> None:
+            while tasks := stores[name].claim(name, 1.0, claim_seconds=1e9, limit=3):
+                claimed[name].extend(t.task_id for t in tasks)
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in claimed]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        every = claimed["w1"] + claimed["w2"]
+        assert len(every) == 200
+        assert len(set(every)) == 200
