@@ -20,6 +20,7 @@ from engines.store.errors import (
 )
 from engines.store.faults import FailNthRoundTrip, FaultHook
 from engines.store.latency import LatencyKind, LatencyModel, LatencySampler
+from engines.store.postgres import PostgresConfig, PostgresStore
 from engines.store.protocol import Fence, Store
 from engines.store.records import (
     DECIDER_PATH,
@@ -34,7 +35,6 @@ from engines.store.records import (
     WorkflowInstance,
 )
 from engines.store.schema import LATEST_VERSION, MIGRATIONS, Migration
-from engines.store.postgres import PostgresConfig, PostgresStore
 from engines.store.sqlite import SqliteConfig, SqliteStore
 
 __all__ = [
