@@ -8,6 +8,8 @@ explains the tables, the latency accounting (``await store.settle(clock)``), fen
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from engines.store.errors import (
     StaleGenerationError,
     StoreConflictError,
@@ -20,7 +22,6 @@ from engines.store.errors import (
 )
 from engines.store.faults import FailNthRoundTrip, FaultHook
 from engines.store.latency import LatencyKind, LatencyModel, LatencySampler
-from engines.store.postgres import PostgresConfig, PostgresStore
 from engines.store.protocol import Fence, Store
 from engines.store.records import (
     DECIDER_PATH,
@@ -36,6 +37,18 @@ from engines.store.records import (
 )
 from engines.store.schema import LATEST_VERSION, MIGRATIONS, Migration
 from engines.store.sqlite import SqliteConfig, SqliteStore
+
+if TYPE_CHECKING:
+    from engines.store.postgres import PostgresConfig, PostgresStore
+
+
+def __getattr__(name: str) -> Any:
+    # PostgreSQL support loads psycopg; import it only when asked, so replay workers stay light.
+    if name in ("PostgresConfig", "PostgresStore"):
+        from engines.store import postgres
+
+        return getattr(postgres, name)
+    raise AttributeError(f"module 'engines.store' has no attribute {name!r}")
 
 __all__ = [
     "DECIDER_PATH",
