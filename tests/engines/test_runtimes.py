@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -183,6 +184,28 @@ class TestShellRuntime:
         )
         assert result.outcome is Outcome.TIMEOUT
         assert result.duration < 10
+
+    def test_cancellation_kills_the_process_group(self, tmp_path: Path) -> None:
+        """Cancelling a running shell attempt (a STOP) kills its process group and re-raises CancelledError."""
+        marker = tmp_path / "still-running"
+        command = f"sleep 0.5 && touch {marker} & sleep 30"
+
+        async def main() -> str:
+            clock = LiveClock()
+            task = asyncio.create_task(ShellRuntime().run("r", "s", 1, {"command": command}, clock))
+            await asyncio.sleep(0.2)
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            else:
+                return "finished"
+            await asyncio.sleep(0.6)  # past the background child's 0.5 s: it must be dead too
+            return "cancelled"
+
+        assert asyncio.run(main()) == "cancelled"
+        assert not marker.exists()
 
     def test_tail_is_bounded(self) -> None:
         """Only the last tail_bytes of stdout are kept."""
