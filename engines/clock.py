@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import math
 import selectors
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
@@ -143,6 +144,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         real = selectors.DefaultSelector()
         self._virtual_now = float(start)
         self._tracked = 0
+        # track() may be released from a worker thread; += on an attribute is not atomic across threads.
+        self._tracked_lock = threading.Lock()
         self.skipping = True
         self.jumps = 0
         super().__init__(_VirtualSelector(self, real))
@@ -159,11 +162,13 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     @contextlib.contextmanager
     def track(self) -> Iterator[None]:
         """Freeze virtual time while the block's off-loop work (thread, subprocess) is in flight."""
-        self._tracked += 1
+        with self._tracked_lock:
+            self._tracked += 1
         try:
             yield
         finally:
-            self._tracked -= 1
+            with self._tracked_lock:
+                self._tracked -= 1
             # The release may come from another thread: wake the loop so it re-decides at once.
             if not self.is_closed():
                 self.call_soon_threadsafe(_nothing)
@@ -173,10 +178,12 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     ) -> asyncio.Future[_T]:
         """Like the base method, but the thread's work is tracked: virtual time waits for it."""
         future = super().run_in_executor(executor, func, *args)
-        self._tracked += 1
+        with self._tracked_lock:
+            self._tracked += 1
 
         def _release(_: asyncio.Future[_T]) -> None:
-            self._tracked -= 1
+            with self._tracked_lock:
+                self._tracked -= 1
 
         future.add_done_callback(_release)
         return future
