@@ -17,9 +17,56 @@ from typing import Any
 from shadow.gate.evaluate import GateResult, verdict_id
 from shadow.gate.verdict import CohortVerdict, Criterion, CriterionStatus
 
-__all__ = ["VERDICT_SCHEMA", "dumps", "to_json", "to_junit", "to_markdown", "write_artifact"]
+__all__ = ["VERDICT_JSON_SCHEMA", "VERDICT_SCHEMA", "dumps", "to_json", "to_junit", "to_markdown", "write_artifact"]
 
 VERDICT_SCHEMA = "shadow-verdict/1"
+
+_NUMBER_OR_NULL: dict[str, Any] = {"type": ["number", "null"]}
+VERDICT_JSON_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": VERDICT_SCHEMA,
+    "type": "object",
+    "required": ["schema", "verdict", "exit_code", "cohorts"],
+    "properties": {
+        "schema": {"const": VERDICT_SCHEMA},
+        "database": {"type": "string"},
+        "created_at": {"type": "string"},
+        "verdict": {"enum": ["PASS", "MARGINAL", "INSUFFICIENT_DATA", "FAIL", "HARNESS_ERROR"]},
+        "exit_code": {"enum": [0, 1, 2, 3, 4]},
+        "error": {"type": "string"},
+        "cohorts": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["verdict_id", "cohort", "verdict", "score", "n_traces", "reason", "criteria"],
+                "properties": {
+                    "verdict_id": {"type": "string"},
+                    "cohort": {"type": "string"},
+                    "verdict": {"enum": ["PASS", "MARGINAL", "INSUFFICIENT_DATA", "FAIL"]},
+                    "score": {"type": "number", "minimum": 0, "maximum": 100},
+                    "n_traces": {"type": "integer", "minimum": 0},
+                    "reason": {"type": "string"},
+                    "criteria": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["name", "status", "critical", "value", "threshold", "message"],
+                            "properties": {
+                                "name": {"type": "string"},
+                                "status": {"enum": ["pass", "marginal", "insufficient", "fail"]},
+                                "critical": {"type": "boolean"},
+                                "value": _NUMBER_OR_NULL,
+                                "threshold": _NUMBER_OR_NULL,
+                                "message": {"type": "string"},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+"""What ``--json`` writes, for CI consumers that validate before they parse."""
 
 _MEANING = {
     "PASS": "the candidate may take this cohort",

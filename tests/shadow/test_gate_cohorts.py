@@ -116,3 +116,15 @@ class TestShippedRegistry:
         assert entry is not None
         assert entry.id == "foreach-iteration-params"
         assert registry.match("etl|python|fan|params") is None
+
+
+class TestBucketIndependence:
+    def test_cohort_percent_and_canary_percent_are_independent(self) -> None:
+        """A 50 % cohort at a 50 % canary puts about a quarter of all workflows on the actor engine."""
+        from engines.router import CohortRoute, EngineChoice, RolloutPhase, Router
+
+        (half,) = parse_cohorts({"cohort": [{"name": "half", "select": {"percent": 50}}]})
+        router = Router([CohortRoute("half", RolloutPhase.CANARY, 50.0, half.matches)])
+        ids = [f"wf-{i}" for i in range(4000)]
+        on_actor = sum(router.route(RootWorkflow(i)).engine is EngineChoice.ACTOR for i in ids)
+        assert 0.22 < on_actor / len(ids) < 0.28

@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import duckdb
+import jsonschema
 import pytest
 
 from shadow.cli import main
+from shadow.gate.outputs import VERDICT_JSON_SCHEMA
 from tests.shadow._gatedb import GateDb
 
 COHORTS = """
@@ -57,7 +59,9 @@ class TestExitCodes:
         out = tmp_path / "verdict.json"
         assert gate(tmp_path / "absent.duckdb", cohorts, "--json", str(out)) == 4
         assert "no such results database" in capsys.readouterr().err
-        assert json.loads(out.read_text())["verdict"] == "HARNESS_ERROR"
+        document = json.loads(out.read_text())
+        assert document["verdict"] == "HARNESS_ERROR"
+        jsonschema.validate(document, VERDICT_JSON_SCHEMA)
 
     def test_database_without_the_tables_is_a_harness_error(self, tmp_path: Path, cohorts: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip

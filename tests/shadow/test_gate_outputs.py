@@ -6,11 +6,12 @@ import datetime as dt
 import json
 import xml.etree.ElementTree as ET
 
+import jsonschema
 import pytest
 
 from shadow.gate.cohorts import parse_cohorts
 from shadow.gate.evaluate import GateResult, evaluate
-from shadow.gate.outputs import dumps, to_junit, to_markdown
+from shadow.gate.outputs import VERDICT_JSON_SCHEMA, dumps, to_junit, to_markdown
 from tests.shadow._gatedb import GateDb
 
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
@@ -38,6 +39,11 @@ class TestJson:
         assert [c["verdict"] for c in doc["cohorts"]] == ["PASS", "FAIL"]
         stuck = next(c for c in doc["cohorts"][1]["criteria"] if c["name"] == "stuck_runs")
         assert stuck == {**stuck, "status": "fail", "critical": True, "value": 1}
+
+
+    def test_document_follows_its_json_schema(self, result: GateResult) -> None:
+        """The verdict JSON validates against VERDICT_JSON_SCHEMA (NaN and infinity become null)."""
+        jsonschema.validate(json.loads(dumps(result)), VERDICT_JSON_SCHEMA)
 
 
 class TestJunit:
