@@ -94,6 +94,7 @@ class CdfSeries:
     probabilities: tuple[float, ...]
     values: tuple[float, ...]
     n: int
+    non_positive: int = 0
 
 
 def _frame(width: int, height: int, title: str, body: list[str], role_label: str) -> Markup:
@@ -128,7 +129,8 @@ def cdf_chart(series: Sequence[CdfSeries], *, title: str, unit: str = "s", width
         body.append(f'<polyline fill="none" stroke="{escape(s.color)}" stroke-width="2" points="{pts}">'
                     f"<title>{escape(s.label)} (n={s.n:,})</title></polyline>")
         body.append(f'<rect x="{8 + i * 150}" y="{ph + 24}" width="10" height="10" fill="{escape(s.color)}"/>'
-                    f'<text x="{22 + i * 150}" y="{ph + 33}" {_FONT}>{escape(s.label)} n={s.n:,}</text>')
+                    f'<text x="{22 + i * 150}" y="{ph + 33}" {_FONT}>{escape(s.label)} n={s.n:,}'
+                    f'{escape(f" ({s.non_positive:,} ≤ 0)") if s.non_positive else ""}</text>')
     body.append(f'<text x="8" y="{ph + 50}" {_FONT} fill="#666">'
                 f"{escape(unit)}, log scale; values ≤ {escape(_fmt(axis.lo))} drawn at the left edge</text></g>")
     return _frame(width, height, title, body, f"{title}: cumulative distribution per engine")

@@ -200,6 +200,7 @@ class LatencyDistribution:
     engine: str
     n: int
     quantiles: tuple[float, ...] = field(default_factory=tuple)
+    non_positive: int = 0  # values <= 0: a log axis cannot place them, the chart says how many
 
 
 # Where each latency metric lives: (table, column).
@@ -440,12 +441,13 @@ class ResultsReader:
         if not self.has(table):
             return ()
         rows = self._rows(
-            f"SELECT engine, count({column}), quantile_cont({column}, ?::DOUBLE[]) FROM {table} "
+            f"SELECT engine, count({column}), quantile_cont({column}, ?::DOUBLE[]), "
+            f"count(*) FILTER (WHERE {column} <= 0) FROM {table} "
             f"WHERE {column} IS NOT NULL AND isfinite({column}) GROUP BY engine ORDER BY engine",
             [list(CDF_PROBABILITIES)],
         )
         return tuple(
-            LatencyDistribution(metric, _s(r[0]), int(r[1]), tuple(float(q) for q in (r[2] or ())))
+            LatencyDistribution(metric, _s(r[0]), int(r[1]), tuple(float(q) for q in (r[2] or ())), int(r[3] or 0))
             for r in rows
             if r[1]
         )

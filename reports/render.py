@@ -108,7 +108,8 @@ def _latency(reader: ResultsReader) -> dict[str, Any]:
         dists = reader.distributions(metric)
         if not dists:
             continue
-        series = [CdfSeries(d.engine, ENGINE_COLORS.get(d.engine, "#333"), CDF_PROBABILITIES, d.quantiles, d.n) for d in dists]
+        series = [CdfSeries(d.engine, ENGINE_COLORS.get(d.engine, "#333"), CDF_PROBABILITIES, d.quantiles, d.n,
+                            d.non_positive) for d in dists]
         charts[metric] = cdf_chart(series, title=title)
         by = {d.engine: d.quantiles for d in dists}
         if "baseline" in by and "candidate" in by:

@@ -51,6 +51,11 @@ class TestCharts:
         assert not [e for e in root.iter() if e.tag.endswith("script")]
         assert EVIL in "".join(root.itertext())
 
+    def test_cdf_counts_non_positive(self) -> None:
+        """Values a log axis cannot place are counted in the legend, not hidden."""
+        svg = str(cdf_chart([CdfSeries("baseline", "#000", (0.5, 1.0), (-1.0, 2.0), 9, non_positive=4)], title="t"))
+        assert "n=9 (4 ≤ 0)" in svg
+
     def test_cdf_without_data_says_so(self) -> None:
         """No values renders a 'no data' chart instead of failing."""
         assert "no data" in cdf_chart([], title="t")
