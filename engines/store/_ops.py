@@ -53,6 +53,7 @@ class SqlBackend:
         self._commits = 0
         self._rollbacks = 0
         self._latency_total = 0.0
+        self._step_rows: dict[tuple[Any, ...], StepInstance] = {}
 
     # ---- accounting -------------------------------------------------------------------------
 
@@ -186,6 +187,9 @@ def _run(row: Sequence[Any]) -> WorkflowInstance:
     )  # fmt: skip
 
 
+_STEP_ROW_CACHE = 20_000
+
+
 def _step(row: Sequence[Any]) -> StepInstance:
     return StepInstance(row[0], row[1], row[2], row[3], row[4], StepTimes(*row[6:]), row[5])
 
@@ -231,7 +235,21 @@ class SqlOperations(SqlBackend):
             if not rows:
                 return None
             steps = self._read("load_run", _SQL_GET_STEPS, (run_key,))
-        return LoadedRun(run=_run(rows[0]), steps=tuple(_step(s) for s in steps))
+        return LoadedRun(run=_run(rows[0]), steps=tuple(self._decode_steps(steps)))
+
+    def _decode_steps(self, rows: list[Any]) -> Iterator[StepInstance]:
+        # The legacy engine reloads every step at every poll, and most rows are unchanged since the last
+        # load: reuse the immutable record built for an identical row (the row tuple is the key, so any
+        # change in any column builds a fresh one). Bounded: cleared when it grows past _STEP_ROW_CACHE.
+        cache = self._step_rows
+        if len(cache) > _STEP_ROW_CACHE:
+            cache.clear()
+        for row in rows:
+            key = tuple(row)
+            step = cache.get(key)
+            if step is None:
+                step = cache[key] = _step(row)
+            yield step
 
     def save_run(self, run: WorkflowInstance, *, fence: Fence | None = None) -> WorkflowInstance:
         """Write ``run`` if its row is still at ``run.version``; return it at the new version.

@@ -133,6 +133,19 @@ class TestRuns:
         assert loaded is not None
         assert [(s.status, s.times) for s in loaded.steps] == [("SUCCEEDED", StepTimes(end_time=5.0))]
 
+    def test_reload_sees_every_change(self) -> None:
+        """Loading, changing one attempt and loading again returns the new row and the unchanged others."""
+        store = _store()
+        store.create_run(_run())
+        store.save_steps([StepInstance("t1/r1", "a", 1, "CREATED"), StepInstance("t1/r1", "b", 1, "CREATED")])
+        first = store.load_run("t1/r1")
+        store.save_steps([StepInstance("t1/r1", "b", 1, "RUNNING", times=StepTimes(execute_time=2.0))])
+        second = store.load_run("t1/r1")
+        assert first is not None
+        assert second is not None
+        assert second.steps[0] == first.steps[0]
+        assert (second.steps[1].status, second.steps[1].times.execute_time) == ("RUNNING", 2.0)
+
     def test_runs_filters_by_group_and_status(self) -> None:
         """runs() filters by group and status set; child_runs by parent."""
         store = _store()
