@@ -84,6 +84,8 @@ class Store(Protocol):
 
     def queue_depth(self) -> int: ...
 
+    def queue_tasks(self) -> list[QueueTask]: ...
+
     # actor engine: outbox and leases
     def add_outbox(
         self, target: str, message: str, created_at: float, deliver_by: float, *, fence: Fence | None = None
