@@ -24,6 +24,7 @@ from engines.store import (
     StaleGenerationError,
     StepInstance,
     StepTimes,
+    Store,
     StoreConflictError,
     StoreFullError,
     StoreIntegrityError,
@@ -99,6 +100,7 @@ class TestPostgresRuns:
     def test_run_round_trip_and_version_conflict(self, make_store: Callable[..., PostgresStore]) -> None:
         """Runs and steps round-trip; a stale save conflicts; a duplicate create is an integrity error."""
         store = make_store()
+        assert isinstance(store, Store)
         store.create_run(_RUN)
         store.save_steps([StepInstance("r1", "b", 1, "RUNNING", times=StepTimes(execute_time=3.5)),
                           StepInstance("r1", "a", 1, "CREATED", state='{"x":1}')])  # fmt: skip
