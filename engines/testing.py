@@ -70,6 +70,9 @@ class VirtualTimeEnvironment:
         if self._runner is not None:
             runner, self._runner = self._runner, None
             runner.close()
+        # A Runner that never ran leaves its loop unopened and unclosed: close it ourselves.
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.close()
 
     @property
     def loop(self) -> VirtualTimeLoop:

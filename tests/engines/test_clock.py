@@ -320,6 +320,12 @@ class TestEnvironment:
             assert env.now == 3.0
             assert env.loop.pending_task_names() == ()
 
+    def test_unused_environment_closes_its_loop(self) -> None:
+        """An environment opened and closed without running anything leaves no open loop behind."""
+        with VirtualTimeEnvironment() as env:
+            loop = env.loop
+        assert loop.is_closed()
+
     def test_closed_environment_is_a_clear_error(self) -> None:
         """Using an environment outside its with-block raises EngineError saying how to open it."""
         env = VirtualTimeEnvironment()
