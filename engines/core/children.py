@@ -19,13 +19,14 @@ from engines.core.effects import Effect, LaunchChildRuns, Wake
 from engines.core.errors import ParamError
 from engines.core.expr import Value
 from engines.core.params import system_workflow_params, workflow_params
-from engines.core.state import Attempt, RunState, Scope
+from engines.core.state import Attempt, RunState, Scope, scope_of
 from engines.core.statuses import StepStatus, WorkflowStatus
 
 __all__ = [
     "DEFAULT_STEP_CONCURRENCY",
     "LOOP_BATCH_LIMIT",
     "MAX_ITERATIONS",
+    "can_launch_more",
     "child_prefixes",
     "iteration_values",
     "new_scope",
@@ -99,6 +100,28 @@ def stop_children(run: RunState, path: str, kind: str, now: float) -> tuple[RunS
                 if p.startswith(prefix) and not atts[-1].status.is_terminal
             )
     return run, waiting, tuple(wake)
+
+
+def can_launch_more(ct: CompiledTrace, run: RunState, path: str) -> bool:
+    """True when a RUNNING foreach at ``path`` would launch iterations at its next poll: some are
+    left and slots are free (the 50-per-call batch limit held them back). Otherwise only an
+    iteration ending (which wakes the step) can change anything, so a poll is a no-op."""
+    att = run.latest(path)
+    if att is None or att.child_total is None or att.children >= att.child_total:
+        return False
+    scope = run.scopes[scope_of(path)[0]]
+    cs = ct.workflows[scope.workflow].steps[att.step_id]
+    if cs.step.foreach is None:
+        return False
+    statuses = [run.scopes[f"{path}[{i}]/"].status for i in range(att.children)]
+    if any(s is W.FAILED for s in statuses):
+        return False
+    open_ids = [i for i, s in enumerate(statuses) if not s.is_terminal]
+    if cs.step.foreach.strict_ordering:
+        running = (att.children - open_ids[0]) if open_ids else 0
+    else:
+        running = len(open_ids)
+    return running < _limit(ct, scope, cs)
 
 
 def _limit(ct: CompiledTrace, scope: Scope, cs: CompiledStep) -> int:

@@ -128,13 +128,14 @@ def decide(ct: CompiledTrace, run: RunState, now: float) -> Decision:
         if scope.stopping is not None or due <= now:
             last = run.attempts[path][-1]
             new = _retry_attempt(last, now, min(due, now))
-            run = run.with_attempt(new).with_indexes(path, last, new)
+            run = run.with_attempt(new)
             ready.append(path)
         elif next_due is None or due < next_due:
             next_due = due
     for prefix in run.open_scopes:
         scope = run.scopes[prefix]
-        if scope.waiting and scope.stopping != "TIME_OUT":  # after a workflow timeout nothing new is created
+        # after a workflow timeout nothing new is created; readiness only changes when a step completes
+        if scope.waiting and scope.stopping != "TIME_OUT" and scope.scanned != run.completions:
             wf = ct.workflows[scope.workflow]
             still: list[str] = []
             for sid in scope.waiting:
@@ -146,15 +147,17 @@ def decide(ct: CompiledTrace, run: RunState, now: float) -> Decision:
                 ):
                     path = prefix + sid
                     new = _first_attempt(ct, scope, sid, path, now)
-                    run = run.with_attempt(new).with_indexes(path, None, new)
+                    run = run.with_attempt(new)
                     ready.append(path)
                 else:
                     still.append(sid)
-            if len(still) != len(scope.waiting):
-                scope = replace(scope, waiting=tuple(still))
-                run = run.with_scope(scope)
-    busy = {scope_of(p)[0] for p in run.live}
-    busy.update(scope_of(p)[0] for p in run.backoff)
+            scope = replace(scope, waiting=tuple(still), scanned=run.completions)
+            run = run.with_scope(scope)
+    if len(run.open_scopes) == 1:  # the common case: only the root is open
+        busy = {run.open_scopes[0]} if run.live or run.backoff else set()
+    else:
+        busy = {scope_of(p)[0] for p in run.live}
+        busy.update(scope_of(p)[0] for p in run.backoff)
     for prefix in run.open_scopes:
         if prefix in busy:
             continue

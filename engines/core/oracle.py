@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from corpora.model import RecordedAttempt, Run, Trace
 from engines.api import EngineError, ExecutionRecord, ReplayOptions
+from engines.core.children import can_launch_more
 from engines.core.definition import CompiledTrace, compile_trace
 from engines.core.effects import RuntimeReport, StartRuntime, TerminateRuntime, Wake
 from engines.core.flow import decide, new_run, start_run, stop_queued_run, stop_run
@@ -178,7 +179,7 @@ class _Replay:
             att = book.state.latest(path)
             assert att is not None
             polls = 1
-            launching = att.child_total is not None and att.children < att.child_total
+            launching = att.child_total is not None and can_launch_more(self.ct, book.state, path)
             if not launching and att.started_at is not None and att.timeout_s is not None:
                 polls = max(1, math.ceil((att.started_at + att.timeout_s - now) / RUNNING_POLL_SECONDS))
             t = now + polls * RUNNING_POLL_SECONDS

@@ -11,7 +11,7 @@ Concurrency: values are immutable; whoever holds a RunState owns it. Functions r
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
@@ -85,6 +85,7 @@ class Scope:
     ended_at: float | None = None
     stopping: StopKind | None = None
     waiting: tuple[str, ...] = ()  # step ids with no attempt yet, in topological order
+    scanned: int = -1  # RunState.completions when ``waiting`` was last checked for readiness
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,17 +106,22 @@ class RunState:
     live: Mapping[str, int] = field(default_factory=dict)  # path -> attempt, latest attempt not terminal
     backoff: Mapping[str, float] = field(default_factory=dict)  # path -> retry due time (retryable latest)
     open_scopes: tuple[str, ...] = ()  # prefixes of scopes not terminal, in creation order
+    completions: int = 0  # how many times a latest attempt became complete (readiness can change)
 
     def latest(self, path: str) -> Attempt | None:
         atts = self.attempts.get(path)
         return atts[-1] if atts else None
 
     def with_attempt(self, a: Attempt) -> RunState:
-        """Replace the latest attempt of ``a.path`` (or append when ``a`` is a new attempt)."""
+        """Replace the latest attempt of ``a.path`` (or append when ``a`` is a new attempt), keeping
+        the ``live`` / ``backoff`` indexes right."""
         attempts = dict(self.attempts)
         old = attempts.get(a.path, ())
-        attempts[a.path] = (*old[:-1], a) if old and old[-1].attempt == a.attempt else (*old, a)
-        return _evolve(self, {"attempts": attempts})
+        replacing = bool(old) and old[-1].attempt == a.attempt
+        attempts[a.path] = (*old[:-1], a) if replacing else (*old, a)
+        changes: dict[str, Any] = {"attempts": attempts}
+        self._index_changes(a.path, old[-1] if replacing else None, a, changes)
+        return _evolve(self, changes)
 
     def with_scope(self, s: Scope) -> RunState:
         """Replace (or add) a scope; a scope turning terminal leaves ``open_scopes``."""
@@ -130,11 +136,19 @@ class RunState:
 
     def with_indexes(self, path: str, before: Attempt | None, after: Attempt) -> RunState:
         """Keep ``live`` and ``backoff`` right after the latest attempt of ``path`` went from
-        ``before`` (None: it is new) to ``after``."""
+        ``before`` (None: it is new) to ``after``. (:meth:`with_attempt` already does this.)"""
         changes: dict[str, Any] = {}
+        self._index_changes(path, before, after, changes)
+        return _evolve(self, changes) if changes else self
+
+    def _index_changes(
+        self, path: str, before: Attempt | None, after: Attempt, changes: dict[str, Any]
+    ) -> None:
+        if after.status.is_complete and (before is None or not before.status.is_complete):
+            changes["completions"] = self.completions + 1
         was_live = before is not None and not before.status.is_terminal
         is_live = not after.status.is_terminal
-        if was_live != is_live or (before is None and is_live):
+        if was_live != is_live:
             live = dict(self.live)
             if is_live:
                 live[path] = after.attempt
@@ -150,23 +164,35 @@ class RunState:
             else:
                 backoff.pop(path, None)
             changes["backoff"] = backoff
-        return _evolve(self, changes) if changes else self
 
 
 _T = TypeVar("_T")
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-_set = object.__setattr__
+_EVOLVERS: dict[type, Callable[[Any, Mapping[str, Any]], Any]] = {}
+
+
+def _make_evolver(cls: type) -> Callable[[Any, Mapping[str, Any]], Any]:
+    """A straight-line copy-with-changes function for one slotted dataclass, generated once (as
+    ``dataclasses`` generates ``__init__``): about 2x faster than ``dataclasses.replace``. The
+    generated source only names the class's own fields; no input ever reaches it."""
+    names = [f.name for f in fields(cls)]
+    ns: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    body = ["def evolve(o, ch):", "    n = _new(_cls)", "    g = ch.get"]
+    for i, name in enumerate(names):
+        ns[f"_s{i}"] = cls.__dict__[name].__set__
+        body.append(f"    _s{i}(n, g({name!r}, o.{name}))")
+    body.append("    return n")
+    exec("\n".join(body), ns)
+    fn: Callable[[Any, Mapping[str, Any]], Any] = ns["evolve"]
+    return fn
 
 
 def _evolve(obj: _T, changes: Mapping[str, Any]) -> _T:
-    """``dataclasses.replace`` without its per-call introspection (the hot path of every execute)."""
+    """``dataclasses.replace(obj, **changes)`` on the hot path of every execute."""
     cls = type(obj)
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
-    new = object.__new__(cls)
-    for n in names:
-        _set(new, n, changes[n] if n in changes else getattr(obj, n))
+    fn = _EVOLVERS.get(cls)
+    if fn is None:
+        fn = _EVOLVERS[cls] = _make_evolver(cls)
+    new: _T = fn(obj, changes)
     return new
 
 
@@ -226,6 +252,7 @@ def run_to_json(run: RunState) -> dict[str, Any]:
                 s.ended_at,
                 s.stopping,
                 list(s.waiting),
+                s.scanned,
             ]
             for s in run.scopes.values()
         ],
@@ -233,12 +260,15 @@ def run_to_json(run: RunState) -> dict[str, Any]:
         "live": dict(run.live),
         "backoff": dict(run.backoff),
         "open_scopes": list(run.open_scopes),
+        "completions": run.completions,
     }
 
 
 def run_from_json(d: Mapping[str, Any]) -> RunState:
     scopes = {
-        s[0]: Scope(s[0], s[1], s[2], s[3], s[4], WorkflowStatus(s[5]), s[6], s[7], s[8], s[9], tuple(s[10]))
+        s[0]: Scope(
+            s[0], s[1], s[2], s[3], s[4], WorkflowStatus(s[5]), s[6], s[7], s[8], s[9], tuple(s[10]), s[11]
+        )
         for s in d["scopes"]
     }
     attempts: dict[str, tuple[Attempt, ...]] = {}
@@ -259,4 +289,5 @@ def run_from_json(d: Mapping[str, Any]) -> RunState:
         live=dict(d["live"]),
         backoff=dict(d["backoff"]),
         open_scopes=tuple(d["open_scopes"]),
+        completions=d["completions"],
     )

@@ -32,6 +32,7 @@ __all__ = ["StepResult", "execute"]
 
 S = StepStatus
 _RUNTIME_STATUSES = frozenset({S.STARTING, S.RUNNING, S.FINISHING})
+_TO_PARAMS = frozenset({S.INITIALIZED, S.PAUSED, S.WAITING_FOR_SIGNALS, S.EVALUATING_PARAMS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +89,7 @@ def execute(
     status = c.att.status
     changed = status is not start_status
     before = run.latest(path)
-    new_run = c.run.with_attempt(c.att).with_indexes(path, before, c.att) if c.att is not before else c.run
+    new_run = c.run.with_attempt(c.att) if c.att is not before else c.run
     needs_decide = (
         (changed and status.is_terminal)
         or c.run.scopes is not run.scopes
@@ -173,11 +174,9 @@ def _loop(c: _Call, runtime: RuntimeReport | None) -> None:
             if not _initialize(c):
                 continue
             return
-        if st is S.INITIALIZED or st is S.PAUSED or st is S.WAITING_FOR_SIGNALS:
-            # no breakpoints or signals in traces: INITIALIZED -> WAITING_FOR_SIGNALS -> EVALUATING_PARAMS
-            # happen in this call; the intermediate statuses are never visible outside it
-            c.set(S.EVALUATING_PARAMS)
-        elif st is S.EVALUATING_PARAMS:
+        if st in _TO_PARAMS:
+            # No breakpoints or signals in traces: INITIALIZED -> WAITING_FOR_SIGNALS -> EVALUATING_PARAMS
+            # -> WAITING_FOR_PERMITS happen in this call; the intermediate statuses never persist.
             try:
                 params = evaluate_step_params(c.ct, c.run, c.scope, c.cs, c.att)
             except (ParamError, ExpressionError) as exc:
@@ -200,8 +199,6 @@ def _loop(c: _Call, runtime: RuntimeReport | None) -> None:
                     return
                 _leaf_result(c, runtime)
                 runtime = None
-                if c.att.status is S.FINISHING:  # outputs merged, nothing to persist: SUCCEEDED at once
-                    c.set(S.SUCCEEDED)
             else:
                 before = c.att
                 c.run, c.att, effects = run_child_step(c.ct, c.run, c.scope, c.cs, c.att, c.now)
@@ -263,8 +260,8 @@ def _leaf_result(c: _Call, runtime: RuntimeReport) -> None:
         return
     outcome = runtime.outcome
     outputs = dict(runtime.outputs)
-    if outcome == Outcome.SUCCEEDED:
-        c.set(S.FINISHING, outcome=outcome, outputs=outputs)
+    if outcome == Outcome.SUCCEEDED:  # RUNNING -> FINISHING -> SUCCEEDED: outputs merged, nothing to persist
+        c.set(S.SUCCEEDED, outcome=outcome, outputs=outputs)
     elif outcome in (Outcome.USER_ERROR, Outcome.PLATFORM_ERROR):
         if _non_retryable_flag(c, outputs):
             c.set(S.FATALLY_FAILED, outcome=outcome, outputs=outputs, note="the job said it is not retryable")
