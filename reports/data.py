@@ -15,12 +15,24 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from reports.records import (
+    EngineInfo,
+    Headline,
+    LatencyDistribution,
+    LatencySummary,
+    LatencyTest,
+    Provenance,
+    QuarantineEntry,
+    SignatureGroup,
+    Verdict,
+    Waiver,
+)
 from shadow.results.schema import SCHEMA_VERSION, TABLES
 
 __all__ = [
@@ -68,139 +80,6 @@ class ReportLimits:
     record_chars: int = 20_000
     # Drill-downs stop (round-robin over groups) once they add about this many bytes to the page.
     drilldown_bytes: int = 3_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class EngineInfo:
-    role: str
-    name: str
-    version: str
-    records: int
-
-
-@dataclass(frozen=True, slots=True)
-class Provenance:
-    session_id: str
-    started_at: str
-    finished_at: str
-    command: str
-    git_sha: str
-    package_version: str
-    baseline_engine: str
-    candidate_engine: str
-    config_hash: str
-    corpus_hash: str
-    seeds: str
-    traces_done: int | None
-    status: str
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    cohort: str
-    verdict: str
-    score: float | None
-    reason: str
-    n_traces: int | None
-    created_at: str
-    criteria: tuple[dict[str, Any], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Headline:
-    """The numbers at the top of the page. ``runs`` counts (trace, run) pairs replayed on the baseline."""
-
-    traces: int
-    runs: int
-    runs_by_engine: dict[str, int]
-    steps_by_engine: dict[str, int]
-    divergent_traces: int
-    unexplained_traces: int
-    aa_divergent_traces: int
-    trace_errors: int
-    quarantined: int
-    stuck_runs_by_engine: dict[str, int]
-    engines: tuple[EngineInfo, ...]
-    verdicts: tuple[Verdict, ...]
-    provenance: tuple[Provenance, ...]
-    schema_version: str
-
-
-@dataclass(frozen=True, slots=True)
-class SignatureGroup:
-    """One divergence signature: how often baseline vs candidate shows it, and beside it A/A noise."""
-
-    signature: str
-    workflow_type: str
-    step_type: str
-    path_pattern: str
-    kind: str
-    candidate_traces: int
-    aa_traces: int
-    candidate_rate: float
-    aa_rate: float
-    status: str
-    waived_by: str | None
-    exemplars: tuple[str, ...]
-    first_divergence_path: str
-
-
-@dataclass(frozen=True, slots=True)
-class Waiver:
-    entry_id: str
-    pattern: str
-    owner: str
-    reason: str
-    expires: str
-    hits: int
-    expired: bool
-
-
-@dataclass(frozen=True, slots=True)
-class QuarantineEntry:
-    file: str
-    line: int | None
-    trace_id: str
-    code: str
-    message: str
-    hint: str
-    json_path: str
-
-
-@dataclass(frozen=True, slots=True)
-class LatencySummary:
-    metric: str
-    engine: str
-    n: int
-    mean: float | None
-    p50: float | None
-    p95: float | None
-    p99: float | None
-    max: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class LatencyTest:
-    metric: str
-    n_pairs: int
-    median_ratio: float | None
-    p99_ratio: float | None
-    wilcoxon_statistic: float | None
-    wilcoxon_p: float | None
-    mw_ci_low: float | None
-    mw_ci_high: float | None
-    judge: str
-
-
-@dataclass(frozen=True, slots=True)
-class LatencyDistribution:
-    """Quantiles of one metric for one engine role (``quantiles[i]`` at ``CDF_PROBABILITIES[i]``)."""
-
-    metric: str
-    engine: str
-    n: int
-    quantiles: tuple[float, ...] = field(default_factory=tuple)
-    non_positive: int = 0  # values <= 0: a log axis cannot place them, the chart says how many
 
 
 # Where each latency metric lives: (table, column).
@@ -260,8 +139,6 @@ class ResultsReader:
         """Run one read-only query (for the drill-down module); results are plain tuples."""
         return self._con.execute(sql, list(params)).fetchall()
 
-    _rows = query
-
     def _scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         row = self._con.execute(sql, list(params)).fetchone()
         return None if row is None else row[0]
@@ -274,10 +151,10 @@ class ResultsReader:
     # -- headline ------------------------------------------------------------------------------
 
     def headline(self) -> Headline:
-        by_engine = dict(self._rows("SELECT engine, count(*) FROM runs GROUP BY engine ORDER BY engine"))
-        steps = dict(self._rows("SELECT engine, count(*) FROM steps GROUP BY engine ORDER BY engine")) if self.has("steps") else {}
-        stuck = dict(self._rows("SELECT engine, count(*) FILTER (WHERE stuck) FROM runs GROUP BY engine ORDER BY engine"))
-        div = self._rows(
+        by_engine = dict(self.query("SELECT engine, count(*) FROM runs GROUP BY engine ORDER BY engine"))
+        steps = dict(self.query("SELECT engine, count(*) FROM steps GROUP BY engine ORDER BY engine")) if self.has("steps") else {}
+        stuck = dict(self.query("SELECT engine, count(*) FILTER (WHERE stuck) FROM runs GROUP BY engine ORDER BY engine"))
+        div = self.query(
             "SELECT count(DISTINCT trace_id) FILTER (WHERE comparison = 'candidate'), "
             "count(DISTINCT trace_id) FILTER (WHERE comparison = 'aa') FROM divergences"
         )[0]
@@ -306,7 +183,7 @@ class ResultsReader:
     def engines(self) -> tuple[EngineInfo, ...]:
         if not self.has("records"):
             return ()
-        rows = self._rows(
+        rows = self.query(
             "SELECT engine, any_value(engine_name), any_value(engine_version), count(*) FROM records "
             "GROUP BY engine ORDER BY engine"
         )
@@ -316,7 +193,7 @@ class ResultsReader:
         """The latest verdict per cohort."""
         if not self.has("verdicts"):
             return ()
-        rows = self._rows(
+        rows = self.query(
             "SELECT cohort, verdict, score, reason, n_traces, created_at, criteria FROM verdicts "
             "QUALIFY row_number() OVER (PARTITION BY cohort ORDER BY created_at DESC) = 1 ORDER BY cohort"
         )
@@ -333,7 +210,7 @@ class ResultsReader:
     def provenance(self, limit: int = 10) -> tuple[Provenance, ...]:
         if not self.has("provenance"):
             return ()
-        rows = self._rows(
+        rows = self.query(
             "SELECT session_id, started_at, finished_at, command, git_sha, package_version, baseline_engine, "
             "candidate_engine, config_hash, corpus_hash, seeds, traces_done, status FROM provenance "
             "ORDER BY started_at DESC NULLS LAST LIMIT ?",
@@ -354,7 +231,7 @@ class ResultsReader:
         before aggregating) the groups are aggregated here from ``divergences`` so nothing is lost."""
         if self.count("signatures"):
             total = self.count("signatures")
-            rows = self._rows(
+            rows = self.query(
                 "SELECT signature, workflow_type, step_type, path_pattern, kind, candidate_traces, aa_traces, "
                 "candidate_rate, aa_rate, status, waived_by, exemplars, first_divergence_path FROM signatures "
                 "ORDER BY (status = 'unexplained') DESC, candidate_traces DESC, signature LIMIT ?",
@@ -363,7 +240,7 @@ class ResultsReader:
         else:
             total = int(self._scalar("SELECT count(DISTINCT signature) FROM divergences") or 0)
             n = max(self.count("traces"), 1)
-            rows = self._rows(
+            rows = self.query(
                 f"""SELECT signature, '', '', any_value(path), any_value(kind),
                        count(DISTINCT trace_id) FILTER (WHERE comparison = 'candidate') AS c,
                        count(DISTINCT trace_id) FILTER (WHERE comparison = 'aa'),
@@ -386,15 +263,15 @@ class ResultsReader:
     def all_signatures(self) -> dict[str, str]:
         """Every signature seen baseline vs candidate, with its status (for --baseline comparisons)."""
         if self.count("signatures"):
-            rows = self._rows("SELECT signature, status FROM signatures WHERE candidate_traces > 0")
+            rows = self.query("SELECT signature, status FROM signatures WHERE candidate_traces > 0")
         else:
-            rows = self._rows("SELECT DISTINCT signature, '' FROM divergences WHERE comparison = 'candidate'")
+            rows = self.query("SELECT DISTINCT signature, '' FROM divergences WHERE comparison = 'candidate'")
         return {_s(r[0]): _s(r[1]) for r in rows}
 
     def waivers(self, limit: int) -> tuple[tuple[Waiver, ...], int]:
         if not self.has("waivers"):
             return (), 0
-        rows = self._rows(
+        rows = self.query(
             "SELECT entry_id, pattern, owner, reason, expires, hits, expired FROM waivers "
             "ORDER BY expired DESC, hits DESC, entry_id LIMIT ?",
             [limit],
@@ -405,7 +282,7 @@ class ResultsReader:
     def quarantine(self, limit: int) -> tuple[tuple[QuarantineEntry, ...], int]:
         if not self.has("quarantine"):
             return (), 0
-        rows = self._rows(
+        rows = self.query(
             "SELECT file, line, trace_id, code, message, hint, json_path FROM quarantine ORDER BY file, line LIMIT ?",
             [limit],
         )
@@ -414,7 +291,7 @@ class ResultsReader:
 
     def trace_errors(self, limit: int) -> tuple[tuple[tuple[str, str], ...], int]:
         """Traces the harness or an engine could not finish, with the error (never hidden)."""
-        rows = self._rows("SELECT trace_id, error FROM traces WHERE error IS NOT NULL ORDER BY trace_id LIMIT ?", [limit])
+        rows = self.query("SELECT trace_id, error FROM traces WHERE error IS NOT NULL ORDER BY trace_id LIMIT ?", [limit])
         items = tuple((_s(r[0]), _s(r[1])) for r in rows)
         return items, max(self.count("traces", "error IS NOT NULL") - len(items), 0)
 
@@ -423,13 +300,13 @@ class ResultsReader:
     def latency_summaries(self) -> tuple[LatencySummary, ...]:
         if not self.count("latency"):
             return ()
-        rows = self._rows("SELECT metric, engine, n, mean, p50, p95, p99, max FROM latency ORDER BY metric, engine")
+        rows = self.query("SELECT metric, engine, n, mean, p50, p95, p99, max FROM latency ORDER BY metric, engine")
         return tuple(LatencySummary(_s(r[0]), _s(r[1]), int(r[2] or 0), r[3], r[4], r[5], r[6], r[7]) for r in rows)
 
     def latency_tests(self) -> tuple[LatencyTest, ...]:
         if not self.has("latency_tests"):
             return ()
-        rows = self._rows(
+        rows = self.query(
             "SELECT metric, n_pairs, median_ratio, p99_ratio, wilcoxon_statistic, wilcoxon_p, mw_ci_low, "
             "mw_ci_high, judge FROM latency_tests ORDER BY metric"
         )
@@ -440,7 +317,7 @@ class ResultsReader:
         table, column = LATENCY_SOURCES[metric]
         if not self.has(table):
             return ()
-        rows = self._rows(
+        rows = self.query(
             f"SELECT engine, count({column}), quantile_cont({column}, ?::DOUBLE[]), "
             f"count(*) FILTER (WHERE {column} <= 0) FROM {table} "
             f"WHERE {column} IS NOT NULL AND isfinite({column}) GROUP BY engine ORDER BY engine",

@@ -1,0 +1,156 @@
+"""The records the report shows, one frozen dataclass per thing a reader looks at.
+
+They are filled by :class:`reports.data.ResultsReader` from SQL aggregates and read by the templates;
+nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "EngineInfo",
+    "Headline",
+    "LatencyDistribution",
+    "LatencySummary",
+    "LatencyTest",
+    "Provenance",
+    "QuarantineEntry",
+    "SignatureGroup",
+    "Verdict",
+    "Waiver",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineInfo:
+    role: str
+    name: str
+    version: str
+    records: int
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    session_id: str
+    started_at: str
+    finished_at: str
+    command: str
+    git_sha: str
+    package_version: str
+    baseline_engine: str
+    candidate_engine: str
+    config_hash: str
+    corpus_hash: str
+    seeds: str
+    traces_done: int | None
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    cohort: str
+    verdict: str
+    score: float | None
+    reason: str
+    n_traces: int | None
+    created_at: str
+    criteria: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Headline:
+    """The numbers at the top of the page. ``runs`` counts (trace, run) pairs replayed on the baseline."""
+
+    traces: int
+    runs: int
+    runs_by_engine: dict[str, int]
+    steps_by_engine: dict[str, int]
+    divergent_traces: int
+    unexplained_traces: int
+    aa_divergent_traces: int
+    trace_errors: int
+    quarantined: int
+    stuck_runs_by_engine: dict[str, int]
+    engines: tuple[EngineInfo, ...]
+    verdicts: tuple[Verdict, ...]
+    provenance: tuple[Provenance, ...]
+    schema_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureGroup:
+    """One divergence signature: how often baseline vs candidate shows it, and beside it A/A noise."""
+
+    signature: str
+    workflow_type: str
+    step_type: str
+    path_pattern: str
+    kind: str
+    candidate_traces: int
+    aa_traces: int
+    candidate_rate: float
+    aa_rate: float
+    status: str
+    waived_by: str | None
+    exemplars: tuple[str, ...]
+    first_divergence_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Waiver:
+    entry_id: str
+    pattern: str
+    owner: str
+    reason: str
+    expires: str
+    hits: int
+    expired: bool
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineEntry:
+    file: str
+    line: int | None
+    trace_id: str
+    code: str
+    message: str
+    hint: str
+    json_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class LatencySummary:
+    metric: str
+    engine: str
+    n: int
+    mean: float | None
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    max: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyTest:
+    metric: str
+    n_pairs: int
+    median_ratio: float | None
+    p99_ratio: float | None
+    wilcoxon_statistic: float | None
+    wilcoxon_p: float | None
+    mw_ci_low: float | None
+    mw_ci_high: float | None
+    judge: str
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyDistribution:
+    """Quantiles of one metric for one engine role (``quantiles[i]`` at ``CDF_PROBABILITIES[i]``)."""
+
+    metric: str
+    engine: str
+    n: int
+    quantiles: tuple[float, ...] = field(default_factory=tuple)
+    non_positive: int = 0  # values <= 0: a log axis cannot place them, the chart says how many
