@@ -5,7 +5,8 @@
 Each poll, in ONE transaction: claim a queue task, load the run and all its ``--steps`` step attempts,
 save the run (optimistic version), upsert the one step the poll advanced, re-queue the task. This is
 what the legacy engine does at every poll; the number to watch is polls/s (and round trips per poll,
-which the benchmarks compare between engines). In memory by default; ``--file`` uses a WAL file.
+which the benchmarks compare between engines). In memory by default; ``--file`` uses a WAL file;
+``--dsn`` a PostgreSQL server (whose public schema it drops).
 Prints a JSON line last (benchmarks/run_all.py convention).
 """
 
@@ -17,7 +18,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from engines.store import LatencyModel, SqliteConfig, SqliteStore, StepInstance, StepTimes, WorkflowInstance
+from engines.store import (
+    LatencyModel,
+    PostgresConfig,
+    PostgresStore,
+    SqliteConfig,
+    SqliteStore,
+    StepInstance,
+    StepTimes,
+    WorkflowInstance,
+)
 
 
 def main() -> int:
@@ -26,10 +36,21 @@ def main() -> int:
     parser.add_argument("--polls", type=int, default=5000)
     parser.add_argument("--file", action="store_true", help="a WAL file instead of :memory:")
     parser.add_argument("--synchronous", default="NORMAL")
+    parser.add_argument("--dsn", help="benchmark PostgresStore on this server instead (its tables are dropped!)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "bench.db") if args.file else ":memory:"
-        store = SqliteStore(SqliteConfig(path=path, synchronous=args.synchronous, latency=LatencyModel()))
+        store: SqliteStore | PostgresStore
+        if args.dsn:
+            import psycopg
+
+            with psycopg.connect(args.dsn, autocommit=True) as admin:
+                admin.execute("DROP SCHEMA public CASCADE")
+                admin.execute("CREATE SCHEMA public")
+            store = PostgresStore(PostgresConfig(dsn=args.dsn, latency=LatencyModel()))
+            path = "postgresql"
+        else:
+            store = SqliteStore(SqliteConfig(path=path, synchronous=args.synchronous, latency=LatencyModel()))
         run = WorkflowInstance("t/r", "wf", "r", "IN_PROGRESS", state='{"params":{"date":20240101}}')
         store.create_run(run)
         store.save_steps(
@@ -63,7 +84,7 @@ def main() -> int:
     rt = (after["round_trips"] - before["round_trips"]) / args.polls
     latency = (after["latency_seconds"] - before["latency_seconds"]) / args.polls
     print(
-        f"{args.polls} polls of a {args.steps}-step run ({path if not args.file else 'WAL file'}, "
+        f"{args.polls} polls of a {args.steps}-step run ({'WAL file' if args.file and not args.dsn else path}, "
         f"synchronous={args.synchronous}): {args.polls / elapsed:,.0f} polls/s wall, "
         f"{args.polls / cpu:,.0f} polls/CPU-s, {rt:.1f} round trips/poll, "
         f"{latency * 1000:.1f} ms simulated latency/poll"
@@ -71,7 +92,7 @@ def main() -> int:
     print(json.dumps({
         "polls_per_s": round(args.polls / elapsed), "polls_per_cpu_s": round(args.polls / cpu),
         "round_trips_per_poll": rt,
-        "simulated_latency_ms_per_poll": round(latency * 1000, 3), "steps": args.steps, "file": args.file,
+        "simulated_latency_ms_per_poll": round(latency * 1000, 3), "steps": args.steps, "file": args.file, "postgres": bool(args.dsn),
         "synchronous": args.synchronous,
     }))  # fmt: skip
     return 0
