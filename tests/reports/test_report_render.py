@@ -71,6 +71,7 @@ class TestSelfContained:
         assert "default-src 'none'" in csp
         assert "img-src data:" in csp
         assert "'unsafe-eval'" not in csp
+        assert "'unsafe-inline'" not in csp
         assert re.search(r"script-src 'sha256-[A-Za-z0-9+/=]+'", csp)
 
     def test_script_hash_matches_inline_script(self, plain_html: str) -> None:
@@ -83,6 +84,9 @@ class TestSelfContained:
         csp = next(a["content"] for t, a in parser.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy")
         assert csp is not None
         assert f"script-src {script_hash(script.group(1))};" in csp
+        style = re.search(r"<style>(.*?)</style>", plain_html, re.S)
+        assert style
+        assert f"style-src {script_hash(style.group(1))};" in csp
 
     def test_no_external_references(self, plain_html: str) -> None:
         """No src, no stylesheet link and no href except in-page anchors."""
