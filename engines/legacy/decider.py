@@ -80,7 +80,9 @@ class RunDesk:
         index = wf.run_index[run_id]
         state = new_run(wf.ct, wf.runs[run_id], index)
         key = root_key(workflow_id, index)
-        self._store.create_run(self._codec.new_root(key, workflow_id, state, {"dequeued": False}, now))
+        run = wf.runs[run_id]
+        book = {"dequeued": False, "run_params": dict(run.params), "initiator": run.initiator}
+        self._store.create_run(self._codec.new_root(key, workflow_id, state, book, now))
         plan = on_insert(wf.ct.root.definition.run_strategy, self._slots(workflow_id), run_id)
         self._apply(workflow_id, plan, now)
 

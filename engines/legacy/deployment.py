@@ -20,12 +20,14 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from corpora.model import Run, Trace
+from engines.api import EngineError, RunExecution
 from engines.clock import Clock
 from engines.core.definition import compile_trace
+from engines.core.record import run_execution
 from engines.legacy.config import LegacyConfig
 from engines.legacy.decider import RunDesk, WorkflowEntry
 from engines.legacy.jobs import JobBoard
@@ -51,8 +53,6 @@ class StallFault:
     @classmethod
     def parse(cls, spec: str) -> StallFault:
         """``stall-worker:W:CLAIM:SECONDS[:PHASE]``, e.g. ``stall-worker:0:5:90:before_write``."""
-        from engines.api import EngineError
-
         parts = spec.split(":")
         try:
             if parts[0] != "stall-worker" or len(parts) not in (4, 5):
@@ -195,3 +195,21 @@ class Deployment:
         return [
             (wid, run_id, root_key(wid, wf.run_index[run_id])) for wid, wf in self.workflows.items() for run_id in wf.runs
         ]
+
+    def final_runs(self) -> tuple[RunExecution, ...]:
+        """Canonical records of every run from the store's final rows; a run that started but did
+        not end is ``stuck``. A run whose trigger never fired is an error (the deadline was too short)."""
+        out = []
+        for workflow_id, run_id, key in self.root_keys():
+            loaded = self.codec.load(self.store, key)
+            self.store.take_latency()
+            if loaded is None:
+                raise EngineError(
+                    f"run {run_id!r} of {workflow_id!r} was never inserted: its trigger did not fire before the "
+                    "deadline; raise the time limit"
+                )
+            state = loaded.state
+            if state.started_at is not None and not state.status.is_terminal:
+                state = replace(state, stuck=True)
+            out.append(run_execution(self.workflows[workflow_id].ct, state))
+        return tuple(out)

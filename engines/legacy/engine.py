@@ -14,11 +14,9 @@ whose outcomes must agree (A/A) while their timings differ.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 from corpora.model import Trace
-from engines.api import EngineError, ExecutionRecord, ReplayOptions, RunExecution
-from engines.core.record import run_execution
+from engines.api import EngineError, ExecutionRecord, ReplayOptions
 from engines.legacy.config import LegacyConfig
 from engines.legacy.deployment import Deployment, StallFault, workflow_entry
 from engines.runtimes import RuntimeRegistry
@@ -64,7 +62,7 @@ class LegacyEngine:
                     workflows={trace.trace_id: entry}, seed=options.seed, faults=faults,
                 )  # fmt: skip
                 env.run(deployment.serve(deadline=deadline))
-                runs = _final_runs(deployment)
+                runs = deployment.final_runs()
                 loop_jumps = env.loop.jumps
         except RecursionError as exc:  # pragma: no cover - defensive
             raise EngineError(f"legacy replay of {trace.trace_id!r} recursed too deeply: {exc}") from exc
@@ -83,22 +81,4 @@ class LegacyEngine:
             trace_id=trace.trace_id, engine=self.name, engine_version=self.version, seed=options.seed,
             runs=runs, counters=out,
         )  # fmt: skip
-
-
-def _final_runs(deployment: Deployment) -> tuple[RunExecution, ...]:
-    """Canonical records of every run from the store's final rows; unfinished started runs are stuck."""
-    out = []
-    for workflow_id, run_id, key in deployment.root_keys():
-        entry = deployment.workflows[workflow_id]
-        loaded = deployment.codec.load(deployment.store, key)
-        deployment.store.take_latency()
-        if loaded is None:
-            raise EngineError(
-                f"run {run_id!r} of {workflow_id!r} was never inserted: its trigger did not fire before the deadline"
-            )
-        state = loaded.state
-        if state.started_at is not None and not state.status.is_terminal:
-            state = replace(state, stuck=True)
-        out.append(run_execution(entry.ct, state))
-    return tuple(out)
 
