@@ -1,7 +1,7 @@
 """Shadow-run throughput: steps/s end to end, time outside the engines, 1 vs 2 workers.
 
-Usage: .venv/bin/python benchmarks/bench_shadow_run.py [N_TRACES] [ENGINE]
-(ENGINE is used as baseline and candidate; default oracle until legacy/actor land.)
+Usage: .venv/bin/python benchmarks/bench_shadow_run.py [N_TRACES] [BASELINE] [CANDIDATE]
+(defaults: 200 traces, legacy vs actor; ``oracle oracle`` measures the harness with the cheapest engine).
 """
 
 from __future__ import annotations
@@ -32,25 +32,28 @@ def corpus(path: Path, n: int) -> Path:
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
-    engine = sys.argv[2] if len(sys.argv) > 2 else "oracle"
+    baseline = sys.argv[2] if len(sys.argv) > 2 else "legacy"
+    candidate = sys.argv[3] if len(sys.argv) > 3 else "actor"
     with tempfile.TemporaryDirectory() as tmp:
         src = corpus(Path(tmp) / "c.jsonl", n)
         for workers in (1, 2):
             db = Path(tmp) / f"r{workers}.duckdb"
             began = time.perf_counter()
-            run_shadow(RunSettings(corpus=(str(src),), db=str(db), baseline=resolve_engine(engine),
-                                   candidate=resolve_engine(engine), workers=workers, batch_size=64))
+            run_shadow(RunSettings(corpus=(str(src),), db=str(db), baseline=resolve_engine(baseline),
+                                   candidate=resolve_engine(candidate), workers=workers, batch_size=64))
             wall = time.perf_counter() - began
-            steps = duckdb.connect(str(db), read_only=True).execute("SELECT count(*) FROM steps").fetchone()[0]
+            row = duckdb.connect(str(db), read_only=True).execute("SELECT count(*) FROM steps").fetchone()
+            steps = row[0] if row else 0
             print(f"workers={workers}: {n} traces, {steps} step attempts (3 roles) in {wall:.2f} s "
                   f"-> {steps / wall:,.0f} steps/s, {n / wall:.1f} traces/s")
         # Share of trial time spent inside engine.replay (in-process, first 50 traces).
-        spec = resolve_engine(engine)
-        engines = {role: build_engine(spec) for role in ROLES}
+        specs = {"baseline": resolve_engine(baseline), "candidate": resolve_engine(candidate),
+                 "baseline_aa": resolve_engine(baseline)}
+        engines = {role: build_engine(specs[role]) for role in ROLES}
         from shadow.sources import read_corpus
 
         jobs = [TraceJob(it.trace, it.file, it.line) for it in read_corpus([str(src)]) if it.trace][:50]
-        config = TrialConfig(engines=dict.fromkeys(ROLES, spec), seeds={"baseline": 0, "candidate": 0, "baseline_aa": 1})
+        config = TrialConfig(engines=specs, seeds={"baseline": 0, "candidate": 0, "baseline_aa": 1})
         inside = 0.0
         for job in jobs:
             for role in ROLES:
