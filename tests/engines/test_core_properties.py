@@ -140,3 +140,26 @@ class TestProperties:
         plain = CoreOracle().replay(trace, ReplayOptions())
         reloaded = CoreOracle(reload_state=True).replay(trace, ReplayOptions())
         assert reloaded.runs == plain.runs
+
+
+class TestDeterminism:
+    def test_record_independent_of_hash_seed(self) -> None:
+        """The same trace replays to byte-identical records under different PYTHONHASHSEEDs (no set-order leak)."""
+        import json
+        import os
+        import subprocess
+        import sys
+
+        script = (
+            "import json;from corpora.generator import generate_corpus;from engines.core.oracle import CoreOracle;"
+            "from engines.api import ReplayOptions;"
+            "print(json.dumps([CoreOracle().replay(t, ReplayOptions()).to_dict() for t in generate_corpus(3, 6)], sort_keys=True))"
+        )
+        outputs = []
+        for seed in ("1", "2"):
+            env = {**os.environ, "PYTHONHASHSEED": seed}
+            done = subprocess.run(
+                [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+            )
+            outputs.append(json.loads(done.stdout))
+        assert outputs[0] == outputs[1]
