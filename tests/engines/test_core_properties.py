@@ -21,10 +21,12 @@ from corpora.model import (
     Run,
     Step,
     StepType,
+    Subworkflow,
     Trace,
+    WorkflowDefinition,
 )
 from engines.api import ReplayOptions
-from engines.core.definition import compile_trace
+from engines.core.definition import CompiledTrace, CompiledWorkflow, compile_trace
 from engines.core.oracle import CoreOracle
 from engines.core.testing import T0, make_trace, step
 
@@ -36,6 +38,7 @@ def traces(draw: st.DrawFn) -> Trace:
     n = draw(st.integers(1, 7))
     steps: list[Step] = []
     attempts: list[RecordedAttempt] = []
+    subs: dict[str, WorkflowDefinition] = {}
     for i in range(n):
         targets = draw(st.lists(st.integers(i + 1, n - 1), unique=True, max_size=3)) if i < n - 1 else []
         to = [(f"s{j}", draw(st.sampled_from(["true", "false", "o >= 1", "o < 1"]))) for j in targets]
@@ -51,8 +54,23 @@ def traces(draw: st.DrawFn) -> Trace:
         )
         mode = draw(st.sampled_from([None, *FailureMode]))
         timeout = draw(st.sampled_from([None, None, 20, "45s"]))
-        is_fan = i > 0 and draw(st.integers(0, 5)) == 0
-        if is_fan:
+        kind = draw(st.integers(0, 7)) if i > 0 else 7
+        if kind == 1:
+            child_steps = (step("c0", "c1"), step("c1")) if draw(st.booleans()) else (step("c0"),)
+            subs[f"child{i}"] = WorkflowDefinition(
+                f"child{i}", child_steps, timeout=draw(st.sampled_from([None, 50]))
+            )
+            steps.append(
+                step(
+                    f"s{i}",
+                    *to,
+                    type=StepType.SUBWORKFLOW,
+                    subworkflow=Subworkflow(f"child{i}"),
+                    failure_mode=mode,
+                )
+            )
+            paths = [f"s{i}/{c.id}" for c in child_steps]
+        elif kind == 0:
             width = draw(st.integers(0, 3))
             fe = Foreach(
                 {"k": Param(value=list(range(width)))},
@@ -75,7 +93,17 @@ def traces(draw: st.DrawFn) -> Trace:
                 )
     run_count = draw(st.integers(1, 2))
     runs = [Run(f"r{k}", T0 + 30 * k, attempts=tuple(attempts)) for k in range(run_count)]
-    return make_trace(steps, runs=runs, timeout=draw(st.sampled_from([None, 90, 600])))
+    return make_trace(steps, runs=runs, timeout=draw(st.sampled_from([None, 90, 600])), subworkflows=subs)
+
+
+def _workflow_of(ct: CompiledTrace, prefix: str) -> CompiledWorkflow:
+    """The compiled workflow a scope prefix (``s1/``, ``s2[0]/``) runs."""
+    wf = ct.root
+    for segment in prefix.split("/")[:-1]:
+        body = wf.steps[segment.split("[")[0]].body
+        assert body is not None
+        wf = ct.workflows[body]
+    return wf
 
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -104,7 +132,7 @@ class TestProperties:
             for a in run.attempts:
                 cut = a.path.rfind("/") + 1
                 prefix, sid = a.path[:cut], a.path[cut:]
-                wf = ct.root if not prefix else ct.workflows[f"wf#{prefix.split('[')[0]}"]
+                wf = _workflow_of(ct, prefix)
                 for pred in wf.steps[sid].predecessors:
                     assert prefix + pred in ended, f"{a.path} created but predecessor {pred} never ended"
                     assert a.created_at is not None
