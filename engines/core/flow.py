@@ -83,13 +83,29 @@ def stop_run(state: RunState) -> tuple[RunState, tuple[str, ...]]:
     return state.with_scope(replace(root, stopping="STOP")), wake
 
 
-def _first_attempt(ct: CompiledTrace, scope: Scope, sid: str, path: str, now: float) -> Attempt:
+def _first_attempt(
+    ct: CompiledTrace, run: RunState, scope: Scope, sid: str, path: str, now: float
+) -> Attempt:
+    """The first attempt, created now. ``ready_at`` is when the DAG released the step -- the end of its
+    last predecessor, or the start of its workflow instance for a root step -- not when this engine
+    noticed, so an engine's ready -> started latency includes its own detection delay."""
     cs = ct.workflows[scope.workflow].steps[sid]
     policy = (
         resolve_retry_policy(cs.step.retry_policy, scope.params) if cs.type.is_leaf else DEFAULT_RETRY_POLICY
     )
+    ready = scope.started_at
+    for pred in cs.predecessors:
+        p = run.latest(scope.prefix + pred)
+        if p is not None and p.ended_at is not None and p.ended_at > ready:
+            ready = p.ended_at
     return Attempt(
-        path=path, step_id=sid, attempt=1, status=S.CREATED, created_at=now, ready_at=now, policy=policy
+        path=path,
+        step_id=sid,
+        attempt=1,
+        status=S.CREATED,
+        created_at=now,
+        ready_at=min(ready, now),
+        policy=policy,
     )
 
 
@@ -146,7 +162,7 @@ def decide(ct: CompiledTrace, run: RunState, now: float) -> Decision:
                     for pred in wf.steps[sid].predecessors
                 ):
                     path = prefix + sid
-                    new = _first_attempt(ct, scope, sid, path, now)
+                    new = _first_attempt(ct, run, scope, sid, path, now)
                     run = run.with_attempt(new)
                     ready.append(path)
                 else:

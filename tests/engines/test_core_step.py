@@ -112,3 +112,17 @@ class TestStateJson:
         plain = oracle_record(trace)
         reloaded = CoreOracle(reload_state=True).replay(trace, ReplayOptions())
         assert reloaded.runs == plain.runs
+
+
+class TestTimeline:
+    def test_ready_at_is_release_time_not_detection_time(self) -> None:
+        """A decide that runs late still records ready_at as the predecessor's end (latency includes detection)."""
+        ct, d = started(make_trace(chain("a", "b")))
+        st = d.run
+        for _ in range(3):
+            st = execute(ct, st, "a", T0).run
+        st = execute(ct, st, "a", T0 + 5, RuntimeReport.finished("succeeded")).run
+        late = decide(ct, st, T0 + 9)
+        b = late.run.latest("b")
+        assert b is not None
+        assert (b.created_at, b.ready_at) == (T0 + 9, T0 + 5)
