@@ -13,7 +13,7 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-__all__ = ["BIDI_CONTROLS", "escape_visible", "visible"]
+__all__ = ["BIDI_CONTROLS", "escape_visible", "finalize", "visible"]
 
 BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
