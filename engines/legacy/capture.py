@@ -74,7 +74,7 @@ def capture_traces(store_path: str | Path, *, include_unfinished: bool = False) 
                             RecordedAttempt(
                                 path=step.path, attempt=step.attempt, outcome=Outcome(att.outcome),
                                 duration=round(max(0.0, float(job["job_duration"])), 6), outputs=dict(att.outputs),
-                            )  # fmt: skip
+                            )
                         )
                 for path, atts in state.attempts.items():
                     last = atts[-1]
@@ -85,7 +85,7 @@ def capture_traces(store_path: str | Path, *, include_unfinished: bool = False) 
                         params=dict(loaded.book.get("run_params", {})),
                         initiator=str(loaded.book.get("initiator", "manual")), attempts=tuple(attempts),
                         observed=ObservedRun(state.status.value, state.started_at, state.ended_at, observed),
-                    )  # fmt: skip
+                    )
                 )
             if runs:
                 meta = replace(base.metadata, source="legacy-capture")

@@ -12,6 +12,7 @@ The workflow definitions are written to the store beside the runs (one definitio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -79,10 +80,8 @@ def _publish(store: SqliteStore, trace: Trace, now: float) -> None:
         run_key=f"{trace.trace_id}{DEFINITIONS}", workflow_id=trace.trace_id, run_id="", status="DEFINITION",
         state=json.dumps(doc), parent_key=DEFINITIONS, created_at=now, updated_at=now,
     )  # fmt: skip
-    try:
+    with contextlib.suppress(StoreIntegrityError):  # published by an earlier session on this file
         store.create_run(row)
-    except StoreIntegrityError:
-        pass  # published by an earlier session on this file
 
 
 async def run_live_async(

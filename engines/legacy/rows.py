@@ -88,6 +88,7 @@ class RowCodec:
     def __init__(self) -> None:
         self._attempts: dict[str, Attempt] = {}
         self._scopes: dict[str, Scope] = {}
+        self._roots: dict[str, tuple[RunState, Scope | None, Mapping[str, Any]]] = {}
         self.decodes = 0
         self.cache_hits = 0
 
@@ -122,25 +123,38 @@ class RowCodec:
     def decode(self, loaded: LoadedRun, children: list[WorkflowInstance]) -> LoadedState:
         """The core state of a run from its rows (root row, child rows, every attempt row)."""
         root = loaded.run
-        doc = json.loads(root.state)
-        core = doc["core"]
+        head = self._roots.get(root.state)
+        if head is None:
+            self.decodes += 1
+            doc = json.loads(root.state)
+            root_scope = self._scope(doc["scope"], doc["scope_text"]) if doc["scope"] is not None else None
+            # run_from_json restores every run-level field the core keeps (its indexes included).
+            head = (run_from_json(doc["core"]), root_scope, doc["book"])
+            if len(self._roots) >= _CACHE_LIMIT:
+                self._roots.clear()
+            self._roots[root.state] = head
+        else:
+            self.cache_hits += 1
+        core, root_scope, book = head
         scopes: dict[str, Scope] = {}
         kids: dict[str, WorkflowInstance] = {}
-        if doc["scope"] is not None:
-            scopes[""] = self._scope(doc["scope"], doc["scope_text"])
+        if root_scope is not None:
+            scopes[""] = root_scope
         for row in children:
-            scope_doc = json.loads(row.state)
-            scopes[scope_doc[0]] = self._scope(scope_doc, row.state)
-            kids[scope_doc[0]] = row
+            scope = self._scopes.get(row.state)
+            if scope is None:
+                scope = self._scope(json.loads(row.state), row.state)
+            else:
+                self.cache_hits += 1
+            scopes[scope.prefix] = scope
+            kids[scope.prefix] = row
         attempts: dict[str, tuple[Attempt, ...]] = {}
         for step in loaded.steps:  # ordered by path, attempt
             a = self._attempt(step.state)
             prev = attempts.get(step.path)
             attempts[step.path] = (a,) if prev is None else (*prev, a)
-        # run_from_json restores every run-level field the core keeps (indexes included); scopes and
-        # attempts come from their own rows through the caches.
-        state = replace(run_from_json(core), scopes=scopes, attempts=attempts)
-        return LoadedState(state, root, kids, doc["book"])
+        state = replace(core, scopes=scopes, attempts=attempts)
+        return LoadedState(state, root, kids, book)
 
     def load(self, store: Store, run_key: str) -> LoadedState | None:
         """Reload a run and everything under it from the store (three reads, one snapshot)."""

@@ -76,6 +76,9 @@ class Worker:
         await clock.sleep(self.rng.random() * dep.config.poll_interval)
         while True:
             tasks = store.claim(self.name, clock.now(), claim_seconds=dep.config.claim_timeout, limit=1)
+            # An empty poll also asks when the next task becomes visible; both round trips are paid
+            # in one settle (they are back to back, nothing happens in between).
+            nxt = store.next_visible_at() if not tasks else None
             await store.settle(clock)
             self.counters["polls"] += 1
             if tasks:
@@ -88,8 +91,6 @@ class Worker:
                 await clock.sleep(self._gap())
                 continue
             self.counters["empty_polls"] += 1
-            nxt = store.next_visible_at()
-            await store.settle(clock)
             now = clock.now()
             if nxt is None:
                 dep.check_quiescent()
