@@ -23,7 +23,14 @@ from engines.runtimes import RuntimeRegistry
 from engines.store import LatencyModel, SqliteConfig, SqliteStore
 from engines.testing import VirtualTimeEnvironment
 
-__all__ = ["LegacyEngine"]
+__all__ = ["COUNTERS", "LegacyEngine"]
+
+COUNTERS = (
+    "polls", "empty_polls", "idle_polls_elided", "cycles", "start_cycles", "executes", "decides",
+    "conflicts", "duplicate_deliveries", "stalls",
+)  # fmt: skip
+"""Worker counters every legacy record carries (0 when nothing happened), beside ``store_*``,
+``jobs_launched``, ``duplicate_launches``, ``row_decodes``, ``row_cache_hits`` and ``loop_jumps``."""
 
 
 class LegacyEngine:
@@ -71,6 +78,7 @@ class LegacyEngine:
             store.close()
         out = {f"store_{k}": float(v) for k, v in counters.items()}
         out["store_round_trips"] = float(counters["round_trips"])
+        out.update(dict.fromkeys(COUNTERS, 0.0))
         out.update({k: float(v) for k, v in deployment.counters.items()})
         out["jobs_launched"] = float(deployment.jobs.launched)
         out["duplicate_launches"] = float(deployment.jobs.duplicate_launches)

@@ -43,7 +43,8 @@ class TestSchedule:
         """A step's end is seen at its next 3 s RUNNING poll, never before the runtime finished."""
         record = LegacyEngine().replay(_chain_trace(2), ReplayOptions(seed=1))
         for a in record.runs[0].attempts:
-            assert a.started_at is not None and a.ended_at is not None
+            assert a.started_at is not None
+            assert a.ended_at is not None
             assert 5.0 <= a.ended_at - a.started_at <= 5.0 + 3.5
 
     def test_faster_callbacks_start_steps_sooner(self) -> None:
@@ -87,14 +88,17 @@ class TestOutcomes:
         assert normalize_record(record) == normalize_record(oracle_record(trace))
         a = [x for x in record.runs[0].attempts if x.path == "a"]
         assert [x.status for x in a] == ["USER_FAILED", "USER_FAILED", "SUCCEEDED"]
-        assert a[1].ready_at is not None and a[0].ended_at is not None and a[1].ready_at - a[0].ended_at >= 60
+        assert a[1].ready_at is not None
+        assert a[0].ended_at is not None
+        assert a[1].ready_at - a[0].ended_at >= 60
 
     def test_unrecorded_attempt_is_internally_failed(self) -> None:
         """An attempt the trace never recorded ends INTERNALLY_FAILED and unrecorded, as in the core."""
         trace = make_trace(chain("a", "b"), [rec("a", 1, "succeeded", 1)])
         record = LegacyEngine().replay(trace, ReplayOptions(seed=0))
         b = [x for x in record.runs[0].attempts if x.path == "b"]
-        assert b[0].status == "INTERNALLY_FAILED" and b[0].unrecorded
+        assert b[0].status == "INTERNALLY_FAILED"
+        assert b[0].unrecorded
         assert normalize_record(record) == normalize_record(oracle_record(trace))
 
     def test_several_workers_reach_the_same_outcome(self) -> None:
@@ -118,7 +122,9 @@ class TestOutcomes:
         record = LegacyEngine().replay(trace, ReplayOptions(seed=0))
         r1, r2 = record.runs
         assert r1.status == r2.status == "SUCCEEDED"
-        assert r2.started_at is not None and r1.ended_at is not None and r2.started_at >= r1.ended_at
+        assert r2.started_at is not None
+        assert r1.ended_at is not None
+        assert r2.started_at >= r1.ended_at
         assert normalize_record(record) == normalize_record(oracle_record(trace))
 
 
