@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from deepdiff import DeepDiff
 from markupsafe import Markup
 
 from corpora.model import Trace
@@ -22,7 +23,9 @@ from reports.definitions import definition_graph
 from reports.exemplar_rows import ExemplarRows
 from reports.text import visible
 
-__all__ = ["DiffRow", "Exemplar", "build_exemplar", "compact_json", "diff_records", "trimmed_record"]
+__all__ = [
+    "DiffRow", "Exemplar", "build_exemplar", "compact_json", "diff_records", "trimmed_record", "value_changes",
+]
 
 # Fields of an attempt that must agree between engines; timestamps are latency, not outcome.
 COMPARED_FIELDS = ("status", "outcome", "unrecorded", "params", "outputs", "config")
@@ -45,6 +48,7 @@ class DiffRow:
     candidate: str
     differing: tuple[str, ...]
     first: bool
+    details: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,25 @@ def _summary(a: Mapping[str, Any] | None) -> str:
     return " · ".join(bits)
 
 
+def value_changes(field_name: str, baseline: Any, candidate: Any, limit: int = 4) -> tuple[str, ...]:
+    """What changed inside ``params`` / ``outputs`` / ``config``, as "field['key']: old → new" lines (deepdiff)."""
+    diff = DeepDiff(baseline, candidate, verbose_level=2)
+    lines: list[str] = []
+    for change, items in diff.items():
+        if not isinstance(items, Mapping):
+            continue
+        for path, value in items.items():
+            where = field_name + str(path).removeprefix("root")
+            if change == "values_changed" or change == "type_changes":
+                lines.append(f"{where}: {compact_json(value.get('old_value'), 60)} → {compact_json(value.get('new_value'), 60)}")
+            elif "added" in change:
+                lines.append(f"{where}: only in candidate ({compact_json(value, 60)})")
+            elif "removed" in change:
+                lines.append(f"{where}: only in baseline ({compact_json(value, 60)})")
+    lines.sort()
+    return (*lines[:limit], f"… {len(lines) - limit} more") if len(lines) > limit else tuple(lines)
+
+
 def diff_records(
     baseline: Mapping[str, Any], candidate: Mapping[str, Any], *, first: tuple[str, str] | None, limit: int
 ) -> tuple[list[DiffRow], int]:
@@ -106,15 +129,25 @@ def diff_records(
             differing = tuple(f for f in COMPARED_FIELDS if b.get(f) != c.get(f))
         rows.append(DiffRow(key[0], key[1], key[2], _summary(b), _summary(c), differing,
                             first is not None and first == (key[0], key[1])))
-    if len(rows) <= limit:
-        return rows, 0
-    keep = {id(r) for r in rows if r.differing or r.first}
-    for r in rows:
-        if len(keep) >= limit:
-            break
-        keep.add(id(r))
-    kept = [r for r in rows if id(r) in keep][:limit]
-    return kept, len(rows) - len(kept)
+    kept = rows
+    if len(rows) > limit:
+        keep = {id(r) for r in rows if r.differing or r.first}
+        for r in rows:
+            if len(keep) >= limit:
+                break
+            keep.add(id(r))
+        kept = [r for r in rows if id(r) in keep][:limit]
+
+    def detailed(row: DiffRow) -> DiffRow:
+        """Name what changed inside params / outputs / config (only for rows that are shown: deepdiff is slow)."""
+        fields = [f for f in ("params", "outputs", "config") if f in row.differing]
+        if not fields:
+            return row
+        b, c = b_idx[(row.run_id, row.path, row.attempt)], c_idx[(row.run_id, row.path, row.attempt)]
+        details = tuple(line for f in fields for line in value_changes(f, b.get(f) or {}, c.get(f) or {}))
+        return replace(row, details=details)
+
+    return [detailed(r) for r in kept], len(rows) - len(kept)
 
 
 def trimmed_record(record: Mapping[str, Any], max_chars: int) -> Any:

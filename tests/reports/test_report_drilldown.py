@@ -29,6 +29,16 @@ class TestDiffRecords:
         assert by_path["b"].differing == ("missing",)
         assert by_path["b"].candidate == "— (absent)"
 
+    def test_param_changes_named(self) -> None:
+        """A params difference names the key and both values."""
+        base, cand = _record({"a": "SUCCEEDED"}), _record({"a": "SUCCEEDED"})
+        cand["runs"][0]["attempts"][0]["params"] = {"x": 2, "extra": "y"}
+        rows, _ = diff_records(base, cand, first=None, limit=100)
+        row = next(r for r in rows if r.path == "a")
+        assert row.differing == ("params",)
+        assert "params['x']: 1 → 2" in row.details
+        assert "params['extra']: only in candidate (y)" in row.details
+
     def test_cap_keeps_divergent_rows(self) -> None:
         """When rows must be cut, the divergent ones stay and the rest is counted."""
         base = {f"s{i:02d}": "SUCCEEDED" for i in range(50)}
