@@ -92,6 +92,7 @@ async def run_live_async(
     registry: RuntimeRegistry | None = None,
     timeout: float | None = None,
     synchronous: str = "NORMAL",
+    busy_timeout: float = 5.0,
     seed: int = 0,
 ) -> LiveResult:
     """Run every run of ``traces`` live until all finished or ``timeout`` real seconds passed.
@@ -99,7 +100,11 @@ async def run_live_async(
     Store failures surface as typed :class:`engines.store.StoreError` (locked, full, corrupt); the
     failing transaction is rolled back, so the file holds only whole cycles."""
     clock = LiveClock()
-    store = SqliteStore(SqliteConfig(path=str(store_path), latency=LatencyModel.zero(), synchronous=synchronous))
+    store = SqliteStore(
+        SqliteConfig(
+            path=str(store_path), latency=LatencyModel.zero(), synchronous=synchronous, busy_timeout=busy_timeout
+        )
+    )
     try:
         for trace in traces:
             _publish(store, trace, clock.now())
