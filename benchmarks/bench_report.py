@@ -40,19 +40,22 @@ def main() -> int:
         build_results_db(db, n_traces=args.runs // 2, runs_per_trace=2, hostile=args.hostile)
         print(f"built {db} ({db.stat().st_size / 2**20:.1f} MiB) in {time.perf_counter() - began:.1f} s")
     out = Path(tempfile.gettempdir()) / "bench-report.html"
-    times = []
+    times, cpu = [], []
     for _ in range(args.repeat):
+        began = time.process_time()  # all threads of this process (DuckDB's too)
         stats = write_report(db, out)
+        cpu.append(time.process_time() - began)
         times.append(stats.seconds)
     size = out.stat().st_size
     print(f"runs per role: {args.runs:,}; report: {size / 2**20:.2f} MiB ({size:,} bytes), "
           f"{stats.groups} groups, {stats.exemplars} exemplars")
-    print(f"render wall time: best {min(times):.2f} s, median {statistics.median(times):.2f} s over {len(times)} runs")
+    print(f"render wall time: best {min(times):.2f} s, median {statistics.median(times):.2f} s over {len(times)} runs "
+          f"(CPU {min(cpu):.2f} s: on a shared machine wall time is mostly waiting for a core)")
     ok = min(times) <= TARGET_SECONDS and size <= TARGET_BYTES
     print(f"targets (<= {TARGET_SECONDS:.0f} s, <= {TARGET_BYTES / 2**20:.0f} MiB): {'met' if ok else 'MISSED'}")
     # Last line: one JSON object, the convention of benchmarks/run_all.py.
     print(json.dumps({"runs_per_role": args.runs, "seconds_best": round(min(times), 3),
-                      "seconds_median": round(statistics.median(times), 3), "bytes": size, "groups": stats.groups,
+                      "seconds_median": round(statistics.median(times), 3), "cpu_seconds_best": round(min(cpu), 3), "bytes": size, "groups": stats.groups,
                       "exemplars": stats.exemplars, "target_seconds": TARGET_SECONDS, "target_bytes": TARGET_BYTES,
                       "targets_met": ok}))
     return 0 if ok else 1
