@@ -98,7 +98,8 @@ class TestCapture:
         assert [len(r.attempts) for r in captured["cap-chain"].runs] == [6, 6]
         fail_run = captured["cap-fail"].runs[0]
         assert [a.outcome.value for a in fail_run.attempts] == ["user_error", "user_error"]
-        assert fail_run.observed is not None and fail_run.observed.status == "FAILED"
+        assert fail_run.observed is not None
+        assert fail_run.observed.status == "FAILED"
         live_by_trace = {"cap-chain": result.runs[:2], "cap-fail": result.runs[2:]}
         for trace_id, trace in captured.items():
             replayed = LegacyEngine().replay(trace, ReplayOptions(seed=7))

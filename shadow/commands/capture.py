@@ -1,0 +1,57 @@
+"""``shadow capture --store legacy.db -o traces.jsonl``: export finished runs of a legacy store as traces.
+
+This is how production traces are captured: the legacy engine's store (written by live mode,
+:mod:`engines.legacy.live`) holds the workflow definitions, every run with its trigger time and
+params, and what each step attempt's job did. Each workflow becomes one shadow-trace/1 trace.
+Exit codes: 0 ok (even with nothing finished to export: a note says so), 4 harness error (missing,
+locked or corrupt store; unwritable output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from corpora.io import TraceWriter
+from engines.api import EngineError
+from engines.legacy.capture import capture_traces
+
+__all__ = ["register"]
+
+EXIT_OK, EXIT_HARNESS = 0, 4
+
+
+def register(sub: Any, groups: dict[str, Any]) -> None:
+    del groups
+    p = sub.add_parser(
+        "capture", help="export finished runs from a legacy engine store as shadow-trace/1",
+        description="Read a legacy engine SQLite store (written by live mode) and write one trace per workflow: "
+        "its definition, its finished runs in trigger order, and for each step attempt that ran its outcome, "
+        "duration and outputs, plus what the engine observed (final statuses, times).",
+        epilog="Example: shadow capture --store legacy.db -o traces.jsonl.gz",
+    )  # fmt: skip
+    p.add_argument("--store", required=True, help="the legacy engine's SQLite file")
+    p.add_argument("-o", "--output", required=True, help="output file (.gz compresses, - is stdout)")
+    p.add_argument("--include-unfinished", action="store_true", help="also export runs that have not ended")
+    p.set_defaults(func=capture_command)
+
+
+def capture_command(args: argparse.Namespace) -> int:
+    try:
+        # Read everything first: a store error then leaves no half-written output behind.
+        captured = list(capture_traces(args.store, include_unfinished=args.include_unfinished))
+    except EngineError as exc:
+        print(f"shadow capture: error: {exc}", file=sys.stderr)
+        return EXIT_HARNESS
+    traces, runs = len(captured), sum(len(t.runs) for t in captured)
+    try:
+        with TraceWriter(args.output) as writer:
+            for trace in captured:
+                writer.write(trace)
+    except OSError as exc:
+        print(f"shadow capture: error: cannot write {args.output}: {exc}", file=sys.stderr)
+        return EXIT_HARNESS
+    note = "" if traces else " (no finished runs in the store)"
+    print(f"captured {traces} trace(s), {runs} run(s) from {args.store} to {args.output}{note}", file=sys.stderr)
+    return EXIT_OK
