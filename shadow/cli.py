@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "shadow.commands.replay",
     "shadow.commands.gate",
     "shadow.commands.rollout",
+    "shadow.commands.capture",
 )
 
 
