@@ -226,12 +226,15 @@ def gantt_chart(
     row_of = {p: i for i, p in enumerate(paths)}
     for p, i in row_of.items():
         y = top + i * row_h
-        label = p if len(p) <= 40 else p[:39] + "…"
+        label = p if len(p) <= 34 else p[:33] + "…"
         mark = "⚠ " if p in divergent else ""
         fill = ' fill="#c0392b" font-weight="600"' if p in divergent else ""
         if i % 2 == 0:
             body.append(f'<rect x="0" y="{y - 2}" width="{width}" height="{row_h}" fill="#f6f6f6"/>')
         body.append(f'<text x="4" y="{y + lane + 2}" {_FONT}{fill}><title>{escape(p)}</title>{escape(mark + label)}</text>')
+        for j, engine in enumerate(engines):  # which lane is which, without reading the legend
+            body.append(f'<text x="{label_w - 4}" y="{y + j * lane + lane - 1}" font-family="system-ui,sans-serif" '
+                        f'font-size="8" fill="{ENGINE_COLORS.get(engine, "#666")}" text-anchor="end">{escape(engine)}</text>')
     lane_of = {e: j for j, e in enumerate(engines)}
     for b in shown:
         if b.engine not in lane_of:
