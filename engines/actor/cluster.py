@@ -10,7 +10,6 @@ for the end: every run terminal, or the time limit.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -21,11 +20,11 @@ from engines.actor.faults import FaultPlan
 from engines.actor.group import group_of
 from engines.actor.messages import DurableMessage
 from engines.actor.node import Node
+from engines.actor.persist import encode_new_run
 from engines.actor.world import World
 from engines.clock import Clock
 from engines.core.definition import CompiledTrace
 from engines.core.flow import new_run
-from engines.core.state import run_to_json
 from engines.core.statuses import WorkflowStatus
 from engines.store.errors import StoreError
 from engines.store.protocol import Store
@@ -152,7 +151,7 @@ class Cluster:
         now = self.clock.now()
         row = WorkflowInstance(
             run_key=run_key_of(workflow_id, run_index), workflow_id=workflow_id, run_id=run.run_id,
-            status=state.status.value, state=json.dumps(run_to_json(state)),
+            status=state.status.value, state=encode_new_run(state),
             group_id=group_of(workflow_id, run_index, run.run_id, self.config.groups), created_at=now, updated_at=now,
         )  # fmt: skip
         before = self.store.counters["round_trips"]

@@ -11,14 +11,13 @@ after the other never admit the same slot twice.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from corpora.model import RunStrategy
 from engines.actor.messages import DurableMessage, StartFlow, StopFlow
+from engines.actor.persist import decode_run, encode_new_run
 from engines.core.flow import stop_queued_run
-from engines.core.state import run_from_json, run_to_json
 from engines.core.statuses import WorkflowStatus
 from engines.core.strategy import RunSlot, StrategyPlan, on_insert, on_run_end
 from engines.store.protocol import Fence, Store
@@ -94,9 +93,9 @@ class RunDesk:
         for run_id in plan.stop_queued:
             i = by_id[run_id]
             r = rows[i]
-            state = stop_queued_run(run_from_json(json.loads(r.state)), now)
+            state = stop_queued_run(decode_run(r.state)[0], now)
             rows[i] = self.store.save_run(
-                replace(r, status=state.status.value, state=json.dumps(run_to_json(state)), updated_at=now),
+                replace(r, status=state.status.value, state=encode_new_run(state), updated_at=now),
                 fence=fence,
             )
             ended.append(rows[i])

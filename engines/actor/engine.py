@@ -15,7 +15,6 @@ node's halt to the claim of its last group).
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import defaultdict
 from dataclasses import replace
 
@@ -23,17 +22,18 @@ from corpora.model import Trace
 from engines.actor.cluster import Cluster, WorkflowEntry
 from engines.actor.config import ActorConfig
 from engines.actor.faults import FaultPlan, parse_faults
+from engines.actor.persist import decode_run
 from engines.actor.world import TraceWorld
 from engines.api import EngineError, ExecutionRecord, ReplayOptions, RunExecution
 from engines.clock import VirtualClock
 from engines.core.definition import CompiledTrace, compile_trace
 from engines.core.record import run_execution
-from engines.core.state import run_from_json
 from engines.runtimes import ReplayRuntime
+from engines.store.protocol import Store
 from engines.store.sqlite import SqliteConfig, SqliteStore
 from engines.testing import VirtualTimeEnvironment
 
-__all__ = ["ActorEngine"]
+__all__ = ["ActorEngine", "records_from_store"]
 
 
 class ActorEngine:
@@ -46,6 +46,7 @@ class ActorEngine:
         base = config if config is not None else ActorConfig()
         self.config = replace(base, nodes=nodes) if nodes is not None else base
         self.faults = tuple(faults)
+        parse_faults(self.faults, nodes=self.config.nodes, seed=0)  # a bad spec fails at construction
         self.last_cluster: Cluster | None = None
 
     def replay(self, trace: Trace, options: ReplayOptions) -> ExecutionRecord:
@@ -85,28 +86,12 @@ class ActorEngine:
             last_trigger = max((r.trigger_time for r in trace.runs), default=start)
             await cluster.wait(last_trigger + options.time_limit)
             cluster.stop()
-            runs = self._records(ct, store)
+            runs = records_from_store(ct, store)
             counters = self._counters(cluster, store, world.starts)
         finally:
             cluster.stop()
             store.close()
         return runs, counters
-
-    @staticmethod
-    def _records(ct: CompiledTrace, store: SqliteStore) -> tuple[RunExecution, ...]:
-        rows = {r.run_key: r for r in store.runs() if r.workflow_id == ct.trace.trace_id and r.parent_key is None}
-        out = []
-        for key in sorted(rows):
-            state = run_from_json(json.loads(rows[key].state))
-            if state.started_at is not None and not state.status.is_terminal:
-                state = replace(state, stuck=True)
-            out.append(run_execution(ct, state))
-        if len(out) != len(ct.trace.runs):
-            raise EngineError(
-                f"actor replay of {ct.trace.trace_id!r}: {len(out)} runs in the store for {len(ct.trace.runs)} "
-                "triggered; a trigger was lost (store failures past the retry?)"
-            )
-        return tuple(out)
 
     @staticmethod
     def _counters(cluster: Cluster, store: SqliteStore, runtime_starts: int) -> dict[str, float]:
@@ -130,3 +115,22 @@ class ActorEngine:
             total["takeover_delay_max"] = max(delays)
         total["faults_fired"] = float(len(cluster.faults.fired))
         return dict(total)
+
+
+def records_from_store(ct: CompiledTrace, store: Store) -> tuple[RunExecution, ...]:
+    """The canonical runs of ``ct``'s trace as the store holds them (a run still live is ``stuck``)."""
+    rows = {r.run_key: r for r in store.runs() if r.workflow_id == ct.trace.trace_id and r.parent_key is None}
+    out = []
+    for key in sorted(rows):
+        loaded = store.load_run(key)
+        assert loaded is not None
+        state = decode_run(loaded.run.state, loaded.steps)[0]
+        if state.started_at is not None and not state.status.is_terminal:
+            state = replace(state, stuck=True)
+        out.append(run_execution(ct, state))
+    if len(out) != len(ct.trace.runs):
+        raise EngineError(
+            f"actor replay of {ct.trace.trace_id!r}: {len(out)} runs in the store for {len(ct.trace.runs)} "
+            "triggered; a trigger was lost (store failures past the retry?)"
+        )
+    return tuple(out)

@@ -18,7 +18,6 @@ Every write carries the group's fence, so a node that lost its lease cannot over
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -38,15 +37,17 @@ from engines.actor.messages import (
     TaskUpdate,
     WakeUp,
 )
+from engines.actor.persist import RunCodec
 from engines.actor.task import TaskActor
 from engines.core.definition import CompiledStep, CompiledTrace
 from engines.core.effects import RuntimeReport, StartRuntime, TerminateRuntime, Wake
 from engines.core.flow import decide, start_run, stop_run
-from engines.core.state import RunState, run_to_json, scope_of
+from engines.core.state import RunState, scope_of
 from engines.core.statuses import StepStatus, WorkflowStatus
 from engines.core.step import execute
 from engines.store.errors import StaleGenerationError, StoreConflictError, StoreError
-from engines.store.records import StepInstance, StepTimes, WorkflowInstance
+from engines.store.protocol import Fence
+from engines.store.records import WorkflowInstance
 
 if TYPE_CHECKING:
     from engines.actor.group import GroupActor
@@ -57,12 +58,15 @@ class FlowActor(Actor):
     """One run's flow. ``row`` is the run's store row as last committed (its version)."""
 
     __slots__ = (
-        "_committed", "ct", "dirty", "ended", "group", "outgoing", "poll_at", "reports", "row", "run",
+        "_committed", "codec", "ct", "dirty", "ended", "group", "outgoing", "poll_at", "reports", "row", "run",
         "state", "tasks",
     )  # fmt: skip
 
-    def __init__(self, group: GroupActor, ct: CompiledTrace, run: Run, row: WorkflowInstance, state: RunState) -> None:
+    def __init__(
+        self, group: GroupActor, ct: CompiledTrace, run: Run, row: WorkflowInstance, state: RunState, codec: RunCodec
+    ) -> None:
         super().__init__(group.node)
+        self.codec = codec
         self.group = group
         self.ct = ct
         self.run = run
@@ -291,20 +295,23 @@ class FlowActor(Actor):
         store = node.store
         now = node.clock.now()
         state = self.state
-        fence = self.group.fence
+        fence: Fence | None = self.group.fence
         before = store.counters["round_trips"]
         ids: list[int] = []
+        text = self.codec.run_text(state)
+        steps = self.codec.step_rows(self.run_key, state, self._committed, now)
+        saved = self.row
         with store.transaction():
-            row = replace(
-                self.row, status=state.status.value, state=json.dumps(run_to_json(state), separators=(",", ":")),
-                updated_at=now,
-            )  # fmt: skip
-            saved = store.save_run(row, fence=fence)
-            steps = self._changed_steps(state, now)
+            if text != self.row.state:
+                saved = store.save_run(replace(self.row, status=state.status.value, state=text, updated_at=now),
+                                       fence=fence)  # fmt: skip
+                fence = None
             if steps:
-                store.save_steps(steps)
+                store.save_steps(steps, fence=fence)
+                fence = None
             for message in self.outgoing:
-                ids.append(node.add_outbox(self._target(message), message, now))
+                ids.append(node.add_outbox(self._target(message), message, now, fence=fence))
+                fence = None
             node.flush_acks()
         self.row = saved
         self._committed = state
@@ -315,14 +322,3 @@ class FlowActor(Actor):
 
     def _target(self, message: DurableMessage) -> int:
         return self.group.group_id
-
-    def _changed_steps(self, state: RunState, now: float) -> list[StepInstance]:
-        old = self._committed.attempts
-        out = []
-        for path, atts in state.attempts.items():
-            if old.get(path) is atts:
-                continue
-            a = atts[-1]
-            times = StepTimes(create_time=a.created_at, start_time=a.started_at, end_time=a.ended_at)
-            out.append(StepInstance(self.run_key, path, a.attempt, a.status.value, "{}", times, now))
-        return out

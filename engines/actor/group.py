@@ -12,7 +12,6 @@ takeover resumes every unfinished run of the group from the store. Store work ha
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,7 @@ from engines.actor.actors import Actor
 from engines.actor.desk import Outgoing
 from engines.actor.flow import FlowActor
 from engines.actor.messages import DurableMessage, RunEnded, Shutdown, StartFlow, StartTask, StopFlow
-from engines.core.state import run_from_json
+from engines.actor.persist import decode_run
 from engines.core.statuses import WorkflowStatus
 from engines.store.errors import StaleGenerationError, StoreError
 from engines.store.protocol import Fence
@@ -145,14 +144,18 @@ class GroupActor(Actor):
         self.tell(("kick",))
 
     def adopt(self, row: WorkflowInstance) -> FlowActor | None:
-        """Build a flow from its committed row and resume it (no store read)."""
+        """Build a flow from its committed rows (two reads) and resume it."""
         entry = self.node.catalog.get(row.workflow_id)
         if entry is None:
             self.node.counters["unknown_workflows"] += 1
             return None
-        state = run_from_json(json.loads(row.state))
+        loaded = self.node.store.load_run(row.run_key)
+        if loaded is None:
+            return None
+        row = loaded.run
+        state, codec = decode_run(row.state, loaded.steps)
         run = entry.runs[state.run_index - 1]
-        flow = FlowActor(self, entry.ct, run, row, state)
+        flow = FlowActor(self, entry.ct, run, row, state, codec)
         self.flows[row.run_key] = flow
         self.node.counters["flows_adopted"] += 1
         if WorkflowStatus(row.status) is not WorkflowStatus.CREATED:

@@ -25,6 +25,7 @@ from engines.actor.actors import Actor
 from engines.actor.group import LIVE_STATUSES, GroupActor
 from engines.actor.messages import DurableMessage, Reconcile, Shutdown, decode_message, encode_message
 from engines.store.errors import StaleGenerationError, StoreError
+from engines.store.protocol import Fence
 
 if TYPE_CHECKING:
     from engines.actor.cluster import Cluster, WorkflowEntry
@@ -145,12 +146,12 @@ class Node:
 
     # ---- messages ---------------------------------------------------------------------------
 
-    def add_outbox(self, group_id: int, message: DurableMessage, now: float) -> int:
+    def add_outbox(self, group_id: int, message: DurableMessage, now: float, *, fence: Fence | None = None) -> int:
         """Write one outbox row (inside the caller's transaction). A row whose target no node of
         this process holds is due at once, so the owner's sweeper picks it up without waiting."""
         owner = self.cluster.owner_of(group_id)
         deadline = now if owner is None else now + self.config.delivery_deadline
-        message_id = self.store.add_outbox(target_of(group_id), encode_message(message), now, deadline)
+        message_id = self.store.add_outbox(target_of(group_id), encode_message(message), now, deadline, fence=fence)
         self.cluster.written(message_id)
         return message_id
 

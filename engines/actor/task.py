@@ -55,10 +55,17 @@ class TaskActor(Actor):
         self.node.send_local(self, RuntimeDone(report))
 
     def refresh(self) -> None:
-        """Reconciliation: re-send a known report the flow has not seen (a lost TaskUpdate)."""
-        if self.report is not None and not self.stopped:
+        """Reconciliation: re-send a known report the flow has not seen (a lost TaskUpdate), or ask
+        the runtime again when its own completion message was lost (a lost RuntimeDone)."""
+        if self.stopped:
+            return
+        if self.report is not None:
             self.node.counters["repaired_updates"] += 1
             self.flow.tell(TaskUpdate(self.path, self.attempt, self.report))
+        elif self.started:
+            latest = self.flow.state.latest(self.path)
+            started_at = latest.started_at if latest is not None else None
+            self.node.world.ensure(self.flow.run.run_id, self.path, self.attempt, {}, started_at, self._runtime_done)
 
     def terminate(self) -> None:
         """TerminateRuntime: kill the external attempt; it reports nothing more."""

@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.table import Table
 
 from corpora.codec import encode
-from engines.api import ExecutionRecord, ReplayOptions
+from engines.actor.faults import FAULT_SYNTAX
+from engines.api import EngineError, ExecutionRecord, ReplayOptions
 from shadow.engines import EngineSpecError, build_engine, resolve_engine
 from shadow.sources import read_corpus
 
@@ -31,7 +32,8 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.add_argument("--time-limit", type=float, default=30 * 24 * 3600.0)
     p.add_argument("--json", action="store_true", help="print the record as JSON")
     p.add_argument("--nodes", type=int, help="engine nodes (engines whose factory accepts nodes=)")
-    p.add_argument("--fault", action="append", default=[], help="fault spec (engines accepting faults=)")
+    p.add_argument("--fault", action="append", default=[],
+                   help=f"fault spec, repeatable (engines accepting faults=); {FAULT_SYNTAX}")
     p.set_defaults(func=replay_command)
 
 
@@ -44,7 +46,7 @@ def replay_command(args: argparse.Namespace) -> int:
         kwargs["faults"] = tuple(args.fault)
     try:
         engine = build_engine(resolve_engine(args.engine, **kwargs))
-    except EngineSpecError as exc:
+    except (EngineSpecError, EngineError) as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
         return 4
     trace = None

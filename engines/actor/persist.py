@@ -1,0 +1,133 @@
+"""How a flow's run state lies in the store: a run row plus one row per step attempt, written as deltas.
+
+Maestro keeps a workflow instance row and a step instance row per attempt; the actor engine does the
+same so a commit writes only what changed: the attempts whose object changed since the last commit
+(step rows) and, when the run's own part changed, the run row -- the run header (status, times,
+indexes) and its scopes (one per foreach iteration or subworkflow child). Encoded scopes and
+attempts are cached by object identity (core state is immutable), so a foreach of a thousand
+iterations is not re-encoded at every commit. ``decode_run`` rebuilds the exact ``RunState`` from
+the rows, for a takeover, a reconciliation or the final record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from engines.core.state import (
+    Attempt,
+    RunState,
+    Scope,
+    attempt_from_json,
+    attempt_to_json,
+    run_from_json,
+    run_to_json,
+)
+from engines.store.records import StepInstance, StepTimes
+
+__all__ = ["RunCodec", "decode_run", "encode_new_run"]
+
+_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _header(state: RunState) -> dict[str, Any]:
+    d = run_to_json(RunState(
+        trace_id=state.trace_id, run_id=state.run_id, run_index=state.run_index, status=state.status,
+        triggered_at=state.triggered_at, scopes={}, attempts={}, started_at=state.started_at,
+        ended_at=state.ended_at, stuck=state.stuck, live=state.live, backoff=state.backoff,
+        open_scopes=state.open_scopes, completions=state.completions,
+    ))  # fmt: skip
+    del d["scopes"], d["attempts"]
+    return d
+
+
+def _scope_json(scope: Scope) -> str:
+    probe = RunState(trace_id="", run_id="", run_index=0, status=scope.status, triggered_at=0.0,
+                     scopes={scope.prefix: scope}, attempts={})  # fmt: skip
+    return _DUMPS(run_to_json(probe)["scopes"][0])
+
+
+def encode_new_run(state: RunState) -> str:
+    """The run row text of a run that has no scopes or attempts yet (a trigger)."""
+    return RunCodec().run_text(state)
+
+
+class RunCodec:
+    """Per-flow encoder with identity caches; ``seq`` orders attempts as they were created."""
+
+    __slots__ = ("_attempts", "_scopes", "seq")
+
+    def __init__(self, seq: int = 0) -> None:
+        self._scopes: dict[str, tuple[Scope, str]] = {}
+        self._attempts: dict[tuple[str, int], tuple[Attempt, int]] = {}
+        self.seq = seq
+
+    def run_text(self, state: RunState) -> str:
+        parts = []
+        cache = self._scopes
+        for prefix, scope in state.scopes.items():
+            hit = cache.get(prefix)
+            if hit is None or hit[0] is not scope:
+                hit = cache[prefix] = (scope, _scope_json(scope))
+            parts.append(hit[1])
+        return '{"h":' + _DUMPS(_header(state)) + ',"s":[' + ",".join(parts) + "]}"
+
+    def step_rows(self, run_key: str, state: RunState, before: RunState, now: float) -> list[StepInstance]:
+        """Rows for every attempt that is new or changed since ``before``."""
+        out: list[StepInstance] = []
+        old = before.attempts
+        for path, atts in state.attempts.items():
+            prev = old.get(path)
+            if prev is atts:
+                continue
+            for a in atts:
+                key = (path, a.attempt)
+                hit = self._attempts.get(key)
+                if hit is not None and hit[0] is a:
+                    continue
+                seq = hit[1] if hit is not None else self._next()
+                self._attempts[key] = (a, seq)
+                body = attempt_to_json(a)
+                times = StepTimes(create_time=a.created_at, start_time=a.started_at, end_time=a.ended_at)
+                out.append(StepInstance(run_key, path, a.attempt, a.status.value,
+                                        _DUMPS({"seq": seq, "a": body}), times, now))  # fmt: skip
+        return out
+
+    def _next(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def remember(self, state: RunState, seqs: Mapping[tuple[str, int], int]) -> None:
+        """After a decode: cache what is already stored, so the next commit writes only changes."""
+        for prefix, scope in state.scopes.items():
+            self._scopes[prefix] = (scope, _scope_json(scope))
+        for path, atts in state.attempts.items():
+            for a in atts:
+                self._attempts[(path, a.attempt)] = (a, seqs.get((path, a.attempt), 0))
+
+
+def decode_run(text: str, steps: Iterable[StepInstance] = ()) -> tuple[RunState, RunCodec]:
+    """Rebuild a run state from its run row text and its step rows; a codec primed with them."""
+    d = json.loads(text)
+    header = dict(d["h"])
+    header["scopes"] = d["s"]
+    loaded = []
+    for row in steps:
+        body = json.loads(row.state)
+        loaded.append((body["seq"], attempt_from_json(body["a"])))
+    loaded.sort(key=lambda p: p[0])
+    header["attempts"] = []
+    state = run_from_json(header)
+    attempts: dict[str, tuple[Attempt, ...]] = {}
+    for _, a in loaded:
+        attempts[a.path] = (*attempts.get(a.path, ()), a)
+    state = RunState(
+        trace_id=state.trace_id, run_id=state.run_id, run_index=state.run_index, status=state.status,
+        triggered_at=state.triggered_at, scopes=state.scopes, attempts=attempts, started_at=state.started_at,
+        ended_at=state.ended_at, stuck=state.stuck, live=state.live, backoff=state.backoff,
+        open_scopes=state.open_scopes, completions=state.completions,
+    )  # fmt: skip
+    codec = RunCodec(max((s for s, _ in loaded), default=0))
+    codec.remember(state, {(a.path, a.attempt): s for s, a in loaded})
+    return state, codec

@@ -1,0 +1,112 @@
+"""The actor engine against the core oracle (and the legacy engine when present) on the built-in corpus."""
+
+from __future__ import annotations
+
+import importlib.util
+import statistics
+
+import pytest
+
+from corpora.generator import generate_corpus
+from engines.actor import ActorConfig, ActorEngine
+from engines.api import Engine, ReplayOptions
+from engines.core.oracle import CoreOracle
+from engines.core.testing import chain, make_trace, rec, step
+from tests.engines._actor_support import COARSE, outcome
+
+FAST_TRACES = 40
+
+
+def _overheads(record: object) -> list[float]:
+    out = []
+    for run in record.runs:  # type: ignore[attr-defined]
+        for a in run.attempts:
+            if a.started_at is not None and a.ready_at is not None:
+                out.append(a.started_at - a.ready_at)
+    return out
+
+
+class TestProtocol:
+    def test_is_an_engine_named_actor(self) -> None:
+        """ActorEngine satisfies the Engine protocol under the name the CLI resolves."""
+        engine = ActorEngine()
+        assert isinstance(engine, Engine)
+        assert engine.name == "actor"
+
+    def test_nodes_override_config(self) -> None:
+        """The factory's nodes= wins over the config's node count."""
+        assert ActorEngine(nodes=3, config=ActorConfig(nodes=1)).config.nodes == 3
+
+
+class TestSimpleDags:
+    def test_chain_matches_oracle_and_costs_milliseconds(self) -> None:
+        """A three-step chain ends SUCCEEDED like the oracle, each step starting within a second of ready."""
+        trace = make_trace(chain("a", "b", "c"), [rec("a", 1, "succeeded", 5), rec("b", 1, "succeeded", 7),
+                                                  rec("c", 1, "succeeded", 1)])  # fmt: skip
+        oracle = CoreOracle().replay(trace, ReplayOptions())
+        actor = ActorEngine().replay(trace, ReplayOptions())
+        assert outcome(actor) == outcome(oracle)
+        assert actor.runs[0].status == "SUCCEEDED"
+        overheads = _overheads(actor)
+        assert len(overheads) == 3 and all(0 < o < 1.0 for o in overheads)
+
+    def test_retry_then_success(self) -> None:
+        """A user error is retried after its backoff and the second attempt's success ends the run."""
+        trace = make_trace([step("a")], [rec("a", 1, "user_error", 3), rec("a", 2, "succeeded", 2)])
+        actor = ActorEngine().replay(trace, ReplayOptions())
+        assert outcome(actor) == outcome(CoreOracle().replay(trace, ReplayOptions()))
+        assert [a.status for a in actor.runs[0].attempts] == ["USER_FAILED", "SUCCEEDED"]
+
+    def test_unrecorded_attempt_is_internally_failed(self) -> None:
+        """An attempt the trace never recorded becomes INTERNALLY_FAILED with unrecorded=True."""
+        trace = make_trace(chain("a", "b"), [rec("a", 1, "succeeded", 1)])
+        actor = ActorEngine().replay(trace, ReplayOptions())
+        b = [a for a in actor.runs[0].attempts if a.path == "b"]
+        assert b[0].status == "INTERNALLY_FAILED" and b[0].unrecorded
+        assert outcome(actor) == outcome(CoreOracle().replay(trace, ReplayOptions()))
+
+    def test_same_seed_same_record(self) -> None:
+        """Two replays with one seed give identical records, timestamps included."""
+        trace = next(iter(generate_corpus(3, 1)))
+        a = ActorEngine(config=COARSE).replay(trace, ReplayOptions(seed=5))
+        b = ActorEngine(config=COARSE).replay(trace, ReplayOptions(seed=5))
+        assert a.runs == b.runs
+
+
+def _legacy() -> Engine | None:
+    if importlib.util.find_spec("engines.legacy.engine") is None:
+        return None
+    from engines.legacy import LegacyEngine  # type: ignore[attr-defined]
+
+    engine: Engine = LegacyEngine()
+    return engine
+
+
+class TestCorpus:
+    @pytest.mark.parametrize("trace", list(generate_corpus(11, FAST_TRACES)), ids=lambda t: t.trace_id)
+    def test_outcome_equals_oracle(self, trace: object) -> None:
+        """On each corpus trace the actor's statuses, attempts, params and outputs equal the oracle's."""
+        options = ReplayOptions(seed=1)
+        actor = ActorEngine(config=COARSE).replay(trace, options)  # type: ignore[arg-type]
+        oracle = CoreOracle().replay(trace, options)  # type: ignore[arg-type]
+        assert outcome(actor) == outcome(oracle)
+        assert actor.counters["runtime_starts"] == actor.counters["attempts"]
+
+    @pytest.mark.slow
+    def test_outcome_equals_oracle_and_legacy_at_default_timers(self) -> None:
+        """With the default timers, 120 corpus traces match the oracle (and the legacy engine if present),
+        and the actor's per-step start overhead is a small fraction of the legacy's."""
+        legacy = _legacy()
+        actor_over: list[float] = []
+        legacy_over: list[float] = []
+        for trace in generate_corpus(12, 120):
+            options = ReplayOptions(seed=2)
+            actor = ActorEngine().replay(trace, options)
+            assert outcome(actor) == outcome(CoreOracle().replay(trace, options)), trace.trace_id
+            actor_over += _overheads(actor)
+            if legacy is not None:
+                old = legacy.replay(trace, options)
+                assert outcome(actor) == outcome(old), trace.trace_id
+                legacy_over += _overheads(old)
+        if legacy_over:
+            assert statistics.median(actor_over) < 0.05 * statistics.median(legacy_over)
