@@ -31,6 +31,16 @@ class TestOpening:
         with pytest.raises(ReportDataError, match="cannot open"):
             ResultsReader(path)
 
+    def test_database_held_by_a_writer(self, tmp_path: Path) -> None:
+        """A database another connection holds for writing is a ReportDataError, not a crash."""
+        summary = build_results_db(tmp_path / "busy.duckdb", n_traces=2)
+        writer = duckdb.connect(str(summary.path))
+        try:
+            with pytest.raises(ReportDataError, match="another process writing it"):
+                ResultsReader(summary.path)
+        finally:
+            writer.close()
+
     def test_current_schema_has_no_warning(self, plain_db: FactorySummary) -> None:
         """A database written with the current schema produces no schema warning."""
         with ResultsReader(plain_db.path) as reader:
