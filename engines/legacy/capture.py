@@ -76,9 +76,9 @@ def capture_traces(store_path: str | Path, *, include_unfinished: bool = False) 
                                 duration=round(max(0.0, float(job["job_duration"])), 6), outputs=dict(att.outputs),
                             )
                         )
-                for path, atts in state.attempts.items():
+                for step_path, atts in state.attempts.items():
                     last = atts[-1]
-                    observed[path] = ObservedStep(last.status.value, len(atts), atts[0].started_at, last.ended_at)
+                    observed[step_path] = ObservedStep(last.status.value, len(atts), atts[0].started_at, last.ended_at)
                 runs.append(
                     Run(
                         run_id=state.run_id, trigger_time=state.triggered_at,

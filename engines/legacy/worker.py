@@ -64,6 +64,7 @@ class Worker:
         self.name = f"legacy-worker-{index}"
         self.rng = random.Random(f"legacy:{deployment.seed}:worker:{index}")
         self.counters: Counter[str] = Counter()
+        self.idle_polls_elided = 0.0
         self.claims = 0
         self._stalls = {f.claim: f for f in deployment.faults if f.worker == index}
 
@@ -100,7 +101,8 @@ class Worker:
             rung = await dep.doorbell.wait(wait)
             if rung:
                 await clock.sleep(self.rng.random() * dep.config.poll_interval)
-            self.counters["idle_polls_elided"] += max(0.0, (clock.now() - now) / dep.config.poll_interval - 1.0)
+            self.idle_polls_elided += max(0.0, (clock.now() - now) / dep.config.poll_interval - 1.0)
+            self.counters["idle_polls_elided"] = round(self.idle_polls_elided)
 
     async def _stall(self, phase: str) -> None:
         fault = self._stalls.get(self.claims)
