@@ -4,6 +4,7 @@ numbers on the page equal SQL over the same file."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import duckdb
@@ -117,3 +118,33 @@ class TestWithVerdicts:
         assert latest
         for cohort, verdict in latest:
             assert f"<tr><td>{escape(str(cohort))}</td><td><span class=\"badge {verdict}\">{verdict}</span>" in page
+
+
+@pytest.mark.slow
+class TestBuiltInCorpus:
+    def test_generated_corpus_report_matches_sql(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """'shadow corpus generate' -> 'shadow run' (oracle vs a planted lost wake-up) -> the page's numbers equal SQL."""
+        repo = Path(__file__).resolve().parents[2]
+        if not (repo / "examples" / "planted_fault.py").is_file():
+            pytest.skip("examples/planted_fault.py not present")
+        monkeypatch.syspath_prepend(str(repo))
+        corpus, db, out = tmp_path / "corpus.jsonl", tmp_path / "results.duckdb", tmp_path / "report.html"
+        assert main(["corpus", "generate", "--seed", "1", "--count", "4", "-o", str(corpus), "--quiet"]) == 0
+        assert main(["run", str(corpus), "--db", str(db), "--workers", "1", "--no-progress", "--baseline", "oracle",
+                     "--candidate", "examples.planted_fault:oracle_lost_wakeup"]) in (0, 1)
+        assert main(["report", str(db), "-o", str(out), "--corpus-root", str(tmp_path)]) == 0
+        page = out.read_text(encoding="utf-8")
+        for anchor, sql in {
+            "n-traces": "SELECT count(*) FROM traces",
+            "n-runs": "SELECT count(*) FROM runs WHERE engine = 'baseline'",
+            "n-divergent": "SELECT count(DISTINCT trace_id) FROM divergences WHERE comparison = 'candidate'",
+            "n-unexplained": "SELECT count(*) FROM traces WHERE unexplained > 0",
+        }.items():
+            assert f'id="{anchor}">{int(_sql(db, sql)[0][0]):,}<' in page, anchor  # type: ignore[call-overload]
+        stuck = _sql(db, "SELECT count(*) FILTER (WHERE stuck) FROM runs WHERE engine = 'candidate'")[0][0]
+        row = re.search(r'<tr><td>candidate</td>.*?<td class="n">([\d,]+)</td></tr>', page, re.S)
+        assert row
+        assert int(row.group(1).replace(",", "")) == stuck
+        n_groups = int(_sql(db, "SELECT count(*) FROM signatures")[0][0])  # type: ignore[call-overload]
+        assert page.count('class="group-row"') == min(n_groups, 100)
+        assert "from the workflow definition in the corpus" in page
