@@ -11,7 +11,7 @@ Concurrency: values are immutable; whoever holds a RunState owns it. Functions r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
@@ -28,7 +28,9 @@ __all__ = [
     "attempt_to_json",
     "run_from_json",
     "run_to_json",
+    "scope_from_json",
     "scope_of",
+    "scope_to_json",
 ]
 
 StopKind = str
@@ -228,6 +230,20 @@ def attempt_from_json(d: Mapping[str, Any]) -> Attempt:
     )
 
 
+def scope_to_json(s: Scope) -> list[Any]:
+    """One scope as a plain JSON list (positional: it is stored once per child run)."""
+    return [
+        s.prefix, s.workflow, dict(s.params), s.instance_id, s.parent_step, s.status.value, s.started_at,
+        s.timeout_s, s.ended_at, s.stopping, list(s.waiting), s.scanned,
+    ]  # fmt: skip
+
+
+def scope_from_json(s: Sequence[Any]) -> Scope:
+    return Scope(
+        s[0], s[1], s[2], s[3], s[4], WorkflowStatus(s[5]), s[6], s[7], s[8], s[9], tuple(s[10]), s[11]
+    )
+
+
 def run_to_json(run: RunState) -> dict[str, Any]:
     """A plain-JSON form (dicts, lists, strings, numbers) of ``run``; :func:`run_from_json` inverts it."""
     return {
@@ -239,23 +255,7 @@ def run_to_json(run: RunState) -> dict[str, Any]:
         "started_at": run.started_at,
         "ended_at": run.ended_at,
         "stuck": run.stuck,
-        "scopes": [
-            [
-                s.prefix,
-                s.workflow,
-                dict(s.params),
-                s.instance_id,
-                s.parent_step,
-                s.status.value,
-                s.started_at,
-                s.timeout_s,
-                s.ended_at,
-                s.stopping,
-                list(s.waiting),
-                s.scanned,
-            ]
-            for s in run.scopes.values()
-        ],
+        "scopes": [scope_to_json(s) for s in run.scopes.values()],
         "attempts": [attempt_to_json(a) for atts in run.attempts.values() for a in atts],
         "live": dict(run.live),
         "backoff": dict(run.backoff),
@@ -265,12 +265,7 @@ def run_to_json(run: RunState) -> dict[str, Any]:
 
 
 def run_from_json(d: Mapping[str, Any]) -> RunState:
-    scopes = {
-        s[0]: Scope(
-            s[0], s[1], s[2], s[3], s[4], WorkflowStatus(s[5]), s[6], s[7], s[8], s[9], tuple(s[10]), s[11]
-        )
-        for s in d["scopes"]
-    }
+    scopes = {s[0]: scope_from_json(s) for s in d["scopes"]}
     attempts: dict[str, tuple[Attempt, ...]] = {}
     for ad in d["attempts"]:
         a = attempt_from_json(ad)
