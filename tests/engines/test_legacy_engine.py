@@ -103,7 +103,7 @@ class TestOutcomes:
 
     def test_several_workers_reach_the_same_outcome(self) -> None:
         """Four workers sharing the queue give the same outcome as one (and as the core)."""
-        trace = next(iter(generate_corpus(11, 1)))
+        trace = _light_corpus(11, 1, 1500.0)[0]
         one = LegacyEngine().replay(trace, ReplayOptions(seed=5))
         four = LegacyEngine(LegacyConfig(workers=4)).replay(trace, ReplayOptions(seed=5))
         assert normalize_record(one) == normalize_record(four) == normalize_record(oracle_record(trace))
@@ -131,7 +131,7 @@ class TestOutcomes:
 class TestDeterminism:
     def test_same_seed_same_record(self) -> None:
         """The same trace and seed give identical records (timestamps and counters included), twice."""
-        trace = next(iter(generate_corpus(3, 1)))
+        trace = _light_corpus(3, 1, 1500.0)[0]
         first = LegacyEngine().replay(trace, ReplayOptions(seed=9))
         second = LegacyEngine().replay(trace, ReplayOptions(seed=9))
         assert first == second
