@@ -126,3 +126,20 @@ class TestTimeline:
         b = late.run.latest("b")
         assert b is not None
         assert (b.created_at, b.ready_at) == (T0 + 9, T0 + 5)
+
+
+class TestDocsExample:
+    def test_core_md_example_runs(self) -> None:
+        """The driving example in docs/CORE.md runs as written and reaches step b."""
+        from pathlib import Path
+
+        text = (Path(__file__).resolve().parents[2] / "docs" / "CORE.md").read_text()
+        section = text[text.index("## Example") :]
+        code = section[
+            section.index("```python") + len("```python") : section.index(
+                "```", section.index("```python") + 9
+            )
+        ]
+        namespace: dict[str, object] = {}
+        exec(compile(code, "docs/CORE.md", "exec"), namespace)
+        assert namespace["d"].ready == ("b",)  # type: ignore[attr-defined]
