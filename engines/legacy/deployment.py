@@ -33,9 +33,11 @@ from engines.legacy.decider import RunDesk, WorkflowEntry
 from engines.legacy.jobs import JobBoard
 from engines.legacy.rows import LoadedState, RowCodec, root_key
 from engines.runtimes import RuntimeRegistry
-from engines.store import Store
+from engines.store import Store, StoreLockedError
 
-__all__ = ["Deployment", "Doorbell", "StallFault", "workflow_entry"]
+__all__ = ["MAX_TRIGGER_TRIES", "Deployment", "Doorbell", "StallFault", "workflow_entry"]
+
+MAX_TRIGGER_TRIES = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +161,17 @@ class Deployment:
             if delay > 0:
                 await self.clock.sleep(delay)
             try:
-                await self.trigger(workflow_id, run_id)
+                for tries in range(MAX_TRIGGER_TRIES):
+                    try:
+                        await self.trigger(workflow_id, run_id)
+                        break
+                    except StoreLockedError:
+                        # Rolled back; the API retries after a poll interval, as a client would.
+                        self.store.take_latency()
+                        if tries + 1 == MAX_TRIGGER_TRIES:
+                            raise
+                        self.counters["store_locked_retries"] += 1
+                        await self.clock.sleep(self.config.poll_interval)
             finally:
                 self.pending_triggers -= 1
 

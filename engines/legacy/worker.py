@@ -30,14 +30,15 @@ from engines.core.statuses import StepStatus
 from engines.core.step import execute
 from engines.legacy.config import LegacyConfig
 from engines.legacy.decider import DecideOutcome, decide_pass
-from engines.store import DECIDER_PATH, QueueTask, StoreConflictError
+from engines.store import DECIDER_PATH, QueueTask, StoreConflictError, StoreLockedError
 
 if TYPE_CHECKING:
     from engines.legacy.deployment import Deployment
 
-__all__ = ["Worker", "callback_delay"]
+__all__ = ["MAX_LOCKED_RETRIES", "Worker", "callback_delay"]
 
 S = StepStatus
+MAX_LOCKED_RETRIES = 50
 
 
 def callback_delay(
@@ -73,6 +74,24 @@ class Worker:
         return cfg.poll_interval * (1.0 + cfg.poll_jitter * self.rng.random())
 
     async def run(self) -> None:
+        """Poll until cancelled. A locked database (another process holds the write lock) is retried
+        at the next poll, up to ``MAX_LOCKED_RETRIES`` times per worker: the failed transaction was
+        rolled back, and a claimed task is redelivered when its claim expires. Any other store error
+        ends the deployment."""
+        clock = self.dep.clock
+        locked = 0
+        while True:
+            try:
+                await self._poll_forever()
+            except StoreLockedError:
+                locked += 1
+                self.counters["store_locked_retries"] += 1
+                if locked > MAX_LOCKED_RETRIES:
+                    raise
+                self.dep.store.take_latency()
+                await clock.sleep(self.dep.config.poll_interval)
+
+    async def _poll_forever(self) -> None:
         dep, store, clock = self.dep, self.dep.store, self.dep.clock
         await clock.sleep(self.rng.random() * dep.config.poll_interval)
         while True:

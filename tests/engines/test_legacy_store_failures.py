@@ -109,3 +109,32 @@ class TestCorruptFile:
         with pytest.raises(StoreCorruptError):
             list(capture_traces(path))
         assert path.read_bytes() == garbage
+
+
+class TestTransientLock:
+    def test_workers_ride_out_a_short_lock(self, tmp_path: Path) -> None:
+        """A write lock held briefly by another process is retried at the next poll; the run still succeeds."""
+        import asyncio
+
+        from engines.legacy.live import run_live_async
+
+        path = tmp_path / "legacy.db"
+
+        async def hold_lock_briefly() -> None:
+            await asyncio.sleep(0.3)
+            holder = sqlite3.connect(path, isolation_level=None, timeout=5)
+            holder.execute("BEGIN EXCLUSIVE")
+            await asyncio.sleep(0.4)
+            holder.execute("ROLLBACK")
+            holder.close()
+
+        async def main():  # type: ignore[no-untyped-def]
+            trace = live_trace(shell_sleep_chain("lock-blip", 6, sleep=0.1))
+            run = asyncio.create_task(run_live_async([trace], store_path=path, config=QUICK, timeout=30, busy_timeout=0.02))
+            await hold_lock_briefly()
+            return await run
+
+        result = asyncio.run(main())
+        assert result.finished
+        assert result.runs[0].status == "SUCCEEDED"
+        assert result.counters["store_locked_retries"] >= 1
