@@ -174,6 +174,8 @@ class Deployment:
                         await self.clock.sleep(self.config.poll_interval)
             finally:
                 self.pending_triggers -= 1
+                if self.pending_triggers == 0:
+                    self.doorbell.ring()  # idle workers re-check: maybe nothing is left to do
 
     async def serve(self, *, deadline: float | None) -> bool:
         """Trigger every run of every workflow at its trigger time and run the workers until

@@ -88,3 +88,18 @@ class TestRunStrategies:
         trace = make_trace(chain("a", "b"), runs=runs, strategy=RunStrategy(RunStrategyRule.STRICT_SEQUENTIAL))
         record = same_as_oracle(trace)
         assert [r.status for r in record.runs] == ["FAILED", "CREATED", "CREATED"]  # type: ignore[attr-defined]
+
+
+class TestWorkflowTimeout:
+    def test_workflow_timeout_mid_step(self) -> None:
+        """A workflow timeout firing while a step runs times the run out, as in the core."""
+        trace = make_trace(chain("a", "b"), [rec("a", 1, "succeeded", 900), rec("b", 1, "succeeded", 5)], timeout=300)
+        record = same_as_oracle(trace)
+        assert record.runs[0].status == "TIMED_OUT"  # type: ignore[attr-defined]
+
+    def test_only_queued_runs_end_quietly(self) -> None:
+        """A trace whose last trigger starts nothing (FIRST_ONLY) still ends at once, not at the time limit."""
+        trace = overlapping_runs(RunStrategyRule.FIRST_ONLY, 2)
+        record = LegacyEngine().replay(trace, ReplayOptions(seed=3))
+        assert [r.status for r in record.runs] == ["SUCCEEDED", "STOPPED"]
+        assert record.counters["loop_jumps"] < 5000
