@@ -23,6 +23,7 @@ import pyarrow as pa
 from corpora.codec import decode
 from corpora.errors import TraceError, TraceLocation
 from corpora.model import Trace
+from shadow.trial import count_steps
 
 __all__ = ["SelectionError", "SourceItem", "TraceSelector", "corpus_hash", "read_corpus", "sample_hit"]
 
@@ -104,7 +105,7 @@ class SelectionError(Exception):
 _META_SCHEMA = pa.schema([
     ("trace_id", pa.string()), ("workflow_id", pa.string()), ("workflow_type", pa.string()),
     ("owner", pa.string()), ("tags", pa.list_(pa.string())), ("source", pa.string()),
-    ("n_runs", pa.int64()), ("corpus_file", pa.string()), ("captured_at", pa.string()),
+    ("n_runs", pa.int64()), ("n_steps", pa.int64()), ("corpus_file", pa.string()), ("captured_at", pa.string()),
 ])
 
 
@@ -141,7 +142,8 @@ class TraceSelector:
             "trace_id": it.trace.trace_id, "workflow_id": it.trace.workflow_id,
             "workflow_type": it.trace.metadata.workflow_type, "owner": it.trace.metadata.owner,
             "tags": list(it.trace.metadata.tags), "source": it.trace.metadata.source,
-            "n_runs": len(it.trace.runs), "corpus_file": it.file, "captured_at": it.trace.metadata.captured_at,
+            "n_runs": len(it.trace.runs), "n_steps": count_steps(it.trace.definition.steps, it.trace),
+            "corpus_file": it.file, "captured_at": it.trace.metadata.captured_at,
         } for it in items if it.trace is not None]
         keep = self._evaluate(rows)
         return [it for it in items if it.trace is not None and it.trace.trace_id in keep]

@@ -123,6 +123,16 @@ class TestSelectionAndResume:
         sampled = rows(tmp_path / "s.duckdb", "SELECT count(*) FROM traces")[0][0]
         assert 0 < sampled < 10
 
+    def test_where_on_size(self, tmp_path: Path) -> None:
+        """--where can select on n_steps and n_runs (the diamond has 4 steps; odd traces have 2 runs)."""
+        from shadow.sources import TraceSelector, read_corpus
+
+        items = list(read_corpus([str(write_corpus(tmp_path / "c.jsonl", 6))]))
+        assert len(TraceSelector("n_steps = 4").select(items)) == 6
+        assert TraceSelector("n_steps > 4").select(items) == []
+        chosen = TraceSelector("n_runs = 2 AND owner = 'team-b'").select(items)
+        assert [it.trace.trace_id for it in chosen if it.trace] == ["t001", "t003", "t005"]
+
     def test_bad_where(self, tmp_path: Path) -> None:
         """A predicate DuckDB cannot parse is a SelectionError listing the columns."""
         with pytest.raises(SelectionError, match="Columns: trace_id"):
