@@ -73,7 +73,9 @@ def replay_corpus(count: int, seed: int, max_polls: float) -> None:
         if traces == count:
             break
     wall = time.perf_counter() - started
-    print(f"legacy replay: {traces} built-in traces (seed {seed}), {len(overheads)} started attempts, {cycles} cycles")
+    print(
+        f"legacy replay: {traces} built-in traces (seed {seed}), {len(overheads)} started attempts, {cycles} cycles"
+    )
     print(f"  start overhead (virtual s)  p50 {_pct(overheads, 0.5):.3f}  p95 {_pct(overheads, 0.95):.3f}  "
           f"p99 {_pct(overheads, 0.99):.3f}  min {min(overheads):.3f}  max {max(overheads):.3f}")  # fmt: skip
     print(f"  wall {wall:.1f} s ({wall / max(cycles, 1) * 1e3:.2f} ms per cycle)")
@@ -92,9 +94,13 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="10 ms poll and callbacks instead of Maestro's")
     ap.add_argument("--synchronous", default="FULL", help="SQLite synchronous pragma (FULL: durable commits)")
-    ap.add_argument("--replay-corpus", type=int, default=0, metavar="N", help="replay N built-in traces instead")
+    ap.add_argument(
+        "--replay-corpus", type=int, default=0, metavar="N", help="replay N built-in traces instead"
+    )
     ap.add_argument("--corpus-seed", type=int, default=7)
-    ap.add_argument("--max-polls", type=float, default=3000.0, help="skip traces needing more cycles (replay mode)")
+    ap.add_argument(
+        "--max-polls", type=float, default=3000.0, help="skip traces needing more cycles (replay mode)"
+    )
     args = ap.parse_args()
     if args.replay_corpus:
         replay_corpus(args.replay_corpus, args.corpus_seed, args.max_polls)
@@ -115,7 +121,9 @@ def main() -> None:
     (run,) = result.runs
     overheads = result.start_overheads()
     makespan = (run.ended_at or 0.0) - (run.started_at or 0.0)
-    print(f"legacy live: {args.steps} steps (width {args.width}), status {run.status}, finished={result.finished}")
+    print(
+        f"legacy live: {args.steps} steps (width {args.width}), status {run.status}, finished={result.finished}"
+    )
     print(f"  start overhead  p50 {_pct(overheads, 0.5):.3f} s  p95 {_pct(overheads, 0.95):.3f} s  "
           f"p99 {_pct(overheads, 0.99):.3f} s  mean {statistics.fmean(overheads):.3f} s")  # fmt: skip
     print(f"  makespan {makespan:.1f} s, wall {wall:.1f} s, CPU {cpu:.2f} s, cycles {result.counters.get('cycles', 0):.0f}, "

@@ -72,23 +72,34 @@ def capture_traces(store_path: str | Path, *, include_unfinished: bool = False) 
                     if job is not None and att.outcome is not None:
                         attempts.append(
                             RecordedAttempt(
-                                path=step.path, attempt=step.attempt, outcome=Outcome(att.outcome),
-                                duration=round(max(0.0, float(job["job_duration"])), 6), outputs=dict(att.outputs),
+                                path=step.path,
+                                attempt=step.attempt,
+                                outcome=Outcome(att.outcome),
+                                duration=round(max(0.0, float(job["job_duration"])), 6),
+                                outputs=dict(att.outputs),
                             )
                         )
                 for step_path, atts in state.attempts.items():
                     last = atts[-1]
-                    observed[step_path] = ObservedStep(last.status.value, len(atts), atts[0].started_at, last.ended_at)
+                    observed[step_path] = ObservedStep(
+                        last.status.value, len(atts), atts[0].started_at, last.ended_at
+                    )
                 runs.append(
                     Run(
-                        run_id=state.run_id, trigger_time=state.triggered_at,
+                        run_id=state.run_id,
+                        trigger_time=state.triggered_at,
                         params=dict(loaded.book.get("run_params", {})),
-                        initiator=str(loaded.book.get("initiator", "manual")), attempts=tuple(attempts),
+                        initiator=str(loaded.book.get("initiator", "manual")),
+                        attempts=tuple(attempts),
                         observed=ObservedRun(state.status.value, state.started_at, state.ended_at, observed),
                     )
                 )
             if runs:
                 meta = replace(base.metadata, source="legacy-capture")
-                yield replace(base, runs=tuple(runs), metadata=meta if isinstance(meta, TraceMetadata) else base.metadata)
+                yield replace(
+                    base,
+                    runs=tuple(runs),
+                    metadata=meta if isinstance(meta, TraceMetadata) else base.metadata,
+                )
     finally:
         store.close()

@@ -89,7 +89,9 @@ class RunDesk:
     def run_ended(self, workflow_id: str, now: float) -> None:
         """A run of the workflow reached a terminal status: dequeue what the strategy allows."""
         wf = self._workflows[workflow_id]
-        self._apply(workflow_id, on_run_end(wf.ct.root.definition.run_strategy, self._slots(workflow_id)), now)
+        self._apply(
+            workflow_id, on_run_end(wf.ct.root.definition.run_strategy, self._slots(workflow_id)), now
+        )
 
     def _slots(self, workflow_id: str) -> list[RunSlot]:
         slots = []

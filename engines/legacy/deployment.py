@@ -200,7 +200,9 @@ class Deployment:
         try:
             while True:
                 timeout = None if deadline is None else max(0.0, deadline - self.clock.now())
-                finished, pending = await asyncio.wait(pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                finished, pending = await asyncio.wait(
+                    pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
                 if not finished:
                     break  # the deadline passed
                 for t in finished:
@@ -220,7 +222,9 @@ class Deployment:
     def root_keys(self) -> list[tuple[str, str, str]]:
         """``(workflow_id, run_id, run_key)`` of every run the deployment knows, in trigger order."""
         return [
-            (wid, run_id, root_key(wid, wf.run_index[run_id])) for wid, wf in self.workflows.items() for run_id in wf.runs
+            (wid, run_id, root_key(wid, wf.run_index[run_id]))
+            for wid, wf in self.workflows.items()
+            for run_id in wf.runs
         ]
 
     def final_runs(self) -> tuple[RunExecution, ...]:

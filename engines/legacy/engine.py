@@ -89,4 +89,3 @@ class LegacyEngine:
             trace_id=trace.trace_id, engine=self.name, engine_version=self.version, seed=options.seed,
             runs=runs, counters=out,
         )  # fmt: skip
-

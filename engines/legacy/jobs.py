@@ -46,9 +46,7 @@ class JobBoard:
         self.launched = 0
         self.duplicate_launches = 0
 
-    def launch(
-        self, key: JobKey, run_id: str, step_type: str, params: Mapping[str, JsonValue]
-    ) -> None:
+    def launch(self, key: JobKey, run_id: str, step_type: str, params: Mapping[str, JsonValue]) -> None:
         """Start the runtime of one attempt. A second launch of the same attempt is ignored."""
         if key in self._tasks:
             self.duplicate_launches += 1
@@ -56,7 +54,8 @@ class JobBoard:
         self.launched += 1
         _, path, attempt = key
         self._tasks[key] = asyncio.get_running_loop().create_task(
-            self._run(run_id, path, attempt, StepType(step_type), dict(params)), name=f"job {key[0]} {path}#{attempt}"
+            self._run(run_id, path, attempt, StepType(step_type), dict(params)),
+            name=f"job {key[0]} {path}#{attempt}",
         )
 
     async def _run(

@@ -68,7 +68,9 @@ def live_trace(
     return Trace(
         trace_id=trace_id or definition.id,
         definition=definition,
-        runs=tuple(Run(run_id=f"run-{i}", trigger_time=at, params=dict(run_params or {})) for i in range(1, runs + 1)),
+        runs=tuple(
+            Run(run_id=f"run-{i}", trigger_time=at, params=dict(run_params or {})) for i in range(1, runs + 1)
+        ),
         subworkflows=dict(subworkflows or {}),
     )
 
@@ -102,7 +104,10 @@ async def run_live_async(
     clock = LiveClock()
     store = SqliteStore(
         SqliteConfig(
-            path=str(store_path), latency=LatencyModel.zero(), synchronous=synchronous, busy_timeout=busy_timeout
+            path=str(store_path),
+            latency=LatencyModel.zero(),
+            synchronous=synchronous,
+            busy_timeout=busy_timeout,
         )
     )
     try:

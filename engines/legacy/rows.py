@@ -74,7 +74,13 @@ class RowWrites:
 
 def _blank(**changes: Any) -> RunState:
     base = RunState(
-        trace_id="", run_id="", run_index=0, status=WorkflowStatus.CREATED, triggered_at=0.0, scopes={}, attempts={}
+        trace_id="",
+        run_id="",
+        run_index=0,
+        status=WorkflowStatus.CREATED,
+        triggered_at=0.0,
+        scopes={},
+        attempts={},
     )
     return replace(base, **changes)
 
@@ -181,7 +187,9 @@ class RowCodec:
         }
 
     @staticmethod
-    def attempt_row(run_key: str, a: Attempt, now: float, job: Mapping[str, float] | None = None) -> StepInstance:
+    def attempt_row(
+        run_key: str, a: Attempt, now: float, job: Mapping[str, float] | None = None
+    ) -> StepInstance:
         """One attempt's row. ``job`` (the runtime's own start, end and duration, for capture) rides in
         the opaque state next to the core's attempt document."""
         doc = run_to_json(_blank(attempts={a.path: (a,)}))["attempts"][0]
@@ -202,7 +210,9 @@ class RowCodec:
     ) -> WorkflowInstance:
         """The row a trigger inserts for a new run (CREATED, no scopes yet)."""
         doc = json.dumps(self.run_document(state, bookkeeping))
-        return WorkflowInstance(run_key, workflow_id, state.run_id, state.status.value, doc, created_at=now, updated_at=now)
+        return WorkflowInstance(
+            run_key, workflow_id, state.run_id, state.status.value, doc, created_at=now, updated_at=now
+        )
 
     def writes(
         self,
@@ -245,6 +255,9 @@ class RowCodec:
             else:
                 changed_children.append(replace(row, status=scope.status.value, state=text, updated_at=now))
         root = replace(
-            before.root, status=after.status.value, state=json.dumps(self.run_document(after, book)), updated_at=now
+            before.root,
+            status=after.status.value,
+            state=json.dumps(self.run_document(after, book)),
+            updated_at=now,
         )
         return RowWrites(root, tuple(new_children), tuple(changed_children), tuple(steps))

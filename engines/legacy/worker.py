@@ -160,7 +160,9 @@ class Worker:
                 # Conductor start(): the step summary exists (CREATED); callback 0 follows.
                 new_state = state
                 self.counters["start_cycles"] += 1
-                delay = callback_delay(dep.config, S.CREATED, StepType.NOOP, task.poll_count, now - latest.created_at, False)
+                delay = callback_delay(
+                    dep.config, S.CREATED, StepType.NOOP, task.poll_count, now - latest.created_at, False
+                )
             else:
                 new_state, effects, delay, flow = self._advance(wf.ct, state, task, now, job_times)
         await self._stall("before_write")

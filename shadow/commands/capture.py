@@ -53,5 +53,7 @@ def capture_command(args: argparse.Namespace) -> int:
         print(f"shadow capture: error: cannot write {args.output}: {exc}", file=sys.stderr)
         return EXIT_HARNESS
     note = "" if traces else " (no finished runs in the store)"
-    print(f"captured {traces} trace(s), {runs} run(s) from {args.store} to {args.output}{note}", file=sys.stderr)
+    print(
+        f"captured {traces} trace(s), {runs} run(s) from {args.store} to {args.output}{note}", file=sys.stderr
+    )
     return EXIT_OK

@@ -18,13 +18,17 @@ pytestmark = pytest.mark.live
 @pytest.fixture(scope="module")
 def live_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = tmp_path_factory.mktemp("legacy") / "legacy.db"
-    result = run_live([live_trace(shell_sleep_chain("cli-chain", 4), runs=2)], store_path=db, config=QUICK, timeout=60)
+    result = run_live(
+        [live_trace(shell_sleep_chain("cli-chain", 4), runs=2)], store_path=db, config=QUICK, timeout=60
+    )
     assert result.finished
     return db
 
 
 class TestCaptureCommand:
-    def test_capture_writes_traces(self, live_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_capture_writes_traces(
+        self, live_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """`shadow capture` exports the finished runs as readable shadow-trace/1 and exits 0."""
         out = tmp_path / "traces.jsonl"
         assert main(["capture", "--store", str(live_store), "-o", str(out)]) == 0
@@ -35,14 +39,18 @@ class TestCaptureCommand:
         assert len(trace.runs) == 2
         assert "captured 1 trace(s), 2 run(s)" in capsys.readouterr().err
 
-    def test_missing_store_exits_4_without_output(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_missing_store_exits_4_without_output(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """A store that does not exist is a harness error (4) and no output file is created."""
         out = tmp_path / "traces.jsonl"
         assert main(["capture", "--store", str(tmp_path / "nope.db"), "-o", str(out)]) == 4
         assert not out.exists()
         assert "no legacy store" in capsys.readouterr().err
 
-    def test_replay_the_capture_on_legacy(self, live_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_replay_the_capture_on_legacy(
+        self, live_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """`shadow replay --engine legacy --json` reproduces the captured runs' outcome."""
         out = tmp_path / "traces.jsonl"
         assert main(["capture", "--store", str(live_store), "-o", str(out)]) == 0

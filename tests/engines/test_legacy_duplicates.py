@@ -7,7 +7,10 @@ from engines.core.testing import chain, make_trace, oracle_record, rec
 from engines.legacy import LegacyConfig, LegacyEngine
 from shadow.compare import normalize_record
 
-TRACE = make_trace(chain("a", "b", "c"), [rec("a", 1, "succeeded", 30), rec("b", 1, "succeeded", 20), rec("c", 1, "succeeded", 5)])
+TRACE = make_trace(
+    chain("a", "b", "c"),
+    [rec("a", 1, "succeeded", 30), rec("b", 1, "succeeded", 20), rec("c", 1, "succeeded", 5)],
+)
 TWO_WORKERS = LegacyConfig(workers=2, claim_timeout=10.0)
 
 
@@ -36,7 +39,9 @@ class TestDuplicateDelivery:
 
     def test_faults_from_replay_options(self) -> None:
         """The stall fault may come through ReplayOptions.faults (shadow replay --fault)."""
-        record = LegacyEngine(TWO_WORKERS).replay(TRACE, ReplayOptions(seed=1, faults=("stall-worker:0:3:30",)))
+        record = LegacyEngine(TWO_WORKERS).replay(
+            TRACE, ReplayOptions(seed=1, faults=("stall-worker:0:3:30",))
+        )
         assert record.counters["stalls"] == 1
         assert normalize_record(record) == normalize_record(oracle_record(TRACE))
 

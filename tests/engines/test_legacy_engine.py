@@ -118,7 +118,9 @@ class TestOutcomes:
     def test_queued_runs_follow_the_run_strategy(self) -> None:
         """Two overlapping runs under SEQUENTIAL run one after the other, as in the core."""
         attempts = (rec("a", 1, "succeeded", 100),)
-        trace = make_trace(chain("a"), runs=[Run("r1", T0, attempts=attempts), Run("r2", T0 + 10, attempts=attempts)])
+        trace = make_trace(
+            chain("a"), runs=[Run("r1", T0, attempts=attempts), Run("r2", T0 + 10, attempts=attempts)]
+        )
         record = LegacyEngine().replay(trace, ReplayOptions(seed=0))
         r1, r2 = record.runs
         assert r1.status == r2.status == "SUCCEEDED"
@@ -184,7 +186,10 @@ class TestBuiltinCorpus:
         for trace, record in corpus_records:
             for run in record.runs:
                 assert not run.stuck, (trace.trace_id, run.run_id)
-                assert run.status in {"SUCCEEDED", "FAILED", "STOPPED", "TIMED_OUT", "CREATED"}, (trace.trace_id, run)
+                assert run.status in {"SUCCEEDED", "FAILED", "STOPPED", "TIMED_OUT", "CREATED"}, (
+                    trace.trace_id,
+                    run,
+                )
 
     def test_every_run_matches_the_core_oracle(self, corpus_records) -> None:
         """Statuses, attempts, params handed in and outputs equal CoreOracle's on every trace."""

@@ -34,15 +34,26 @@ def shell_sleep_chain(workflow_id: str, n: int, *, sleep: float = 0.02) -> Workf
     for i in range(n):
         nxt = (Transition(f"s{i + 1}"),) if i + 1 < n else ()
         if i % 2:
-            steps.append(Step(f"s{i}", StepType.SHELL, params={"command": Param(value=f"echo step-{i}")}, transitions=nxt))
+            steps.append(
+                Step(
+                    f"s{i}",
+                    StepType.SHELL,
+                    params={"command": Param(value=f"echo step-{i}")},
+                    transitions=nxt,
+                )
+            )
         else:
-            steps.append(Step(f"s{i}", StepType.SLEEP, params={"sleep_seconds": Param(value=sleep)}, transitions=nxt))
+            steps.append(
+                Step(f"s{i}", StepType.SLEEP, params={"sleep_seconds": Param(value=sleep)}, transitions=nxt)
+            )
     return WorkflowDefinition(workflow_id, tuple(steps))
 
 
 def failing_shell(workflow_id: str) -> WorkflowDefinition:
     """One shell step exiting 3, retried once after a 1 s fixed backoff, then a step never reached."""
-    policy = RetryPolicy(error_retry_limit=1, backoff=Backoff(BackoffType.FIXED_BACKOFF, error_retry_backoff_in_secs=1))
+    policy = RetryPolicy(
+        error_retry_limit=1, backoff=Backoff(BackoffType.FIXED_BACKOFF, error_retry_backoff_in_secs=1)
+    )
     return WorkflowDefinition(
         workflow_id,
         (
@@ -65,7 +76,9 @@ class TestLiveMode:
         assert result.finished
         (run,) = result.runs
         assert run.status == "SUCCEEDED"
-        assert [a.path for a in sorted(run.attempts, key=lambda a: a.started_at or 0)] == [f"s{i}" for i in range(10)]
+        assert [a.path for a in sorted(run.attempts, key=lambda a: a.started_at or 0)] == [
+            f"s{i}" for i in range(10)
+        ]
         shell = next(a for a in run.attempts if a.path == "s3")
         assert shell.outputs["stdout"] == "step-3\n"
         assert len(result.start_overheads()) == 10
@@ -90,7 +103,10 @@ class TestCapture:
     def test_capture_then_replay_gives_the_same_outcomes(self, tmp_path: Path) -> None:
         """Workflows run live, captured from the store and replayed in virtual time end the same way."""
         db = tmp_path / "legacy.db"
-        traces = [live_trace(shell_sleep_chain("cap-chain", 6), runs=2), live_trace(failing_shell("cap-fail"))]
+        traces = [
+            live_trace(shell_sleep_chain("cap-chain", 6), runs=2),
+            live_trace(failing_shell("cap-fail")),
+        ]
         result = run_live(traces, store_path=db, config=QUICK, timeout=60)
         assert result.finished
         captured = {t.trace_id: t for t in capture_traces(db)}
@@ -103,7 +119,9 @@ class TestCapture:
         live_by_trace = {"cap-chain": result.runs[:2], "cap-fail": result.runs[2:]}
         for trace_id, trace in captured.items():
             replayed = LegacyEngine().replay(trace, ReplayOptions(seed=7))
-            assert normalize_record(replayed) == normalize_record(as_record(live_by_trace[trace_id], trace_id))
+            assert normalize_record(replayed) == normalize_record(
+                as_record(live_by_trace[trace_id], trace_id)
+            )
 
     def test_capture_of_a_missing_store_is_a_typed_error(self, tmp_path: Path) -> None:
         """Capturing a path with no store says what to pass instead."""

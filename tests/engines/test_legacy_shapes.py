@@ -55,7 +55,10 @@ class TestFailureModes:
 
     def test_step_timeout_is_detected_at_a_poll(self) -> None:
         """A step running past its timeout ends TIMED_OUT like in the core (detected at a RUNNING poll)."""
-        trace = make_trace([step("a", "b", timeout=60), step("b")], [rec("a", 1, "succeeded", 600), rec("b", 1, "succeeded", 1)])
+        trace = make_trace(
+            [step("a", "b", timeout=60), step("b")],
+            [rec("a", 1, "succeeded", 600), rec("b", 1, "succeeded", 1)],
+        )
         record = same_as_oracle(trace)
         a = next(x for x in record.runs[0].attempts if x.path == "a")  # type: ignore[attr-defined]
         assert a.status == "TIMED_OUT"
@@ -84,8 +87,14 @@ class TestRunStrategies:
         """Under STRICT_SEQUENTIAL a FAILED run blocks the queue: later runs stay CREATED, not stuck."""
         failing = (rec("a", 1, "fatal_error", 30),)
         ok = (rec("a", 1, "succeeded", 30), rec("b", 1, "succeeded", 5))
-        runs = [Run("r0", T0, attempts=failing), Run("r1", T0 + 10, attempts=ok), Run("r2", T0 + 20, attempts=ok)]
-        trace = make_trace(chain("a", "b"), runs=runs, strategy=RunStrategy(RunStrategyRule.STRICT_SEQUENTIAL))
+        runs = [
+            Run("r0", T0, attempts=failing),
+            Run("r1", T0 + 10, attempts=ok),
+            Run("r2", T0 + 20, attempts=ok),
+        ]
+        trace = make_trace(
+            chain("a", "b"), runs=runs, strategy=RunStrategy(RunStrategyRule.STRICT_SEQUENTIAL)
+        )
         record = same_as_oracle(trace)
         assert [r.status for r in record.runs] == ["FAILED", "CREATED", "CREATED"]  # type: ignore[attr-defined]
 
@@ -93,7 +102,9 @@ class TestRunStrategies:
 class TestWorkflowTimeout:
     def test_workflow_timeout_mid_step(self) -> None:
         """A workflow timeout firing while a step runs times the run out, as in the core."""
-        trace = make_trace(chain("a", "b"), [rec("a", 1, "succeeded", 900), rec("b", 1, "succeeded", 5)], timeout=300)
+        trace = make_trace(
+            chain("a", "b"), [rec("a", 1, "succeeded", 900), rec("b", 1, "succeeded", 5)], timeout=300
+        )
         record = same_as_oracle(trace)
         assert record.runs[0].status == "TIMED_OUT"  # type: ignore[attr-defined]
 

@@ -25,7 +25,10 @@ from engines.store import (
 from engines.testing import VirtualTimeEnvironment
 from tests.engines.test_legacy_live import QUICK, shell_sleep_chain
 
-TRACE = make_trace(chain("a", "b", "c"), [rec("a", 1, "succeeded", 5), rec("b", 1, "succeeded", 5), rec("c", 1, "succeeded", 5)])
+TRACE = make_trace(
+    chain("a", "b", "c"),
+    [rec("a", 1, "succeeded", 5), rec("b", 1, "succeeded", 5), rec("c", 1, "succeeded", 5)],
+)
 
 
 def dump(path: Path) -> str:
@@ -130,7 +133,9 @@ class TestTransientLock:
 
         async def main():  # type: ignore[no-untyped-def]
             trace = live_trace(shell_sleep_chain("lock-blip", 6, sleep=0.1))
-            run = asyncio.create_task(run_live_async([trace], store_path=path, config=QUICK, timeout=30, busy_timeout=0.02))
+            run = asyncio.create_task(
+                run_live_async([trace], store_path=path, config=QUICK, timeout=30, busy_timeout=0.02)
+            )
             await hold_lock_briefly()
             return await run
 
