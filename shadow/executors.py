@@ -80,6 +80,16 @@ class ProcessExecutor:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
+    def abort(self) -> None:
+        """Stop now (Ctrl-C): drop queued chunks and terminate workers mid-trace; their traces are not
+        stored, so a rerun replays them."""
+        processes = list(getattr(self._pool, "_processes", {}).values())
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(timeout=5)
+
 
 def make_executor(workers: int) -> Executor:
     return InlineExecutor() if workers <= 1 else ProcessExecutor(workers)

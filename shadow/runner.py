@@ -197,8 +197,10 @@ def run_shadow(settings: RunSettings, *, progress: Progress | None = None,
             raise
         finally:
             session.flush()
-            if own_executor:
+            if own_executor and status == "finished":
                 executor.close()
+            elif own_executor:  # interrupted or failed: do not wait for chunks still replaying
+                getattr(executor, "abort", executor.close)()
             if status == "failed":
                 store.finish_session(session_id, status, session.traces_done)
         refresh_aggregates(store, settings.registry, settings.noise)
