@@ -9,7 +9,10 @@ Ctrl-C reaches only the parent, which stops cleanly and keeps what is already wr
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Protocol
@@ -51,8 +54,17 @@ class InlineExecutor:
         self._engines = None
 
 
-def _ignore_sigint() -> None:
+def _init_worker(parent_pid: int) -> None:
+    """Ctrl-C is the parent's business; and a worker whose parent was SIGKILLed exits instead of
+    replaying the rest of its chunk for nobody (a watchdog thread polls the parent pid)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
 class ProcessExecutor:
@@ -62,7 +74,8 @@ class ProcessExecutor:
         self.workers = workers
         # spawn, not fork: the parent holds DuckDB connections (and their threads); a forked child
         # would inherit their locks. Workers never touch the database, so a clean interpreter suffices.
-        self._pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint,
+        self._pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
+                                         initargs=(os.getpid(),),
                                          mp_context=multiprocessing.get_context("spawn"))
 
     def run_batch(self, jobs: Sequence[TraceJob], config: TrialConfig) -> list[TraceOutcome]:

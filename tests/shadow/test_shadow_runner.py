@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -158,11 +159,11 @@ class TestSelectionAndResume:
 
     @pytest.mark.slow
     def test_sigkill_then_resume(self, tmp_path: Path) -> None:
-        """SIGKILL mid-run, rerun: every trace is stored exactly once."""
+        """SIGKILL mid-run (2 worker processes), rerun: every trace stored exactly once; orphaned workers exit."""
         n = 40
         corpus = write_corpus(tmp_path / "c.jsonl", n)
         db = tmp_path / "r.duckdb"
-        cmd = [sys.executable, "-m", "shadow.cli", "run", str(corpus), "--db", str(db), "--workers", "1",
+        cmd = [sys.executable, "-m", "shadow.cli", "run", str(corpus), "--db", str(db), "--workers", "2",
                "--baseline", "oracle", "--candidate", "shadow.testing:slow_engine", "--batch-size", "2",
                "--flush-every", "2"]
         env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -171,10 +172,21 @@ class TestSelectionAndResume:
         for line in proc.stderr:  # non-TTY progress: one line per flushed batch
             if line.startswith("progress: 6 traces"):
                 break
+        children_file = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+        workers = [int(p) for p in children_file.read_text().split()] if children_file.exists() else []
+        workers = [p for p in workers if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()]
+        assert len(workers) == 2, "expected the two spawned worker processes"
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         proc.stderr.close()
         assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+        for _ in range(100):  # the workers' parent watchdog polls once a second
+            if not any(Path(f"/proc/{pid}").exists() and "spawn" in Path(f"/proc/{pid}/cmdline").read_text()
+                       for pid in workers):
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"worker processes {workers} outlived their killed parent")
         partial = rows(db, "SELECT count(*) FROM traces")[0][0]
         assert 0 < partial < n, "the kill should land mid-run"
         done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=False)
