@@ -99,6 +99,9 @@ def build_engine(spec: EngineSpec) -> Engine:
         engine = factory(**spec.kwargs)
     except TypeError as exc:
         raise EngineSpecError(f"engine {spec.name!r}: factory {spec.target} rejected its options: {exc}") from exc
+    except Exception as exc:  # e.g. a bad fault spec: the engine's own typed error, reported as a bad option
+        raise EngineSpecError(f"engine {spec.name!r}: {spec.target} could not be built: "
+                              f"{type(exc).__name__}: {exc}") from exc
     if not isinstance(engine, Engine):
         raise EngineSpecError(
             f"engine {spec.name!r}: {spec.target}() returned {type(engine).__name__}, which lacks "

@@ -34,6 +34,9 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.add_argument("--db", required=True, help="results database file (created if missing)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
     p.add_argument("--candidate", default="actor", help="legacy|actor|oracle|module:factory (default actor)")
+    p.add_argument("--candidate-nodes", type=int, help="nodes= for the candidate's factory (e.g. actor)")
+    p.add_argument("--candidate-fault", action="append", default=[],
+                   help="fault spec passed as faults= to the candidate's factory (repeatable), e.g. crash:0@30")
     p.add_argument("--baseline", default="legacy", help="legacy|actor|oracle|module:factory (default legacy)")
     p.add_argument("--seed", type=int, default=0, help="baseline/candidate seed; the A/A replica uses seed+1")
     p.add_argument("--where", help="SQL predicate over trace metadata, e.g. \"owner = 'team-a'\"")
@@ -63,7 +66,7 @@ def run_command(args: argparse.Namespace) -> int:
         registry.check(dt.datetime.now(dt.UTC).date())
         settings = RunSettings(
             corpus=tuple(args.corpus), db=args.db, baseline=resolve_engine(args.baseline),
-            candidate=resolve_engine(args.candidate), seed=args.seed, workers=args.workers,
+            candidate=resolve_engine(args.candidate, **_candidate_options(args)), seed=args.seed, workers=args.workers,
             time_limit=args.time_limit, where=args.where, sample=args.sample, limit=args.limit,
             registry=registry, noise=NoiseConfig(args.noise_relative, args.noise_absolute),
             batch_size=max(1, args.batch_size),
@@ -105,3 +108,13 @@ def run_command(args: argparse.Namespace) -> int:
     if report.status == "interrupted":
         return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+def _candidate_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Factory kwargs for the candidate; an engine whose factory lacks them rejects them (exit 4)."""
+    options: dict[str, Any] = {}
+    if args.candidate_nodes is not None:
+        options["nodes"] = args.candidate_nodes
+    if args.candidate_fault:
+        options["faults"] = tuple(args.candidate_fault)
+    return options

@@ -66,6 +66,8 @@ class TestRunAndSummary:
         assert main(["run", str(tmp_path / "missing.jsonl"), "--db", db, "--baseline", "oracle",
                      "--candidate", "oracle"]) == 4
         assert main(["run", str(corpus), "--db", db, "--sample", "0"]) == 4
+        assert main(["run", str(corpus), "--db", db, "--baseline", "oracle", "--candidate", "oracle",
+                     "--candidate-nodes", "3"]) == 4  # the oracle's factory takes no nodes=
 
 
 class TestReplay:
