@@ -10,6 +10,7 @@ for the end: every run terminal, or the time limit.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -82,7 +83,7 @@ class Cluster:
         self.takeovers: list[Takeover] = []
         self.halts: list[tuple[str, float, str]] = []
         self.errors: list[BaseException] = []
-        self.trigger_round_trips = 0
+        self.trigger_round_trips = 0.0
         self.exclusive = True
         """True when this process holds every node on the store (replay): the sweeper may then sleep
         while no outbox row is unacknowledged. Live clusters sharing a file set it False."""
@@ -141,7 +142,7 @@ class Cluster:
     def schedule_triggers(self, workflow_id: str) -> None:
         entry = self.catalog[workflow_id]
         for index, run in enumerate(entry.runs, start=1):
-            self.clock.call_at(run.trigger_time, lambda i=index, w=workflow_id: self.trigger(w, i))
+            self.clock.call_at(run.trigger_time, functools.partial(self.trigger, workflow_id, index))
 
     def trigger(self, workflow_id: str, run_index: int) -> None:
         """Maestro's trigger API: insert the run and apply the run strategy (one transaction)."""

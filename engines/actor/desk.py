@@ -106,7 +106,9 @@ class RunDesk:
             i = by_id[run_id]
             r = rows[i]
             rows[i] = self.store.save_run(replace(r, status=W.IN_PROGRESS.value, updated_at=now), fence=fence)
-            out.append((_group(r), self.add_outbox(_group(r), StartFlow(r.run_key), now), StartFlow(r.run_key)))
+            out.append(
+                (_group(r), self.add_outbox(_group(r), StartFlow(r.run_key), now), StartFlow(r.run_key))
+            )
         if plan.stop_queued:
             again = on_run_end(strategy, self.slots(rows))
             out.extend(self._apply(again, rows, strategy, now, fence, ended))

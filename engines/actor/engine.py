@@ -15,6 +15,7 @@ node's halt to the claim of its last group).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import defaultdict
 from dataclasses import replace
 
@@ -42,7 +43,9 @@ class ActorEngine:
     name = "actor"
     version = "1"
 
-    def __init__(self, nodes: int | None = None, faults: tuple[str, ...] = (), config: ActorConfig | None = None) -> None:
+    def __init__(
+        self, nodes: int | None = None, faults: tuple[str, ...] = (), config: ActorConfig | None = None
+    ) -> None:
         base = config if config is not None else ActorConfig()
         self.config = replace(base, nodes=nodes) if nodes is not None else base
         self.faults = tuple(faults)
@@ -64,7 +67,9 @@ class ActorEngine:
         self, ct: CompiledTrace, options: ReplayOptions, plan: FaultPlan, clock: VirtualClock, start: float
     ) -> tuple[tuple[RunExecution, ...], dict[str, float]]:
         trace = ct.trace
-        store = SqliteStore(SqliteConfig(latency=self.config.latency, seed=options.seed), faults=plan.store_hook)
+        store = SqliteStore(
+            SqliteConfig(latency=self.config.latency, seed=options.seed), faults=plan.store_hook
+        )
         world = TraceWorld(ReplayRuntime(trace), clock)
         catalog = {trace.trace_id: WorkflowEntry(ct, tuple(trace.runs))}
         cluster = Cluster(
@@ -81,7 +86,7 @@ class ActorEngine:
                 if fault.kind == "crash":
                     clock.call_at(start + fault.at, node.crash)
                 else:
-                    clock.call_at(start + fault.at, lambda n=node, d=fault.duration: n.pause(d))
+                    clock.call_at(start + fault.at, functools.partial(node.pause, fault.duration))
             cluster.schedule_triggers(trace.trace_id)
             last_trigger = max((r.trigger_time for r in trace.runs), default=start)
             await cluster.wait(last_trigger + options.time_limit)

@@ -88,10 +88,14 @@ def parse_faults(specs: tuple[str, ...] | list[str], *, nodes: int, seed: int) -
         if m := _NODE.match(spec):
             kind, node_text, at, duration = m.groups()
             if kind == "pause" and duration is None:
-                raise FaultSpecError(f"fault {spec!r}: a pause needs a duration, e.g. pause:0@100+120; {FAULT_SYNTAX}")
+                raise FaultSpecError(
+                    f"fault {spec!r}: a pause needs a duration, e.g. pause:0@100+120; {FAULT_SYNTAX}"
+                )
             node = rng.randrange(nodes) if node_text == "*" else int(node_text)
             if node >= nodes:
-                raise FaultSpecError(f"fault {spec!r}: node {node} does not exist (nodes=0..{nodes - 1}); {FAULT_SYNTAX}")
+                raise FaultSpecError(
+                    f"fault {spec!r}: node {node} does not exist (nodes=0..{nodes - 1}); {FAULT_SYNTAX}"
+                )
             node_faults.append(NodeFault(kind, node, float(at), float(duration or 0.0)))
         elif m := _MESSAGE.match(spec):
             action, kind, n = m.groups()

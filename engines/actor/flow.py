@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FlowActor"]
 
+
 class FlowActor(Actor):
     """One run's flow. ``row`` is the run's store row as last committed (its version)."""
 
@@ -63,7 +64,13 @@ class FlowActor(Actor):
     )  # fmt: skip
 
     def __init__(
-        self, group: GroupActor, ct: CompiledTrace, run: Run, row: WorkflowInstance, state: RunState, codec: RunCodec
+        self,
+        group: GroupActor,
+        ct: CompiledTrace,
+        run: Run,
+        row: WorkflowInstance,
+        state: RunState,
+        codec: RunCodec,
     ) -> None:
         super().__init__(group.node)
         self.codec = codec
@@ -147,7 +154,9 @@ class FlowActor(Actor):
         for eff in result.effects:
             if isinstance(eff, StartRuntime):
                 self.node.counters["attempts"] += 1
-                self.outgoing.append(StartTask(self.run_key, eff.path, eff.attempt, eff.step_type, dict(eff.params)))
+                self.outgoing.append(
+                    StartTask(self.run_key, eff.path, eff.attempt, eff.step_type, dict(eff.params))
+                )
             elif isinstance(eff, TerminateRuntime):
                 task = self.tasks.pop((eff.path, eff.attempt), None)
                 if task is not None:
@@ -210,13 +219,20 @@ class FlowActor(Actor):
             if att.status.is_terminal:
                 continue
             cs = self._step(path)
-            if att.status is StepStatus.RUNNING and cs is not None and cs.body is None and att.params is not None:
+            if (
+                att.status is StepStatus.RUNNING
+                and cs is not None
+                and cs.body is None
+                and att.params is not None
+            ):
                 key = (path, att.attempt)
                 task = self.tasks.get(key)
                 if task is None:
                     if not resume:
                         self.node.counters["repaired_tasks"] += 1
-                    self.start_task(StartTask(self.run_key, path, att.attempt, cs.type.value, dict(att.params)))
+                    self.start_task(
+                        StartTask(self.run_key, path, att.attempt, cs.type.value, dict(att.params))
+                    )
                 elif key not in self.reports:
                     task.refresh()
             if resume or att.status is not StepStatus.RUNNING:
@@ -234,7 +250,12 @@ class FlowActor(Actor):
         """StartTask delivered (after the commit, or again by the sweeper): idempotent per attempt."""
         key = (message.path, message.attempt)
         latest = self.state.latest(message.path)
-        if key in self.tasks or latest is None or latest.attempt != message.attempt or latest.status.is_terminal:
+        if (
+            key in self.tasks
+            or latest is None
+            or latest.attempt != message.attempt
+            or latest.status.is_terminal
+        ):
             if message_id is not None:
                 self.node.ack(message_id)
             return

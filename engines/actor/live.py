@@ -35,7 +35,15 @@ from engines.runtimes import ReplayRuntime
 from engines.store.latency import LatencyModel
 from engines.store.sqlite import SqliteConfig, SqliteStore
 
-__all__ = ["LIVE_CONFIG", "live_records", "open_live_store", "run_live", "serve_node", "trigger_live", "wait_live"]
+__all__ = [
+    "LIVE_CONFIG",
+    "live_records",
+    "open_live_store",
+    "run_live",
+    "serve_node",
+    "trigger_live",
+    "wait_live",
+]
 
 LIVE_CONFIG = ActorConfig(
     heartbeat=1.0, lease_expiry=4.0, reconcile=2.0, reconcile_jitter=0.2, sweep_interval=0.1,
@@ -92,7 +100,9 @@ async def run_live(
         await cluster.wait(cluster.clock.now() + timeout)
         cluster.stop()
         records = [
-            ExecutionRecord(t.trace_id, "actor", "1", 0, records_from_store(cluster.catalog[t.trace_id].ct, store))
+            ExecutionRecord(
+                t.trace_id, "actor", "1", 0, records_from_store(cluster.catalog[t.trace_id].ct, store)
+            )
             for t in traces
         ]
         counters: dict[str, float] = {}

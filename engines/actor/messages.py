@@ -141,7 +141,7 @@ Message: TypeAlias = DurableMessage | LocalMessage
 def encode_message(message: DurableMessage) -> str:
     """The outbox row text of a durable message: ``{"kind": ClassName, ...fields}``."""
     body: dict[str, Any] = {"kind": type(message).__name__}
-    for name in message.__slots__:  # type: ignore[union-attr]
+    for name in message.__slots__:
         value = getattr(message, name)
         body[name] = dict(value) if isinstance(value, Mapping) else value
     return json.dumps(body, separators=(",", ":"), sort_keys=True)

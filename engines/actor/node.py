@@ -124,8 +124,10 @@ class Node:
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self.cluster.fail(task.exception())
+        if not task.cancelled():
+            exc = task.exception()
+            if exc is not None:
+                self.cluster.fail(exc)
 
     def _at(self, key: Any, when: float, callback: Any) -> None:
         """A node timer; during a pause it fires when the pause ends."""
@@ -146,12 +148,16 @@ class Node:
 
     # ---- messages ---------------------------------------------------------------------------
 
-    def add_outbox(self, group_id: int, message: DurableMessage, now: float, *, fence: Fence | None = None) -> int:
+    def add_outbox(
+        self, group_id: int, message: DurableMessage, now: float, *, fence: Fence | None = None
+    ) -> int:
         """Write one outbox row (inside the caller's transaction). A row whose target no node of
         this process holds is due at once, so the owner's sweeper picks it up without waiting."""
         owner = self.cluster.owner_of(group_id)
         deadline = now if owner is None else now + self.config.delivery_deadline
-        message_id = self.store.add_outbox(target_of(group_id), encode_message(message), now, deadline, fence=fence)
+        message_id = self.store.add_outbox(
+            target_of(group_id), encode_message(message), now, deadline, fence=fence
+        )
         self.cluster.written(message_id)
         return message_id
 

@@ -65,7 +65,9 @@ class TaskActor(Actor):
         elif self.started:
             latest = self.flow.state.latest(self.path)
             started_at = latest.started_at if latest is not None else None
-            self.node.world.ensure(self.flow.run.run_id, self.path, self.attempt, {}, started_at, self._runtime_done)
+            self.node.world.ensure(
+                self.flow.run.run_id, self.path, self.attempt, {}, started_at, self._runtime_done
+            )
 
     def terminate(self) -> None:
         """TerminateRuntime: kill the external attempt; it reports nothing more."""

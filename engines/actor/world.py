@@ -44,7 +44,12 @@ class World(Protocol):
     starts: int
 
     def ensure(
-        self, run_id: str, path: str, attempt: int, params: Mapping[str, Value], started_at: float | None,
+        self,
+        run_id: str,
+        path: str,
+        attempt: int,
+        params: Mapping[str, Value],
+        started_at: float | None,
         listener: Listener,
     ) -> bool: ...
 
@@ -101,7 +106,12 @@ class TraceWorld(_JobTable):
         self.from_started = from_started
 
     def ensure(
-        self, run_id: str, path: str, attempt: int, params: Mapping[str, Value], started_at: float | None,
+        self,
+        run_id: str,
+        path: str,
+        attempt: int,
+        params: Mapping[str, Value],
+        started_at: float | None,
         listener: Listener,
     ) -> bool:
         """Start the attempt unless it already was (then only listen); True when this call started it."""

@@ -24,5 +24,13 @@ def outcome(record: ExecutionRecord) -> list[tuple[Any, ...]]:
              json.dumps(dict(a.config), sort_keys=True, default=str))
             for a in run.attempts
         )  # fmt: skip
-        out.append((run.run_id, run.status, run.stuck, json.dumps(dict(run.workflow_params), sort_keys=True), attempts))
+        out.append(
+            (
+                run.run_id,
+                run.status,
+                run.stuck,
+                json.dumps(dict(run.workflow_params), sort_keys=True),
+                attempts,
+            )
+        )
     return out

@@ -8,8 +8,9 @@ import statistics
 import pytest
 
 from corpora.generator import generate_corpus
+from corpora.model import Trace
 from engines.actor import ActorConfig, ActorEngine
-from engines.api import Engine, ReplayOptions
+from engines.api import Engine, ExecutionRecord, ReplayOptions
 from engines.core.oracle import CoreOracle
 from engines.core.testing import chain, make_trace, rec, step
 from tests.engines._actor_support import COARSE, outcome
@@ -17,9 +18,9 @@ from tests.engines._actor_support import COARSE, outcome
 FAST_TRACES = 40
 
 
-def _overheads(record: object) -> list[float]:
+def _overheads(record: ExecutionRecord) -> list[float]:
     out = []
-    for run in record.runs:  # type: ignore[attr-defined]
+    for run in record.runs:
         for a in run.attempts:
             if a.started_at is not None and a.ready_at is not None:
                 out.append(a.started_at - a.ready_at)
@@ -48,7 +49,8 @@ class TestSimpleDags:
         assert outcome(actor) == outcome(oracle)
         assert actor.runs[0].status == "SUCCEEDED"
         overheads = _overheads(actor)
-        assert len(overheads) == 3 and all(0 < o < 1.0 for o in overheads)
+        assert len(overheads) == 3
+        assert all(0 < o < 1.0 for o in overheads)
 
     def test_retry_then_success(self) -> None:
         """A user error is retried after its backoff and the second attempt's success ends the run."""
@@ -62,7 +64,8 @@ class TestSimpleDags:
         trace = make_trace(chain("a", "b"), [rec("a", 1, "succeeded", 1)])
         actor = ActorEngine().replay(trace, ReplayOptions())
         b = [a for a in actor.runs[0].attempts if a.path == "b"]
-        assert b[0].status == "INTERNALLY_FAILED" and b[0].unrecorded
+        assert b[0].status == "INTERNALLY_FAILED"
+        assert b[0].unrecorded
         assert outcome(actor) == outcome(CoreOracle().replay(trace, ReplayOptions()))
 
     def test_same_seed_same_record(self) -> None:
@@ -76,7 +79,7 @@ class TestSimpleDags:
 def _legacy() -> Engine | None:
     if importlib.util.find_spec("engines.legacy.engine") is None:
         return None
-    from engines.legacy import LegacyEngine  # type: ignore[attr-defined]
+    from engines.legacy import LegacyEngine
 
     engine: Engine = LegacyEngine()
     return engine
@@ -84,11 +87,11 @@ def _legacy() -> Engine | None:
 
 class TestCorpus:
     @pytest.mark.parametrize("trace", list(generate_corpus(11, FAST_TRACES)), ids=lambda t: t.trace_id)
-    def test_outcome_equals_oracle(self, trace: object) -> None:
+    def test_outcome_equals_oracle(self, trace: Trace) -> None:
         """On each corpus trace the actor's statuses, attempts, params and outputs equal the oracle's."""
         options = ReplayOptions(seed=1)
-        actor = ActorEngine(config=COARSE).replay(trace, options)  # type: ignore[arg-type]
-        oracle = CoreOracle().replay(trace, options)  # type: ignore[arg-type]
+        actor = ActorEngine(config=COARSE).replay(trace, options)
+        oracle = CoreOracle().replay(trace, options)
         assert outcome(actor) == outcome(oracle)
         assert actor.counters["runtime_starts"] == actor.counters["attempts"]
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from corpora.generator import generate_corpus
+from corpora.model import Trace
 from engines.actor import ActorEngine, FaultSpecError, parse_faults
 from engines.actor.config import ActorConfig
-from engines.api import ReplayOptions
+from engines.api import ExecutionRecord, ReplayOptions
 from engines.core.oracle import CoreOracle
 from tests.engines._actor_support import outcome
 
@@ -16,19 +17,19 @@ OPTIONS = ReplayOptions(seed=3)
 EXPECTED = {t.trace_id: outcome(CoreOracle().replay(t, OPTIONS)) for t in TRACES}
 
 
-def _run(trace: object, *faults: str, nodes: int = 3) -> tuple[object, ActorEngine]:
+def _run(trace: Trace, *faults: str, nodes: int = 3) -> tuple[ExecutionRecord, ActorEngine]:
     engine = ActorEngine(nodes=nodes, faults=faults)
-    record = engine.replay(trace, OPTIONS)  # type: ignore[arg-type]
+    record = engine.replay(trace, OPTIONS)
     return record, engine
 
 
 class TestCrash:
     @pytest.mark.parametrize("trace", TRACES[:3], ids=lambda t: t.trace_id)
-    def test_crash_mid_run_takeover_within_lease_expiry(self, trace: object) -> None:
+    def test_crash_mid_run_takeover_within_lease_expiry(self, trace: Trace) -> None:
         """3 nodes, node 1 crashes mid-run: every run ends as without the fault, and each of its
         groups is claimed (generation 2) no later than the lease expiry after the crash."""
         record, engine = _run(trace, "crash:1@600")
-        assert outcome(record) == EXPECTED[trace.trace_id]  # type: ignore[attr-defined]
+        assert outcome(record) == EXPECTED[trace.trace_id]
         cluster = engine.last_cluster
         assert cluster is not None
         crash_at = next(at for node, at, why in cluster.halts if why == "crashed")
@@ -37,7 +38,7 @@ class TestCrash:
         assert {t.group_id for t in taken} == lost
         assert all(crash_at < t.at <= crash_at + engine.config.lease_expiry for t in taken)
         assert all(t.node != "node-1" for t in taken)
-        assert record.counters["runtime_starts"] == record.counters["attempts"]  # type: ignore[attr-defined]
+        assert record.counters["runtime_starts"] == record.counters["attempts"]
 
     def test_crash_of_every_node_but_one(self) -> None:
         """Two of three nodes crash at different times; the survivor finishes every run correctly."""
@@ -51,18 +52,21 @@ class TestCrash:
 
 class TestPause:
     @pytest.mark.parametrize("trace", TRACES[:2], ids=lambda t: t.trace_id)
-    def test_paused_node_loses_lease_and_late_write_is_fenced(self, trace: object) -> None:
+    def test_paused_node_loses_lease_and_late_write_is_fenced(self, trace: Trace) -> None:
         """Node 1 pauses past its lease: others claim its groups; its first write after waking is
         rejected by fencing, it stops, and every run still ends with the no-fault outcome."""
         record, engine = _run(trace, "pause:1@600+120")
-        assert outcome(record) == EXPECTED[trace.trace_id]  # type: ignore[attr-defined]
-        assert record.counters["fenced_writes"] >= 1  # type: ignore[attr-defined]
+        assert outcome(record) == EXPECTED[trace.trace_id]
+        assert record.counters["fenced_writes"] >= 1
         cluster = engine.last_cluster
         assert cluster is not None
         halted = [(at, why) for node, at, why in cluster.halts if node == "node-1"]
-        assert halted and "lost the lease" in halted[0][1] and "fenced out" in halted[0][1]
+        assert halted
+        assert "lost the lease" in halted[0][1]
+        assert "fenced out" in halted[0][1]
         takeovers = [t for t in cluster.takeovers if t.generation == 2]
-        assert takeovers and all(t.at < halted[0][0] for t in takeovers)
+        assert takeovers
+        assert all(t.at < halted[0][0] for t in takeovers)
 
     def test_short_pause_keeps_the_lease(self) -> None:
         """A pause shorter than the lease expiry loses nothing: no takeover, no fenced write."""
@@ -96,7 +100,7 @@ class TestMessages:
     def test_duplicated_message_runs_no_attempt_twice(self, kind: str) -> None:
         """A message delivered twice starts no runtime twice and changes no outcome."""
         trace = TRACES[1]
-        record, engine = _run(trace, f"dup:{kind}#2", f"dup:{kind}#3", nodes=2)
+        record, _ = _run(trace, f"dup:{kind}#2", f"dup:{kind}#3", nodes=2)
         assert outcome(record) == EXPECTED[trace.trace_id]
         assert record.counters["faults_fired"] == 2
         assert record.counters["runtime_starts"] == record.counters["attempts"]
@@ -121,14 +125,17 @@ class TestSpecs:
         assert [(f.kind, f.node, f.at, f.duration) for f in plan.node_faults] == [
             ("crash", 2, 10.0, 0.0), ("pause", 0, 5.5, 60.0)]  # fmt: skip
         assert plan.message_faults == {("StartTask", 3): "drop", ("TaskUpdate", 1): "dup"}
-        assert plan.store_hook is not None and plan.store_hook.n == 7 and plan.store_hook.kind == "commit"
+        assert plan.store_hook is not None
+        assert (plan.store_hook.n, plan.store_hook.kind) == (7, "commit")
 
     def test_star_node_is_seeded(self) -> None:
         """``*`` picks a node from the seed: the same seed, the same node."""
         picks = {parse_faults(["crash:*@1"], nodes=5, seed=9).node_faults[0].node for _ in range(3)}
         assert len(picks) == 1
 
-    @pytest.mark.parametrize("spec", ["crash:1", "crash:3@10", "pause:0@10", "drop:Nope#1", "dup:StartTask#0", "melt"])
+    @pytest.mark.parametrize(
+        "spec", ["crash:1", "crash:3@10", "pause:0@10", "drop:Nope#1", "dup:StartTask#0", "melt"]
+    )
     def test_bad_specs_name_the_syntax(self, spec: str) -> None:
         """A bad spec raises FaultSpecError quoting the spec and the syntax."""
         with pytest.raises(FaultSpecError, match="crash:NODE@T"):

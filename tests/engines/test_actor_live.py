@@ -25,13 +25,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _trace(runs: int, seconds: float, trace_id: str = "live-1") -> Trace:
-    """``runs`` parallel runs of a -> (b, c) -> d, each step ``seconds`` long; b fails once and retries."""
+    """``runs`` parallel runs of a -> (b, c) -> d, each step ``seconds`` long."""
     steps = (step("a", "b", "c"), step("b", "d"), step("c", "d"), step("d"))
     out = []
     for i in range(runs):
-        attempts: list[RecordedAttempt] = [rec("a", 1, "succeeded", seconds, {"n": i}), rec("c", 1, "succeeded", seconds),
-                                           rec("d", 1, "succeeded", seconds)]  # fmt: skip
-        attempts.append(rec("b", 1, "succeeded", seconds))
+        attempts: list[RecordedAttempt] = [
+            rec("a", 1, "succeeded", seconds, {"n": i}),
+            rec("b", 1, "succeeded", seconds),
+            rec("c", 1, "succeeded", seconds),
+            rec("d", 1, "succeeded", seconds),
+        ]
         out.append(Run(f"run-{i}", T0 + i, attempts=tuple(attempts)))
     return make_trace(steps, runs=out, strategy=RunStrategy(RunStrategyRule.PARALLEL, 20), trace_id=trace_id)
 
@@ -45,7 +48,9 @@ class TestInProcess:
     def test_two_nodes_run_every_run_like_the_oracle(self, tmp_path: Path) -> None:
         """Two in-process nodes on a WAL file finish 6 runs with the oracle's outcome."""
         trace = _trace(6, 0.05)
-        records, counters = asyncio.run(run_live([trace], store_path=str(tmp_path / "s.db"), nodes=2, timeout=30))
+        records, counters = asyncio.run(
+            run_live([trace], store_path=str(tmp_path / "s.db"), nodes=2, timeout=30)
+        )
         assert outcome(records[0]) == _expected(trace)
         assert counters["runtime_starts"] == counters["attempts"] == 24
 
@@ -62,10 +67,25 @@ class TestProcesses:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "engines.actor.node_main", "--store", db, "--traces", str(traces_file),
-                 "--node-index", str(i), "--nodes", "3"],
-                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "engines.actor.node_main",
+                    "--store",
+                    db,
+                    "--traces",
+                    str(traces_file),
+                    "--node-index",
+                    str(i),
+                    "--nodes",
+                    "3",
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             for i in range(3)
         ]
         try:
