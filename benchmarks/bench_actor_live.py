@@ -36,8 +36,9 @@ from corpora.model import (
     Step,
     StepType,
     Trace,
+    Transition,
+    WorkflowDefinition,
 )
-from corpora.model import Transition, WorkflowDefinition
 from engines.actor.live import run_live as actor_run_live
 
 

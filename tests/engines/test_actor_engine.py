@@ -77,6 +77,7 @@ class TestSimpleDags:
 
 
 def _legacy() -> Engine | None:
+    """The legacy engine, when its package is there (it is built in parallel)."""
     if importlib.util.find_spec("engines.legacy.engine") is None:
         return None
     from engines.legacy import LegacyEngine
@@ -97,19 +98,19 @@ class TestCorpus:
 
     @pytest.mark.slow
     def test_outcome_equals_oracle_and_legacy_at_default_timers(self) -> None:
-        """With the default timers, 120 corpus traces match the oracle (and the legacy engine if present),
-        and the actor's per-step start overhead is a small fraction of the legacy's."""
+        """With the default timers, 60 corpus traces match the oracle, the first 6 also the legacy engine
+        (legacy replays take ~30 s each), whose per-step start overhead is 20x the actor's or more."""
         legacy = _legacy()
         actor_over: list[float] = []
         legacy_over: list[float] = []
-        for trace in generate_corpus(12, 120):
+        for i, trace in enumerate(generate_corpus(12, 60)):
             options = ReplayOptions(seed=2)
             actor = ActorEngine().replay(trace, options)
             assert outcome(actor) == outcome(CoreOracle().replay(trace, options)), trace.trace_id
-            actor_over += _overheads(actor)
-            if legacy is not None:
+            if legacy is not None and i < 6:
                 old = legacy.replay(trace, options)
                 assert outcome(actor) == outcome(old), trace.trace_id
+                actor_over += _overheads(actor)
                 legacy_over += _overheads(old)
         if legacy_over:
             assert statistics.median(actor_over) < 0.05 * statistics.median(legacy_over)
