@@ -102,6 +102,7 @@ class Actor:
             return
         if self.barrier or self.wants_flush():
             self.barrier = False
+            node.counters["actor_flushes"] += 1
             node.spawn(self._flush_then_drain())
             return
         self._busy = False

@@ -118,6 +118,7 @@ class Node:
         self.halt(f"lost the lease of group {group_id}: {exc}")
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        self.counters["tasks_spawned"] += 1
         task = self.loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)

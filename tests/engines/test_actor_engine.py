@@ -68,6 +68,13 @@ class TestSimpleDags:
         assert b[0].unrecorded
         assert outcome(actor) == outcome(CoreOracle().replay(trace, ReplayOptions()))
 
+    def test_mailboxes_do_not_spawn_a_task_per_message(self) -> None:
+        """Messages are drained by callbacks; an actor starts a Task only to commit (one per batch)."""
+        trace = list(generate_corpus(3, 2))[1]
+        counters = ActorEngine(config=COARSE).replay(trace, ReplayOptions()).counters
+        assert counters["actor_flushes"] < counters["messages"] / 4
+        assert counters["commits"] < counters["executes"]
+
     def test_same_seed_same_record(self) -> None:
         """Two replays with one seed give identical records, timestamps included."""
         trace = next(iter(generate_corpus(3, 1)))
