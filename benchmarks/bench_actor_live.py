@@ -14,6 +14,11 @@ fresh SQLite file (WAL, real time, no simulated latency) per engine:
 Reports, per engine, the per-step start overhead (ready -> started, real seconds: median, p99) and
 the step throughput (attempts finished per second of makespan), then the ratios, as a table and as
 one JSON line last (benchmarks/run_all.py convention). ``--skip-legacy`` measures the actor alone.
+
+``--replay-corpus N`` instead replays the first N built-in corpus traces (``--corpus-seed``) on both
+engines in virtual time, at their default settings, and reports the per-step start overhead
+(virtual seconds) and store round trips per started attempt of each, and their ratios (the actor's
+round trips split into the step path and the background: leases, sweeps, reconciliation, triggers).
 """
 
 from __future__ import annotations
@@ -109,6 +114,42 @@ def run_legacy(trace: Trace, timeout: float) -> dict[str, float | str]:
     return _summary("legacy", result.start_overheads(), sum(len(r.attempts) for r in result.runs), makespan)
 
 
+def replay_corpus(count: int, seed: int) -> dict[str, object]:
+    """Both engines on built-in corpus traces in virtual time: start overhead and round trips."""
+    from corpora.generator import generate_corpus
+    from engines.actor import ActorEngine
+    from engines.api import ReplayOptions
+    from engines.legacy import LegacyEngine
+
+    over: dict[str, list[float]] = {"actor": [], "legacy": []}
+    trips = {"actor": 0.0, "actor_step_path": 0.0, "legacy": 0.0}
+    started = {"actor": 0, "legacy": 0}
+    for trace in generate_corpus(seed, count):
+        options = ReplayOptions(seed=1)
+        for name, engine in (("actor", ActorEngine()), ("legacy", LegacyEngine())):
+            record = engine.replay(trace, options)
+            trips[name] += record.counters["store_round_trips"]
+            if name == "actor":
+                trips["actor_step_path"] += record.counters["hot_round_trips"]
+            for run in record.runs:
+                for a in run.attempts:
+                    if a.started_at is not None and a.ready_at is not None:
+                        over[name].append(a.started_at - a.ready_at)
+                        started[name] += 1
+    out: dict[str, object] = {"bench": "actor_replay_corpus", "traces": count, "corpus_seed": seed}
+    for name in ("actor", "legacy"):
+        out[f"{name}_start_overhead_median_s"] = statistics.median(over[name])
+        out[f"{name}_start_overhead_p99_s"] = _pct(over[name], 0.99)
+        out[f"{name}_round_trips_per_attempt"] = trips[name] / max(started[name], 1)
+    out["actor_step_path_round_trips_per_attempt"] = trips["actor_step_path"] / max(started["actor"], 1)
+    out["start_overhead_median_ratio"] = statistics.median(over["actor"]) / statistics.median(over["legacy"])
+    out["round_trips_ratio"] = trips["actor"] / trips["legacy"]
+    out["step_path_round_trips_ratio"] = trips["actor_step_path"] / trips["legacy"]
+    for k, v in out.items():
+        print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=20)
@@ -118,7 +159,14 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, default=1)
     ap.add_argument("--timeout", type=float, default=600.0)
     ap.add_argument("--skip-legacy", action="store_true")
+    ap.add_argument(
+        "--replay-corpus", type=int, default=0, metavar="N", help="replay N corpus traces instead"
+    )
+    ap.add_argument("--corpus-seed", type=int, default=21)
     args = ap.parse_args()
+    if args.replay_corpus:
+        print(json.dumps(replay_corpus(args.replay_corpus, args.corpus_seed)))
+        return
     trace = bench_trace(args.steps, args.width, args.sleep, args.runs)
     rows = [run_actor(trace, args.nodes, args.timeout)]
     if not args.skip_legacy:

@@ -75,6 +75,15 @@ class TestSimpleDags:
         assert counters["actor_flushes"] < counters["messages"] / 4
         assert counters["commits"] < counters["executes"]
 
+    def test_run_past_the_time_limit_is_stuck(self) -> None:
+        """A run still going at the time limit is reported stuck with its last status, as the oracle does."""
+        trace = make_trace(chain("a", "b"), [rec("a", 1, "succeeded", 5), rec("b", 1, "succeeded", 10_000)])
+        options = ReplayOptions(time_limit=600.0)
+        actor = ActorEngine().replay(trace, options)
+        assert actor.runs[0].stuck
+        assert actor.runs[0].status == "IN_PROGRESS"
+        assert outcome(actor) == outcome(CoreOracle().replay(trace, options))
+
     def test_same_seed_same_record(self) -> None:
         """Two replays with one seed give identical records, timestamps included."""
         trace = next(iter(generate_corpus(3, 1)))
