@@ -68,13 +68,16 @@ class Node:
     # ---- lifecycle --------------------------------------------------------------------------
 
     def start(self, preferred: list[int]) -> None:
-        """Claim the preferred groups now; watch the others; start heartbeat, sweeper, reconcile."""
+        """Claim the preferred groups now; watch the others; start heartbeat, sweeper, reconcile.
+
+        A group another node prefers is first looked at one lease expiry from now, so nodes that
+        start a little apart do not grab each other's groups; one nobody claims is taken then."""
         now = self.clock.now()
         for g in range(self.config.groups):
             if g in preferred:
                 self._claim(g)
             else:
-                self._at(("claim", g), now, lambda g=g: self._claim(g))
+                self._at(("claim", g), now + self.config.lease_expiry, lambda g=g: self._claim(g))
         self._at("heartbeat", now + self.config.heartbeat, self._heartbeat)
         self.arm_sweep()
         self._at("reconcile", now + self._reconcile_delay(), self._reconcile)

@@ -113,20 +113,28 @@ class TestCorpus:
         assert actor.counters["runtime_starts"] == actor.counters["attempts"]
 
     @pytest.mark.slow
-    def test_outcome_equals_oracle_and_legacy_at_default_timers(self) -> None:
-        """With the default timers, 60 corpus traces match the oracle, the first 6 also the legacy engine
-        (legacy replays take ~30 s each), whose per-step start overhead is 20x the actor's or more."""
-        legacy = _legacy()
-        actor_over: list[float] = []
-        legacy_over: list[float] = []
-        for i, trace in enumerate(generate_corpus(12, 60)):
+    def test_outcome_equals_oracle_at_default_timers(self) -> None:
+        """With the default timers (heartbeats, sweeps, reconciliation), 15 more corpus traces match the oracle."""
+        for trace in generate_corpus(12, 15):
             options = ReplayOptions(seed=2)
             actor = ActorEngine().replay(trace, options)
             assert outcome(actor) == outcome(CoreOracle().replay(trace, options)), trace.trace_id
-            if legacy is not None and i < 6:
-                old = legacy.replay(trace, options)
-                assert outcome(actor) == outcome(old), trace.trace_id
-                actor_over += _overheads(actor)
-                legacy_over += _overheads(old)
-        if legacy_over:
-            assert statistics.median(actor_over) < 0.05 * statistics.median(legacy_over)
+
+    @pytest.mark.slow
+    def test_outcome_equals_legacy_and_starts_far_sooner(self) -> None:
+        """On small corpus traces the actor's outcome equals the legacy engine's, and its median per-step
+        start overhead is under 5 % of the legacy's."""
+        legacy = _legacy()
+        if legacy is None:
+            pytest.skip("engines.legacy is not there yet")
+        small = [t for t in generate_corpus(13, 40) if sum(len(r.attempts) for r in t.runs) <= 40][:4]
+        actor_over: list[float] = []
+        legacy_over: list[float] = []
+        for trace in small:
+            options = ReplayOptions(seed=2)
+            actor = ActorEngine().replay(trace, options)
+            old = legacy.replay(trace, options)
+            assert outcome(actor) == outcome(old), trace.trace_id
+            actor_over += _overheads(actor)
+            legacy_over += _overheads(old)
+        assert statistics.median(actor_over) < 0.05 * statistics.median(legacy_over)

@@ -15,7 +15,8 @@ import pytest
 
 from corpora.codec import encode
 from corpora.model import RecordedAttempt, Run, RunStrategy, RunStrategyRule, Trace
-from engines.actor.live import live_records, run_live, trigger_live, wait_live
+from engines.actor.live import LIVE_CONFIG, live_records, open_live_store, run_live, trigger_live, wait_live
+from engines.actor.group import group_of
 from engines.api import ReplayOptions
 from engines.core.oracle import CoreOracle
 from engines.core.testing import T0, make_trace, rec, step
@@ -59,7 +60,7 @@ class TestInProcess:
 class TestProcesses:
     def test_sigkill_one_of_three_node_processes(self, tmp_path: Path) -> None:
         """Three node processes share one SQLite file; one is SIGKILLed mid-run; the others claim its
-        groups and every run finishes with the oracle's outcome."""
+        groups (generation 2) and every run finishes with the oracle's outcome."""
         trace = _trace(9, 1.0)
         traces_file = tmp_path / "traces.jsonl"
         traces_file.write_text(json.dumps(encode(trace)) + "\n", encoding="utf-8")
@@ -111,6 +112,19 @@ class TestProcesses:
         assert procs[1].returncode == -signal.SIGKILL
         for i in (0, 2):
             assert procs[i].returncode == 0, outputs[i][1][-2000:]
+        store = open_live_store(db)
+        try:
+            leases = [store.lease(g) for g in range(LIVE_CONFIG.groups)]
+        finally:
+            store.close()
+        busy = {
+            group_of(trace.trace_id, i, r.run_id, LIVE_CONFIG.groups) for i, r in enumerate(trace.runs, 1)
+        }
+        killed = [(g, leases[g]) for g in sorted(busy) if g % 3 == 1]
+        assert killed, "no run hashed to the killed node's groups: the test proves nothing"
+        for g, lease in killed:
+            assert lease is not None
+            assert (lease.generation, lease.owner != "node-1") >= (2, True), (g, lease)
         runs = live_records(db, [trace])[0]
         from engines.api import ExecutionRecord
 
