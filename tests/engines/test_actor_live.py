@@ -15,8 +15,8 @@ import pytest
 
 from corpora.codec import encode
 from corpora.model import RecordedAttempt, Run, RunStrategy, RunStrategyRule, Trace
-from engines.actor.live import LIVE_CONFIG, live_records, open_live_store, run_live, trigger_live, wait_live
 from engines.actor.group import group_of
+from engines.actor.live import LIVE_CONFIG, live_records, open_live_store, run_live, trigger_live, wait_live
 from engines.api import ReplayOptions
 from engines.core.oracle import CoreOracle
 from engines.core.testing import T0, make_trace, rec, step
