@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
+from corpora.codec import encode
 from corpora.generator import generate_corpus
 from corpora.model import Trace
 from engines.actor import ActorEngine, FaultSpecError, parse_faults
 from engines.actor.config import ActorConfig
 from engines.api import ExecutionRecord, ReplayOptions
 from engines.core.oracle import CoreOracle
+from shadow.cli import main
 from tests.engines._actor_support import outcome
 
 TRACES = list(generate_corpus(7, 4))
@@ -145,3 +150,30 @@ class TestSpecs:
         """A heartbeat slower than the lease expiry is refused with the fields named."""
         with pytest.raises(Exception, match="heartbeat"):
             ActorConfig(heartbeat=60, lease_expiry=56)
+
+
+class TestFromOptionsAndCli:
+    def test_faults_from_replay_options(self) -> None:
+        """Faults given in ReplayOptions act like the factory's: a crash is survived with the same outcome."""
+        trace = TRACES[0]
+        engine = ActorEngine(nodes=3)
+        record = engine.replay(trace, ReplayOptions(seed=3, faults=("crash:2@600",)))
+        assert outcome(record) == EXPECTED[trace.trace_id]
+        assert record.counters["crashes"] == 1
+
+    def test_shadow_replay_with_nodes_and_faults(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """``shadow replay --engine actor --nodes 3 --fault ...`` prints the no-fault outcome as JSON."""
+        trace = TRACES[0]
+        path = tmp_path / "t.jsonl"
+        path.write_text(json.dumps(encode(trace)) + "\n", encoding="utf-8")
+        argv = ["replay", str(path), "--engine", "actor", "--nodes", "3", "--seed", "3", "--json",
+                "--fault", "crash:1@600", "--fault", "dup:StartTask#2"]  # fmt: skip
+        assert main(argv) == 0
+        printed = json.loads(capsys.readouterr().out)
+        assert printed["engine"] == "actor"
+        assert [r["status"] for r in printed["runs"]] == [
+            r.status for r in CoreOracle().replay(trace, OPTIONS).runs
+        ]
+        assert printed["counters"]["faults_fired"] == 1
