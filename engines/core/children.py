@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import replace
 
 from corpora.model import FailureMode, StepType
 from engines.core.definition import CompiledStep, CompiledTrace
@@ -19,7 +18,7 @@ from engines.core.effects import Effect, LaunchChildRuns, Wake
 from engines.core.errors import ParamError
 from engines.core.expr import Value
 from engines.core.params import system_workflow_params, workflow_params
-from engines.core.state import Attempt, RunState, Scope, scope_of
+from engines.core.state import Attempt, RunState, Scope, evolve, scope_of
 from engines.core.statuses import StepStatus, WorkflowStatus
 
 __all__ = [
@@ -93,7 +92,7 @@ def stop_children(run: RunState, path: str, kind: str, now: float) -> tuple[RunS
             continue
         waiting = True
         if scope.stopping is None:
-            run = run.with_scope(replace(scope, stopping=kind))
+            run = run.with_scope(evolve(scope, {"stopping": kind}))
             wake.extend(
                 p
                 for p, atts in run.attempts.items()
@@ -161,7 +160,7 @@ def _foreach(
                 att.with_status(S.FATALLY_FAILED, now, note=f"{count} iterations exceed {MAX_ITERATIONS}"),
                 [],
             )
-        att = replace(att, child_total=count)
+        att = evolve(att, {"child_total": count})
     total: int = att.child_total if att.child_total is not None else 0
     statuses = [run.scopes[f"{att.path}[{i}]/"].status for i in range(att.children)]
     failed = any(s is W.FAILED for s in statuses)
@@ -189,7 +188,7 @@ def _foreach(
                 run = new_scope(run, prefix=prefix, workflow=cs.body, params=child_params, instance_id=i + 1,
                                 parent_step=att.path, now=now, waiting=ct.workflows[cs.body].order)  # fmt: skip
                 prefixes.append(prefix)
-            att = replace(att, children=att.children + n)
+            att = evolve(att, {"children": att.children + n})
             effects.append(LaunchChildRuns(att.path, tuple(prefixes)))
             open_ids.extend(range(att.children - n, att.children))
     if open_ids or (att.children < total and not failed):
@@ -241,7 +240,7 @@ def _subworkflow(
             )
         run = new_scope(run, prefix=prefix, workflow=cs.body, params=params, instance_id=1, parent_step=att.path,
                         now=now, timeout_s=timeout, waiting=child_wf.order)  # fmt: skip
-        att = replace(att, children=1)
+        att = evolve(att, {"children": 1})
         effects: list[Effect] = [LaunchChildRuns(att.path, (prefix,))]
         if not cs.step.subworkflow.sync:
             return run, att.with_status(S.SUCCEEDED, now), effects

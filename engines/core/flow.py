@@ -19,7 +19,7 @@ from engines.core.errors import ParamError
 from engines.core.params import workflow_params
 from engines.core.retry import DEFAULT_RETRY_POLICY, resolve_retry_policy
 from engines.core.rollup import scope_outcome
-from engines.core.state import Attempt, RunState, Scope, scope_of
+from engines.core.state import Attempt, RunState, Scope, evolve, scope_of
 from engines.core.statuses import StepStatus, WorkflowStatus
 
 __all__ = ["Decision", "decide", "new_run", "start_run", "stop_queued_run", "stop_run"]
@@ -135,7 +135,7 @@ def decide(ct: CompiledTrace, run: RunState, now: float) -> Decision:
         if scope.stopping != "TIME_OUT":
             deadline = scope.started_at + scope.timeout_s
             if now >= deadline:
-                run = run.with_scope(replace(scope, stopping="TIME_OUT"))
+                run = run.with_scope(evolve(scope, {"stopping": "TIME_OUT"}))
                 wake.extend(p for p in run.live if _in_scope(p, prefix))
             elif next_due is None or deadline < next_due:
                 next_due = deadline
@@ -152,35 +152,41 @@ def decide(ct: CompiledTrace, run: RunState, now: float) -> Decision:
         scope = run.scopes[prefix]
         # after a workflow timeout nothing new is created; readiness only changes when a step completes
         if scope.waiting and scope.stopping != "TIME_OUT" and scope.scanned != run.completions:
-            wf = ct.workflows[scope.workflow]
+            steps = ct.workflows[scope.workflow].steps
             still: list[str] = []
             for sid in scope.waiting:
-                if all(
-                    (p := run.latest(prefix + pred)) is not None
-                    and p.status.is_complete
-                    and p.conditions is not None
-                    for pred in wf.steps[sid].predecessors
-                ):
+                # inlined all(...) over run.latest(): this loop runs for every waiting step at every
+                # completion, so it is the hottest loop of decide() on wide DAGs
+                attempts = run.attempts
+                for pred in steps[sid].predecessors:
+                    atts = attempts.get(prefix + pred)
+                    if not atts:
+                        break
+                    p = atts[-1]
+                    if not p.status.is_complete or p.conditions is None:
+                        break
+                else:
                     path = prefix + sid
                     new = _first_attempt(ct, run, scope, sid, path, now)
                     run = run.with_attempt(new)
                     ready.append(path)
-                else:
-                    still.append(sid)
-            scope = replace(scope, waiting=tuple(still), scanned=run.completions)
+                    continue
+                still.append(sid)
+            scope = evolve(scope, {"waiting": tuple(still), "scanned": run.completions})
             run = run.with_scope(scope)
     if len(run.open_scopes) == 1:  # the common case: only the root is open
         busy = {run.open_scopes[0]} if run.live or run.backoff else set()
     else:
-        busy = {scope_of(p)[0] for p in run.live}
-        busy.update(scope_of(p)[0] for p in run.backoff)
+        # scope_of(p)[0], inlined: one entry per live step of every open foreach iteration
+        busy = {p[: p.rfind("/") + 1] for p in run.live}
+        busy.update(p[: p.rfind("/") + 1] for p in run.backoff)
     for prefix in run.open_scopes:
         if prefix in busy:
             continue
         scope = run.scopes[prefix]
         outcome = scope_outcome(ct.workflows[scope.workflow], run, scope)
         if outcome is not None:
-            run = run.with_scope(replace(scope, status=outcome, ended_at=now))
+            run = run.with_scope(evolve(scope, {"status": outcome, "ended_at": now}))
             if scope.parent_step is not None:
                 wake.append(scope.parent_step)
             elif prefix == "" and not run.status.is_terminal:

@@ -43,11 +43,13 @@ def scope_outcome(wf: CompiledWorkflow, run: RunState, scope: Scope) -> Workflow
     created = 0
     missing = False
     prefix = scope.prefix
+    attempts = run.attempts
     for sid in wf.order:
-        a = run.latest(prefix + sid)
-        if a is None:
+        atts = attempts.get(prefix + sid)  # run.latest(), inlined: once per step of the scope
+        if not atts:
             missing = True
             continue
+        a = atts[-1]
         created += 1
         st = a.status
         if not st.is_terminal or st.is_retryable:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
+from engines.core.cowmap import with_entry
 from engines.core.expr import Value
 from engines.core.retry import DEFAULT_RETRY_POLICY, ParsedRetryPolicy, RetryCounters
 from engines.core.statuses import StepStatus, WorkflowStatus
@@ -26,6 +27,7 @@ __all__ = [
     "StopKind",
     "attempt_from_json",
     "attempt_to_json",
+    "evolve",
     "run_from_json",
     "run_to_json",
     "scope_from_json",
@@ -69,7 +71,7 @@ class Attempt:
         if status.is_terminal and self.ended_at is None:
             changes.setdefault("ended_at", now)
         changes["status"] = status
-        return _evolve(self, changes)
+        return evolve(self, changes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,31 +119,28 @@ class RunState:
     def with_attempt(self, a: Attempt) -> RunState:
         """Replace the latest attempt of ``a.path`` (or append when ``a`` is a new attempt), keeping
         the ``live`` / ``backoff`` indexes right."""
-        attempts = dict(self.attempts)
-        old = attempts.get(a.path, ())
+        old = self.attempts.get(a.path, ())
         replacing = bool(old) and old[-1].attempt == a.attempt
-        attempts[a.path] = (*old[:-1], a) if replacing else (*old, a)
+        attempts = with_entry(self.attempts, a.path, (*old[:-1], a) if replacing else (*old, a))
         changes: dict[str, Any] = {"attempts": attempts}
         self._index_changes(a.path, old[-1] if replacing else None, a, changes)
-        return _evolve(self, changes)
+        return evolve(self, changes)
 
     def with_scope(self, s: Scope) -> RunState:
         """Replace (or add) a scope; a scope turning terminal leaves ``open_scopes``."""
-        scopes = dict(self.scopes)
-        scopes[s.prefix] = s
-        changes: dict[str, Any] = {"scopes": scopes}
+        changes: dict[str, Any] = {"scopes": with_entry(self.scopes, s.prefix, s)}
         if s.prefix not in self.open_scopes and not s.status.is_terminal:
             changes["open_scopes"] = (*self.open_scopes, s.prefix)
         elif s.status.is_terminal and s.prefix in self.open_scopes:
             changes["open_scopes"] = tuple(p for p in self.open_scopes if p != s.prefix)
-        return _evolve(self, changes)
+        return evolve(self, changes)
 
     def with_indexes(self, path: str, before: Attempt | None, after: Attempt) -> RunState:
         """Keep ``live`` and ``backoff`` right after the latest attempt of ``path`` went from
         ``before`` (None: it is new) to ``after``. (:meth:`with_attempt` already does this.)"""
         changes: dict[str, Any] = {}
         self._index_changes(path, before, after, changes)
-        return _evolve(self, changes) if changes else self
+        return evolve(self, changes) if changes else self
 
     def _index_changes(
         self, path: str, before: Attempt | None, after: Attempt, changes: dict[str, Any]
@@ -177,19 +176,26 @@ def _make_evolver(cls: type) -> Callable[[Any, Mapping[str, Any]], Any]:
     ``dataclasses`` generates ``__init__``): about 2x faster than ``dataclasses.replace``. The
     generated source only names the class's own fields; no input ever reaches it."""
     names = [f.name for f in fields(cls)]
+    # Copy every slot, then overwrite the changed ones: a change names 1-3 of ~20 fields, so this
+    # beats one ``ch.get`` per field (measured ~15 % on Attempt.with_status).
     ns: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    body = ["def evolve(o, ch):", "    n = _new(_cls)", "    g = ch.get"]
+    ns["_set"] = {name: cls.__dict__[name].__set__ for name in names}
+    body = ["def evolve(o, ch):", "    n = _new(_cls)"]
     for i, name in enumerate(names):
         ns[f"_s{i}"] = cls.__dict__[name].__set__
-        body.append(f"    _s{i}(n, g({name!r}, o.{name}))")
+        body.append(f"    _s{i}(n, o.{name})")
+    body.append("    for k, v in ch.items():")
+    body.append("        _set[k](n, v)")
     body.append("    return n")
     exec("\n".join(body), ns)
     fn: Callable[[Any, Mapping[str, Any]], Any] = ns["evolve"]
     return fn
 
 
-def _evolve(obj: _T, changes: Mapping[str, Any]) -> _T:
-    """``dataclasses.replace(obj, **changes)`` on the hot path of every execute."""
+def evolve(obj: _T, changes: Mapping[str, Any]) -> _T:
+    """``dataclasses.replace(obj, **changes)`` for the core's slotted records, on the hot path of every
+    execute. Unlike ``replace`` it runs no ``__post_init__`` and checks no field names (a wrong name is
+    a KeyError), so use it only on records without validation."""
     cls = type(obj)
     fn = _EVOLVERS.get(cls)
     if fn is None:
