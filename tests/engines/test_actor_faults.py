@@ -54,6 +54,11 @@ class TestCrash:
         owners = {t.node for t in engine.last_cluster.takeovers if t.generation > 1}
         assert "node-1" in owners
 
+    def test_crash_of_the_only_node_leaves_stuck_runs(self) -> None:
+        """With no node left to take over, the run is reported stuck at the time limit, not hung."""
+        record, _ = _run(TRACES[0], "crash:0@100", nodes=1)
+        assert [(r.status, r.stuck) for r in record.runs] == [("IN_PROGRESS", True)]
+
 
 class TestPause:
     @pytest.mark.parametrize("trace", TRACES[:2], ids=lambda t: t.trace_id)
