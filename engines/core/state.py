@@ -216,24 +216,60 @@ _ATTEMPT_SIMPLE = (
 )  # fmt: skip
 
 
+_ToJson = Callable[[Attempt], dict[str, Any]]
+_FromJson = Callable[[Mapping[str, Any]], Attempt]
+
+
+def _make_attempt_codec() -> tuple[_ToJson, _FromJson]:
+    """Straight-line ``attempt_to_json`` / ``attempt_from_json``, generated once from the field list
+    (as ``dataclasses`` generates ``__init__``): the legacy engine converts every attempt of a run at
+    every poll, so these are its hottest functions. Only field names reach the generated source."""
+    ns: dict[str, Any] = {
+        "_new": object.__new__, "_Attempt": Attempt, "_DEFAULT": DEFAULT_RETRY_POLICY,
+        "_policy": ParsedRetryPolicy.from_json, "_Counters": RetryCounters,
+        "_status": {m.value: m for m in StepStatus},
+    }  # fmt: skip
+    entries = ", ".join(f"{k!r}: a.{k}" for k in _ATTEMPT_SIMPLE)
+    to_src = [
+        "def to_json(a):",
+        "    c = a.counters",
+        f"    return {{{entries}, 'status': a.status.value,",
+        "            'policy': a.policy.to_json() if a.policy is not _DEFAULT else None,",
+        "            'counters': [c.error, c.platform, c.timeout]}",
+    ]
+    from_src = ["def from_json(d):", "    n = _new(_Attempt)"]
+    for i, name in enumerate(_ATTEMPT_SIMPLE):
+        ns[f"_s{i}"] = Attempt.__dict__[name].__set__
+        from_src.append(f"    _s{i}(n, d[{name!r}])")
+    for name in ("status", "policy", "counters"):
+        ns[f"_set_{name}"] = Attempt.__dict__[name].__set__
+    from_src += [
+        "    _set_status(n, _status[d['status']])",
+        "    p = d['policy']",
+        "    _set_policy(n, _DEFAULT if p is None else _policy(p))",
+        "    c = d['counters']",
+        "    _set_counters(n, _Counters(c[0], c[1], c[2]))",
+        "    return n",
+    ]
+    exec("\n".join(to_src), ns)
+    exec("\n".join(from_src), ns)
+    return ns["to_json"], ns["from_json"]
+
+
+_attempt_to_json, _attempt_from_json = _make_attempt_codec()
+
+
 def attempt_to_json(a: Attempt) -> dict[str, Any]:
     """One attempt as plain JSON (an engine may store attempts as separate rows and reload only some)."""
-    d: dict[str, Any] = {k: getattr(a, k) for k in _ATTEMPT_SIMPLE}
-    d["status"] = a.status.value
-    d["policy"] = a.policy.to_json() if a.policy is not DEFAULT_RETRY_POLICY else None
-    d["counters"] = [a.counters.error, a.counters.platform, a.counters.timeout]
-    return d
+    return _attempt_to_json(a)
 
 
 def attempt_from_json(d: Mapping[str, Any]) -> Attempt:
-    kw = {k: d[k] for k in _ATTEMPT_SIMPLE}
-    c = d["counters"]
-    return Attempt(
-        status=StepStatus(d["status"]),
-        policy=ParsedRetryPolicy.from_json(d["policy"]) if d["policy"] is not None else DEFAULT_RETRY_POLICY,
-        counters=RetryCounters(c[0], c[1], c[2]),
-        **kw,
-    )
+    """The inverse of :func:`attempt_to_json` (a missing key is a KeyError, an unknown status too)."""
+    return _attempt_from_json(d)
+
+
+_WORKFLOW_STATUS = {m.value: m for m in WorkflowStatus}
 
 
 def scope_to_json(s: Scope) -> list[Any]:
@@ -246,7 +282,7 @@ def scope_to_json(s: Scope) -> list[Any]:
 
 def scope_from_json(s: Sequence[Any]) -> Scope:
     return Scope(
-        s[0], s[1], s[2], s[3], s[4], WorkflowStatus(s[5]), s[6], s[7], s[8], s[9], tuple(s[10]), s[11]
+        s[0], s[1], s[2], s[3], s[4], _WORKFLOW_STATUS[s[5]], s[6], s[7], s[8], s[9], tuple(s[10]), s[11]
     )
 
 
