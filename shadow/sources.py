@@ -109,14 +109,35 @@ _META_SCHEMA = pa.schema([
 ])
 
 
+_SANDBOX = {"enable_external_access": False, "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False, "lock_configuration": True}
+
+
 class TraceSelector:
     """Applies ``--where`` to batches of traces; the predicate is checked once, up front."""
 
     def __init__(self, where: str | None) -> None:
         self.where = where
-        self._con = duckdb.connect(":memory:") if where else None
+        # The predicate is the user's own text, but it is pasted into SQL: a sandboxed connection (no
+        # file system, no extensions, settings locked) and a one-statement check keep "; COPY ... TO" or
+        # read_csv('/etc/...') from writing or reading anything beyond the metadata table.
+        self._con = duckdb.connect(":memory:", config=_SANDBOX) if where else None
         if where:
+            self._check_one_statement(where)
             self._evaluate([])  # a bad predicate fails now, with the column list
+
+    def _check_one_statement(self, where: str) -> None:
+        assert self._con is not None
+        query = f"SELECT trace_id FROM trace_meta WHERE ({where})"
+        try:
+            count = len(self._con.extract_statements(query))
+        except duckdb.Error:
+            return  # a syntax error: _evaluate reports it with the column list
+        if count != 1:
+            raise SelectionError(
+                f"--where {where!r} is not a single predicate: it closes the WHERE clause and adds "
+                f"{count - 1} more SQL statement(s). Give one boolean expression over the columns "
+                + ", ".join(f.name for f in _META_SCHEMA) + ", e.g. --where \"owner = 'team-a'\"")
 
     def _evaluate(self, rows: list[dict[str, Any]]) -> set[str]:
         assert self._con is not None

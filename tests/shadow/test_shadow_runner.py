@@ -139,6 +139,25 @@ class TestSelectionAndResume:
         with pytest.raises(SelectionError, match="Columns: trace_id"):
             run_shadow(settings(write_corpus(tmp_path / "c.jsonl", 1), tmp_path / "r.duckdb", where="owner = "))
 
+    def test_where_cannot_add_statements(self, tmp_path: Path) -> None:
+        """A --where that closes the predicate and appends COPY ... TO is refused before anything runs."""
+        from shadow.sources import TraceSelector
+
+        target = tmp_path / "pwned.csv"
+        where = f"1=1); COPY (SELECT 42) TO '{target}'; SELECT trace_id FROM trace_meta WHERE (1=1"
+        with pytest.raises(SelectionError, match="not a single predicate"):
+            TraceSelector(where)
+        assert not target.exists()
+
+    def test_where_cannot_touch_files(self, tmp_path: Path) -> None:
+        """A --where reading a file through read_csv fails: the predicate runs without file system access."""
+        from shadow.sources import TraceSelector
+
+        secret = tmp_path / "secret.csv"
+        secret.write_text("a\n1\n", encoding="utf-8")
+        with pytest.raises(SelectionError, match="disabled by configuration"):
+            TraceSelector(f"(SELECT count(*) FROM read_csv('{secret}')) > 0")
+
     def test_determinism(self, tmp_path: Path) -> None:
         """Two runs with the same seeds (one inline, one on 2 worker processes) give identical tables
         apart from harness timestamps."""
