@@ -109,8 +109,10 @@ _META_SCHEMA = pa.schema([
 ])
 
 
-_SANDBOX = {"enable_external_access": False, "autoinstall_known_extensions": False,
-            "autoload_known_extensions": False, "lock_configuration": True}
+_SANDBOX: dict[str, str | bool | int | float | list[str]] = {
+    "enable_external_access": False, "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False, "lock_configuration": True,
+}
 
 
 class TraceSelector:
