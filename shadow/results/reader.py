@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 
 from shadow.results.schema import TABLES
-from shadow.results.store import ResultsError
+from shadow.results.store import ResultsError, open_failure_hint
 
 __all__ = ["EngineLatency", "Headline", "open_results", "read_headline", "read_table"]
 
@@ -27,7 +27,7 @@ def open_results(path: str | Path) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(str(path), read_only=True)
         names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     except duckdb.Error as exc:
-        raise ResultsError(f"{path}: not a readable DuckDB database ({exc})") from exc
+        raise ResultsError(f"{path}: not a readable DuckDB database ({exc}); {open_failure_hint(exc)}") from exc
     missing = {"meta", "traces", "divergences"} - names
     if missing:
         con.close()

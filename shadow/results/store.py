@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from shadow.results.schema import DDL, SCHEMA_VERSION, TABLES
 
-__all__ = ["ResultsError", "ResultsStore"]
+__all__ = ["ResultsError", "ResultsStore", "open_failure_hint"]
 
 _ARROW_TYPES: Mapping[str, pa.DataType] = {
     "VARCHAR": pa.string(), "JSON": pa.string(), "INTEGER": pa.int32(), "BIGINT": pa.int64(),
@@ -35,6 +35,15 @@ class ResultsError(Exception):
     """The results database cannot be opened, is not ours, or has an incompatible schema."""
 
 
+def open_failure_hint(exc: BaseException) -> str:
+    """What to do about a DuckDB file that would not open: a lock held by another process needs waiting,
+    not a new file name (the message names the holder's PID)."""
+    if "lock" in str(exc).lower():
+        return ("another process holds the database (see the PID above): wait for it to finish or stop it, "
+                "then rerun; a 'shadow run' resumes where it stopped")
+    return "give a new file name or a database written by 'shadow run'"
+
+
 class ResultsStore:
     """The writer side of one results database file (one process writes at a time)."""
 
@@ -44,7 +53,7 @@ class ResultsStore:
             self.con = duckdb.connect(self.path)
         except duckdb.Error as exc:
             raise ResultsError(f"{self.path}: cannot open as a DuckDB database ({exc}); "
-                               "give a new file name or a database written by 'shadow run'") from exc
+                               + open_failure_hint(exc)) from exc
         self.con.execute(DDL)
         self.con.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
                          [str(SCHEMA_VERSION)])

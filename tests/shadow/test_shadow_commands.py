@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,6 +60,30 @@ class TestRunAndSummary:
         junk = tmp_path / "junk.duckdb"
         junk.write_text("not a database", encoding="utf-8")
         assert main(["summary", str(junk)]) == 4
+
+    def test_locked_db_says_another_process_holds_it(self, corpus: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+        """run and summary on a database another process holds exit 4 and say to wait, not to rename."""
+        db = tmp_path / "r.duckdb"
+        assert main(["run", str(corpus), "--db", str(db), "--workers", "1", "--baseline", "oracle",
+                     "--candidate", "oracle", "--no-progress"]) == 0
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+             "sys.stdin.read()", str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout is not None
+            assert holder.stdout.readline().strip() == "held"
+            capsys.readouterr()
+            assert main(["summary", str(db)]) == 4
+            assert "another process holds the database" in " ".join(capsys.readouterr().err.split())
+            assert main(["run", str(corpus), "--db", str(db), "--workers", "1", "--baseline", "oracle",
+                         "--candidate", "oracle", "--no-progress"]) == 4
+            assert "another process holds the database" in " ".join(capsys.readouterr().err.split())
+        finally:
+            assert holder.stdin is not None
+            holder.stdin.close()
+            holder.wait(timeout=30)
+            holder.stdout.close()
 
     def test_bad_inputs(self, corpus: Path, tmp_path: Path) -> None:
         """Unknown engines, missing corpus files and bad --sample exit 4."""
