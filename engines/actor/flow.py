@@ -104,8 +104,14 @@ class FlowActor(Actor):
                         return
                     del self.poll_at[path]
                 if report is None:
+                    # A ping: ask the task, and the runtime itself, whether the attempt finished (a
+                    # lost completion message is noticed here, as Maestro's RUNNING poll notices it).
                     task = self.tasks.get((path, attempt))
                     report = task.report if task is not None else None
+                    if report is None and task is not None and task.started:
+                        report = self.node.world.peek(self.run.run_id, path, attempt)
+                        if report is not None:
+                            self.node.counters["repaired_updates"] += 1
                 if report is not None:
                     self.reports[(path, attempt)] = report
                 latest = self.state.latest(path)

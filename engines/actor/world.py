@@ -55,6 +55,8 @@ class World(Protocol):
 
     def kill(self, run_id: str, path: str, attempt: int) -> None: ...
 
+    def peek(self, run_id: str, path: str, attempt: int) -> RuntimeReport | None: ...
+
     def close(self) -> None: ...
 
 
@@ -78,6 +80,11 @@ class _JobTable:
         listeners, job.listeners = job.listeners, []
         for listener in listeners:
             listener(report)
+
+    def peek(self, run_id: str, path: str, attempt: int) -> RuntimeReport | None:
+        """The attempt's result if it has finished (what a RUNNING ping asks the runtime), else None."""
+        job = self.jobs.get((run_id, path, attempt))
+        return None if job is None or job.killed else job.report
 
     def kill(self, run_id: str, path: str, attempt: int) -> None:
         job = self.jobs.get((run_id, path, attempt))
