@@ -8,6 +8,7 @@ table, which is what ``shadow rollout advance`` checks.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import sys
@@ -51,13 +52,27 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     parser.set_defaults(func=run_gate)
 
 
-def _harness_error(args: argparse.Namespace, exc: GateError) -> int:
+def _harness_error(args: argparse.Namespace, exc: GateError | OSError) -> int:
     print(f"shadow gate: harness error: {exc}", file=sys.stderr)
-    if args.json and args.json != "-":
+    if args.json:
         document = {"schema": "shadow-verdict/1", "verdict": "HARNESS_ERROR", "exit_code": EXIT_HARNESS,
                     "error": str(exc), "cohorts": []}  # fmt: skip
-        write_artifact(args.json, json.dumps(document, indent=2) + "\n")
+        with contextlib.suppress(OSError):  # the --json path itself failed; the message above says so
+            write_artifact(args.json, json.dumps(document, indent=2) + "\n")
     return EXIT_HARNESS
+
+
+def _write_artifacts(args: argparse.Namespace, result: Any) -> None:
+    """Every requested artifact; an unwritable path is an OSError that names it."""
+    for flag, path, render in (("--json", args.json, dumps), ("--junit", args.junit, to_junit),
+                               ("--markdown", args.markdown, to_markdown)):  # fmt: skip
+        if not path:
+            continue
+        try:
+            write_artifact(path, render(result))
+        except OSError as exc:
+            raise OSError(f"cannot write {flag} {path} ({exc.strerror or exc}): choose a writable path; "
+                          "the verdicts themselves are already stored in the database") from exc
 
 
 def run_gate(args: argparse.Namespace) -> int:
@@ -69,14 +84,16 @@ def run_gate(args: argparse.Namespace) -> int:
             store_verdicts(args.database, result)
     except GateError as exc:
         return _harness_error(args, exc)
+    # An artifact written to stdout ('-') must be the only thing there: the human lines go to stderr.
+    human = sys.stderr if "-" in (args.json, args.junit, args.markdown) else sys.stdout
     for verdict in result.verdicts:
-        print(f"{verdict.verdict:<17} {verdict.cohort} (score {verdict.score:.0f}, {verdict.n_traces} traces)")
-        print(f"    {verdict.reason}")
-    print(f"gate: {result.overall} (exit code {result.exit_code})")
-    if args.json:
-        write_artifact(args.json, dumps(result))
-    if args.junit:
-        write_artifact(args.junit, to_junit(result))
-    if args.markdown:
-        write_artifact(args.markdown, to_markdown(result))
+        print(f"{verdict.verdict:<17} {verdict.cohort} (score {verdict.score:.0f}, {verdict.n_traces} traces)",
+              file=human)
+        print(f"    {verdict.reason}", file=human)
+    print(f"gate: {result.overall} (exit code {result.exit_code})", file=human)
+    try:
+        _write_artifacts(args, result)
+    except OSError as exc:
+        print(f"shadow gate: harness error: {exc}", file=sys.stderr)
+        return EXIT_HARNESS
     return result.exit_code

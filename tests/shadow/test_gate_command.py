@@ -105,3 +105,32 @@ class TestArtifactsAndStorage:
         assert gate(path, cohorts, "--no-store") == 0
         with duckdb.connect(str(path), read_only=True) as con:
             assert con.execute("SELECT count(*) FROM verdicts").fetchone() == (0,)
+
+
+class TestStdoutAndBadPaths:
+    def test_json_to_stdout_is_only_json(self, tmp_path: Path, cohorts: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+        """--json - prints the verdict document alone on stdout; the per-cohort lines go to stderr."""
+        db = GateDb(tmp_path / "r.duckdb")
+        db.add_traces(60)
+        assert gate(db.build(), cohorts, "--json", "-", "--no-store") == 0
+        captured = capsys.readouterr()
+        assert json.loads(captured.out)["cohorts"][0]["cohort"] == "etl"
+        assert "gate: PASS" in captured.err
+
+    def test_harness_error_with_json_to_stdout(self, tmp_path: Path, cohorts: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+        """A harness error with --json - still prints a HARNESS_ERROR document on stdout."""
+        assert gate(tmp_path / "absent.duckdb", cohorts, "--json", "-") == 4
+        assert json.loads(capsys.readouterr().out)["verdict"] == "HARNESS_ERROR"
+
+    @pytest.mark.parametrize("flag", ["--json", "--junit", "--markdown"])
+    def test_unwritable_artifact_path_is_a_harness_error(self, tmp_path: Path, cohorts: Path, flag: str,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+        """An artifact path under a regular file exits 4 (not 1, not a traceback) naming the flag."""
+        db = GateDb(tmp_path / "r.duckdb")
+        db.add_traces(60)
+        blocker = tmp_path / "file"
+        blocker.write_text("", encoding="utf-8")
+        assert gate(db.build(), cohorts, flag, str(blocker / "out"), "--no-store") == 4
+        assert f"cannot write {flag}" in capsys.readouterr().err
