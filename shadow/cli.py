@@ -2,14 +2,17 @@
 
 Exit codes are one contract across every command (and the CI gate):
 0 success / PASS, 1 findings / FAIL, 2 MARGINAL, 3 INSUFFICIENT_DATA, 4 harness error (bad input,
-wrong flag, unreadable file or database), 130 interrupted.
+wrong flag, unreadable file or database, and any unexpected exception: a bug must not read as FAIL),
+130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 __all__ = ["EXIT_FAIL", "EXIT_HARNESS", "EXIT_INTERRUPTED", "EXIT_OK", "main"]
@@ -74,6 +77,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `shadow ... | head`: the reader left; nothing more to say and nobody to say it to.
+        sys.stderr.close()
+        return EXIT_HARNESS
+    except OSError as exc:
+        # A file the command could not read or write that its own checks did not anticipate.
+        print(f"shadow {args.command}: harness error: {exc}; check the path and its permissions", file=sys.stderr)
+        return EXIT_HARNESS
+    except Exception as exc:
+        # A bug must never read as a FAIL (exit 1) in CI: it is a harness error, with the traceback on request.
+        if os.environ.get("SHADOW_DEBUG"):
+            traceback.print_exc()
+        print(f"shadow {args.command}: internal error: {type(exc).__name__}: {exc}\n"
+              "This is a bug in workflow-shadow, not a finding; rerun with SHADOW_DEBUG=1 for the traceback "
+              "and report it.", file=sys.stderr)
+        return EXIT_HARNESS
 
 
 if __name__ == "__main__":  # pragma: no cover
