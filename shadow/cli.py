@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A group without an action: show that group's help.
         target = parser
         if args.command:
-            target = parser._subparsers._group_actions[0].choices[args.command]  # type: ignore[union-attr]
+            target = parser._subparsers._group_actions[0].choices[args.command]  # type: ignore[union-attr,index]
         target.print_help()
         return EXIT_HARNESS if args.command is None else EXIT_OK
     try:
