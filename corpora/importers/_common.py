@@ -40,13 +40,16 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class ImportOptions:
     """Knobs of an import. ``seed``, ``failure_rate`` and ``retry_rate`` drive the outcome model of
-    sources that hold no runs (Maestro definitions); ``schema_dir`` is where WfFormat JSON schemas are
-    read from when present (they are LGPL and never shipped in this repository)."""
+    sources that hold no runs (Maestro definitions); ``race_margin`` keeps that model's failures out of
+    latency races between engines; ``schema_dir`` is where WfFormat JSON schemas are read from when
+    present (they are LGPL and never shipped in this repository)."""
 
     seed: int = 0
     failure_rate: float = 0.05
     retry_rate: float = 0.1
     schema_dir: Path | None = None
+    #: seconds a synthesized failure keeps from every other attempt start / end (Maestro; 0 = raw draws)
+    race_margin: float = 120.0
 
     def __post_init__(self) -> None:
         for name in ("failure_rate", "retry_rate"):
@@ -55,6 +58,8 @@ class ImportOptions:
                 raise ValueError(f"{name} must be within [0, 1], got {value!r}")
         if self.failure_rate + self.retry_rate > 1.0:
             raise ValueError("failure_rate + retry_rate must not exceed 1")
+        if not (0.0 <= self.race_margin < 86_400.0) or math.isnan(self.race_margin):
+            raise ValueError(f"race_margin must be within [0, 86400) seconds, got {self.race_margin!r}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,10 @@ other type a log-normal draw (median 60 s, sigma 0.75), kept below a numeric ste
 limits that are ``"$param"`` strings are resolved against workflow params as Maestro does; one that
 does not resolve to an integer falls back to the default limits, as Maestro falls back to its default
 policy. Every run is triggered at 2026-01-01T00:00:00Z.
+
+With ``race_margin > 0`` (the default, 120 s) the final attempt of each failing step is then
+lengthened so the failure cannot race with other launches (:mod:`._maestro_races`); 0 keeps the
+raw draws.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from corpora._plans import LeafPlan
 from corpora.errors import TraceError
 from corpora.importers._common import ImportOptions
 from corpora.importers._maestro_params import literal_values
+from corpora.importers._maestro_races import backoff_delays, place_failures
 from corpora.importers._sel import SelSyntaxError, Unresolved, evaluate
 from corpora.model import Outcome, Param, RecordedAttempt, Run, Step, StepType, WorkflowDefinition
 
@@ -56,8 +62,10 @@ def _loop_values(param: Param, env: Mapping[str, Any], where: str) -> list[Any]:
 
 def leaf_paths(
     steps: Sequence[Step], env: Mapping[str, Any], subworkflows: Mapping[str, WorkflowDefinition], prefix: str = "",
+    iterations: dict[str, int] | None = None,
 ) -> Iterator[tuple[str, Step, dict[str, Any]]]:
-    """Every (path, leaf step, evaluated params) a run of ``steps`` can reach."""
+    """Every (path, leaf step, evaluated params) a run of ``steps`` can reach; ``iterations``, when
+    given, receives each foreach path's iteration count."""
     for step in steps:
         if step.foreach is not None:
             own = literal_values(step.params, env)
@@ -67,18 +75,20 @@ def leaf_paths(
             if count > _MAX_ITERATIONS:
                 raise TraceError("too_many_iterations", f"{prefix}{step.id}: {count} foreach iterations",
                                  hint=f"Maestro allows at most {_MAX_ITERATIONS}")
+            if iterations is not None:
+                iterations[f"{prefix}{step.id}"] = count
             for i in range(count):
                 child = {**own, "loop_index": i}
                 idx = i
                 for name, array in zip(names, arrays, strict=True):
                     child[name] = array[idx % len(array)]
                     idx //= len(array)
-                yield from leaf_paths(step.foreach.steps, child, subworkflows, f"{prefix}{step.id}[{i}]/")
+                yield from leaf_paths(step.foreach.steps, child, subworkflows, f"{prefix}{step.id}[{i}]/", iterations)
         elif step.subworkflow is not None:
             definition = subworkflows[step.subworkflow.workflow_id]
             passed = {} if step.subworkflow.explicit_params else dict(env)
             child = literal_values(definition.params, literal_values(step.params, passed))
-            yield from leaf_paths(definition.steps, child, subworkflows, f"{prefix}{step.id}/")
+            yield from leaf_paths(definition.steps, child, subworkflows, f"{prefix}{step.id}/", iterations)
         else:
             yield f"{prefix}{step.id}", step, literal_values(step.params, env)
 
@@ -113,11 +123,14 @@ def _duration(step: Step, params: Mapping[str, Any], rng: random.Random) -> floa
 
 def synthesize_run(
     definition: WorkflowDefinition, subworkflows: Mapping[str, WorkflowDefinition], options: ImportOptions, trace_id: str,
-) -> Run:
-    """One run of ``definition`` with attempts drawn by the documented outcome model."""
+) -> tuple[Run, list[str]]:
+    """One run of ``definition`` with attempts drawn by the documented outcome model, failures placed
+    ``options.race_margin`` away from rival events (:mod:`._maestro_races`). Also returns the failing
+    paths a step timeout kept from being placed (the caller tags them)."""
     env = literal_values(definition.params, {})
-    attempts: list[RecordedAttempt] = []
-    for path, step, params in leaf_paths(definition.steps, env, subworkflows):
+    iterations: dict[str, int] = {}
+    plans: dict[str, LeafPlan] = {}
+    for path, step, params in leaf_paths(definition.steps, env, subworkflows, iterations=iterations):
         rng = random.Random(f"{options.seed}/{trace_id}/{path}")
         policy = step.retry_policy
         error_limit = _limit(policy.error_retry_limit if policy else None, 2, env)
@@ -133,7 +146,15 @@ def synthesize_run(
             outcomes = [kind] * failures + [Outcome.SUCCEEDED]
         else:
             outcomes = [Outcome.SUCCEEDED]
-        for number, outcome in enumerate(outcomes, start=1):
-            attempts.append(RecordedAttempt(path=path, attempt=number, outcome=outcome,
-                                            duration=_duration(step, params, rng)))
-    return Run(run_id="1", trigger_time=TRIGGER_TIME, initiator="manual", attempts=tuple(attempts))
+        durations = tuple(_duration(step, params, rng) for _ in outcomes)
+        plans[path] = LeafPlan(outcomes=tuple(outcomes), durations=durations,
+                               delays=backoff_delays(outcomes, policy.backoff if policy else None, env),
+                               timeout=_timeout_secs(step.timeout),
+                               terminal="failed" if outcomes[-1] is not Outcome.SUCCEEDED else None)
+    plans, unmet = place_failures(definition, subworkflows, plans, iterations, env, options.race_margin)
+    attempts = [
+        RecordedAttempt(path=path, attempt=number, outcome=outcome, duration=duration)
+        for path, plan in plans.items()
+        for number, (outcome, duration) in enumerate(zip(plan.outcomes, plan.durations, strict=True), start=1)
+    ]
+    return Run(run_id="1", trigger_time=TRIGGER_TIME, initiator="manual", attempts=tuple(attempts)), unmet

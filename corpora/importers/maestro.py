@@ -232,10 +232,13 @@ class MaestroImporter:
         converter = _Converter(path, notes)
         definition = converter.workflow(request)
         trace_id = f"maestro:{path.stem}"
-        run = synthesize_run(definition, converter.subworkflows, options, trace_id)
+        run, unmet = synthesize_run(definition, converter.subworkflows, options, trace_id)
         props = request.get("properties") or {}
         tags = ["imported", "maestro", "synthesized-runs",
                 f"outcome-model:seed={options.seed},failure={options.failure_rate},retry={options.retry_rate}"]
+        if options.race_margin > 0:
+            tags.append(f"race-margin:{options.race_margin:g}")
+        tags += [f"race-margin-unmet:{p}" for p in unmet]
         tags += [f"sel-literal:{w}" for w in notes.replaced]
         tags += [f"workflow-tag:{t}" for t in _tags(request["workflow"].get("tags"))]
         yield Trace(
