@@ -127,6 +127,7 @@ def report_smoke(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Run every benchmarks/bench_*.py and collect their results in out/bench.json."""
+    """Run every benchmarks/bench_*.py: results in out/bench.json and docs/BENCHMARKS.md (``-- --quick`` for CI)."""
     _install_unless_no_venv(session, "bench")
-    session.run("python", "benchmarks/run_all.py", "--out", "out/bench.json", *session.posargs)
+    session.run("python", "benchmarks/run_all.py", "--out", "out/bench.json", "--markdown", "docs/BENCHMARKS.md",
+                *session.posargs)  # fmt: skip
