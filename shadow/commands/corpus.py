@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -134,11 +135,11 @@ def run_generate(args: argparse.Namespace) -> int:
                 digest.update(trace.trace_id.encode())
                 advance(1)
     except OSError as exc:
-        err.print(f"shadow corpus generate: cannot write {args.output}: {exc.strerror or exc}")
+        err.print(f"shadow corpus generate: cannot write {escape(args.output)}: {escape(str(exc.strerror or exc))}")
         return EXIT_HARNESS
     if not args.quiet and args.output != "-":
         size = os.path.getsize(args.output)
-        err.print(f"wrote {writer.count} traces (seed {args.seed}) to {args.output} ({size:,} bytes)")
+        err.print(f"wrote {writer.count} traces (seed {args.seed}) to {escape(args.output)} ({size:,} bytes)")
     return EXIT_OK
 
 
@@ -169,7 +170,7 @@ def _print_validation(err: Console, per_file: dict[str, Counter[str]], bad: Sequ
     table.add_column("valid", justify="right")
     table.add_column("quarantined", justify="right")
     for name, counts in per_file.items():
-        table.add_row(name, str(counts["valid"]), str(counts["quarantined"] + counts["unreadable"]))
+        table.add_row(escape(name), str(counts["valid"]), str(counts["quarantined"] + counts["unreadable"]))
     err.print(table)
     if not bad:
         err.print("all traces are valid")
@@ -180,7 +181,7 @@ def _print_validation(err: Console, per_file: dict[str, Counter[str]], bad: Sequ
         loc = error.location
         where = f"{loc.file}:{loc.line}" if loc.line is not None else str(loc.file)
         trace = f" (trace {error.trace_id})" if error.trace_id else ""
-        err.print(f"[red]{where}[/red] at {loc.json_path}{trace}: [bold]{error.code}[/bold]: ", end="")
+        err.print(f"[red]{escape(where)}[/red] at {escape(loc.json_path)}{escape(trace)}: [bold]{error.code}[/bold]: ", end="")
         err.print(error.message, markup=False, end="")
         if error.hint:
             err.print(f" -> {error.hint}", markup=False, end="")
@@ -227,4 +228,4 @@ def _print_stats(out: Console, stats: CorpusStats) -> None:
                           ("workflow types", stats.workflow_types), ("run strategies", stats.run_strategies),
                           ("quarantined by code", stats.error_codes)):
         if counts:
-            out.print(f"{title}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+            out.print(f"{title}: " + ", ".join(f"{escape(str(k))} {v:,}" for k, v in counts.items()))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from corpora.importers import IMPORTERS, ImportOptions, run_import
@@ -35,6 +36,9 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the outcome model (Maestro)")
     parser.add_argument("--failure-rate", type=float, default=0.05, help="share of steps that fail for good (Maestro)")
     parser.add_argument("--retry-rate", type=float, default=0.1, help="share of steps that succeed after retries (Maestro)")
+    parser.add_argument("--race-margin", type=float, default=120.0, metavar="SECONDS",
+                        help="keep synthesized failures this far (+10 s per sequential launch) from other attempt "
+                             "starts/ends, so engines with different latency cannot race (Maestro; 0 = raw draws)")
     parser.add_argument("--schemas", type=Path, default=None,
                         help="folder with wfcommons-schema-1.4/1.5.json (default: ../shared/corpora/schemas when present)")
     parser.set_defaults(func=run)
@@ -45,13 +49,13 @@ def run(args: argparse.Namespace) -> int:
     schemas = args.schemas if args.schemas is not None else (_DEFAULT_SCHEMAS if _DEFAULT_SCHEMAS.is_dir() else None)
     try:
         options = ImportOptions(seed=args.seed, failure_rate=args.failure_rate, retry_rate=args.retry_rate,
-                                schema_dir=schemas)
+                                race_margin=args.race_margin, schema_dir=schemas)
     except ValueError as exc:
-        err.print(f"shadow corpus import: {exc}")
+        err.print(f"shadow corpus import: {escape(str(exc))}")
         return 4
     missing = [p for p in args.paths if not p.exists()]
     if missing:
-        err.print(f"shadow corpus import: no such file or folder: {missing[0]}")
+        err.print(f"shadow corpus import: no such file or folder: {escape(str(missing[0]))}")
         return 4
     importer = IMPORTERS[args.source]
     imported, quarantined = 0, []
@@ -60,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             writer = stack.enter_context(TraceWriter(args.output))
             progress = stack.enter_context(Progress(
                 TextColumn("[bold]import {task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[last]}"), console=err, transient=True,
+                TextColumn("{task.fields[last]}", markup=False), console=err, transient=True,
             ))
             units = importer.discover(args.paths)
             task = progress.add_task(args.source, total=len(units), last="")
@@ -75,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
                     done.add(item.source)
                     progress.update(task, completed=len(done), last=Path(item.source).name[-40:])
     except OSError as exc:
-        err.print(f"shadow corpus import: cannot write {args.output}: {exc}")
+        err.print(f"shadow corpus import: cannot write {escape(str(args.output))}: {escape(str(exc))}")
         return 4
     err.print(f"imported {imported} trace(s) from {args.source}; quarantined {len(quarantined)}")
     if quarantined:

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from corpora.codec import encode
@@ -47,21 +48,21 @@ def replay_command(args: argparse.Namespace) -> int:
     try:
         engine = build_engine(resolve_engine(args.engine, **kwargs))
     except (EngineSpecError, EngineError) as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         return 4
     trace = None
     for item in read_corpus([args.path]):
         if item.error is not None:
             if args.trace is None or item.error.trace_id == args.trace:
-                err.print(f"[red]error:[/] {item.error}", highlight=False)
+                err.print(f"[red]error:[/] {escape(str(item.error))}", highlight=False)
                 return 4
             continue
         if item.trace is not None and (args.trace is None or item.trace.trace_id == args.trace):
             trace = item.trace
             break
     if trace is None:
-        err.print(f"[red]error:[/] no trace {args.trace!r} in {args.path}" if args.trace
-                  else f"[red]error:[/] {args.path} holds no trace", highlight=False)
+        err.print(f"[red]error:[/] no trace {escape(repr(args.trace))} in {escape(args.path)}" if args.trace
+                  else f"[red]error:[/] {escape(args.path)} holds no trace", highlight=False)
         return 4
     record = engine.replay(trace, ReplayOptions(seed=args.seed, time_limit=args.time_limit))
     if args.json:
@@ -73,17 +74,17 @@ def replay_command(args: argparse.Namespace) -> int:
 
 def render(record: ExecutionRecord, console: Console) -> None:
     for run in record.runs:
-        table = Table(title=f"{record.trace_id} run {run.run_id}: {run.status}{' (STUCK)' if run.stuck else ''} "
+        table = Table(title=f"{escape(record.trace_id)} run {escape(run.run_id)}: {run.status}{' (STUCK)' if run.stuck else ''} "
                             f"on {record.engine} {record.engine_version}")
         for col in ("path", "attempt", "status", "outcome", "ready", "started", "ended", "params"):
             table.add_column(col)
         t0 = run.triggered_at or 0.0
         for a in run.attempts:
-            table.add_row(a.path, str(a.attempt), a.status, a.outcome or "-", _rel(a.ready_at, t0), _rel(a.started_at, t0),
-                          _rel(a.ended_at, t0), json.dumps(dict(a.params), sort_keys=True)[:60])
+            table.add_row(escape(a.path), str(a.attempt), a.status, a.outcome or "-", _rel(a.ready_at, t0), _rel(a.started_at, t0),
+                          _rel(a.ended_at, t0), escape(json.dumps(dict(a.params), sort_keys=True)[:60]))
         console.print(table)
     if record.error:
-        console.print(f"[red]engine error:[/] {record.error}")
+        console.print(f"[red]engine error:[/] {escape(str(record.error))}")
 
 
 def _rel(at: float | None, t0: float) -> str:

@@ -11,6 +11,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from shadow.engines import EngineSpecError, resolve_engine
@@ -74,7 +75,7 @@ def run_command(args: argparse.Namespace) -> int:
         )
         missing = [p for p in settings.corpus if not os.path.isfile(p)]
         if missing:
-            err.print(f"[red]error:[/] corpus file(s) not found: {', '.join(missing)}")
+            err.print(f"[red]error:[/] corpus file(s) not found: {escape(', '.join(missing))}")
             return EXIT_HARNESS
         if args.no_progress:
             report = run_shadow(settings)
@@ -96,15 +97,15 @@ def run_command(args: argparse.Namespace) -> int:
 
                 report = run_shadow(settings, progress=progress)
     except (EngineSpecError, RegistryError, ResultsError, SelectionError) as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         return EXIT_HARNESS
     except BrokenProcessPool as exc:
-        err.print(f"[red]error:[/] a worker process died ({exc}); finished traces are stored and a rerun "
+        err.print(f"[red]error:[/] a worker process died ({escape(str(exc))}); finished traces are stored and a rerun "
                   "resumes. Run with --workers 1 to see the failure in this process.", highlight=False)
         return EXIT_HARNESS
     err.print(f"{report.status}: {report.traces_done} traces replayed, {report.skipped_existing} already stored, "
               f"{report.quarantined} quarantined, {report.candidate_divergences} raw candidate divergences "
-              f"-> {args.db}", highlight=False)
+              f"-> {escape(args.db)}", highlight=False)
     if report.status == "interrupted":
         return EXIT_INTERRUPTED
     return EXIT_OK

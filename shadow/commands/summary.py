@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from shadow.results.reader import Headline, read_headline
@@ -53,7 +54,7 @@ def summary_command(args: argparse.Namespace) -> int:
     try:
         headline = read_headline(args.db)
     except ResultsError as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
+        Console(stderr=True).print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         return 4
     if args.json:
         print(json.dumps(headline.to_dict(), indent=2, sort_keys=True))

@@ -53,6 +53,16 @@ class TestValidate:
         assert f"{path}:3 at $.definition.steps[0].transitions (trace cyclic): cycle" in err
         assert "a -> b -> a" in err
 
+    def test_markup_like_names_are_printed_verbatim(self, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+        """A file name and trace id holding rich markup ('[/red]') are printed as-is, exit 1, no crash."""
+        cyclic = dump_trace(make_trace([leaf("a", "b"), leaf("b", "a")], trace_id="evil[/red][/]"))
+        path = tmp_path / "[red]x[bold].jsonl"
+        path.write_text(cyclic + "\n", encoding="utf-8")
+        assert main(["corpus", "validate", str(path), "--quiet"]) == 1
+        err = " ".join(capsys.readouterr().err.split())
+        assert f"{path}:1 at $.definition.steps[0].transitions (trace evil[/red][/]): cycle" in err
+
     def test_json_output(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """--json prints per-file counts and every error with its location."""
         path = _bad_corpus(tmp_path)

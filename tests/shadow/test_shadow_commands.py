@@ -85,6 +85,17 @@ class TestRunAndSummary:
             holder.wait(timeout=30)
             holder.stdout.close()
 
+    def test_error_text_with_brackets_is_not_markup(self, corpus: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+        """A registry error naming '[[divergence]] #1' and a db path with '[/]' print verbatim with exit 4."""
+        reg = tmp_path / "k.toml"
+        reg.write_text('[[divergence]]\nid = "x"\nsignature = "*"\n', encoding="utf-8")
+        assert main(["run", str(corpus), "--db", str(tmp_path / "r.duckdb"), "--registry", str(reg),
+                     "--baseline", "oracle", "--candidate", "oracle", "--no-progress"]) == 4
+        assert "[[divergence]] #1 lacks owner" in " ".join(capsys.readouterr().err.split())
+        assert main(["summary", str(tmp_path / "[/]x.duckdb")]) == 4
+        assert "[/]x.duckdb: no such results database" in " ".join(capsys.readouterr().err.split())
+
     def test_bad_inputs(self, corpus: Path, tmp_path: Path) -> None:
         """Unknown engines, missing corpus files and bad --sample exit 4."""
         db = str(tmp_path / "r.duckdb")
@@ -103,6 +114,14 @@ class TestReplay:
         record = json.loads(capsys.readouterr().out)
         assert record["trace_id"] == "t2"
         assert [a["attempt"] for a in record["runs"][0]["attempts"] if a["path"] == "b"] == [1, 2]
+
+    def test_replay_of_a_bracketed_trace_id(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A trace id that looks like rich markup is shown verbatim in the replay table."""
+        path = tmp_path / "c.jsonl"
+        trace = build_trace("t[/red]", {"a": ["b"], "b": []}, {})
+        path.write_text(json.dumps(encode(trace)) + "\n", encoding="utf-8")
+        assert main(["replay", str(path), "--engine", "oracle"]) == 0
+        assert "t[/red] run" in capsys.readouterr().out
 
     def test_replay_rejects_unsupported_options(self, corpus: Path) -> None:
         """--nodes on an engine whose factory has no nodes= is a clear exit 4; unknown trace too."""
