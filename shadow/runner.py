@@ -61,6 +61,11 @@ class RunReport:
     skipped_existing: int
     quarantined: int
     candidate_divergences: int
+    # Every corpus item read this session (good, bad or already stored): 0 means an empty corpus.
+    items_read: int = 0
+    # "file: message" for each corpus file that could not be opened or read to its end (truncated gzip):
+    # the traces before the damage are stored, but the run is incomplete and must not look finished.
+    unreadable: tuple[str, ...] = ()
 
 
 Progress = Callable[[int, int], None]
@@ -120,11 +125,16 @@ class _Session:
         self.quarantine: list[dict[str, Any]] = []
         self.last_flush = time.monotonic()
         self.traces_done = self.skipped = self.quarantined = self.divergences = self.selected = 0
+        self.items_read = 0
+        self.unreadable: list[str] = []
 
     def take(self, items: Sequence[SourceItem]) -> list[SourceItem]:
         s = self.settings
         good: list[SourceItem] = []
         for it in items:
+            self.items_read += 1
+            if it.error is not None and it.error.code == "unreadable":
+                self.unreadable.append(f"{it.file}: {it.error.message}")
             if it.error is not None or it.trace is None:
                 if (it.file, it.line) not in self.quarantined_at:
                     self.quarantined_at.add((it.file, it.line))
@@ -206,7 +216,7 @@ def run_shadow(settings: RunSettings, *, progress: Progress | None = None,
         refresh_aggregates(store, settings.registry, settings.noise)
         store.finish_session(session_id, status, session.traces_done)
         return RunReport(session_id, status, session.traces_done, session.skipped, session.quarantined,
-                         session.divergences)
+                         session.divergences, session.items_read, tuple(session.unreadable))
 
 
 def _step(session: _Session, selector: TraceSelector, executor: Executor, config: TrialConfig,

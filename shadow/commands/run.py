@@ -17,7 +17,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from shadow.engines import EngineSpecError, resolve_engine
 from shadow.noise import NoiseConfig, Registry, RegistryError
 from shadow.results.store import ResultsError
-from shadow.runner import RunSettings, run_shadow
+from shadow.runner import RunReport, RunSettings, run_shadow
 from shadow.sources import SelectionError
 
 __all__ = ["register"]
@@ -108,6 +108,21 @@ def run_command(args: argparse.Namespace) -> int:
               f"-> {escape(args.db)}", highlight=False)
     if report.status == "interrupted":
         return EXIT_INTERRUPTED
+    return _incomplete_input(err, report, args.corpus)
+
+
+def _incomplete_input(err: Console, report: RunReport, corpus: list[str]) -> int:
+    """A corpus that could not be read to its end, or held nothing, is a harness error (exit 4), not a clean
+    run: CI must not gate on a fraction of the traffic without knowing it. What was replayed stays stored."""
+    for problem in report.unreadable:
+        err.print(f"[red]error:[/] {escape(problem)}; the traces read before it are stored. Re-copy or fix "
+                  "the file and rerun with the same --db: stored traces are skipped.", highlight=False)
+    if report.unreadable:
+        return EXIT_HARNESS
+    if report.items_read == 0:
+        err.print(f"[red]error:[/] no traces in {escape(', '.join(corpus))}: the corpus is empty. "
+                  "Check the paths ('shadow corpus stats' counts the traces).", highlight=False)
+        return EXIT_HARNESS
     return EXIT_OK
 
 

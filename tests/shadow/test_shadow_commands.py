@@ -96,6 +96,34 @@ class TestRunAndSummary:
         assert main(["summary", str(tmp_path / "[/]x.duckdb")]) == 4
         assert "[/]x.duckdb: no such results database" in " ".join(capsys.readouterr().err.split())
 
+    def test_truncated_gzip_keeps_work_and_exits_4(self, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+        """A gzip corpus cut short stores the traces before the cut, says so, and exits 4 (not 0)."""
+        import gzip
+
+        lines = [json.dumps(encode(build_trace(f"t{i}", {"a": ["b"], "b": []}, {}, params={"a": {"pad": "x" * 200 + str(i)}})))
+                 for i in range(300)]  # fmt: skip
+        whole = gzip.compress(("\n".join(lines) + "\n").encode())
+        cut = tmp_path / "cut.jsonl.gz"
+        cut.write_bytes(whole[: len(whole) * 3 // 4])
+        db = tmp_path / "r.duckdb"
+        args = ["run", str(cut), "--db", str(db), "--workers", "1", "--baseline", "oracle", "--candidate", "oracle",
+                "--no-progress", "--batch-size", "8"]  # fmt: skip
+        assert main(args) == 4
+        err = " ".join(capsys.readouterr().err.split())
+        assert "the traces read before it are stored" in err
+        assert main(["summary", str(db), "--json"]) == 0
+        stored = json.loads(capsys.readouterr().out)["traces"]
+        assert 0 < stored < 300
+
+    def test_empty_corpus_is_a_harness_error(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """An empty corpus file exits 4 saying the corpus is empty, instead of a clean run of nothing."""
+        empty = tmp_path / "empty.jsonl"
+        empty.write_text("", encoding="utf-8")
+        assert main(["run", str(empty), "--db", str(tmp_path / "r.duckdb"), "--workers", "1", "--baseline",
+                     "oracle", "--candidate", "oracle", "--no-progress"]) == 4
+        assert "the corpus is empty" in " ".join(capsys.readouterr().err.split())
+
     def test_bad_inputs(self, corpus: Path, tmp_path: Path) -> None:
         """Unknown engines, missing corpus files and bad --sample exit 4."""
         db = str(tmp_path / "r.duckdb")
