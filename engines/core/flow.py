@@ -150,8 +150,9 @@ def decide(ct: CompiledTrace, run: RunState, now: float) -> Decision:
             next_due = due
     for prefix in run.open_scopes:
         scope = run.scopes[prefix]
-        # after a workflow timeout nothing new is created; readiness only changes when a step completes
-        if scope.waiting and scope.stopping != "TIME_OUT" and scope.scanned != run.completions:
+        # after a workflow timeout nothing new is created; readiness only changes when a step of this
+        # scope completes (Scope.completed, kept by RunState.with_attempt)
+        if scope.waiting and scope.stopping != "TIME_OUT" and scope.scanned != scope.completed:
             steps = ct.workflows[scope.workflow].steps
             still: list[str] = []
             for sid in scope.waiting:
@@ -172,7 +173,7 @@ def decide(ct: CompiledTrace, run: RunState, now: float) -> Decision:
                     ready.append(path)
                     continue
                 still.append(sid)
-            scope = evolve(scope, {"waiting": tuple(still), "scanned": run.completions})
+            scope = evolve(scope, {"waiting": tuple(still), "scanned": scope.completed})
             run = run.with_scope(scope)
     if len(run.open_scopes) == 1:  # the common case: only the root is open
         busy = {run.open_scopes[0]} if run.live or run.backoff else set()

@@ -89,7 +89,8 @@ class Scope:
     ended_at: float | None = None
     stopping: StopKind | None = None
     waiting: tuple[str, ...] = ()  # step ids with no attempt yet, in topological order
-    scanned: int = -1  # RunState.completions when ``waiting`` was last checked for readiness
+    scanned: int = -1  # ``completed`` when ``waiting`` was last checked for readiness
+    completed: int = 0  # how many times a latest attempt of a step of this scope became complete
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +148,13 @@ class RunState:
     ) -> None:
         if after.status.is_complete and (before is None or not before.status.is_complete):
             changes["completions"] = self.completions + 1
+            # readiness in a scope only changes when one of its own steps completes: count per scope
+            # so decide() rescans only that scope's waiting steps, not every open foreach iteration's
+            prefix = path[: path.rfind("/") + 1]
+            scopes = changes.get("scopes", self.scopes)
+            scope = scopes.get(prefix)
+            if scope is not None:
+                changes["scopes"] = with_entry(scopes, prefix, evolve(scope, {"completed": scope.completed + 1}))
         was_live = before is not None and not before.status.is_terminal
         is_live = not after.status.is_terminal
         if was_live != is_live:
@@ -276,13 +284,15 @@ def scope_to_json(s: Scope) -> list[Any]:
     """One scope as a plain JSON list (positional: it is stored once per child run)."""
     return [
         s.prefix, s.workflow, dict(s.params), s.instance_id, s.parent_step, s.status.value, s.started_at,
-        s.timeout_s, s.ended_at, s.stopping, list(s.waiting), s.scanned,
+        s.timeout_s, s.ended_at, s.stopping, list(s.waiting), s.scanned, s.completed,
     ]  # fmt: skip
 
 
 def scope_from_json(s: Sequence[Any]) -> Scope:
+    # a 12-element list predates ``completed``: 0 makes scanned != completed, i.e. one safe rescan
+    completed = s[12] if len(s) > 12 else 0
     return Scope(
-        s[0], s[1], s[2], s[3], s[4], _WORKFLOW_STATUS[s[5]], s[6], s[7], s[8], s[9], tuple(s[10]), s[11]
+        s[0], s[1], s[2], s[3], s[4], _WORKFLOW_STATUS[s[5]], s[6], s[7], s[8], s[9], tuple(s[10]), s[11], completed
     )
 
 
