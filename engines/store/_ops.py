@@ -22,6 +22,7 @@ from engines.store.protocol import Fence
 from engines.store.records import (
     STEP_TIME_FIELDS,
     GroupLease,
+    LeaseRenewal,
     LoadedRun,
     OutboxMessage,
     QueueTask,
@@ -178,6 +179,23 @@ _SQL_NEXT_VISIBLE = (
     "SELECT MIN(CASE WHEN owner IS NULL OR claimed_until < visible_at THEN visible_at ELSE claimed_until END) "
     "FROM queue"
 )
+
+
+_RENEW_CHUNK = 2_000
+"""Groups renewed per statement: 2 + 3 parameters per group stays far below SQLite's and libpq's
+parameter limits. Any realistic node (tens of groups) renews in one statement."""
+
+
+def _renew_sql(count: int) -> str:
+    """One UPDATE extending ``count`` leases, each only if still ``owner``'s at the given generation
+    and unexpired (a CASE keeps the per-group generation check flat, whatever the count)."""
+    marks = ", ".join("?" * count)
+    cases = " ".join("WHEN ? THEN ?" for _ in range(count))
+    return (
+        "UPDATE group_leases SET heartbeat_at = ?, expires_at = ? "
+        f"WHERE owner = ? AND expires_at > ? AND group_id IN ({marks}) AND generation = CASE group_id {cases} END "
+        "RETURNING group_id, generation"
+    )
 
 
 def _run(row: Sequence[Any]) -> WorkflowInstance:
@@ -474,3 +492,39 @@ class SqlOperations(SqlBackend):
                 current = int(rows[0][0]) if rows else None
                 raise StaleGenerationError(group_id, generation, current, database=self.database)
         return GroupLease(group_id, owner, generation, now, now + ttl)
+
+    def renew_leases(self, owner: str, held: Mapping[int, int], now: float, ttl: float) -> LeaseRenewal:
+        """Extend every lease ``owner`` holds -- ``held`` maps group id to generation -- in ONE statement.
+
+        Each lease is fenced on its own: one that expired or moved to another owner or generation is
+        not extended and comes back in ``lost`` with the group's current generation (one extra read,
+        only then). The renewed ones are extended even if others are lost; the caller decides what
+        losing a group means (the actor node stops). A heartbeat then costs one statement + commit per
+        node, whatever the number of groups."""
+        if not held:
+            return LeaseRenewal(renewed=(), lost={})
+        items = sorted(held.items())
+        renewed: dict[int, int] = {}
+        with self.transaction():
+            for start in range(0, len(items), _RENEW_CHUNK):
+                chunk = items[start : start + _RENEW_CHUNK]
+                params: list[Any] = [now, now + ttl, owner, now]
+                params.extend(g for g, _ in chunk)
+                for g, generation in chunk:
+                    params.extend((g, generation))
+                rows = self._write_returning("renew_leases", _renew_sql(len(chunk)), params)
+                renewed.update((int(r[0]), int(r[1])) for r in rows)
+            missing = [g for g, _ in items if g not in renewed]
+            lost: dict[int, int | None] = {}
+            if missing:
+                rows = self._read(
+                    "renew_leases",
+                    f"SELECT group_id, generation FROM group_leases WHERE group_id IN ({', '.join('?' * len(missing))})",
+                    missing,
+                )
+                current = {int(r[0]): int(r[1]) for r in rows}
+                lost = {g: current.get(g) for g in missing}
+        return LeaseRenewal(
+            renewed=tuple(GroupLease(g, owner, renewed[g], now, now + ttl) for g, _ in items if g in renewed),
+            lost=lost,
+        )

@@ -20,6 +20,7 @@ from typing import Protocol, runtime_checkable
 from engines.clock import Clock
 from engines.store.records import (
     GroupLease,
+    LeaseRenewal,
     LoadedRun,
     OutboxMessage,
     QueueTask,
@@ -98,5 +99,7 @@ class Store(Protocol):
     def acquire_lease(self, group_id: int, owner: str, now: float, ttl: float) -> GroupLease | None: ...
 
     def heartbeat(self, group_id: int, owner: str, generation: int, now: float, ttl: float) -> GroupLease: ...
+
+    def renew_leases(self, owner: str, held: Mapping[int, int], now: float, ttl: float) -> LeaseRenewal: ...
 
     def lease(self, group_id: int) -> GroupLease | None: ...

@@ -16,6 +16,7 @@ __all__ = [
     "DECIDER_PATH",
     "STEP_TIME_FIELDS",
     "GroupLease",
+    "LeaseRenewal",
     "LoadedRun",
     "OutboxMessage",
     "QueueTask",
@@ -162,3 +163,19 @@ class GroupLease:
     generation: int
     heartbeat_at: float
     expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRenewal:
+    """What one batched renewal (:meth:`Store.renew_leases`) did: the leases it extended, and the
+    groups it could not renew because the lease expired or moved to another owner or generation.
+
+    ``lost`` maps each such group to its current generation (None when it has no lease row), so the
+    node knows exactly which groups to stop acting for -- and fenced writes of those are rejected."""
+
+    renewed: tuple[GroupLease, ...]
+    lost: Mapping[int, int | None]
+
+    @property
+    def ok(self) -> bool:
+        return not self.lost
