@@ -32,7 +32,6 @@ from engines.api import ExecutionRecord, RunExecution
 from engines.clock import LiveClock
 from engines.core.definition import compile_trace
 from engines.runtimes import ReplayRuntime
-from engines.store.errors import StoreError
 from engines.store.latency import LatencyModel
 from engines.store.sqlite import SqliteConfig, SqliteStore
 
@@ -53,21 +52,13 @@ LIVE_CONFIG = ActorConfig(
 """Timers scaled for seconds-long live tests: a killed node's groups are claimed within 4 s."""
 
 
-def open_live_store(path: str, *, busy_timeout: float = 10.0, attempts: int = 5) -> SqliteStore:
+def open_live_store(path: str, *, busy_timeout: float = 10.0) -> SqliteStore:
     """The shared file in WAL mode, no simulated latency (the file takes real time).
 
-    Processes starting together on a fresh file race to create the schema; the loser's migration is
-    rolled back ("table ... already exists") and opening again finds the schema in place."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return SqliteStore(
-                SqliteConfig(path=path, latency=LatencyModel.zero(), busy_timeout=busy_timeout)
-            )
-        except StoreError as exc:
-            if "already exists" not in str(exc) or attempt == attempts:
-                raise
-            time.sleep(0.05 * attempt)
-    raise AssertionError("unreachable")
+    Processes starting together on a fresh file need no retry: the store checks the schema version and
+    migrates inside one ``BEGIN IMMEDIATE`` transaction, so the others wait for the first opener's
+    lock (up to ``busy_timeout``) and then find the schema in place."""
+    return SqliteStore(SqliteConfig(path=path, latency=LatencyModel.zero(), busy_timeout=busy_timeout))
 
 
 def _catalog(traces: Sequence[Trace]) -> dict[str, WorkflowEntry]:

@@ -1,7 +1,8 @@
 """An engine node: holds groups by lease, hosts their actors, heartbeats, sweeps and reconciles.
 
 Leases (MAESTRO-SEMANTICS §8.2, DESIGN "actor"): a node renews every owned group's lease each
-``heartbeat`` seconds (one transaction for all of them). For every group it does not own it keeps a
+``heartbeat`` seconds with ONE batched statement (``Store.renew_leases``, fenced per group), so a
+heartbeat costs one statement + commit per node whatever the number of groups. For every group it does not own it keeps a
 claim check timed at the lease's expiry; a lease that expired is claimed with generation + 1 and the
 group's unfinished runs are resumed from the store -- so a takeover happens at most ``lease_expiry``
 seconds after the owner's last heartbeat. Every write of a group is fenced with its generation; the
@@ -35,6 +36,11 @@ __all__ = ["Node"]
 
 def generation_taken_over(generation: int) -> bool:
     return generation > 1
+
+
+def store_name(store: object) -> str:
+    """The store's database name for error messages (``:memory:`` when it does not say)."""
+    return str(getattr(store, "database", ":memory:"))
 
 
 def target_of(group_id: int) -> str:
@@ -228,13 +234,22 @@ class Node:
             self._at(("claim", group_id), max(lease.expires_at, now), lambda: self._claim(group_id))
 
     def _heartbeat(self) -> None:
+        """Renew every lease this node holds in one statement (plus the pending acknowledgements),
+        one transaction: the cost is per node and interval, not per group. Idle groups are renewed
+        too -- the node keeps ownership as Maestro does -- since that costs nothing extra. A lease the
+        store did not renew (expired, or taken over with a newer generation) means this node's memory
+        of that group is no longer the owner's: the node stops, as on a fenced write."""
         store = self.store
         now = self.clock.now()
         before = store.counters["round_trips"]
+        held = {g: group.generation for g, group in self.groups.items()}
         try:
             with store.transaction():
-                for g, group in list(self.groups.items()):
-                    store.heartbeat(g, self.node_id, group.generation, now, self.config.lease_expiry)
+                renewal = store.renew_leases(self.node_id, held, now, self.config.lease_expiry)
+                if renewal.lost:  # roll back the renewals and acknowledgements: this node stops
+                    self.counters["leases_lost"] += len(renewal.lost)
+                    group_id, current = min(renewal.lost.items())
+                    raise StaleGenerationError(group_id, held[group_id], current, database=store_name(store))
                 self.flush_acks()
         except StaleGenerationError as exc:
             self.fenced(exc.group_id, exc)
