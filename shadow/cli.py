@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-__all__ = ["EXIT_FAIL", "EXIT_HARNESS", "EXIT_INTERRUPTED", "EXIT_OK", "main"]
+__all__ = ["EXIT_FAIL", "EXIT_HARNESS", "EXIT_INTERRUPTED", "EXIT_OK", "finite_number", "main"]
 
 EXIT_OK = 0
 EXIT_FAIL = 1
@@ -34,6 +35,24 @@ COMMAND_MODULES = (
     "shadow.commands.rollout",
     "shadow.commands.capture",
 )
+
+
+def finite_number(*, positive: bool) -> Callable[[str], float]:
+    """An argparse type for seconds and thresholds: finite, and > 0 (positive) or >= 0. ``float()`` alone
+    takes 'nan', and a NaN threshold compares false with everything (a NaN noise threshold hid every
+    divergence)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
+        if not math.isfinite(value) or value < 0 or (positive and value == 0):
+            raise argparse.ArgumentTypeError(
+                f"{text!r} must be a finite number {'> 0' if positive else '>= 0'}")
+        return value
+
+    return parse
 
 
 class _Parser(argparse.ArgumentParser):

@@ -58,6 +58,11 @@ def run(args: argparse.Namespace) -> int:
         err.print(f"shadow corpus import: no such file or folder: {escape(str(missing[0]))}")
         return 4
     importer = IMPORTERS[args.source]
+    if not importer.discover(args.paths):
+        # An empty folder or the wrong --from: writing an empty corpus and exiting 0 would hide it.
+        err.print(f"shadow corpus import: no {args.source} input found in {escape(', '.join(map(str, args.paths)))}; "
+                  "check the paths and --from", highlight=False)
+        return 4
     imported, quarantined = 0, []
     try:
         with ExitStack() as stack:

@@ -17,6 +17,7 @@ from rich.table import Table
 from corpora.codec import encode
 from engines.actor.faults import FAULT_SYNTAX
 from engines.api import EngineError, ExecutionRecord, ReplayOptions
+from shadow.cli import finite_number
 from shadow.engines import EngineSpecError, build_engine, resolve_engine
 from shadow.sources import read_corpus
 
@@ -29,8 +30,9 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.add_argument("path", help="a shadow-trace/1 JSON Lines file")
     p.add_argument("--trace", help="trace id (default: the first trace in the file)")
     p.add_argument("--engine", default="legacy", help="legacy|actor|oracle|module:factory (default legacy)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--time-limit", type=float, default=30 * 24 * 3600.0)
+    p.add_argument("--seed", type=int, default=0, help="engine seed (default 0)")
+    p.add_argument("--time-limit", type=finite_number(positive=True), default=30 * 24 * 3600.0,
+                   help="virtual seconds after which an unfinished run is reported stuck (default 30 days)")
     p.add_argument("--json", action="store_true", help="print the record as JSON")
     p.add_argument("--nodes", type=int, help="engine nodes (engines whose factory accepts nodes=)")
     p.add_argument("--fault", action="append", default=[],

@@ -48,3 +48,24 @@ class TestUnexpectedErrors:
         """Ctrl-C inside a command exits 130."""
         monkeypatch.setattr(summary, "summary_command", _raising(KeyboardInterrupt()))
         assert cli.main(["summary", "x.duckdb"]) == cli.EXIT_INTERRUPTED
+
+
+class TestNumberFlags:
+    @pytest.mark.parametrize("value", ["nan", "inf", "-1", "0", "x"])
+    def test_replay_time_limit_rejects_non_positive(self, value: str) -> None:
+        """replay --time-limit must be a finite number > 0: a usage error with exit 4."""
+        with pytest.raises(SystemExit) as info:
+            cli.main(["replay", "c.jsonl", "--time-limit", value])
+        assert info.value.code == cli.EXIT_HARNESS
+
+    @pytest.mark.parametrize("flag", ["--noise-relative", "--noise-absolute"])
+    def test_run_noise_threshold_rejects_nan(self, flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+        """run --noise-relative nan (which would hide every divergence) is a usage error with exit 4."""
+        with pytest.raises(SystemExit) as info:
+            cli.main(["run", "c.jsonl", "--db", "r.duckdb", flag, "nan"])
+        assert info.value.code == cli.EXIT_HARNESS
+        assert "must be a finite number >= 0" in capsys.readouterr().err
+
+    def test_zero_noise_threshold_is_allowed(self) -> None:
+        """A threshold of 0 (no tolerance) parses."""
+        assert cli.finite_number(positive=False)("0") == 0.0

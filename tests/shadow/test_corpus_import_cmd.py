@@ -36,6 +36,14 @@ class TestCorpusImportCommand:
         assert "unresolved_subworkflow: 1" in err
         assert out.stat().st_size > 0
 
+    def test_folder_without_inputs_is_a_harness_error(self, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+        """A folder holding no file of the --from format exits 4 saying nothing was found."""
+        empty = tmp_path / "nothing"
+        empty.mkdir()
+        assert main(["corpus", "import", "--from", "argo", str(empty), "-o", str(tmp_path / "o.jsonl")]) == 4
+        assert "no argo input found" in capsys.readouterr().err
+
     def test_bad_rate_is_a_harness_error(self, tmp_path: Path) -> None:
         """A failure rate outside [0, 1] exits 4 before reading anything."""
         code = main(["corpus", "import", "--from", "maestro", str(RESOURCES / "maestro"), "-o", str(tmp_path / "x"),
