@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import platform
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 __all__ = ["machine", "render", "targets"]
@@ -119,8 +120,12 @@ def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
         yield prefix, value
 
 
-def render(doc: Mapping[str, Any], command: str) -> str:
-    """The whole Markdown page."""
+NOTES = Path(__file__).resolve().parent / "NOTES.md"
+
+
+def render(doc: Mapping[str, Any], command: str, notes: Path = NOTES) -> str:
+    """The whole Markdown page; ``notes`` (hand-written: profiles, changes, why targets are missed)
+    is appended verbatim when it exists."""
     m = doc.get("machine") or machine()
     lines = [
         "# Benchmarks",
@@ -154,4 +159,6 @@ def render(doc: Mapping[str, Any], command: str) -> str:
             continue
         lines += ["| figure | value |", "|---|---:|"]
         lines += [f"| {k} | {_fmt(v)} |" for k, v in _flatten(result) if k != "bench"]
+    if notes.is_file():
+        lines += ["", notes.read_text(encoding="utf-8").rstrip()]
     return "\n".join(lines) + "\n"

@@ -26,7 +26,8 @@ class TestCowMapModel:
             versions.append((base.set(key, value), new_model))
         for cow, model in versions:
             assert list(cow.items()) == list(model.items())
-            assert list(cow) == list(model) and list(cow.values()) == list(model.values())
+            assert list(cow) == list(model)
+            assert list(cow.values()) == list(model.values())
             assert len(cow) == len(model)
             for i in range(3 * CHUNK + 1):
                 assert cow.get(f"k{i}") == model.get(f"k{i}")
@@ -48,7 +49,8 @@ class TestCowMapModel:
         """A CowMap equals the dict with the same items (both ways) and survives pickling."""
         cow = CowMap({f"k{i}": i for i in range(200)}).set("k5", -5)
         expected = {f"k{i}": (-5 if i == 5 else i) for i in range(200)}
-        assert cow == expected and expected == cow
+        assert cow == expected
+        assert expected == cow
         assert pickle.loads(pickle.dumps(cow)) == expected
 
 
@@ -57,11 +59,14 @@ class TestWithEntry:
         """Below the threshold with_entry returns a plain dict copy and leaves the input unchanged."""
         src = {"a": 1}
         out = with_entry(src, "b", 2)
-        assert type(out) is dict and out == {"a": 1, "b": 2} and src == {"a": 1}
+        assert type(out) is dict
+        assert out == {"a": 1, "b": 2}
+        assert src == {"a": 1}
 
     def test_large_maps_become_cowmaps_in_order(self) -> None:
         """From the threshold on, the result is a CowMap with the dict's order and the new entry last."""
         src = {f"k{i}": i for i in range(COW_THRESHOLD)}
         out = with_entry(src, "new", -1)
         assert isinstance(out, CowMap)
-        assert list(out) == [*src, "new"] and len(src) == COW_THRESHOLD
+        assert list(out) == [*src, "new"]
+        assert len(src) == COW_THRESHOLD

@@ -37,13 +37,15 @@ class TestEvolve:
         a = Attempt("p", "p", 1, StepStatus.CREATED, 1.0, 1.0, counters=RetryCounters(1, 0, 0))
         changes = {"status": StepStatus.RUNNING, "started_at": 5.0, "note": "n"}
         assert evolve(a, changes) == dataclasses.replace(a, **changes)  # type: ignore[arg-type]
-        assert a.status is StepStatus.CREATED and a.started_at is None
+        assert a.status is StepStatus.CREATED
+        assert a.started_at is None
 
     def test_scope_without_changes_is_an_equal_copy(self) -> None:
         """No changes: an equal but distinct object (callers rely on identity to spot changes)."""
         s = Scope("fan[0]/", "wf", {"x": 1}, 2, "fan", WorkflowStatus.IN_PROGRESS, 0.0, 60.0, waiting=("a",))
         copy = evolve(s, {})
-        assert copy == s and copy is not s
+        assert copy == s
+        assert copy is not s
 
     def test_every_field_can_change(self) -> None:
         """Each field of Attempt is copied and overridable (a generated copier that forgot one fails)."""
