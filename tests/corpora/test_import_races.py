@@ -102,6 +102,31 @@ class TestRaceMargin:
             ImportOptions(race_margin=margin)
 
 
+class TestRaceMarginCommand:
+    def test_cli_margin_reaches_the_trace(self, tmp_path: Path) -> None:
+        """`shadow corpus import --race-margin 30` writes traces tagged with that margin."""
+        from corpora.io import read_traces
+        from shadow.cli import main
+
+        source = tmp_path / "race-fan.json"
+        source.write_text(json.dumps(_FAN), encoding="utf-8")
+        out = tmp_path / "out.jsonl"
+        assert main(["corpus", "import", "--from", "maestro", str(source), "-o", str(out), "--race-margin", "30"]) == 0
+        (item,) = list(read_traces([out]))
+        assert item.trace is not None
+        assert "race-margin:30" in item.trace.metadata.tags
+
+    def test_cli_negative_margin_exits_4(self, tmp_path: Path) -> None:
+        """A negative --race-margin is a bad option: exit 4, nothing imported."""
+        from shadow.cli import main
+
+        source = tmp_path / "race-fan.json"
+        source.write_text(json.dumps(_FAN), encoding="utf-8")
+        code = main(["corpus", "import", "--from", "maestro", str(source), "-o", str(tmp_path / "o.jsonl"),
+                     "--race-margin", "-1"])
+        assert code == 4
+
+
 class TestBackoffDelays:
     def test_default_exponential_backoff(self) -> None:
         """Without a backoff, user-error retries wait 60 s, 120 s, 240 s (Maestro's defaults)."""
