@@ -257,7 +257,9 @@ class Node:
         except StoreError:
             self.counters["store_errors"] += 1
         finally:
-            self.counters["background_round_trips"] += store.counters["round_trips"] - before
+            spent = store.counters["round_trips"] - before
+            self.counters["background_round_trips"] += spent
+            self.counters["heartbeat_round_trips"] += spent
         self.counters["heartbeats"] += 1
         self.spawn(self._settle())
         self._at("heartbeat", now + self.config.heartbeat, self._heartbeat)
