@@ -70,31 +70,39 @@ def _translate(error: Exception, database: str) -> StoreError:
     return StoreError(f"{type(error).__name__}: {text}", database=database)
 
 
+_MIGRATION_LOCK = 0x5348_4144_4F57  # pg_advisory_xact_lock key of the store's migrations ("SHADOW")
+
+
 def _apply_migrations(conn: Any, database: str, migrations: tuple[Migration, ...] = MIGRATIONS) -> list[int]:
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_version ("
-        "version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)"
-    )
-    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-    have = int(row[0]) if row and row[0] is not None else 0
+    """Check the version and apply the missing migrations in ONE transaction that first takes a
+    transaction-scoped advisory lock: servers opened by several nodes at once migrate exactly once
+    (the others wait for the lock, then find the schema in place). PostgreSQL's DDL is transactional,
+    so a failing migration leaves nothing behind."""
     latest = migrations[-1].version
-    if have > latest:
-        raise StoreSchemaError(
-            f"schema version {have} is newer than this code knows ({latest}); upgrade workflow-shadow",
-            database=database,
-        )
     applied: list[int] = []
-    for migration in migrations:
-        if migration.version <= have:
-            continue
-        with conn.transaction():
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version ("
+            "version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        have = int(row[0]) if row and row[0] is not None else 0
+        if have > latest:
+            raise StoreSchemaError(
+                f"schema version {have} is newer than this code knows ({latest}); upgrade workflow-shadow",
+                database=database,
+            )
+        for migration in migrations:
+            if migration.version <= have:
+                continue
             for statement in migration.statements:
                 conn.execute(postgres_statement(statement))
             conn.execute(
                 "INSERT INTO schema_version (version, description, applied_at) VALUES (%s, %s, CURRENT_TIMESTAMP)",
                 (migration.version, migration.description),
             )
-        applied.append(migration.version)
+            applied.append(migration.version)
     return applied
 
 

@@ -203,3 +203,51 @@ class TestPostgresQueueAndLeases:
         every = claimed["w1"] + claimed["w2"]
         assert len(every) == 200
         assert len(set(every)) == 200
+
+
+class TestPostgresLeaseRenewalAndMigrations:
+    def test_batched_renewal_matches_sqlite(self, make_store: Callable[..., PostgresStore]) -> None:
+        """renew_leases renews, reports lost groups with their generation, and costs the same round trips as SQLite."""
+        results = []
+        for store in (make_store(), SqliteStore(SqliteConfig(latency=LatencyModel.zero()))):
+            for g in range(4):
+                store.acquire_lease(g, "a", 0.0, ttl=10.0)
+            store.renew_leases("a", {0: 1, 1: 1, 3: 1}, 8.0, 10.0)
+            store.acquire_lease(2, "b", 12.0, ttl=10.0)
+            before = store.counters["round_trips"]
+            renewal = store.renew_leases("a", dict.fromkeys(range(4), 1), 12.0, 10.0)
+            results.append(
+                (dict(renewal.lost), [lease.group_id for lease in renewal.renewed], store.counters["round_trips"] - before)
+            )
+        assert results[0] == results[1] == ({2: 2}, [0, 1, 3], 3)
+
+    def test_concurrent_opens_of_an_empty_schema_migrate_once(
+        self, make_store: Callable[..., PostgresStore], server_dsn: str
+    ) -> None:
+        """Six connections opening an empty database at once all succeed; each migration is recorded once."""
+        make_store().close()
+        with psycopg.connect(server_dsn, autocommit=True) as admin:
+            admin.execute("DROP SCHEMA public CASCADE")
+            admin.execute("CREATE SCHEMA public")
+        barrier = threading.Barrier(6)
+        errors: list[BaseException] = []
+        stores: list[PostgresStore] = []
+
+        def open_store() -> None:
+            barrier.wait()
+            try:
+                stores.append(PostgresStore(PostgresConfig(dsn=server_dsn)))
+            except BaseException as exc:  # collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_store) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        for store in stores:
+            store.close()
+        assert errors == []
+        with psycopg.connect(server_dsn, autocommit=True) as admin:
+            versions = [r[0] for r in admin.execute("SELECT version FROM schema_version ORDER BY version")]
+        assert versions == [1, 2]
