@@ -14,7 +14,7 @@ from collections import Counter
 from typing import Any
 
 from engines.router import RootWorkflow
-from shadow.cli import EXIT_FAIL, EXIT_HARNESS, EXIT_OK
+from shadow.cli import EXIT_FAIL, EXIT_HARNESS, EXIT_OK, finite_number
 from shadow.gate.cohorts import load_cohorts
 from shadow.gate.errors import GateError, RolloutRefused
 from shadow.gate.evidence import workflows_in
@@ -34,6 +34,14 @@ def _actor() -> str:
         return "unknown"
 
 
+def _percent(text: str) -> float:
+    """--to: a usage error (exit 4) when it is not a percentage, rather than a refusal (exit 1)."""
+    value = finite_number(positive=True)(text)
+    if value > 100.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is above 100 (100 = cutover)")
+    return value
+
+
 def register(sub: Any, groups: dict[str, Any]) -> None:
     rollout = sub.add_parser("rollout", help="show and change the rollout state of cohorts (shadow, canary, cutover)")
     actions = rollout.add_subparsers(dest="rollout_command", metavar="ACTION", parser_class=type(rollout))
@@ -51,7 +59,7 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     )
     advance.add_argument("cohort", metavar="COHORT")
     advance.add_argument("--db", required=True, metavar="DATABASE")
-    advance.add_argument("--to", type=float, metavar="PERCENT", help="canary percentage to go to (100 = cutover)")
+    advance.add_argument("--to", type=_percent, metavar="PERCENT", help="canary percentage to go to (100 = cutover)")
     advance.add_argument("--actor", default=None, help="who made the change (default: the login name)")
     advance.add_argument("--note", default="", help="why, for the history")
     advance.set_defaults(func=_advance)

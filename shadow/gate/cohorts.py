@@ -209,6 +209,11 @@ def load_cohorts(path: str | Path) -> tuple[Cohort, ...]:
         raise CohortFileError(
             f"cannot read the cohorts file ({exc.strerror or exc})", where=str(path), hint="check --cohorts"
         ) from exc
+    except UnicodeDecodeError as exc:
+        raise CohortFileError(
+            f"the cohorts file is not UTF-8 text ({exc.reason} at byte {exc.start})", where=str(path),
+            hint="check --cohorts points at the TOML file (see examples/cohorts.toml)",
+        ) from exc
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -80,6 +80,17 @@ class TestExitCodes:
         assert gate(db.build(), bad) == 4
 
 
+    def test_binary_cohorts_file_is_a_harness_error(self, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+        """A cohorts file that is not UTF-8 (a binary passed by mistake) exits 4 saying so."""
+        db = GateDb(tmp_path / "r.duckdb")
+        db.add_traces(5)
+        bad = tmp_path / "c.toml"
+        bad.write_bytes(b"\xa0\xff\x00binary")
+        assert gate(db.build(), bad) == 4
+        assert "not UTF-8 text" in capsys.readouterr().err
+
+
 class TestArtifactsAndStorage:
     def test_artifacts_written_and_verdicts_stored(self, tmp_path: Path, cohorts: Path) -> None:
         """--json/--junit/--markdown land where asked and the verdict row lands in the database."""

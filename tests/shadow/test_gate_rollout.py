@@ -146,6 +146,13 @@ class TestCommand:
         assert "canary 5 %" in out.splitlines()[-1]
         assert main(["rollout", "rollback", "etl", "--db", str(db)]) == 0
 
+    @pytest.mark.parametrize("to", ["250", "0", "-5", "nan"])
+    def test_cli_bad_percentage_is_a_usage_error(self, db: Path, to: str) -> None:
+        """advance --to outside (0, 100] is a usage error (exit 4), not a refusal (exit 1)."""
+        with pytest.raises(SystemExit) as info:
+            main(["rollout", "advance", "etl", "--db", str(db), "--to", to])
+        assert info.value.code == 4
+
     def test_cli_bad_database_exits_4(self, tmp_path: Path) -> None:
         """status on a missing database is a harness error (exit 4)."""
         assert main(["rollout", "status", "--db", str(tmp_path / "absent.duckdb")]) == 4
