@@ -27,9 +27,19 @@ def _install(session: nox.Session, *groups: str) -> None:
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Run the test suite (pass pytest arguments after --)."""
+    """Run the test suite, without the tests marked ``slow`` (pass other pytest arguments after --).
+
+    This is what .ci/run runs. ``nox -s tests_slow`` runs the slow ones (whole-corpus engine
+    comparisons, large real traces) - tens of minutes on two cores."""
     _install(session, "test")
-    session.run("pytest", *session.posargs)
+    session.run("pytest", *(session.posargs or ["-m", "not slow"]))
+
+
+@nox.session(python=PYTHON)
+def tests_slow(session: nox.Session) -> None:
+    """Run only the tests marked ``slow``."""
+    _install(session, "test")
+    session.run("pytest", "-m", "slow", *session.posargs)
 
 
 @nox.session(python=PYTHON)
