@@ -49,7 +49,7 @@ __all__ = [
 
 FORMAT = "shadow-trace/1"
 
-JsonValue: TypeAlias = "None | bool | int | float | str | list[JsonValue] | dict[str, JsonValue]"
+JsonValue: TypeAlias = "bool | int | float | str | list[JsonValue] | dict[str, JsonValue] | None"
 
 
 class StepType(StrEnum):

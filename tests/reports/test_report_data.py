@@ -28,7 +28,7 @@ class TestOpening:
         """A text file posing as a database is a ReportDataError, not a DuckDB traceback."""
         path = tmp_path / "fake.duckdb"
         path.write_text("hello")
-        with pytest.raises(ReportDataError, match="cannot open"):
+        with pytest.raises(ReportDataError, match=r"cannot open.*pass a database written by 'shadow run'"):
             ResultsReader(path)
 
     def test_database_held_by_a_writer(self, tmp_path: Path) -> None:
@@ -36,7 +36,7 @@ class TestOpening:
         summary = build_results_db(tmp_path / "busy.duckdb", n_traces=2)
         writer = duckdb.connect(str(summary.path))
         try:
-            with pytest.raises(ReportDataError, match="another process writing it"):
+            with pytest.raises(ReportDataError, match="another process holds the database"):
                 ResultsReader(summary.path)
         finally:
             writer.close()
