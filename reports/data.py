@@ -34,6 +34,7 @@ from reports.records import (
     Waiver,
 )
 from shadow.results.schema import SCHEMA_VERSION, TABLES
+from shadow.results.store import open_failure_hint
 
 __all__ = [
     "CDF_PROBABILITIES",
@@ -109,7 +110,7 @@ class ResultsReader:
             self._con = duckdb.connect(str(self.path), read_only=True)
         except duckdb.Error as exc:
             raise ReportDataError(
-                f"{self.path}: cannot open as a DuckDB results database ({exc}); is another process writing it?"
+                f"{self.path}: cannot open as a DuckDB results database ({exc}); {open_failure_hint(exc)}"
             ) from exc
         present = {r[0] for r in self._con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         missing = sorted({"traces", "runs", "divergences"} - present)

@@ -21,6 +21,7 @@ from shadow.gate.errors import ResultsDatabaseError
 from shadow.gate.evidence import collect_evidence, open_results
 from shadow.gate.verdict import CohortVerdict, Verdict, exit_code, judge_cohort, worst
 from shadow.results.schema import TABLES
+from shadow.results.store import open_failure_hint
 
 __all__ = ["GateResult", "evaluate", "store_verdicts", "verdict_id"]
 
@@ -80,7 +81,7 @@ def store_verdicts(database: str | Path, result: GateResult) -> list[str]:
         con = duckdb.connect(str(database))
     except duckdb.Error as exc:
         raise ResultsDatabaseError(
-            f"cannot open for writing ({exc})", where=str(database), hint="is another process writing it?"
+            f"cannot open for writing ({exc})", where=str(database), hint=open_failure_hint(exc)
         ) from exc
     try:
         con.execute(TABLES["verdicts"])

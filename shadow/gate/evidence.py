@@ -20,6 +20,7 @@ import pyarrow as pa
 from engines.router import RootWorkflow
 from shadow.gate.cohorts import Cohort
 from shadow.gate.errors import ResultsDatabaseError
+from shadow.results.store import open_failure_hint
 
 __all__ = ["CohortEvidence", "ExpiredEntry", "Finding", "collect_evidence", "open_results", "workflows_in"]
 
@@ -81,7 +82,7 @@ def open_results(path: str | Path) -> duckdb.DuckDBPyConnection:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as exc:
         raise ResultsDatabaseError(
-            f"cannot open as DuckDB ({exc})", where=str(path), hint="is it a results database written by shadow run?"
+            f"cannot open as DuckDB ({exc})", where=str(path), hint=open_failure_hint(exc)
         ) from exc
     present: dict[str, set[str]] = {}
     for table, column in con.execute(

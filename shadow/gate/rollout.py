@@ -21,6 +21,7 @@ from engines.router import CohortRoute, RolloutPhase, Router
 from shadow.gate.cohorts import Cohort
 from shadow.gate.errors import ResultsDatabaseError, RolloutRefused
 from shadow.results.schema import TABLES
+from shadow.results.store import open_failure_hint
 
 __all__ = ["CANARY_STEPS", "RolloutBook", "RolloutState", "StoredVerdict", "build_router"]
 
@@ -75,7 +76,7 @@ class RolloutBook:
             con.execute(TABLES["rollout_history"])
         except duckdb.Error as exc:
             raise ResultsDatabaseError(
-                f"cannot open for the rollout ({exc})", where=str(self.database), hint="is another process using it?"
+                f"cannot open for the rollout ({exc})", where=str(self.database), hint=open_failure_hint(exc)
             ) from exc
         return con
 

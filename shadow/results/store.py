@@ -38,10 +38,11 @@ class ResultsError(Exception):
 def open_failure_hint(exc: BaseException) -> str:
     """What to do about a DuckDB file that would not open: a lock held by another process needs waiting,
     not a new file name (the message names the holder's PID)."""
-    if "lock" in str(exc).lower():
+    text = str(exc).lower()
+    if "lock" in text or "different configuration" in text:  # another process / a writer in this one
         return ("another process holds the database (see the PID above): wait for it to finish or stop it, "
                 "then rerun; a 'shadow run' resumes where it stopped")
-    return "give a new file name or a database written by 'shadow run'"
+    return "pass a database written by 'shadow run' ('shadow run' also takes a new file name)"
 
 
 class ResultsStore:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -70,6 +72,26 @@ class TestExitCodes:
         duckdb.connect(str(path)).close()
         assert gate(path, cohorts) == 4
         assert "table 'traces' is missing" in capsys.readouterr().err
+
+    def test_database_held_by_another_process(self, tmp_path: Path, cohorts: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+        """A database another process holds exits 4 and says to wait for that process."""
+        db = GateDb(tmp_path / "r.duckdb")
+        db.add_traces(5)
+        path = db.build()
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+             "sys.stdin.read()", str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout is not None
+            assert holder.stdout.readline().strip() == "held"
+            assert gate(path, cohorts) == 4
+            assert "another process holds the database" in capsys.readouterr().err
+        finally:
+            assert holder.stdin is not None
+            holder.stdin.close()
+            holder.wait(timeout=30)
+            holder.stdout.close()
 
     def test_bad_cohorts_file_is_a_harness_error(self, tmp_path: Path) -> None:
         """A cohorts file that is not TOML exits 4."""
