@@ -11,6 +11,7 @@ carries no timestamp, so the same traces always give the same bytes.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -207,10 +208,14 @@ def _parse_line(name: str, number: int, line: bytes, seen_ids: dict[str, str]) -
 class TraceWriter:
     """Write traces as JSON Lines to ``path`` (gzip when it ends with ``.gz``; ``-`` is stdout).
 
-    Use as a context manager; the file is complete once the ``with`` block exits."""
+    Use as a context manager; the file is complete once the ``with`` block exits. Lines go to
+    ``PATH.partial`` first, renamed to ``PATH`` only when the block ends cleanly: an interrupted or
+    failed write (Ctrl-C in ``shadow corpus generate``) leaves no shorter corpus that reads as valid,
+    and an existing ``PATH`` stays as it was."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
+        self._partial = self.path + ".partial"
         self._raw: IO[bytes] | None = None
         self._out: IO[bytes] | None = None
         self.count = 0
@@ -221,7 +226,9 @@ class TraceWriter:
             self._out = sys.stdout.buffer
         else:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._raw = open(self.path, "wb")
+            if os.path.exists(self.path) and not os.path.isfile(self.path):
+                self._partial = self.path  # /dev/null, a FIFO or a directory (open fails): never rename over it
+            self._raw = open(self._partial, "wb")
             if self.path.endswith(".gz"):
                 # filename="" and mtime=0: no name or timestamp in the header, so output is byte-stable.
                 gz = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, mtime=0)
@@ -247,9 +254,18 @@ class TraceWriter:
             if self._out is not None:
                 self._out.flush()  # stdout: flush, never close
         else:
-            if self._out is not None and self._out is not self._raw:
-                self._out.close()  # the gzip trailer
-            self._raw.close()
+            try:
+                if self._out is not None and self._out is not self._raw:
+                    self._out.close()  # the gzip trailer
+            finally:
+                self._raw.close()
+            if self._partial != self.path:
+                try:
+                    if exc_type is None:
+                        os.replace(self._partial, self.path)
+                finally:
+                    with contextlib.suppress(OSError):
+                        os.unlink(self._partial)  # after a clean replace it is already gone
         self._out = self._raw = None
 
 

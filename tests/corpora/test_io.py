@@ -58,6 +58,43 @@ class TestRoundTrip:
         assert load_trace(encode(trace)) == trace
 
 
+def _write_then_raise(target: Path, exc: BaseException) -> None:
+    with TraceWriter(target) as writer:
+        writer.write(chain_trace(3, trace_id="new"))
+        raise exc
+
+
+class TestWriterAtomicity:
+    @pytest.mark.parametrize("name", ["c.jsonl", "c.jsonl.gz"])
+    def test_interrupted_write_leaves_no_corpus(self, tmp_path: Path, name: str) -> None:
+        """Ctrl-C inside the with block leaves neither the corpus nor its .partial file behind."""
+        target = tmp_path / name
+        with pytest.raises(KeyboardInterrupt):
+            _write_then_raise(target, KeyboardInterrupt())
+        assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+    def test_failed_rewrite_keeps_the_old_corpus(self, tmp_path: Path) -> None:
+        """A rewrite that fails half way leaves the previous file byte for byte."""
+        target = tmp_path / "c.jsonl"
+        write_traces(target, [chain_trace(2, trace_id="old")])
+        before = target.read_bytes()
+        with pytest.raises(ValueError, match="boom"):
+            _write_then_raise(target, ValueError("boom"))
+        assert target.read_bytes() == before
+
+    def test_clean_write_renames_into_place(self, tmp_path: Path) -> None:
+        """A clean block leaves only the final file, and it reads back."""
+        target = tmp_path / "c.jsonl.gz"
+        assert write_traces(target, [chain_trace(2)]) == 1
+        assert [p.name for p in tmp_path.iterdir()] == ["c.jsonl.gz"]
+        assert [item.ok for item in read_traces([target])] == [True]
+
+    def test_device_target_is_written_in_place(self) -> None:
+        """/dev/null is written directly, never renamed over."""
+        assert write_traces("/dev/null", [chain_trace(2)]) == 1
+        assert not Path("/dev/null").is_file()
+
+
 def _write_lines(path: Path, lines: list[str]) -> Path:
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return path
