@@ -129,7 +129,9 @@ class RunState:
 
     def with_scope(self, s: Scope) -> RunState:
         """Replace (or add) a scope; a scope turning terminal leaves ``open_scopes``."""
-        changes: dict[str, Any] = {"scopes": with_entry(self.scopes, s.prefix, s)}
+        scopes = dict(self.scopes)  # a plain dict: foreach code reads every iteration's scope by key
+        scopes[s.prefix] = s
+        changes: dict[str, Any] = {"scopes": scopes}
         if s.prefix not in self.open_scopes and not s.status.is_terminal:
             changes["open_scopes"] = (*self.open_scopes, s.prefix)
         elif s.status.is_terminal and s.prefix in self.open_scopes:
@@ -154,7 +156,9 @@ class RunState:
             scopes = changes.get("scopes", self.scopes)
             scope = scopes.get(prefix)
             if scope is not None:
-                changes["scopes"] = with_entry(scopes, prefix, evolve(scope, {"completed": scope.completed + 1}))
+                scopes = dict(scopes)
+                scopes[prefix] = evolve(scope, {"completed": scope.completed + 1})
+                changes["scopes"] = scopes
         was_live = before is not None and not before.status.is_terminal
         is_live = not after.status.is_terminal
         if was_live != is_live:
