@@ -33,6 +33,7 @@ from corpora.errors import TraceError
 from corpora.generator import generate_corpus
 from corpora.io import DEFAULT_MAX_LINE_BYTES, TraceItem, TraceWriter, read_traces
 from corpora.stats import CorpusStats, StatsAccumulator
+from shadow.results.store import overwrite_problem
 
 __all__ = ["register"]
 
@@ -128,6 +129,10 @@ def _emit_json(data: object) -> None:
 def run_generate(args: argparse.Namespace) -> int:
     err = _stderr()
     digest = hashlib.sha256()
+    problem = overwrite_problem(args.output, "-o")
+    if problem:
+        err.print(f"shadow corpus generate: {escape(problem)}")
+        return EXIT_HARNESS
     try:
         with TraceWriter(args.output) as writer, _progress(err, args.quiet, "generate", args.count, False) as advance:
             for trace in generate_corpus(args.seed, args.count):

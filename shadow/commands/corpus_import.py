@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from corpora.importers import IMPORTERS, ImportOptions, run_import
 from corpora.io import TraceWriter
+from shadow.results.store import overwrite_problem
 
 __all__ = ["register"]
 
@@ -56,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
     missing = [p for p in args.paths if not p.exists()]
     if missing:
         err.print(f"shadow corpus import: no such file or folder: {escape(str(missing[0]))}")
+        return 4
+    problem = overwrite_problem(args.output, "-o")
+    if problem:
+        err.print(f"shadow corpus import: {escape(problem)}")
         return 4
     importer = IMPORTERS[args.source]
     if not importer.discover(args.paths):

@@ -19,6 +19,7 @@ from shadow.gate.cohorts import load_cohorts
 from shadow.gate.errors import GateError
 from shadow.gate.evaluate import evaluate, store_verdicts
 from shadow.gate.outputs import dumps, to_junit, to_markdown, write_artifact
+from shadow.results.store import overwrite_problem
 
 __all__ = ["register", "run_gate"]
 
@@ -68,6 +69,9 @@ def _write_artifacts(args: argparse.Namespace, result: Any) -> None:
                                ("--markdown", args.markdown, to_markdown)):  # fmt: skip
         if not path:
             continue
+        problem = overwrite_problem(path, flag)
+        if problem:
+            raise OSError(problem)
         try:
             write_artifact(path, render(result))
         except OSError as exc:

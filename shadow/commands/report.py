@@ -9,6 +9,7 @@ from typing import Any
 
 from reports.data import ReportDataError, ReportLimits
 from reports.render import ReportOptions, write_report
+from shadow.results.store import overwrite_problem
 
 __all__ = ["register"]
 
@@ -48,6 +49,10 @@ def _run(args: argparse.Namespace) -> int:
         title=args.title, limits=ReportLimits(groups=args.max_groups, drilldown_groups=args.drilldown_groups),
         corpus_roots=tuple(args.corpus_root),
     )
+    problem = overwrite_problem(args.output, "-o")
+    if problem:
+        print(f"shadow report: {problem}", file=sys.stderr)
+        return EXIT_HARNESS
     try:
         stats = write_report(args.results, args.output, baseline=args.baseline, options=options)
     except ReportDataError as exc:

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from shadow.results.schema import DDL, SCHEMA_VERSION, TABLES
 
-__all__ = ["ResultsError", "ResultsStore", "open_failure_hint"]
+__all__ = ["ResultsError", "ResultsStore", "open_failure_hint", "overwrite_problem"]
 
 _ARROW_TYPES: Mapping[str, pa.DataType] = {
     "VARCHAR": pa.string(), "JSON": pa.string(), "INTEGER": pa.int32(), "BIGINT": pa.int64(),
@@ -33,6 +33,24 @@ _ARROW_TYPES: Mapping[str, pa.DataType] = {
 
 class ResultsError(Exception):
     """The results database cannot be opened, is not ours, or has an incompatible schema."""
+
+
+def overwrite_problem(output: str | Path, flag: str) -> str | None:
+    """Why writing an artifact to ``output`` would destroy a results database, or None when it is safe.
+
+    ``shadow report r.duckdb -o r.duckdb`` or ``--json r.duckdb`` would replace hours of replay with a
+    page of HTML or JSON; a DuckDB file carries ``DUCK`` at byte 8, so any such file is refused."""
+    if str(output) == "-":
+        return None
+    try:
+        with open(output, "rb") as handle:
+            head = handle.read(12)
+    except OSError:
+        return None  # missing (will be created) or unreadable (the write reports it)
+    if head[8:12] != b"DUCK":
+        return None
+    return (f"{flag} {output} is a DuckDB database (results of 'shadow run'?); refusing to overwrite it. "
+            "Choose another output file.")
 
 
 def open_failure_hint(exc: BaseException) -> str:

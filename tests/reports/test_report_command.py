@@ -28,6 +28,14 @@ class TestReportCommand:
         assert main(["report", str(plain_db.path), "-o", str(tmp_path / "no" / "dir" / "r.html")]) == 4
         assert "cannot write" in capsys.readouterr().err
 
+    def test_output_onto_the_database_is_refused(self, plain_db: FactorySummary,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+        """-o naming the results database itself exits 4 and leaves the database readable."""
+        before = plain_db.path.read_bytes()
+        assert main(["report", str(plain_db.path), "-o", str(plain_db.path)]) == 4
+        assert "refusing to overwrite it" in capsys.readouterr().err
+        assert plain_db.path.read_bytes() == before
+
     def test_baseline_flag(self, plain_db: FactorySummary, tmp_path: Path) -> None:
         """--baseline adds the since-baseline section."""
         out = tmp_path / "r.html"

@@ -43,6 +43,17 @@ class TestGenerate:
         assert main(["corpus", "generate", "--count", "1", "-o", str(blocker / "sub" / "c.jsonl")]) == 4
 
 
+    def test_output_onto_a_results_database_is_refused(self, tmp_path: Path) -> None:
+        """generate -o naming a DuckDB file exits 4 and leaves the file as it was."""
+        import duckdb
+
+        db = tmp_path / "r.duckdb"
+        duckdb.connect(str(db)).close()
+        before = db.read_bytes()
+        assert main(["corpus", "generate", "--count", "1", "-o", str(db), "--quiet"]) == 4
+        assert db.read_bytes() == before
+
+
 class TestValidate:
     def test_bad_traces_listed_with_location_and_exit_1(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """Quarantined traces are listed as file:line with code and hint; the exit code is 1."""

@@ -167,3 +167,13 @@ class TestStdoutAndBadPaths:
         blocker.write_text("", encoding="utf-8")
         assert gate(db.build(), cohorts, flag, str(blocker / "out"), "--no-store") == 4
         assert f"cannot write {flag}" in capsys.readouterr().err
+
+    def test_artifact_onto_the_database_is_refused(self, tmp_path: Path, cohorts: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+        """--json naming the results database exits 4 and does not replace it with JSON."""
+        db = GateDb(tmp_path / "r.duckdb")
+        db.add_traces(60)
+        path = db.build()
+        assert gate(path, cohorts, "--json", str(path), "--no-store") == 4
+        assert "refusing to overwrite it" in capsys.readouterr().err
+        assert gate(path, cohorts, "--no-store") == 0
