@@ -39,7 +39,8 @@ TAIL_LINES = 20
 ARGS: dict[str, list[str]] = {
     "bench_report": ["--runs", "100000", "--repeat", "2"],
     "bench_shadow_run": ["20"],
-    "bench_replay": ["--traces", "30", "--budget", "30"],
+    "bench_replay": ["--traces", "30", "--budget", "20"],
+    "bench_wfformat_makespan": ["--cpu-budget", "10"],
 }
 QUICK_ARGS: dict[str, list[str]] = {
     "bench_report": ["--runs", "10000", "--repeat", "1"],
@@ -48,6 +49,8 @@ QUICK_ARGS: dict[str, list[str]] = {
     "bench_actor_live": ["--steps", "10", "--runs", "2"],
     "bench_store": ["--polls", "1000"],
     "bench_clock": ["--tasks", "200"],
+    "bench_wfformat_makespan": ["--engines", "actor", "--cpu-budget", "3"],
+    "bench_replay": ["--budget", "5"],
 }
 
 

@@ -38,7 +38,7 @@ class TestTargets:
         assert verdicts["step start p99, actor live (s)"][1] == "MISSED"
         assert verdicts["step start p50 legacy / actor"] == (100.0, "MISSED")
         assert verdicts["scale: max peak RSS (MB)"][1] == "met"
-        assert verdicts["report for 100,000 runs (s)"] == (None, "not measured")
+        assert verdicts["report for not measured runs per role (s)"] == (None, "not measured")
 
     def test_failed_benchmark_counts_as_not_measured(self) -> None:
         """A benchmark without a JSON result gives no figure rather than a wrong one."""
