@@ -177,6 +177,10 @@ def _print_validation(err: Console, per_file: dict[str, Counter[str]], bad: Sequ
     for name, counts in per_file.items():
         table.add_row(escape(name), str(counts["valid"]), str(counts["quarantined"] + counts["unreadable"]))
     err.print(table)
+    if not bad and not any(counts["valid"] for counts in per_file.values()):
+        # An empty file passes, but saying "all traces are valid" about nothing hides a wrong path or export.
+        err.print("no traces found: the input is empty")
+        return
     if not bad:
         err.print("all traces are valid")
         return

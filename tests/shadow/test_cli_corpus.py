@@ -74,6 +74,15 @@ class TestValidate:
         err = " ".join(capsys.readouterr().err.split())
         assert f"{path}:1 at $.definition.steps[0].transitions (trace evil[/red][/]): cycle" in err
 
+    def test_empty_file_says_no_traces(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """An empty file validates (exit 0) but says no traces were found rather than 'all valid'."""
+        empty = tmp_path / "empty.jsonl"
+        empty.write_text("", encoding="utf-8")
+        assert main(["corpus", "validate", str(empty), "--quiet"]) == 0
+        err = capsys.readouterr().err
+        assert "no traces found" in err
+        assert "all traces are valid" not in err
+
     def test_json_output(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """--json prints per-file counts and every error with its location."""
         path = _bad_corpus(tmp_path)
