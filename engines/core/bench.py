@@ -1,8 +1,9 @@
-"""Throughput of the reference executor: ``python -m engines.core.bench [--runs N] [--steps N] [--corpus N]``.
+"""Throughput of the reference executor: ``python -m engines.core.bench [--runs N] [--steps N] [--corpus N] [--foreach N]``.
 
 Measures step attempts replayed per CPU second by :class:`~engines.core.oracle.CoreOracle` on (a) a
-layered DAG replayed for many runs under PARALLEL and (b) the first traces of the built-in generated
-corpus. CPU time (``time.process_time``) is reported because the machines we share are loaded;
+layered DAG replayed for many runs under PARALLEL, (b) the first traces of the built-in generated
+corpus and (c) with ``--foreach N``, one foreach of N iterations of a 3-step chain at concurrency 100
+(the cost of a wide foreach grows faster than N: each wake reads every launched iteration). CPU time (``time.process_time``) is reported because the machines we share are loaded;
 wall time would measure the neighbours.
 """
 
@@ -14,12 +15,12 @@ import time
 from collections.abc import Sequence
 
 from corpora.generator import generate_corpus
-from corpora.model import Run, RunStrategy, RunStrategyRule, Trace
+from corpora.model import Foreach, Param, Run, RunStrategy, RunStrategyRule, StepType, Trace
 from engines.api import ReplayOptions
 from engines.core.oracle import CoreOracle
 from engines.core.testing import T0, make_trace, rec, step
 
-__all__ = ["dag_trace", "main", "measure"]
+__all__ = ["dag_trace", "foreach_trace", "main", "measure"]
 
 
 def dag_trace(steps: int, runs: int, seed: int = 1) -> Trace:
@@ -35,6 +36,15 @@ def dag_trace(steps: int, runs: int, seed: int = 1) -> Trace:
         for k in range(runs)
     ]
     return make_trace(defs, runs=all_runs, strategy=RunStrategy(RunStrategyRule.PARALLEL, 100))
+
+
+def foreach_trace(iterations: int, concurrency: int = 100, seed: int = 1) -> Trace:
+    """One run of a foreach of ``iterations`` iterations of ``a -> b -> c``, all succeeding."""
+    rng = random.Random(seed)
+    inner = (step("a", "b"), step("b", "c"), step("c"))
+    fe = Foreach({"i": Param(value=list(range(iterations)))}, inner, concurrency=concurrency)
+    recs = [rec(f"fan[{k}]/{x}", 1, "succeeded", rng.uniform(1, 60)) for k in range(iterations) for x in "abc"]
+    return make_trace([step("fan", type=StepType.FOREACH, foreach=fe)], recs)
 
 
 def measure(traces: Sequence[Trace]) -> tuple[int, float]:
@@ -53,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--corpus", type=int, default=200, help="generated corpus traces (seed 7)")
+    parser.add_argument("--foreach", type=int, default=0, help="also one foreach of N iterations")
     args = parser.parse_args(argv)
     n, secs = measure([dag_trace(args.steps, args.runs)])
     print(
@@ -61,6 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     corpus = list(generate_corpus(7, args.corpus))
     n, secs = measure(corpus)
     print(f"generated corpus, {args.corpus} traces: {n} attempts in {secs:.2f} s CPU = {n / secs:,.0f}/s")
+    if args.foreach:
+        n, secs = measure([foreach_trace(args.foreach)])
+        print(f"foreach of {args.foreach} iterations x 3 steps: {n} attempts in {secs:.2f} s CPU = {n / secs:,.0f}/s")
     return 0
 
 
