@@ -60,9 +60,12 @@ def run_command(args: argparse.Namespace) -> int:
     if not 0.0 < args.sample <= 1.0:
         err.print(f"[red]error:[/] --sample {args.sample} must be in (0, 1]")
         return EXIT_HARNESS
-    if args.workers < 1 or (args.limit is not None and args.limit < 0) or args.time_limit <= 0:
-        err.print("[red]error:[/] --workers must be >= 1, --limit >= 0 and --time-limit > 0")
-        return EXIT_HARNESS
+    for wrong, message in ((args.workers < 1, f"--workers {args.workers}: give 1 or more worker processes"),
+                           (args.limit is not None and args.limit < 0, f"--limit {args.limit}: give 0 or more traces"),
+                           (args.time_limit <= 0, f"--time-limit {args.time_limit}: give virtual seconds > 0")):
+        if wrong:
+            err.print(f"[red]error:[/] {message}", highlight=False)
+            return EXIT_HARNESS
     try:
         registry = Registry.load(args.registry) if args.registry else Registry()
         registry.check(dt.datetime.now(dt.UTC).date())

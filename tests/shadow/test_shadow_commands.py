@@ -124,6 +124,13 @@ class TestRunAndSummary:
                      "oracle", "--candidate", "oracle", "--no-progress"]) == 4
         assert "the corpus is empty" in " ".join(capsys.readouterr().err.split())
 
+    @pytest.mark.parametrize(("flag", "value"), [("--workers", "0"), ("--limit", "-1")])
+    def test_bad_count_names_the_flag(self, corpus: Path, tmp_path: Path, flag: str, value: str,
+                                      capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+        """--workers 0 and --limit -1 exit 4 with a message naming that flag and its value."""
+        assert main(["run", str(corpus), "--db", str(tmp_path / "r.duckdb"), flag, value]) == 4
+        assert f"{flag} {value}:" in capsys.readouterr().err
+
     def test_bad_inputs(self, corpus: Path, tmp_path: Path) -> None:
         """Unknown engines, missing corpus files and bad --sample exit 4."""
         db = str(tmp_path / "r.duckdb")
