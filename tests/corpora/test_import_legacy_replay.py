@@ -3,7 +3,7 @@
 The legacy engine reloads the whole run at every poll, so its replay cost grows with cycles x attempt
 rows. Per-trace CPU was measured first (``/tmp`` script, 2026-11-28, shared 2-core machine): Maestro
 samples <= 0.4 s except ``sample-nested-subworkflow-foreach-wf`` (205 attempts, 27 s); Argo <= 0.1 s;
-the Nextflow run 14 s; Alibaba 1,678 jobs 62 s in all (max 2.8 s); WfInstances 0.1-8 s up to 303
+the Nextflow run 14 s; Alibaba 62 s for the 1,678 smallest of the 1,679 jobs (max 2.8 s); WfInstances 0.1-8 s up to 303
 tasks, 27 s for 1000genome-22ch (902 tasks) and 27.5 s for seismology-1000p (1,001 tasks; 95 s for all
 31, ``benchmarks/bench_wfformat_makespan.py``). The default test replays the cheap ones (a fixed subset);
 the rest is marked ``slow``.
@@ -80,7 +80,7 @@ class TestRealTracesOnLegacy:
             assert run.ended_at - run.started_at > longest
 
     def test_alibaba_sample_succeeds(self) -> None:
-        """Every 50th Alibaba job (34 of 1,678) succeeds on legacy."""
+        """Every 50th Alibaba job (34 of 1,679) succeeds on legacy."""
         traces = _traces("alibaba", "alibaba")[::_ALIBABA_SAMPLE_EVERY]
         assert len(traces) > 30
         for trace in traces:

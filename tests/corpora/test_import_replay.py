@@ -1,8 +1,9 @@
 """Imported traces replay to a terminal state on the core's reference executor (CoreOracle).
 
-The legacy engine is not in the tree yet; the oracle runs the same core semantics with zero
-orchestration overhead, so it checks that every import is executable (no unrecorded attempt, no stuck
-run) and, for WfFormat, that the replayed makespan equals the critical path of the recorded runtimes.
+The oracle runs the same core semantics as the engines with zero orchestration overhead, so it checks
+that every import is executable (no unrecorded attempt, no stuck run) and, for WfFormat, that the
+replayed makespan equals the critical path of the recorded runtimes. The same traces on the legacy
+engine: test_import_legacy_replay.py; on the actor engine: test_import_actor_replay.py.
 """
 
 from __future__ import annotations
