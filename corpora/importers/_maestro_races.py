@@ -38,7 +38,7 @@ from corpora._timeline import DEFAULT_FOREACH_CONCURRENCY, RunPlan, StepState, f
 from corpora.importers._sel import SelSyntaxError, Unresolved, evaluate
 from corpora.model import Backoff, BackoffType, Outcome, Step, WorkflowDefinition
 
-__all__ = ["LATENCY_PER_LAUNCH", "backoff_delays", "place_failures"]
+__all__ = ["LATENCY_PER_LAUNCH", "backoff_delays", "place_failures", "workflow_timeout_races"]
 
 #: extra margin per sequential launch: the legacy engine needs ~4.5 s to start a step and 0-3 s to see it end
 LATENCY_PER_LAUNCH = 10.0
@@ -176,3 +176,36 @@ def place_failures(
         if not moved:
             break
     return out, unmet
+
+
+def _seconds(timeout: int | float | str | None) -> float | None:
+    if isinstance(timeout, bool) or timeout is None:
+        return None
+    if isinstance(timeout, (int, float)):
+        return float(timeout)
+    text = timeout.strip().lower().removesuffix("s").removesuffix("sec").strip()
+    try:
+        return float(text)
+    except ValueError:
+        return None  # "10 min" style strings: not checked (documented)
+
+
+def workflow_timeout_races(
+    definition: WorkflowDefinition, subworkflows: Mapping[str, WorkflowDefinition], plans: Mapping[str, LeafPlan],
+    iterations: Mapping[str, int], env: Mapping[str, Any], margin: float,
+) -> bool:
+    """True when the workflow's own timeout fires within ``margin`` (plus latency per launch) of an
+    attempt start or end: which attempts ran before the timeout then depends on engine latency. The
+    timeout is part of the definition and is not moved; the caller tags the trace."""
+    limit = _seconds(definition.timeout)
+    if margin <= 0 or limit is None:
+        return False
+    ordered = replace(definition, steps=_ordered(definition.steps))
+    subs = {k: replace(v, steps=_ordered(v.steps)) for k, v in subworkflows.items()}
+    edges: dict[tuple[str, str], bool] = {}
+    _edges(ordered.steps, "", env, iterations, subs, edges)
+    wide = margin + LATENCY_PER_LAUNCH * _depth(ordered.steps, "", iterations, plans, subs)
+    timeline = simulate(ordered, subs, RunPlan(plans, edges, iterations))
+    if timeline.end < limit - wide:
+        return False
+    return any(abs(t - limit) < wide for t, _ in timeline.events)

@@ -34,7 +34,7 @@ from corpora._plans import LeafPlan
 from corpora.errors import TraceError
 from corpora.importers._common import ImportOptions
 from corpora.importers._maestro_params import literal_values
-from corpora.importers._maestro_races import backoff_delays, place_failures
+from corpora.importers._maestro_races import backoff_delays, place_failures, workflow_timeout_races
 from corpora.importers._sel import SelSyntaxError, Unresolved, evaluate
 from corpora.model import Outcome, Param, RecordedAttempt, Run, Step, StepType, WorkflowDefinition
 
@@ -125,8 +125,9 @@ def synthesize_run(
     definition: WorkflowDefinition, subworkflows: Mapping[str, WorkflowDefinition], options: ImportOptions, trace_id: str,
 ) -> tuple[Run, list[str]]:
     """One run of ``definition`` with attempts drawn by the documented outcome model, failures placed
-    ``options.race_margin`` away from rival events (:mod:`._maestro_races`). Also returns the failing
-    paths a step timeout kept from being placed (the caller tags them)."""
+    ``options.race_margin`` away from rival events (:mod:`._maestro_races`). Also returns what is left
+    racy: failing paths a step timeout kept from being placed, and ``"workflow-timeout"`` when the
+    workflow's own timeout fires close to an attempt start or end (the caller tags them)."""
     env = literal_values(definition.params, {})
     iterations: dict[str, int] = {}
     plans: dict[str, LeafPlan] = {}
@@ -152,6 +153,8 @@ def synthesize_run(
                                timeout=_timeout_secs(step.timeout),
                                terminal="failed" if outcomes[-1] is not Outcome.SUCCEEDED else None)
     plans, unmet = place_failures(definition, subworkflows, plans, iterations, env, options.race_margin)
+    if workflow_timeout_races(definition, subworkflows, plans, iterations, env, options.race_margin):
+        unmet.append("workflow-timeout")
     attempts = [
         RecordedAttempt(path=path, attempt=number, outcome=outcome, duration=duration)
         for path, plan in plans.items()

@@ -102,6 +102,26 @@ class TestRaceMargin:
             ImportOptions(race_margin=margin)
 
 
+def _timed_chain(tmp_path: Path, timeout: int) -> Trace:
+    steps = [{"step": {"id": f"s{i}", "type": "Sleep", "params": {"sleep_seconds": {"value": 40, "type": "LONG"}},
+                       "transition": {"successors": {f"s{i + 1}": "true"}} if i < 3 else {}}} for i in range(4)]
+    path = tmp_path / "timed-chain.json"
+    path.write_text(json.dumps({"workflow": {"id": "timed-chain", "timeout": timeout, "steps": steps}}), encoding="utf-8")
+    (item,) = import_all("maestro", path, options=ImportOptions(failure_rate=0.0, retry_rate=0.0))
+    assert item.trace is not None, item.error
+    return item.trace
+
+
+class TestWorkflowTimeoutRace:
+    def test_timeout_amid_step_ends_is_tagged(self, tmp_path: Path) -> None:
+        """A 100 s workflow timeout over a chain of 40 s sleeps (ends at 80 s, 120 s) is tagged as racy."""
+        assert "race-margin-unmet:workflow-timeout" in _timed_chain(tmp_path, 100).metadata.tags
+
+    def test_timeout_far_above_the_run_is_not_tagged(self, tmp_path: Path) -> None:
+        """A one-day timeout over a 160 s run races with nothing and is not tagged."""
+        assert not any("unmet" in t for t in _timed_chain(tmp_path, 86_400).metadata.tags)
+
+
 class TestRaceMarginCommand:
     def test_cli_margin_reaches_the_trace(self, tmp_path: Path) -> None:
         """`shadow corpus import --race-margin 30` writes traces tagged with that margin."""
@@ -171,3 +191,10 @@ class TestNestedForeachRace:
         actor = ActorEngine().replay(trace, ReplayOptions(seed=1)).runs[0]
         assert _launched(legacy) == _launched(actor)
         assert legacy.status == actor.status == "FAILED"
+
+    def test_workflow_timeout_sample_is_tagged(self) -> None:
+        """sample-dag-test-10 (a 100 s workflow timeout over sleeps) is tagged as left racy."""
+        (path,) = (SHARED / "maestro").glob("*sample-dag-test-10.json")
+        (item,) = import_all("maestro", path)
+        assert item.trace is not None
+        assert "race-margin-unmet:workflow-timeout" in item.trace.metadata.tags
