@@ -6,8 +6,12 @@ import argparse
 import datetime as dt
 import os
 import shlex
+import signal
 import sys
+from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 from rich.console import Console
@@ -55,7 +59,31 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.set_defaults(func=run_command)
 
 
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a CI job cancelled or timed out, ``kill``) ends the session like Ctrl-C: finished traces
+    are flushed and the session is marked interrupted, so a rerun resumes instead of starting over."""
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        del signum, frame
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (an embedding application): leave its handlers alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_command(args: argparse.Namespace) -> int:
+    with _terminate_as_interrupt():
+        return _run_command(args)
+
+
+def _run_command(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     if not 0.0 < args.sample <= 1.0:
         err.print(f"[red]error:[/] --sample {args.sample} must be in (0, 1]")

@@ -221,8 +221,10 @@ class TestSelectionAndResume:
 
 class TestInterrupt:
     @pytest.mark.slow
-    def test_ctrl_c_stops_cleanly(self, tmp_path: Path) -> None:
-        """SIGINT mid-run: exit 130, session 'interrupted', what was done is stored and counted, rerun completes."""
+    @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+    def test_ctrl_c_stops_cleanly(self, tmp_path: Path, signum: signal.Signals) -> None:
+        """SIGINT or SIGTERM (a cancelled CI job) mid-run: exit 130, session 'interrupted', what was done is
+        stored and counted, rerun completes."""
         n = 30
         corpus = write_corpus(tmp_path / "c.jsonl", n)
         db = tmp_path / "r.duckdb"
@@ -235,7 +237,7 @@ class TestInterrupt:
         for line in proc.stderr:
             if line.startswith("progress: 4 traces"):
                 break
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         rest = proc.stderr.read()
         proc.wait()
         proc.stderr.close()
