@@ -18,7 +18,8 @@ one JSON line last (benchmarks/run_all.py convention). ``--skip-legacy`` measure
 ``--replay-corpus N`` instead replays the first N built-in corpus traces (``--corpus-seed``) on both
 engines in virtual time, at their default settings, and reports the per-step start overhead
 (virtual seconds) and store round trips per started attempt of each, and their ratios (the actor's
-round trips split into the step path and the background: leases, sweeps, reconciliation, triggers).
+round trips split into the step path and the background: leases, sweeps, reconciliation, triggers;
+the lease heartbeats, one batched renewal per node and interval, also on their own).
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def replay_corpus(count: int, seed: int) -> dict[str, object]:
     from engines.legacy import LegacyEngine
 
     over: dict[str, list[float]] = {"actor": [], "legacy": []}
-    trips = {"actor": 0.0, "actor_step_path": 0.0, "legacy": 0.0}
+    trips = {"actor": 0.0, "actor_step_path": 0.0, "actor_heartbeats": 0.0, "legacy": 0.0}
     started = {"actor": 0, "legacy": 0}
     for trace in generate_corpus(seed, count):
         options = ReplayOptions(seed=1)
@@ -131,6 +132,7 @@ def replay_corpus(count: int, seed: int) -> dict[str, object]:
             trips[name] += record.counters["store_round_trips"]
             if name == "actor":
                 trips["actor_step_path"] += record.counters["hot_round_trips"]
+                trips["actor_heartbeats"] += record.counters.get("heartbeat_round_trips", 0.0)
             for run in record.runs:
                 for a in run.attempts:
                     if a.started_at is not None and a.ready_at is not None:
@@ -142,6 +144,7 @@ def replay_corpus(count: int, seed: int) -> dict[str, object]:
         out[f"{name}_start_overhead_p99_s"] = _pct(over[name], 0.99)
         out[f"{name}_round_trips_per_attempt"] = trips[name] / max(started[name], 1)
     out["actor_step_path_round_trips_per_attempt"] = trips["actor_step_path"] / max(started["actor"], 1)
+    out["actor_heartbeat_round_trips_per_attempt"] = trips["actor_heartbeats"] / max(started["actor"], 1)
     out["start_overhead_median_ratio"] = statistics.median(over["actor"]) / statistics.median(over["legacy"])
     out["round_trips_ratio"] = trips["actor"] / trips["legacy"]
     out["step_path_round_trips_ratio"] = trips["actor_step_path"] / trips["legacy"]
