@@ -60,6 +60,8 @@ def open_failure_hint(exc: BaseException) -> str:
     if "lock" in text or "different configuration" in text:  # another process / a writer in this one
         return ("another process holds the database (see the PID above): wait for it to finish or stop it, "
                 "then rerun; a 'shadow run' resumes where it stopped")
+    if "no such file or directory" in text:
+        return "its folder does not exist: create the folder or pass another path"
     return "pass a database written by 'shadow run' ('shadow run' also takes a new file name)"
 
 

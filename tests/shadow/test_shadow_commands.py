@@ -131,6 +131,12 @@ class TestRunAndSummary:
         assert main(["run", str(corpus), "--db", str(tmp_path / "r.duckdb"), flag, value]) == 4
         assert f"{flag} {value}:" in capsys.readouterr().err
 
+    def test_db_in_a_missing_folder(self, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """--db in a folder that does not exist exits 4 saying the folder is missing."""
+        assert main(["run", str(corpus), "--db", str(tmp_path / "no" / "r.duckdb"), "--baseline", "oracle",
+                     "--candidate", "oracle", "--no-progress"]) == 4
+        assert "its folder does not exist" in " ".join(capsys.readouterr().err.split())
+
     def test_bad_inputs(self, corpus: Path, tmp_path: Path) -> None:
         """Unknown engines, missing corpus files and bad --sample exit 4."""
         db = str(tmp_path / "r.duckdb")
