@@ -6,7 +6,8 @@
 Imports every Maestro sample of ``../shared/corpora/maestro`` once per outcome-model seed and margin,
 replays each trace that draws at least one failure on two engines (replay seed 1) and counts the
 traces whose launched attempts (path, attempt, status) or run status differ: with a race-free trace
-the engines may differ in timing only. Prints one line per diverging trace, then (last line) one JSON
+the engines may differ in timing only. ``diverging_untagged`` counts those the importer did not tag
+``race-margin-unmet:*`` (with a margin this should be 0). Prints one line per diverging trace, then (last line) one JSON
 object per margin: traces with a failure, diverging traces, and which. The costly sample (27 s per
 legacy replay) is skipped by default.
 """
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     files = [p for p in IMPORTERS["maestro"].discover([folder]) if not (args.skip and args.skip in p.name)]
     summary: dict[str, Any] = {"engines": [first, second], "seeds": args.seeds, "failure_rate": args.failure_rate}
     for margin in (float(m) for m in args.margins.split(",")):
-        with_failure, diverging = 0, []
+        with_failure, diverging, untagged = 0, [], []
         for seed in range(args.seeds):
             options = ImportOptions(seed=seed, failure_rate=args.failure_rate, race_margin=margin)
             for item in run_import(IMPORTERS["maestro"], files, options):
@@ -71,11 +72,14 @@ def main(argv: list[str] | None = None) -> int:
                 launched = [(r.status, sorted((a.path, a.attempt, a.status) for a in r.attempts)) for r in runs]
                 if launched[0] != launched[1]:
                     only = sorted(set(launched[1][1]) - set(launched[0][1]))[:3]
-                    diverging.append(f"{trace.trace_id.rsplit('__', 1)[-1]}@seed{seed}")
+                    name = f"{trace.trace_id.rsplit('__', 1)[-1]}@seed{seed}"
+                    diverging.append(name)
+                    if not any(t.startswith("race-margin-unmet:") for t in trace.metadata.tags):
+                        untagged.append(name)
                     print(json.dumps({"margin": margin, "trace": trace.trace_id, "seed": seed,
                                       f"{second}_only": only}), flush=True)
         summary[f"margin_{margin:g}"] = {"traces_with_failure": with_failure, "diverging": len(diverging),
-                                          "which": diverging}
+                                          "diverging_untagged": len(untagged), "which": diverging}
     print(json.dumps(summary))
     return 0
 
