@@ -41,6 +41,7 @@ ARGS: dict[str, list[str]] = {
     "bench_shadow_run": ["20"],
     "bench_replay": ["--traces", "30", "--budget", "20"],
     "bench_wfformat_makespan": ["--cpu-budget", "10"],
+    "bench_maestro_races": ["--seeds", "3"],
 }
 QUICK_ARGS: dict[str, list[str]] = {
     "bench_report": ["--runs", "10000", "--repeat", "1"],
@@ -51,6 +52,7 @@ QUICK_ARGS: dict[str, list[str]] = {
     "bench_clock": ["--tasks", "200"],
     "bench_wfformat_makespan": ["--engines", "actor", "--cpu-budget", "3"],
     "bench_replay": ["--budget", "5"],
+    "bench_maestro_races": ["--seeds", "1"],
 }
 
 
