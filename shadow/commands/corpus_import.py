@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
             progress = stack.enter_context(Progress(
                 TextColumn("[bold]import {task.description}"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("{task.fields[last]}", markup=False), console=err, transient=True,
+                disable=not err.is_terminal,
             ))
             units = importer.discover(args.paths)
             task = progress.add_task(args.source, total=len(units), last="")

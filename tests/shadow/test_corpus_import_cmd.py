@@ -44,6 +44,12 @@ class TestCorpusImportCommand:
         assert main(["corpus", "import", "--from", "argo", str(empty), "-o", str(tmp_path / "o.jsonl")]) == 4
         assert "no argo input found" in capsys.readouterr().err
 
+    def test_no_progress_output_when_piped(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """Off a terminal, stderr holds only the summary: no progress bar residue or blank line."""
+        assert main(["corpus", "import", "--from", "maestro", str(RESOURCES / "maestro"), "-o",
+                     str(tmp_path / "o.jsonl")]) == 0
+        assert capsys.readouterr().err.startswith("imported ")
+
     def test_bad_rate_is_a_harness_error(self, tmp_path: Path) -> None:
         """A failure rate outside [0, 1] exits 4 before reading anything."""
         code = main(["corpus", "import", "--from", "maestro", str(RESOURCES / "maestro"), "-o", str(tmp_path / "x"),
