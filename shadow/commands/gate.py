@@ -14,12 +14,15 @@ import json
 import sys
 from typing import Any
 
+import duckdb
+
 from shadow.cli import EXIT_HARNESS
 from shadow.gate.cohorts import load_cohorts
 from shadow.gate.errors import GateError
 from shadow.gate.evaluate import evaluate, store_verdicts
 from shadow.gate.outputs import dumps, to_junit, to_markdown, write_artifact
-from shadow.results.store import overwrite_problem
+from shadow.results.reader import open_results
+from shadow.results.store import ResultsError, overwrite_problem
 
 __all__ = ["register", "run_gate"]
 
@@ -79,6 +82,25 @@ def _write_artifacts(args: argparse.Namespace, result: Any) -> None:
                           "the verdicts themselves are already stored in the database") from exc
 
 
+def _warn_if_incomplete(database: str) -> None:
+    """A verdict on a run that was interrupted (Ctrl-C, a cancelled job) or failed covers only part of the
+    corpus: say so on stderr, since the verdict itself cannot tell."""
+    try:
+        con = open_results(database)
+    except ResultsError:
+        return  # evaluate() already opened it; a race here is not worth failing the gate over
+    try:
+        row = con.execute("SELECT status FROM provenance ORDER BY started_at DESC LIMIT 1").fetchone()
+    except duckdb.Error:
+        row = None  # an older database without provenance
+    finally:
+        con.close()
+    if row is not None and row[0] != "finished":
+        print(f"shadow gate: warning: the last 'shadow run' session on {database} is {row[0]}: these verdicts "
+              "cover only the traces stored so far; rerun 'shadow run' with the same --db to finish it",
+              file=sys.stderr)
+
+
 def run_gate(args: argparse.Namespace) -> int:
     now = args.as_of or dt.datetime.now(dt.UTC)
     try:
@@ -90,6 +112,7 @@ def run_gate(args: argparse.Namespace) -> int:
         return _harness_error(args, exc)
     # An artifact written to stdout ('-') must be the only thing there: the human lines go to stderr.
     human = sys.stderr if "-" in (args.json, args.junit, args.markdown) else sys.stdout
+    _warn_if_incomplete(args.database)
     for verdict in result.verdicts:
         print(f"{verdict.verdict:<17} {verdict.cohort} (score {verdict.score:.0f}, {verdict.n_traces} traces)",
               file=human)

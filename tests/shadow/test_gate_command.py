@@ -177,3 +177,18 @@ class TestStdoutAndBadPaths:
         assert gate(path, cohorts, "--json", str(path), "--no-store") == 4
         assert "refusing to overwrite it" in capsys.readouterr().err
         assert gate(path, cohorts, "--no-store") == 0
+
+
+class TestIncompleteRun:
+    @pytest.mark.parametrize(("status", "warned"), [("interrupted", True), ("finished", False)])
+    def test_warns_when_the_last_session_did_not_finish(self, tmp_path: Path, cohorts: Path, status: str,
+                                                        warned: bool,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+        """A gate on a database whose last shadow run was interrupted warns that it covers part of the corpus."""
+        db = GateDb(tmp_path / "r.duckdb")
+        db.add_traces(60)
+        path = db.build()
+        with duckdb.connect(str(path)) as con:
+            con.execute("INSERT INTO provenance (session_id, started_at, status) VALUES ('s1', now(), ?)", [status])
+        assert gate(path, cohorts, "--no-store") == 0
+        assert ("session on" in capsys.readouterr().err) is warned
