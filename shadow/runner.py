@@ -66,6 +66,8 @@ class RunReport:
     # "file: message" for each corpus file that could not be opened or read to its end (truncated gzip):
     # the traces before the damage are stored, but the run is incomplete and must not look finished.
     unreadable: tuple[str, ...] = ()
+    # Corpus items this session that were bad (quarantined now or in an earlier session).
+    items_bad: int = 0
 
 
 Progress = Callable[[int, int], None]
@@ -125,7 +127,7 @@ class _Session:
         self.quarantine: list[dict[str, Any]] = []
         self.last_flush = time.monotonic()
         self.traces_done = self.skipped = self.quarantined = self.divergences = self.selected = 0
-        self.items_read = 0
+        self.items_read = self.items_bad = 0
         self.unreadable: list[str] = []
 
     def take(self, items: Sequence[SourceItem]) -> list[SourceItem]:
@@ -136,6 +138,7 @@ class _Session:
             if it.error is not None and it.error.code == "unreadable":
                 self.unreadable.append(f"{it.file}: {it.error.message}")
             if it.error is not None or it.trace is None:
+                self.items_bad += 1
                 if (it.file, it.line) not in self.quarantined_at:
                     self.quarantined_at.add((it.file, it.line))
                     self.quarantined += 1
@@ -216,7 +219,7 @@ def run_shadow(settings: RunSettings, *, progress: Progress | None = None,
         refresh_aggregates(store, settings.registry, settings.noise)
         store.finish_session(session_id, status, session.traces_done)
         return RunReport(session_id, status, session.traces_done, session.skipped, session.quarantined,
-                         session.divergences, session.items_read, tuple(session.unreadable))
+                         session.divergences, session.items_read, tuple(session.unreadable), session.items_bad)
 
 
 def _step(session: _Session, selector: TraceSelector, executor: Executor, config: TrialConfig,

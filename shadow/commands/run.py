@@ -151,6 +151,10 @@ def _incomplete_input(err: Console, report: RunReport, corpus: list[str]) -> int
                   "the file and rerun with the same --db: stored traces are skipped.", highlight=False)
     if report.unreadable:
         return EXIT_HARNESS
+    if report.items_read and report.items_bad == report.items_read:
+        err.print(f"[red]error:[/] every one of the {report.items_read} corpus lines was quarantined: nothing "
+                  f"was replayed. 'shadow corpus validate {escape(' '.join(corpus))}' lists why.", highlight=False)
+        return EXIT_HARNESS
     if report.items_read == 0:
         err.print(f"[red]error:[/] no traces in {escape(', '.join(corpus))}: the corpus is empty. "
                   "Check the paths ('shadow corpus stats' counts the traces).", highlight=False)

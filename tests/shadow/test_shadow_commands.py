@@ -116,6 +116,16 @@ class TestRunAndSummary:
         stored = json.loads(capsys.readouterr().out)["traces"]
         assert 0 < stored < 300
 
+    def test_all_bad_corpus_is_a_harness_error(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A corpus whose every line is quarantined exits 4 (also on a rerun) and points at validate."""
+        junk = tmp_path / "junk.jsonl"
+        junk.write_text("{nope\nnot json either\n", encoding="utf-8")
+        args = ["run", str(junk), "--db", str(tmp_path / "r.duckdb"), "--workers", "1", "--baseline", "oracle",
+                "--candidate", "oracle", "--no-progress"]  # fmt: skip
+        for _ in range(2):
+            assert main(args) == 4
+            assert "every one of the 2 corpus lines was quarantined" in " ".join(capsys.readouterr().err.split())
+
     def test_empty_corpus_is_a_harness_error(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """An empty corpus file exits 4 saying the corpus is empty, instead of a clean run of nothing."""
         empty = tmp_path / "empty.jsonl"
