@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import importlib
 import json
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,7 +84,7 @@ def corpus_hash(paths: Sequence[str]) -> str:
     """sha256 over the files' names and bytes, in the order given."""
     digest = hashlib.sha256()
     for path in paths:
-        digest.update(Path(path).name.encode() + b"\0")
+        digest.update(os.fsencode(Path(path).name) + b"\0")  # a non-UTF-8 file name hashes too
         with open(path, "rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)

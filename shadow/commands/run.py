@@ -105,6 +105,12 @@ def _run_command(args: argparse.Namespace) -> int:
             batch_size=max(1, args.batch_size),
             flush_traces=max(1, args.flush_every), command=shlex.join(sys.argv),
         )
+        undecodable = [p for p in (*settings.corpus, settings.db) if not _utf8(p)]
+        if undecodable:
+            # Paths are stored in the results database as text; a name with raw non-UTF-8 bytes cannot be.
+            err.print(f"[red]error:[/] {escape(ascii(undecodable[0]))}: the path is not valid UTF-8; rename it",
+                      highlight=False)
+            return EXIT_HARNESS
         missing = [p for p in settings.corpus if not os.path.isfile(p)]
         if missing:
             err.print(f"[red]error:[/] corpus file(s) not found: {escape(', '.join(missing))}")
@@ -160,6 +166,14 @@ def _incomplete_input(err: Console, report: RunReport, corpus: list[str]) -> int
                   "Check the paths ('shadow corpus stats' counts the traces).", highlight=False)
         return EXIT_HARNESS
     return EXIT_OK
+
+
+def _utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _candidate_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -126,6 +126,17 @@ class TestRunAndSummary:
             assert main(args) == 4
             assert "every one of the 2 corpus lines was quarantined" in " ".join(capsys.readouterr().err.split())
 
+    def test_non_utf8_corpus_name_is_a_harness_error(self, corpus: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+        """A corpus file whose name holds raw non-UTF-8 bytes exits 4 asking to rename it, not a crash."""
+        import os
+
+        odd = os.fsdecode(os.fsencode(str(tmp_path)) + b"/bad\xffname.jsonl")
+        Path(odd).write_bytes(corpus.read_bytes())
+        assert main(["run", odd, "--db", str(tmp_path / "r.duckdb"), "--workers", "1", "--baseline", "oracle",
+                     "--candidate", "oracle", "--no-progress"]) == 4
+        assert "the path is not valid UTF-8" in " ".join(capsys.readouterr().err.split())
+
     def test_empty_corpus_is_a_harness_error(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """An empty corpus file exits 4 saying the corpus is empty, instead of a clean run of nothing."""
         empty = tmp_path / "empty.jsonl"
