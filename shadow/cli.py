@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command:
             target = parser._subparsers._group_actions[0].choices[args.command]  # type: ignore[union-attr,index]
         target.print_help()
-        return EXIT_HARNESS if args.command is None else EXIT_OK
+        return EXIT_HARNESS  # a missing action is a usage error, like a wrong one: scripts must not pass on it
     try:
         return int(func(args))
     except KeyboardInterrupt:

@@ -69,3 +69,12 @@ class TestNumberFlags:
     def test_zero_noise_threshold_is_allowed(self) -> None:
         """A threshold of 0 (no tolerance) parses."""
         assert cli.finite_number(positive=False)("0") == 0.0
+
+
+class TestMissingAction:
+    @pytest.mark.parametrize("argv", [[], ["corpus"], ["rollout"]])
+    def test_missing_action_prints_help_and_exits_4(self, argv: list[str],
+                                                    capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+        """'shadow', 'shadow corpus' or 'shadow rollout' alone show that help and exit 4 (usage error)."""
+        assert cli.main(argv) == cli.EXIT_HARNESS
+        assert "usage: shadow" in capsys.readouterr().out
