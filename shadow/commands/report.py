@@ -45,6 +45,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.max_groups < 1 or args.drilldown_groups < 0:
         print("shadow report: --max-groups must be >= 1 and --drilldown-groups >= 0", file=sys.stderr)
         return EXIT_HARNESS
+    missing_roots = [root for root in args.corpus_root if not root.is_dir()]
+    if missing_roots:
+        print(f"shadow report: --corpus-root {missing_roots[0]} is not a folder; give the folder the corpus paths "
+              "in the database are relative to", file=sys.stderr)
+        return EXIT_HARNESS
     options = ReportOptions(
         title=args.title, limits=ReportLimits(groups=args.max_groups, drilldown_groups=args.drilldown_groups),
         corpus_roots=tuple(args.corpus_root),

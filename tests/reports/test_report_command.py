@@ -36,6 +36,13 @@ class TestReportCommand:
         assert "refusing to overwrite it" in capsys.readouterr().err
         assert plain_db.path.read_bytes() == before
 
+    def test_missing_corpus_root_is_a_harness_error(self, plain_db: FactorySummary, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+        """--corpus-root naming a folder that does not exist exits 4 instead of being silently ignored."""
+        assert main(["report", str(plain_db.path), "-o", str(tmp_path / "r.html"),
+                     "--corpus-root", str(tmp_path / "nowhere")]) == 4
+        assert "is not a folder" in capsys.readouterr().err
+
     def test_baseline_flag(self, plain_db: FactorySummary, tmp_path: Path) -> None:
         """--baseline adds the since-baseline section."""
         out = tmp_path / "r.html"
