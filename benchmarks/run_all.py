@@ -2,6 +2,7 @@
 
     python benchmarks/run_all.py [--out out/bench.json] [--markdown docs/BENCHMARKS.md] [--quick] [-k PATTERN]
                                  [--timeout SECONDS]
+    python benchmarks/run_all.py --render out/bench.json --markdown docs/BENCHMARKS.md
 
 Convention for a benchmark: a script ``bench_<name>.py`` that runs with no arguments (quick defaults
 are its own business) and prints, as its LAST line of stdout, one JSON object with its measurements.
@@ -104,7 +105,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=HERE, help="where the bench_*.py scripts are")
     parser.add_argument("--quick", action="store_true", help="CI-sized workloads (BENCH_QUICK=1, QUICK_ARGS)")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the Markdown page here")
+    parser.add_argument("--render", type=Path, default=None, metavar="JSON",
+                        help="run nothing: write --markdown from an earlier run's JSON (e.g. after editing NOTES.md)")
     args = parser.parse_args(argv)
+    command = "python benchmarks/run_all.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.render is not None:
+        if args.markdown is None:
+            parser.error("--render needs --markdown")
+        earlier = json.loads(args.render.read_text(encoding="utf-8"))
+        page = results_page.render({**earlier, "machine": earlier.get("machine_detail")},
+                                   earlier.get("command", "python benchmarks/run_all.py"))
+        args.markdown.write_text(page, encoding="utf-8")
+        print(f"bench: Markdown -> {args.markdown} (from {args.render})")
+        return 0
     scripts = sorted(p for p in args.dir.glob("bench_*.py") if fnmatch.fnmatchcase(p.stem, args.pattern))
     results = []
     for script in scripts:
@@ -119,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "quick": args.quick,
+        "command": command.strip(),
         "host": results_page.machine(),
         "benchmarks": results,
     }
@@ -127,7 +141,6 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     print(f"bench: {len(results)} benchmark(s) -> {args.out}")
     if args.markdown is not None:
-        command = "python benchmarks/run_all.py " + " ".join(argv if argv is not None else sys.argv[1:])
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         page = results_page.render({**document, "machine": document["machine_detail"]}, command.strip())
         args.markdown.write_text(page, encoding="utf-8")
