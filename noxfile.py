@@ -69,18 +69,28 @@ def _install_unless_no_venv(session: nox.Session, *groups: str) -> None:
         _install(session, *groups)
 
 
+def _step(session: nox.Session, *args: str) -> None:
+    """Run one step of the main job; a step that fails ends the job with the harness-error code 4
+    (nox alone would exit 1, which the CI contract reserves for a FAIL verdict)."""
+    session.log(" ".join(args))
+    code = subprocess.call([_bin(session, args[0]), *args[1:]])
+    if code != 0:
+        session.log(f"step failed with exit code {code}: harness error, exit 4")
+        raise SystemExit(130 if code == 130 else 4)
+
+
 def _fresh_results(session: nox.Session, out: Path, count: str, seed: str, extra: list[str]) -> Path:
     """Built-in corpus -> shadow run, into a fresh out/results.duckdb."""
     out.mkdir(parents=True, exist_ok=True)
     corpus, database = out / "corpus.jsonl", out / "results.duckdb"
     for stale in (database, out / "results.duckdb.wal"):
         stale.unlink(missing_ok=True)
-    session.run("shadow", "corpus", "generate", "--seed", seed, "--count", count, "-o", str(corpus))
+    _step(session, "shadow", "corpus", "generate", "--seed", seed, "--count", count, "-o", str(corpus))
     run = ["shadow", "run", str(corpus), "--db", str(database), "--no-progress"]
     if os.environ.get("SHADOW_REGISTRY"):
         run += ["--registry", os.environ["SHADOW_REGISTRY"]]
-    # shadow run exits 1 when it found divergences: the gate, not the run, decides the job.
-    session.run(*run, *extra, success_codes=[0, 1])
+    # Divergences are findings for the gate to judge, not a failure of the run itself.
+    _step(session, *run, *extra)
     return database
 
 
@@ -100,8 +110,8 @@ def shadow(session: nox.Session) -> None:
     out = Path("out")
     count, seed = os.environ.get("SHADOW_TRACES", "200"), os.environ.get("SHADOW_SEED", "1")
     database = _fresh_results(session, out, count, seed, extra)
-    session.run("shadow", "summary", str(database), success_codes=[0, 1])
-    session.run("shadow", "report", str(database), "-o", str(out / "report.html"), success_codes=[0, 1])
+    _step(session, "shadow", "summary", str(database))
+    _step(session, "shadow", "report", str(database), "-o", str(out / "report.html"))
     gate = [
         _bin(session, "shadow"), "gate", str(database),
         "--cohorts", os.environ.get("SHADOW_COHORTS", "examples/cohorts.toml"),
