@@ -10,7 +10,10 @@ and reads nothing from the store on the way. What it writes:
   created attempt is never lost (Maestro's step-instance insert);
 * **when runtimes must start**: the run state and one outbox row per StartTask in the same
   transaction, then the messages go to the task actors at once;
-* **when the run ends**: the final state and a RunEnded row for the run strategy;
+* **when the run ends**: the final state and a RunEnded row for the run strategy; if async
+  subworkflow children still run (an independent instance in Maestro, it outlives its parent's
+  run), the flow goes on driving them, writes through, and keeps a detached-work marker row
+  IN_PROGRESS (:func:`engines.actor.persist.detached_key`) until they end, so a takeover resumes them;
 * **behind**, FLOW_REFRESH (3 s + U(0, 1 s), de-duplicated) after other changes.
 
 Every write carries the group's fence, so a node that lost its lease cannot overwrite its successor.
@@ -37,7 +40,7 @@ from engines.actor.messages import (
     TaskUpdate,
     WakeUp,
 )
-from engines.actor.persist import RunCodec
+from engines.actor.persist import RunCodec, detached_key, has_detached_work
 from engines.actor.task import TaskActor
 from engines.core.definition import CompiledStep, CompiledTrace
 from engines.core.effects import RuntimeReport, StartRuntime, TerminateRuntime, Wake
@@ -59,8 +62,8 @@ class FlowActor(Actor):
     """One run's flow. ``row`` is the run's store row as last committed (its version)."""
 
     __slots__ = (
-        "_committed", "codec", "ct", "dirty", "ended", "group", "outgoing", "poll_at", "reports", "row", "run",
-        "state", "tasks",
+        "_committed", "codec", "ct", "detached", "dirty", "ended", "group", "outgoing", "poll_at", "reports",
+        "row", "run", "state", "tasks",
     )  # fmt: skip
 
     def __init__(
@@ -86,6 +89,8 @@ class FlowActor(Actor):
         self.tasks: dict[tuple[str, int], TaskActor] = {}
         self.dirty = False
         self.ended = state.status.is_terminal
+        # the detached-work marker row as last committed (None: never written); set by adopt
+        self.detached: WorkflowInstance | None = None
 
     @property
     def run_key(self) -> str:
@@ -139,7 +144,7 @@ class FlowActor(Actor):
                 if self.state is not self._committed:
                     self.barrier = True
             case Reconcile(resume=resume):
-                if not self.state.status.is_terminal:
+                if not self.state.status.is_terminal or has_detached_work(self.state):
                     self.reconcile(now, resume=resume)
             case Shutdown():
                 self.shutdown()
@@ -276,7 +281,7 @@ class FlowActor(Actor):
         step that is mid-way, decide. Runtimes are re-attached, never started twice."""
         if self.state.status is WorkflowStatus.CREATED:
             self.tell(StartFlow(self.run_key))
-        elif not self.state.status.is_terminal:
+        elif not self.state.status.is_terminal or has_detached_work(self.state):
             self.tell(Reconcile(resume=True))
 
     def shutdown(self) -> None:
@@ -312,7 +317,7 @@ class FlowActor(Actor):
             out, self.outgoing = self.outgoing, []
             for message_id, message in zip(ids, out, strict=True):
                 node.deliver(self.group.group_id, message_id, message)
-            if self.ended and self.state.status.is_terminal:
+            if self.ended and self.state.status.is_terminal and not has_detached_work(self._committed):
                 node.run_ended(self.row)
                 self.group.flow_done(self)
             return
@@ -339,13 +344,38 @@ class FlowActor(Actor):
             for message in self.outgoing:
                 ids.append(node.add_outbox(self._target(message), message, now, fence=fence))
                 fence = None
+            detached = self._write_detached(state, saved, now, fence)
             node.flush_acks()
         self.row = saved
+        self.detached = detached
         self._committed = state
         self.cancel_timer("refresh")
         node.counters["commits"] += 1
         node.counters["hot_round_trips"] += store.counters["round_trips"] - before
         return ids
+
+    def _write_detached(
+        self, state: RunState, row: WorkflowInstance, now: float, fence: Fence | None
+    ) -> WorkflowInstance | None:
+        """Open the detached-work marker when the run ends with async children still running; close
+        it (SUCCEEDED) when they are done. Inside the commit's transaction, so the run's end and the
+        marker are durable together."""
+        marker = self.detached
+        if not state.status.is_terminal:
+            return marker
+        work = has_detached_work(state)
+        if work and marker is None:
+            marker = WorkflowInstance(
+                run_key=detached_key(row.run_key), workflow_id=row.workflow_id, run_id=row.run_id,
+                status=WorkflowStatus.IN_PROGRESS.value, parent_key=row.run_key, group_id=row.group_id,
+                created_at=now, updated_at=now,
+            )  # fmt: skip
+            self.node.store.create_run(marker, fence=fence)
+        elif not work and marker is not None and not WorkflowStatus(marker.status).is_terminal:
+            marker = self.node.store.save_run(
+                replace(marker, status=WorkflowStatus.SUCCEEDED.value, updated_at=now), fence=fence
+            )
+        return marker
 
     def _target(self, message: DurableMessage) -> int:
         return self.group.group_id

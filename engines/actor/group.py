@@ -20,7 +20,7 @@ from engines.actor.actors import Actor
 from engines.actor.desk import Outgoing
 from engines.actor.flow import FlowActor
 from engines.actor.messages import DurableMessage, RunEnded, Shutdown, StartFlow, StartTask, StopFlow
-from engines.actor.persist import decode_run
+from engines.actor.persist import decode_run, detached_key
 from engines.core.statuses import WorkflowStatus
 from engines.store.errors import StaleGenerationError, StoreError
 from engines.store.protocol import Fence
@@ -101,7 +101,7 @@ class GroupActor(Actor):
     def _load(self, run_key: str, message_id: int | None, then: DurableMessage) -> None:
         def op() -> None:
             row = self.node.store.get_run(run_key)
-            live = row is not None and not WorkflowStatus(row.status).is_terminal
+            live = row is not None and (not WorkflowStatus(row.status).is_terminal or self._detached_live(run_key))
             if row is not None and live and row.group_id == self.group_id and run_key not in self.flows:
                 flow = self.adopt(row)
                 if flow is not None:
@@ -127,11 +127,24 @@ class GroupActor(Actor):
 
         def op() -> None:
             for row in self.node.store.runs(group_id=self.group_id, statuses=LIVE_STATUSES):
-                if row.parent_key is None and row.run_key not in self.flows:
-                    self.adopt(row)
+                self.adopt_live_row(row)
 
         self.ops.append(op)
         self.barrier = True
+
+    def _detached_live(self, run_key: str) -> bool:
+        marker = self.node.store.get_run(detached_key(run_key))
+        return marker is not None and not WorkflowStatus(marker.status).is_terminal
+
+    def adopt_live_row(self, row: WorkflowInstance) -> FlowActor | None:
+        """Adopt the flow a live row stands for, unless held already: a root run, or the ended run
+        behind a live detached-work marker (async children that outlive their parent's run)."""
+        if row.parent_key is None:
+            return None if row.run_key in self.flows else self.adopt(row)
+        if row.run_key != detached_key(row.parent_key) or row.parent_key in self.flows:
+            return None
+        parent = self.node.store.get_run(row.parent_key)
+        return None if parent is None else self.adopt(parent)
 
     def reload(self, run_key: str, reason: Exception) -> None:
         """A flow's write lost an optimistic race: drop its memory, re-adopt the run from the store."""
@@ -157,6 +170,8 @@ class GroupActor(Actor):
         state, codec = decode_run(row.state, loaded.steps)
         run = entry.runs[state.run_index - 1]
         flow = FlowActor(self, entry.ct, run, row, state, codec)
+        if state.status.is_terminal:  # ended: async children may still run behind a marker row
+            flow.detached = self.node.store.get_run(detached_key(row.run_key))
         self.flows[row.run_key] = flow
         self.node.counters["flows_adopted"] += 1
         if WorkflowStatus(row.status) is not WorkflowStatus.CREATED:

@@ -171,8 +171,10 @@ def wait_live(store_path: str, traces: Sequence[Trace], *, timeout: float, poll:
     store = open_live_store(store_path)
     try:
         while time.monotonic() < deadline:
-            rows = [r for r in store.runs() if r.workflow_id in ids and r.parent_key is None]
-            if len(rows) == expected and all(r.status not in LIVE_STATUSES for r in rows):
+            every = [r for r in store.runs() if r.workflow_id in ids]
+            rows = [r for r in every if r.parent_key is None]
+            # detached-work markers (async children outliving their run) must have ended too
+            if len(rows) == expected and all(r.status not in LIVE_STATUSES for r in every):
                 return True
             time.sleep(poll)
         return False

@@ -321,7 +321,15 @@ class Node:
         if rows is not None:
             for row in rows:
                 group = self.groups.get(row.group_id) if row.group_id is not None else None
-                if group is None or row.parent_key is not None:
+                if group is None:
+                    continue
+                if row.parent_key is not None:  # a detached-work marker: its run's async children
+                    held = group.flows.get(row.parent_key)
+                    if held is None:
+                        if group.adopt_live_row(row) is not None:
+                            self.counters["repaired_flows"] += 1
+                    else:
+                        held.tell(Reconcile())
                     continue
                 flow = group.flows.get(row.run_key)
                 if flow is None:

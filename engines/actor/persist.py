@@ -26,7 +26,7 @@ from engines.core.state import (
 )
 from engines.store.records import StepInstance, StepTimes
 
-__all__ = ["RunCodec", "decode_run", "encode_new_run"]
+__all__ = ["RunCodec", "decode_run", "detached_key", "encode_new_run", "has_detached_work"]
 
 _DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -46,6 +46,22 @@ def _scope_json(scope: Scope) -> str:
     probe = RunState(trace_id="", run_id="", run_index=0, status=scope.status, triggered_at=0.0,
                      scopes={scope.prefix: scope}, attempts={})  # fmt: skip
     return _DUMPS(run_to_json(probe)["scopes"][0])
+
+
+DETACHED_SUFFIX = "/async"
+
+
+def has_detached_work(state: RunState) -> bool:
+    """Whether a run whose root has ended still has work: an async subworkflow child (an independent
+    workflow instance in Maestro) goes on after its parent's run ends, in the same flow."""
+    return bool(state.open_scopes or state.live or state.backoff)
+
+
+def detached_key(run_key: str) -> str:
+    """The store key of a run's *detached-work marker*: a child row (``parent_key`` = the run) that
+    is IN_PROGRESS while the run has ended but async children still run, so a takeover, the periodic
+    reconciliation and ``wait_live`` see the work although the run row itself is terminal."""
+    return run_key + DETACHED_SUFFIX
 
 
 def encode_new_run(state: RunState) -> str:
