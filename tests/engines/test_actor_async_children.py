@@ -71,7 +71,8 @@ class TestAsyncChildOutlivesParent:
         got = ActorEngine().replay(trace, OPTIONS)
         assert outcome(got) == outcome(expected)
         r1, r2 = got.runs
-        assert r1.ended_at is not None and r2.started_at is not None
+        assert r1.ended_at is not None
+        assert r2.started_at is not None
         child_end = max(a.ended_at or 0.0 for a in r1.attempts if a.path.startswith("call/"))
         assert r1.ended_at <= r2.started_at < child_end
 
