@@ -112,10 +112,9 @@ def can_launch_more(ct: CompiledTrace, run: RunState, path: str) -> bool:
     cs = ct.workflows[scope.workflow].steps[att.step_id]
     if cs.step.foreach is None:
         return False
-    statuses = [run.scopes[f"{path}[{i}]/"].status for i in range(att.children)]
-    if any(s is W.FAILED for s in statuses):
+    failed, open_ids = _launched_iterations(run, path, att.children)
+    if failed:
         return False
-    open_ids = [i for i, s in enumerate(statuses) if not s.is_terminal]
     if cs.step.foreach.strict_ordering:
         running = (att.children - open_ids[0]) if open_ids else 0
     else:
@@ -162,9 +161,7 @@ def _foreach(
             )
         att = evolve(att, {"child_total": count})
     total: int = att.child_total if att.child_total is not None else 0
-    statuses = [run.scopes[f"{att.path}[{i}]/"].status for i in range(att.children)]
-    failed = any(s is W.FAILED for s in statuses)
-    open_ids = [i for i, s in enumerate(statuses) if not s.is_terminal]
+    failed, open_ids = _launched_iterations(run, att.path, att.children)
     if failed and open_ids and cs.failure_mode is FailureMode.FAIL_IMMEDIATELY:
         run, _, wake = stop_children(run, att.path, "STOP", now)
         return run, att, [Wake(wake)] if wake else []
@@ -193,7 +190,28 @@ def _foreach(
             open_ids.extend(range(att.children - n, att.children))
     if open_ids or (att.children < total and not failed):
         return run, att, effects
+    statuses = [run.scopes[f"{att.path}[{i}]/"].status for i in range(att.children)]  # once, at the end
     return run, _derive(att, statuses, now), effects
+
+
+def _launched_iterations(run: RunState, path: str, launched: int) -> tuple[bool, list[int]]:
+    """(whether an iteration among the first ``launched`` of the foreach at ``path`` is FAILED, the
+    indices of those still open, ascending), read from the parent scope's ``failed_children`` and
+    the run's ``open_scopes`` -- O(open scopes), not O(iterations), at every wake of a wide foreach.
+    Equal to reading ``run.scopes[f"{path}[{i}]/"].status`` for every ``i < launched``."""
+    base = path + "["
+    cut = len(base)
+
+    def index(prefix: str) -> int:
+        """i when ``prefix`` is exactly ``{path}[i]/``, else -1 (a nested or another step's scope)."""
+        if prefix.startswith(base) and prefix.endswith("]/") and prefix[cut:-2].isdigit():
+            return int(prefix[cut:-2])
+        return -1
+
+    parent = run.scopes[path[: path.rfind("/") + 1]]
+    failed = any(0 <= index(k) < launched for k in parent.failed_children)
+    open_ids = sorted(i for i in map(index, run.open_scopes) if 0 <= i < launched)
+    return failed, open_ids
 
 
 def _derive(att: Attempt, statuses: list[WorkflowStatus], now: float) -> Attempt:

@@ -91,6 +91,7 @@ class Scope:
     waiting: tuple[str, ...] = ()  # step ids with no attempt yet, in topological order
     scanned: int = -1  # ``completed`` when ``waiting`` was last checked for readiness
     completed: int = 0  # how many times a latest attempt of a step of this scope became complete
+    failed_children: tuple[str, ...] = ()  # prefixes of this scope's child scopes that are FAILED now
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +132,15 @@ class RunState:
         """Replace (or add) a scope; a scope turning terminal leaves ``open_scopes``."""
         scopes = dict(self.scopes)  # a plain dict: foreach code reads every iteration's scope by key
         scopes[s.prefix] = s
+        if s.parent_step is not None:
+            # the parent scope lists its FAILED children, so a foreach learns "an iteration failed"
+            # without reading every iteration's scope at every wake (O(iterations) per wake before)
+            parent_prefix = s.parent_step[: s.parent_step.rfind("/") + 1]
+            parent = scopes.get(parent_prefix)
+            if parent is not None and (s.status is WorkflowStatus.FAILED) != (s.prefix in parent.failed_children):
+                kids = parent.failed_children
+                kids = tuple(k for k in kids if k != s.prefix) if s.prefix in kids else (*kids, s.prefix)
+                scopes[parent_prefix] = evolve(parent, {"failed_children": kids})
         changes: dict[str, Any] = {"scopes": scopes}
         if s.prefix not in self.open_scopes and not s.status.is_terminal:
             changes["open_scopes"] = (*self.open_scopes, s.prefix)
@@ -288,15 +298,18 @@ def scope_to_json(s: Scope) -> list[Any]:
     """One scope as a plain JSON list (positional: it is stored once per child run)."""
     return [
         s.prefix, s.workflow, dict(s.params), s.instance_id, s.parent_step, s.status.value, s.started_at,
-        s.timeout_s, s.ended_at, s.stopping, list(s.waiting), s.scanned, s.completed,
+        s.timeout_s, s.ended_at, s.stopping, list(s.waiting), s.scanned, s.completed, list(s.failed_children),
     ]  # fmt: skip
 
 
 def scope_from_json(s: Sequence[Any]) -> Scope:
-    # a 12-element list predates ``completed``: 0 makes scanned != completed, i.e. one safe rescan
+    # a 12-element list predates ``completed``: 0 makes scanned != completed, i.e. one safe rescan;
+    # a 13-element one predates ``failed_children`` (stores are per replay: no such file survives)
     completed = s[12] if len(s) > 12 else 0
+    failed_children = tuple(s[13]) if len(s) > 13 else ()
     return Scope(
-        s[0], s[1], s[2], s[3], s[4], _WORKFLOW_STATUS[s[5]], s[6], s[7], s[8], s[9], tuple(s[10]), s[11], completed
+        s[0], s[1], s[2], s[3], s[4], _WORKFLOW_STATUS[s[5]], s[6], s[7], s[8], s[9], tuple(s[10]), s[11], completed,
+        failed_children,
     )
 
 

@@ -305,7 +305,8 @@ def _failure_mode(c: _Call) -> bool:
         c.set(S.COMPLETED_WITH_ERROR)
         return True
     if mode is FailureMode.FAIL_IMMEDIATELY and c.scope.stopping is None:
-        c.run = c.run.with_scope(_replace_scope(c.scope, "STOP"))
+        # the scope as it is now: a child launched in this call may have updated its failed_children
+        c.run = c.run.with_scope(_replace_scope(c.run.scopes[c.scope.prefix], "STOP"))
         prefix = c.scope.prefix
         wake = tuple(p for p in (*c.run.live, *c.run.backoff) if p != c.path and scope_of(p)[0] == prefix)
         if wake:
