@@ -8,9 +8,10 @@ import uuid
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engines.core.children import _launched_iterations
 from engines.core.params import step_instance_uuid
 from engines.core.retry import RetryCounters
-from engines.core.state import Attempt, Scope, evolve
+from engines.core.state import Attempt, RunState, Scope, evolve
 from engines.core.statuses import StepStatus, WorkflowStatus
 
 _TEXT = st.text(min_size=0, max_size=12)
@@ -56,3 +57,36 @@ class TestEvolve:
             assert getattr(changed, f.name) is marker
             others = [g.name for g in dataclasses.fields(Attempt) if g.name != f.name]
             assert all(getattr(changed, n) == getattr(base, n) for n in others)
+
+
+class TestForeachIndexes:
+    @staticmethod
+    def _run() -> RunState:
+        root = Scope("", "wf", {}, 1, None, WorkflowStatus.IN_PROGRESS, 0.0, 60.0)
+        run = RunState("t", "r", 1, WorkflowStatus.IN_PROGRESS, 0.0, scopes={"": root}, attempts={}, open_scopes=("",))
+        for i in range(3):
+            run = run.with_scope(Scope(f"fan[{i}]/", "body", {}, i + 1, "fan", WorkflowStatus.IN_PROGRESS, 0.0, 60.0))
+        # a nested foreach inside iteration 0 and another step's child must not count as iterations of "fan"
+        run = run.with_scope(Scope("fan[0]/in[0]/", "b2", {}, 1, "fan[0]/in", WorkflowStatus.IN_PROGRESS, 0.0, 60.0))
+        return run.with_scope(Scope("fan2[0]/", "body", {}, 1, "fan2", WorkflowStatus.FAILED, 0.0, 60.0))
+
+    def test_parent_lists_failed_children_and_forgets_relaunched_ones(self) -> None:
+        """A child scope turning FAILED is listed on its parent; relaunching that prefix removes it."""
+        run = self._run()
+        failed = run.with_scope(evolve(run.scopes["fan[1]/"], {"status": WorkflowStatus.FAILED}))
+        assert failed.scopes[""].failed_children == ("fan2[0]/", "fan[1]/")
+        relaunched = failed.with_scope(Scope("fan[1]/", "body", {}, 2, "fan", WorkflowStatus.IN_PROGRESS, 1.0, 60.0))
+        assert relaunched.scopes[""].failed_children == ("fan2[0]/",)
+
+    def test_launched_iterations_equal_reading_every_scope(self) -> None:
+        """The indexed view of a foreach's iterations equals reading each launched iteration's scope."""
+        run = self._run()
+        run = run.with_scope(evolve(run.scopes["fan[2]/"], {"status": WorkflowStatus.SUCCEEDED}))
+        run = run.with_scope(evolve(run.scopes["fan[1]/"], {"status": WorkflowStatus.FAILED}))
+        for launched in range(4):
+            statuses = [run.scopes[f"fan[{i}]/"].status for i in range(min(launched, 3))]
+            expected = (
+                any(s is WorkflowStatus.FAILED for s in statuses),
+                [i for i, s in enumerate(statuses) if not s.is_terminal],
+            )
+            assert _launched_iterations(run, "fan", min(launched, 3)) == expected
