@@ -333,19 +333,24 @@ class FlowActor(Actor):
         text = self.codec.run_text(state)
         steps = self.codec.step_rows(self.run_key, state, self._committed, now)
         saved = self.row
-        with store.transaction():
-            if text != self.row.state:
-                saved = store.save_run(replace(self.row, status=state.status.value, state=text, updated_at=now),
-                                       fence=fence)  # fmt: skip
-                fence = None
-            if steps:
-                store.save_steps(steps, fence=fence)
-                fence = None
-            for message in self.outgoing:
-                ids.append(node.add_outbox(self._target(message), message, now, fence=fence))
-                fence = None
-            detached = self._write_detached(state, saved, now, fence)
-            node.flush_acks()
+        try:
+            with store.transaction():
+                if text != self.row.state:
+                    saved = store.save_run(replace(self.row, status=state.status.value, state=text, updated_at=now),
+                                           fence=fence)  # fmt: skip
+                    fence = None
+                if steps:
+                    store.save_steps(steps, fence=fence)
+                    fence = None
+                for message in self.outgoing:
+                    ids.append(node.add_outbox(self._target(message), message, now, fence=fence))
+                    fence = None
+                detached = self._write_detached(state, saved, now, fence)
+                node.flush_acks()
+        except BaseException:
+            self.codec.rollback()  # nothing of this write is durable: the retry writes it all again
+            raise
+        self.codec.commit()
         self.row = saved
         self.detached = detached
         self._committed = state

@@ -70,14 +70,30 @@ def encode_new_run(state: RunState) -> str:
 
 
 class RunCodec:
-    """Per-flow encoder with identity caches; ``seq`` orders attempts as they were created."""
+    """Per-flow encoder with identity caches; ``seq`` orders attempts as they were created.
 
-    __slots__ = ("_attempts", "_scopes", "seq")
+    ``step_rows`` stages what it returns; the flow calls ``commit`` once the transaction committed
+    and ``rollback`` when it failed, so rows of a failed write are written again by the retry."""
+
+    __slots__ = ("_attempts", "_scopes", "_staged", "_staged_seq", "seq")
 
     def __init__(self, seq: int = 0) -> None:
         self._scopes: dict[str, tuple[Scope, str]] = {}
         self._attempts: dict[tuple[str, int], tuple[Attempt, int]] = {}
+        self._staged: dict[tuple[str, int], tuple[Attempt, int]] = {}
+        self._staged_seq = seq
         self.seq = seq
+
+    def commit(self) -> None:
+        """The rows last returned by ``step_rows`` are durable: remember them as written."""
+        self._attempts.update(self._staged)
+        self._staged.clear()
+        self._staged_seq = self.seq
+
+    def rollback(self) -> None:
+        """The write of the rows last returned by ``step_rows`` failed: they are still to write."""
+        self._staged.clear()
+        self.seq = self._staged_seq
 
     def run_text(self, state: RunState) -> str:
         parts = []
@@ -92,6 +108,7 @@ class RunCodec:
     def step_rows(self, run_key: str, state: RunState, before: RunState, now: float) -> list[StepInstance]:
         """Rows for every attempt that is new or changed since ``before``."""
         out: list[StepInstance] = []
+        self.rollback()  # rows staged by a write that never committed are computed afresh
         old = before.attempts
         for path, atts in state.attempts.items():
             prev = old.get(path)
@@ -103,7 +120,7 @@ class RunCodec:
                 if hit is not None and hit[0] is a:
                     continue
                 seq = hit[1] if hit is not None else self._next()
-                self._attempts[key] = (a, seq)
+                self._staged[key] = (a, seq)
                 body = attempt_to_json(a)
                 times = StepTimes(create_time=a.created_at, start_time=a.started_at, end_time=a.ended_at)
                 out.append(StepInstance(run_key, path, a.attempt, a.status.value,

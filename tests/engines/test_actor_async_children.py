@@ -15,7 +15,11 @@ import pytest
 from corpora.model import RetryPolicy, Run, Step, StepType, Subworkflow, Trace, Transition, WorkflowDefinition
 from engines.actor import ActorEngine
 from engines.actor.group import group_of
+from engines.actor.persist import RunCodec, decode_run
 from engines.api import ExecutionRecord, ReplayOptions
+from engines.core.definition import compile_trace
+from engines.core.oracle import _Replay
+from engines.core.state import RunState
 from engines.core.testing import T0, make_trace, oracle_record, rec, step
 from tests.engines._actor_support import outcome
 
@@ -90,6 +94,54 @@ class TestAsyncChildOutlivesParent:
         assert any(t.generation == 2 for t in cluster.takeovers)
         assert got.counters["flows_adopted"] >= 1
         assert got.counters["runtime_starts"] == got.counters["attempts"]
+
+    @pytest.mark.parametrize(
+        "fault", ["drop:StartTask#4", "drop:RuntimeDone#3", "dup:StartTask#4", "dup:RuntimeDone#4"]
+    )
+    def test_message_and_store_faults_after_the_run_ended(self, fault: str) -> None:
+        """A lost, repeated or failed delivery to the child after its parent's run ended is repaired
+        (sweeper, RUNNING ping, retry) and no child attempt runs twice."""
+        trace = _async_trace()
+        got = ActorEngine(faults=(fault,)).replay(trace, OPTIONS)
+        assert got.counters["faults_fired"] == 1
+        assert outcome(got) == outcome(oracle_record(trace, OPTIONS))
+        assert got.counters["runtime_starts"] == got.counters["attempts"]
+
+    def test_each_failed_commit_is_retried(self) -> None:
+        """Whichever store commit fails (the run's end with its detached-work marker included), the
+        writer retries and the outcome holds."""
+        trace = _async_trace()
+        expected = outcome(oracle_record(trace, OPTIONS))
+        for n in range(1, 41):
+            got = ActorEngine(faults=(f"store-fail:commit#{n}",)).replay(trace, OPTIONS)
+            assert outcome(got) == expected, f"store-fail:commit#{n}"
+            assert got.counters["runtime_starts"] == got.counters["attempts"]
+
+    def test_paused_owner_loses_the_child_to_another_node(self) -> None:
+        """3 nodes; the owner pauses past its lease while only the child runs: another node takes the
+        group and finishes the child, the paused node's late writes are fenced off."""
+        trace = _async_trace()
+        owner = group_of(trace.trace_id, 1, "r1", ActorEngine().config.groups) % 3
+        engine = ActorEngine(nodes=3, faults=(f"pause:{owner}@100+200",))
+        got = engine.replay(trace, OPTIONS)
+        assert outcome(got) == outcome(oracle_record(trace, OPTIONS))
+        assert engine.last_cluster is not None
+        assert any(t.generation == 2 and t.node != f"node-{owner}" for t in engine.last_cluster.takeovers)
+
+
+class TestCodecAfterAFailedWrite:
+    def test_rows_of_a_rolled_back_write_are_returned_again(self) -> None:
+        """Step rows whose transaction failed are written by the retry; committed ones are not."""
+        s = _Replay(compile_trace(_async_trace()), OPTIONS).run()[0]
+        empty = RunState(s.trace_id, s.run_id, s.run_index, s.status, s.triggered_at, {}, {})
+        codec = RunCodec()
+        first = codec.step_rows("k", s, empty, 0.0)
+        codec.rollback()
+        again = codec.step_rows("k", s, empty, 1.0)
+        assert [(r.path, r.attempt, r.state) for r in again] == [(r.path, r.attempt, r.state) for r in first]
+        assert decode_run(codec.run_text(s), again)[0] == s
+        codec.commit()
+        assert codec.step_rows("k", s, empty, 2.0) == []
 
 
 def _maestro_sample(seed: int, race_margin: float) -> Trace:
