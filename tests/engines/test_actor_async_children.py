@@ -8,6 +8,7 @@ starting the rest of the child. The reference executor (CoreOracle) defines the 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from corpora.model import RetryPolicy, Run, Step, StepType, Subworkflow, Trace, Transition, WorkflowDefinition
 from engines.actor import ActorEngine
 from engines.actor.group import group_of
+from engines.actor.live import run_live
 from engines.actor.persist import RunCodec, decode_run
 from engines.api import ExecutionRecord, ReplayOptions
 from engines.core.definition import compile_trace
@@ -127,6 +129,23 @@ class TestAsyncChildOutlivesParent:
         assert outcome(got) == outcome(oracle_record(trace, OPTIONS))
         assert engine.last_cluster is not None
         assert any(t.generation == 2 and t.node != f"node-{owner}" for t in engine.last_cluster.takeovers)
+
+
+@pytest.mark.live
+class TestLive:
+    def test_two_live_nodes_finish_the_child_after_the_run(self, tmp_path: Path) -> None:
+        """Real clock, two in-process nodes on a WAL file: the async child (0.4 s) that outlives its
+        parent's run (0.1 s) is recorded to its end, as by the oracle."""
+        child = WorkflowDefinition(id="child", steps=(step("c1", "c2"), step("c2")))
+        call = Step(id="call", type=StepType.SUBWORKFLOW, transitions=(Transition("after"),),
+                    subworkflow=Subworkflow("child", sync=False))  # fmt: skip
+        attempts = (rec("before", 1, "succeeded", 0.05), rec("after", 1, "succeeded", 0.05),
+                    rec("call/c1", 1, "succeeded", 0.4), rec("call/c2", 1, "succeeded", 0.05))  # fmt: skip
+        trace = make_trace([step("before", "call"), call, step("after")], attempts, subworkflows={"child": child},
+                           trace_id="live-async")  # fmt: skip
+        records, counters = asyncio.run(run_live([trace], store_path=str(tmp_path / "s.db"), nodes=2, timeout=30))
+        assert outcome(records[0]) == outcome(oracle_record(trace, ReplayOptions()))
+        assert counters["runtime_starts"] == counters["attempts"] == 4
 
 
 class TestCodecAfterAFailedWrite:
