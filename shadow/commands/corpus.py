@@ -30,7 +30,7 @@ from rich.progress import (
 from rich.table import Table
 
 from corpora.errors import TraceError
-from corpora.generator import generate_corpus
+from corpora.generator import GeneratorConfig, generate_corpus
 from corpora.io import DEFAULT_MAX_LINE_BYTES, TraceItem, TraceWriter, read_traces
 from corpora.stats import CorpusStats, StatsAccumulator
 from shadow.results.store import overwrite_problem
@@ -52,6 +52,11 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     )
     gen.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     gen.add_argument("--count", type=_positive, default=200, help="number of traces (default 200)")
+    gen.add_argument(
+        "--max-steps", type=_positive, default=GeneratorConfig.max_steps,
+        help=f"cap on the steps of one workflow (default {GeneratorConfig.max_steps}); the legacy engine reloads "
+        "every step at every poll, so a 2,000-step trace costs it minutes of CPU",
+    )
     gen.add_argument("-o", "--output", required=True, help="output file (.gz compresses, - is stdout)")
     gen.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     gen.set_defaults(func=run_generate)
@@ -135,7 +140,7 @@ def run_generate(args: argparse.Namespace) -> int:
         return EXIT_HARNESS
     try:
         with TraceWriter(args.output) as writer, _progress(err, args.quiet, "generate", args.count, False) as advance:
-            for trace in generate_corpus(args.seed, args.count):
+            for trace in generate_corpus(args.seed, args.count, GeneratorConfig(max_steps=args.max_steps)):
                 writer.write(trace)
                 digest.update(trace.trace_id.encode())
                 advance(1)

@@ -30,6 +30,14 @@ class TestGenerate:
         assert "wrote 12 traces" in capsys.readouterr().err
         assert main(["corpus", "validate", str(a), "--quiet"]) == 0
 
+    def test_max_steps_caps_every_workflow(self, tmp_path: Path) -> None:
+        """--max-steps bounds the top-level steps of every generated workflow, the large one included."""
+        out = tmp_path / "c.jsonl"
+        assert main(["corpus", "generate", "--seed", "1", "--count", "40", "--max-steps", "30", "-o", str(out), "--quiet"]) == 0
+        sizes = [len(json.loads(line)["definition"]["steps"]) for line in out.read_text().splitlines()]
+        assert len(sizes) == 40
+        assert max(sizes) <= 30
+
     def test_bad_count_is_a_harness_error(self) -> None:
         """--count 0 is a usage error with exit code 4."""
         with pytest.raises(SystemExit) as info:
