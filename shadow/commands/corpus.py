@@ -53,8 +53,8 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     gen.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     gen.add_argument("--count", type=_positive, default=200, help="number of traces (default 200)")
     gen.add_argument(
-        "--max-steps", type=_positive, default=GeneratorConfig.max_steps,
-        help=f"cap on the steps of one workflow (default {GeneratorConfig.max_steps}); the legacy engine reloads "
+        "--max-steps", type=_positive, default=GeneratorConfig().max_steps,
+        help=f"cap on the steps of one workflow (default {GeneratorConfig().max_steps}); the legacy engine reloads "
         "every step at every poll, so a 2,000-step trace costs it minutes of CPU",
     )
     gen.add_argument("-o", "--output", required=True, help="output file (.gz compresses, - is stdout)")
