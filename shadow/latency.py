@@ -36,7 +36,8 @@ __all__ = [
 
 
 def _durations(trace: Trace, run: RunExecution) -> dict[str, float]:
-    """Per leaf path: recorded durations of the attempts the engine ran plus the backoffs between them."""
+    """Per leaf path: recorded durations of the attempts the engine ran (cut at their end when the engine
+    terminated them early) plus the backoffs between them."""
     recorded = next((r for r in trace.runs if r.run_id == run.run_id), None)
     durations = {(a.path, a.attempt): a.duration for a in recorded.attempts} if recorded else {}
     per_path: dict[str, list[AttemptRecord]] = {}
@@ -49,7 +50,11 @@ def _durations(trace: Trace, run: RunExecution) -> dict[str, float]:
         for att in attempts:
             if att.started_at is None:
                 continue
-            total += durations.get((path, att.attempt), 0.0)
+            recorded_seconds = durations.get((path, att.attempt), 0.0)
+            if att.ended_at is not None:
+                # A terminated attempt (step or workflow timeout, a stop) ran only part of its recording.
+                recorded_seconds = min(recorded_seconds, max(0.0, att.ended_at - att.started_at))
+            total += recorded_seconds
             if prev_end is not None and att.ready_at is not None:
                 total += max(0.0, att.ready_at - prev_end)  # the retry backoff is policy, not overhead
             prev_end = att.ended_at

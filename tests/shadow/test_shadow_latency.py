@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 from engines.api import ReplayOptions
+from engines.core.oracle import CoreOracle
 from shadow.latency import critical_path, judge_shift, paired_test, run_metrics, summarize
 from shadow.testing import FakeEngine, build_trace
 
@@ -25,6 +27,15 @@ class TestMetrics:
         trace = build_trace("t", {"a": []}, {"a": [("user_error", 4.0), ("succeeded", 6.0)]})
         record = FakeEngine(start_overhead=1.0, jitter=0.0).replay(trace, ReplayOptions())
         assert critical_path(trace, record.runs[0]) == 10.0
+
+    def test_terminated_attempt_counts_only_what_ran(self) -> None:
+        """A step cut by a 600 s workflow timeout adds 600 s, not its 5,000 s recording: overhead stays >= 0."""
+        base = build_trace("t", {"a": ["b"], "b": []}, {"a": [("succeeded", 10.0)], "b": [("succeeded", 5000.0)]})
+        trace = replace(base, definition=replace(base.definition, timeout=600))
+        run = CoreOracle().replay(trace, ReplayOptions()).runs[0]
+        assert run.status == "TIMED_OUT"
+        assert critical_path(trace, run) == 600.0
+        assert run_metrics(trace, run)["orchestration_overhead"] == 0.0
 
     def test_summarize(self) -> None:
         """Quantiles interpolate; an empty sample has no statistics."""
