@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from engines.clock import Clock
-from engines.store.errors import StaleGenerationError, StoreConflictError, StoreIntegrityError
+from engines.store.errors import StaleGenerationError, StoreConflictError, StoreError, StoreIntegrityError
 from engines.store.faults import FaultHook
 from engines.store.latency import LatencySampler
 from engines.store.protocol import Fence
@@ -41,6 +41,8 @@ class SqlBackend:
     _lock_rows = ""
     _share_rows = ""
     _skip_locked = ""
+    #: the driver's exceptions, which every backend turns into typed StoreErrors
+    _driver_errors: tuple[type[Exception], ...] = ()
 
     def _init_accounting(self, database: str, sampler: LatencySampler, faults: FaultHook | None) -> None:
         self._database = database
@@ -100,11 +102,55 @@ class SqlBackend:
         self._pending += delay
         self._latency_total += delay
 
+    def _begin_sql(self, write: bool) -> str:
+        """The statement that opens a transaction (``write`` says whether it will write)."""
+        raise NotImplementedError
+
+    def _store_error(self, exc: Exception) -> StoreError:
+        """A driver exception as a typed StoreError."""
+        raise NotImplementedError
+
+    def _control(self, sql: str) -> None:
+        """Run a transaction-control statement (BEGIN, COMMIT) on the connection."""
+        raise NotImplementedError
+
+    def _rollback(self) -> None:
+        raise NotImplementedError
 
     @contextlib.contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[None]:
-        raise NotImplementedError
-        yield  # pragma: no cover
+        """All store calls inside are one atomic unit; nested blocks join the outer one.
+
+        Nothing is half-written: any exception inside, or a failed COMMIT, rolls the whole unit back."""
+        if self._depth > 0:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        try:
+            self._control(self._begin_sql(write))
+        except self._driver_errors as exc:
+            raise self._store_error(exc) from exc
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self._rollback()
+            raise
+        self._depth = 0
+        try:
+            self._round_trip("commit", "commit")
+            self._commits += 1
+            self._control("COMMIT")
+        except self._driver_errors as exc:
+            self._rollback()
+            raise self._store_error(exc) from exc
+        except BaseException:
+            self._rollback()
+            raise
 
     def _read(self, operation: str, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         raise NotImplementedError

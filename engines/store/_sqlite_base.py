@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from engines.store._ops import SqlBackend
 from engines.store.errors import (
@@ -141,42 +141,19 @@ class SqliteBase(SqlBackend):
 
     # ---- transactions -----------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def transaction(self, *, write: bool = True) -> Iterator[None]:
-        """All store calls inside are one atomic unit; nested blocks join the outer one.
+    _driver_errors = (sqlite3.Error,)
 
-        ``write=True`` takes the write lock at BEGIN (``BEGIN IMMEDIATE``): a transaction that reads and
+    def _begin_sql(self, write: bool) -> str:
+        """``write=True`` takes the write lock at BEGIN (``BEGIN IMMEDIATE``): a transaction that reads and
         then writes cannot fail halfway on a lock upgrade. Read-only operations use ``write=False`` (a
         deferred BEGIN), so in WAL mode they never wait for writers on other connections."""
-        if self._depth > 0:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        try:
-            self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        except sqlite3.Error as exc:
-            raise translate(exc, self._database) from exc
-        self._depth = 1
-        try:
-            yield
-        except BaseException:
-            self._depth = 0
-            self._rollback()
-            raise
-        self._depth = 0
-        try:
-            self._round_trip("commit", "commit")
-            self._commits += 1
-            self._conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._rollback()
-            raise translate(exc, self._database) from exc
-        except BaseException:
-            self._rollback()
-            raise
+        return "BEGIN IMMEDIATE" if write else "BEGIN"
+
+    def _store_error(self, exc: Exception) -> StoreError:
+        return translate(cast(sqlite3.Error, exc), self._database)
+
+    def _control(self, sql: str) -> None:
+        self._conn.execute(sql)
 
     def _rollback(self) -> None:
         self._rollbacks += 1

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,38 +167,17 @@ class PostgresStore(SqlOperations):
         except (psycopg.Error, sqlite3.Error) as exc:
             raise _translate(exc, self._database) from exc
 
-    @contextlib.contextmanager
-    def transaction(self, *, write: bool = True) -> Iterator[None]:
-        """All store calls inside are one atomic unit; nested blocks join the outer one."""
-        if self._depth > 0:
-            self._depth += 1
-            try:
-                yield
-            finally:
-                self._depth -= 1
-            return
-        try:
-            self._conn.execute("BEGIN" if write else "BEGIN READ ONLY")
-        except psycopg.Error as exc:
-            raise _translate(exc, self._database) from exc
-        self._depth = 1
-        try:
-            yield
-        except BaseException:
-            self._depth = 0
-            self._rollback()
-            raise
-        self._depth = 0
-        try:
-            self._round_trip("commit", "commit")
-            self._commits += 1
-            self._conn.execute("COMMIT")
-        except (psycopg.Error, sqlite3.Error) as exc:
-            self._rollback()
-            raise _translate(exc, self._database) from exc
-        except BaseException:
-            self._rollback()
-            raise
+    # sqlite3 errors too: the shared fault hooks simulate driver failures with them
+    _driver_errors = (psycopg.Error, sqlite3.Error)
+
+    def _begin_sql(self, write: bool) -> str:
+        return "BEGIN" if write else "BEGIN READ ONLY"
+
+    def _store_error(self, exc: Exception) -> StoreError:
+        return _translate(exc, self._database)
+
+    def _control(self, sql: str) -> None:
+        self._conn.execute(sql)
 
     def _rollback(self) -> None:
         self._rollbacks += 1
