@@ -52,11 +52,20 @@ class ReplayOptions:
     ``seed`` drives every random choice of the engine (store latency draws, poll jitter); a second
     replica with another ``seed`` measures noise (A/A). ``time_limit`` is the virtual seconds after
     the last trigger past which a run that has not ended is reported ``stuck`` instead of hanging.
-    ``faults`` are engine-specific fault specs (see ``shadow replay --help``)."""
+    ``faults`` are engine-specific fault specs (see ``shadow replay --help``).
+
+    ``exact`` asks for the tick-by-tick simulation: every poll, heartbeat and reconciliation is run
+    one at a time on the virtual clock. By default (``exact=False``) an engine may instead jump the
+    clock over periods where nothing can change state and *account* for the periodic upkeep it
+    skipped (its counters, modeled round trips and their latency); the records of both modes are
+    identical -- statuses, attempts, params, outputs, every timestamp and every counter -- and a
+    test proves it on whole corpora (``tests/engines/test_fast_exact.py``). Engines that have no
+    fast path ignore the flag."""
 
     seed: int = 0
     time_limit: float = 30 * 24 * 3600.0
     faults: tuple[str, ...] = ()
+    exact: bool = False
 
 
 @dataclass(frozen=True, slots=True)
