@@ -47,6 +47,7 @@ class RunSettings:
     flush_traces: int = 256
     flush_seconds: float = 5.0
     command: str = ""
+    exact: bool = False
 
     @property
     def seeds(self) -> dict[str, int]:
@@ -97,7 +98,7 @@ def _provenance(settings: RunSettings) -> dict[str, Any]:
     config = {
         "baseline": asdict(settings.baseline), "candidate": asdict(settings.candidate),
         "time_limit": settings.time_limit, "where": settings.where, "sample": settings.sample,
-        "limit": settings.limit, "noise": asdict(settings.noise),
+        "limit": settings.limit, "noise": asdict(settings.noise), "exact": settings.exact,
         "registry": [asdict(e) for e in settings.registry.entries],
     }
     text = dumps(config)
@@ -185,7 +186,7 @@ def run_shadow(settings: RunSettings, *, progress: Progress | None = None,
     selector = TraceSelector(settings.where)
     config = TrialConfig(engines={"baseline": settings.baseline, "candidate": settings.candidate,
                                   "baseline_aa": settings.baseline},
-                         seeds=settings.seeds, time_limit=settings.time_limit)
+                         seeds=settings.seeds, time_limit=settings.time_limit, exact=settings.exact)
     with ResultsStore(settings.db) as store:
         session_id = store.start_session(_provenance(settings))
         session = _Session(settings, store, session_id)

@@ -36,6 +36,7 @@ class TrialConfig:
     seeds: Mapping[str, int]
     time_limit: float = 30 * 24 * 3600.0
     faults: tuple[str, ...] = ()
+    exact: bool = False  # ReplayOptions.exact: tick-by-tick engines (same records, slower)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,8 @@ def run_trace_with(job: TraceJob, config: TrialConfig, engines: Mapping[str, Eng
     records: dict[str, ExecutionRecord | None] = {}
     errors: dict[str, str] = {}
     for role in ROLES:
-        options = ReplayOptions(seed=config.seeds[role], time_limit=config.time_limit, faults=config.faults)
+        options = ReplayOptions(seed=config.seeds[role], time_limit=config.time_limit, faults=config.faults,
+                                exact=config.exact)
         record, error = _replay(engines[role], trace, options)
         records[role] = record
         if error:

@@ -34,6 +34,9 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.add_argument("--time-limit", type=finite_number(positive=True), default=30 * 24 * 3600.0,
                    help="virtual seconds after which an unfinished run is reported stuck (default 30 days)")
     p.add_argument("--json", action="store_true", help="print the record as JSON")
+    p.add_argument("--exact", action="store_true",
+                   help="simulate every poll, heartbeat and reconciliation tick by tick instead of jumping over "
+                        "idle periods (same record, much slower)")
     p.add_argument("--nodes", type=int, help="engine nodes (engines whose factory accepts nodes=)")
     p.add_argument("--fault", action="append", default=[],
                    help=f"fault spec, repeatable (engines accepting faults=); {FAULT_SYNTAX}")
@@ -66,7 +69,7 @@ def replay_command(args: argparse.Namespace) -> int:
         err.print(f"[red]error:[/] no trace {escape(repr(args.trace))} in {escape(args.path)}" if args.trace
                   else f"[red]error:[/] {escape(args.path)} holds no trace", highlight=False)
         return 4
-    record = engine.replay(trace, ReplayOptions(seed=args.seed, time_limit=args.time_limit))
+    record = engine.replay(trace, ReplayOptions(seed=args.seed, time_limit=args.time_limit, exact=args.exact))
     if args.json:
         print(json.dumps(encode(record), indent=2, sort_keys=True))
     else:

@@ -56,6 +56,9 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="traces per executor batch")
     p.add_argument("--flush-every", type=int, default=256, help="write to the database every N traces (or 5 s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--exact", action="store_true",
+                   help="simulate every poll, heartbeat and reconciliation tick by tick instead of jumping over "
+                        "idle periods (same records, much slower; for checking the fast path)")
     p.set_defaults(func=run_command)
 
 
@@ -103,7 +106,7 @@ def _run_command(args: argparse.Namespace) -> int:
             time_limit=args.time_limit, where=args.where, sample=args.sample, limit=args.limit,
             registry=registry, noise=NoiseConfig(args.noise_relative, args.noise_absolute),
             batch_size=max(1, args.batch_size),
-            flush_traces=max(1, args.flush_every), command=shlex.join(sys.argv),
+            flush_traces=max(1, args.flush_every), command=shlex.join(sys.argv), exact=args.exact,
         )
         undecodable = [p for p in (*settings.corpus, settings.db) if not _utf8(p)]
         if undecodable:
