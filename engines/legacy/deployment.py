@@ -18,6 +18,7 @@ Concurrency: everything runs on one event loop thread.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -124,6 +125,7 @@ class Deployment:
         workflows: Mapping[str, WorkflowEntry],
         seed: int = 0,
         faults: Sequence[StallFault] = (),
+        fast: bool = False,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -139,6 +141,16 @@ class Deployment:
         self.busy = 0
         self.pending_triggers = 0
         self.quiescent = asyncio.Event()
+        # The fast path (engines.legacy.fastpath): on only for one worker, no faults, a virtual clock and a
+        # SQLite store without fault hooks; everything else runs tick by tick.
+        self.fast = fast
+        if fast:
+            self.codec.snapshots = {}
+        self.deadline = math.inf
+        self.trigger_horizon = -math.inf  # the trigger task does nothing before this time
+        self.jump_credit = 0  # loop jumps the tick-by-tick run would have made inside fast-forwards
+        self.upkeep_round_trips = 0  # round trips of empty polls (per worker upkeep)
+        self.fast_stats: Counter[str] = Counter()
 
     def workflow_of(self, loaded: LoadedState) -> WorkflowEntry:
         return self.workflows[loaded.root.workflow_id]
@@ -159,7 +171,9 @@ class Deployment:
         for when, workflow_id, run_id in schedule:
             delay = when - self.clock.now()
             if delay > 0:
+                self.trigger_horizon = when
                 await self.clock.sleep(delay)
+            self.trigger_horizon = -math.inf
             try:
                 for tries in range(MAX_TRIGGER_TRIES):
                     try:
@@ -176,6 +190,7 @@ class Deployment:
                 self.pending_triggers -= 1
                 if self.pending_triggers == 0:
                     self.doorbell.ring()  # idle workers re-check: maybe nothing is left to do
+        self.trigger_horizon = math.inf
 
     async def serve(self, *, deadline: float | None) -> bool:
         """Trigger every run of every workflow at its trigger time and run the workers until
@@ -189,6 +204,8 @@ class Deployment:
         )
         self.pending_triggers = len(schedule)
         self.quiescent.clear()
+        self.deadline = math.inf if deadline is None else deadline
+        self.trigger_horizon = -math.inf
         workers = [Worker(self, i) for i in range(self.config.workers)]
         tasks = [asyncio.get_running_loop().create_task(w.run(), name=w.name) for w in workers]
         trig = asyncio.get_running_loop().create_task(

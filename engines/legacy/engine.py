@@ -30,7 +30,10 @@ COUNTERS = (
     "conflicts", "duplicate_deliveries", "stalls",
 )  # fmt: skip
 """Worker counters every legacy record carries (0 when nothing happened), beside ``store_*``,
-``jobs_launched``, ``duplicate_launches``, ``row_decodes``, ``row_cache_hits`` and ``loop_jumps``."""
+``jobs_launched``, ``duplicate_launches``, ``row_decodes``, ``row_cache_hits``, ``loop_jumps``,
+``hot_round_trips`` (claimed polls and everything in their cycle, triggers, the final reload: per
+workflow), ``upkeep_round_trips`` (empty polls: per worker; hot + upkeep == ``store_round_trips``) and
+``virtual_seconds`` (replayed time: the clock at the end minus the first trigger)."""
 
 
 class LegacyEngine:
@@ -53,6 +56,10 @@ class LegacyEngine:
         self.config = config if config is not None else LegacyConfig()
         self.latency = latency if latency is not None else LatencyModel()
         self.faults = tuple(StallFault.parse(f) for f in faults)
+        self.last_stats: dict[str, float] = {}
+        """Diagnostics of the last replay that are not part of the record (they differ between the fast and
+        the exact mode): ``fast`` (1.0 when the fast path was on), ``fast_stretches``,
+        ``fast_forwarded_polls``, ``fast_forwarded_empty_polls``."""
 
     def replay(self, trace: Trace, options: ReplayOptions) -> ExecutionRecord:
         entry = workflow_entry(trace)  # DefinitionError (an EngineError) for what the core cannot run
@@ -64,13 +71,15 @@ class LegacyEngine:
         store = SqliteStore(SqliteConfig(latency=self.latency, seed=options.seed))
         try:
             with VirtualTimeEnvironment(start=start) as env:
+                fast = not options.exact and self.config.workers == 1 and not faults
                 deployment = Deployment(
                     store=store, clock=env.clock, config=self.config, registry=RuntimeRegistry.replay(trace),
-                    workflows={trace.trace_id: entry}, seed=options.seed, faults=faults,
+                    workflows={trace.trace_id: entry}, seed=options.seed, faults=faults, fast=fast,
                 )  # fmt: skip
                 env.run(deployment.serve(deadline=deadline))
+                virtual_seconds = env.loop.time() - start
                 runs = deployment.final_runs()
-                loop_jumps = env.loop.jumps
+                loop_jumps = env.loop.jumps + deployment.jump_credit
         except RecursionError as exc:  # pragma: no cover - defensive
             raise EngineError(f"legacy replay of {trace.trace_id!r} recursed too deeply: {exc}") from exc
         finally:
@@ -85,6 +94,17 @@ class LegacyEngine:
         out["row_decodes"] = float(deployment.codec.decodes)
         out["row_cache_hits"] = float(deployment.codec.cache_hits)
         out["loop_jumps"] = float(loop_jumps)
+        upkeep = float(deployment.upkeep_round_trips)
+        out["upkeep_round_trips"] = upkeep
+        out["hot_round_trips"] = out["store_round_trips"] - upkeep
+        out["virtual_seconds"] = float(virtual_seconds)
+        stats = deployment.fast_stats
+        self.last_stats = {
+            "fast": 1.0 if deployment.fast else 0.0,
+            "fast_stretches": float(stats["stretches"]),
+            "fast_forwarded_polls": float(stats["polls"]),
+            "fast_forwarded_empty_polls": float(stats["empty_polls"]),
+        }
         return ExecutionRecord(
             trace_id=trace.trace_id, engine=self.name, engine_version=self.version, seed=options.seed,
             runs=runs, counters=out,

@@ -19,7 +19,7 @@ from corpora.model import JsonValue, Outcome, StepType
 from engines.api import EngineError
 from engines.clock import Clock
 from engines.core.effects import RuntimeReport
-from engines.runtimes import RuntimeRegistry, RuntimeResult
+from engines.runtimes import ReplayRuntime, RuntimeRegistry, RuntimeResult
 
 __all__ = ["FinishedJob", "JobBoard", "JobKey"]
 
@@ -43,6 +43,9 @@ class JobBoard:
         self._registry = registry
         self._clock = clock
         self._tasks: dict[JobKey, asyncio.Task[FinishedJob]] = {}
+        # When a replay job will finish (its runtime's timer), known once the job's task started; the
+        # fast path uses it to know that a poll before that time sees the job still running.
+        self._due: dict[JobKey, float] = {}
         self.launched = 0
         self.duplicate_launches = 0
 
@@ -54,16 +57,22 @@ class JobBoard:
         self.launched += 1
         _, path, attempt = key
         self._tasks[key] = asyncio.get_running_loop().create_task(
-            self._run(run_id, path, attempt, StepType(step_type), dict(params)),
+            self._run(key, run_id, path, attempt, StepType(step_type), dict(params)),
             name=f"job {key[0]} {path}#{attempt}",
         )
 
     async def _run(
-        self, run_id: str, path: str, attempt: int, step_type: StepType, params: dict[str, JsonValue]
+        self, key: JobKey, run_id: str, path: str, attempt: int, step_type: StepType, params: dict[str, JsonValue]
     ) -> FinishedJob:
         started = self._clock.now()
         try:
             runtime = self._registry.for_type(step_type, step=path)
+            if isinstance(runtime, ReplayRuntime):
+                # ReplayRuntime.run sleeps the recorded duration (when positive) on the clock: its task
+                # is done from exactly started + duration on (at that instant the loop's order decides).
+                planned = runtime.result_for(run_id, path, attempt)
+                dur = planned.duration if not planned.unrecorded and planned.duration > 0 else 0.0
+                self._due[key] = started + dur if dur > 0 else started
             result = await runtime.run(run_id, path, attempt, params, self._clock)
         except EngineError as exc:
             # No runtime can run this step here: a configuration error no retry fixes.
@@ -83,6 +92,21 @@ class JobBoard:
             return RuntimeReport.unrecorded()
         return RuntimeReport.finished(result.outcome.value, dict(result.outputs))
 
+    def due(self, key: JobKey) -> float | None:
+        """When a launched replay job finishes (None: unknown, not launched, or not started yet).
+
+        A poll at a virtual time strictly before it sees the job running; at or after it, the poll
+        must be simulated for real (at exactly that time the loop's ordering decides)."""
+        return self._due.get(key)
+
+    def has(self, key: JobKey) -> bool:
+        """True when this board launched the job (and has not forgotten it)."""
+        return key in self._tasks
+
+    def done(self, key: JobKey) -> bool:
+        task = self._tasks.get(key)
+        return task is not None and task.done()
+
     def finished(self, key: JobKey) -> FinishedJob | None:
         task = self._tasks.get(key)
         return task.result() if task is not None and task.done() and not task.cancelled() else None
@@ -90,10 +114,12 @@ class JobBoard:
     def forget(self, key: JobKey) -> None:
         """Drop a job whose attempt reached a terminal status (its result was consumed)."""
         self._tasks.pop(key, None)
+        self._due.pop(key, None)
 
     def terminate(self, key: JobKey) -> None:
         """Kill a job (step timeout, STOP); it reports nothing more."""
         task = self._tasks.pop(key, None)
+        self._due.pop(key, None)
         if task is not None and not task.done():
             task.cancel()
 
@@ -109,3 +135,4 @@ class JobBoard:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        self._due.clear()

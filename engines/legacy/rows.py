@@ -26,7 +26,7 @@ from engines.core.state import Attempt, RunState, Scope, run_from_json, run_to_j
 from engines.core.statuses import WorkflowStatus
 from engines.store import LoadedRun, StepInstance, StepTimes, Store, WorkflowInstance
 
-__all__ = ["CHILD_SEPARATOR", "LoadedState", "RowCodec", "RowWrites", "child_key", "root_key"]
+__all__ = ["CHILD_SEPARATOR", "LoadedState", "RowCodec", "RowWrites", "Snapshot", "child_key", "root_key"]
 
 CHILD_SEPARATOR = "::"
 _CACHE_LIMIT = 200_000
@@ -50,6 +50,19 @@ class LoadedState:
     root: WorkflowInstance
     children: Mapping[str, WorkflowInstance]
     book: Mapping[str, Any]  # engine bookkeeping kept in the root row (``dequeued`` by the run strategy)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A run as the codec last decoded it, for the fast path (:mod:`engines.legacy.fastpath`).
+
+    Valid while the run's row is still at ``version`` and no decode cache was cleared since
+    (``epoch``): a reload would then return an equal state, every row a cache hit (``hits`` of them)."""
+
+    version: int
+    loaded: LoadedState
+    hits: int
+    epoch: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +110,8 @@ class RowCodec:
         self._roots: dict[str, tuple[RunState, Scope | None, Mapping[str, Any]]] = {}
         self.decodes = 0
         self.cache_hits = 0
+        self.epoch = 0  # bumped whenever a decode cache is cleared (snapshots taken before are void)
+        self.snapshots: dict[str, Snapshot] | None = None  # run_key -> last load (fast mode only)
 
     # ---- decoding ---------------------------------------------------------------------------
 
@@ -111,6 +126,7 @@ class RowCodec:
         attempt = run_from_json(doc).attempts[d["path"]][0]
         if len(self._attempts) >= _CACHE_LIMIT:
             self._attempts.clear()
+            self.epoch += 1
         self._attempts[text] = attempt
         return attempt
 
@@ -123,6 +139,7 @@ class RowCodec:
         scope = run_from_json(dict(_BLANK_JSON, scopes=[doc])).scopes[doc[0]]
         if len(self._scopes) >= _CACHE_LIMIT:
             self._scopes.clear()
+            self.epoch += 1
         self._scopes[text] = scope
         return scope
 
@@ -138,6 +155,7 @@ class RowCodec:
             head = (run_from_json(doc["core"]), root_scope, doc["book"])
             if len(self._roots) >= _CACHE_LIMIT:
                 self._roots.clear()
+                self.epoch += 1
             self._roots[root.state] = head
         else:
             self.cache_hits += 1
@@ -169,7 +187,16 @@ class RowCodec:
             if loaded is None:
                 return None
             children = store.child_runs(run_key)
-        return self.decode(loaded, children)
+        if self.snapshots is None:
+            return self.decode(loaded, children)
+        epoch = self.epoch
+        out = self.decode(loaded, children)
+        if self.epoch == epoch:
+            hits = 1 + len(children) + len(loaded.steps)
+            self.snapshots[run_key] = Snapshot(loaded.run.version, out, hits, epoch)
+        else:
+            self.snapshots.pop(run_key, None)
+        return out
 
     # ---- encoding ---------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from engines.core.statuses import StepStatus
 from engines.core.step import execute
 from engines.legacy.config import LegacyConfig
 from engines.legacy.decider import DecideOutcome, decide_pass
+from engines.legacy.fastpath import FastForward
 from engines.store import DECIDER_PATH, QueueTask, StoreConflictError, StoreLockedError
 
 if TYPE_CHECKING:
@@ -64,14 +65,19 @@ class Worker:
         self.index = index
         self.name = f"legacy-worker-{index}"
         self.rng = random.Random(f"legacy:{deployment.seed}:worker:{index}")
+        self._back: list[float] = []  # draws of self.rng handed back by the fast path, next last
         self.counters: Counter[str] = Counter()
         self.idle_polls_elided = 0.0
         self.claims = 0
         self._stalls = {f.claim: f for f in deployment.faults if f.worker == index}
 
+    def _random(self) -> float:
+        """The worker's next random draw (the fast path may have drawn ahead and handed draws back)."""
+        return self._back.pop() if self._back else self.rng.random()
+
     def _gap(self) -> float:
         cfg = self.dep.config
-        return cfg.poll_interval * (1.0 + cfg.poll_jitter * self.rng.random())
+        return cfg.poll_interval * (1.0 + cfg.poll_jitter * self._random())
 
     async def run(self) -> None:
         """Poll until cancelled. A locked database (another process holds the write lock) is retried
@@ -93,12 +99,18 @@ class Worker:
 
     async def _poll_forever(self) -> None:
         dep, store, clock = self.dep, self.dep.store, self.dep.clock
-        await clock.sleep(self.rng.random() * dep.config.poll_interval)
+        await clock.sleep(self._random() * dep.config.poll_interval)
+        ff = FastForward.for_worker(self)
         while True:
+            if ff is not None:
+                await ff.advance()
+            trips = store.counters["round_trips"]
             tasks = store.claim(self.name, clock.now(), claim_seconds=dep.config.claim_timeout, limit=1)
             # An empty poll also asks when the next task becomes visible; both round trips are paid
             # in one settle (they are back to back, nothing happens in between).
             nxt = store.next_visible_at() if not tasks else None
+            if not tasks:
+                dep.upkeep_round_trips += int(store.counters["round_trips"] - trips)
             await store.settle(clock)
             self.counters["polls"] += 1
             if tasks:
@@ -115,11 +127,11 @@ class Worker:
             if nxt is None:
                 dep.check_quiescent()
             # Sleep to the first poll tick after the next visible task (or until new work is queued).
-            wait = None if nxt is None else max(0.0, nxt - now) + self.rng.random() * dep.config.poll_interval
+            wait = None if nxt is None else max(0.0, nxt - now) + self._random() * dep.config.poll_interval
             wait = max(wait, self._gap()) if wait is not None else None
             rung = await dep.doorbell.wait(wait)
             if rung:
-                await clock.sleep(self.rng.random() * dep.config.poll_interval)
+                await clock.sleep(self._random() * dep.config.poll_interval)
             self.idle_polls_elided += max(0.0, (clock.now() - now) / dep.config.poll_interval - 1.0)
             self.counters["idle_polls_elided"] = round(self.idle_polls_elided)
 

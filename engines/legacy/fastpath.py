@@ -1,0 +1,351 @@
+"""The legacy engine's fast path: polls that change nothing, advanced in memory instead of tick by tick.
+
+In replay, most legacy cycles are polls of a RUNNING step whose job has not finished: the worker claims
+the task, reloads the run, calls ``execute`` (which changes nothing), re-queues the task 3 s later and
+sleeps its poll gap; an idle worker alternates an empty poll with a wait for the next visible task.
+Nothing in such a stretch changes a run, so its outcome is known in advance -- except for the clock,
+the store's latency draws, the worker's random gaps and the counters. :class:`FastForward` computes
+exactly those in a tight loop, with the same arithmetic and the same draws in the same order as the
+tick-by-tick path (``ReplayOptions(exact=True)``), and hands control back to the real worker for the
+first cycle that may change something.
+
+At the top of its poll loop the worker calls :meth:`FastForward.advance`. It reads the queue and the
+runs' versions (unmetered: the simulated polls are accounted below), then simulates iterations of the
+worker's loop, each one *speculatively*: the draws it takes are handed back (to the store's latency
+sampler and the worker's generator) if the iteration turns out not to be trivial, so the real worker
+takes them next. An iteration is trivial when
+
+* it is an empty poll (nothing visible) of a non-empty queue, followed by the idle wait up to the next
+  visible task (nothing can ring the doorbell: the bound below excludes triggers); or
+* it claims a step task of a run whose decoded rows are cached at the run's current version (a reload
+  would return an equal state, every row a cache hit), the step is neither fresh (CREATED, first
+  poll) nor done, its job (a leaf in RUNNING) is still running at the cycle's time (the replay
+  runtime's timer is strictly later) and the core's ``execute`` -- called for real on the cached
+  state at the cycle's time -- returns the same state with no effect; the task is then re-queued with
+  the same callback delay.
+
+and it ends strictly before the bound: the next trigger (or while the trigger task is busy), the replay
+deadline minus a second, and no wake-up of the worker may coincide with a timer already on the loop
+(the tick-by-tick loop would then make one jump fewer). Decider tasks, fresh attempts, finished jobs,
+step and workflow timeouts (``execute`` sees them; a workflow timeout is a decider task) all stop it.
+
+What the stretch did is then applied at once: the queue rows (``visible_at``, ``poll_count``; owner and
+claim fields are back to NULL as a re-queue leaves them), the store's counters and latency total
+(accumulated draw by draw, so the float sum is the same), the worker's counters and its float
+``idle_polls_elided``, the codec's cache-hit count, and the loop jumps the tick-by-tick run would have
+made (``Deployment.jump_credit``). The worker then sleeps until the end of the stretch on the loop
+(``call_at`` of the exact float time) and carries on with the real cycle.
+
+Used only with one worker, no stall faults, a virtual clock and a SQLite store without a fault hook;
+anything else runs tick by tick.
+
+Concurrency: one instance per worker, used from the loop's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from typing import TYPE_CHECKING, Any
+
+from engines.clock import VirtualClock
+from engines.core.effects import RuntimeReport
+from engines.core.state import scope_of
+from engines.core.statuses import StepStatus
+from engines.core.step import execute
+from engines.store import DECIDER_PATH
+from engines.store._sqlite_base import SqliteBase
+
+if TYPE_CHECKING:
+    from engines.legacy.worker import Worker
+
+__all__ = ["DEADLINE_MARGIN", "FastForward", "PushbackSampler"]
+
+S = StepStatus
+DEADLINE_MARGIN = 1.0
+"""Seconds before the replay deadline from which every poll is simulated for real (the deadline cuts
+the worker mid-cycle; its counters at that point must be the tick-by-tick ones)."""
+
+_RUNNING = RuntimeReport.running()
+_Q_TASKS = "SELECT task_id, run_key, path, visible_at, owner, claimed_until, wake_at, poll_count FROM queue"
+_Q_VERSIONS = "SELECT run_key, version FROM workflow_instances WHERE parent_key IS NULL"
+_Q_RESTORE = "UPDATE queue SET visible_at = ?, poll_count = ? WHERE task_id = ?"
+
+# Round trips of one trivial poll (claim: write + commit; reload: 3 reads + commit; re-queue: write +
+# commit) and of one empty poll (claim: write + commit; next_visible_at: read + commit).
+_POLL_DRAWS = (2, 4, 2)
+_POLL_READS, _POLL_WRITES, _POLL_COMMITS = 3, 2, 3
+_EMPTY_DRAWS = 4
+_EMPTY_READS, _EMPTY_WRITES, _EMPTY_COMMITS = 1, 1, 2
+
+
+class PushbackSampler:
+    """Wraps a store's latency sampler so that draws taken ahead can be handed back (next last).
+
+    The sequence of values :meth:`draw` returns is the wrapped sampler's, whatever is handed back."""
+
+    __slots__ = ("_inner", "back")
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.back: list[float] = []
+
+    def draw(self) -> float:
+        back = self.back
+        return back.pop() if back else self._inner.draw()
+
+
+class _Stop(Exception):
+    """The iteration being simulated is not trivial: hand its draws back and stop."""
+
+
+class FastForward:
+    """Advances one worker over polls that change nothing (see the module docstring)."""
+
+    def __init__(self, worker: Worker, store: SqliteBase, clock: VirtualClock) -> None:
+        self.worker = worker
+        self.dep = worker.dep
+        self.store = store
+        self.clock = clock
+        sampler = store._sampler
+        if not isinstance(sampler, PushbackSampler):
+            sampler = PushbackSampler(sampler)
+            store._sampler = sampler
+        self.sampler = sampler
+        if self.dep.codec.snapshots is None:
+            self.dep.codec.snapshots = {}
+        from engines.legacy.worker import callback_delay  # the worker module imports this one
+
+        self._callback_delay = callback_delay
+
+    @classmethod
+    def for_worker(cls, worker: Worker) -> FastForward | None:
+        """The fast path for ``worker``, or None where only the tick-by-tick path is exact."""
+        dep = worker.dep
+        store, clock = dep.store, dep.clock
+        if not dep.fast or dep.config.workers != 1 or dep.faults:
+            return None
+        if (
+            not isinstance(store, SqliteBase)
+            or store._faults is not None
+            or not isinstance(clock, VirtualClock)
+        ):
+            return None
+        return cls(worker, store, clock)
+
+    async def advance(self) -> None:
+        """Simulate trivial iterations from now; sleep to the end of the stretch (if any)."""
+        now = self.clock.now()
+        if now >= self.dep.trigger_horizon or now >= self.dep.deadline - DEADLINE_MARGIN:
+            return
+        if self.store.pending_latency() != 0.0 or self.store._depth != 0:
+            return
+        end = self._simulate(now)
+        if end is None:
+            return
+        loop = self.clock.loop
+        fut: asyncio.Future[None] = loop.create_future()
+        handle = loop.call_at(end, _wake, fut)
+        try:
+            await fut
+        finally:
+            handle.cancel()
+
+    # ---- the simulation ---------------------------------------------------------------------
+
+    def _simulate(self, t: float) -> float | None:
+        dep, store, worker = self.dep, self.store, self.worker
+        conn = store._conn
+        rows = conn.execute(_Q_TASKS).fetchall()
+        if not rows:
+            return None
+        tasks: dict[int, list[Any]] = {}
+        heap: list[tuple[float, int]] = []
+        for task_id, run_key, path, visible_at, owner, _claimed, wake_at, poll_count in rows:
+            if owner is not None or wake_at is not None:
+                return None
+            tasks[task_id] = [visible_at, poll_count, run_key, path, False]
+            heap.append((visible_at, task_id))
+        heapq.heapify(heap)
+        versions = dict(conn.execute(_Q_VERSIONS).fetchall())
+        codec = dep.codec
+        snapshots = codec.snapshots or {}
+        epoch = codec.epoch
+        bound = min(dep.trigger_horizon, dep.deadline - DEADLINE_MARGIN)
+        loop = self.clock.loop
+        timers = {h.when() for h in getattr(loop, "_scheduled", ()) if not h.cancelled()}
+        cfg = dep.config
+        pi, jitter = cfg.poll_interval, cfg.poll_jitter
+        sampler, wback, rng = self.sampler, worker._back, worker.rng
+        draw = sampler.draw
+        jobs = dep.jobs
+        callback = self._callback_delay
+        info: dict[int, tuple[Any, ...] | None] = {}
+
+        total = store._latency_total
+        trips = reads = writes = commits = upkeep = 0
+        sleeps = 0
+        polls = empties = cycles = executes = hits = 0
+        idle = worker.idle_polls_elided
+        start = t
+        while True:
+            ds: list[float] = []
+            rs: list[float] = []
+            try:
+                if heap and heap[0][0] <= t:
+                    task_id = heap[0][1]
+                    entry = tasks[task_id]
+                    static = info.get(task_id, ())
+                    if static == ():
+                        static = info[task_id] = self._static(entry, snapshots, versions, epoch)
+                    if static is None:
+                        raise _Stop
+                    state, latest, cs, job_key, snap_hits = static
+                    # claim (write + commit), settle
+                    p = 0.0
+                    for _ in range(_POLL_DRAWS[0]):
+                        d = draw()
+                        ds.append(d)
+                        p += d
+                    t1 = t + p if p > 0.0 else t
+                    poll_count = entry[1] + 1
+                    # reload (3 reads + commit), settle: the cycle's time
+                    p = 0.0
+                    for _ in range(_POLL_DRAWS[1]):
+                        d = draw()
+                        ds.append(d)
+                        p += d
+                    tc = t1 + p if p > 0.0 else t1
+                    if poll_count <= 1 and latest.status is S.CREATED:
+                        raise _Stop  # Conductor's start() cycle
+                    report = None
+                    if job_key is not None and jobs.has(job_key):
+                        due = jobs.due(job_key)
+                        if jobs.done(job_key) or due is None or not due > tc:
+                            raise _Stop  # the job has finished by this poll (or may have)
+                        report = _RUNNING
+                    result = execute(cs[0], state, latest.path, tc, report)
+                    if result.run is not state or result.effects or result.changed or result.needs_decide:
+                        raise _Stop
+                    delay = callback(cfg, latest.status, cs[1], poll_count, tc - latest.created_at, False)
+                    if delay is None:
+                        raise _Stop
+                    # re-queue (write + commit), settle
+                    p = 0.0
+                    for _ in range(_POLL_DRAWS[2]):
+                        d = draw()
+                        ds.append(d)
+                        p += d
+                    t3 = tc + p if p > 0.0 else tc
+                    r = wback.pop() if wback else rng.random()
+                    rs.append(r)
+                    t4 = t3 + pi * (1.0 + jitter * r)
+                    if not t4 < bound or t1 in timers or tc in timers or t3 in timers or t4 in timers:
+                        raise _Stop
+                    # commit the iteration
+                    heapq.heapreplace(heap, (tc + delay, task_id))
+                    entry[0] = tc + delay
+                    entry[1] = poll_count
+                    entry[4] = True
+                    sleeps += (t1 > t) + (tc > t1) + (t3 > tc) + 1
+                    trips += 8
+                    reads += _POLL_READS
+                    writes += _POLL_WRITES
+                    commits += _POLL_COMMITS
+                    polls += 1
+                    cycles += 1
+                    executes += 1
+                    hits += snap_hits
+                    t = t4
+                else:
+                    if not heap:
+                        raise _Stop
+                    nxt = heap[0][0]
+                    p = 0.0
+                    for _ in range(_EMPTY_DRAWS):
+                        d = draw()
+                        ds.append(d)
+                        p += d
+                    t1 = t + p if p > 0.0 else t
+                    r = wback.pop() if wback else rng.random()
+                    rs.append(r)
+                    wait = max(0.0, nxt - t1) + r * pi
+                    r = wback.pop() if wback else rng.random()
+                    rs.append(r)
+                    wait = max(wait, pi * (1.0 + jitter * r))
+                    t2 = t1 + wait
+                    if not t2 < bound or t1 in timers or t2 in timers:
+                        raise _Stop
+                    idle += max(0.0, (t2 - t1) / pi - 1.0)
+                    sleeps += (t1 > t) + 1
+                    trips += _EMPTY_DRAWS
+                    upkeep += _EMPTY_DRAWS
+                    reads += _EMPTY_READS
+                    writes += _EMPTY_WRITES
+                    commits += _EMPTY_COMMITS
+                    polls += 1
+                    empties += 1
+                    t = t2
+            except _Stop:
+                sampler.back.extend(reversed(ds))
+                wback.extend(reversed(rs))
+                break
+            for d in ds:
+                total += d
+        if t == start:
+            return None
+        # Apply what the stretch did, as the tick-by-tick path would have left it.
+        touched = [(e[0], e[1], tid) for tid, e in tasks.items() if e[4]]
+        if touched:
+            conn.execute("BEGIN")
+            conn.executemany(_Q_RESTORE, touched)
+            conn.execute("COMMIT")
+        store._round_trips += trips
+        store._reads += reads
+        store._writes += writes
+        store._commits += commits
+        store._latency_total = total
+        dep.upkeep_round_trips += upkeep
+        dep.jump_credit += sleeps - 1
+        wc = worker.counters
+        wc["polls"] += polls
+        wc["cycles"] += cycles
+        wc["executes"] += executes
+        worker.claims += cycles
+        if empties:
+            wc["empty_polls"] += empties
+            worker.idle_polls_elided = idle
+            wc["idle_polls_elided"] = round(idle)
+        codec.cache_hits += hits
+        stats = dep.fast_stats
+        stats["stretches"] += 1
+        stats["polls"] += polls
+        stats["empty_polls"] += empties
+        return t
+
+    def _static(
+        self, entry: list[Any], snapshots: dict[str, Any], versions: dict[str, int], epoch: int
+    ) -> tuple[Any, ...] | None:
+        """What a poll of this task needs that cannot change during the stretch; None: not trivial."""
+        run_key, path = entry[2], entry[3]
+        if path == DECIDER_PATH:
+            return None
+        snap = snapshots.get(run_key)
+        if snap is None or snap.epoch != epoch or versions.get(run_key) != snap.version:
+            return None
+        state = snap.loaded.state
+        latest = state.latest(path)
+        if latest is None or latest.status.is_terminal:
+            return None
+        wf = self.dep.workflow_of(snap.loaded)
+        prefix, sid = scope_of(path)
+        cstep = wf.ct.workflows[state.scopes[prefix].workflow].steps[sid]
+        job_key = (
+            (run_key, path, latest.attempt) if latest.status is S.RUNNING and cstep.type.is_leaf else None
+        )
+        return state, latest, (wf.ct, cstep.type), job_key, snap.hits
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
