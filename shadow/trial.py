@@ -97,6 +97,7 @@ def run_trace_with(job: TraceJob, config: TrialConfig, engines: Mapping[str, Eng
         if error:
             errors[role] = error
     order = CausalOrder(trace)
+    normalized: dict[int, dict[str, Any]] = {}  # the baseline is normalized once for both comparisons
     divergences: dict[str, list[Divergence]] = {}
     for comparison, role in (("candidate", "candidate"), ("aa", "baseline_aa")):
         base, other = records["baseline"], records[role]
@@ -104,7 +105,7 @@ def run_trace_with(job: TraceJob, config: TrialConfig, engines: Mapping[str, Eng
             failed = "baseline" if "baseline" in errors else role
             divergences[comparison] = [engine_error_divergence(trace, failed, errors.get(failed, "no record"))]
         else:
-            divergences[comparison] = compare_records(trace, base, other, order)
+            divergences[comparison] = compare_records(trace, base, other, order, normalized)
     tables: dict[str, list[Row]] = {name: [] for name in ("runs", "steps", "records", "divergences")}
     for role in ROLES:
         record = records[role]

@@ -119,10 +119,18 @@ class _Flattener:
 
 
 def compare_records(trace: Trace, baseline: ExecutionRecord, other: ExecutionRecord,
-                    order: CausalOrder | None = None) -> list[Divergence]:
-    """Every difference between ``baseline`` and ``other`` (same trace), sorted in causal order."""
+                    order: CausalOrder | None = None,
+                    normalized: dict[int, dict[str, Any]] | None = None) -> list[Divergence]:
+    """Every difference between ``baseline`` and ``other`` (same trace), sorted in causal order.
+
+    ``normalized`` is an optional cache of normal forms keyed by ``id(record)`` for a caller that
+    compares one baseline with several records (the trial: candidate and A/A)."""
     order = order or CausalOrder(trace)
-    base_n, other_n = normalize_record(baseline), normalize_record(other)
+    cache = normalized if normalized is not None else {}
+    for rec in (baseline, other):
+        if id(rec) not in cache:
+            cache[id(rec)] = normalize_record(rec)
+    base_n, other_n = cache[id(baseline)], cache[id(other)]
     flat = _Flattener(trace, base_n, other_n)
     # Most pairs are equal (A/A, a healthy candidate): skip deepdiff, which dominates the trial time.
     diff = {} if base_n == other_n else DeepDiff(base_n, other_n, view="tree", verbose_level=2,

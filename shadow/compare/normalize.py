@@ -45,8 +45,13 @@ def normalize_record(record: ExecutionRecord) -> dict[str, Any]:
     return runs
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
     """Mappings to dicts and tuples to lists, so deepdiff compares values, not container types."""
+    if type(value) in _SCALARS:  # most leaves: skip the isinstance / hasattr probes
+        return value
     if isinstance(value, dict) or hasattr(value, "items"):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
