@@ -65,6 +65,11 @@ class Actor:
         handle = self.node.clock.call_at(when, fire)
         self._timers[key] = handle
 
+    @property
+    def busy(self) -> bool:
+        """Messages queued, a drain scheduled or a commit in flight."""
+        return self._busy or bool(self._mailbox)
+
     def has_timer(self, key: Hashable) -> bool:
         return key in self._timers
 

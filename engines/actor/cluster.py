@@ -88,6 +88,12 @@ class Cluster:
         """True when this process holds every node on the store (replay): the sweeper may then sleep
         while no outbox row is unacknowledged. Live clusters sharing a file set it False."""
         self.unacked: set[int] = set()
+        self.end_when_idle = False
+        """Replay: end as soon as nothing can ever happen again (``_check_idle``)."""
+        self.ended_idle_at: float | None = None
+        self.triggers_scheduled = 0
+        self.triggers_done = 0
+        self._poked = False
 
     def written(self, message_id: int) -> None:
         self.unacked.add(message_id)
@@ -142,6 +148,7 @@ class Cluster:
     def schedule_triggers(self, workflow_id: str) -> None:
         entry = self.catalog[workflow_id]
         for index, run in enumerate(entry.runs, start=1):
+            self.triggers_scheduled += 1
             self.clock.call_at(run.trigger_time, functools.partial(self.trigger, workflow_id, index))
 
     def trigger(self, workflow_id: str, run_index: int) -> None:
@@ -171,12 +178,50 @@ class Cluster:
             self.run_ended(row)
         for group_id, message_id, message in out:
             self.route(group_id, message_id, message)
+        self.triggers_done += 1
+        self.poke()
+
+    def poke(self) -> None:
+        """Something ended (a run, a group's store work, a trigger, a sweep): look soon whether the
+        replay can still progress."""
+        if self.end_when_idle and not self._poked:
+            self._poked = True
+            self.loop.call_soon(self._check_idle)
+
+    def _check_idle(self) -> None:
+        """End the replay now if nothing can ever happen again: every trigger done, every run the
+        desk admitted ended (async children included), no message unhandled, no actor holding a
+        flow or mid-way. Runs still queued (CREATED behind a failed STRICT_SEQUENTIAL run) could
+        only move at a trigger or a run's end, and none is left; node upkeep would go on forever
+        and change nothing. Both modes end here, at the same instant."""
+        self._poked = False
+        monitor = self.monitor
+        if monitor.done.is_set() or self.triggers_done < self.triggers_scheduled:
+            return
+        if not self.desk.admitted <= monitor.terminal:
+            return
+        if self.unacked:
+            handled: set[int] = set()
+            for node in self.nodes:
+                handled.update(node.acks)
+            if not self.unacked <= handled:
+                return
+        for node in self.nodes:
+            if not node.alive:
+                continue
+            for group in node.groups.values():
+                if group.flows or group.ops or group.busy:
+                    return
+        self.ended_idle_at = self.clock.now()
+        monitor.done.set()
 
     def run_ended(self, row: WorkflowInstance) -> None:
         if WorkflowStatus(row.status).is_terminal and row.run_key not in self.monitor.terminal:
             self.monitor.terminal.add(row.run_key)
             if len(self.monitor.terminal) >= self.monitor.expected:
                 self.monitor.done.set()
+            else:
+                self.poke()
 
     async def wait(self, deadline: float) -> bool:
         """Wait until every expected run is terminal (True) or the clock passes ``deadline`` (False)."""

@@ -42,6 +42,8 @@ class RunDesk:
         self.store = store
         self.add_outbox = add_outbox
         self.on_terminal = on_terminal
+        self.admitted: set[str] = set()
+        """Run keys the desk admitted (marked IN_PROGRESS, committed): every run that can act."""
 
     def rows(self, workflow_id: str) -> list[WorkflowInstance]:
         return [r for r in self.store.runs() if r.workflow_id == workflow_id and r.parent_key is None]
@@ -71,6 +73,7 @@ class RunDesk:
             rows = self.rows(row.workflow_id)
             plan = on_insert(strategy, self.slots(rows), row.run_id)
             out = self._apply(plan, rows, strategy, now, None, ended)
+        self._admitted(out)
         return out, ended
 
     def run_ended(
@@ -82,7 +85,11 @@ class RunDesk:
             rows = self.rows(workflow_id)
             plan = on_run_end(strategy, self.slots(rows))
             out = self._apply(plan, rows, strategy, now, fence, ended)
+        self._admitted(out)
         return out, ended
+
+    def _admitted(self, out: list[Outgoing]) -> None:
+        self.admitted.update(m.run_key for _, _, m in out if isinstance(m, StartFlow))
 
     def _apply(
         self, plan: StrategyPlan, rows: list[WorkflowInstance], strategy: RunStrategy, now: float,

@@ -6,24 +6,34 @@ The canonical record is built from the **store** at the end -- what the nodes ma
 one node remembers -- so a run only counts as done if its end was committed.
 
 Faults (``faults=`` of the factory plus ``ReplayOptions.faults``) are the specs of
-:mod:`engines.actor.faults`. Counters: ``store_round_trips`` (all), ``hot_round_trips`` (flow
-commits: the per-step path), ``background_round_trips`` (leases, sweeps, reconciliation, desk),
-``round_trips_per_attempt``, message and repair counts, ``takeover_delay_max`` (seconds from a
-node's halt to the claim of its last group).
+:mod:`engines.actor.faults`. Counters: ``store_round_trips`` (all) = ``hot_round_trips`` (per
+workflow: flow commits -- also alone as ``flow_round_trips`` --, the desk and group loads, triggers)
++ ``upkeep_round_trips`` (per node: heartbeats, sweeps, reconciliation, claims;
+``background_round_trips`` is the same number under its old name), ``round_trips_per_attempt``
+(hot / attempts), ``virtual_seconds`` (replay end - first trigger), message and repair counts,
+``takeover_delay_max`` (seconds from a node's halt to the claim of its last group).
+
+Modes (``ReplayOptions.exact``): exact mode simulates every heartbeat and reconciliation tick; the
+default fast mode accounts for the upkeep that changes nothing (:meth:`Node._upkeep`) when one node
+replays with no fault planned, and falls back to exact mode otherwise. Both give the same record,
+counters included. ``engine.last_stats`` says which mode ran and what was accounted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections import defaultdict
 from dataclasses import replace
+from typing import Any
 
 from corpora.model import Trace
 from engines.actor.cluster import Cluster, WorkflowEntry
 from engines.actor.config import ActorConfig
 from engines.actor.faults import FaultPlan, parse_faults
 from engines.actor.persist import decode_run
+from engines.actor.upkeep import upkeep_latency
 from engines.actor.world import TraceWorld
 from engines.api import EngineError, ExecutionRecord, ReplayOptions, RunExecution
 from engines.clock import VirtualClock
@@ -51,21 +61,42 @@ class ActorEngine:
         self.faults = tuple(faults)
         parse_faults(self.faults, nodes=self.config.nodes, seed=0)  # a bad spec fails at construction
         self.last_cluster: Cluster | None = None
+        self.last_stats: dict[str, Any] = {}
+        """Diagnostics of the last replay (not part of the record): ``mode`` (fast|exact),
+        ``fallback`` (why fast mode was not used), what fast mode accounted, CPU seconds."""
 
     def replay(self, trace: Trace, options: ReplayOptions) -> ExecutionRecord:
+        cpu = time.process_time()
         ct = compile_trace(trace)
         plan = parse_faults(self.faults + tuple(options.faults), nodes=self.config.nodes, seed=options.seed)
         start = min((r.trigger_time for r in trace.runs), default=0.0)
+        fallback = self._fallback(options, plan)
+        self.last_stats = {"mode": "exact" if fallback else "fast", "fallback": fallback}
         with VirtualTimeEnvironment(start=start) as env:
-            runs, counters = env.run(self._main(ct, options, plan, env.clock, start))
+            runs, counters = env.run(self._main(ct, options, plan, env.clock, start, fast=not fallback))
+        self.last_stats["cpu_seconds"] = time.process_time() - cpu
         return ExecutionRecord(
             trace_id=trace.trace_id, engine=self.name, engine_version=self.version, seed=options.seed,
             runs=runs, counters=counters,
         )  # fmt: skip
 
+    def _fallback(self, options: ReplayOptions, plan: FaultPlan) -> str | None:
+        """Why this replay runs in exact mode (None: fast mode). Fast mode needs a node alone on its
+        store with nothing planned that upkeep could see or cause: with a crash, a pause, a lost or
+        repeated message or a failing store call, a heartbeat may find a lease lost, a sweep or a
+        reconciliation may repair something, and another node competes for leases."""
+        if options.exact:
+            return "exact requested"
+        if self.config.nodes != 1:
+            return f"{self.config.nodes} nodes compete for leases"
+        if plan.node_faults or plan.message_faults or plan.store_hook is not None:
+            return "faults planned"
+        return None
+
     async def _main(
-        self, ct: CompiledTrace, options: ReplayOptions, plan: FaultPlan, clock: VirtualClock, start: float
-    ) -> tuple[tuple[RunExecution, ...], dict[str, float]]:
+        self, ct: CompiledTrace, options: ReplayOptions, plan: FaultPlan, clock: VirtualClock, start: float,
+        *, fast: bool = False,
+    ) -> tuple[tuple[RunExecution, ...], dict[str, float]]:  # fmt: skip
         trace = ct.trace
         store = SqliteStore(
             SqliteConfig(latency=self.config.latency, seed=options.seed), faults=plan.store_hook
@@ -77,9 +108,10 @@ class ActorEngine:
             catalog=catalog, faults=plan, seed=options.seed, expected_runs=len(trace.runs),
         )  # fmt: skip
         self.last_cluster = cluster
+        cluster.end_when_idle = True
         try:
             for i in range(self.config.nodes):
-                cluster.add_node(f"node-{i}")
+                cluster.add_node(f"node-{i}").fast = fast
             cluster.start()
             for fault in plan.node_faults:
                 node = cluster.nodes[fault.node]
@@ -91,23 +123,43 @@ class ActorEngine:
             last_trigger = max((r.trigger_time for r in trace.runs), default=start)
             await cluster.wait(last_trigger + options.time_limit)
             cluster.stop()
+            counters = self._counters(cluster, store, world.starts, options.seed)
+            counters["virtual_seconds"] = clock.now() - start
+            self._stats(cluster)
             runs = records_from_store(ct, store)
-            counters = self._counters(cluster, store, world.starts)
         finally:
             cluster.stop()
             store.close()
         return runs, counters
 
-    @staticmethod
-    def _counters(cluster: Cluster, store: SqliteStore, runtime_starts: int) -> dict[str, float]:
+    def _stats(self, cluster: Cluster) -> None:
+        accounted: defaultdict[str, float] = defaultdict(float)
+        for node in cluster.nodes:
+            for k, v in node.accounted.items():
+                accounted[k] += v
+        self.last_stats.update({f"accounted_{k}": v for k, v in sorted(accounted.items())})
+        self.last_stats["ended_idle_at"] = cluster.ended_idle_at
+
+    def _counters(self, cluster: Cluster, store: SqliteStore, runtime_starts: int, seed: int) -> dict[str, float]:
+        """The record's counters, the same in both modes: what fast mode accounted instead of doing
+        is added to the store's own counts; upkeep latency is the closed form of
+        :func:`engines.actor.upkeep.upkeep_latency` over all upkeep round trips."""
         total: defaultdict[str, float] = defaultdict(float)
+        accounted: defaultdict[str, float] = defaultdict(float)
         for node in cluster.nodes:
             for k, v in node.counters.items():
                 total[k] += v
-        total["background_round_trips"] += cluster.trigger_round_trips
-        total["store_round_trips"] = float(store.counters["round_trips"])
-        total["store_commits"] = float(store.counters["commits"])
-        total["store_latency_seconds"] = float(store.counters["latency_seconds"])
+            for k, v in node.accounted.items():
+                accounted[k] += v
+        total["hot_round_trips"] += cluster.trigger_round_trips
+        total["upkeep_round_trips"] += 0.0
+        total["flow_round_trips"] += 0.0
+        total["background_round_trips"] = total["upkeep_round_trips"]
+        total["store_round_trips"] = float(store.counters["round_trips"]) + accounted["round_trips"]
+        total["store_commits"] = float(store.counters["commits"]) + accounted["commits"]
+        total["store_latency_seconds"] = float(store.counters["latency_seconds"]) + upkeep_latency(
+            self.config.latency, seed, int(total["upkeep_round_trips"])
+        )
         total["runtime_starts"] = float(runtime_starts)
         if total["attempts"]:
             total["round_trips_per_attempt"] = total["hot_round_trips"] / total["attempts"]

@@ -250,6 +250,35 @@ class FlowActor(Actor):
                 self.tell(WakeUp(path))
         self.decide(now)
 
+    def reconcile_noop(self, now: float) -> int | None:
+        """Fast mode: what a ``Reconcile`` told now would do, if it changes nothing -- 1 (FLOW_RECONCILE
+        runs: one ``reconcile`` and one ``decide`` counted), 0 (the handler ignores it) -- or None
+        if it would change anything (a WakeUp, a repaired task or update, a decide that moves the
+        state, readies or wakes a step or needs a new timer) or the actor is mid-way."""
+        if self.stopped or self._busy or self._mailbox or self.barrier:
+            return None
+        state = self.state
+        if state.status.is_terminal and not has_detached_work(state):
+            return 0
+        for path, atts in state.attempts.items():
+            att = atts[-1]
+            if att.status.is_terminal:
+                continue
+            if att.status is not StepStatus.RUNNING:
+                return None
+            cs = self._step(path)
+            if cs is not None and cs.body is None and att.params is not None:
+                key = (path, att.attempt)
+                task = self.tasks.get(key)
+                if task is None or (key not in self.reports and not task.refresh_is_noop()):
+                    return None
+        d = decide(self.ct, state, now)
+        if d.run is not state or d.ready or d.wake:
+            return None
+        if d.next_due is not None and not self.has_timer(("due", d.next_due)):
+            return None
+        return 1
+
     def _step(self, path: str) -> CompiledStep | None:
         prefix, sid = scope_of(path)
         scope = self.state.scopes.get(prefix)
@@ -356,7 +385,9 @@ class FlowActor(Actor):
         self._committed = state
         self.cancel_timer("refresh")
         node.counters["commits"] += 1
-        node.counters["hot_round_trips"] += store.counters["round_trips"] - before
+        spent = store.counters["round_trips"] - before
+        node.counters["hot_round_trips"] += spent
+        node.counters["flow_round_trips"] += spent
         return ids
 
     def _write_detached(

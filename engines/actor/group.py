@@ -203,7 +203,7 @@ class GroupActor(Actor):
                 await node.clock.sleep(node.config.error_retry)
                 continue
             finally:
-                node.counters["background_round_trips"] += node.store.counters["round_trips"] - before
+                node.counters["hot_round_trips"] += node.store.counters["round_trips"] - before
             await node.store.settle(node.clock)
             if self.stopped:
                 return
@@ -213,3 +213,4 @@ class GroupActor(Actor):
                 node.run_ended(row)
             for group_id, message_id, message in out:
                 node.deliver(group_id, message_id, message)
+        node.cluster.poke()

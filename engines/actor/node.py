@@ -25,13 +25,17 @@ from typing import TYPE_CHECKING, Any
 from engines.actor.actors import Actor
 from engines.actor.group import LIVE_STATUSES, GroupActor
 from engines.actor.messages import DurableMessage, Reconcile, Shutdown, decode_message, encode_message
+from engines.actor.upkeep import loop_is_idle, next_event_at, unsampled
 from engines.store.errors import StaleGenerationError, StoreError
 from engines.store.protocol import Fence
 
 if TYPE_CHECKING:
     from engines.actor.cluster import Cluster, WorkflowEntry
 
-__all__ = ["Node"]
+__all__ = ["HEARTBEAT_ROUND_TRIPS", "Node"]
+
+HEARTBEAT_ROUND_TRIPS = 2
+"""A heartbeat that loses no lease: one batched renewal statement + its commit."""
 
 
 def generation_taken_over(generation: int) -> bool:
@@ -62,7 +66,17 @@ class Node:
         self.desk = cluster.desk
         self.catalog: Mapping[str, WorkflowEntry] = cluster.catalog
         self.rng = random.Random(f"actor-node:{cluster.seed}:{node_id}")
+        """The flows' refresh jitter (hot path)."""
+        self.reconcile_rng = random.Random(f"actor-reconcile:{cluster.seed}:{node_id}")
+        """Reconciliation jitter only: accounting a skipped reconcile draws exactly what running it would."""
         self.counters: defaultdict[str, float] = defaultdict(float)
+        self.fast = False
+        """Fast mode (set before ``start``): heartbeats and reconciliations that change nothing are
+        accounted instead of simulated. Only for a node alone on its store with no fault planned."""
+        self.accounted: defaultdict[str, float] = defaultdict(float)
+        """Fast mode: store round trips and commits accounted instead of made, and diagnostics."""
+        self._next_beat = 0.0
+        self._next_reconcile = 0.0
         self.groups: dict[int, GroupActor] = {}
         self.acks: list[int] = []
         self.alive = True
@@ -84,9 +98,15 @@ class Node:
                 self._claim(g)
             else:
                 self._at(("claim", g), now + self.config.lease_expiry, lambda g=g: self._claim(g))
-        self._at("heartbeat", now + self.config.heartbeat, self._heartbeat)
-        self.arm_sweep()
-        self._at("reconcile", now + self._reconcile_delay(), self._reconcile)
+        if self.fast:
+            self._next_beat = now + self.config.heartbeat
+            self.arm_sweep()
+            self._next_reconcile = now + self._reconcile_delay()
+            self._arm_upkeep()
+        else:
+            self._at("heartbeat", now + self.config.heartbeat, self._heartbeat)
+            self.arm_sweep()
+            self._at("reconcile", now + self._reconcile_delay(), self._reconcile)
 
     def halt(self, reason: str) -> None:
         """Stop acting: drop every actor and timer (memory lost). Runtimes outside keep running."""
@@ -209,18 +229,18 @@ class Node:
         now = self.clock.now()
         before = store.counters["round_trips"]
         try:
-            lease = store.lease(group_id)
-            acquired = None
-            if lease is None or lease.expires_at <= now:
-                acquired = store.acquire_lease(group_id, self.node_id, now, self.config.lease_expiry)
-                lease = acquired or store.lease(group_id)
+            with unsampled(store):
+                lease = store.lease(group_id)
+                acquired = None
+                if lease is None or lease.expires_at <= now:
+                    acquired = store.acquire_lease(group_id, self.node_id, now, self.config.lease_expiry)
+                    lease = acquired or store.lease(group_id)
         except StoreError:
             self.counters["store_errors"] += 1
             self._at(("claim", group_id), now + self.config.error_retry, lambda: self._claim(group_id))
             return
         finally:
-            self.counters["background_round_trips"] += store.counters["round_trips"] - before
-        self.spawn(self._settle())
+            self.counters["upkeep_round_trips"] += store.counters["round_trips"] - before
         if acquired is not None:
             group = GroupActor(self, group_id, acquired.generation)
             self.groups[group_id] = group
@@ -234,23 +254,24 @@ class Node:
             self._at(("claim", group_id), max(lease.expires_at, now), lambda: self._claim(group_id))
 
     def _heartbeat(self) -> None:
-        """Renew every lease this node holds in one statement (plus the pending acknowledgements),
-        one transaction: the cost is per node and interval, not per group. Idle groups are renewed
-        too -- the node keeps ownership as Maestro does -- since that costs nothing extra. A lease the
-        store did not renew (expired, or taken over with a newer generation) means this node's memory
-        of that group is no longer the owner's: the node stops, as on a fenced write."""
+        """Renew every lease this node holds in one statement, one transaction: the cost is per node
+        and interval, not per group. Idle groups are renewed too -- the node keeps ownership as
+        Maestro does -- since that costs nothing extra. A lease the store did not renew (expired, or
+        taken over with a newer generation) means this node's memory of that group is no longer the
+        owner's: the node stops, as on a fenced write. Acknowledgements do not ride on the heartbeat
+        (they ride on flow commits and the sweeper), so a heartbeat is always the same two round
+        trips, and nothing waits for it (its latency is upkeep's, :mod:`engines.actor.upkeep`)."""
         store = self.store
         now = self.clock.now()
         before = store.counters["round_trips"]
         held = {g: group.generation for g, group in self.groups.items()}
         try:
-            with store.transaction():
+            with unsampled(store), store.transaction():
                 renewal = store.renew_leases(self.node_id, held, now, self.config.lease_expiry)
-                if renewal.lost:  # roll back the renewals and acknowledgements: this node stops
+                if renewal.lost:  # roll back the renewals: this node stops
                     self.counters["leases_lost"] += len(renewal.lost)
                     group_id, current = min(renewal.lost.items())
                     raise StaleGenerationError(group_id, held[group_id], current, database=store_name(store))
-                self.flush_acks()
         except StaleGenerationError as exc:
             self.fenced(exc.group_id, exc)
             return
@@ -258,14 +279,10 @@ class Node:
             self.counters["store_errors"] += 1
         finally:
             spent = store.counters["round_trips"] - before
-            self.counters["background_round_trips"] += spent
+            self.counters["upkeep_round_trips"] += spent
             self.counters["heartbeat_round_trips"] += spent
         self.counters["heartbeats"] += 1
-        self.spawn(self._settle())
         self._at("heartbeat", now + self.config.heartbeat, self._heartbeat)
-
-    async def _settle(self) -> None:
-        await self.store.settle(self.clock)
 
     # ---- sweeper and reconciliation ---------------------------------------------------------
 
@@ -281,65 +298,191 @@ class Node:
         self._redeliver(now)
         if self.acks or not self.cluster.exclusive or self.cluster.unacked:
             self._at("sweep", now + self.config.sweep_interval, self._sweep)
+        self.cluster.poke()
 
     def _redeliver(self, now: float) -> None:
         store = self.store
         before = store.counters["round_trips"]
         try:
-            with store.transaction():
+            with unsampled(store), store.transaction():
                 self.flush_acks()
                 rows = store.undelivered(now)
         except StoreError:
             self.counters["store_errors"] += 1
             return
         finally:
-            self.counters["background_round_trips"] += store.counters["round_trips"] - before
+            self.counters["upkeep_round_trips"] += store.counters["round_trips"] - before
         self.counters["sweeps"] += 1
         for row in rows:
             group_id = int(row.target.partition(":")[2])
             if group_id in self.groups:
                 self.counters["redelivered"] += 1
                 self.groups[group_id].tell((row.message_id, decode_message(row.message)))
-        self.spawn(self._settle())
 
     def _reconcile_delay(self) -> float:
-        return self.config.reconcile + self.rng.uniform(0.0, self.config.reconcile_jitter)
+        return self.config.reconcile + self.reconcile_rng.uniform(0.0, self.config.reconcile_jitter)
+
+    def _read_live(self) -> tuple[list[Any] | None, float, float]:
+        """The reconciliation read: live runs, with the round trips and commits it cost."""
+        store = self.store
+        trips, commits = store.counters["round_trips"], store.counters["commits"]
+        try:
+            with unsampled(store):
+                rows: list[Any] | None = store.runs(statuses=LIVE_STATUSES)
+        except StoreError:
+            self.counters["store_errors"] += 1
+            rows = None
+        spent = store.counters["round_trips"] - trips
+        self.counters["upkeep_round_trips"] += spent
+        return rows, spent, store.counters["commits"] - commits
 
     def _reconcile(self) -> None:
         """Compare the store with memory: adopt runs no flow holds, reload flows the store moved past,
         and let every flow run its FLOW_RECONCILE."""
-        store = self.store
         now = self.clock.now()
+        rows = self._read_live()[0]
+        if rows is not None:
+            self._reconcile_rows(rows)
+        self._at("reconcile", now + self._reconcile_delay(), self._reconcile)
+
+    def _reconcile_rows(self, rows: list[Any]) -> None:
+        store = self.store
         before = store.counters["round_trips"]
         try:
-            rows = store.runs(statuses=LIVE_STATUSES)
-        except StoreError:
-            self.counters["store_errors"] += 1
-            rows = None
+            with unsampled(store):
+                self._apply_reconcile(rows)
         finally:
-            self.counters["background_round_trips"] += store.counters["round_trips"] - before
-        if rows is not None:
-            for row in rows:
-                group = self.groups.get(row.group_id) if row.group_id is not None else None
-                if group is None:
-                    continue
-                if row.parent_key is not None:  # a detached-work marker: its run's async children
-                    held = group.flows.get(row.parent_key)
-                    if held is None:
-                        if group.adopt_live_row(row) is not None:
-                            self.counters["repaired_flows"] += 1
-                    else:
-                        held.tell(Reconcile())
-                    continue
+            self.counters["upkeep_round_trips"] += store.counters["round_trips"] - before
+
+    def _apply_reconcile(self, rows: list[Any]) -> None:
+        for row in rows:
+            group = self.groups.get(row.group_id) if row.group_id is not None else None
+            if group is None:
+                continue
+            if row.parent_key is not None:  # a detached-work marker: its run's async children
+                held = group.flows.get(row.parent_key)
+                if held is None:
+                    if group.adopt_live_row(row) is not None:
+                        self.counters["repaired_flows"] += 1
+                else:
+                    held.tell(Reconcile())
+                continue
+            flow = group.flows.get(row.run_key)
+            if flow is None:
+                if row.status != "CREATED":
+                    self.counters["repaired_flows"] += 1
+                    group.adopt(row)
+            elif flow.row.version < row.version:
+                self.counters["repaired_flows"] += 1
+                group.reload(row.run_key, RuntimeError("store moved past memory"))
+            else:
+                flow.tell(Reconcile())
+
+    # ---- fast mode: upkeep that changes nothing is accounted, not simulated ------------------
+
+    def _arm_upkeep(self) -> None:
+        self._at("upkeep", min(self._next_beat, self._next_reconcile), self._upkeep)
+
+    def _upkeep(self) -> None:
+        """The fast mode's one upkeep timer, at the next heartbeat or reconciliation.
+
+        When nothing else is ready at this instant, nothing can happen before the loop's next timer
+        (``horizon``): every upkeep tick before it sees the state as it is now. A heartbeat changes
+        nothing (one node, nobody contests its leases): accounted. The reconciliation due now reads
+        the store as exact mode does; if it would change nothing it is accounted, and so is every
+        later one before the horizon (same state, same outcome); if it would act, it runs as in
+        exact mode and the window closes. Each tick draws its jitter from ``reconcile_rng`` and its
+        time is computed as exact mode computes it, so both modes tick at the same instants."""
+        now = self.clock.now()
+        loop = self.loop
+        horizon = next_event_at(loop) if loop_is_idle(loop) else now
+        self.accounted["upkeep_wakeups"] += 1
+        noop: tuple[float, float, int, int] | None = None
+        heartbeat = self.config.heartbeat
+        while self.alive:
+            beat, rec = self._next_beat, self._next_reconcile
+            if beat <= rec:
+                if beat > now and beat >= horizon:
+                    break
+                self._account_heartbeat()
+                self._next_beat = beat + heartbeat
+                continue
+            if rec > now and rec >= horizon:
+                break
+            if rec <= now:
+                noop = self._reconcile_fast(now, idle=horizon > now)
+                if noop is None:
+                    horizon = now  # it acted: what follows depends on what it did
+            elif noop is not None:
+                self._account_reconcile(*noop)
+            else:
+                break
+            self._next_reconcile = rec + self._reconcile_delay()
+        if self.alive:
+            self._arm_upkeep()
+
+    def _account_heartbeat(self) -> None:
+        c = self.counters
+        c["heartbeats"] += 1
+        c["heartbeat_round_trips"] += HEARTBEAT_ROUND_TRIPS
+        c["upkeep_round_trips"] += HEARTBEAT_ROUND_TRIPS
+        self.accounted["round_trips"] += HEARTBEAT_ROUND_TRIPS
+        self.accounted["commits"] += 1
+        self.accounted["heartbeats"] += 1
+
+    def _account_reconcile(self, trips: float, commits: float, told: int, ran: int) -> None:
+        c = self.counters
+        c["upkeep_round_trips"] += trips
+        c["messages"] += told
+        c["reconciles"] += ran
+        c["decides"] += ran
+        self.accounted["round_trips"] += trips
+        self.accounted["commits"] += commits
+        self.accounted["reconciles"] += 1
+
+    def _reconcile_fast(self, now: float, *, idle: bool) -> tuple[float, float, int, int] | None:
+        """The reconciliation due now: the store read as in exact mode; then, if nothing else is
+        ready and it would change nothing, only its counters (returned, to account later ticks);
+        otherwise exactly what exact mode does (returns None)."""
+        rows, trips, commits = self._read_live()
+        if rows is None:
+            return None
+        plan = self._reconcile_plan(rows, now) if idle else None
+        if plan is None:
+            self.accounted["reconciles_run"] += 1
+            self._reconcile_rows(rows)
+            return None
+        told, ran = plan
+        c = self.counters
+        c["messages"] += told
+        c["reconciles"] += ran
+        c["decides"] += ran
+        return trips, commits, told, ran
+
+    def _reconcile_plan(self, rows: list[Any], now: float) -> tuple[int, int] | None:
+        """What reconciling ``rows`` now would do if it changes nothing: (flows told, flows that run
+        FLOW_RECONCILE); None if it would change anything (adopt, reload, repair, execute, decide
+        something, arm a timer) or cannot be predicted (an actor is mid-way)."""
+        told = ran = 0
+        for row in rows:
+            group = self.groups.get(row.group_id) if row.group_id is not None else None
+            if group is None:
+                continue
+            if row.parent_key is not None:
+                flow = group.flows.get(row.parent_key)
+                if flow is None:
+                    return None
+            else:
                 flow = group.flows.get(row.run_key)
                 if flow is None:
                     if row.status != "CREATED":
-                        self.counters["repaired_flows"] += 1
-                        group.adopt(row)
-                elif flow.row.version < row.version:
-                    self.counters["repaired_flows"] += 1
-                    group.reload(row.run_key, RuntimeError("store moved past memory"))
-                else:
-                    flow.tell(Reconcile())
-            self.spawn(self._settle())
-        self._at("reconcile", now + self._reconcile_delay(), self._reconcile)
+                        return None
+                    continue
+                if flow.row.version < row.version:
+                    return None
+            runs = flow.reconcile_noop(now)
+            if runs is None:
+                return None
+            told += 1
+            ran += runs
+        return told, ran

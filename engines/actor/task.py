@@ -55,19 +55,29 @@ class TaskActor(Actor):
         self.node.send_local(self, RuntimeDone(report))
 
     def refresh(self) -> None:
-        """Reconciliation: re-send a known report the flow has not seen (a lost TaskUpdate), or ask
-        the runtime again when its own completion message was lost (a lost RuntimeDone)."""
+        """Reconciliation: re-send a known report the flow has not seen (a lost TaskUpdate), or, when
+        the runtime has finished but its completion message was lost (a lost RuntimeDone), attach
+        to it again to hear the result. A runtime still running is left alone: this actor already
+        listens to it (attaching again would only duplicate its completion message)."""
         if self.stopped:
             return
         if self.report is not None:
             self.node.counters["repaired_updates"] += 1
             self.flow.tell(TaskUpdate(self.path, self.attempt, self.report))
-        elif self.started:
+        elif self.started and self.node.world.peek(self.flow.run.run_id, self.path, self.attempt) is not None:
             latest = self.flow.state.latest(self.path)
             started_at = latest.started_at if latest is not None else None
             self.node.world.ensure(
                 self.flow.run.run_id, self.path, self.attempt, {}, started_at, self._runtime_done
             )
+
+    def refresh_is_noop(self) -> bool:
+        """Whether ``refresh`` now would do nothing (fast mode's prediction of a reconciliation)."""
+        if self.stopped:
+            return True
+        if self.report is not None:
+            return False
+        return not self.started or self.node.world.peek(self.flow.run.run_id, self.path, self.attempt) is None
 
     def terminate(self) -> None:
         """TerminateRuntime: kill the external attempt; it reports nothing more."""

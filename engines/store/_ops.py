@@ -43,6 +43,8 @@ class SqlBackend:
     _skip_locked = ""
     #: the driver's exceptions, which every backend turns into typed StoreErrors
     _driver_errors: tuple[type[Exception], ...] = ()
+    #: > 0 inside ``unsampled()``: round trips are counted but draw no latency
+    _unsampled = 0
 
     def _init_accounting(self, database: str, sampler: LatencySampler, faults: FaultHook | None) -> None:
         self._database = database
@@ -94,10 +96,25 @@ class SqlBackend:
             await clock.sleep(pending)
         return pending
 
+    @contextlib.contextmanager
+    def unsampled(self) -> Iterator[None]:
+        """Round trips inside are counted (and may fail by a fault hook) as usual, but draw no latency
+        from this store's sampler and add none to ``pending_latency`` or ``latency_seconds``: the
+        caller accounts for their latency itself. The actor engine uses it for node upkeep
+        (heartbeats, sweeps, reconciliation, claims), which nothing waits on, so upkeep neither
+        shifts the seeded latency stream of the flows' commits nor adds to a latency they settle."""
+        self._unsampled += 1
+        try:
+            yield
+        finally:
+            self._unsampled -= 1
+
     def _round_trip(self, kind: str, operation: str) -> None:
         if self._faults is not None:
             self._faults.before(kind, operation)
         self._round_trips += 1
+        if self._unsampled:
+            return
         delay = self._sampler.draw()
         self._pending += delay
         self._latency_total += delay

@@ -1,0 +1,79 @@
+"""Node upkeep accounting: the latency model of upkeep round trips and what the fast mode needs.
+
+Upkeep -- heartbeats (lease renewal), sweeps, reconciliation reads, claim checks -- is work a node
+does for itself; nothing on a flow's path waits for it (in Maestro it runs on its own timers). So
+its store round trips draw no latency from the store's shared sampler (``store.unsampled()``): the
+flows' commits see the same seeded latency stream whether or not, and when, upkeep ran, and an
+upkeep statement never adds to a latency a flow settles. Upkeep is still charged: round trip
+number ``i`` (0-based, per replay) costs ``table[i % UPKEEP_TABLE]``, a cycle of draws from the
+same :class:`~engines.store.latency.LatencyModel`, seeded by the replay seed. The total over ``n``
+upkeep round trips is then a closed form (:func:`upkeep_latency`), the same whether the round trips
+were simulated one by one (exact mode) or accounted in bulk (fast mode).
+
+The fast mode's view of the event loop (:func:`loop_is_idle`, :func:`next_event_at`) reads the
+asyncio loop's ready queue and timer heap: the only places an event can come from in a replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import math
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+from engines.store.latency import LatencyModel, LatencySampler
+
+__all__ = ["UPKEEP_TABLE", "loop_is_idle", "next_event_at", "unsampled", "upkeep_latency"]
+
+UPKEEP_TABLE = 256
+"""Draws in the cycle of upkeep latencies (their mean is what matters: upkeep is off every path)."""
+
+
+@functools.lru_cache(maxsize=32)
+def _prefix(model: LatencyModel, seed: int) -> tuple[float, ...]:
+    sampler = LatencySampler(model, zlib.crc32(f"actor-upkeep:{seed}".encode()))
+    out = [0.0]
+    for _ in range(UPKEEP_TABLE):
+        out.append(out[-1] + sampler.draw())
+    return tuple(out)
+
+
+def upkeep_latency(model: LatencyModel, seed: int, round_trips: int) -> float:
+    """Modeled seconds of ``round_trips`` upkeep round trips of a replay seeded ``seed``."""
+    prefix = _prefix(model, seed)
+    cycles, rest = divmod(int(round_trips), UPKEEP_TABLE)
+    return cycles * prefix[UPKEEP_TABLE] + prefix[rest]
+
+
+def unsampled(store: Any) -> contextlib.AbstractContextManager[None]:
+    """``store.unsampled()`` where the store has it (every SQL store does), else a no-op."""
+    method = getattr(store, "unsampled", None)
+    return method() if method is not None else contextlib.nullcontext()
+
+
+def loop_is_idle(loop: asyncio.AbstractEventLoop) -> bool:
+    """Nothing else is ready to run at this instant (the running callback aside)."""
+    ready = getattr(loop, "_ready", None)
+    return ready is not None and not ready
+
+
+def next_event_at(loop: asyncio.AbstractEventLoop, exclude: Any = None) -> float:
+    """The time of the earliest live timer of ``loop`` other than ``exclude`` (inf if none)."""
+    scheduled = getattr(loop, "_scheduled", None)
+    if scheduled is None:
+        return -math.inf
+    best = math.inf
+    for handle in _live(scheduled, exclude):
+        when = handle.when()
+        if when < best:
+            best = when
+    return best
+
+
+def _live(scheduled: list[asyncio.TimerHandle], exclude: Any) -> Iterator[asyncio.TimerHandle]:
+    for handle in scheduled:
+        if handle is not exclude and not handle.cancelled():
+            yield handle
