@@ -19,6 +19,7 @@ from corpora.model import Trace
 from engines.api import EngineError, ExecutionRecord, ReplayOptions
 from engines.legacy.config import LegacyConfig
 from engines.legacy.deployment import Deployment, StallFault, workflow_entry
+from engines.legacy.sampling import BlockSampler
 from engines.runtimes import RuntimeRegistry
 from engines.store import LatencyModel, SqliteConfig, SqliteStore
 from engines.testing import VirtualTimeEnvironment
@@ -69,6 +70,7 @@ class LegacyEngine:
         start = min(r.trigger_time for r in trace.runs)
         deadline = max(r.trigger_time for r in trace.runs) + options.time_limit
         store = SqliteStore(SqliteConfig(latency=self.latency, seed=options.seed))
+        store._sampler = BlockSampler(self.latency, options.seed)  # same model, block draws (both modes)
         try:
             with VirtualTimeEnvironment(start=start) as env:
                 fast = not options.exact and self.config.workers == 1 and not faults

@@ -53,13 +53,14 @@ from engines.core.effects import RuntimeReport
 from engines.core.state import scope_of
 from engines.core.statuses import StepStatus
 from engines.core.step import execute
+from engines.legacy.sampling import BlockSampler
 from engines.store import DECIDER_PATH
 from engines.store._sqlite_base import SqliteBase
 
 if TYPE_CHECKING:
     from engines.legacy.worker import Worker
 
-__all__ = ["DEADLINE_MARGIN", "FastForward", "PushbackSampler"]
+__all__ = ["DEADLINE_MARGIN", "FastForward"]
 
 S = StepStatus
 DEADLINE_MARGIN = 1.0
@@ -71,32 +72,11 @@ _Q_TASKS = "SELECT task_id, run_key, path, visible_at, owner, claimed_until, wak
 _Q_VERSIONS = "SELECT run_key, version FROM workflow_instances WHERE parent_key IS NULL"
 _Q_RESTORE = "UPDATE queue SET visible_at = ?, poll_count = ? WHERE task_id = ?"
 
-# Round trips of one trivial poll (claim: write + commit; reload: 3 reads + commit; re-queue: write +
-# commit) and of one empty poll (claim: write + commit; next_visible_at: read + commit).
-_POLL_DRAWS = (2, 4, 2)
-_POLL_READS, _POLL_WRITES, _POLL_COMMITS = 3, 2, 3
-_EMPTY_DRAWS = 4
-_EMPTY_READS, _EMPTY_WRITES, _EMPTY_COMMITS = 1, 1, 2
+# Round trips: a claimed poll that changes nothing is 8 (claim: write + commit; reload: 3 reads + commit;
+# re-queue: write + commit), an empty poll 4 (claim: write + commit; next_visible_at: read + commit).
 
 
-class PushbackSampler:
-    """Wraps a store's latency sampler so that draws taken ahead can be handed back (next last).
-
-    The sequence of values :meth:`draw` returns is the wrapped sampler's, whatever is handed back."""
-
-    __slots__ = ("_inner", "back")
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-        self.back: list[float] = []
-
-    def draw(self) -> float:
-        back = self.back
-        return back.pop() if back else self._inner.draw()
-
-
-class _Stop(Exception):
-    """The iteration being simulated is not trivial: hand its draws back and stop."""
+_UNSEEN: list[Any] = []
 
 
 class FastForward:
@@ -107,11 +87,7 @@ class FastForward:
         self.dep = worker.dep
         self.store = store
         self.clock = clock
-        sampler = store._sampler
-        if not isinstance(sampler, PushbackSampler):
-            sampler = PushbackSampler(sampler)
-            store._sampler = sampler
-        self.sampler = sampler
+        self.sampler: BlockSampler = store._sampler
         if self.dep.codec.snapshots is None:
             self.dep.codec.snapshots = {}
         from engines.legacy.worker import callback_delay  # the worker module imports this one
@@ -177,121 +153,100 @@ class FastForward:
         cfg = dep.config
         pi, jitter = cfg.poll_interval, cfg.poll_jitter
         sampler, wback, rng = self.sampler, worker._back, worker.rng
-        draw = sampler.draw
+        take, give_back = sampler.take, sampler.give_back
         jobs = dep.jobs
         callback = self._callback_delay
-        info: dict[int, tuple[Any, ...] | None] = {}
+        info: dict[int, list[Any] | None] = {}
 
         total = store._latency_total
-        trips = reads = writes = commits = upkeep = 0
-        sleeps = 0
-        polls = empties = cycles = executes = hits = 0
+        sleeps = polls = empties = hits = 0
         idle = worker.idle_polls_elided
         start = t
         while True:
-            ds: list[float] = []
-            rs: list[float] = []
-            try:
-                if heap and heap[0][0] <= t:
-                    task_id = heap[0][1]
-                    entry = tasks[task_id]
-                    static = info.get(task_id, ())
-                    if static == ():
-                        static = info[task_id] = self._static(entry, snapshots, versions, epoch)
-                    if static is None:
-                        raise _Stop
-                    state, latest, cs, job_key, snap_hits = static
-                    # claim (write + commit), settle
-                    p = 0.0
-                    for _ in range(_POLL_DRAWS[0]):
-                        d = draw()
-                        ds.append(d)
-                        p += d
-                    t1 = t + p if p > 0.0 else t
-                    poll_count = entry[1] + 1
-                    # reload (3 reads + commit), settle: the cycle's time
-                    p = 0.0
-                    for _ in range(_POLL_DRAWS[1]):
-                        d = draw()
-                        ds.append(d)
-                        p += d
-                    tc = t1 + p if p > 0.0 else t1
-                    if poll_count <= 1 and latest.status is S.CREATED:
-                        raise _Stop  # Conductor's start() cycle
-                    report = None
-                    if job_key is not None and jobs.has(job_key):
-                        due = jobs.due(job_key)
-                        if jobs.done(job_key) or due is None or not due > tc:
-                            raise _Stop  # the job has finished by this poll (or may have)
-                        report = _RUNNING
-                    result = execute(cs[0], state, latest.path, tc, report)
-                    if result.run is not state or result.effects or result.changed or result.needs_decide:
-                        raise _Stop
-                    delay = callback(cfg, latest.status, cs[1], poll_count, tc - latest.created_at, False)
-                    if delay is None:
-                        raise _Stop
-                    # re-queue (write + commit), settle
-                    p = 0.0
-                    for _ in range(_POLL_DRAWS[2]):
-                        d = draw()
-                        ds.append(d)
-                        p += d
-                    t3 = tc + p if p > 0.0 else tc
-                    r = wback.pop() if wback else rng.random()
-                    rs.append(r)
-                    t4 = t3 + pi * (1.0 + jitter * r)
-                    if not t4 < bound or t1 in timers or tc in timers or t3 in timers or t4 in timers:
-                        raise _Stop
-                    # commit the iteration
-                    heapq.heapreplace(heap, (tc + delay, task_id))
-                    entry[0] = tc + delay
-                    entry[1] = poll_count
-                    entry[4] = True
-                    sleeps += (t1 > t) + (tc > t1) + (t3 > tc) + 1
-                    trips += 8
-                    reads += _POLL_READS
-                    writes += _POLL_WRITES
-                    commits += _POLL_COMMITS
-                    polls += 1
-                    cycles += 1
-                    executes += 1
-                    hits += snap_hits
-                    t = t4
+            if heap and heap[0][0] <= t:
+                # A claimed poll: claim (write + commit), reload (3 reads + commit), re-queue (write + commit).
+                task_id = heap[0][1]
+                entry = tasks[task_id]
+                static = info.get(task_id, _UNSEEN)
+                if static is _UNSEEN:
+                    static = info[task_id] = self._static(entry, snapshots, versions, epoch)
+                if static is None:
+                    break
+                state, latest, ct, step_type, job_key, snap_hits, verified = static
+                poll_count = entry[1] + 1
+                if poll_count <= 1 and latest.status is S.CREATED:
+                    break  # Conductor's start() cycle
+                ds = take(8)
+                d1, d2, d3, d4, d5, d6, d7, d8 = ds
+                p = d1 + d2
+                t1 = t + p if p > 0.0 else t
+                p = d3 + d4 + d5 + d6
+                tc = t1 + p if p > 0.0 else t1  # the cycle's time
+                report = None
+                if job_key is not None and jobs.has(job_key):
+                    due = jobs.due(job_key)
+                    if due is None or not due > tc or jobs.done(job_key):
+                        give_back(ds)
+                        break  # the job has finished by this poll (or may have): a real cycle
+                    report = _RUNNING
+                if verified:
+                    # A leaf in RUNNING whose job runs: execute() changed nothing at an earlier poll of this
+                    # stretch on this very state; only its step-timeout test depends on the time.
+                    if latest.timeout_s is not None and tc - latest.started_at >= latest.timeout_s:
+                        give_back(ds)
+                        break
                 else:
-                    if not heap:
-                        raise _Stop
-                    nxt = heap[0][0]
-                    p = 0.0
-                    for _ in range(_EMPTY_DRAWS):
-                        d = draw()
-                        ds.append(d)
-                        p += d
-                    t1 = t + p if p > 0.0 else t
-                    r = wback.pop() if wback else rng.random()
-                    rs.append(r)
-                    wait = max(0.0, nxt - t1) + r * pi
-                    r = wback.pop() if wback else rng.random()
-                    rs.append(r)
-                    wait = max(wait, pi * (1.0 + jitter * r))
-                    t2 = t1 + wait
-                    if not t2 < bound or t1 in timers or t2 in timers:
-                        raise _Stop
-                    idle += max(0.0, (t2 - t1) / pi - 1.0)
-                    sleeps += (t1 > t) + 1
-                    trips += _EMPTY_DRAWS
-                    upkeep += _EMPTY_DRAWS
-                    reads += _EMPTY_READS
-                    writes += _EMPTY_WRITES
-                    commits += _EMPTY_COMMITS
-                    polls += 1
-                    empties += 1
-                    t = t2
-            except _Stop:
-                sampler.back.extend(reversed(ds))
-                wback.extend(reversed(rs))
-                break
-            for d in ds:
-                total += d
+                    result = execute(ct, state, latest.path, tc, report)
+                    if result.run is not state or result.effects or result.changed or result.needs_decide:
+                        give_back(ds)
+                        break
+                    if job_key is not None and latest.started_at is not None:
+                        static[6] = True
+                delay = callback(cfg, latest.status, step_type, poll_count, tc - latest.created_at, False)
+                if delay is None:
+                    give_back(ds)
+                    break
+                p = d7 + d8
+                t3 = tc + p if p > 0.0 else tc
+                r = wback.pop() if wback else rng.random()
+                t4 = t3 + pi * (1.0 + jitter * r)
+                if not t4 < bound or t1 in timers or tc in timers or t3 in timers or t4 in timers:
+                    give_back(ds)
+                    wback.append(r)
+                    break
+                visible = tc + delay
+                heapq.heapreplace(heap, (visible, task_id))
+                entry[0] = visible
+                entry[1] = poll_count
+                entry[4] = True
+                sleeps += (t1 > t) + (tc > t1) + (t3 > tc) + 1
+                total = total + d1 + d2 + d3 + d4 + d5 + d6 + d7 + d8
+                polls += 1
+                hits += snap_hits
+                t = t4
+            else:
+                # An empty poll (claim + next_visible_at: write, commit, read, commit) and the idle wait.
+                if not heap:
+                    break  # nothing queued: the real worker checks for quiescence
+                nxt = heap[0][0]
+                ds = take(4)
+                d1, d2, d3, d4 = ds
+                p = d1 + d2 + d3 + d4
+                t1 = t + p if p > 0.0 else t
+                r1 = wback.pop() if wback else rng.random()
+                r2 = wback.pop() if wback else rng.random()
+                wait = max(max(0.0, nxt - t1) + r1 * pi, pi * (1.0 + jitter * r2))
+                t2 = t1 + wait
+                if not t2 < bound or t1 in timers or t2 in timers:
+                    give_back(ds)
+                    wback.append(r2)
+                    wback.append(r1)
+                    break
+                idle += max(0.0, (t2 - t1) / pi - 1.0)
+                sleeps += (t1 > t) + 1
+                total = total + d1 + d2 + d3 + d4
+                empties += 1
+                t = t2
         if t == start:
             return None
         # Apply what the stretch did, as the tick-by-tick path would have left it.
@@ -300,18 +255,18 @@ class FastForward:
             conn.execute("BEGIN")
             conn.executemany(_Q_RESTORE, touched)
             conn.execute("COMMIT")
-        store._round_trips += trips
-        store._reads += reads
-        store._writes += writes
-        store._commits += commits
+        store._round_trips += 8 * polls + 4 * empties
+        store._reads += 3 * polls + empties
+        store._writes += 2 * polls + empties
+        store._commits += 3 * polls + 2 * empties
         store._latency_total = total
-        dep.upkeep_round_trips += upkeep
+        dep.upkeep_round_trips += 4 * empties
         dep.jump_credit += sleeps - 1
         wc = worker.counters
-        wc["polls"] += polls
-        wc["cycles"] += cycles
-        wc["executes"] += executes
-        worker.claims += cycles
+        wc["polls"] += polls + empties
+        wc["cycles"] += polls
+        wc["executes"] += polls
+        worker.claims += polls
         if empties:
             wc["empty_polls"] += empties
             worker.idle_polls_elided = idle
@@ -325,7 +280,7 @@ class FastForward:
 
     def _static(
         self, entry: list[Any], snapshots: dict[str, Any], versions: dict[str, int], epoch: int
-    ) -> tuple[Any, ...] | None:
+    ) -> list[Any] | None:
         """What a poll of this task needs that cannot change during the stretch; None: not trivial."""
         run_key, path = entry[2], entry[3]
         if path == DECIDER_PATH:
@@ -343,7 +298,7 @@ class FastForward:
         job_key = (
             (run_key, path, latest.attempt) if latest.status is S.RUNNING and cstep.type.is_leaf else None
         )
-        return state, latest, (wf.ct, cstep.type), job_key, snap.hits
+        return [state, latest, wf.ct, cstep.type, job_key, snap.hits, False]
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
