@@ -59,7 +59,9 @@ def measure(trace: Trace, *, seed: int, exact: bool) -> dict[str, Any]:
         "heartbeats": fast_record.counters.get("heartbeats", 0.0),
     }
     if exact:
-        exact_record, exact_cpu = _timed(lambda: ActorEngine().replay(trace, ReplayOptions(seed=seed, exact=True)))
+        exact_record, exact_cpu = _timed(
+            lambda: ActorEngine().replay(trace, ReplayOptions(seed=seed, exact=True))
+        )
         row["exact_cpu"] = exact_cpu
         row["equal"] = _same(fast_record, exact_record)
     return row
@@ -85,8 +87,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seed", type=int, default=1, help="corpus seed (default 1)")
     parser.add_argument("--count", type=int, default=12 if os.environ.get("BENCH_QUICK") else 40)
     parser.add_argument("--replay-seed", type=int, default=1)
-    parser.add_argument("--exact-max-attempts", type=int, default=1000,
-                        help="replay exact mode only for traces with at most this many recorded attempts")
+    parser.add_argument(
+        "--exact-max-attempts",
+        type=int,
+        default=1000,
+        help="replay exact mode only for traces with at most this many recorded attempts",
+    )
     parser.add_argument("--no-exact", action="store_true")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile the fast pass, top N")
     args = parser.parse_args(argv)  # fmt: skip
@@ -97,7 +103,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"{'hot rt':>9}{'upk rt':>9}{'virt h':>9}", flush=True)  # fmt: skip
     for trace in traces:
         recorded = sum(len(r.attempts) for r in trace.runs)
-        row = measure(trace, seed=args.replay_seed, exact=not args.no_exact and recorded <= args.exact_max_attempts)
+        row = measure(
+            trace, seed=args.replay_seed, exact=not args.no_exact and recorded <= args.exact_max_attempts
+        )
         rows.append(row)
         exact = f"{row['exact_cpu']:9.3f}" if "exact_cpu" in row else f"{'-':>9}"
         equal = ("yes" if row["equal"] else "NO") if "equal" in row else "-"
@@ -118,7 +126,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "actor_fast_attempts_per_cpu_second": attempts / max(fast, 1e-9),
         "oracle_attempts_per_cpu_second": attempts / max(oracle, 1e-9),
         "actor_fast_over_oracle": fast / max(oracle, 1e-9),
-        "worst_trace_over_oracle": max((r["fast_cpu"] / max(r["oracle_cpu"], 1e-9), r["trace"]) for r in rows),
+        "worst_trace_over_oracle": max(
+            (r["fast_cpu"] / max(r["oracle_cpu"], 1e-9), r["trace"]) for r in rows
+        ),
         "exact_traces": len(with_exact),
         "exact_equal": sum(1 for r in with_exact if r["equal"]),
         "actor_exact_cpu_same_traces": sum(r["exact_cpu"] for r in with_exact),

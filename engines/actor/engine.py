@@ -140,7 +140,9 @@ class ActorEngine:
         self.last_stats.update({f"accounted_{k}": v for k, v in sorted(accounted.items())})
         self.last_stats["ended_idle_at"] = cluster.ended_idle_at
 
-    def _counters(self, cluster: Cluster, store: SqliteStore, runtime_starts: int, seed: int) -> dict[str, float]:
+    def _counters(
+        self, cluster: Cluster, store: SqliteStore, runtime_starts: int, seed: int
+    ) -> dict[str, float]:
         """The record's counters, the same in both modes: what fast mode accounted instead of doing
         is added to the store's own counts; upkeep latency is the closed form of
         :func:`engines.actor.upkeep.upkeep_latency` over all upkeep round trips."""
