@@ -33,16 +33,15 @@ from engines.actor.cluster import Cluster, WorkflowEntry
 from engines.actor.config import ActorConfig
 from engines.actor.faults import FaultPlan, parse_faults
 from engines.actor.persist import decode_run
-from engines.actor.upkeep import upkeep_latency
+from engines.actor.upkeep import ReplayLoop, upkeep_latency
 from engines.actor.world import TraceWorld
 from engines.api import EngineError, ExecutionRecord, ReplayOptions, RunExecution
-from engines.clock import VirtualClock
+from engines.clock import VirtualClock, VirtualTimeLoop
 from engines.core.definition import CompiledTrace, compile_trace
 from engines.core.record import run_execution
 from engines.runtimes import ReplayRuntime
 from engines.store.protocol import Store
 from engines.store.sqlite import SqliteConfig, SqliteStore
-from engines.testing import VirtualTimeEnvironment
 
 __all__ = ["ActorEngine", "records_from_store"]
 
@@ -72,8 +71,12 @@ class ActorEngine:
         start = min((r.trigger_time for r in trace.runs), default=0.0)
         fallback = self._fallback(options, plan)
         self.last_stats = {"mode": "exact" if fallback else "fast", "fallback": fallback}
-        with VirtualTimeEnvironment(start=start) as env:
-            runs, counters = env.run(self._main(ct, options, plan, env.clock, start, fast=not fallback))
+        loop = ReplayLoop(start)
+        try:
+            main = self._main(ct, options, plan, VirtualClock(loop), start, fast=not fallback)
+            runs, counters = loop.run_until_complete(main)
+        finally:
+            _close(loop)
         self.last_stats["cpu_seconds"] = time.process_time() - cpu
         return ExecutionRecord(
             trace_id=trace.trace_id, engine=self.name, engine_version=self.version, seed=options.seed,
@@ -174,6 +177,21 @@ class ActorEngine:
             total["takeover_delay_max"] = max(delays)
         total["faults_fired"] = float(len(cluster.faults.fired))
         return dict(total)
+
+
+def _close(loop: VirtualTimeLoop) -> None:
+    """Cancel what is still pending (timers die with the loop) and close it. The loop is driven
+    directly, not through ``asyncio.Runner``: a replay installs no SIGINT handler (whose
+    ``signal.getsignal`` check formats the main task's repr, milliseconds per replay)."""
+    try:
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
 
 
 def records_from_store(ct: CompiledTrace, store: Store) -> tuple[RunExecution, ...]:

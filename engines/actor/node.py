@@ -402,10 +402,17 @@ class Node:
         while self.alive:
             beat, rec = self._next_beat, self._next_reconcile
             if beat <= rec:
-                if beat > now and beat >= horizon:
+                # every heartbeat up to the next reconciliation or the horizon, times computed one
+                # addition at a time exactly as exact mode's timers compute them
+                beats = 0
+                while beat <= rec and (beat <= now or beat < horizon):
+                    beats += 1
+                    beat += heartbeat
+                if beats:
+                    self._account_heartbeats(beats)
+                    self._next_beat = beat
+                if beat <= rec:
                     break
-                self._account_heartbeat()
-                self._next_beat = beat + heartbeat
                 continue
             if rec > now and rec >= horizon:
                 break
@@ -421,14 +428,15 @@ class Node:
         if self.alive:
             self._arm_upkeep()
 
-    def _account_heartbeat(self) -> None:
+    def _account_heartbeats(self, beats: int) -> None:
         c = self.counters
-        c["heartbeats"] += 1
-        c["heartbeat_round_trips"] += HEARTBEAT_ROUND_TRIPS
-        c["upkeep_round_trips"] += HEARTBEAT_ROUND_TRIPS
-        self.accounted["round_trips"] += HEARTBEAT_ROUND_TRIPS
-        self.accounted["commits"] += 1
-        self.accounted["heartbeats"] += 1
+        trips = beats * HEARTBEAT_ROUND_TRIPS
+        c["heartbeats"] += beats
+        c["heartbeat_round_trips"] += trips
+        c["upkeep_round_trips"] += trips
+        self.accounted["round_trips"] += trips
+        self.accounted["commits"] += beats
+        self.accounted["heartbeats"] += beats
 
     def _account_reconcile(self, trips: float, commits: float, told: int, ran: int) -> None:
         c = self.counters

@@ -19,14 +19,57 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import heapq
+import itertools
 import math
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from engines.clock import VirtualTimeLoop
 from engines.store.latency import LatencyModel, LatencySampler
 
-__all__ = ["UPKEEP_TABLE", "loop_is_idle", "next_event_at", "unsampled", "upkeep_latency"]
+__all__ = ["UPKEEP_TABLE", "ReplayLoop", "loop_is_idle", "next_event_at", "unsampled", "upkeep_latency"]
+
+
+class _Timer(asyncio.TimerHandle):
+    """A timer ordered by (time, creation order): timers due at the same instant fire first come,
+    first served, whatever other timers sit in the heap."""
+
+    __slots__ = ("_seq",)
+    _seq: int
+
+    def __lt__(self, other: object) -> bool:
+        if isinstance(other, _Timer):
+            if self._when != other._when:
+                return self._when < other._when
+            return self._seq < other._seq
+        return super().__lt__(other)  # type: ignore[operator]
+
+
+class ReplayLoop(VirtualTimeLoop):
+    """The actor replay's loop: a :class:`VirtualTimeLoop` whose timers due at the same instant fire
+    in the order they were scheduled. asyncio orders only by time, so equal-time timers (two
+    runtimes started together with the same recorded duration) would pop in an order that depends
+    on the heap's shape -- on every other timer in it, upkeep timers included. Fast mode keeps fewer
+    upkeep timers than exact mode, so without this the two modes could order simultaneous events
+    differently."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        super().__init__(start)
+        self._timer_seq = itertools.count()
+
+    def call_at(
+        self, when: float, callback: Callable[..., object], *args: Any, context: Any = None
+    ) -> asyncio.TimerHandle:
+        if when is None:
+            raise TypeError("when cannot be None")
+        self._check_closed()  # type: ignore[attr-defined]
+        timer = _Timer(when, callback, args, self, context)
+        timer._seq = next(self._timer_seq)
+        heapq.heappush(self._scheduled, timer)  # type: ignore[attr-defined]
+        timer._scheduled = True  # type: ignore[attr-defined]
+        return timer
 
 UPKEEP_TABLE = 256
 """Draws in the cycle of upkeep latencies (their mean is what matters: upkeep is off every path)."""
