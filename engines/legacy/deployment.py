@@ -145,7 +145,7 @@ class Deployment:
         # SQLite store without fault hooks; everything else runs tick by tick.
         self.fast = fast
         if fast:
-            self.codec.snapshots = {}
+            self.codec.enable_fast()
         self.deadline = math.inf
         self.trigger_horizon = -math.inf  # the trigger task does nothing before this time
         self.jump_credit = 0  # loop jumps the tick-by-tick run would have made inside fast-forwards

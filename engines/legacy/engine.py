@@ -60,7 +60,8 @@ class LegacyEngine:
         self.last_stats: dict[str, float] = {}
         """Diagnostics of the last replay that are not part of the record (they differ between the fast and
         the exact mode): ``fast`` (1.0 when the fast path was on), ``fast_stretches``,
-        ``fast_forwarded_polls``, ``fast_forwarded_empty_polls``."""
+        ``fast_forwarded_polls``, ``fast_forwarded_empty_polls``, ``incremental_reloads`` / ``full_reloads``
+        (reloads of the fast mode that read only the changed rows / every row)."""
 
     def replay(self, trace: Trace, options: ReplayOptions) -> ExecutionRecord:
         entry = workflow_entry(trace)  # DefinitionError (an EngineError) for what the core cannot run
@@ -106,6 +107,8 @@ class LegacyEngine:
             "fast_stretches": float(stats["stretches"]),
             "fast_forwarded_polls": float(stats["polls"]),
             "fast_forwarded_empty_polls": float(stats["empty_polls"]),
+            "incremental_reloads": float(deployment.codec.incremental),
+            "full_reloads": float(deployment.codec.full_reloads),
         }
         return ExecutionRecord(
             trace_id=trace.trace_id, engine=self.name, engine_version=self.version, seed=options.seed,

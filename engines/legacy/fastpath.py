@@ -152,6 +152,7 @@ class FastForward:
         timers = {h.when() for h in getattr(loop, "_scheduled", ()) if not h.cancelled()}
         cfg = dep.config
         pi, jitter = cfg.poll_interval, cfg.poll_jitter
+        first_cycles = cfg.first_polling_cycles
         sampler, wback, rng = self.sampler, worker._back, worker.rng
         take, give_back = sampler.take, sampler.give_back
         jobs = dep.jobs
@@ -172,7 +173,7 @@ class FastForward:
                     static = info[task_id] = self._static(entry, snapshots, versions, epoch)
                 if static is None:
                     break
-                state, latest, ct, step_type, job_key, snap_hits, verified = static
+                state, latest, ct, step_type, job_key, snap_hits, verified, _ = static
                 poll_count = entry[1] + 1
                 if poll_count <= 1 and latest.status is S.CREATED:
                     break  # Conductor's start() cycle
@@ -190,8 +191,9 @@ class FastForward:
                         break  # the job has finished by this poll (or may have): a real cycle
                     report = _RUNNING
                 if verified:
-                    # A leaf in RUNNING whose job runs: execute() changed nothing at an earlier poll of this
-                    # stretch on this very state; only its step-timeout test depends on the time.
+                    # RUNNING, and execute() changed nothing at an earlier poll of this stretch on this very
+                    # state: only its step-timeout test depends on the time (a running leaf's job, a foreach's
+                    # or subworkflow's children can only change by a write, which ends the stretch).
                     if latest.timeout_s is not None and tc - latest.started_at >= latest.timeout_s:
                         give_back(ds)
                         break
@@ -200,12 +202,21 @@ class FastForward:
                     if result.run is not state or result.effects or result.changed or result.needs_decide:
                         give_back(ds)
                         break
-                    if job_key is not None and latest.started_at is not None:
-                        static[6] = True
-                delay = callback(cfg, latest.status, step_type, poll_count, tc - latest.created_at, False)
+                    static[6] = (
+                        latest.status is S.RUNNING
+                        and latest.started_at is not None
+                        and latest.terminating is None
+                    )
+                delay = static[7]
                 if delay is None:
-                    give_back(ds)
-                    break
+                    delay = callback(cfg, latest.status, step_type, poll_count, tc - latest.created_at, False)
+                    if delay is None:
+                        give_back(ds)
+                        break
+                    if poll_count > first_cycles:
+                        static[7] = (
+                            delay  # past the first polling cycles the delay depends on the status only
+                        )
                 p = d7 + d8
                 t3 = tc + p if p > 0.0 else tc
                 r = wback.pop() if wback else rng.random()
@@ -298,7 +309,7 @@ class FastForward:
         job_key = (
             (run_key, path, latest.attempt) if latest.status is S.RUNNING and cstep.type.is_leaf else None
         )
-        return [state, latest, wf.ct, cstep.type, job_key, snap.hits, False]
+        return [state, latest, wf.ct, cstep.type, job_key, snap.hits, False, None]
 
 
 def _wake(fut: asyncio.Future[None]) -> None:

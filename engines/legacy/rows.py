@@ -19,17 +19,39 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engines.core.state import Attempt, RunState, Scope, run_from_json, run_to_json
 from engines.core.statuses import WorkflowStatus
 from engines.store import LoadedRun, StepInstance, StepTimes, Store, WorkflowInstance
+from engines.store._ops import _RUN_COLUMNS
+from engines.store._sqlite_base import SqliteBase
 
 __all__ = ["CHILD_SEPARATOR", "LoadedState", "RowCodec", "RowWrites", "Snapshot", "child_key", "root_key"]
 
 CHILD_SEPARATOR = "::"
 _CACHE_LIMIT = 200_000
+_PATCH_LIMIT = 400  # changed paths / child rows beyond which an incremental reload reads everything
+
+# Unmetered reads of the fast path's reloads (the store's three metered reads are accounted apart).
+_SQL_ROOT = f"SELECT {_RUN_COLUMNS} FROM workflow_instances WHERE run_key = ?"
+_SQL_CHILDREN = f"SELECT {_RUN_COLUMNS} FROM workflow_instances WHERE parent_key = ? ORDER BY run_key"
+_SQL_RUNS_BY_KEY = "SELECT " + _RUN_COLUMNS + " FROM workflow_instances WHERE run_key IN ({marks})"
+_SQL_STEP_TEXTS = "SELECT path, state FROM step_instances WHERE run_key = ? ORDER BY path, attempt"
+_SQL_STEP_TEXTS_OF = (
+    "SELECT path, state FROM step_instances WHERE run_key = ? AND path IN ({marks}) ORDER BY path, attempt"
+)
+
+
+def _run_row(row: Any) -> WorkflowInstance:
+    return WorkflowInstance(*row)
+
+
+def _meter_read(store: SqliteBase, operation: str) -> None:
+    """Account one read round trip exactly as the store's own ``_read`` does (count + latency draw)."""
+    store._round_trip("read", operation)
+    store._reads += 1
 
 
 def root_key(trace_id: str, run_index: int) -> str:
@@ -63,6 +85,7 @@ class Snapshot:
     loaded: LoadedState
     hits: int
     epoch: int
+    rows: int = 0  # step rows (attempts) of the run
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +96,21 @@ class RowWrites:
     new_children: tuple[WorkflowInstance, ...]
     changed_children: tuple[WorkflowInstance, ...]
     steps: tuple[StepInstance, ...]
+    journal: dict[str, dict[int, tuple[frozenset[str], frozenset[str]]]] | None = field(
+        default=None, compare=False
+    )
 
     def apply(self, store: Store) -> WorkflowInstance:
         """Write everything (call inside ``store.transaction()``); returns the root at its new version."""
         saved = store.save_run(self.root)
+        if self.journal is not None:
+            # Which rows the write at this version touched (the codec's incremental reload reads only
+            # those). A rolled-back write leaves a stale entry that the committed write at the same
+            # version overwrites: a write always lands at base version + 1.
+            self.journal.setdefault(saved.run_key, {})[saved.version] = (
+                frozenset(s.path for s in self.steps),
+                frozenset(r.run_key for r in (*self.new_children, *self.changed_children)),
+            )
         for row in self.new_children:
             store.create_run(row)
         for row in self.changed_children:
@@ -112,6 +146,17 @@ class RowCodec:
         self.cache_hits = 0
         self.epoch = 0  # bumped whenever a decode cache is cleared (snapshots taken before are void)
         self.snapshots: dict[str, Snapshot] | None = None  # run_key -> last load (fast mode only)
+        # run_key -> {version: (step paths, child run keys) written at that version} (fast mode only)
+        self.journal: dict[str, dict[int, tuple[frozenset[str], frozenset[str]]]] | None = None
+        self.incremental = 0  # reloads that read only the changed rows (diagnostics)
+        self.full_reloads = 0
+
+    def enable_fast(self) -> None:
+        """Keep snapshots and the write journal: reloads then read only what changed (same counts)."""
+        if self.snapshots is None:
+            self.snapshots = {}
+        if self.journal is None:
+            self.journal = {}
 
     # ---- decoding ---------------------------------------------------------------------------
 
@@ -143,9 +188,7 @@ class RowCodec:
         self._scopes[text] = scope
         return scope
 
-    def decode(self, loaded: LoadedRun, children: list[WorkflowInstance]) -> LoadedState:
-        """The core state of a run from its rows (root row, child rows, every attempt row)."""
-        root = loaded.run
+    def _head(self, root: WorkflowInstance) -> tuple[RunState, Scope | None, Mapping[str, Any]]:
         head = self._roots.get(root.state)
         if head is None:
             self.decodes += 1
@@ -159,7 +202,12 @@ class RowCodec:
             self._roots[root.state] = head
         else:
             self.cache_hits += 1
-        core, root_scope, book = head
+        return head
+
+    def decode(self, loaded: LoadedRun, children: list[WorkflowInstance]) -> LoadedState:
+        """The core state of a run from its rows (root row, child rows, every attempt row)."""
+        root = loaded.run
+        core, root_scope, book = self._head(root)
         scopes: dict[str, Scope] = {}
         kids: dict[str, WorkflowInstance] = {}
         if root_scope is not None:
@@ -181,7 +229,20 @@ class RowCodec:
         return LoadedState(state, root, kids, book)
 
     def load(self, store: Store, run_key: str) -> LoadedState | None:
-        """Reload a run and everything under it from the store (three reads, one snapshot)."""
+        """Reload a run and everything under it from the store (three reads, one snapshot).
+
+        In fast mode (:meth:`enable_fast`, a SQLite store without fault hooks) the three reads are
+        metered as always but only the rows written since the last reload are fetched and decoded; the
+        state, the cache hits and decodes are exactly those of the full reload (:meth:`refresh`)."""
+        if self.journal is not None and isinstance(store, SqliteBase) and store._faults is None:
+            with store.transaction():
+                _meter_read(store, "load_run")
+                root = store._conn.execute(_SQL_ROOT, (run_key,)).fetchone()
+                if root is None:
+                    return None
+                _meter_read(store, "load_run")
+                _meter_read(store, "child_runs")
+                return self.refresh(store._conn, _run_row(root))
         with store.transaction():
             loaded = store.load_run(run_key)
             if loaded is None:
@@ -189,13 +250,152 @@ class RowCodec:
             children = store.child_runs(run_key)
         if self.snapshots is None:
             return self.decode(loaded, children)
+        return self._snap(loaded.run, self.decode, loaded, children, len(loaded.steps))
+
+    def _snap(self, root: WorkflowInstance, fn: Any, *args: Any) -> LoadedState:
+        assert self.snapshots is not None
         epoch = self.epoch
-        out = self.decode(loaded, children)
+        *call, rows = args
+        out: LoadedState = fn(*call)
         if self.epoch == epoch:
-            hits = 1 + len(children) + len(loaded.steps)
-            self.snapshots[run_key] = Snapshot(loaded.run.version, out, hits, epoch)
+            hits = 1 + len(out.children) + rows
+            self.snapshots[root.run_key] = Snapshot(root.version, out, hits, epoch, rows)
         else:
-            self.snapshots.pop(run_key, None)
+            self.snapshots.pop(root.run_key, None)
+        return out
+
+    def refresh(self, conn: Any, root: WorkflowInstance) -> LoadedState:
+        """The run at ``root`` (its freshly read row), reading only the rows written since its snapshot.
+
+        Same result and same cache effects as a full :meth:`decode` of every row: every row of the
+        run is looked up once -- unchanged ones are counted as the hits they are (their text is in the
+        cache: same epoch, and no clear can happen during this reload), changed ones are fetched and
+        looked up for real, in the full reload's order. Falls back to the full reload when the journal
+        does not cover every version since the snapshot or a cache might fill up."""
+        assert self.snapshots is not None
+        assert self.journal is not None
+        key = root.run_key
+        snap = self.snapshots.get(key)
+        if snap is not None and snap.epoch == self.epoch:
+            if root.version == snap.version:
+                self.cache_hits += snap.hits
+                return snap.loaded
+            changes = self._changes(key, snap.version, root.version)
+            if changes is not None:
+                paths, kids = changes
+                if (
+                    len(paths) <= _PATCH_LIMIT
+                    and len(kids) <= _PATCH_LIMIT
+                    and len(self._roots) + 1 < _CACHE_LIMIT
+                    and len(self._scopes) + len(kids) + 1 < _CACHE_LIMIT
+                    and len(self._attempts) + snap.rows + len(paths) < _CACHE_LIMIT
+                ):
+                    self.incremental += 1
+                    return self._patch(conn, root, snap, paths, kids)
+        self.full_reloads += 1
+        steps = conn.execute(_SQL_STEP_TEXTS, (key,)).fetchall()
+        children = [_run_row(r) for r in conn.execute(_SQL_CHILDREN, (key,)).fetchall()]
+        return self._snap(root, self._decode_texts, root, steps, children, len(steps))
+
+    def _changes(self, key: str, since: int, until: int) -> tuple[set[str], set[str]] | None:
+        assert self.journal is not None
+        entries = self.journal.get(key)
+        if entries is None or until <= since:
+            return None
+        paths: set[str] = set()
+        kids: set[str] = set()
+        for v in range(since + 1, until + 1):
+            entry = entries.get(v)
+            if entry is None:
+                return None
+            paths |= entry[0]
+            kids |= entry[1]
+        return paths, kids
+
+    def _decode_texts(
+        self, root: WorkflowInstance, steps: list[tuple[str, str]], children: list[WorkflowInstance]
+    ) -> LoadedState:
+        """:meth:`decode` from (path, state) pairs of every attempt row, ordered by path and attempt."""
+        core, root_scope, book = self._head(root)
+        scopes: dict[str, Scope] = {}
+        kids: dict[str, WorkflowInstance] = {}
+        if root_scope is not None:
+            scopes[""] = root_scope
+        for row in children:
+            scope = self._child_scope(row)
+            scopes[scope.prefix] = scope
+            kids[scope.prefix] = row
+        attempts: dict[str, tuple[Attempt, ...]] = {}
+        for path, text in steps:
+            a = self._attempt(text)
+            prev = attempts.get(path)
+            attempts[path] = (a,) if prev is None else (*prev, a)
+        return LoadedState(replace(core, scopes=scopes, attempts=attempts), root, kids, book)
+
+    def _child_scope(self, row: WorkflowInstance) -> Scope:
+        scope = self._scopes.get(row.state)
+        if scope is None:
+            return self._scope(json.loads(row.state), row.state)
+        self.cache_hits += 1
+        return scope
+
+    def _patch(
+        self, conn: Any, root: WorkflowInstance, snap: Snapshot, paths: set[str], kids: set[str]
+    ) -> LoadedState:
+        old = snap.loaded
+        old_state = old.state
+        core, root_scope, book = self._head(root)
+        # children, in run-key order: unchanged rows are cache hits, changed and new ones are read
+        rows_by_key = {row.run_key: row for row in old.children.values()}
+        unchanged_kids = len(rows_by_key) - sum(1 for k in kids if k in rows_by_key)
+        fresh: dict[str, WorkflowInstance] = {}
+        if kids:
+            marks = ", ".join("?" * len(kids))
+            for r in conn.execute(_SQL_RUNS_BY_KEY.format(marks=marks), tuple(kids)).fetchall():
+                row = _run_row(r)
+                fresh[row.run_key] = row
+        self.cache_hits += unchanged_kids
+        scope_of_key = {row.run_key: old_state.scopes[prefix] for prefix, row in old.children.items()}
+        new_keys = [k for k in fresh if k not in rows_by_key]
+        order = sorted([*rows_by_key, *new_keys]) if new_keys else list(rows_by_key)
+        for k in sorted(fresh):  # looked up in run-key order, as the full reload does
+            scope_of_key[k] = self._child_scope(fresh[k])
+            rows_by_key[k] = fresh[k]
+        scopes: dict[str, Scope] = {}
+        children: dict[str, WorkflowInstance] = {}
+        if root_scope is not None:
+            scopes[""] = root_scope
+        for k in order:
+            scope = scope_of_key[k]
+            scopes[scope.prefix] = scope
+            children[scope.prefix] = rows_by_key[k]
+        # attempts, in path order: every row of a changed path is read and looked up, the others are hits
+        attempts_old = old_state.attempts
+        rows = snap.rows
+        unchanged_rows = rows - sum(len(attempts_old.get(p, ())) for p in paths)
+        self.cache_hits += unchanged_rows
+        changed: dict[str, tuple[Attempt, ...]] = {}
+        if paths:
+            marks = ", ".join("?" * len(paths))
+            for path, text in conn.execute(
+                _SQL_STEP_TEXTS_OF.format(marks=marks), (root.run_key, *paths)
+            ).fetchall():
+                a = self._attempt(text)
+                prev = changed.get(path)
+                changed[path] = (a,) if prev is None else (*prev, a)
+        total_rows = unchanged_rows + sum(len(t) for t in changed.values())
+        if all(p in attempts_old for p in changed):
+            attempts = dict(attempts_old)
+            attempts.update(changed)
+        else:
+            merged = dict(attempts_old)
+            merged.update(changed)
+            attempts = {p: merged[p] for p in sorted(merged)}
+        out = LoadedState(replace(core, scopes=scopes, attempts=attempts), root, children, book)
+        assert self.snapshots is not None
+        self.snapshots[root.run_key] = Snapshot(
+            root.version, out, 1 + len(children) + total_rows, self.epoch, total_rows
+        )
         return out
 
     # ---- encoding ---------------------------------------------------------------------------
@@ -287,4 +487,4 @@ class RowCodec:
             state=json.dumps(self.run_document(after, book)),
             updated_at=now,
         )
-        return RowWrites(root, tuple(new_children), tuple(changed_children), tuple(steps))
+        return RowWrites(root, tuple(new_children), tuple(changed_children), tuple(steps), self.journal)
