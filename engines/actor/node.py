@@ -439,11 +439,8 @@ class Node:
         self.accounted["heartbeats"] += beats
 
     def _account_reconcile(self, trips: float, commits: float, told: int, ran: int) -> None:
-        c = self.counters
-        c["upkeep_round_trips"] += trips
-        c["messages"] += told
-        c["reconciles"] += ran
-        c["decides"] += ran
+        self.counters["upkeep_round_trips"] += trips
+        self._count_reconcile(told, ran)
         self.accounted["round_trips"] += trips
         self.accounted["commits"] += commits
         self.accounted["reconciles"] += 1
@@ -461,11 +458,18 @@ class Node:
             self._reconcile_rows(rows)
             return None
         told, ran = plan
-        c = self.counters
-        c["messages"] += told
-        c["reconciles"] += ran
-        c["decides"] += ran
+        self._count_reconcile(told, ran)
         return trips, commits, told, ran
+
+    def _count_reconcile(self, told: int, ran: int) -> None:
+        """The counters of a reconciliation that changed nothing (a counter exact mode never touched
+        stays absent: the records compare key by key)."""
+        c = self.counters
+        if told:
+            c["messages"] += told
+        if ran:
+            c["reconciles"] += ran
+            c["decides"] += ran
 
     def _reconcile_plan(self, rows: list[Any], now: float) -> tuple[int, int] | None:
         """What reconciling ``rows`` now would do if it changes nothing: (flows told, flows that run
