@@ -68,7 +68,15 @@ DEADLINE_MARGIN = 1.0
 the worker mid-cycle; its counters at that point must be the tick-by-tick ones)."""
 
 _RUNNING = RuntimeReport.running()
-_Q_TASKS = "SELECT task_id, run_key, path, visible_at, owner, claimed_until, wake_at, poll_count FROM queue"
+_Q_COLUMNS = (
+    "SELECT task_id, run_key, path, visible_at, owner, claimed_until, wake_at, poll_count FROM queue "
+)
+_Q_FIRST = _Q_COLUMNS + "ORDER BY visible_at, task_id LIMIT ?"
+_Q_NEXT = (
+    _Q_COLUMNS
+    + "WHERE visible_at > ? OR (visible_at = ? AND task_id > ?) ORDER BY visible_at, task_id LIMIT ?"
+)
+_PAGE = 16
 _Q_VERSIONS = "SELECT run_key, version FROM workflow_instances WHERE parent_key IS NULL"
 _Q_RESTORE = "UPDATE queue SET visible_at = ?, poll_count = ? WHERE task_id = ?"
 
@@ -132,11 +140,14 @@ class FastForward:
     def _simulate(self, t: float) -> float | None:
         dep, store, worker = self.dep, self.store, self.worker
         conn = store._conn
-        rows = conn.execute(_Q_TASKS).fetchall()
-        if not rows:
-            return None
+        # The queue is read a page at a time in claim order: a stretch usually touches its first few tasks.
         tasks: dict[int, list[Any]] = {}
         heap: list[tuple[float, int]] = []
+        rows = conn.execute(_Q_FIRST, (_PAGE,)).fetchall()
+        if not rows:
+            return None
+        more = len(rows) == _PAGE
+        frontier = (rows[-1][3], rows[-1][0])
         for task_id, run_key, path, visible_at, owner, _claimed, wake_at, poll_count in rows:
             if owner is not None or wake_at is not None:
                 return None
@@ -148,8 +159,9 @@ class FastForward:
         snapshots = codec.snapshots or {}
         epoch = codec.epoch
         bound = min(dep.trigger_horizon, dep.deadline - DEADLINE_MARGIN)
-        loop = self.clock.loop
-        timers = {h.when() for h in getattr(loop, "_scheduled", ()) if not h.cancelled()}
+        # Timers other tasks have on the loop inside the stretch: only jobs' (triggers and the deadline are
+        # past the bound). A wake-up of the worker at the very time of one would be one jump, not two.
+        timers = dep.jobs.due_times
         cfg = dep.config
         pi, jitter = cfg.poll_interval, cfg.poll_jitter
         first_cycles = cfg.first_polling_cycles
@@ -164,6 +176,21 @@ class FastForward:
         idle = worker.idle_polls_elided
         start = t
         while True:
+            while more and (not heap or heap[0] > frontier):
+                # every task not read yet comes after the frontier in claim order: read the next page
+                rows = conn.execute(_Q_NEXT, (frontier[0], frontier[0], frontier[1], _PAGE)).fetchall()
+                more = len(rows) == _PAGE
+                if rows:
+                    frontier = (rows[-1][3], rows[-1][0])
+                bad = False
+                for task_id, run_key, path, visible_at, owner, _claimed, wake_at, poll_count in rows:
+                    if owner is not None or wake_at is not None:
+                        bad = True
+                    tasks[task_id] = [visible_at, poll_count, run_key, path, False]
+                    heapq.heappush(heap, (visible_at, task_id))
+                if bad:
+                    more = False
+                    heap.clear()  # a claimed or woken task: not a state this path simulates
             if heap and heap[0][0] <= t:
                 # A claimed poll: claim (write + commit), reload (3 reads + commit), re-queue (write + commit).
                 task_id = heap[0][1]

@@ -46,6 +46,7 @@ class JobBoard:
         # When a replay job will finish (its runtime's timer), known once the job's task started; the
         # fast path uses it to know that a poll before that time sees the job still running.
         self._due: dict[JobKey, float] = {}
+        self.due_times: dict[float, int] = {}  # how many known jobs finish at each time (their timers)
         self.launched = 0
         self.duplicate_launches = 0
 
@@ -62,7 +63,13 @@ class JobBoard:
         )
 
     async def _run(
-        self, key: JobKey, run_id: str, path: str, attempt: int, step_type: StepType, params: dict[str, JsonValue]
+        self,
+        key: JobKey,
+        run_id: str,
+        path: str,
+        attempt: int,
+        step_type: StepType,
+        params: dict[str, JsonValue],
     ) -> FinishedJob:
         started = self._clock.now()
         try:
@@ -72,7 +79,9 @@ class JobBoard:
                 # is done from exactly started + duration on (at that instant the loop's order decides).
                 planned = runtime.result_for(run_id, path, attempt)
                 dur = planned.duration if not planned.unrecorded and planned.duration > 0 else 0.0
-                self._due[key] = started + dur if dur > 0 else started
+                due = started + dur if dur > 0 else started
+                self._due[key] = due
+                self.due_times[due] = self.due_times.get(due, 0) + 1
             result = await runtime.run(run_id, path, attempt, params, self._clock)
         except EngineError as exc:
             # No runtime can run this step here: a configuration error no retry fixes.
@@ -111,15 +120,24 @@ class JobBoard:
         task = self._tasks.get(key)
         return task.result() if task is not None and task.done() and not task.cancelled() else None
 
+    def _drop_due(self, key: JobKey) -> None:
+        due = self._due.pop(key, None)
+        if due is not None:
+            left = self.due_times[due] - 1
+            if left:
+                self.due_times[due] = left
+            else:
+                del self.due_times[due]
+
     def forget(self, key: JobKey) -> None:
         """Drop a job whose attempt reached a terminal status (its result was consumed)."""
         self._tasks.pop(key, None)
-        self._due.pop(key, None)
+        self._drop_due(key)
 
     def terminate(self, key: JobKey) -> None:
         """Kill a job (step timeout, STOP); it reports nothing more."""
         task = self._tasks.pop(key, None)
-        self._due.pop(key, None)
+        self._drop_due(key)
         if task is not None and not task.done():
             task.cancel()
 
@@ -136,3 +154,4 @@ class JobBoard:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
         self._due.clear()
+        self.due_times.clear()

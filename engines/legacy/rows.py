@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from engines.core.cowmap import COW_THRESHOLD, CowMap
 from engines.core.state import Attempt, RunState, Scope, run_from_json, run_to_json
 from engines.core.statuses import WorkflowStatus
 from engines.store import LoadedRun, StepInstance, StepTimes, Store, WorkflowInstance
@@ -148,6 +149,7 @@ class RowCodec:
         self.snapshots: dict[str, Snapshot] | None = None  # run_key -> last load (fast mode only)
         # run_key -> {version: (step paths, child run keys) written at that version} (fast mode only)
         self.journal: dict[str, dict[int, tuple[frozenset[str], frozenset[str]]]] | None = None
+        self._scope_memo: tuple[Scope, str, str] | None = None  # the last root scope written and its JSON
         self.incremental = 0  # reloads that read only the changed rows (diagnostics)
         self.full_reloads = 0
 
@@ -384,13 +386,23 @@ class RowCodec:
                 prev = changed.get(path)
                 changed[path] = (a,) if prev is None else (*prev, a)
         total_rows = unchanged_rows + sum(len(t) for t in changed.values())
+        attempts: Mapping[str, tuple[Attempt, ...]]
         if all(p in attempts_old for p in changed):
-            attempts = dict(attempts_old)
-            attempts.update(changed)
+            # same paths, same order (the full reload's: by path): replace the changed entries in place
+            if type(attempts_old) is CowMap:
+                attempts = attempts_old
+                for p, atts in changed.items():
+                    attempts = attempts.set(p, atts)  # type: ignore[attr-defined]
+            else:
+                attempts = dict(attempts_old)
+                attempts.update(changed)  # type: ignore[attr-defined]
         else:
             merged = dict(attempts_old)
             merged.update(changed)
             attempts = {p: merged[p] for p in sorted(merged)}
+        if type(attempts) is not CowMap and len(attempts) >= COW_THRESHOLD:
+            # what the core's first with_attempt() would build anyway; later reloads then share chunks
+            attempts = CowMap(attempts)
         out = LoadedState(replace(core, scopes=scopes, attempts=attempts), root, children, book)
         assert self.snapshots is not None
         self.snapshots[root.run_key] = Snapshot(
@@ -412,6 +424,25 @@ class RowCodec:
             "scope_text": json.dumps(scope_doc) if scope_doc is not None else None,
             "book": dict(bookkeeping),
         }
+
+    def root_text(self, state: RunState, bookkeeping: Mapping[str, Any]) -> str:
+        """``json.dumps(run_document(state, bookkeeping))``, character for character, without encoding the
+        root scope again when it is the same object as at the previous write (its text is kept)."""
+        core = json.dumps(run_to_json(replace(state, scopes={}, attempts={})))
+        root = state.scopes.get("")
+        if root is None:
+            scope_text = "null"
+            quoted = "null"
+        else:
+            memo = self._scope_memo
+            if memo is not None and memo[0] is root:
+                scope_text, quoted = memo[1], memo[2]
+            else:
+                scope_text = json.dumps(run_to_json(_blank(scopes={"": root}))["scopes"][0])
+                quoted = json.dumps(scope_text)
+                self._scope_memo = (root, scope_text, quoted)
+        book = json.dumps(dict(bookkeeping))
+        return f'{{"core": {core}, "scope": {scope_text}, "scope_text": {quoted}, "book": {book}}}'
 
     @staticmethod
     def attempt_row(
@@ -484,7 +515,7 @@ class RowCodec:
         root = replace(
             before.root,
             status=after.status.value,
-            state=json.dumps(self.run_document(after, book)),
+            state=self.root_text(after, book),
             updated_at=now,
         )
         return RowWrites(root, tuple(new_children), tuple(changed_children), tuple(steps), self.journal)

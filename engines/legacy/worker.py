@@ -90,6 +90,8 @@ class Worker:
             try:
                 await self._poll_forever()
             except StoreLockedError:
+                # A claim may now be held past the cycle that failed: the fast path assumes none is.
+                self.dep.fast = False
                 locked += 1
                 self.counters["store_locked_retries"] += 1
                 if locked > MAX_LOCKED_RETRIES:
