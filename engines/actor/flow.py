@@ -260,8 +260,9 @@ class FlowActor(Actor):
         state = self.state
         if state.status.is_terminal and not has_detached_work(state):
             return 0
-        for path, atts in state.attempts.items():
-            att = atts[-1]
+        attempts = state.attempts
+        for path in state.live:  # the paths whose latest attempt is not terminal
+            att = attempts[path][-1]
             if att.status.is_terminal:
                 continue
             if att.status is not StepStatus.RUNNING:

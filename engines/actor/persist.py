@@ -12,9 +12,10 @@ the rows, for a takeover, a reconciliation or the final record.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from engines.core.cowmap import CowMap
 from engines.core.state import (
     Attempt,
     RunState,
@@ -109,11 +110,7 @@ class RunCodec:
         """Rows for every attempt that is new or changed since ``before``."""
         out: list[StepInstance] = []
         self.rollback()  # rows staged by a write that never committed are computed afresh
-        old = before.attempts
-        for path, atts in state.attempts.items():
-            prev = old.get(path)
-            if prev is atts:
-                continue
+        for path, atts in _changed(state.attempts, before.attempts):
             for a in atts:
                 key = (path, a.attempt)
                 hit = self._attempts.get(key)
@@ -138,6 +135,26 @@ class RunCodec:
         for path, atts in state.attempts.items():
             for a in atts:
                 self._attempts[(path, a.attempt)] = (a, seqs.get((path, a.attempt), 0))
+
+
+def _changed(new: Mapping[str, Any], old: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    """The items of ``new`` whose value is not (by identity) ``old``'s, in ``new``'s order. Between two
+    versions of a :class:`~engines.core.cowmap.CowMap` an unchanged chunk is the same dict object, so
+    only the chunks a transition copied are looked at: a commit costs what changed, not the DAG."""
+    if isinstance(new, CowMap) and isinstance(old, CowMap):
+        old_chunks = old._chunks
+        for i, chunk in enumerate(new._chunks):
+            prev = old_chunks[i] if i < len(old_chunks) else None
+            if prev is chunk:
+                continue
+            for path, value in chunk.items():
+                if (prev is not None and prev.get(path) is value) or old.get(path) is value:
+                    continue
+                yield path, value
+        return
+    for path, value in new.items():
+        if old.get(path) is not value:
+            yield path, value
 
 
 def decode_run(text: str, steps: Iterable[StepInstance] = ()) -> tuple[RunState, RunCodec]:

@@ -71,6 +71,17 @@ class ReplayLoop(VirtualTimeLoop):
         timer._scheduled = True  # type: ignore[attr-defined]
         return timer
 
+    def next_timer_at(self) -> float:
+        """The time of the earliest live timer (inf if none). Cancelled timers at the head of the
+        heap are dropped first, exactly as ``BaseEventLoop._run_once`` drops them."""
+        scheduled: list[Any] = self._scheduled  # type: ignore[attr-defined]
+        while scheduled and scheduled[0]._cancelled:
+            self._timer_cancelled_count -= 1  # type: ignore[attr-defined]
+            handle = heapq.heappop(scheduled)
+            handle._scheduled = False
+        return scheduled[0]._when if scheduled else math.inf
+
+
 UPKEEP_TABLE = 256
 """Draws in the cycle of upkeep latencies (their mean is what matters: upkeep is off every path)."""
 
@@ -105,6 +116,8 @@ def loop_is_idle(loop: asyncio.AbstractEventLoop) -> bool:
 
 def next_event_at(loop: asyncio.AbstractEventLoop, exclude: Any = None) -> float:
     """The time of the earliest live timer of ``loop`` other than ``exclude`` (inf if none)."""
+    if exclude is None and isinstance(loop, ReplayLoop):
+        return loop.next_timer_at()
     scheduled = getattr(loop, "_scheduled", None)
     if scheduled is None:
         return -math.inf
