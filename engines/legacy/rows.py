@@ -33,7 +33,9 @@ __all__ = ["CHILD_SEPARATOR", "LoadedState", "RowCodec", "RowWrites", "Snapshot"
 
 CHILD_SEPARATOR = "::"
 _CACHE_LIMIT = 200_000
-_PATCH_LIMIT = 400  # changed paths / child rows beyond which an incremental reload reads everything
+_PATCH_LIMIT = 400
+_LIVE_EMPTY = '"live": {}'
+_LIVE_MEMO_MIN = 64  # live indexes smaller than this are encoded afresh  # changed paths / child rows beyond which an incremental reload reads everything
 
 # Unmetered reads of the fast path's reloads (the store's three metered reads are accounted apart).
 _SQL_ROOT = f"SELECT {_RUN_COLUMNS} FROM workflow_instances WHERE run_key = ?"
@@ -43,6 +45,22 @@ _SQL_STEP_TEXTS = "SELECT path, state FROM step_instances WHERE run_key = ? ORDE
 _SQL_STEP_TEXTS_OF = (
     "SELECT path, state FROM step_instances WHERE run_key = ? AND path IN ({marks}) ORDER BY path, attempt"
 )
+
+
+def _changed_items(after: Mapping[str, Any], before: Mapping[str, Any]) -> Any:
+    """``after.items()`` in order, less the entries of copy-on-write chunks ``after`` still shares with
+    ``before`` (their values are the very same objects there, so a caller skipping identical values
+    would skip them anyway). Plain mappings: every item."""
+    if type(after) is not CowMap or type(before) is not CowMap:
+        return after.items()
+    old_chunks = before._chunks
+    n = len(old_chunks)
+    return (
+        item
+        for i, chunk in enumerate(after._chunks)
+        if i >= n or chunk is not old_chunks[i]
+        for item in chunk.items()
+    )
 
 
 def _run_row(row: Any) -> WorkflowInstance:
@@ -150,6 +168,7 @@ class RowCodec:
         # run_key -> {version: (step paths, child run keys) written at that version} (fast mode only)
         self.journal: dict[str, dict[int, tuple[frozenset[str], frozenset[str]]]] | None = None
         self._scope_memo: tuple[Scope, str, str] | None = None  # the last root scope written and its JSON
+        self._live_memo: dict[str, tuple[tuple[tuple[str, int], ...], str]] = {}  # run id -> live index, JSON
         self.incremental = 0  # reloads that read only the changed rows (diagnostics)
         self.full_reloads = 0
 
@@ -428,7 +447,7 @@ class RowCodec:
     def root_text(self, state: RunState, bookkeeping: Mapping[str, Any]) -> str:
         """``json.dumps(run_document(state, bookkeeping))``, character for character, without encoding the
         root scope again when it is the same object as at the previous write (its text is kept)."""
-        core = json.dumps(run_to_json(replace(state, scopes={}, attempts={})))
+        core = self._core_text(state)
         root = state.scopes.get("")
         if root is None:
             scope_text = "null"
@@ -443,6 +462,24 @@ class RowCodec:
                 self._scope_memo = (root, scope_text, quoted)
         book = json.dumps(dict(bookkeeping))
         return f'{{"core": {core}, "scope": {scope_text}, "scope_text": {quoted}, "book": {book}}}'
+
+    def _core_text(self, state: RunState) -> str:
+        """``json.dumps`` of the core's run-level document. Its biggest part, the ``live`` index (one entry
+        per live step), is often the same as at the run's previous write: its text is then reused."""
+        live = state.live
+        if len(live) < _LIVE_MEMO_MIN:
+            return json.dumps(run_to_json(replace(state, scopes={}, attempts={})))
+        text = json.dumps(run_to_json(replace(state, scopes={}, attempts={}, live={})))
+        if text.count(_LIVE_EMPTY) != 1:  # the core's document changed shape: encode it whole
+            return json.dumps(run_to_json(replace(state, scopes={}, attempts={})))
+        items = tuple(live.items())
+        memo = self._live_memo.get(state.run_id)
+        if memo is not None and memo[0] == items:
+            live_text = memo[1]
+        else:
+            live_text = json.dumps(dict(live))
+            self._live_memo[state.run_id] = (items, live_text)
+        return text.replace(_LIVE_EMPTY, '"live": ' + live_text, 1)
 
     @staticmethod
     def attempt_row(
@@ -488,8 +525,9 @@ class RowCodec:
             return None
         key = before.root.run_key
         steps: list[StepInstance] = []
-        for path, atts in after.attempts.items():
-            prev = old.attempts.get(path)
+        old_attempts = old.attempts
+        for path, atts in _changed_items(after.attempts, old_attempts):
+            prev = old_attempts.get(path)
             if atts is prev:
                 continue
             known = {id(a) for a in prev} if prev else set()
