@@ -171,7 +171,9 @@ class Deployment:
         for when, workflow_id, run_id in schedule:
             delay = when - self.clock.now()
             if delay > 0:
-                self.trigger_horizon = when
+                # the time the sleep's timer fires: now + delay, as the loop computes it (may differ from
+                # ``when`` in the last bit)
+                self.trigger_horizon = min(when, self.clock.now() + delay)
                 await self.clock.sleep(delay)
             self.trigger_horizon = -math.inf
             try:
