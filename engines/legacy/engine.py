@@ -71,7 +71,7 @@ class LegacyEngine:
         start = min(r.trigger_time for r in trace.runs)
         deadline = max(r.trigger_time for r in trace.runs) + options.time_limit
         store = SqliteStore(SqliteConfig(latency=self.latency, seed=options.seed))
-        store._sampler = BlockSampler(self.latency, options.seed)  # same model, block draws (both modes)
+        store._sampler = BlockSampler(self.latency, options.seed)  # type: ignore[assignment]  # same model, block draws
         try:
             with VirtualTimeEnvironment(start=start) as env:
                 fast = not options.exact and self.config.workers == 1 and not faults

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from engines.clock import VirtualClock
@@ -95,12 +96,14 @@ class FastForward:
         self.dep = worker.dep
         self.store = store
         self.clock = clock
-        self.sampler: BlockSampler = store._sampler
+        sampler = store._sampler
+        assert isinstance(sampler, BlockSampler)  # for_worker checked it
+        self.sampler: BlockSampler = sampler
         if self.dep.codec.snapshots is None:
             self.dep.codec.snapshots = {}
         from engines.legacy.worker import callback_delay  # the worker module imports this one
 
-        self._callback_delay = callback_delay
+        self._callback_delay: Callable[..., float | None] = callback_delay
 
     @classmethod
     def for_worker(cls, worker: Worker) -> FastForward | None:

@@ -408,13 +408,15 @@ class RowCodec:
         attempts: Mapping[str, tuple[Attempt, ...]]
         if all(p in attempts_old for p in changed):
             # same paths, same order (the full reload's: by path): replace the changed entries in place
-            if type(attempts_old) is CowMap:
-                attempts = attempts_old
+            if isinstance(attempts_old, CowMap):
+                cow: CowMap[str, tuple[Attempt, ...]] = attempts_old
                 for p, atts in changed.items():
-                    attempts = attempts.set(p, atts)  # type: ignore[attr-defined]
+                    cow = cow.set(p, atts)
+                attempts = cow
             else:
-                attempts = dict(attempts_old)
-                attempts.update(changed)  # type: ignore[attr-defined]
+                plain = dict(attempts_old)
+                plain.update(changed)
+                attempts = plain
         else:
             merged = dict(attempts_old)
             merged.update(changed)
