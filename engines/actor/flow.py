@@ -379,6 +379,9 @@ class FlowActor(Actor):
                 node.flush_acks()
         except BaseException:
             self.codec.rollback()  # nothing of this write is durable: the retry writes it all again
+            spent = store.counters["round_trips"] - before  # a failed write's round trips were made
+            node.counters["hot_round_trips"] += spent
+            node.counters["flow_round_trips"] += spent
             raise
         self.codec.commit()
         self.row = saved

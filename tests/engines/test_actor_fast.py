@@ -148,14 +148,23 @@ class TestSmallTraces:
 
 class TestFallback:
     @pytest.mark.parametrize(
-        "fault", ["crash:0@300", "drop:RuntimeDone#1", "dup:StartTask#1", "store-fail:write#9"]
+        "fault", ["crash:0@300", "drop:RuntimeDone#1", "dup:StartTask#1", "store-fail:write#3"]
     )
     def test_faults_fall_back_to_exact(self, fault: str) -> None:
         """With a fault planned fast mode runs tick by tick, and still equals exact mode."""
         trace = SMALL["long_step_with_timeout"]
-        _, _, engine = _both(trace, faults=(fault,), nodes=2 if fault.startswith("crash") else 1)
+        fast, _, engine = _both(trace, faults=(fault,), nodes=2 if fault.startswith("crash") else 1)
         assert engine.last_stats["mode"] == "exact"
         assert engine.last_stats["fallback"]
+        c = fast.counters
+        fired = {
+            "crash": "crashes",
+            "drop": "faults_fired",
+            "dup": "faults_fired",
+            "store-fail": "store_errors",
+        }
+        assert c.get(fired[fault.split(":")[0]], 0) >= 1
+        assert c["hot_round_trips"] + c["upkeep_round_trips"] == c["store_round_trips"]
 
     def test_three_nodes_fall_back_to_exact(self) -> None:
         """Several nodes compete for leases: fast mode falls back, the records are equal."""
