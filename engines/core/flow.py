@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from corpora.model import Run
-from engines.core.definition import CompiledTrace
+from engines.core.definition import CompiledTrace, CompiledWorkflow
 from engines.core.durations import resolve_timeout_seconds
 from engines.core.errors import ParamError
 from engines.core.params import workflow_params
@@ -116,6 +116,53 @@ def _retry_attempt(last: Attempt, now: float, ready_at: float) -> Attempt:
     )  # fmt: skip
 
 
+_FRONTIERS: dict[int, tuple[tuple[str, ...], CompiledWorkflow, tuple[str, ...]]] = {}
+"""``id(waiting)`` -> (waiting, workflow, frontier): the waiting steps none of whose predecessors is
+waiting, in ``waiting`` order. Keyed by identity (the tuple is held, so the id stays valid); a scope
+keeps its ``waiting`` tuple until a step of it is created, so a scan costs O(frontier), not
+O(waiting) -- the full scan made a wide DAG quadratic. Bounded: cleared when it grows large."""
+_FRONTIERS_MAX = 4096
+
+
+def _frontier(wf: CompiledWorkflow, waiting: tuple[str, ...]) -> tuple[str, ...]:
+    hit = _FRONTIERS.get(id(waiting))
+    if hit is not None and hit[0] is waiting and hit[1] is wf:
+        return hit[2]
+    steps = wf.steps
+    wset = set(waiting)
+    frontier = tuple(s for s in waiting if not any(p in wset for p in steps[s].predecessors))
+    _remember(wf, waiting, frontier)
+    return frontier
+
+
+def _remember(wf: CompiledWorkflow, waiting: tuple[str, ...], frontier: tuple[str, ...]) -> None:
+    if len(_FRONTIERS) >= _FRONTIERS_MAX:
+        _FRONTIERS.clear()
+    _FRONTIERS[id(waiting)] = (waiting, wf, frontier)
+
+
+def _after_created(
+    wf: CompiledWorkflow, waiting: tuple[str, ...], frontier: tuple[str, ...], created: list[str]
+) -> tuple[str, ...]:
+    """``waiting`` without ``created`` (all on its frontier), with the new frontier remembered: the
+    old frontier minus ``created``, plus successors of ``created`` whose predecessors all left."""
+    gone = set(created)
+    still = tuple(s for s in waiting if s not in gone)
+    wset = set(still)
+    steps = wf.steps
+    front = {s for s in frontier if s not in gone}
+    for sid in created:
+        for to, _ in steps[sid].successors:
+            if to in wset and to not in front and not any(p in wset for p in steps[to].predecessors):
+                front.add(to)
+    if len(front) == len(still):
+        frontier = still
+    else:
+        frontier = tuple(sorted(front, key=lambda s: steps[s].instance_id))  # ``order`` position
+    _remember(wf, still, frontier)
+    return still
+
+
 def _in_scope(path: str, prefix: str) -> bool:
     return scope_of(path)[0] == prefix
 
@@ -139,25 +186,40 @@ def decide(ct: CompiledTrace, run: RunState, now: float) -> Decision:
                 wake.extend(p for p in run.live if _in_scope(p, prefix))
             elif next_due is None or deadline < next_due:
                 next_due = deadline
-    for path, due in list(run.backoff.items()):
-        scope = run.scopes[scope_of(path)[0]]
-        if scope.stopping is not None or due <= now:
+    if run.backoff:
+        scopes = run.scopes
+        if any(scopes[p].stopping is not None for p in run.open_scopes):
+            due_now = [
+                (path, due)
+                for path, due in run.backoff.items()
+                if due <= now or scopes[path[: path.rfind("/") + 1]].stopping is not None
+            ]
+        else:  # the common case: only the due time matters (a path in backoff is in an open scope)
+            due_now = [(path, due) for path, due in run.backoff.items() if due <= now]
+        if len(due_now) < len(run.backoff):
+            gone = {path for path, _ in due_now}
+            later = min(due for path, due in run.backoff.items() if path not in gone)
+            if next_due is None or later < next_due:
+                next_due = later
+        for path, due in due_now:
             last = run.attempts[path][-1]
             new = _retry_attempt(last, now, min(due, now))
             run = run.with_attempt(new)
             ready.append(path)
-        elif next_due is None or due < next_due:
-            next_due = due
     for prefix in run.open_scopes:
         scope = run.scopes[prefix]
         # after a workflow timeout nothing new is created; readiness only changes when a step of this
         # scope completes (Scope.completed, kept by RunState.with_attempt)
         if scope.waiting and scope.stopping != "TIME_OUT" and scope.scanned != scope.completed:
-            steps = ct.workflows[scope.workflow].steps
-            still: list[str] = []
-            for sid in scope.waiting:
-                # inlined all(...) over run.latest(): this loop runs for every waiting step at every
-                # completion, so it is the hottest loop of decide() on wide DAGs
+            wf = ct.workflows[scope.workflow]
+            steps = wf.steps
+            waiting = scope.waiting
+            # Only the frontier can be ready: a waiting step with a waiting predecessor has a
+            # predecessor without attempts (attempts are only created from ``waiting``). Checking the
+            # frontier alone, in ``waiting`` order, creates exactly what a full scan creates.
+            frontier = _frontier(wf, waiting)
+            created: list[str] = []
+            for sid in frontier:
                 attempts = run.attempts
                 for pred in steps[sid].predecessors:
                     atts = attempts.get(prefix + pred)
@@ -171,9 +233,10 @@ def decide(ct: CompiledTrace, run: RunState, now: float) -> Decision:
                     new = _first_attempt(ct, run, scope, sid, path, now)
                     run = run.with_attempt(new)
                     ready.append(path)
-                    continue
-                still.append(sid)
-            scope = evolve(scope, {"waiting": tuple(still), "scanned": scope.completed})
+                    created.append(sid)
+            if created:
+                waiting = _after_created(wf, waiting, frontier, created)
+            scope = evolve(scope, {"waiting": waiting, "scanned": scope.completed})
             run = run.with_scope(scope)
     if len(run.open_scopes) == 1:  # the common case: only the root is open
         busy = {run.open_scopes[0]} if run.live or run.backoff else set()
