@@ -9,9 +9,9 @@ the step and saying what to fix. Compiling once per trace keeps every per-poll f
 from __future__ import annotations
 
 from collections.abc import Mapping
+import heapq
 from dataclasses import dataclass
-
-import networkx as nx
+from typing import NoReturn
 
 from corpora.model import FailureMode, Param, Step, StepType, Trace, WorkflowDefinition
 from engines.core.errors import DefinitionError, ExpressionError
@@ -66,6 +66,43 @@ class CompiledTrace:
         return self.workflows[key]
 
 
+def _topological_order(
+    steps: tuple[Step, ...], succ: Mapping[str, Mapping[str, None]], preds: Mapping[str, set[str]],
+    position: Mapping[str, int],
+) -> tuple[str, ...] | None:
+    """Kahn's algorithm taking the ready step of smallest definition position first: exactly
+    ``networkx.lexicographical_topological_sort(graph, key=position)``. None if there is a cycle."""
+    indegree = {sid: len(p) for sid, p in preds.items()}
+    heap = [position[s.id] for s in steps if not indegree[s.id]]
+    heapq.heapify(heap)
+    order: list[str] = []
+    while heap:
+        sid = steps[heapq.heappop(heap)].id
+        order.append(sid)
+        for to in succ[sid]:
+            indegree[to] -= 1
+            if not indegree[to]:
+                heapq.heappush(heap, position[to])
+    return tuple(order) if len(order) == len(steps) else None
+
+
+def _raise_cycle(key: str, steps: tuple[Step, ...], succ: Mapping[str, Mapping[str, None]]) -> NoReturn:
+    """The cycle error, with the cycle networkx finds (only a rejected definition gets here)."""
+    import networkx as nx
+
+    graph: nx.DiGraph[str] = nx.DiGraph()
+    for step in steps:
+        graph.add_node(step.id)
+    for sid, tos in succ.items():
+        for to in tos:
+            graph.add_edge(sid, to)
+    cycle = nx.find_cycle(graph)
+    names = " -> ".join([e[0] for e in cycle] + [cycle[-1][1]])
+    raise DefinitionError(
+        f"the step graph has a cycle ({names}); remove one transition", step=cycle[0][0], workflow=key
+    )
+
+
 def foreach_key(workflow_key: str, step_id: str) -> str:
     return f"{workflow_key}#{step_id}"
 
@@ -109,7 +146,6 @@ class _Compiler:
         wf = definition.id
         if not steps:
             raise DefinitionError("has no steps; a workflow needs at least one step", workflow=key)
-        graph: nx.DiGraph[str] = nx.DiGraph()
         by_id: dict[str, Step] = {}
         position: dict[str, int] = {}
         for i, step in enumerate(steps):
@@ -124,7 +160,8 @@ class _Compiler:
                 )
             by_id[step.id] = step
             position[step.id] = i
-            graph.add_node(step.id)
+        succ: dict[str, dict[str, None]] = {sid: {} for sid in by_id}  # the edges, deduplicated, in order
+        preds: dict[str, set[str]] = {sid: set() for sid in by_id}
         for step in steps:
             for t in step.transitions:
                 if t.to not in by_id:
@@ -137,22 +174,14 @@ class _Compiler:
                     raise DefinitionError(
                         "transition to itself; a workflow must be a DAG", step=step.id, workflow=key
                     )
-                graph.add_edge(step.id, t.to)
-        try:
-            cycle = nx.find_cycle(graph)
-        except nx.NetworkXNoCycle:
-            cycle = []
-        if cycle:
-            names = " -> ".join([e[0] for e in cycle] + [cycle[-1][1]])
-            raise DefinitionError(
-                f"the step graph has a cycle ({names}); remove one transition", step=cycle[0][0], workflow=key
-            )
-        order = tuple(nx.lexicographical_topological_sort(graph, key=lambda n: position[n]))
+                succ[step.id][t.to] = None
+                preds[t.to].add(step.id)
+        order = _topological_order(steps, succ, preds, position)
+        if order is None:
+            _raise_cycle(key, steps, succ)
         compiled: dict[str, CompiledStep] = {}
         for idx, sid in enumerate(order, start=1):
-            compiled[sid] = self.step(
-                key, wf, by_id[sid], idx, tuple(sorted(graph.predecessors(sid), key=position.__getitem__))
-            )
+            compiled[sid] = self.step(key, wf, by_id[sid], idx, tuple(sorted(preds[sid], key=position.__getitem__)))
         roots = tuple(s for s in order if not compiled[s].predecessors)
         cw = CompiledWorkflow(
             key=key, definition=definition, steps=compiled, order=order, roots=roots,

@@ -71,6 +71,9 @@ def parse_duration_seconds(text: str) -> int:
     return int(total_ms // 1000)
 
 
+_CONST_TIMEOUTS: dict[str, float] = {}
+
+
 def resolve_timeout_seconds(raw: int | float | str | None, params: Mapping[str, Value]) -> float:
     """A step or workflow ``timeout`` in seconds: a number is seconds; a string is interpolated with
     workflow params then read as seconds or a duration. Must be 0 < t <= 120 days; unset is 10 days.
@@ -81,10 +84,18 @@ def resolve_timeout_seconds(raw: int | float | str | None, params: Mapping[str, 
     if isinstance(raw, bool):
         raise ParamError(f"timeout must be a number or a duration string, got {raw!r}", param="timeout")
     if isinstance(raw, str):
+        if "$" not in raw:  # reads no param: parse once
+            hit = _CONST_TIMEOUTS.get(raw)
+            if hit is not None:
+                return hit
         try:
             seconds: float = float(parse_duration_seconds(interpolate(raw, params)))
         except ValueError as exc:
             raise ParamError(str(exc), param="timeout") from exc
+        if "$" not in raw and 0 < seconds <= MAX_TIMEOUT_SECONDS:
+            if len(_CONST_TIMEOUTS) >= 4096:
+                _CONST_TIMEOUTS.clear()
+            _CONST_TIMEOUTS[raw] = seconds
     else:
         seconds = float(raw)
     if not 0 < seconds <= MAX_TIMEOUT_SECONDS:

@@ -198,16 +198,53 @@ def resolve_retry_policy(policy: RetryPolicy | None, params: Mapping[str, Value]
     workflow ``params``. Any parse or range error yields the whole default policy with ``fallback=True``."""
     if policy is None:
         return DEFAULT_RETRY_POLICY
+    hit = _RESOLVED.get(id(policy))
+    if hit is not None and hit[0] is policy and hit[1] is not None:
+        return hit[1]
     try:
-        return _parse(policy, params)
+        parsed = _parse(policy, params)
     except (ParamError, ValueError):
-        return ParsedRetryPolicy(fallback=True)
+        parsed = ParsedRetryPolicy(fallback=True)
+    if hit is None or hit[0] is not policy:
+        if len(_RESOLVED) >= _CACHE_MAX:
+            _RESOLVED.clear()
+        # a policy without ``$`` reads no param: parse it once (policies are immutable values)
+        _RESOLVED[id(policy)] = (policy, None if _reads_params(policy) else parsed)
+    return parsed
+
+
+_CACHE_MAX = 4096
+_RESOLVED: dict[int, tuple[RetryPolicy, ParsedRetryPolicy | None]] = {}
+"""``id(policy)`` -> (policy, its parsed form when it reads no param): the policy is held, so the id
+stays valid while the entry lives."""
+
+
+def _reads_params(policy: RetryPolicy) -> bool:
+    values: list[object] = [policy.error_retry_limit, policy.platform_retry_limit, policy.timeout_retry_limit]
+    if policy.backoff is not None:
+        b = policy.backoff
+        values += [getattr(b, f"{c}_{suffix}") for c in _CLASSES
+                   for suffix in ("retry_backoff_in_secs", "retry_exponent", "retry_limit_in_secs")]  # fmt: skip
+    return any(isinstance(v, str) and "$" in v for v in values)
+
+
+_SHAPES: dict[str, str | None] = {}
 
 
 def check_policy_shape(policy: RetryPolicy) -> str | None:
     """Definition-time check (Maestro's ``RetryPolicyConstraint``): values containing ``$`` are taken
     as 2, the rest must parse and be in range. Returns a problem description or None."""
+    key = repr(policy)  # tells 1 from True, 2 from "2" (equality would not)
+    if key in _SHAPES:
+        return _SHAPES[key]
+    problem = _check_policy_shape(policy)
+    if len(_SHAPES) >= _CACHE_MAX:
+        _SHAPES.clear()
+    _SHAPES[key] = problem
+    return problem
 
+
+def _check_policy_shape(policy: RetryPolicy) -> str | None:
     def neutral(v: int | str | None) -> int | str | None:
         return "2" if isinstance(v, str) and "$" in v else v
 
