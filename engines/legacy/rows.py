@@ -35,7 +35,8 @@ CHILD_SEPARATOR = "::"
 _CACHE_LIMIT = 200_000
 _PATCH_LIMIT = 400
 _LIVE_EMPTY = '"live": {}'
-_LIVE_MEMO_MIN = 64  # live indexes smaller than this are encoded afresh  # changed paths / child rows beyond which an incremental reload reads everything
+_LIVE_MEMO_MIN = 64  # live indexes smaller than this are encoded afresh
+_WRITTEN_LIMIT = 4096  # changed paths / child rows beyond which an incremental reload reads everything
 
 # Unmetered reads of the fast path's reloads (the store's three metered reads are accounted apart).
 _SQL_ROOT = f"SELECT {_RUN_COLUMNS} FROM workflow_instances WHERE run_key = ?"
@@ -45,6 +46,20 @@ _SQL_STEP_TEXTS = "SELECT path, state FROM step_instances WHERE run_key = ? ORDE
 _SQL_STEP_TEXTS_OF = (
     "SELECT path, state FROM step_instances WHERE run_key = ? AND path IN ({marks}) ORDER BY path, attempt"
 )
+
+
+def _same_head(
+    head: tuple[RunState, Scope | None, Mapping[str, Any]], parsed: RunState, doc: Mapping[str, Any]
+) -> bool:
+    """True when a pre-decoded head equals what parsing its text gives (fields, and index order)."""
+    core = head[0]
+    return (
+        core == parsed
+        and list(core.live.items()) == list(parsed.live.items())
+        and list(core.backoff.items()) == list(parsed.backoff.items())
+        and dict(head[2]) == doc["book"]
+        and (head[1] is None) == (doc["scope"] is None)
+    )
 
 
 def _changed_items(after: Mapping[str, Any], before: Mapping[str, Any]) -> Any:
@@ -168,7 +183,11 @@ class RowCodec:
         # run_key -> {version: (step paths, child run keys) written at that version} (fast mode only)
         self.journal: dict[str, dict[int, tuple[frozenset[str], frozenset[str]]]] | None = None
         self._scope_memo: tuple[Scope, str, str] | None = None  # the last root scope written and its JSON
-        self._live_memo: dict[str, tuple[tuple[tuple[str, int], ...], str]] = {}  # run id -> live index, JSON
+        self._live_memo: dict[str, tuple[Any, tuple[tuple[str, int], ...], str]] = {}  # run id -> live index
+        self._key_frags: dict[str, str] = {}  # path -> its JSON key part ('"path": ')
+        # fast mode: root text written -> (core state, root scope text, book), used instead of parsing it
+        self._written: dict[str, tuple[RunState, str | None, dict[str, Any]]] | None = None
+        self._verify_written = 64  # pre-decoded heads still checked against a real parse
         self.incremental = 0  # reloads that read only the changed rows (diagnostics)
         self.full_reloads = 0
 
@@ -178,6 +197,8 @@ class RowCodec:
             self.snapshots = {}
         if self.journal is None:
             self.journal = {}
+        if self._written is None:
+            self._written = {}
 
     # ---- decoding ---------------------------------------------------------------------------
 
@@ -213,10 +234,25 @@ class RowCodec:
         head = self._roots.get(root.state)
         if head is None:
             self.decodes += 1
-            doc = json.loads(root.state)
-            root_scope = self._scope(doc["scope"], doc["scope_text"]) if doc["scope"] is not None else None
-            # run_from_json restores every run-level field the core keeps (its indexes included).
-            head = (run_from_json(doc["core"]), root_scope, doc["book"])
+            pre = self._written.pop(root.state, None) if self._written is not None else None
+            if pre is not None:
+                # The text is what root_text() wrote for this very state: the same lookups, no parse.
+                core, scope_text, book = pre
+                root_scope = self._scope_text(scope_text) if scope_text is not None else None
+                head = (core, root_scope, book)
+                if self._verify_written > 0:
+                    self._verify_written -= 1
+                    doc = json.loads(root.state)
+                    if not _same_head(head, run_from_json(doc["core"]), doc):
+                        self._written = None  # never again for this codec: parse like the exact mode
+                        head = (run_from_json(doc["core"]), root_scope, doc["book"])
+            else:
+                doc = json.loads(root.state)
+                root_scope = (
+                    self._scope(doc["scope"], doc["scope_text"]) if doc["scope"] is not None else None
+                )
+                # run_from_json restores every run-level field the core keeps (its indexes included).
+                head = (run_from_json(doc["core"]), root_scope, doc["book"])
             if len(self._roots) >= _CACHE_LIMIT:
                 self._roots.clear()
                 self.epoch += 1
@@ -224,6 +260,14 @@ class RowCodec:
         else:
             self.cache_hits += 1
         return head
+
+    def _scope_text(self, text: str) -> Scope:
+        """``_scope(json.loads(text), text)`` with the parse done only on a cache miss."""
+        hit = self._scopes.get(text)
+        if hit is not None:
+            self.cache_hits += 1
+            return hit
+        return self._scope(json.loads(text), text)
 
     def decode(self, loaded: LoadedRun, children: list[WorkflowInstance]) -> LoadedState:
         """The core state of a run from its rows (root row, child rows, every attempt row)."""
@@ -448,8 +492,11 @@ class RowCodec:
 
     def root_text(self, state: RunState, bookkeeping: Mapping[str, Any]) -> str:
         """``json.dumps(run_document(state, bookkeeping))``, character for character, without encoding the
-        root scope again when it is the same object as at the previous write (its text is kept)."""
-        core = self._core_text(state)
+        root scope again when it is the same object as at the previous write (its text is kept).
+
+        In fast mode the decoded form of the text is kept too (:meth:`_head` uses it instead of parsing
+        the text back; the first reloads check that both agree)."""
+        core, core_state = self._core_text(state)
         root = state.scopes.get("")
         if root is None:
             scope_text = "null"
@@ -462,26 +509,54 @@ class RowCodec:
                 scope_text = json.dumps(run_to_json(_blank(scopes={"": root}))["scopes"][0])
                 quoted = json.dumps(scope_text)
                 self._scope_memo = (root, scope_text, quoted)
-        book = json.dumps(dict(bookkeeping))
-        return f'{{"core": {core}, "scope": {scope_text}, "scope_text": {quoted}, "book": {book}}}'
+        book = dict(bookkeeping)
+        text = (
+            f'{{"core": {core}, "scope": {scope_text}, "scope_text": {quoted}, "book": {json.dumps(book)}}}'
+        )
+        written = self._written
+        if written is not None:
+            if len(written) >= _WRITTEN_LIMIT:
+                written.clear()
+            written[text] = (core_state, None if root is None else scope_text, book)
+        return text
 
-    def _core_text(self, state: RunState) -> str:
-        """``json.dumps`` of the core's run-level document. Its biggest part, the ``live`` index (one entry
-        per live step), is often the same as at the run's previous write: its text is then reused."""
+    def _core_text(self, state: RunState) -> tuple[str, RunState]:
+        """``json.dumps`` of the core's run-level document, and that document's state. Its biggest part,
+        the ``live`` index (one entry per live step), is often the same as at the run's previous write:
+        its text is then reused (checked by identity, else by content), else built from per-key parts."""
+        core_state = replace(state, scopes={}, attempts={})
         live = state.live
         if len(live) < _LIVE_MEMO_MIN:
-            return json.dumps(run_to_json(replace(state, scopes={}, attempts={})))
-        text = json.dumps(run_to_json(replace(state, scopes={}, attempts={}, live={})))
+            return json.dumps(run_to_json(core_state)), core_state
+        text = json.dumps(run_to_json(replace(core_state, live={})))
         if text.count(_LIVE_EMPTY) != 1:  # the core's document changed shape: encode it whole
-            return json.dumps(run_to_json(replace(state, scopes={}, attempts={})))
-        items = tuple(live.items())
+            return json.dumps(run_to_json(core_state)), core_state
         memo = self._live_memo.get(state.run_id)
-        if memo is not None and memo[0] == items:
-            live_text = memo[1]
+        if memo is not None and memo[0] is live:
+            live_text = memo[2]
         else:
-            live_text = json.dumps(dict(live))
-            self._live_memo[state.run_id] = (items, live_text)
-        return text.replace(_LIVE_EMPTY, '"live": ' + live_text, 1)
+            items = tuple(live.items())
+            if memo is not None and memo[1] == items:
+                live_text = memo[2]
+            else:
+                live_text = self._live_json(live)
+            self._live_memo[state.run_id] = (live, items, live_text)
+        return text.replace(_LIVE_EMPTY, '"live": ' + live_text, 1), core_state
+
+    def _live_json(self, live: Mapping[str, int]) -> str:
+        """``json.dumps(dict(live))`` from cached per-key parts (paths repeat from write to write)."""
+        frags = self._key_frags
+        parts = []
+        for k, v in live.items():
+            if type(v) is not int or type(k) is not str:
+                return json.dumps(dict(live))
+            f = frags.get(k)
+            if f is None:
+                if len(frags) >= _CACHE_LIMIT:
+                    frags.clear()
+                f = frags[k] = json.dumps(k) + ": "
+            parts.append(f + str(v))
+        return "{" + ", ".join(parts) + "}"
 
     @staticmethod
     def attempt_row(

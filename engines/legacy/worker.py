@@ -70,6 +70,7 @@ class Worker:
         self.idle_polls_elided = 0.0
         self.claims = 0
         self._stalls = {f.claim: f for f in deployment.faults if f.worker == index}
+        self.ff_skip = False  # a hint to the fast path (engines.legacy.fastpath): do not try right now
 
     def _random(self) -> float:
         """The worker's next random draw (the fast path may have drawn ahead and handed draws back)."""
@@ -213,6 +214,10 @@ class Worker:
             self.counters["duplicate_deliveries"] += 1
         if (flow is not None and flow.tasks) or any(isinstance(e, Wake) for e in effects):
             dep.doorbell.ring()
+        if writes is not None and (delay == 0.0 or flow is not None or effects):
+            # The next claim is almost surely a task of this run, now at a version no poll has read
+            # yet (or a fresh attempt): a real cycle. Not worth a fast-forward attempt.
+            self.ff_skip = True
         self._carry_out(key, task.path, new_state, effects)
 
     def _advance(
