@@ -41,8 +41,10 @@ class _Timer(asyncio.TimerHandle):
 
     def __lt__(self, other: object) -> bool:
         if isinstance(other, _Timer):
-            if self._when != other._when:
-                return self._when < other._when
+            mine: Any = self  # ``_when`` is TimerHandle's (untyped) slot
+            theirs: Any = other
+            if mine._when != theirs._when:
+                return bool(mine._when < theirs._when)
             return self._seq < other._seq
         return super().__lt__(other)  # type: ignore[operator]
 
@@ -59,7 +61,7 @@ class ReplayLoop(VirtualTimeLoop):
         super().__init__(start)
         self._timer_seq = itertools.count()
 
-    def call_at(
+    def call_at(  # type: ignore[override]
         self, when: float, callback: Callable[..., object], *args: Any, context: Any = None
     ) -> asyncio.TimerHandle:
         if when is None:
