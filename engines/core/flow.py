@@ -10,6 +10,7 @@ It returns the paths to ``execute`` now and the next virtual time it must be cal
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from corpora.model import Run
@@ -163,6 +164,22 @@ def _after_created(
     return still
 
 
+_EARLIEST: dict[int, tuple[Mapping[str, float], float]] = {}
+
+
+def _earliest_due(backoff: Mapping[str, float]) -> float:
+    """``min(backoff.values())``, remembered per mapping object (held, so its id stays valid; the run
+    state never mutates it): every decide between two backoff changes sees the same mapping."""
+    hit = _EARLIEST.get(id(backoff))
+    if hit is not None and hit[0] is backoff:
+        return hit[1]
+    earliest = min(backoff.values())
+    if len(_EARLIEST) >= 64:
+        _EARLIEST.clear()
+    _EARLIEST[id(backoff)] = (backoff, earliest)
+    return earliest
+
+
 def _in_scope(path: str, prefix: str) -> bool:
     return scope_of(path)[0] == prefix
 
@@ -195,7 +212,11 @@ def decide(ct: CompiledTrace, run: RunState, now: float) -> Decision:
                 if due <= now or scopes[path[: path.rfind("/") + 1]].stopping is not None
             ]
         else:  # the common case: only the due time matters (a path in backoff is in an open scope)
-            due_now = [(path, due) for path, due in run.backoff.items() if due <= now]
+            earliest = _earliest_due(run.backoff)
+            if earliest > now:  # nothing due: no pass over the backoff (many decides see the same one)
+                due_now = []
+            else:
+                due_now = [(path, due) for path, due in run.backoff.items() if due <= now]
         if len(due_now) < len(run.backoff):
             gone = {path for path, _ in due_now}
             later = min(due for path, due in run.backoff.items() if path not in gone)

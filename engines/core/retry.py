@@ -7,6 +7,7 @@ it does not fail the step). Retries reuse the parsed policy.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -199,33 +200,53 @@ def resolve_retry_policy(policy: RetryPolicy | None, params: Mapping[str, Value]
     if policy is None:
         return DEFAULT_RETRY_POLICY
     hit = _RESOLVED.get(id(policy))
-    if hit is not None and hit[0] is policy and hit[1] is not None:
-        return hit[1]
+    if hit is None or hit[0] is not policy:
+        if len(_RESOLVED) >= _CACHE_MAX:
+            _RESOLVED.clear()
+        hit = _RESOLVED[id(policy)] = (policy, _param_names(policy), {})
+    names, parsed_by = hit[1], hit[2]
+    # the parse reads only the params its ``$`` strings name: key the result on their values
+    key: tuple[object, ...] | None = tuple(
+        (type(v), v) if (v := params.get(n, _MISSING)) is _MISSING or isinstance(v, str | int | float | bool | None)
+        else _UNHASHABLE
+        for n in names
+    )
+    if key is not None and _UNHASHABLE in key:
+        key = None
+    if key is not None:
+        cached = parsed_by.get(key)
+        if cached is not None:
+            return cached
     try:
         parsed = _parse(policy, params)
     except (ParamError, ValueError):
         parsed = ParsedRetryPolicy(fallback=True)
-    if hit is None or hit[0] is not policy:
-        if len(_RESOLVED) >= _CACHE_MAX:
-            _RESOLVED.clear()
-        # a policy without ``$`` reads no param: parse it once (policies are immutable values)
-        _RESOLVED[id(policy)] = (policy, None if _reads_params(policy) else parsed)
+    if key is not None and len(parsed_by) < 64:
+        parsed_by[key] = parsed
     return parsed
 
 
 _CACHE_MAX = 4096
-_RESOLVED: dict[int, tuple[RetryPolicy, ParsedRetryPolicy | None]] = {}
-"""``id(policy)`` -> (policy, its parsed form when it reads no param): the policy is held, so the id
-stays valid while the entry lives."""
+_MISSING: object = object()
+_UNHASHABLE: object = object()
+_RESOLVED: dict[int, tuple[RetryPolicy, tuple[str, ...], dict[tuple[object, ...], ParsedRetryPolicy]]] = {}
+"""``id(policy)`` -> (policy, the param names its strings read, parsed form by those params'
+values): the policy is held, so the id stays valid while the entry lives."""
+_NAME = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
-def _reads_params(policy: RetryPolicy) -> bool:
+def _param_names(policy: RetryPolicy) -> tuple[str, ...]:
     values: list[object] = [policy.error_retry_limit, policy.platform_retry_limit, policy.timeout_retry_limit]
     if policy.backoff is not None:
         b = policy.backoff
         values += [getattr(b, f"{c}_{suffix}") for c in _CLASSES
                    for suffix in ("retry_backoff_in_secs", "retry_exponent", "retry_limit_in_secs")]  # fmt: skip
-    return any(isinstance(v, str) and "$" in v for v in values)
+    names: dict[str, None] = {}
+    for v in values:
+        if isinstance(v, str) and "$" in v:
+            for m in _NAME.finditer(v.replace("$$", "")):
+                names[m.group(1) or m.group(2)] = None
+    return tuple(names)
 
 
 _SHAPES: dict[str, str | None] = {}
