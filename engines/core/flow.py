@@ -18,9 +18,9 @@ from engines.core.definition import CompiledTrace, CompiledWorkflow
 from engines.core.durations import resolve_timeout_seconds
 from engines.core.errors import ParamError
 from engines.core.params import workflow_params
-from engines.core.retry import DEFAULT_RETRY_POLICY, resolve_retry_policy
+from engines.core.retry import DEFAULT_RETRY_POLICY, RetryCounters, resolve_retry_policy
 from engines.core.rollup import scope_outcome
-from engines.core.state import Attempt, RunState, Scope, evolve, scope_of
+from engines.core.state import Attempt, RunState, Scope, evolve, frozen_constructor, new_attempt, scope_of
 from engines.core.statuses import StepStatus, WorkflowStatus
 
 __all__ = ["Decision", "decide", "new_run", "start_run", "stop_queued_run", "stop_run"]
@@ -43,6 +43,9 @@ class Decision:
     @property
     def status(self) -> WorkflowStatus:
         return self.run.status
+
+
+_decision = frozen_constructor(Decision)
 
 
 def new_run(ct: CompiledTrace, run: Run, run_index: int) -> RunState:
@@ -99,21 +102,16 @@ def _first_attempt(
         p = run.latest(scope.prefix + pred)
         if p is not None and p.ended_at is not None and p.ended_at > ready:
             ready = p.ended_at
-    return Attempt(
-        path=path,
-        step_id=sid,
-        attempt=1,
-        status=S.CREATED,
-        created_at=now,
-        ready_at=min(ready, now),
-        policy=policy,
-    )
+    return new_attempt(path, sid, 1, S.CREATED, now, min(ready, now), policy, _NO_RETRIES)
+
+
+_NO_RETRIES = RetryCounters()  # immutable: every first attempt can share it
 
 
 def _retry_attempt(last: Attempt, now: float, ready_at: float) -> Attempt:
-    return Attempt(
-        path=last.path, step_id=last.step_id, attempt=last.attempt + 1, status=S.CREATED, created_at=now,
-        ready_at=ready_at, policy=last.policy, counters=last.counters.after(last.status),
+    return new_attempt(
+        last.path, last.step_id, last.attempt + 1, S.CREATED, now, ready_at, last.policy,
+        last.counters.after(last.status),
     )  # fmt: skip
 
 
@@ -190,7 +188,7 @@ def decide(ct: CompiledTrace, run: RunState, now: float) -> Decision:
     Cost is proportional to the open scopes, the steps not yet created and the steps in backoff,
     not to the size of the DAG (``RunState.live`` / ``backoff`` / ``Scope.waiting`` are its indexes)."""
     if run.status is W.CREATED or not run.open_scopes:
-        return Decision(run, (), (), None)
+        return _decision(run, (), (), None)
     ready: list[str] = []
     wake: list[str] = []
     next_due: float | None = None
@@ -218,8 +216,11 @@ def decide(ct: CompiledTrace, run: RunState, now: float) -> Decision:
             else:
                 due_now = [(path, due) for path, due in run.backoff.items() if due <= now]
         if len(due_now) < len(run.backoff):
-            gone = {path for path, _ in due_now}
-            later = min(due for path, due in run.backoff.items() if path not in gone)
+            if due_now:
+                gone = {path for path, _ in due_now}
+                later = min(due for path, due in run.backoff.items() if path not in gone)
+            else:
+                later = _earliest_due(run.backoff)
             if next_due is None or later < next_due:
                 next_due = later
         for path, due in due_now:
@@ -276,4 +277,4 @@ def decide(ct: CompiledTrace, run: RunState, now: float) -> Decision:
                 wake.append(scope.parent_step)
             elif prefix == "" and not run.status.is_terminal:
                 run = replace(run, status=outcome, ended_at=now)
-    return Decision(run, tuple(ready), tuple(wake), next_due)
+    return _decision(run, tuple(ready), tuple(wake), next_due)

@@ -138,6 +138,26 @@ class _LazyParams(Mapping[str, Value]):
         return 0
 
 
+_PLAIN: dict[int, tuple[Mapping[str, Param], bool]] = {}
+
+
+def _plain_literals(defs: Mapping[str, Param]) -> bool:
+    """True when every param of ``defs`` is a literal with no ``$`` anywhere (remembered per
+    definition mapping, which is held so its id stays valid): its value is then the literal itself."""
+    hit = _PLAIN.get(id(defs))
+    if hit is not None and hit[0] is defs:
+        return hit[1]
+    plain = all(p.expression is None and "$" not in repr(p.value) for p in defs.values())
+    if len(_PLAIN) >= 4096:
+        _PLAIN.clear()
+    _PLAIN[id(defs)] = (defs, plain)
+    return plain
+
+
+def _no_names(name: str) -> Value:  # pragma: no cover - a plain literal reads no name
+    raise ParamError("is not defined", param=name)
+
+
 def evaluate_params(
     defs: Mapping[str, Param],
     *,
@@ -157,6 +177,11 @@ def evaluate_params(
     fallback = fallback or {}
     done: dict[str, Value] = dict(base)
     done.update(fixed)
+    if _plain_literals(defs):  # no expression, no ``$``: nothing to resolve, no order to respect
+        for name, p in defs.items():
+            if name not in fixed:
+                done[name] = _literal(p.value, _no_names)
+        return done
     pending = [name for name in defs if name not in fixed]
     visiting: list[str] = []
 

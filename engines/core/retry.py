@@ -203,7 +203,13 @@ def resolve_retry_policy(policy: RetryPolicy | None, params: Mapping[str, Value]
     if hit is None or hit[0] is not policy:
         if len(_RESOLVED) >= _CACHE_MAX:
             _RESOLVED.clear()
-        hit = _RESOLVED[id(policy)] = (policy, _param_names(policy), {})
+        # equal policies (by repr: 1 is not True, 2 is not "2") share their parsed forms
+        shared = _BY_VALUE.get(repr(policy))
+        if shared is None:
+            if len(_BY_VALUE) >= _CACHE_MAX:
+                _BY_VALUE.clear()
+            shared = _BY_VALUE[repr(policy)] = (_param_names(policy), {})
+        hit = _RESOLVED[id(policy)] = (policy, shared[0], shared[1])
     names, parsed_by = hit[1], hit[2]
     # the parse reads only the params its ``$`` strings name: key the result on their values
     key: tuple[object, ...] | None = tuple(
@@ -232,6 +238,7 @@ _UNHASHABLE: object = object()
 _RESOLVED: dict[int, tuple[RetryPolicy, tuple[str, ...], dict[tuple[object, ...], ParsedRetryPolicy]]] = {}
 """``id(policy)`` -> (policy, the param names its strings read, parsed form by those params'
 values): the policy is held, so the id stays valid while the entry lives."""
+_BY_VALUE: dict[str, tuple[tuple[str, ...], dict[tuple[object, ...], ParsedRetryPolicy]]] = {}
 _NAME = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from typing import Any, TypeVar
 
 from engines.core.cowmap import with_entry
@@ -28,6 +29,8 @@ __all__ = [
     "attempt_from_json",
     "attempt_to_json",
     "evolve",
+    "frozen_constructor",
+    "new_attempt",
     "run_from_json",
     "run_to_json",
     "scope_from_json",
@@ -205,6 +208,40 @@ def evolve(obj: _T, changes: Mapping[str, Any]) -> _T:
     new: _T = _new(type(obj))
     _set_attr(new, "__dict__", d)
     return new
+
+
+def new_attempt(
+    path: str, step_id: str, attempt: int, status: StepStatus, created_at: float, ready_at: float,
+    policy: ParsedRetryPolicy, counters: RetryCounters,
+) -> Attempt:
+    """``Attempt(path, step_id, attempt, status, created_at, ready_at, policy, counters)`` without the
+    frozen ``__init__`` (one ``object.__setattr__`` per field): the core creates every attempt here."""
+    a: Attempt = _new(Attempt)
+    _set_attr(a, "__dict__", {
+        "path": path, "step_id": step_id, "attempt": attempt, "status": status, "created_at": created_at,
+        "ready_at": ready_at, "policy": policy, "counters": counters, "started_at": None, "ended_at": None,
+        "timeout_s": None, "params": None, "outputs": {}, "outcome": None, "unrecorded": False,
+        "satisfied": None, "conditions": None, "retry_at": None, "note": None, "children": 0,
+        "child_total": None, "terminating": None,
+    })  # fmt: skip
+    return a
+
+
+def frozen_constructor(cls: type[_T]) -> Callable[..., _T]:
+    """A positional constructor (every field, in order) for a frozen *slotted* dataclass without
+    ``__post_init__``, generated once: the dataclass ``__init__`` of a frozen class sets each field
+    through ``object.__setattr__``; this calls the slot setters directly. Only field names reach the
+    generated source."""
+    names = [f.name for f in dataclass_fields(cls)]  # type: ignore[arg-type]
+    ns: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    body = [f"def make({', '.join(names)}):", "    n = _new(_cls)"]
+    for i, name in enumerate(names):
+        ns[f"_s{i}"] = cls.__dict__[name].__set__
+        body.append(f"    _s{i}(n, {name})")
+    body.append("    return n")
+    exec("\n".join(body), ns)
+    fn: Callable[..., _T] = ns["make"]
+    return fn
 
 
 def scope_of(path: str) -> tuple[str, str]:

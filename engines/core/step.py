@@ -25,7 +25,7 @@ from engines.core.errors import ExpressionError, ParamError
 from engines.core.expr import Value
 from engines.core.resolve import condition_resolver, evaluate_step_params
 from engines.core.retry import is_exhausted, retry_delay_seconds
-from engines.core.state import Attempt, RunState, Scope, scope_of
+from engines.core.state import Attempt, RunState, Scope, frozen_constructor, scope_of
 from engines.core.statuses import StepStatus
 
 __all__ = ["StepResult", "execute"]
@@ -50,21 +50,23 @@ class StepResult:
     terminal status, a scope started stopping, children were launched, or paths must be woken."""
 
 
+_step_result = frozen_constructor(StepResult)
+
+
 class _Call:
     """Mutable scratch for one call; never escapes :func:`execute`."""
 
-    def __init__(self, ct: CompiledTrace, run: RunState, path: str, now: float) -> None:
+    __slots__ = ("att", "cs", "ct", "effects", "now", "path", "run", "scope", "wf")
+
+    def __init__(self, ct: CompiledTrace, run: RunState, path: str, now: float, latest: Attempt) -> None:
         self.ct = ct
         self.run = run
         self.path = path
         self.now = now
-        prefix, sid = scope_of(path)
-        self.scope: Scope = run.scopes[prefix]
+        cut = path.rfind("/") + 1  # scope_of(path), inlined
+        self.scope: Scope = run.scopes[path[:cut]]
         self.wf: CompiledWorkflow = ct.workflows[self.scope.workflow]
-        self.cs: CompiledStep = self.wf.steps[sid]
-        latest = run.latest(path)
-        if latest is None:
-            raise KeyError(f"step {path!r} has no attempt in run {run.run_id!r}; decide() creates attempts")
+        self.cs: CompiledStep = self.wf.steps[path[cut:]]
         self.att: Attempt = latest
         self.effects: list[Effect] = []
 
@@ -78,24 +80,27 @@ def execute(
     """Run one ``execute()`` of the latest attempt of the step at ``path`` at virtual time ``now``.
 
     ``runtime`` reports the attempt's runtime (leaf steps in RUNNING); None means "still running"."""
-    c = _Call(ct, run, path, now)
-    start_status = c.att.status
-    if c.att.status in _RUNTIME_STATUSES and _timed_out(c):
+    before = run.latest(path)
+    if before is None:
+        raise KeyError(f"step {path!r} has no attempt in run {run.run_id!r}; decide() creates attempts")
+    c = _Call(ct, run, path, now, before)
+    start_status = before.status
+    if start_status in _RUNTIME_STATUSES and _timed_out(c):
         _handle_timeout(c)
-    elif c.scope.stopping is not None and not c.att.status.is_terminal:
+    elif c.scope.stopping is not None and not start_status.is_terminal:
         _apply_stop(c)
     else:
         _loop(c, runtime)
     status = c.att.status
     changed = status is not start_status
-    before = run.latest(path)
     new_run = c.run.with_attempt(c.att) if c.att is not before else c.run
+    effects = c.effects
     needs_decide = (
         (changed and status.is_terminal)
         or c.run.scopes is not run.scopes
-        or any(isinstance(e, Wake | LaunchChildRuns) for e in c.effects)
+        or (bool(effects) and any(isinstance(e, Wake | LaunchChildRuns) for e in effects))
     )
-    return StepResult(new_run, changed, tuple(c.effects), status, needs_decide)
+    return _step_result(new_run, changed, tuple(effects), status, needs_decide)
 
 
 def _timed_out(c: _Call) -> bool:
