@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import ItemsView, Iterable, Iterator, Mapping, ValuesView
 from typing import Any, Generic, TypeVar, overload
 
-__all__ = ["CHUNK", "COW_THRESHOLD", "CowMap", "with_entry"]
+__all__ = ["CHUNK", "COW_THRESHOLD", "CowMap", "with_entry", "without_entry"]
 
 CHUNK = 64
 """Entries per chunk: a set() copies about CHUNK + n / CHUNK references (balanced near n = 4,000)."""
@@ -155,6 +155,23 @@ class CowMap(Mapping[K, V], Generic[K, V]):
         return CowMap._make(new_chunks, self._where, self._len + 1)
 
 
+    def delete(self, key: K) -> CowMap[K, V]:
+        """A new map without ``key`` (which must be present; the others keep their order). Re-adding
+        it later appends it at the end, as a ``dict`` does."""
+        chunks = self._chunks
+        i = self._find(key)
+        if i < 0:
+            raise KeyError(key)
+        length = self._len - 1
+        if len(chunks) > 2 * (length // CHUNK) + 8:  # mostly emptied chunks: compact (O(n), amortized)
+            return CowMap((k, v) for k, v in self.items() if k != key)
+        chunk = dict(chunks[i])
+        del chunk[key]
+        new_chunks = chunks.copy()
+        new_chunks[i] = chunk
+        return CowMap._make(new_chunks, self._where, length)
+
+
 def with_entry(mapping: Mapping[K, V], key: K, value: V) -> Mapping[K, V]:
     """``{**mapping, key: value}`` as cheaply as the size allows: a dict copy while small, a
     :class:`CowMap` once it has :data:`COW_THRESHOLD` entries (same iteration order either way)."""
@@ -164,4 +181,16 @@ def with_entry(mapping: Mapping[K, V], key: K, value: V) -> Mapping[K, V]:
         return CowMap(mapping).set(key, value)
     out = dict(mapping)
     out[key] = value
+    return out
+
+
+def without_entry(mapping: Mapping[K, V], key: K) -> Mapping[K, V]:
+    """``{k: v for k, v in mapping.items() if k != key}`` (``key`` present) as cheaply as the size
+    allows: a dict copy while small, a :class:`CowMap` once it has :data:`COW_THRESHOLD` entries."""
+    if type(mapping) is CowMap:
+        return mapping.delete(key)
+    if len(mapping) >= COW_THRESHOLD:
+        return CowMap(mapping).delete(key)
+    out = dict(mapping)
+    del out[key]
     return out

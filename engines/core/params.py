@@ -226,9 +226,14 @@ def evaluate_params(
         return value
 
     pending_set = set(pending)
-    for name in pending:
-        if name in pending_set:
-            compute(name)
+    try:
+        for name in pending:
+            if name in pending_set:
+                compute(name)
+    finally:
+        # resolve and compute close over each other: a reference cycle only the garbage collector
+        # would free. Break it, so a caller running without the collector (CoreOracle) leaks nothing.
+        del resolve, compute
     return done
 
 

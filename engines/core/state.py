@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from typing import Any, TypeVar
 
-from engines.core.cowmap import with_entry
+from engines.core.cowmap import with_entry, without_entry
 from engines.core.expr import Value
 from engines.core.retry import DEFAULT_RETRY_POLICY, ParsedRetryPolicy, RetryCounters
 from engines.core.statuses import StepStatus, WorkflowStatus
@@ -174,22 +174,20 @@ class RunState:
                 changes["scopes"] = scopes
         was_live = before is not None and not before.status.is_terminal
         is_live = not after.status.is_terminal
+        # live and backoff can hold thousands of paths (a wide DAG): copy-on-write past 128 entries
         if was_live != is_live:
-            live = dict(self.live)
             if is_live:
-                live[path] = after.attempt
-            else:
-                live.pop(path, None)
-            changes["live"] = live
+                changes["live"] = with_entry(self.live, path, after.attempt)
+            elif path in self.live:
+                changes["live"] = without_entry(self.live, path)
         in_backoff = path in self.backoff
         wants_backoff = after.status.is_retryable
         if in_backoff != wants_backoff or (wants_backoff and self.backoff[path] != after.retry_at):
-            backoff = dict(self.backoff)
             if wants_backoff:
-                backoff[path] = after.retry_at if after.retry_at is not None else after.ended_at or 0.0
+                due = after.retry_at if after.retry_at is not None else after.ended_at or 0.0
+                changes["backoff"] = with_entry(self.backoff, path, due)
             else:
-                backoff.pop(path, None)
-            changes["backoff"] = backoff
+                changes["backoff"] = without_entry(self.backoff, path)
 
 
 _T = TypeVar("_T")
