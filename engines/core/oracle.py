@@ -149,31 +149,37 @@ class _Replay:
             return
         report = book.finished.get((path, latest.attempt)) if latest.status is StepStatus.RUNNING else None
         result = execute(self.ct, state, path, now, report)
-        self.counters["executes"] += 1
+        counters = self.counters
+        counters["executes"] += 1
         book.state = result.run
         need_decide = result.needs_decide
-        for eff in result.effects:
-            if isinstance(eff, StartRuntime):
-                self.counters["attempts"] += 1
-                rec = book.recorded.get((eff.path, eff.attempt))
+        effects = result.effects
+        run_id = book.run.run_id
+        started = False
+        for eff in effects:
+            if type(eff) is StartRuntime:
+                started = started or eff is effects[0]
+                counters["attempts"] += 1
                 key = (eff.path, eff.attempt)
+                rec = book.recorded.get(key)
                 if rec is None:
                     book.pending[key] = RuntimeReport.unrecorded()
-                    self.push(now, _RUNTIME, book.run.run_id, eff.path, eff.attempt)
+                    self.push(now, _RUNTIME, run_id, eff.path, eff.attempt)
                 else:
                     book.pending[key] = RuntimeReport.finished(rec.outcome.value, dict(rec.outputs))
-                    self.push(now + rec.duration, _RUNTIME, book.run.run_id, eff.path, eff.attempt)
-            elif isinstance(eff, TerminateRuntime):
+                    self.push(now + rec.duration, _RUNTIME, run_id, eff.path, eff.attempt)
+            elif type(eff) is TerminateRuntime:
                 book.killed.add((eff.path, eff.attempt))
-            elif isinstance(eff, Wake):
+            elif type(eff) is Wake:
                 for p in eff.paths:
-                    self.push(now, _EXEC, book.run.run_id, p)
-        if result.status.is_terminal:
+                    self.push(now, _EXEC, run_id, p)
+        status = result.status
+        terminal = status.is_terminal
+        if terminal:
             book.poll_at.pop(path, None)
-        started = bool(result.effects) and isinstance(result.effects[0], StartRuntime)
-        if result.changed and not result.status.is_terminal and not started:
-            self.push(now, _EXEC, book.run.run_id, path)
-        elif result.status is StepStatus.RUNNING:
+        if result.changed and not terminal and not started:
+            self.push(now, _EXEC, run_id, path)
+        elif status is StepStatus.RUNNING:
             # Both engines poll a RUNNING step every 3 s. For a leaf (or a foreach with nothing left
             # to launch) such a poll changes nothing until the step timeout is due, so the oracle
             # schedules only the poll of the chain that will see it.

@@ -124,12 +124,23 @@ class RunState:
     def with_attempt(self, a: Attempt) -> RunState:
         """Replace the latest attempt of ``a.path`` (or append when ``a`` is a new attempt), keeping
         the ``live`` / ``backoff`` indexes right."""
-        old = self.attempts.get(a.path, ())
-        replacing = bool(old) and old[-1].attempt == a.attempt
-        attempts = with_entry(self.attempts, a.path, (*old[:-1], a) if replacing else (*old, a))
-        changes: dict[str, Any] = {"attempts": attempts}
-        self._index_changes(a.path, old[-1] if replacing else None, a, changes)
-        return evolve(self, changes)
+        path = a.path
+        old = self.attempts.get(path)
+        before: Attempt | None = None
+        if not old:
+            atts: tuple[Attempt, ...] = (a,)
+        elif old[-1].attempt == a.attempt:
+            before = old[-1]
+            atts = (a,) if len(old) == 1 else (*old[:-1], a)
+        else:
+            atts = (*old, a)
+        changes: dict[str, Any] = {"attempts": with_entry(self.attempts, path, atts)}
+        self._index_changes(path, before, a, changes)
+        d = self.__dict__.copy()  # evolve(self, changes), inlined: once per transition
+        d.update(changes)
+        new: RunState = _new(RunState)
+        _set_attr(new, "__dict__", d)
+        return new
 
     def with_scope(self, s: Scope) -> RunState:
         """Replace (or add) a scope; a scope turning terminal leaves ``open_scopes``."""
@@ -161,7 +172,10 @@ class RunState:
     def _index_changes(
         self, path: str, before: Attempt | None, after: Attempt, changes: dict[str, Any]
     ) -> None:
-        if after.status.is_complete and (before is None or not before.status.is_complete):
+        status = after.status
+        if before is not None and before.status is status and not status.is_retryable and path not in self.backoff:
+            return  # same status (conditions, params, children changed): no index moves
+        if status.is_complete and (before is None or not before.status.is_complete):
             changes["completions"] = self.completions + 1
             # readiness in a scope only changes when one of its own steps completes: count per scope
             # so decide() rescans only that scope's waiting steps, not every open foreach iteration's

@@ -51,6 +51,8 @@ class StepResult:
 
 
 _step_result = frozen_constructor(StepResult)
+_new = object.__new__
+_set_attr = object.__setattr__
 
 
 class _Call:
@@ -71,7 +73,16 @@ class _Call:
         self.effects: list[Effect] = []
 
     def set(self, status: StepStatus, **changes: object) -> None:
-        self.att = self.att.with_status(status, self.now, **changes)
+        """``self.att = self.att.with_status(status, self.now, **changes)``, inlined (every transition)."""
+        att = self.att
+        if status.is_terminal and att.ended_at is None and "ended_at" not in changes:
+            changes["ended_at"] = self.now
+        changes["status"] = status
+        d = att.__dict__.copy()
+        d.update(changes)
+        new: Attempt = _new(Attempt)
+        _set_attr(new, "__dict__", d)
+        self.att = new
 
 
 def execute(
