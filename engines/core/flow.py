@@ -129,7 +129,7 @@ def _frontier(wf: CompiledWorkflow, waiting: tuple[str, ...]) -> tuple[str, ...]
         return hit[2]
     steps = wf.steps
     wset = set(waiting)
-    frontier = tuple(s for s in waiting if not any(p in wset for p in steps[s].predecessors))
+    frontier = tuple([s for s in waiting if wset.isdisjoint(steps[s].predecessors)])
     _remember(wf, waiting, frontier)
     return frontier
 
@@ -146,13 +146,14 @@ def _after_created(
     """``waiting`` without ``created`` (all on its frontier), with the new frontier remembered: the
     old frontier minus ``created``, plus successors of ``created`` whose predecessors all left."""
     gone = set(created)
-    still = tuple(s for s in waiting if s not in gone)
+    still = tuple([s for s in waiting if s not in gone])
     wset = set(still)
     steps = wf.steps
-    front = {s for s in frontier if s not in gone}
+    front = set(frontier)
+    front.difference_update(gone)
     for sid in created:
         for to, _ in steps[sid].successors:
-            if to in wset and to not in front and not any(p in wset for p in steps[to].predecessors):
+            if to in wset and to not in front and wset.isdisjoint(steps[to].predecessors):
                 front.add(to)
     if len(front) == len(still):
         frontier = still
