@@ -76,7 +76,11 @@ class RuntimeReport:
 
     @staticmethod
     def finished(outcome: str, outputs: Mapping[str, Value] | None = None) -> RuntimeReport:
-        return RuntimeReport("finished", outcome, outputs or {})
+        report: RuntimeReport = object.__new__(RuntimeReport)  # the frozen __init__, without its cost
+        _set_state(report, "finished")
+        _set_outcome(report, outcome)
+        _set_outputs(report, outputs or {})
+        return report
 
     @staticmethod
     def unrecorded() -> RuntimeReport:
@@ -92,5 +96,8 @@ class RuntimeReport:
         return RuntimeReport("finished", str(outcome), dict(outputs or {}))
 
 
+_set_state = RuntimeReport.__dict__["state"].__set__
+_set_outcome = RuntimeReport.__dict__["outcome"].__set__
+_set_outputs = RuntimeReport.__dict__["outputs"].__set__
 _RUNNING = RuntimeReport("running")
 _UNRECORDED = RuntimeReport("unrecorded")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from typing import Any, TypeVar
 
-from engines.core.cowmap import with_entry, without_entry
+from engines.core.cowmap import COW_THRESHOLD, with_entry, without_entry
 from engines.core.expr import Value
 from engines.core.retry import DEFAULT_RETRY_POLICY, ParsedRetryPolicy, RetryCounters
 from engines.core.statuses import StepStatus, WorkflowStatus
@@ -134,7 +134,13 @@ class RunState:
             atts = (a,) if len(old) == 1 else (*old[:-1], a)
         else:
             atts = (*old, a)
-        changes: dict[str, Any] = {"attempts": with_entry(self.attempts, path, atts)}
+        attempts = self.attempts
+        if type(attempts) is dict and len(attempts) < COW_THRESHOLD:  # with_entry(), inlined
+            attempts = attempts.copy()
+            attempts[path] = atts
+        else:
+            attempts = with_entry(attempts, path, atts)
+        changes: dict[str, Any] = {"attempts": attempts}
         self._index_changes(path, before, a, changes)
         d = self.__dict__.copy()  # evolve(self, changes), inlined: once per transition
         d.update(changes)

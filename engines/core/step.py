@@ -51,6 +51,7 @@ class StepResult:
 
 
 _step_result = frozen_constructor(StepResult)
+_start_runtime = frozen_constructor(StartRuntime)
 _new = object.__new__
 _set_attr = object.__setattr__
 
@@ -207,7 +208,7 @@ def _loop(c: _Call, runtime: RuntimeReport | None) -> None:
             else:
                 c.set(S.RUNNING)
             if c.cs.type.is_leaf:
-                c.effects.append(StartRuntime(c.path, c.att.attempt, c.cs.type.value, c.att.params or {}))
+                c.effects.append(_start_runtime(c.path, c.att.attempt, c.cs.type.value, c.att.params or {}))
                 return
         elif st is S.RUNNING:
             if c.cs.type.is_leaf:
