@@ -10,7 +10,7 @@ It returns the paths to ``execute`` now and the next virtual time it must be cal
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, replace
 
 from corpora.model import Run
@@ -20,7 +20,9 @@ from engines.core.errors import ParamError
 from engines.core.params import workflow_params
 from engines.core.retry import DEFAULT_RETRY_POLICY, RetryCounters, resolve_retry_policy
 from engines.core.rollup import scope_outcome
-from engines.core.state import Attempt, RunState, Scope, evolve, frozen_constructor, new_attempt, scope_of
+from engines.core.state import (
+    Attempt, RunState, Scope, evolve, frozen_constructor, new_attempt, scope_counts, scope_of,
+)  # fmt: skip
 from engines.core.statuses import StepStatus, WorkflowStatus
 
 __all__ = ["Decision", "decide", "new_run", "start_run", "stop_queued_run", "stop_run"]
@@ -262,11 +264,10 @@ def decide(ct: CompiledTrace, run: RunState, now: float) -> Decision:
             scope = evolve(scope, {"waiting": waiting, "scanned": scope.completed})
             run = run.with_scope(scope)
     if len(run.open_scopes) == 1:  # the common case: only the root is open
-        busy = {run.open_scopes[0]} if run.live or run.backoff else set()
-    else:
-        # scope_of(p)[0], inlined: one entry per live step of every open foreach iteration
-        busy = {p[: p.rfind("/") + 1] for p in run.live}
-        busy.update(p[: p.rfind("/") + 1] for p in run.backoff)
+        busy: Container[str] = {run.open_scopes[0]} if run.live or run.backoff else ()
+    else:  # the scopes with a live step or a pending retry (counts kept along with live / backoff)
+        live_in, backoff_in = scope_counts(run.live), scope_counts(run.backoff)
+        busy = {p for p in run.open_scopes if p in live_in or p in backoff_in}
     for prefix in run.open_scopes:
         if prefix in busy:
             continue

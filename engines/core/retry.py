@@ -211,6 +211,10 @@ def resolve_retry_policy(policy: RetryPolicy | None, params: Mapping[str, Value]
             shared = _BY_VALUE[repr(policy)] = (_param_names(policy), {})
         hit = _RESOLVED[id(policy)] = (policy, shared[0], shared[1])
     names, parsed_by = hit[1], hit[2]
+    if not names:  # the common case: a constant policy
+        cached = parsed_by.get(())
+        if cached is not None:
+            return cached
     # the parse reads only the params its ``$`` strings name: key the result on their values
     key: tuple[object, ...] | None = tuple(
         (type(v), v) if (v := params.get(n, _MISSING)) is _MISSING or isinstance(v, str | int | float | bool | None)

@@ -34,6 +34,7 @@ __all__ = [
     "run_from_json",
     "run_to_json",
     "scope_from_json",
+    "scope_counts",
     "scope_of",
     "scope_to_json",
 ]
@@ -196,18 +197,64 @@ class RunState:
         is_live = not after.status.is_terminal
         # live and backoff can hold thousands of paths (a wide DAG): copy-on-write past 128 entries
         if was_live != is_live:
+            live = self.live
             if is_live:
-                changes["live"] = with_entry(self.live, path, after.attempt)
-            elif path in self.live:
-                changes["live"] = without_entry(self.live, path)
+                changes["live"] = new_live = with_entry(live, path, after.attempt)
+                _derive_counts(live, new_live, path, 0 if path in live else 1)
+            elif path in live:
+                changes["live"] = new_live = without_entry(live, path)
+                _derive_counts(live, new_live, path, -1)
         in_backoff = path in self.backoff
         wants_backoff = after.status.is_retryable
         if in_backoff != wants_backoff or (wants_backoff and self.backoff[path] != after.retry_at):
+            backoff = self.backoff
             if wants_backoff:
                 due = after.retry_at if after.retry_at is not None else after.ended_at or 0.0
-                changes["backoff"] = with_entry(self.backoff, path, due)
+                changes["backoff"] = new_backoff = with_entry(backoff, path, due)
+                _derive_counts(backoff, new_backoff, path, 0 if in_backoff else 1)
             else:
-                changes["backoff"] = without_entry(self.backoff, path)
+                changes["backoff"] = new_backoff = without_entry(backoff, path)
+                _derive_counts(backoff, new_backoff, path, -1)
+
+
+_COUNTS: dict[int, tuple[Mapping[str, Any], dict[str, int]]] = {}
+"""``id(paths)`` -> (paths, {scope prefix: how many of ``paths`` lie in it}) for ``live`` / ``backoff``
+maps (held, so the id stays valid): decide() asks which open scopes have live work at every call,
+which was a pass over every live path (thousands on a wide DAG)."""
+
+
+def scope_counts(paths: Mapping[str, Any]) -> Mapping[str, int]:
+    """How many of ``paths`` (a ``live`` or ``backoff`` map) lie in each scope prefix; do not mutate.
+    Derived from the previous map's counts when the core made this map from it, else one pass."""
+    hit = _COUNTS.get(id(paths))
+    if hit is not None and hit[0] is paths:
+        return hit[1]
+    counts: dict[str, int] = {}
+    for p in paths:
+        prefix = p[: p.rfind("/") + 1]
+        counts[prefix] = counts.get(prefix, 0) + 1
+    _remember_counts(paths, counts)
+    return counts
+
+
+def _remember_counts(paths: Mapping[str, Any], counts: dict[str, int]) -> None:
+    if len(_COUNTS) >= 4096:
+        _COUNTS.clear()
+    _COUNTS[id(paths)] = (paths, counts)
+
+
+def _derive_counts(old: Mapping[str, Any], new: Mapping[str, Any], path: str, delta: int) -> None:
+    hit = _COUNTS.get(id(old))
+    if hit is None or hit[0] is not old:
+        return  # nobody asked for the old map's counts: compute the new one's when asked
+    counts = hit[1].copy()
+    prefix = path[: path.rfind("/") + 1]
+    n = counts.get(prefix, 0) + delta
+    if n:
+        counts[prefix] = n
+    else:
+        counts.pop(prefix, None)
+    _remember_counts(new, counts)
 
 
 _T = TypeVar("_T")
