@@ -1,9 +1,9 @@
-"""Throughput of the reference executor: ``python -m engines.core.bench [--runs N] [--steps N] [--corpus N] [--foreach N]``.
+"""Throughput of the reference executor: ``python -m engines.core.bench [--runs N] [--steps N] [--corpus N] [--seed S] [--foreach N]``.
 
 Measures step attempts replayed per CPU second by :class:`~engines.core.oracle.CoreOracle` on (a) a
 layered DAG replayed for many runs under PARALLEL, (b) the first traces of the built-in generated
-corpus and (c) with ``--foreach N``, one foreach of N iterations of a 3-step chain at concurrency 100
-(the cost of a wide foreach grows faster than N: each wake reads every launched iteration). CPU time (``time.process_time``) is reported because the machines we share are loaded;
+corpus and (c) with ``--foreach N``, one foreach of N iterations of a 3-step chain at concurrency 100. Each
+replay includes ``compile_trace`` and the record, as in :meth:`CoreOracle.replay`. CPU time (``time.process_time``) is reported because the machines we share are loaded;
 wall time would measure the neighbours.
 """
 
@@ -62,16 +62,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engines.core.bench", description=__doc__)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--corpus", type=int, default=200, help="generated corpus traces (seed 7)")
+    parser.add_argument("--corpus", type=int, default=200, help="generated corpus traces")
+    parser.add_argument("--seed", type=int, default=7, help="generated corpus seed")
     parser.add_argument("--foreach", type=int, default=0, help="also one foreach of N iterations")
     args = parser.parse_args(argv)
     n, secs = measure([dag_trace(args.steps, args.runs)])
     print(
         f"layered DAG, {args.steps} steps x {args.runs} runs: {n} attempts in {secs:.2f} s CPU = {n / secs:,.0f}/s"
     )
-    corpus = list(generate_corpus(7, args.corpus))
+    corpus = list(generate_corpus(args.seed, args.corpus))
     n, secs = measure(corpus)
-    print(f"generated corpus, {args.corpus} traces: {n} attempts in {secs:.2f} s CPU = {n / secs:,.0f}/s")
+    print(
+        f"generated corpus (seed {args.seed}), {args.corpus} traces: {n} attempts in {secs:.2f} s CPU"
+        f" = {n / secs:,.0f}/s"
+    )
     if args.foreach:
         n, secs = measure([foreach_trace(args.foreach)])
         print(f"foreach of {args.foreach} iterations x 3 steps: {n} attempts in {secs:.2f} s CPU = {n / secs:,.0f}/s")
