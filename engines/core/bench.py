@@ -43,7 +43,9 @@ def foreach_trace(iterations: int, concurrency: int = 100, seed: int = 1) -> Tra
     rng = random.Random(seed)
     inner = (step("a", "b"), step("b", "c"), step("c"))
     fe = Foreach({"i": Param(value=list(range(iterations)))}, inner, concurrency=concurrency)
-    recs = [rec(f"fan[{k}]/{x}", 1, "succeeded", rng.uniform(1, 60)) for k in range(iterations) for x in "abc"]
+    recs = [
+        rec(f"fan[{k}]/{x}", 1, "succeeded", rng.uniform(1, 60)) for k in range(iterations) for x in "abc"
+    ]
     return make_trace([step("fan", type=StepType.FOREACH, foreach=fe)], recs)
 
 
@@ -78,7 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.foreach:
         n, secs = measure([foreach_trace(args.foreach)])
-        print(f"foreach of {args.foreach} iterations x 3 steps: {n} attempts in {secs:.2f} s CPU = {n / secs:,.0f}/s")
+        print(
+            f"foreach of {args.foreach} iterations x 3 steps: {n} attempts in {secs:.2f} s CPU = {n / secs:,.0f}/s"
+        )
     return 0
 
 

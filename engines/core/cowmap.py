@@ -154,7 +154,6 @@ class CowMap(Mapping[K, V], Generic[K, V]):
         self._where[key] = len(new_chunks) - 1
         return CowMap._make(new_chunks, self._where, self._len + 1)
 
-
     def delete(self, key: K) -> CowMap[K, V]:
         """A new map without ``key`` (which must be present; the others keep their order). Re-adding
         it later appends it at the end, as a ``dict`` does."""

@@ -8,8 +8,8 @@ the step and saying what to fix. Compiling once per trace keeps every per-poll f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import heapq
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -67,7 +67,9 @@ class CompiledTrace:
 
 
 def _topological_order(
-    steps: tuple[Step, ...], succ: Mapping[str, Mapping[str, None]], preds: Mapping[str, set[str]],
+    steps: tuple[Step, ...],
+    succ: Mapping[str, Mapping[str, None]],
+    preds: Mapping[str, set[str]],
     position: Mapping[str, int],
 ) -> tuple[str, ...] | None:
     """Kahn's algorithm taking the ready step of smallest definition position first: exactly
@@ -181,7 +183,9 @@ class _Compiler:
             _raise_cycle(key, steps, succ)
         compiled: dict[str, CompiledStep] = {}
         for idx, sid in enumerate(order, start=1):
-            compiled[sid] = self.step(key, wf, by_id[sid], idx, tuple(sorted(preds[sid], key=position.__getitem__)))
+            compiled[sid] = self.step(
+                key, wf, by_id[sid], idx, tuple(sorted(preds[sid], key=position.__getitem__))
+            )
         roots = tuple(s for s in order if not compiled[s].predecessors)
         cw = CompiledWorkflow(
             key=key, definition=definition, steps=compiled, order=order, roots=roots,

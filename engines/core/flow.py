@@ -21,7 +21,14 @@ from engines.core.params import workflow_params
 from engines.core.retry import DEFAULT_RETRY_POLICY, RetryCounters, resolve_retry_policy
 from engines.core.rollup import scope_outcome
 from engines.core.state import (
-    Attempt, RunState, Scope, evolve, frozen_constructor, new_attempt, scope_counts, scope_of,
+    Attempt,
+    RunState,
+    Scope,
+    evolve,
+    frozen_constructor,
+    new_attempt,
+    scope_counts,
+    scope_of,
 )  # fmt: skip
 from engines.core.statuses import StepStatus, WorkflowStatus
 

@@ -184,6 +184,9 @@ def evaluate_params(
         return done
     pending = [name for name in defs if name not in fixed]
     visiting: list[str] = []
+    # compute reads resolve through this list, emptied at the end: two closures naming each other
+    # would be a reference cycle only the garbage collector frees (CoreOracle replays without it)
+    resolver: list[Callable[[str], Value]] = []
 
     def resolve(name: str) -> Value:
         if name in pending_set:
@@ -213,9 +216,9 @@ def evaluate_params(
         try:
             if p.expression is not None:
                 expr = expressions.get(name) if expressions else None
-                value = (expr or parse(p.expression)).evaluate(resolve)
+                value = (expr or parse(p.expression)).evaluate(resolver[0])
             else:
-                value = _literal(p.value, resolve)
+                value = _literal(p.value, resolver[0])
         except ExpressionError as exc:
             raise ParamError(str(exc), param=name) from exc
         except KeyError as exc:
@@ -226,14 +229,13 @@ def evaluate_params(
         return value
 
     pending_set = set(pending)
+    resolver.append(resolve)
     try:
         for name in pending:
             if name in pending_set:
                 compute(name)
     finally:
-        # resolve and compute close over each other: a reference cycle only the garbage collector
-        # would free. Break it, so a caller running without the collector (CoreOracle) leaks nothing.
-        del resolve, compute
+        resolver.clear()
     return done
 
 

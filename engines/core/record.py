@@ -53,7 +53,13 @@ def attempt_record(ct: CompiledTrace, run: RunState, a: Attempt) -> AttemptRecor
 
 
 def _attempt_record(
-    a: Attempt, sid: str, prefix: str, scope_params: Mapping[str, Any], cs: CompiledStep, mode: str, stype: str
+    a: Attempt,
+    sid: str,
+    prefix: str,
+    scope_params: Mapping[str, Any],
+    cs: CompiledStep,
+    mode: str,
+    stype: str,
 ) -> AttemptRecord:
     config: dict[str, Any] = {
         "retry_policy": a.policy.to_json(),

@@ -217,7 +217,8 @@ def resolve_retry_policy(policy: RetryPolicy | None, params: Mapping[str, Value]
             return cached
     # the parse reads only the params its ``$`` strings name: key the result on their values
     key: tuple[object, ...] | None = tuple(
-        (type(v), v) if (v := params.get(n, _MISSING)) is _MISSING or isinstance(v, str | int | float | bool | None)
+        (type(v), v)
+        if (v := params.get(n, _MISSING)) is _MISSING or isinstance(v, str | int | float | bool | None)
         else _UNHASHABLE
         for n in names
     )

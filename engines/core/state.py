@@ -33,8 +33,8 @@ __all__ = [
     "new_attempt",
     "run_from_json",
     "run_to_json",
-    "scope_from_json",
     "scope_counts",
+    "scope_from_json",
     "scope_of",
     "scope_to_json",
 ]
@@ -158,7 +158,9 @@ class RunState:
             # without reading every iteration's scope at every wake (O(iterations) per wake before)
             parent_prefix = s.parent_step[: s.parent_step.rfind("/") + 1]
             parent = scopes.get(parent_prefix)
-            if parent is not None and (s.status is WorkflowStatus.FAILED) != (s.prefix in parent.failed_children):
+            if parent is not None and (s.status is WorkflowStatus.FAILED) != (
+                s.prefix in parent.failed_children
+            ):
                 kids = parent.failed_children
                 kids = tuple(k for k in kids if k != s.prefix) if s.prefix in kids else (*kids, s.prefix)
                 scopes[parent_prefix] = evolve(parent, {"failed_children": kids})
@@ -180,7 +182,12 @@ class RunState:
         self, path: str, before: Attempt | None, after: Attempt, changes: dict[str, Any]
     ) -> None:
         status = after.status
-        if before is not None and before.status is status and not status.is_retryable and path not in self.backoff:
+        if (
+            before is not None
+            and before.status is status
+            and not status.is_retryable
+            and path not in self.backoff
+        ):
             return  # same status (conditions, params, children changed): no index moves
         if status.is_complete and (before is None or not before.status.is_complete):
             changes["completions"] = self.completions + 1
@@ -276,8 +283,14 @@ def evolve(obj: _T, changes: Mapping[str, Any]) -> _T:
 
 
 def new_attempt(
-    path: str, step_id: str, attempt: int, status: StepStatus, created_at: float, ready_at: float,
-    policy: ParsedRetryPolicy, counters: RetryCounters,
+    path: str,
+    step_id: str,
+    attempt: int,
+    status: StepStatus,
+    created_at: float,
+    ready_at: float,
+    policy: ParsedRetryPolicy,
+    counters: RetryCounters,
 ) -> Attempt:
     """``Attempt(path, step_id, attempt, status, created_at, ready_at, policy, counters)`` without the
     frozen ``__init__`` (one ``object.__setattr__`` per field): the core creates every attempt here."""
@@ -388,7 +401,19 @@ def scope_from_json(s: Sequence[Any]) -> Scope:
     completed = s[12] if len(s) > 12 else 0
     failed_children = tuple(s[13]) if len(s) > 13 else ()
     return Scope(
-        s[0], s[1], s[2], s[3], s[4], _WORKFLOW_STATUS[s[5]], s[6], s[7], s[8], s[9], tuple(s[10]), s[11], completed,
+        s[0],
+        s[1],
+        s[2],
+        s[3],
+        s[4],
+        _WORKFLOW_STATUS[s[5]],
+        s[6],
+        s[7],
+        s[8],
+        s[9],
+        tuple(s[10]),
+        s[11],
+        completed,
         failed_children,
     )
 
