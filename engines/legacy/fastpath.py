@@ -77,7 +77,8 @@ _Q_NEXT = (
     _Q_COLUMNS
     + "WHERE visible_at > ? OR (visible_at = ? AND task_id > ?) ORDER BY visible_at, task_id LIMIT ?"
 )
-_PAGE = 16
+_FIRST_PAGE = 4  # most attempts stop at the first task or two
+_PAGE = 64
 _Q_VERSIONS = "SELECT run_key, version FROM workflow_instances WHERE parent_key IS NULL"
 _Q_RESTORE = "UPDATE queue SET visible_at = ?, poll_count = ? WHERE task_id = ?"
 
@@ -149,10 +150,10 @@ class FastForward:
         # The queue is read a page at a time in claim order: a stretch usually touches its first few tasks.
         tasks: dict[int, list[Any]] = {}
         heap: list[tuple[float, int]] = []
-        rows = conn.execute(_Q_FIRST, (_PAGE,)).fetchall()
+        rows = conn.execute(_Q_FIRST, (_FIRST_PAGE,)).fetchall()
         if not rows:
             return None
-        more = len(rows) == _PAGE
+        more = len(rows) == _FIRST_PAGE
         frontier = (rows[-1][3], rows[-1][0])
         for task_id, run_key, path, visible_at, owner, _claimed, wake_at, poll_count in rows:
             if owner is not None or wake_at is not None:
