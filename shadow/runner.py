@@ -46,6 +46,9 @@ class RunSettings:
     batch_size: int = 32
     flush_traces: int = 256
     flush_seconds: float = 5.0
+    # Also flush once the buffer holds this many step rows: memory follows the batch, not the run
+    # (fast engines finish hundreds of traces in 5 s, and each carries its three records' JSON).
+    flush_rows: int = 20_000
     command: str = ""
     exact: bool = False
 
@@ -125,6 +128,7 @@ class _Session:
         self.done_ids = store.existing_trace_ids()
         self.quarantined_at = {(f, ln) for f, ln in store.query("SELECT file, line FROM quarantine")}
         self.buffer: list[TraceOutcome] = []
+        self.buffered_rows = 0
         self.quarantine: list[dict[str, Any]] = []
         self.last_flush = time.monotonic()
         self.traces_done = self.skipped = self.quarantined = self.divergences = self.selected = 0
@@ -161,9 +165,10 @@ class _Session:
         for outcome in outcomes:
             outcome.tables["traces"][0]["session_id"] = self.session_id
             self.divergences += outcome.candidate_divergences
+            self.buffered_rows += len(outcome.tables.get("steps", ()))
         self.buffer.extend(outcomes)
         due = time.monotonic() - self.last_flush >= self.settings.flush_seconds
-        if len(self.buffer) >= self.settings.flush_traces or due:
+        if len(self.buffer) >= self.settings.flush_traces or due or self.buffered_rows >= self.settings.flush_rows:
             self.flush()
 
     def flush(self) -> None:
@@ -174,6 +179,7 @@ class _Session:
         self.store.insert(tables)
         self.traces_done += len(self.buffer)
         self.buffer, self.quarantine = [], []
+        self.buffered_rows = 0
         self.last_flush = time.monotonic()
 
 

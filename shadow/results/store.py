@@ -38,6 +38,10 @@ capped, written blocks are evicted to the file and RSS follows the largest trace
 (``benchmarks/bench_scale.py``). Inserts are appends of Arrow batches: they do not need more."""
 
 
+INSERT_CHUNK = 4096
+"""Rows per Arrow table handed to DuckDB in one INSERT (several per transaction)."""
+
+
 class ResultsError(Exception):
     """The results database cannot be opened, is not ours, or has an incompatible schema."""
 
@@ -122,16 +126,21 @@ class ResultsStore:
 
     # -- batches ----------------------------------------------------------------------------------
     def insert(self, tables: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
-        """Insert rows for several tables as Arrow tables, all in one transaction (all or nothing)."""
-        arrow = {name: self.to_arrow(name, rows) for name, rows in tables.items() if rows}
-        if not arrow:
+        """Insert rows for several tables as Arrow tables, all in one transaction (all or nothing).
+
+        Tables are converted one at a time, in chunks of ``INSERT_CHUNK`` rows, so a flush never holds
+        a second copy of the whole batch (the records' JSON is most of it) beside the rows."""
+        if not any(tables.values()):
             return
         self.con.begin()
         try:
-            for name, table in arrow.items():
-                self.con.register("_batch", table)
-                self.con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _batch")
-                self.con.unregister("_batch")
+            for name, rows in tables.items():
+                for start in range(0, len(rows), INSERT_CHUNK):
+                    table = self.to_arrow(name, rows[start:start + INSERT_CHUNK])
+                    self.con.register("_batch", table)
+                    self.con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _batch")
+                    self.con.unregister("_batch")
+                    del table
             self.con.commit()
         except BaseException:
             self.con.rollback()

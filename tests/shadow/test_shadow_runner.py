@@ -176,6 +176,23 @@ class TestSelectionAndResume:
         for sql in queries:
             assert rows(dbs[0], sql) == rows(dbs[1], sql), sql
 
+    def test_small_flushes_and_chunks_store_the_same(self, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+        """Flushing every few step rows and inserting 3-row Arrow chunks (the memory caps) stores
+        exactly what one big flush does."""
+        import shadow.results.store as store_module
+
+        corpus = write_corpus(tmp_path / "c.jsonl", 6)
+        big, small = tmp_path / "big.duckdb", tmp_path / "small.duckdb"
+        run_shadow(settings(corpus, big, seed=3))
+        monkeypatch.setattr(store_module, "INSERT_CHUNK", 3)
+        report = run_shadow(settings(corpus, small, seed=3, flush_rows=5, flush_traces=10_000))
+        assert report.traces_done == 6
+        for table in ("runs", "steps", "records", "divergences", "latency"):
+            sql = f"SELECT * FROM {table} ORDER BY ALL"
+            assert rows(big, sql) == rows(small, sql), table
+        assert rows(small, "SELECT count(*) FROM steps") == rows(big, "SELECT count(*) FROM steps") != [(0,)]
+
     @pytest.mark.slow
     def test_sigkill_then_resume(self, tmp_path: Path) -> None:
         """SIGKILL mid-run (2 worker processes), rerun: every trace stored exactly once; orphaned workers exit."""
