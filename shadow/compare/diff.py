@@ -120,11 +120,13 @@ class _Flattener:
 
 def compare_records(trace: Trace, baseline: ExecutionRecord, other: ExecutionRecord,
                     order: CausalOrder | None = None,
-                    normalized: dict[int, dict[str, Any]] | None = None) -> list[Divergence]:
+                    normalized: dict[int, dict[str, Any]] | None = None, *,
+                    prune: bool = True) -> list[Divergence]:
     """Every difference between ``baseline`` and ``other`` (same trace), sorted in causal order.
 
     ``normalized`` is an optional cache of normal forms keyed by ``id(record)`` for a caller that
-    compares one baseline with several records (the trial: candidate and A/A)."""
+    compares one baseline with several records (the trial: candidate and A/A). ``prune=False``
+    hands deepdiff the whole normal forms (the reference the pruned diff is tested against)."""
     order = order or CausalOrder(trace)
     cache = normalized if normalized is not None else {}
     for rec in (baseline, other):
@@ -133,8 +135,12 @@ def compare_records(trace: Trace, baseline: ExecutionRecord, other: ExecutionRec
     base_n, other_n = cache[id(baseline)], cache[id(other)]
     flat = _Flattener(trace, base_n, other_n)
     # Most pairs are equal (A/A, a healthy candidate): skip deepdiff, which dominates the trial time.
-    diff = {} if base_n == other_n else DeepDiff(base_n, other_n, view="tree", verbose_level=2,
-                                                  threshold_to_diff_deeper=0)
+    # Otherwise deepdiff only walks what differs: equal runs, steps and attempts are pruned from both
+    # sides first (it reports nothing for a key equal on both sides, so the report is the same).
+    diff = {}
+    if base_n != other_n:
+        pruned_base, pruned_other = _prune(base_n, other_n) if prune else (base_n, other_n)
+        diff = DeepDiff(pruned_base, pruned_other, view="tree", verbose_level=2, threshold_to_diff_deeper=0)
     for report in diff.values():
         for level in report:
             parts = level.path(output_format="list")
@@ -154,6 +160,28 @@ def compare_records(trace: Trace, baseline: ExecutionRecord, other: ExecutionRec
     return _finish(trace, flat, order)
 
 
+
+
+def _drop_equal(base: dict[str, Any], other: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Copies of two mappings without the keys whose values are equal on both sides."""
+    same = {k for k, v in base.items() if k in other and other[k] == v}
+    return ({k: v for k, v in base.items() if k not in same}, {k: v for k, v in other.items() if k not in same})
+
+
+def _prune(base: dict[str, Any], other: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The normal forms without the runs, steps and attempts equal on both sides (run- and step-level
+    scalars stay: they are cheap, and the flattener reads a step's type from either side)."""
+    runs_b, runs_o = _drop_equal(base, other)
+    for run_id in runs_b.keys() & runs_o.keys():
+        rb, ro = dict(runs_b[run_id]), dict(runs_o[run_id])
+        steps_b, steps_o = _drop_equal(rb["steps"], ro["steps"])
+        for path in steps_b.keys() & steps_o.keys():
+            sb, so = dict(steps_b[path]), dict(steps_o[path])
+            sb["attempts"], so["attempts"] = _drop_equal(sb["attempts"], so["attempts"])
+            steps_b[path], steps_o[path] = sb, so
+        rb["steps"], ro["steps"] = steps_b, steps_o
+        runs_b[run_id], runs_o[run_id] = rb, ro
+    return runs_b, runs_o
 
 
 def _finish(trace: Trace, flat: _Flattener, order: CausalOrder) -> list[Divergence]:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from corpora.model import (
     Foreach,
@@ -143,3 +146,50 @@ class TestShapes:
         paths = ["zzz", "fan[1]/x", "fan[0]/y", "a", "fan[0]/x"]
         assert sorted(paths, key=order.key) == ["a", "fan[0]/x", "fan[0]/y", "fan[1]/x", "zzz"]
         assert order.predecessors("fan[0]/y") == ("fan[0]/x",)
+
+
+class TestPrunedDiff:
+    """deepdiff walks only the runs, steps and attempts that differ; the report must be the one it
+    gives on the whole normal forms."""
+
+    MUTATIONS = ("drop_attempt", "status", "param", "ghost_step", "drop_run", "run_status", "dup_attempt")
+
+    @staticmethod
+    def _mutate(record: Any, ops: list[tuple[str, int]]) -> Any:
+        runs = list(record.runs)
+        for op, n in ops:
+            if not runs:
+                break
+            i = n % len(runs)
+            run = runs[i]
+            attempts = list(run.attempts)
+            j = n % len(attempts) if attempts else 0
+            if op == "drop_run":
+                runs.pop(i)
+                continue
+            if op == "run_status":
+                runs[i] = replace(run, status="FAILED" if run.status != "FAILED" else "SUCCEEDED")
+                continue
+            if not attempts:
+                continue
+            if op == "drop_attempt":
+                attempts.pop(j)
+            elif op == "status":
+                attempts[j] = replace(attempts[j], status="FATALLY_FAILED")
+            elif op == "param":
+                attempts[j] = replace(attempts[j], params={**attempts[j].params, "x": n})
+            elif op == "ghost_step":
+                attempts.append(replace(attempts[j], path=f"ghost{n}", step_id=f"ghost{n}"))
+            elif op == "dup_attempt":
+                attempts.append(attempts[j])
+            runs[i] = replace(run, attempts=tuple(attempts))
+        return replace(record, runs=tuple(runs))
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from(MUTATIONS), st.integers(0, 40)), min_size=1, max_size=6))
+    def test_same_report_as_whole_diff(self, ops: list[tuple[str, int]]) -> None:
+        trace = build_trace("t9", DIAMOND, {"b": ["user_error", "succeeded"]}, params={"c": {"d": 1}}, runs=3)
+        base = FakeEngine().replay(trace, ReplayOptions(seed=0))
+        other = self._mutate(FakeEngine().replay(trace, ReplayOptions(seed=1)), ops)
+        pruned = compare_records(trace, base, other)
+        assert pruned == compare_records(trace, base, other, prune=False)
