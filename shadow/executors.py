@@ -1,19 +1,28 @@
 """Where trials run: in this process, or spread over local worker processes.
 
 The :class:`Executor` protocol is deliberately small (run a batch of trace jobs, get their outcomes
-back in order) so that a distributed executor (Dask) can follow without touching the runner.
-Workers receive engine *specs* and build their engines once per chunk; they ignore SIGINT so that
-Ctrl-C reaches only the parent, which stops cleanly and keeps what is already written.
+back in order) so that a distributed executor (Dask) can follow without touching the runner. An
+executor may also offer ``run_batches`` (a stream of batches in, their outcomes out in order), which
+lets it work on the next batches while the runner stores the last one; :func:`stream_batches` uses it
+when present.
+
+The process pool ships one trace per task, largest first within a batch, and keeps two batches in
+flight: a worker that finishes early takes the next trace instead of waiting for the slowest chunk
+(one 1,900-step trace used to leave the other core idle for most of its batch). Workers receive
+engine *specs* and build their engines once per process and configuration; they ignore SIGINT so
+that Ctrl-C reaches only the parent, which stops cleanly and keeps what is already written.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Protocol
 
@@ -21,7 +30,7 @@ from engines.api import Engine
 from shadow.engines import build_engine
 from shadow.trial import ROLES, TraceJob, TraceOutcome, TrialConfig, run_trace_with
 
-__all__ = ["Executor", "InlineExecutor", "ProcessExecutor", "make_executor"]
+__all__ = ["Executor", "InlineExecutor", "ProcessExecutor", "make_executor", "stream_batches"]
 
 
 class Executor(Protocol):
@@ -32,9 +41,33 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
-def _run_chunk(jobs: Sequence[TraceJob], config: TrialConfig) -> list[TraceOutcome]:
-    engines: dict[str, Engine] = {role: build_engine(config.engines[role]) for role in ROLES}
-    return [run_trace_with(job, config, engines) for job in jobs]
+def stream_batches(executor: Executor, batches: Iterable[Sequence[TraceJob]],
+                   config: TrialConfig) -> Iterator[list[TraceOutcome]]:
+    """Each batch's outcomes, in order: through ``executor.run_batches`` when it has one (it may run
+    ahead), else one ``run_batch`` call per batch."""
+    ahead = getattr(executor, "run_batches", None)
+    if ahead is not None:
+        yield from ahead(batches, config)
+        return
+    for jobs in batches:
+        yield executor.run_batch(jobs, config)
+
+
+def job_cost(job: TraceJob) -> int:
+    """The recorded attempts of a trace: what its replay costs, to hand out the largest first."""
+    return sum(len(run.attempts) for run in job.trace.runs)
+
+
+# In a worker process: the engines of the last configuration seen, keyed by its pickled specs.
+_worker_engines: tuple[bytes, dict[str, Engine]] | None = None
+
+
+def _run_one(job: TraceJob, config: TrialConfig) -> TraceOutcome:
+    global _worker_engines
+    key = pickle.dumps(config.engines)
+    if _worker_engines is None or _worker_engines[0] != key:
+        _worker_engines = (key, {role: build_engine(config.engines[role]) for role in ROLES})
+    return run_trace_with(job, config, _worker_engines[1])
 
 
 class InlineExecutor:
@@ -68,7 +101,7 @@ def _init_worker(parent_pid: int) -> None:
 
 
 class ProcessExecutor:
-    """Spreads each batch over ``workers`` processes in contiguous chunks (one engine set per chunk)."""
+    """Spreads batches over ``workers`` processes, one trace per task, largest first, batches overlapping."""
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
@@ -78,17 +111,26 @@ class ProcessExecutor:
                                          initargs=(os.getpid(),),
                                          mp_context=multiprocessing.get_context("spawn"))
 
+    in_flight = 2
+    """Batches submitted beyond the one being collected (the workers' queue never runs dry)."""
+
+    def _submit(self, jobs: Sequence[TraceJob], config: TrialConfig) -> list[Future[TraceOutcome]]:
+        futures: list[Future[TraceOutcome] | None] = [None] * len(jobs)
+        for i in sorted(range(len(jobs)), key=lambda i: -job_cost(jobs[i])):
+            futures[i] = self._pool.submit(_run_one, jobs[i], config)
+        return [f for f in futures if f is not None]
+
     def run_batch(self, jobs: Sequence[TraceJob], config: TrialConfig) -> list[TraceOutcome]:
-        if not jobs:
-            return []
-        size = -(-len(jobs) // self.workers)
-        futures: list[Future[list[TraceOutcome]]] = [
-            self._pool.submit(_run_chunk, list(jobs[i:i + size]), config) for i in range(0, len(jobs), size)
-        ]
-        out: list[TraceOutcome] = []
-        for future in futures:
-            out.extend(future.result())
-        return out
+        return [future.result() for future in self._submit(jobs, config)]
+
+    def run_batches(self, batches: Iterable[Sequence[TraceJob]], config: TrialConfig) -> Iterator[list[TraceOutcome]]:
+        queued: deque[list[Future[TraceOutcome]]] = deque()
+        for jobs in batches:
+            queued.append(self._submit(jobs, config))
+            if len(queued) > self.in_flight:
+                yield [future.result() for future in queued.popleft()]
+        while queued:
+            yield [future.result() for future in queued.popleft()]
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -10,14 +10,14 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from shadow.engines import EngineSpec, EngineSpecError, build_engine
-from shadow.executors import Executor, make_executor
+from shadow.executors import Executor, make_executor, stream_batches
 from shadow.noise import NoiseConfig, Registry
 from shadow.results.aggregate import refresh_aggregates
 from shadow.results.store import ResultsStore, dumps
@@ -43,7 +43,7 @@ class RunSettings:
     limit: int | None = None
     registry: Registry = field(default_factory=Registry)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
-    batch_size: int = 32
+    batch_size: int = 16
     flush_traces: int = 256
     flush_seconds: float = 5.0
     # Also flush once the buffer holds this many step rows: memory follows the batch, not the run
@@ -200,15 +200,10 @@ def run_shadow(settings: RunSettings, *, progress: Progress | None = None,
         executor = executor or make_executor(settings.workers)
         status = "finished"
         try:
-            pending: list[SourceItem] = []
-            for item in read_corpus(settings.corpus):
-                pending.append(item)
-                if len(pending) >= settings.batch_size:
-                    if _step(session, selector, executor, config, pending, progress):
-                        break
-                    pending = []
-            else:
-                _step(session, selector, executor, config, pending, progress)
+            for outcomes in stream_batches(executor, _batches(session, selector), config):
+                session.add(outcomes)
+                if progress is not None:
+                    progress(session.traces_done + len(session.buffer), session.divergences)
         except KeyboardInterrupt:
             status = "interrupted"
         except BaseException:
@@ -229,9 +224,25 @@ def run_shadow(settings: RunSettings, *, progress: Progress | None = None,
                          session.divergences, session.items_read, tuple(session.unreadable), session.items_bad)
 
 
-def _step(session: _Session, selector: TraceSelector, executor: Executor, config: TrialConfig,
-          items: list[SourceItem], progress: Progress | None) -> bool:
-    """Select and run one batch; True when ``--limit`` is reached."""
+def _batches(session: _Session, selector: TraceSelector) -> Iterator[list[TraceJob]]:
+    """The corpus as batches of jobs to replay: read, quarantined, selected, deduplicated, limited."""
+    pending: list[SourceItem] = []
+    for item in read_corpus(session.settings.corpus):
+        pending.append(item)
+        if len(pending) >= session.settings.batch_size:
+            jobs, done = _select(session, selector, pending)
+            if jobs:
+                yield jobs
+            if done:
+                return
+            pending = []
+    jobs, _ = _select(session, selector, pending)
+    if jobs:
+        yield jobs
+
+
+def _select(session: _Session, selector: TraceSelector, items: list[SourceItem]) -> tuple[list[TraceJob], bool]:
+    """One batch's jobs, and whether ``--limit`` is reached."""
     chosen = selector.select(session.take(items))
     # The same trace id twice in a corpus: the first occurrence wins.
     unique: list[SourceItem] = []
@@ -245,9 +256,4 @@ def _step(session: _Session, selector: TraceSelector, executor: Executor, config
         unique = unique[: max(0, limit - session.selected)]
     session.selected += len(unique)
     jobs = [TraceJob(it.trace, it.file, it.line) for it in unique if it.trace is not None]
-    session.add(executor.run_batch(jobs, config))
-    if progress is not None:
-        progress(session.traces_done + len(session.buffer), session.divergences)
-    return limit is not None and session.selected >= limit
-
-
+    return jobs, limit is not None and session.selected >= limit

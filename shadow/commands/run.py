@@ -8,6 +8,7 @@ import os
 import shlex
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -28,6 +29,8 @@ from shadow.sources import SelectionError
 __all__ = ["register"]
 
 EXIT_OK, EXIT_FINDINGS, EXIT_HARNESS, EXIT_INTERRUPTED = 0, 1, 4, 130
+# Seconds between progress lines when stderr is not a terminal (CI logs); SHADOW_PROGRESS_EVERY overrides.
+PROGRESS_EVERY = 3.0
 
 
 def register(sub: Any, groups: dict[str, Any]) -> None:
@@ -53,7 +56,7 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
                    help="virtual seconds after which an unfinished run is reported stuck")
     p.add_argument("--noise-relative", type=finite_number(positive=False), default=0.20, help="noise filter: relative threshold")
     p.add_argument("--noise-absolute", type=finite_number(positive=False), default=0.0003, help="noise filter: share of traces")
-    p.add_argument("--batch-size", type=int, default=32, help="traces per executor batch")
+    p.add_argument("--batch-size", type=int, default=16, help="traces per executor batch")
     p.add_argument("--flush-every", type=int, default=256, help="write to the database every N traces (or 5 s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--exact", action="store_true",
@@ -120,9 +123,16 @@ def _run_command(args: argparse.Namespace) -> int:
             return EXIT_HARNESS
         if args.no_progress:
             report = run_shadow(settings)
-        elif not err.is_terminal:  # CI logs: one plain line per batch instead of a live bar
+        elif not err.is_terminal:  # CI logs: a plain line every few seconds instead of a live bar
+            every = _progress_every()
+            began, last = time.monotonic(), [-every]
+
             def log_line(done: int, divergences: int) -> None:
-                print(f"progress: {done} traces, {divergences} divergences", file=sys.stderr, flush=True)
+                elapsed = time.monotonic() - began
+                if elapsed - last[0] >= every:
+                    last[0] = elapsed
+                    print(f"progress: {done} traces in {elapsed:.0f} s ({done / max(elapsed, 1e-9):.1f} traces/s), "
+                          f"{divergences} divergences", file=sys.stderr, flush=True)
 
             report = run_shadow(settings, progress=log_line)
         else:
@@ -150,6 +160,15 @@ def _run_command(args: argparse.Namespace) -> int:
     if report.status == "interrupted":
         return EXIT_INTERRUPTED
     return _incomplete_input(err, report, args.corpus)
+
+
+def _progress_every() -> float:
+    """SHADOW_PROGRESS_EVERY (seconds >= 0) or the default; a bad value is not worth failing a run over."""
+    try:
+        value = float(os.environ.get("SHADOW_PROGRESS_EVERY", PROGRESS_EVERY))
+    except ValueError:
+        return PROGRESS_EVERY
+    return value if 0 <= value < float("inf") else PROGRESS_EVERY
 
 
 def _incomplete_input(err: Console, report: RunReport, corpus: list[str]) -> int:

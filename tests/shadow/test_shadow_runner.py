@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -33,6 +34,12 @@ def write_corpus(path: Path, n: int, *, bad_lines: int = 0) -> Path:
         for _ in range(bad_lines):
             out.write("{not json\n")
     return path
+
+
+def _progress(line: str) -> int:
+    """Traces done in a non-TTY progress line (``progress: N traces in ...``), else -1."""
+    match = re.match(r"progress: (\d+) traces", line)
+    return int(match[1]) if match else -1
 
 
 def settings(corpus: Path, db: Path, candidate: str = "oracle", **kw: object) -> RunSettings:
@@ -202,11 +209,11 @@ class TestSelectionAndResume:
         cmd = [sys.executable, "-m", "shadow.cli", "run", str(corpus), "--db", str(db), "--workers", "2",
                "--baseline", "oracle", "--candidate", "shadow.testing:slow_engine", "--batch-size", "2",
                "--flush-every", "2"]
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env = {**os.environ, "PYTHONPATH": str(REPO), "SHADOW_PROGRESS_EVERY": "0"}
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         assert proc.stderr is not None
-        for line in proc.stderr:  # non-TTY progress: one line per flushed batch
-            if line.startswith("progress: 6 traces"):
+        for line in proc.stderr:  # non-TTY progress: one line per batch (SHADOW_PROGRESS_EVERY=0)
+            if _progress(line) >= 6:
                 break
         children_file = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
         workers = [int(p) for p in children_file.read_text().split()] if children_file.exists() else []
@@ -248,11 +255,11 @@ class TestInterrupt:
         cmd = [sys.executable, "-m", "shadow.cli", "run", str(corpus), "--db", str(db), "--workers", "2",
                "--baseline", "oracle", "--candidate", "shadow.testing:slow_engine", "--batch-size", "2",
                "--flush-every", "2"]
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env = {**os.environ, "PYTHONPATH": str(REPO), "SHADOW_PROGRESS_EVERY": "0"}
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         assert proc.stderr is not None
         for line in proc.stderr:
-            if line.startswith("progress: 4 traces"):
+            if _progress(line) >= 4:
                 break
         proc.send_signal(signum)
         rest = proc.stderr.read()
