@@ -85,10 +85,9 @@ def _fresh_results(session: nox.Session, out: Path, count: str, seed: str, extra
     corpus, database = out / "corpus.jsonl", out / "results.duckdb"
     for stale in (database, out / "results.duckdb.wal"):
         stale.unlink(missing_ok=True)
-    max_steps = os.environ.get("SHADOW_MAX_STEPS", "150")
-    _step(session, "shadow", "corpus", "generate", "--seed", seed, "--count", count, "--max-steps", max_steps,
-          "-o", str(corpus))  # fmt: skip
-    run = ["shadow", "run", str(corpus), "--db", str(database), "--no-progress"]
+    cap = ["--max-steps", os.environ["SHADOW_MAX_STEPS"]] if os.environ.get("SHADOW_MAX_STEPS") else []
+    _step(session, "shadow", "corpus", "generate", "--seed", seed, "--count", count, *cap, "-o", str(corpus))
+    run = ["shadow", "run", str(corpus), "--db", str(database)]  # progress: a bar, or a line every 3 s in CI logs
     if os.environ.get("SHADOW_REGISTRY"):
         run += ["--registry", os.environ["SHADOW_REGISTRY"]]
     # Divergences are findings for the gate to judge, not a failure of the run itself.
@@ -101,7 +100,8 @@ def shadow(session: nox.Session) -> None:
     """The main job: built-in corpus -> shadow run -> shadow report -> shadow gate; exits with the gate's code.
 
     Artifacts in out/: results.duckdb, report.html, verdict.json, junit.xml, summary.md. Environment:
-    SHADOW_TRACES (default 80), SHADOW_MAX_STEPS (150: steps per workflow), SHADOW_SEED (1), SHADOW_COHORTS (examples/cohorts.toml),
+    SHADOW_TRACES (default 200), SHADOW_MAX_STEPS (steps per workflow; uncapped by default), SHADOW_SEED (1),
+    SHADOW_COHORTS (examples/cohorts.toml),
     SHADOW_REGISTRY (a known-divergence registry, none by default). Arguments after -- go to
     ``shadow run``; ``-- --planted-fault`` swaps in a broken candidate (examples/planted_fault.py).
     """
@@ -110,7 +110,7 @@ def shadow(session: nox.Session) -> None:
     if "--planted-fault" in session.posargs:
         extra += ["--candidate", "examples.planted_fault:lost_wakeup"]
     out = Path("out")
-    count, seed = os.environ.get("SHADOW_TRACES", "80"), os.environ.get("SHADOW_SEED", "1")
+    count, seed = os.environ.get("SHADOW_TRACES", "200"), os.environ.get("SHADOW_SEED", "1")
     database = _fresh_results(session, out, count, seed, extra)
     _step(session, "shadow", "summary", str(database))
     _step(session, "shadow", "report", str(database), "-o", str(out / "report.html"))

@@ -43,6 +43,7 @@ ARGS: dict[str, list[str]] = {
     "bench_replay": ["--traces", "30", "--budget", "20"],
     "bench_wfformat_makespan": ["--cpu-budget", "10"],
     "bench_maestro_races": ["--seeds", "3"],
+    "bench_replay_speed": ["--seed", "1", "--count", "200", "--exact-sample", "12"],
 }
 QUICK_ARGS: dict[str, list[str]] = {
     "bench_report": ["--runs", "10000", "--repeat", "1"],
@@ -54,6 +55,7 @@ QUICK_ARGS: dict[str, list[str]] = {
     "bench_wfformat_makespan": ["--engines", "actor", "--cpu-budget", "3"],
     "bench_replay": ["--budget", "5"],
     "bench_maestro_races": ["--seeds", "1"],
+    "bench_replay_speed": ["--count", "20", "--exact-sample", "4"],
 }
 
 
