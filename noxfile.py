@@ -17,9 +17,9 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 PYTHON = os.environ.get("SHADOW_PYTHON", "python3")
 
 
-def _install(session: nox.Session, *groups: str) -> None:
+def _install(session: nox.Session, *groups: str, extras: str = "") -> None:
     session.install("--upgrade", "pip>=25.1")
-    args = ["-e", "."]
+    args = ["-e", f".[{extras}]" if extras else "."]
     for group in groups:
         args += ["--group", group]
     session.install(*args)
@@ -30,15 +30,16 @@ def tests(session: nox.Session) -> None:
     """Run the test suite, without the tests marked ``slow`` (pass other pytest arguments after --).
 
     This is what .ci/run runs. ``nox -s tests_slow`` runs the slow ones (whole-corpus engine
-    comparisons, large real traces) - tens of minutes on two cores."""
-    _install(session, "test")
+    comparisons, large real traces) - tens of minutes on two cores. The PostgreSQL store tests need the
+    server binaries (Debian: ``apt-get install postgresql``; .ci/run installs them) and skip without."""
+    _install(session, "test", extras="postgres")
     session.run("pytest", *(session.posargs or ["-m", "not slow"]))
 
 
 @nox.session(python=PYTHON)
 def tests_slow(session: nox.Session) -> None:
     """Run only the tests marked ``slow``."""
-    _install(session, "test")
+    _install(session, "test", extras="postgres")
     session.run("pytest", "-m", "slow", *session.posargs)
 
 
