@@ -3,6 +3,9 @@
 One generic codec walks the dataclass type hints of :mod:`corpora.model`, so the wire format, the
 JSON Schema (:mod:`corpora.schema`) and the model cannot drift apart. Fields equal to their default
 are left out when encoding, which keeps traces small and byte-stable.
+
+Every number is bounded (:mod:`corpora.bounds`): a field's bound is checked on the raw JSON number
+before it is converted, and any other integer (also inside params and outputs) must fit in int64.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from functools import cache
 from typing import Any, TypeVar, get_args, get_origin
 
 from corpora import model
+from corpora.bounds import FIELD_BOUNDS, INT64, Bound, describe_number
 from corpora.errors import TraceError, TraceLocation
 
 __all__ = ["JSON_ANY", "decode", "encode", "field_types"]
@@ -103,7 +107,11 @@ def _type_name(tp: Any) -> str:
 def _check_json(value: Any, path: str, depth: int = 0) -> Any:
     if depth > 64:
         raise _fail(path, "JSON value nested more than 64 levels deep", "flatten the value")
-    if value is None or isinstance(value, (bool, str, int)):
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        if not INT64.contains(value):
+            raise INT64.error(value, path)
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -147,7 +155,8 @@ def _decode_plan(tp: Any) -> tuple[str, Any]:
             name for name, f in fields.items()
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         )
-        return "record", (tp, hints, fields, required)
+        bounds = {name: FIELD_BOUNDS[(tp, name)] for name in fields if (tp, name) in FIELD_BOUNDS}
+        return "record", (tp, hints, fields, required, bounds)
     return "unknown", tp
 
 
@@ -162,11 +171,18 @@ def _decode(tp: Any, data: Any, path: str) -> Any:
                 return None
             raise _fail(path, "null is not allowed here", "give a value or leave the field out")
         # Try exact primitive matches first so "3" stays a string and 3 stays an int.
+        specific: TraceError | None = None
         for opt in ordered:
             try:
                 return _decode(opt, data, path)
-            except TraceError:
+            except TraceError as exc:
+                # An object that is the one record option, or a number out of its range: that error
+                # (deeper path, real reason) says more than "expected X or Y".
+                if specific is None and (exc.code != "schema" or (isinstance(data, dict) and _is_record(opt))):
+                    specific = exc
                 continue
+        if specific is not None:
+            raise specific
         raise _fail(path, f"expected {names}, got {_describe(data)}")
     if kind == "tuple":
         if not isinstance(data, list):
@@ -191,10 +207,14 @@ def _decode(tp: Any, data: Any, path: str) -> Any:
         raise _fail(path, f"expected a boolean, got {_describe(data)}")
     if kind == "int":
         if isinstance(data, int) and not isinstance(data, bool):
+            if not INT64.contains(data):
+                raise INT64.error(data, path)
             return data
         raise _fail(path, f"expected an integer, got {_describe(data)}")
     if kind == "float":
         if isinstance(data, (int, float)) and not isinstance(data, bool):
+            if isinstance(data, int) and not INT64.contains(data):  # before float(), which overflows
+                raise INT64.error(data, path)
             if not math.isfinite(data):
                 raise _fail(path, f"non-finite number {data!r}", "use a finite number")
             return float(data)
@@ -208,6 +228,10 @@ def _decode(tp: Any, data: Any, path: str) -> Any:
     raise _fail(path, f"cannot decode type {tp!r}")  # pragma: no cover - model bug
 
 
+def _is_record(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
 def _union_rank(tp: Any) -> int:
     order = {bool: 0, int: 1, float: 2, str: 3}
     return order.get(tp, 4) if isinstance(tp, type) else 5
@@ -219,7 +243,7 @@ def _describe(data: Any) -> str:
     if isinstance(data, bool):
         return f"boolean {str(data).lower()}"
     if isinstance(data, (int, float)):
-        return f"number {data!r}"
+        return f"number {describe_number(data)}"
     if isinstance(data, str):
         shown = data if len(data) <= 40 else data[:37] + "..."
         return f"string {shown!r}"
@@ -230,8 +254,10 @@ def _describe(data: Any) -> str:
     return type(data).__name__
 
 
-def _decode_record(plan: tuple[Any, dict[str, Any], dict[str, Any], tuple[str, ...]], data: Any, path: str) -> Any:
-    cls, hints, fields, required = plan
+def _decode_record(
+    plan: tuple[Any, dict[str, Any], dict[str, Any], tuple[str, ...], dict[str, Bound]], data: Any, path: str
+) -> Any:
+    cls, hints, fields, required, bounds = plan
     if not isinstance(data, dict):
         raise _fail(path, f"expected an object ({cls.__name__}), got {_describe(data)}")
     for key in data:
@@ -245,5 +271,8 @@ def _decode_record(plan: tuple[Any, dict[str, Any], dict[str, Any], tuple[str, .
     for name in required:
         if name not in data:
             raise _fail(f"{path}.{name}", f"missing required field {name!r} in {cls.__name__}")
+    if bounds:
+        for name, bound in bounds.items():  # on the raw number, before any conversion can overflow
+            bound.check(data.get(name), f"{path}.{name}")
     kwargs = {name: _decode(hints[name], value, f"{path}.{name}") for name, value in data.items()}
     return cls(**kwargs)

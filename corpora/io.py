@@ -24,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+from corpora.bounds import parse_int
 from corpora.codec import decode, encode
 from corpora.errors import TraceError, TraceLocation
 from corpora.model import FORMAT, Trace
@@ -76,6 +77,8 @@ def load_trace(obj_or_line: str | bytes | Mapping[str, Any]) -> Trace:
         except json.JSONDecodeError as exc:
             raise TraceError("malformed_json", f"invalid JSON: {exc.msg} at column {exc.colno}",
                              hint="each line must be one complete JSON object") from None
+        except ValueError:  # an integer longer than int() converts: read it as OversizedInt, bounded later
+            data = _loads_oversized(obj_or_line)
         except RecursionError:
             raise TraceError("malformed_json", "JSON nested too deeply to parse",
                              hint="flatten the value") from None
@@ -100,6 +103,14 @@ def load_trace(obj_or_line: str | bytes | Mapping[str, Any]) -> Trace:
         raise TraceError("schema", "trace nested too deeply (foreach/steps recursion)",
                          hint="nest foreach steps at most a few dozen levels", trace_id=trace_id) from None
     return trace
+
+
+def _loads_oversized(text: str | bytes) -> Any:
+    try:
+        return json.loads(text, parse_int=parse_int)
+    except (ValueError, RecursionError) as exc:
+        raise TraceError("malformed_json", f"invalid JSON: {exc}"[:300],
+                         hint="each line must be one complete JSON object") from None
 
 
 def _refine(exc: TraceError, trace_id: str | None) -> TraceError:

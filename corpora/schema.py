@@ -6,7 +6,8 @@ the shipped file equals :func:`trace_schema`; regenerate it with::
 
     python -m corpora.schema > corpora/shadow-trace-1.schema.json
 
-The schema checks shape only (as the codec does); graph rules such as "no cycles" live in
+The schema checks shape and the range of every numeric field (:mod:`corpora.bounds`, as the codec
+does; numbers inside params and outputs are left to the codec); graph rules such as "no cycles" live in
 :mod:`corpora.validate`. Enum values are written in their canonical case; the codec also accepts
 other cases when reading.
 """
@@ -23,6 +24,7 @@ from functools import cache
 from importlib import resources
 from typing import Any, get_args, get_origin
 
+from corpora.bounds import FIELD_BOUNDS, INT64, Bound
 from corpora.codec import JSON_ANY, field_types
 from corpora.model import FORMAT, Trace
 
@@ -54,7 +56,7 @@ def _record_schema(cls: type, defs: dict[str, Any]) -> dict[str, Any]:
         properties: dict[str, Any] = {}
         required: list[str] = []
         for f in dataclasses.fields(cls):
-            prop = _type_schema(hints[f.name], defs)
+            prop = _type_schema(hints[f.name], defs, FIELD_BOUNDS.get((cls, f.name)))
             if cls is Trace and f.name == "format":
                 prop = {"const": FORMAT}
             properties[f.name] = prop
@@ -72,12 +74,20 @@ def _record_schema(cls: type, defs: dict[str, Any]) -> dict[str, Any]:
     return {"$ref": f"#/$defs/{name}"}
 
 
-def _type_schema(tp: Any, defs: dict[str, Any]) -> dict[str, Any]:
+def _range(bound: Bound) -> dict[str, Any]:
+    """``minimum`` / ``maximum`` (or the exclusive forms) of a numeric field, from :mod:`corpora.bounds`."""
+    return {
+        "exclusiveMinimum" if bound.lo_open else "minimum": bound.lo,
+        "exclusiveMaximum" if bound.hi_open else "maximum": bound.hi,
+    }
+
+
+def _type_schema(tp: Any, defs: dict[str, Any], bound: Bound | None = None) -> dict[str, Any]:
     if tp is JSON_ANY or tp is Any:
         return {}
     origin = get_origin(tp)
     if origin in (types.UnionType, typing.Union):
-        options = [_type_schema(o, defs) for o in get_args(tp)]
+        options = [_type_schema(o, defs, bound) for o in get_args(tp)]
         return {"anyOf": options}
     if origin is tuple:
         return {"type": "array", "items": _type_schema(get_args(tp)[0], defs)}
@@ -89,6 +99,8 @@ def _type_schema(tp: Any, defs: dict[str, Any]) -> dict[str, Any]:
         return {"enum": [m.value for m in tp]}
     simple = {bool: "boolean", int: "integer", float: "number", str: "string"}
     if tp in simple:
+        if tp in (int, float):
+            return {"type": simple[tp], **_range(bound or INT64)}
         return {"type": simple[tp]}
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return _record_schema(tp, defs)

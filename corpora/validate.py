@@ -2,9 +2,10 @@
 
 The codec already guarantees the *shape* of a trace (types, required fields, enum values). This module
 checks what a shape cannot express: the step graph is acyclic, transitions point at steps that exist,
-step ids are unique, every recorded attempt names a leaf step path that exists, durations are finite and
-non-negative, attempt numbers count 1, 2, 3 ... per path, and every subworkflow reference resolves. Each
-problem is a :class:`~corpora.errors.TraceError` with a stable ``code`` and the JSON path of the culprit,
+step ids are unique, every recorded attempt names a leaf step path that exists, every number is inside
+its bound (:mod:`corpora.bounds`, also for traces built in Python, which skip the codec), attempt
+numbers count 1, 2, 3 ... per path, and every subworkflow reference resolves. Each problem
+is a :class:`~corpora.errors.TraceError` with a stable ``code`` and the JSON path of the culprit,
 so a quarantined trace can be fixed without guessing.
 
 Engines rely on these guarantees: after ``validate_trace`` they may build a DAG and look attempts up by
@@ -13,19 +14,26 @@ path without defensive checks.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 
 import networkx as nx
 
+from corpora.bounds import (
+    BACKOFF_EXPONENT,
+    BACKOFF_SECONDS,
+    CONCURRENCY,
+    COUNT,
+    DURATION,
+    MAX_RETRY_LIMIT,
+    RETRY_LIMIT,
+    TIMEOUT,
+    TIMESTAMP,
+)
 from corpora.errors import TraceError, TraceLocation
-from corpora.model import FORMAT, Param, RetryPolicy, Step, StepType, Trace, WorkflowDefinition
+from corpora.model import FORMAT, ObservedRun, Param, RetryPolicy, Step, StepType, Trace, WorkflowDefinition
 
 __all__ = ["MAX_RETRY_LIMIT", "iter_scopes", "parse_step_path", "resolve_step_path", "validate_trace"]
-
-# Maestro's Constants.MAX_RETRY_LIMIT: a definition with a larger literal limit is rejected.
-MAX_RETRY_LIMIT = 99
 
 _SEGMENT = re.compile(r"^(?P<id>[^/\[\]]+)(?:\[(?P<index>0|[1-9][0-9]*)\])?$")
 _BAD_ID_CHARS = re.compile(r"[/\[\]\s]")
@@ -248,28 +256,21 @@ def _check_params(params: Mapping[str, Param], path: str, tid: str) -> None:
 
 
 def _check_positive(value: int | None, path: str, tid: str) -> None:
-    if value is not None and value < 1:
-        raise _error("bad_value", path, f"must be at least 1, got {value}", "use a positive integer or leave it out", tid)
+    CONCURRENCY.check(value, path, tid)
 
 
 def _check_duration_field(value: int | float | str | None, path: str, tid: str) -> None:
-    if isinstance(value, (int, float)) and not (math.isfinite(value) and value > 0):
-        raise _error("bad_duration", path, f"timeout must be a positive finite number of seconds, got {value!r}",
-                     "use seconds > 0, a duration string like '2h', or leave it out", tid)
+    TIMEOUT.check(value, path, tid)
 
 
 def _check_retry_policy(policy: RetryPolicy, path: str, tid: str) -> None:
     for name in ("error_retry_limit", "platform_retry_limit", "timeout_retry_limit"):
-        value = getattr(policy, name)
-        if isinstance(value, int) and not 0 <= value <= MAX_RETRY_LIMIT:
-            raise _error("bad_value", f"{path}.{name}", f"retry limit {value} is outside 0..{MAX_RETRY_LIMIT}",
-                         "use a limit between 0 and 99 or a '$param' string", tid)
+        RETRY_LIMIT.check(getattr(policy, name), f"{path}.{name}", tid)
     if policy.backoff is not None:
         for name in policy.backoff.__slots__:
-            value = getattr(policy.backoff, name)
-            if isinstance(value, int) and not isinstance(value, bool) and value < 0:
-                raise _error("bad_value", f"{path}.backoff.{name}", f"negative backoff value {value}",
-                             "backoff values are non-negative", tid)
+            bound = BACKOFF_EXPONENT if name.endswith("_exponent") else BACKOFF_SECONDS
+            if name != "type":
+                bound.check(getattr(policy.backoff, name), f"{path}.backoff.{name}", tid)
 
 
 def _check_runs(trace: Trace) -> None:
@@ -286,16 +287,16 @@ def _check_runs(trace: Trace) -> None:
                          f"run id {run.run_id!r} is used twice (also at $.runs[{run_ids[run.run_id]}])",
                          "give every run of a trace its own id", tid)
         run_ids[run.run_id] = r
-        if not math.isfinite(run.trigger_time):
-            raise _error("bad_duration", f"{rpath}.trigger_time", f"trigger time {run.trigger_time!r} is not finite",
-                         "use epoch seconds", tid)
+        TIMESTAMP.check(run.trigger_time, f"{rpath}.trigger_time", tid)
+        if run.observed is not None:
+            _check_observed(run.observed, f"{rpath}.observed", tid)
         numbers: dict[str, list[tuple[int, int]]] = {}
         for a, attempt in enumerate(run.attempts):
             apath = f"{rpath}.attempts[{a}]"
-            if not (math.isfinite(attempt.duration) and attempt.duration >= 0):
+            if not DURATION.contains(attempt.duration):
                 raise _error("bad_duration", f"{apath}.duration",
                              f"duration {attempt.duration!r} of {attempt.path!r} attempt {attempt.attempt} is "
-                             "negative or not finite", "durations are non-negative finite seconds", tid)
+                             f"negative, not finite or too long (allowed: {DURATION.range_text})", DURATION.hint, tid)
             if attempt.path not in resolved:
                 try:
                     resolve_step_path(trace, attempt.path, index)
@@ -317,3 +318,12 @@ def _check_runs(trace: Trace) -> None:
                 raise _error(code, f"{rpath}.attempts[{a}].attempt",
                              f"attempts of {step_path!r} are numbered {[n for n, _ in seen]}",
                              "number each step path's attempts 1, 2, 3 ... without gaps or repeats", tid)
+
+
+def _check_observed(observed: ObservedRun, path: str, tid: str) -> None:
+    TIMESTAMP.check(observed.start_time, f"{path}.start_time", tid)
+    TIMESTAMP.check(observed.end_time, f"{path}.end_time", tid)
+    for name, step in observed.steps.items():
+        TIMESTAMP.check(step.start_time, f"{path}.steps.{name}.start_time", tid)
+        TIMESTAMP.check(step.end_time, f"{path}.steps.{name}.end_time", tid)
+        COUNT.check(step.attempts, f"{path}.steps.{name}.attempts", tid)

@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from corpora.bounds import INT64_MAX, INT64_MIN, TIMESTAMP_MAX_SECONDS
 from corpora.codec import encode
 from corpora.errors import TraceError
 from corpora.generator import generate_trace
@@ -33,8 +34,10 @@ from corpora.testing import diamond_trace, foreach_trace, subworkflow_trace
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
 IDS = st.text("abcdefghijklmnopqrstuvwxyz_0123456789-", min_size=1, max_size=8)
 FINITE = st.floats(allow_nan=False, allow_infinity=False)
+INT64 = st.integers(INT64_MIN, INT64_MAX)
+EPOCH = st.floats(0, TIMESTAMP_MAX_SECONDS, exclude_max=True)
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | FINITE | TEXT,
+    st.none() | st.booleans() | INT64 | FINITE | TEXT,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
     max_leaves=8,
 )
@@ -66,7 +69,7 @@ def valid_traces(draw: st.DrawFn) -> Trace:
                     sid, n, draw(st.sampled_from(Outcome)), draw(st.floats(0, 1e7)),
                     draw(st.dictionaries(TEXT, JSON, max_size=2)),
                 ))
-        runs.append(Run(f"r{r}", draw(FINITE), draw(st.dictionaries(TEXT, JSON, max_size=2)),
+        runs.append(Run(f"r{r}", draw(EPOCH), draw(st.dictionaries(TEXT, JSON, max_size=2)),
                         draw(TEXT), tuple(attempts)))
     return Trace(
         trace_id=draw(IDS), definition=WorkflowDefinition(draw(IDS), tuple(steps), params=draw(PARAMS)),
