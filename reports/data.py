@@ -33,8 +33,9 @@ from reports.records import (
     Verdict,
     Waiver,
 )
+from shadow.results.identity import resolve, scope
 from shadow.results.schema import SCHEMA_VERSION, TABLES
-from shadow.results.store import open_failure_hint
+from shadow.results.store import ResultsError, open_failure_hint
 
 __all__ = [
     "CDF_PROBABILITIES",
@@ -102,7 +103,8 @@ class ResultsReader:
 
     Concurrency: one reader per thread; DuckDB's read-only mode lets it run beside other readers."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, identity: str | None = None) -> None:
+        """``identity``: whose results to read (id or unique prefix; default the latest session's)."""
         self.path = Path(path)
         if not self.path.is_file():
             raise ReportDataError(f"{self.path}: no such results database; run 'shadow run' first or check the path")
@@ -121,6 +123,13 @@ class ResultsReader:
                 "pass the file written by 'shadow run'"
             )
         self._tables = present
+        try:
+            self.identity = resolve(self._con, identity, str(self.path))
+            if self.identity is not None:
+                scope(self._con, self.identity)
+        except ResultsError as exc:
+            self._con.close()
+            raise ReportDataError(f"{exc}; 'shadow summary' names the latest identity") from exc
 
     def __enter__(self) -> ResultsReader:
         return self
@@ -174,6 +183,7 @@ class ResultsReader:
             verdicts=self.verdicts(),
             provenance=self.provenance(),
             schema_version=self.schema_version(),
+            identity=self.identity.describe() if self.identity else "",
         )
 
     def schema_version(self) -> str:

@@ -45,6 +45,8 @@ class ReportOptions:
     # Where relative corpus paths of exemplar traces are looked up (for the real DAG); the results
     # database's folder and the working directory are always tried after these.
     corpus_roots: tuple[Path, ...] = ()
+    # Whose results to show (id or unique prefix, see shadow.results.identity); None: the latest session's.
+    identity: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +211,7 @@ def render_html(results: str | Path, *, baseline: str | Path | None = None, opti
     """The report page for ``results`` (optionally compared with a previous ``baseline`` database)."""
     options = options or ReportOptions()
     script = _asset("report.js")
-    with ResultsReader(results) as reader:
+    with ResultsReader(results, options.identity) as reader:
         if baseline is not None:
             with ResultsReader(baseline) as prev:
                 context = build_context(reader, options, prev)

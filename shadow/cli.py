@@ -15,8 +15,10 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
-__all__ = ["EXIT_FAIL", "EXIT_HARNESS", "EXIT_INTERRUPTED", "EXIT_OK", "finite_number", "main"]
+__all__ = ["EXIT_FAIL", "EXIT_HARNESS", "EXIT_INTERRUPTED", "EXIT_OK", "add_mkdir_flag", "finite_number", "main",
+           "output_folder_problem"]
 
 EXIT_OK = 0
 EXIT_FAIL = 1
@@ -53,6 +55,33 @@ def finite_number(*, positive: bool) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+def add_mkdir_flag(parser: argparse.ArgumentParser) -> None:
+    """``--mkdir``: the same flag on every command that writes an output file."""
+    parser.add_argument("--mkdir", action="store_true",
+                        help="create the output file's folder when it is missing (without it, a missing folder is "
+                             "an error, exit 4: a typo must not scatter folders)")
+
+
+def output_folder_problem(path: str | os.PathLike[str] | None, flag: str, *, mkdir: bool) -> str | None:
+    """Why ``path`` cannot be written for want of its folder, or None (its folder exists, or ``mkdir`` and it
+    was created now). '-' (stdout) and None (not requested) are fine."""
+    if path is None or str(path) == "-":
+        return None
+    folder = Path(path).parent
+    if folder.is_dir():
+        return None
+    if folder.exists():
+        return f"cannot write {flag} {path}: {folder} is not a folder; choose another path"
+    if mkdir:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return f"cannot write {flag} {path}: cannot create the folder {folder} ({exc.strerror or exc}); choose another path"
+        return None
+    return (f"cannot write {flag} {path}: the folder {folder} does not exist; create it, choose another path, or "
+            "pass --mkdir to have it created")
 
 
 class _Parser(argparse.ArgumentParser):

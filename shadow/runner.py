@@ -8,6 +8,7 @@ nothing, so a SIGKILL at any moment followed by a rerun neither loses nor duplic
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -20,8 +21,16 @@ from shadow.engines import EngineSpec, EngineSpecError, build_engine
 from shadow.executors import Executor, make_executor, stream_batches
 from shadow.noise import NoiseConfig, Registry
 from shadow.results.aggregate import refresh_aggregates
+from shadow.results.identity import IdentityMismatch, compute_identity, differences
 from shadow.results.store import ResultsStore, dumps
-from shadow.sources import SourceItem, TraceSelector, corpus_hash, read_corpus, sample_hit
+from shadow.sources import (
+    SourceItem,
+    TraceSelector,
+    corpus_content_hash,
+    corpus_hash,
+    read_corpus,
+    sample_hit,
+)
 from shadow.trial import TraceJob, TraceOutcome, TrialConfig
 
 __all__ = ["RunReport", "RunSettings", "run_shadow"]
@@ -51,6 +60,8 @@ class RunSettings:
     flush_rows: int = 20_000
     command: str = ""
     exact: bool = False
+    # Start a new identity in a database that holds another (otherwise refused: IdentityMismatch).
+    new_session: bool = False
 
     @property
     def seeds(self) -> dict[str, int]:
@@ -87,14 +98,20 @@ def _git_sha() -> str | None:
     return out.stdout.strip() or None
 
 
-def _engine_label(spec: EngineSpec) -> str:
-    """``name version`` as the engine reports itself, plus the target for plugged-in engines."""
+def _engine_part(spec: EngineSpec) -> dict[str, Any]:
+    """An engine's part of the identity: ``name version`` as it reports itself (plus the target for a
+    plugged-in engine), its factory target and a hash of its factory options."""
+    name = version = None
     try:
         engine = build_engine(spec)
-        label = f"{engine.name} {engine.version}"
+        name, version = engine.name, engine.version
+        label = f"{name} {version}"
     except EngineSpecError:
         label = spec.name
-    return label if spec.target.startswith("engines.") else f"{label} ({spec.target})"
+    label = label if spec.target.startswith("engines.") else f"{label} ({spec.target})"
+    options = dumps({"target": spec.target, "kwargs": dict(spec.kwargs)})
+    return {"engine": label, "name": name, "version": version, "target": spec.target,
+            "config_hash": hashlib.sha256(options.encode()).hexdigest()}
 
 
 def _provenance(settings: RunSettings) -> dict[str, Any]:
@@ -109,13 +126,33 @@ def _provenance(settings: RunSettings) -> dict[str, Any]:
         version = metadata.version("workflow-shadow")
     except metadata.PackageNotFoundError:
         version = None
+    baseline, candidate = _engine_part(settings.baseline), _engine_part(settings.candidate)
+    # What produced the rows (shadow.results.identity): not the selection, noise or registry, nor --exact.
+    parts = {"corpus": {"content_sha256": corpus_content_hash(settings.corpus)}, "baseline": baseline,
+             "candidate": candidate, "seeds": settings.seeds, "time_limit": settings.time_limit,
+             "harness_version": version}
     return {
         "command": settings.command, "git_sha": _git_sha(), "package_version": version,
-        "baseline_engine": _engine_label(settings.baseline), "candidate_engine": _engine_label(settings.candidate),
+        "baseline_engine": baseline["engine"], "candidate_engine": candidate["engine"],
         "config_hash": hashlib.sha256(text.encode()).hexdigest(), "config": text,
         "seeds": dumps(settings.seeds), "corpus_hash": corpus_hash(settings.corpus),
-        "corpus_files": dumps(list(settings.corpus)),
+        "corpus_files": dumps(list(settings.corpus)), "identity": compute_identity(parts),
+        "identity_parts": dumps(parts), "exact": settings.exact,
     }
+
+
+def _claim(store: ResultsStore, provenance: dict[str, Any], new_session: bool) -> None:
+    """Refuse to add results of this identity to a database whose latest session has another, unless
+    ``new_session``; a rerun of the same identity resumes."""
+    latest = store.latest_identity()
+    if latest is None or latest[0] == provenance["identity"] or new_session:
+        return
+    identity, parts, started = latest
+    what = "; ".join(differences(parts, json.loads(provenance["identity_parts"])))
+    raise IdentityMismatch(
+        f"{store.path} holds results of another identity ({identity[:12]}, last session {started[:19]} UTC): "
+        f"{what}. Pass --db a new file to keep them apart, or --new-session to start a new identity in this file "
+        "(gate, summary and report then judge the latest identity; --identity picks another)")
 
 
 class _Session:
@@ -126,7 +163,8 @@ class _Session:
         self.store = store
         self.session_id = session_id
         self.done_ids = store.existing_trace_ids()
-        self.quarantined_at = {(f, ln) for f, ln in store.query("SELECT file, line FROM quarantine")}
+        self.quarantined_at = {(f, ln) for f, ln in store.query(
+            "SELECT file, line FROM quarantine WHERE identity = ?", [store.identity or ""])}
         self.buffer: list[TraceOutcome] = []
         self.buffered_rows = 0
         self.quarantine: list[dict[str, Any]] = []
@@ -193,8 +231,10 @@ def run_shadow(settings: RunSettings, *, progress: Progress | None = None,
     config = TrialConfig(engines={"baseline": settings.baseline, "candidate": settings.candidate,
                                   "baseline_aa": settings.baseline},
                          seeds=settings.seeds, time_limit=settings.time_limit, exact=settings.exact)
+    provenance = _provenance(settings)
     with ResultsStore(settings.db) as store:
-        session_id = store.start_session(_provenance(settings))
+        _claim(store, provenance, settings.new_session)
+        session_id = store.start_session(provenance)
         session = _Session(settings, store, session_id)
         own_executor = executor is None
         executor = executor or make_executor(settings.workers)

@@ -26,7 +26,8 @@ from corpora.errors import TraceError, TraceLocation
 from corpora.model import Trace
 from shadow.trial import count_steps
 
-__all__ = ["SelectionError", "SourceItem", "TraceSelector", "corpus_hash", "read_corpus", "sample_hit"]
+__all__ = ["SelectionError", "SourceItem", "TraceSelector", "corpus_content_hash", "corpus_hash", "read_corpus",
+           "sample_hit"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,18 @@ def corpus_hash(paths: Sequence[str]) -> str:
     digest = hashlib.sha256()
     for path in paths:
         digest.update(os.fsencode(Path(path).name) + b"\0")  # a non-UTF-8 file name hashes too
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def corpus_content_hash(paths: Sequence[str]) -> str:
+    """sha256 over the files' bytes only, in the order given (each file's length first, so that moving
+    bytes from one file to the next changes it): a copy of the corpus at another path hashes the same."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(str(os.path.getsize(path)).encode() + b"\0")
         with open(path, "rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)

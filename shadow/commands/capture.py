@@ -16,6 +16,7 @@ from typing import Any
 from corpora.io import TraceWriter
 from engines.api import EngineError
 from engines.legacy.capture import capture_traces
+from shadow.cli import add_mkdir_flag, output_folder_problem
 
 __all__ = ["register"]
 
@@ -34,10 +35,15 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.add_argument("--store", required=True, help="the legacy engine's SQLite file")
     p.add_argument("-o", "--output", required=True, help="output file (.gz compresses, - is stdout)")
     p.add_argument("--include-unfinished", action="store_true", help="also export runs that have not ended")
+    add_mkdir_flag(p)
     p.set_defaults(func=capture_command)
 
 
 def capture_command(args: argparse.Namespace) -> int:
+    problem = output_folder_problem(args.output, "-o", mkdir=args.mkdir)
+    if problem:
+        print(f"shadow capture: error: {problem}", file=sys.stderr)
+        return EXIT_HARNESS
     try:
         # Read everything first: a store error then leaves no half-written output behind.
         captured = list(capture_traces(args.store, include_unfinished=args.include_unfinished))

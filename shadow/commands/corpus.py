@@ -33,6 +33,7 @@ from corpora.errors import TraceError
 from corpora.generator import GeneratorConfig, generate_corpus
 from corpora.io import DEFAULT_MAX_LINE_BYTES, TraceItem, TraceWriter, read_traces
 from corpora.stats import CorpusStats, StatsAccumulator
+from shadow.cli import add_mkdir_flag, output_folder_problem
 from shadow.results.store import overwrite_problem
 
 __all__ = ["register"]
@@ -59,6 +60,7 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     )
     gen.add_argument("-o", "--output", required=True, help="output file (.gz compresses, - is stdout)")
     gen.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    add_mkdir_flag(gen)
     gen.set_defaults(func=run_generate)
 
     val = corpus.add_parser(
@@ -134,7 +136,7 @@ def _emit_json(data: object) -> None:
 def run_generate(args: argparse.Namespace) -> int:
     err = _stderr()
     digest = hashlib.sha256()
-    problem = overwrite_problem(args.output, "-o")
+    problem = overwrite_problem(args.output, "-o") or output_folder_problem(args.output, "-o", mkdir=args.mkdir)
     if problem:
         err.print(f"shadow corpus generate: {escape(problem)}")
         return EXIT_HARNESS

@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from corpora.importers import IMPORTERS, ImportOptions, run_import
 from corpora.io import TraceWriter
+from shadow.cli import add_mkdir_flag, output_folder_problem
 from shadow.results.store import overwrite_problem
 
 __all__ = ["register"]
@@ -42,6 +43,7 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
                              "starts/ends, so engines with different latency cannot race (Maestro; 0 = raw draws)")
     parser.add_argument("--schemas", type=Path, default=None,
                         help="folder with wfcommons-schema-1.4/1.5.json (default: ../shared/corpora/schemas when present)")
+    add_mkdir_flag(parser)
     parser.set_defaults(func=run)
 
 
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         err.print(f"shadow corpus import: no such file or folder: {escape(str(missing[0]))}")
         return 4
-    problem = overwrite_problem(args.output, "-o")
+    problem = overwrite_problem(args.output, "-o") or output_folder_problem(args.output, "-o", mkdir=args.mkdir)
     if problem:
         err.print(f"shadow corpus import: {escape(problem)}")
         return 4

@@ -16,7 +16,7 @@ from typing import Any
 
 import duckdb
 
-from shadow.cli import EXIT_HARNESS
+from shadow.cli import EXIT_HARNESS, add_mkdir_flag, output_folder_problem
 from shadow.gate.cohorts import load_cohorts
 from shadow.gate.errors import GateError
 from shadow.gate.evaluate import evaluate, store_verdicts
@@ -51,6 +51,10 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     parser.add_argument("--junit", metavar="FILE", help="write JUnit XML here (a test case per cohort and check)")
     parser.add_argument("--markdown", metavar="FILE", help="write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)")
     parser.add_argument("--no-store", action="store_true", help="do not append the verdicts to the database")
+    parser.add_argument("--identity", metavar="ID",
+                        help="judge the results of this identity (id or unique prefix, as 'shadow summary' or a "
+                             "previous gate printed it); default: the latest session's identity")
+    add_mkdir_flag(parser)
     parser.add_argument("--as-of", type=_as_of, metavar="TIME",
                         help="judge as of this UTC time (registry expiry, verdict timestamps); default now")  # fmt: skip
     parser.set_defaults(func=run_gate)
@@ -62,7 +66,7 @@ def _harness_error(args: argparse.Namespace, exc: GateError | OSError) -> int:
         document = {"schema": "shadow-verdict/1", "verdict": "HARNESS_ERROR", "exit_code": EXIT_HARNESS,
                     "error": str(exc), "cohorts": []}  # fmt: skip
         with contextlib.suppress(OSError):  # the --json path itself failed; the message above says so
-            write_artifact(args.json, json.dumps(document, indent=2) + "\n")
+            write_artifact(args.json, json.dumps(document, indent=2) + "\n", mkdir=args.mkdir)
     return EXIT_HARNESS
 
 
@@ -76,17 +80,17 @@ def _write_artifacts(args: argparse.Namespace, result: Any) -> None:
         if problem:
             raise OSError(problem)
         try:
-            write_artifact(path, render(result))
+            write_artifact(path, render(result), mkdir=args.mkdir)
         except OSError as exc:
             raise OSError(f"cannot write {flag} {path} ({exc.strerror or exc}): choose a writable path; "
                           "the verdicts themselves are already stored in the database") from exc
 
 
-def _warn_if_incomplete(database: str) -> None:
+def _warn_if_incomplete(database: str, identity: str | None) -> None:
     """A verdict on a run that was interrupted (Ctrl-C, a cancelled job) or failed covers only part of the
     corpus: say so on stderr, since the verdict itself cannot tell."""
     try:
-        con = open_results(database)
+        con = open_results(database, identity)
     except ResultsError:
         return  # evaluate() already opened it; a race here is not worth failing the gate over
     try:
@@ -103,16 +107,24 @@ def _warn_if_incomplete(database: str) -> None:
 
 def run_gate(args: argparse.Namespace) -> int:
     now = args.as_of or dt.datetime.now(dt.UTC)
+    for flag, path in (("--json", args.json), ("--junit", args.junit), ("--markdown", args.markdown)):
+        problem = output_folder_problem(path, flag, mkdir=args.mkdir)
+        if problem:  # before judging: a gate that cannot write its artifacts stores no verdicts either
+            print(f"shadow gate: harness error: {problem}", file=sys.stderr)
+            return EXIT_HARNESS
     try:
         cohorts = load_cohorts(args.cohorts)
-        result = evaluate(args.database, cohorts, now=now)
+        result = evaluate(args.database, cohorts, now=now, identity=args.identity)
         if not args.no_store:
             store_verdicts(args.database, result)
     except GateError as exc:
         return _harness_error(args, exc)
     # An artifact written to stdout ('-') must be the only thing there: the human lines go to stderr.
     human = sys.stderr if "-" in (args.json, args.junit, args.markdown) else sys.stdout
-    _warn_if_incomplete(args.database)
+    judged = result.identity
+    _warn_if_incomplete(args.database, judged.id if judged else None)
+    print(f"judging {judged.describe()}" if judged else
+          "judging every result in the file (it records no identity: written before identities existed)", file=human)
     for verdict in result.verdicts:
         print(f"{verdict.verdict:<17} {verdict.cohort} (score {verdict.score:.0f}, {verdict.n_traces} traces)",
               file=human)

@@ -9,7 +9,9 @@ from typing import Any
 
 from reports.data import ReportDataError, ReportLimits
 from reports.render import ReportOptions, write_report
-from shadow.results.store import overwrite_problem
+from shadow.cli import add_mkdir_flag, output_folder_problem
+from shadow.results.reader import judged_identity
+from shadow.results.store import ResultsError, overwrite_problem
 
 __all__ = ["register"]
 
@@ -38,6 +40,9 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     parser.add_argument("--corpus-root", type=Path, action="append", default=[],
                         help="folder where relative corpus paths of exemplar traces are found, to draw the real "
                              "DAG from the definition (default: the database's folder, then the working directory)")
+    parser.add_argument("--identity", metavar="ID",
+                        help="report the results of this identity (id or unique prefix); default: the latest session's")
+    add_mkdir_flag(parser)
     parser.set_defaults(func=_run)
 
 
@@ -52,12 +57,16 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_HARNESS
     options = ReportOptions(
         title=args.title, limits=ReportLimits(groups=args.max_groups, drilldown_groups=args.drilldown_groups),
-        corpus_roots=tuple(args.corpus_root),
+        corpus_roots=tuple(args.corpus_root), identity=args.identity,
     )
-    problem = overwrite_problem(args.output, "-o")
+    problem = overwrite_problem(args.output, "-o") or output_folder_problem(args.output, "-o", mkdir=args.mkdir)
     if problem:
         print(f"shadow report: {problem}", file=sys.stderr)
         return EXIT_HARNESS
+    try:
+        judged = judged_identity(args.results, args.identity)
+    except ResultsError:
+        judged = None  # not a results database, or no such identity: write_report says which, precisely
     try:
         stats = write_report(args.results, args.output, baseline=args.baseline, options=options)
     except ReportDataError as exc:
@@ -67,4 +76,6 @@ def _run(args: argparse.Namespace) -> int:
         print(f"shadow report: cannot write {args.output}: {exc.strerror or exc}; check the directory exists and is writable", file=sys.stderr)
         return EXIT_HARNESS
     print(f"wrote {stats.path} ({stats.bytes / 1024:,.0f} KiB, {stats.groups} groups, {stats.exemplars} exemplars) in {stats.seconds:.2f} s")
+    if judged is not None:
+        print(f"reported {judged.describe()}")
     return EXIT_OK

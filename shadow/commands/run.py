@@ -59,6 +59,10 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.add_argument("--batch-size", type=int, default=16, help="traces per executor batch")
     p.add_argument("--flush-every", type=int, default=256, help="write to the database every N traces (or 5 s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--new-session", action="store_true",
+                   help="the database holds results of another identity (candidate, baseline, corpus, seeds, time "
+                        "limit or harness version): start a new identity beside them instead of refusing; readers "
+                        "judge the latest identity unless given --identity")
     p.add_argument("--exact", action="store_true",
                    help="simulate every poll, heartbeat and reconciliation tick by tick instead of jumping over "
                         "idle periods (same records, much slower; for checking the fast path)")
@@ -110,6 +114,7 @@ def _run_command(args: argparse.Namespace) -> int:
             registry=registry, noise=NoiseConfig(args.noise_relative, args.noise_absolute),
             batch_size=max(1, args.batch_size),
             flush_traces=max(1, args.flush_every), command=shlex.join(sys.argv), exact=args.exact,
+            new_session=args.new_session,
         )
         undecodable = [p for p in (*settings.corpus, settings.db) if not _utf8(p)]
         if undecodable:

@@ -23,6 +23,8 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
                                    "quarantined, and start overhead per engine. Exit 0 when readable, 4 if not.")
     p.add_argument("db", help="results database written by 'shadow run'")
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
+    p.add_argument("--identity", metavar="ID",
+                   help="the identity to summarize (id or unique prefix; default: the latest session's)")
     p.set_defaults(func=summary_command)
 
 
@@ -47,12 +49,13 @@ def render(headline: Headline, console: Console) -> None:
     ratio = "-" if h.start_overhead_ratio is None else f"{h.start_overhead_ratio:.1f}x"
     table.add_row("start overhead ratio (baseline p50 / candidate p50)", ratio)
     table.add_row("last session", h.last_session_status or "-")
+    table.add_row("identity", h.identity_description or "- (not recorded: written before identities)")
     console.print(table)
 
 
 def summary_command(args: argparse.Namespace) -> int:
     try:
-        headline = read_headline(args.db)
+        headline = read_headline(args.db, args.identity)
     except ResultsError as exc:
         Console(stderr=True).print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         return 4

@@ -18,8 +18,9 @@ import pyarrow as pa
 
 from shadow.gate.cohorts import Cohort
 from shadow.gate.errors import ResultsDatabaseError
-from shadow.gate.evidence import collect_evidence, open_results
+from shadow.gate.evidence import collect_evidence, judged_identity, open_results
 from shadow.gate.verdict import CohortVerdict, Verdict, exit_code, judge_cohort, worst
+from shadow.results.identity import Identity
 from shadow.results.schema import TABLES
 from shadow.results.store import open_failure_hint
 
@@ -33,6 +34,8 @@ class GateResult:
     database: str
     created_at: dt.datetime
     verdicts: tuple[CohortVerdict, ...]
+    # The one identity judged (None: the database records none, written before identities existed).
+    identity: Identity | None = None
 
     @property
     def overall(self) -> Verdict:
@@ -48,9 +51,12 @@ def verdict_id(cohort: str, created_at: dt.datetime) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"shadow-verdict:{cohort}:{created_at.isoformat()}"))
 
 
-def evaluate(database: str | Path, cohorts: Sequence[Cohort], *, now: dt.datetime) -> GateResult:
-    """Judge every cohort on the results in ``database`` as of ``now`` (UTC; decides registry expiry)."""
-    con = open_results(database)
+def evaluate(database: str | Path, cohorts: Sequence[Cohort], *, now: dt.datetime,
+             identity: str | None = None) -> GateResult:
+    """Judge every cohort on the results in ``database`` as of ``now`` (UTC; decides registry expiry), on
+    one identity's results: ``identity`` (id or unique prefix) or the latest."""
+    judged = judged_identity(database, identity)
+    con = open_results(database, judged)
     try:
         evidence = collect_evidence(con, cohorts, today=now.date())
     except duckdb.Error as exc:
@@ -59,7 +65,7 @@ def evaluate(database: str | Path, cohorts: Sequence[Cohort], *, now: dt.datetim
         ) from exc
     finally:
         con.close()
-    return GateResult(str(database), now, tuple(judge_cohort(e) for e in evidence))
+    return GateResult(str(database), now, tuple(judge_cohort(e) for e in evidence), judged)
 
 
 def store_verdicts(database: str | Path, result: GateResult) -> list[str]:
@@ -75,6 +81,7 @@ def store_verdicts(database: str | Path, result: GateResult) -> list[str]:
             "reason": [v.reason for v in result.verdicts],
             "n_traces": pa.array([v.n_traces for v in result.verdicts], type=pa.int32()),
             "criteria": [json.dumps([_jsonable(asdict(c)) for c in v.criteria]) for v in result.verdicts],
+            "identity": pa.array([result.identity.id if result.identity else ""] * len(ids), type=pa.string()),
         }
     )
     try:
@@ -85,6 +92,7 @@ def store_verdicts(database: str | Path, result: GateResult) -> list[str]:
         ) from exc
     try:
         con.execute(TABLES["verdicts"])
+        con.execute("ALTER TABLE verdicts ADD COLUMN IF NOT EXISTS identity VARCHAR")  # a schema-1 file
         con.register("verdict_batch", batch)
         con.execute("INSERT INTO verdicts BY NAME SELECT * FROM verdict_batch")
     finally:

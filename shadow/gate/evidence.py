@@ -20,9 +20,11 @@ import pyarrow as pa
 from engines.router import RootWorkflow
 from shadow.gate.cohorts import Cohort
 from shadow.gate.errors import ResultsDatabaseError
-from shadow.results.store import open_failure_hint
+from shadow.results.identity import Identity, resolve, scope
+from shadow.results.store import ResultsError, open_failure_hint
 
-__all__ = ["CohortEvidence", "ExpiredEntry", "Finding", "collect_evidence", "open_results", "workflows_in"]
+__all__ = ["CohortEvidence", "ExpiredEntry", "Finding", "collect_evidence", "judged_identity", "open_results",
+           "workflows_in"]
 
 _REQUIRED = {
     "traces": ("trace_id", "workflow_id", "workflow_type", "owner", "tags", "unexplained", "error"),
@@ -71,8 +73,9 @@ class CohortEvidence:
         return self.n_traces - self.n_errored
 
 
-def open_results(path: str | Path) -> duckdb.DuckDBPyConnection:
-    """Open a results database read-only and check it has what the gate reads."""
+def open_results(path: str | Path, identity: Identity | None = None) -> duckdb.DuckDBPyConnection:
+    """Open a results database read-only and check it has what the gate reads; with ``identity``, the
+    connection shows that identity's rows only (:func:`shadow.results.identity.scope`)."""
     path = Path(path)
     if not path.is_file():
         raise ResultsDatabaseError(
@@ -97,7 +100,21 @@ def open_results(path: str | Path) -> duckdb.DuckDBPyConnection:
             raise ResultsDatabaseError(
                 what, where=str(path), hint="the database predates this gate or was not written by shadow run"
             )
+    if identity is not None:
+        scope(con, identity)
     return con
+
+
+def judged_identity(path: str | Path, requested: str | None) -> Identity | None:
+    """The identity the gate judges: ``requested`` (id or unique prefix) or the latest in the file."""
+    con = open_results(path)
+    try:
+        return resolve(con, requested, str(path))
+    except ResultsError as exc:
+        raise ResultsDatabaseError(str(exc).removeprefix(f"{path}: "), where=str(path),
+                                   hint="'shadow summary' names the latest identity") from exc
+    finally:
+        con.close()
 
 
 def _finding(rows: Sequence[tuple[Any, ...]]) -> Finding:

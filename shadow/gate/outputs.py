@@ -34,6 +34,18 @@ VERDICT_JSON_SCHEMA: dict[str, Any] = {
         "verdict": {"enum": ["PASS", "MARGINAL", "INSUFFICIENT_DATA", "FAIL", "HARNESS_ERROR"]},
         "exit_code": {"enum": [0, 1, 2, 3, 4]},
         "error": {"type": "string"},
+        "identity": {
+            "description": "the one identity of results judged (shadow.results.identity); null when the database "
+                           "records none",
+            "type": ["object", "null"],
+            "required": ["id", "candidate_engine", "baseline_engine", "parts"],
+            "properties": {
+                "id": {"type": "string"},
+                "candidate_engine": {"type": "string"},
+                "baseline_engine": {"type": "string"},
+                "parts": {"type": "object"},
+            },
+        },
         "cohorts": {
             "type": "array",
             "items": {
@@ -99,6 +111,7 @@ def to_json(result: GateResult) -> dict[str, Any]:
         "created_at": result.created_at.isoformat(),
         "verdict": str(result.overall),
         "exit_code": result.exit_code,
+        "identity": result.identity.to_dict() if result.identity else None,
         "cohorts": [
             {
                 "verdict_id": verdict_id(v.cohort, result.created_at),
@@ -128,7 +141,11 @@ def to_junit(result: GateResult) -> str:
             errors="0",
             timestamp=result.created_at.isoformat(),
         )
-        ET.SubElement(ET.SubElement(suite, "properties"), "property", name="verdict", value=str(verdict.verdict))
+        properties = ET.SubElement(suite, "properties")
+        ET.SubElement(properties, "property", name="verdict", value=str(verdict.verdict))
+        if result.identity is not None:
+            ET.SubElement(properties, "property", name="identity", value=result.identity.id)
+            ET.SubElement(properties, "property", name="candidate_engine", value=result.identity.engine("candidate"))
         for c in verdict.criteria:
             case = ET.SubElement(suite, "testcase", classname=f"shadow.gate.{verdict.cohort}", name=c.name, time="0")
             if c.status is CriterionStatus.FAIL:
@@ -164,6 +181,8 @@ def to_markdown(result: GateResult) -> str:
         f"Database `{result.database}`, judged {result.created_at:%Y-%m-%d %H:%M} UTC; "
         f"exit code {result.exit_code}. The worst cohort decides.",
         "",
+        f"Judged: {_cell(result.identity.describe()) if result.identity else 'all results (the database records no identity)'}.",
+        "",
         "| Cohort | Verdict | Score | Traces | Reason |",
         "|---|---|---:|---:|---|",
     ]
@@ -176,13 +195,14 @@ def to_markdown(result: GateResult) -> str:
     return "\n".join(lines)
 
 
-def write_artifact(path: str | Path, text: str) -> None:
-    """Write an artifact, creating its directory ('-' is stdout)."""
+def write_artifact(path: str | Path, text: str, *, mkdir: bool = False) -> None:
+    """Write an artifact ('-' is stdout); its folder must exist unless ``mkdir`` (then it is created)."""
     if str(path) == "-":
         print(text)
         return
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if mkdir:
+        target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
 
 

@@ -25,26 +25,34 @@ _SOURCES = {
 
 
 def refresh_aggregates(store: ResultsStore, registry: Registry, noise: NoiseConfig) -> None:
-    """Recompute signatures (noise + registry status), waivers, per-trace unexplained and latency."""
+    """Recompute signatures (noise + registry status), waivers, per-trace unexplained and latency, over the
+    rows of the writer's identity (``store.identity``; every row when it is None)."""
     _signatures(store, registry, noise)
     _latency(store)
 
 
+def _mine(store: ResultsStore, table: str = "") -> tuple[str, list[str]]:
+    """A predicate (and its parameters) selecting the writer's identity's rows (of ``table.`` if given)."""
+    return (f"{table}identity = ?", [store.identity]) if store.identity is not None else ("TRUE", [])
+
+
 def _signatures(store: ResultsStore, registry: Registry, noise: NoiseConfig) -> None:
-    total = store.query("SELECT count(*) FROM traces")[0][0]
+    mine, ids = _mine(store)
+    total = store.query(f"SELECT count(*) FROM traces WHERE {mine}", ids)[0][0]
     counts: dict[str, dict[str, int]] = defaultdict(lambda: {"candidate": 0, "aa": 0})
     for signature, comparison, n in store.query(
-            "SELECT signature, comparison, count(DISTINCT trace_id) FROM divergences GROUP BY ALL"):
+            f"SELECT signature, comparison, count(DISTINCT trace_id) FROM divergences WHERE {mine} GROUP BY ALL", ids):
         counts[signature][comparison] = n
     exemplars: dict[str, list[str]] = defaultdict(list)
     for signature, trace_id in store.query(
-            "SELECT DISTINCT signature, trace_id FROM divergences WHERE comparison = 'candidate' ORDER BY ALL"):
+            f"SELECT DISTINCT signature, trace_id FROM divergences WHERE comparison = 'candidate' AND {mine} "
+            "ORDER BY ALL", ids):
         if len(exemplars[signature]) < 5:
             exemplars[signature].append(trace_id)
     firsts: dict[str, Counter[str]] = defaultdict(Counter)
     for signature, path, n in store.query(
-            "SELECT signature, path, count(*) FROM divergences WHERE comparison = 'candidate' AND is_first "
-            "GROUP BY ALL"):
+            f"SELECT signature, path, count(*) FROM divergences WHERE comparison = 'candidate' AND is_first "
+            f"AND {mine} GROUP BY ALL", ids):
         firsts[signature][path] = n
     rows: list[dict[str, Any]] = []
     statuses: dict[str, tuple[str, str | None]] = {}
@@ -66,21 +74,24 @@ def _signatures(store: ResultsStore, registry: Registry, noise: NoiseConfig) -> 
     # Per divergence row: waived_by; per trace: candidate divergences whose signature is unexplained.
     store.con.begin()
     try:
-        store.con.execute("UPDATE divergences SET waived_by = NULL WHERE waived_by IS NOT NULL")
+        store.con.execute(f"UPDATE divergences SET waived_by = NULL WHERE waived_by IS NOT NULL AND {mine}", ids)
         store.con.execute(
             "UPDATE divergences SET waived_by = s.waived_by FROM signatures s "
             "WHERE divergences.signature = s.signature AND divergences.comparison = 'candidate' "
-            "AND s.waived_by IS NOT NULL")
+            "AND s.waived_by IS NOT NULL AND s.identity IS NOT DISTINCT FROM divergences.identity "
+            f"AND {_mine(store, 'divergences.')[0]}", ids)
         store.con.execute(
             "UPDATE traces SET unexplained = coalesce((SELECT count(*) FROM divergences d JOIN signatures s "
-            "USING (signature) WHERE d.trace_id = traces.trace_id AND d.comparison = 'candidate' "
-            "AND s.status = 'unexplained'), 0)")
+            "ON d.signature = s.signature AND s.identity IS NOT DISTINCT FROM d.identity "
+            "WHERE d.trace_id = traces.trace_id AND d.identity IS NOT DISTINCT FROM traces.identity "
+            f"AND d.comparison = 'candidate' AND s.status = 'unexplained'), 0) WHERE {mine}", ids)
         store.con.commit()
     except BaseException:
         store.con.rollback()
         raise
     hits = count_hits(registry, store.query(
-        "SELECT signature, count(*) FROM divergences WHERE comparison = 'candidate' GROUP BY ALL ORDER BY ALL"))
+        f"SELECT signature, count(*) FROM divergences WHERE comparison = 'candidate' AND {mine} GROUP BY ALL "
+        "ORDER BY ALL", ids))
     store.replace("waivers", [
         {"entry_id": e.id, "pattern": e.pattern, "owner": e.owner, "reason": e.reason, "expires": e.expires,
          "hits": hits[e.id], "expired": False}
@@ -90,17 +101,20 @@ def _signatures(store: ResultsStore, registry: Registry, noise: NoiseConfig) -> 
 
 def _values(store: ResultsStore, metric: str, engine: str) -> list[float]:
     table, column = _SOURCES[metric]
+    mine, ids = _mine(store)
     return [r[0] for r in store.query(
-        f"SELECT {column} FROM {table} WHERE engine = ? AND {column} IS NOT NULL "
-        f"ORDER BY trace_id, run_id{', path, attempt' if table == 'steps' else ''}", [engine])]
+        f"SELECT {column} FROM {table} WHERE engine = ? AND {column} IS NOT NULL AND {mine} "
+        f"ORDER BY trace_id, run_id{', path, attempt' if table == 'steps' else ''}", [engine, *ids])]
 
 
 def _per_trace(store: ResultsStore, metric: str) -> tuple[list[float], list[float]]:
     table, column = _SOURCES[metric]
+    mine, ids = _mine(store)
     rows = store.query(
-        f"SELECT b.v, c.v FROM (SELECT trace_id, avg({column}) v FROM {table} WHERE engine = 'baseline' "
+        f"SELECT b.v, c.v FROM (SELECT trace_id, avg({column}) v FROM {table} WHERE engine = 'baseline' AND {mine} "
         f"GROUP BY trace_id) b JOIN (SELECT trace_id, avg({column}) v FROM {table} WHERE engine = 'candidate' "
-        "GROUP BY trace_id) c USING (trace_id) WHERE b.v IS NOT NULL AND c.v IS NOT NULL ORDER BY trace_id")
+        f"AND {mine} GROUP BY trace_id) c USING (trace_id) WHERE b.v IS NOT NULL AND c.v IS NOT NULL "
+        "ORDER BY trace_id", [*ids, *ids])
     return [r[0] for r in rows], [r[1] for r in rows]
 
 

@@ -13,14 +13,19 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from shadow.results.identity import Identity, resolve, scope
 from shadow.results.schema import TABLES
 from shadow.results.store import ResultsError, open_failure_hint
 
-__all__ = ["EngineLatency", "Headline", "open_results", "read_headline", "read_table"]
+__all__ = ["EngineLatency", "Headline", "judged_identity", "open_results", "read_headline", "read_table"]
 
 
-def open_results(path: str | Path) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to a results database written by ``shadow run``."""
+def open_results(path: str | Path, identity: str | None = None, *,
+                 scoped: bool = True) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to a results database written by ``shadow run``.
+
+    With ``scoped`` (the default) it shows one identity's rows only: ``identity`` (an id or a unique
+    prefix) or the latest (see :mod:`shadow.results.identity`); :func:`judged_identity` says which."""
     if not Path(path).is_file():
         raise ResultsError(f"{path}: no such results database; run 'shadow run CORPUS --db {path}' first")
     try:
@@ -32,7 +37,25 @@ def open_results(path: str | Path) -> duckdb.DuckDBPyConnection:
     if missing:
         con.close()
         raise ResultsError(f"{path}: not a shadow results database (missing tables {', '.join(sorted(missing))})")
+    if scoped:
+        try:
+            chosen = resolve(con, identity, str(path))
+            if chosen is not None:
+                scope(con, chosen)
+        except BaseException:
+            con.close()
+            raise
     return con
+
+
+def judged_identity(path: str | Path, identity: str | None = None) -> Identity | None:
+    """The identity a reader of ``path`` sees: ``identity`` (id or prefix) or the latest; None when the
+    file records none (written before identities)."""
+    con = open_results(path, scoped=False)
+    try:
+        return resolve(con, identity, str(path))
+    finally:
+        con.close()
 
 
 def read_table(path: str | Path, table: str) -> pa.Table:
@@ -72,6 +95,8 @@ class Headline:
     start_overhead: tuple[EngineLatency, ...]
     start_overhead_ratio: float | None
     last_session_status: str | None
+    identity: str | None = None  # the identity these numbers are about (None: the file records none)
+    identity_description: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,8 +107,10 @@ def _one(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
     return row[0] if row else None
 
 
-def read_headline(path: str | Path) -> Headline:
-    con = open_results(path)
+def read_headline(path: str | Path, identity: str | None = None) -> Headline:
+    """The headline of one identity: ``identity`` (id or unique prefix) or the latest."""
+    chosen = judged_identity(path, identity)
+    con = open_results(path, chosen.id if chosen else None)
     try:
         lat = con.execute("SELECT engine, p50, p99 FROM latency WHERE metric = 'start_overhead' "
                           "ORDER BY CASE engine WHEN 'baseline' THEN 0 WHEN 'candidate' THEN 1 ELSE 2 END").fetchall()
@@ -104,6 +131,8 @@ def read_headline(path: str | Path) -> Headline:
             start_overhead=tuple(EngineLatency(e, p50, p99) for e, p50, p99 in lat),
             start_overhead_ratio=(base / cand) if base is not None and cand else None,
             last_session_status=_one(con, "SELECT status FROM provenance ORDER BY started_at DESC LIMIT 1"),
+            identity=chosen.id if chosen else None,
+            identity_description=chosen.describe() if chosen else None,
         )
     except duckdb.Error as exc:
         raise ResultsError(f"{path}: cannot read the results ({exc})") from exc

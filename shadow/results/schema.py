@@ -13,9 +13,18 @@ perturbation seed, to measure noise). Comparisons are ``candidate`` (baseline vs
 
 from __future__ import annotations
 
-__all__ = ["DDL", "SCHEMA_VERSION", "TABLES"]
+__all__ = ["DDL", "FORMAT_NAME", "IDENTITY_TABLES", "SCHEMA_VERSION", "TABLES"]
 
-SCHEMA_VERSION = 1
+FORMAT_NAME = "workflow-shadow-results"
+"""``meta.format``: the mark that says a DuckDB file is a results database this tool wrote."""
+
+SCHEMA_VERSION = 2
+"""1: the first release. 2: ``identity`` on every per-trace and aggregate table (one file may hold the
+results of several identities, see ``shadow.results.identity``), ``meta.format``, ``provenance.exact``."""
+
+IDENTITY_TABLES = ("provenance", "traces", "runs", "steps", "records", "divergences", "quarantine", "signatures",
+                   "latency", "latency_tests", "waivers", "verdicts")
+"""Tables whose rows carry the ``identity`` they belong to (readers see one identity at a time)."""
 
 TABLES: dict[str, str] = {
     "meta": """
@@ -40,12 +49,15 @@ TABLES: dict[str, str] = {
             corpus_hash VARCHAR,          -- sha256 over the input files' bytes
             corpus_files JSON,
             traces_done INTEGER,
-            status VARCHAR                -- running | finished | interrupted | failed
+            status VARCHAR,               -- running | finished | interrupted | failed
+            identity VARCHAR,             -- sha256 of identity_parts: what produced the results
+            identity_parts JSON,          -- corpus content, engines (name, version, config hash), seeds, ...
+            exact BOOLEAN                 -- --exact (tick by tick): same records by contract, not identity
         )""",
     # One row per trace replayed (written once all three replays and the comparison are done).
     "traces": """
         CREATE TABLE IF NOT EXISTS traces (
-            trace_id VARCHAR PRIMARY KEY,
+            trace_id VARCHAR,
             session_id VARCHAR,
             workflow_id VARCHAR,
             workflow_type VARCHAR,
@@ -62,7 +74,9 @@ TABLES: dict[str, str] = {
             aa_divergences INTEGER,       -- raw divergence count baseline vs baseline_aa
             unexplained INTEGER,          -- candidate divergences that survive the noise filter and registry
             error VARCHAR,                -- harness or engine error for this trace, NULL when fine
-            wall_seconds DOUBLE           -- harness time spent on the trace
+            wall_seconds DOUBLE,          -- harness time spent on the trace
+            identity VARCHAR NOT NULL DEFAULT '',
+            PRIMARY KEY (identity, trace_id)
         )""",
     # One row per (trace, engine role, run).
     "runs": """
@@ -78,7 +92,8 @@ TABLES: dict[str, str] = {
             end_to_end DOUBLE,            -- ended_at - triggered_at
             makespan DOUBLE,              -- ended_at - started_at
             critical_path DOUBLE,         -- longest path of recorded attempt durations (incl. backoffs)
-            orchestration_overhead DOUBLE -- makespan - critical_path
+            orchestration_overhead DOUBLE,-- makespan - critical_path
+            identity VARCHAR
         )""",
     # One row per (trace, engine role, step attempt).
     "steps": """
@@ -97,7 +112,8 @@ TABLES: dict[str, str] = {
             ready_at DOUBLE,
             started_at DOUBLE,
             ended_at DOUBLE,
-            start_overhead DOUBLE         -- started_at - ready_at
+            start_overhead DOUBLE,        -- started_at - ready_at
+            identity VARCHAR
         )""",
     # The full canonical ExecutionRecord per (trace, engine role), for drill-down and side-by-side diffs.
     "records": """
@@ -108,7 +124,8 @@ TABLES: dict[str, str] = {
             engine_version VARCHAR,
             seed BIGINT,
             record JSON,
-            counters JSON
+            counters JSON,
+            identity VARCHAR
         )""",
     # One row per flattened difference.
     "divergences": """
@@ -125,12 +142,13 @@ TABLES: dict[str, str] = {
             other_value JSON,
             signature VARCHAR,
             is_first BOOLEAN,             -- the first divergence point of this run (causal order)
-            waived_by VARCHAR             -- registry entry id, NULL when not waived
+            waived_by VARCHAR,            -- registry entry id, NULL when not waived
+            identity VARCHAR
         )""",
     # One row per signature, aggregated over the whole database after each session.
     "signatures": """
         CREATE TABLE IF NOT EXISTS signatures (
-            signature VARCHAR PRIMARY KEY,
+            signature VARCHAR,
             workflow_type VARCHAR,
             step_type VARCHAR,
             path_pattern VARCHAR,
@@ -142,7 +160,9 @@ TABLES: dict[str, str] = {
             status VARCHAR,               -- unexplained | noise | waived
             waived_by VARCHAR,
             exemplars VARCHAR[],          -- up to 5 trace ids
-            first_divergence_path VARCHAR -- most common first divergence point
+            first_divergence_path VARCHAR,-- most common first divergence point
+            identity VARCHAR NOT NULL DEFAULT '',
+            PRIMARY KEY (identity, signature)
         )""",
     # Bad input that was set aside (the rest of the corpus went on).
     "quarantine": """
@@ -154,7 +174,8 @@ TABLES: dict[str, str] = {
             code VARCHAR,
             message VARCHAR,
             hint VARCHAR,
-            json_path VARCHAR
+            json_path VARCHAR,
+            identity VARCHAR
         )""",
     # Latency summary per metric and engine role, recomputed after each session.
     "latency": """
@@ -166,7 +187,8 @@ TABLES: dict[str, str] = {
             p50 DOUBLE,
             p95 DOUBLE,
             p99 DOUBLE,
-            max DOUBLE
+            max DOUBLE,
+            identity VARCHAR
         )""",
     # Paired statistics baseline vs candidate per metric.
     "latency_tests": """
@@ -179,7 +201,8 @@ TABLES: dict[str, str] = {
             wilcoxon_p DOUBLE,
             mw_ci_low DOUBLE,             -- Mann-Whitney / Hodges-Lehmann 98 % CI of the candidate-baseline shift
             mw_ci_high DOUBLE,
-            judge VARCHAR                 -- pass | regression | improvement (Kayenta-style, tolerance 0.25)
+            judge VARCHAR,                -- pass | regression | improvement (Kayenta-style, tolerance 0.25)
+            identity VARCHAR
         )""",
     # Registry hits per entry.
     "waivers": """
@@ -190,7 +213,8 @@ TABLES: dict[str, str] = {
             reason VARCHAR,
             expires DATE,
             hits BIGINT,
-            expired BOOLEAN
+            expired BOOLEAN,
+            identity VARCHAR
         )""",
     # Gate verdicts (written by `shadow gate`).
     "verdicts": """
@@ -202,7 +226,8 @@ TABLES: dict[str, str] = {
             score DOUBLE,
             reason VARCHAR,
             n_traces INTEGER,
-            criteria JSON                 -- [{name, status, value, threshold, message}]
+            criteria JSON,                -- [{name, status, value, threshold, message}]
+            identity VARCHAR
         )""",
     # Rollout lifecycle (written by `shadow rollout`).
     "rollout_history": """

@@ -11,6 +11,7 @@ correct after a resume too.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,9 +21,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from shadow.results.schema import DDL, SCHEMA_VERSION, TABLES
+from shadow.results.schema import DDL, FORMAT_NAME, IDENTITY_TABLES, SCHEMA_VERSION, TABLES
 
-__all__ = ["ResultsError", "ResultsStore", "open_failure_hint", "overwrite_problem"]
+__all__ = ["ResultsError", "ResultsStore", "check_ours", "open_failure_hint", "overwrite_problem"]
 
 _ARROW_TYPES: Mapping[str, pa.DataType] = {
     "VARCHAR": pa.string(), "JSON": pa.string(), "INTEGER": pa.int32(), "BIGINT": pa.int64(),
@@ -81,19 +82,37 @@ class ResultsStore:
 
     def __init__(self, path: str | Path, *, memory_limit: str = WRITER_MEMORY_LIMIT) -> None:
         self.path = str(path)
+        # The identity whose rows this writer adds and whose aggregates it recomputes (start_session sets it).
+        self.identity: str | None = None
+        check_ours(self.path)  # before anything is written: a file we do not own is left as it was
         try:
             self.con = duckdb.connect(self.path, config={"memory_limit": memory_limit})
         except duckdb.Error as exc:
             raise ResultsError(f"{self.path}: cannot open as a DuckDB database ({exc}); "
                                + open_failure_hint(exc)) from exc
-        self.con.execute(DDL)
-        self.con.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
-                         [str(SCHEMA_VERSION)])
-        version = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if version is None or int(version[0]) > SCHEMA_VERSION:
+        version = self._version()
+        if version is not None and version > SCHEMA_VERSION:
+            self.con.close()
             raise ResultsError(f"{self.path}: schema version {version} is newer than this tool's "
                                f"{SCHEMA_VERSION}; upgrade workflow-shadow")
+        if version is not None and version < 2:
+            _migrate_v1(self.con)
+        self.con.execute(DDL)
+        self.con.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO UPDATE SET value = excluded.value",
+                         [str(SCHEMA_VERSION)])
+        self.con.execute("INSERT INTO meta VALUES ('format', ?) ON CONFLICT DO NOTHING", [FORMAT_NAME])
         self._schemas = {name: self._arrow_schema(name) for name in TABLES}
+
+    def _version(self) -> int | None:
+        """The file's schema version, None for a new file."""
+        try:
+            row = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        except duckdb.CatalogException:
+            return None
+        try:
+            return int(row[0]) if row else None
+        except ValueError:
+            return None
 
     def _arrow_schema(self, table: str) -> pa.Schema:
         cols = self.con.execute(f"DESCRIBE {table}").fetchall()
@@ -110,6 +129,8 @@ class ResultsStore:
 
     # -- sessions ---------------------------------------------------------------------------------
     def start_session(self, provenance: Mapping[str, Any]) -> str:
+        """Record a new session; its rows (and this writer's aggregates) carry ``provenance['identity']``."""
+        self.identity = provenance.get("identity")
         session_id = str(uuid.uuid4())
         row = {**provenance, "session_id": session_id, "started_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
                "status": "running", "traces_done": 0}
@@ -122,7 +143,22 @@ class ResultsStore:
             [dt.datetime.now(dt.UTC).replace(tzinfo=None), status, traces_done, session_id])
 
     def existing_trace_ids(self) -> set[str]:
-        return {row[0] for row in self.con.execute("SELECT trace_id FROM traces").fetchall()}
+        """Trace ids stored for this writer's identity (a rerun of the same identity skips them)."""
+        return {row[0] for row in self.con.execute(
+            "SELECT trace_id FROM traces WHERE identity = ?", [self.identity or ""]).fetchall()}
+
+    def latest_identity(self) -> tuple[str, dict[str, Any], str] | None:
+        """(identity, its parts, when its last session started) of the most recent session, if any."""
+        row = self.con.execute(
+            "SELECT identity, identity_parts, CAST(started_at AS VARCHAR) FROM provenance "
+            "WHERE identity IS NOT NULL AND identity <> '' ORDER BY started_at DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        try:
+            parts = json.loads(row[1]) if row[1] else {}
+        except json.JSONDecodeError:
+            parts = {}
+        return str(row[0]), parts if isinstance(parts, dict) else {}, str(row[2] or "")
 
     # -- batches ----------------------------------------------------------------------------------
     def insert(self, tables: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
@@ -147,17 +183,23 @@ class ResultsStore:
             raise
 
     def to_arrow(self, table: str, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+        """Rows as an Arrow table; the ``identity`` column is this writer's identity unless a row says."""
         schema = self._schemas[table]
         columns = {f.name: [row.get(f.name) for row in rows] for f in schema}
+        if "identity" in columns:  # '' when unknown (a store used without a session)
+            columns["identity"] = [row.get("identity") or self.identity or "" for row in rows]
         return pa.Table.from_pydict(columns, schema=schema)
 
     # -- whole-database aggregates ----------------------------------------------------------------
     def replace(self, table: str, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Replace a derived table's content in one transaction."""
+        """Replace a derived table's content for this writer's identity in one transaction."""
         arrow = self.to_arrow(table, list(rows))
         self.con.begin()
         try:
-            self.con.execute(f"DELETE FROM {table}")
+            if self.identity is None:
+                self.con.execute(f"DELETE FROM {table}")
+            else:
+                self.con.execute(f"DELETE FROM {table} WHERE identity = ?", [self.identity])
             if arrow.num_rows:
                 self.con.register("_batch", arrow)
                 self.con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _batch")
@@ -169,6 +211,108 @@ class ResultsStore:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.con.execute(sql, list(params)).fetchall()
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {r[0] for r in con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()").fetchall()}
+
+
+def check_ours(path: str | Path) -> None:
+    """Refuse (ResultsError) a file that is not a results database of ours and not empty, before writing.
+
+    Ours: a DuckDB file whose ``meta`` table says ``format = workflow-shadow-results`` (or, written before
+    the mark existed, holds ``meta.schema_version`` beside ``provenance`` and ``traces``). Empty: a missing
+    file, a zero-byte file (``mktemp``) or a DuckDB database without tables; those are initialized."""
+    target = Path(path)
+    if str(path) == ":memory:" or not target.exists():
+        return
+    if target.is_dir():
+        raise ResultsError(f"{path}: is a folder, not a results database; pass --db a file name "
+                           "(a new one is created)")
+    if not target.is_file():
+        return  # a device or FIFO: DuckDB says what it thinks of it
+    try:
+        size = target.stat().st_size
+        with target.open("rb") as handle:
+            head = handle.read(16)
+    except OSError as exc:
+        raise ResultsError(f"{path}: cannot read ({exc.strerror or exc}); check its permissions") from exc
+    if size == 0:
+        target.unlink()  # an empty placeholder (mktemp): DuckDB cannot open a zero-byte file, nothing is lost
+        return
+    if head[8:12] != b"DUCK":
+        raise ResultsError(f"{path}: not a DuckDB database (a {size:,}-byte file of another kind); refusing to "
+                           "write into it. Pass --db a new file name, or a results database written by 'shadow run'.")
+    try:
+        con = duckdb.connect(str(target), read_only=True)
+    except duckdb.Error as exc:
+        raise ResultsError(f"{path}: cannot open as a DuckDB database ({exc}); {open_failure_hint(exc)}") from exc
+    try:
+        tables = _tables(con)
+        meta: dict[str, str] = {}
+        if "meta" in tables:
+            meta = {str(r[0]): str(r[1]) for r in con.execute("SELECT * FROM meta").fetchall() if len(r) >= 2}
+    except duckdb.Error:
+        tables, meta = {"?"}, {}
+    finally:
+        con.close()
+    if not tables:
+        return
+    if meta.get("format") == FORMAT_NAME:
+        return
+    if "format" not in meta and "schema_version" in meta and {"provenance", "traces"} <= tables:
+        return  # written by workflow-shadow before the format mark (schema 1)
+    listed = ", ".join(sorted(tables)[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+    raise ResultsError(f"{path}: a DuckDB database not written by workflow-shadow (tables: {listed}); refusing to "
+                       "add tables to it. Pass --db a new file name (it is created) or a results database written "
+                       "by 'shadow run'.")
+
+
+def legacy_identity(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
+    """One identity (id, parts JSON) for all sessions of a schema-1 file: they recorded no identity, so
+    nothing tells whether they replayed the same candidate; the file is one unverified identity."""
+    rows = con.execute(
+        "SELECT DISTINCT coalesce(baseline_engine, ''), coalesce(candidate_engine, ''), coalesce(config_hash, ''), "
+        "coalesce(corpus_hash, ''), coalesce(CAST(seeds AS VARCHAR), '') FROM provenance ORDER BY ALL").fetchall()
+    latest = con.execute("SELECT baseline_engine, candidate_engine FROM provenance ORDER BY started_at DESC "
+                         "LIMIT 1").fetchone()
+    digest = hashlib.sha256(dumps([list(r) for r in rows]).encode()).hexdigest()
+    parts = {"legacy_v1": True, "baseline": {"engine": latest[0] if latest else None},
+             "candidate": {"engine": latest[1] if latest else None}, "sessions": len(rows)}
+    return "v1-" + digest[:61], dumps(parts)
+
+
+def _migrate_v1(con: duckdb.DuckDBPyConnection) -> None:
+    """Schema 1 -> 2 in one transaction: every row gets the file's one (legacy) identity; the tables keyed
+    by trace or signature alone are rebuilt with the identity in their key. Nothing stored is dropped."""
+    tables = _tables(con)
+    con.begin()
+    try:
+        if "provenance" in tables:
+            for column, kind in (("identity", "VARCHAR"), ("identity_parts", "JSON"), ("exact", "BOOLEAN")):
+                con.execute(f"ALTER TABLE provenance ADD COLUMN IF NOT EXISTS {column} {kind}")
+            identity, parts = legacy_identity(con)
+            con.execute("UPDATE provenance SET identity = ?, identity_parts = ? WHERE identity IS NULL",
+                        [identity, parts])
+        else:
+            identity = ""
+        for table in IDENTITY_TABLES:
+            if table not in tables or table == "provenance":
+                continue
+            if table in ("traces", "signatures"):
+                con.execute(f"ALTER TABLE {table} RENAME TO {table}_v1")
+                con.execute(TABLES[table])
+                con.execute(f"INSERT INTO {table} BY NAME SELECT *, ? AS identity FROM {table}_v1", [identity])
+                con.execute(f"DROP TABLE {table}_v1")
+            else:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS identity VARCHAR")
+                con.execute(f"UPDATE {table} SET identity = ? WHERE identity IS NULL", [identity])
+        con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+        con.commit()
+    except BaseException:
+        con.rollback()
+        raise
 
 
 def dumps(value: Any) -> str:

@@ -213,38 +213,38 @@ def _aggregate(con: duckdb.DuckDBPyConnection, n_traces: int) -> None:
                     WHEN count(*) FILTER (WHERE comparison = 'aa') > 0 THEN 'noise' ELSE 'unexplained' END,
                any_value(waived_by),
                list(DISTINCT trace_id ORDER BY trace_id)[1:5],
-               mode(path)
+               mode(path), ''
         FROM divergences GROUP BY signature""")
     con.execute("""
         INSERT INTO latency
         SELECT 'start_overhead', engine, count(*), avg(start_overhead), quantile_cont(start_overhead, 0.5),
-               quantile_cont(start_overhead, 0.95), quantile_cont(start_overhead, 0.99), max(start_overhead)
+               quantile_cont(start_overhead, 0.95), quantile_cont(start_overhead, 0.99), max(start_overhead), NULL
         FROM steps GROUP BY engine
         UNION ALL
         SELECT 'end_to_end', engine, count(*), avg(end_to_end), quantile_cont(end_to_end, 0.5),
-               quantile_cont(end_to_end, 0.95), quantile_cont(end_to_end, 0.99), max(end_to_end)
+               quantile_cont(end_to_end, 0.95), quantile_cont(end_to_end, 0.99), max(end_to_end), NULL
         FROM runs GROUP BY engine""")
     con.execute("""
         INSERT INTO latency_tests VALUES
-        ('start_overhead', 1000, 90.0, 75.5, 12.0, 1e-12, -4.6, -4.3, 'improvement'),
-        ('end_to_end', 500, 1.4, 1.1, 800.0, 0.003, -9.1, -2.0, 'pass')""")
+        ('start_overhead', 1000, 90.0, 75.5, 12.0, 1e-12, -4.6, -4.3, 'improvement', NULL),
+        ('end_to_end', 500, 1.4, 1.1, 800.0, 0.003, -9.1, -2.0, 'pass', NULL)""")
 
 
 def _metadata(con: duckdb.DuckDBPyConnection, hostile: bool) -> None:
     now = dt.datetime(2026, 11, 28, 8, 0, 0)
     con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
     con.execute(
-        "INSERT INTO provenance VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO provenance VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL)",
         ["s-1", now, now + dt.timedelta(minutes=3), _name("shadow run corpus.jsonl", 0, hostile), "abc1234",
          "0.1.0", "legacy 0.1.0", "actor 0.1.0", "f" * 64, "{}", '{"baseline": 1, "candidate": 2, "baseline_aa": 3}',
          "e" * 64, '["corpus.jsonl"]', 24, "finished"],
     )
     con.execute(
-        "INSERT INTO waivers VALUES ('KNOWN-1', ?, ?, ?, DATE '2027-01-01', 3, false)",
+        "INSERT INTO waivers VALUES ('KNOWN-1', ?, ?, ?, DATE '2027-01-01', 3, false, NULL)",
         ["*|call/publish|unrecorded_attempt", _name("platform-team", 1, hostile), _name("publish retried by design", 0, hostile)],
     )
     con.execute(
-        "INSERT INTO verdicts VALUES ('v-1', ?, ?, 'FAIL', 0.42, ?, 24, ?)",
+        "INSERT INTO verdicts VALUES ('v-1', ?, ?, 'FAIL', 0.42, ?, 24, ?, NULL)",
         [now, _name("etl-cohort", 0, hostile), _name("unexplained rate 8 % > budget 1 %", 0, hostile),
          json.dumps([{"name": "divergence", "status": "fail", "value": 0.08, "threshold": 0.01,
                       "message": _name("too many", 0, hostile)}], ensure_ascii=False)],
@@ -257,5 +257,5 @@ def _quarantine(con: duckdb.DuckDBPyConnection, hostile: bool) -> int:
          _name(f"cycle between a and b (line {40 + i})", i, hostile), "remove the transition b -> a", "$.definition.steps[1]")
         for i in range(3)
     ]
-    con.executemany("INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    con.executemany("INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)", rows)
     return len(rows)

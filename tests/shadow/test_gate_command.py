@@ -121,7 +121,7 @@ class TestArtifactsAndStorage:
         path = db.build()
         out = tmp_path / "out"
         code = gate(path, cohorts, "--json", str(out / "v.json"), "--junit", str(out / "j.xml"),
-                    "--markdown", str(out / "s.md"))  # fmt: skip
+                    "--markdown", str(out / "s.md"), "--mkdir")  # fmt: skip
         assert code == 0
         assert json.loads((out / "v.json").read_text())["cohorts"][0]["cohort"] == "etl"
         assert (out / "j.xml").read_text().startswith("<?xml")
