@@ -58,11 +58,12 @@ def judged_identity(path: str | Path, identity: str | None = None) -> Identity |
         con.close()
 
 
-def read_table(path: str | Path, table: str) -> pa.Table:
-    """One whole table as Arrow (for pandas: ``.to_pandas()``)."""
+def read_table(path: str | Path, table: str, identity: str | None = None) -> pa.Table:
+    """One table as Arrow (for pandas: ``.to_pandas()``): the rows of ``identity`` (id or unique prefix), by
+    default of the latest session's identity, like every reader."""
     if table not in TABLES:
         raise ResultsError(f"unknown table {table!r}; tables: {', '.join(TABLES)}")
-    con = open_results(path)
+    con = open_results(path, identity)
     try:
         table_data = con.execute(f"SELECT * FROM {table}").to_arrow_table()
         assert table_data is not None  # a SELECT always has a result set
