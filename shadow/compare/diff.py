@@ -137,7 +137,7 @@ def compare_records(trace: Trace, baseline: ExecutionRecord, other: ExecutionRec
     # Most pairs are equal (A/A, a healthy candidate): skip deepdiff, which dominates the trial time.
     # Otherwise deepdiff only walks what differs: equal runs, steps and attempts are pruned from both
     # sides first (it reports nothing for a key equal on both sides, so the report is the same).
-    diff = {}
+    diff: Any = {}
     if base_n != other_n:
         pruned_base, pruned_other = _prune(base_n, other_n) if prune else (base_n, other_n)
         diff = DeepDiff(pruned_base, pruned_other, view="tree", verbose_level=2, threshold_to_diff_deeper=0)
