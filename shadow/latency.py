@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import networkx as nx
 import numpy as np
-from scipy import stats
 
 from corpora.model import Step, Trace
 from engines.api import AttemptRecord, RunExecution
@@ -127,6 +126,8 @@ def paired_test(baseline: Sequence[float], candidate: Sequence[float]) -> Paired
     deltas = [c - b for b, c in pairs if c != b]
     if len(deltas) < 2:
         return PairedTest(len(pairs), None, None)
+    from scipy import stats  # here, not at import: scipy.stats costs every worker process ~60 MB
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # small-sample and ties approximations are expected here
         result = stats.wilcoxon(deltas)
@@ -165,6 +166,8 @@ def judge_shift(baseline: Sequence[float], candidate: Sequence[float], *, confid
         b = np.asarray(rng.sample(list(b), max_samples))
     if c.size > max_samples:
         c = np.asarray(rng.sample(list(c), max_samples))
+    from scipy import stats  # here, not at import (see paired_test)
+
     n, m = int(b.size), int(c.size)
     diffs = np.sort(np.subtract.outer(c, b).ravel())
     z = float(stats.norm.ppf(1 - (1 - confidence) / 2))
