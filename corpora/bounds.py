@@ -19,6 +19,7 @@ backoff ``*_exponent`` (number)        0 <= e <= 2**63 - 1                      
 observed ``attempts``                  0 <= n <= 2**63 - 1                         ``out_of_range``
 any other integer, also inside         -2**63 <= n <= 2**63 - 1 (int64)            ``out_of_range``
 params and outputs
+runs of one trace (validator)          each within 366 days of the first run       ``bad_duration``
 any float                              finite (no NaN, Infinity)                   ``schema`` /
                                                                                    ``bad_duration``
 =====================================  ==========================================  ================
@@ -54,6 +55,7 @@ __all__ = [
     "INT64_MAX",
     "INT64_MIN",
     "MAX_RETRY_LIMIT",
+    "MAX_TRIGGER_SPAN_SECONDS",
     "RETRY_LIMIT",
     "TIMEOUT",
     "TIMESTAMP",
@@ -69,6 +71,9 @@ INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 DURATION_MAX_SECONDS = 315_576_000  # 10 years of 365.25 days
 TIMESTAMP_MAX_SECONDS = 253_370_764_800  # 9999-01-01T00:00:00Z, exclusive
+# All runs of one trace are triggered within a year: the actor engine simulates idle time between
+# triggers (about 6 ms per idle day), so runs centuries apart would hang a replay for hours.
+MAX_TRIGGER_SPAN_SECONDS = 366 * 86_400
 # Maestro's Constants.MAX_RETRY_LIMIT: a definition with a larger literal limit is rejected.
 MAX_RETRY_LIMIT = 99
 _MAX_PARSED_DIGITS = 4300  # CPython's default int <-> str digit limit

@@ -26,6 +26,7 @@ from corpora.bounds import (
     COUNT,
     DURATION,
     MAX_RETRY_LIMIT,
+    MAX_TRIGGER_SPAN_SECONDS,
     RETRY_LIMIT,
     TIMEOUT,
     TIMESTAMP,
@@ -288,6 +289,12 @@ def _check_runs(trace: Trace) -> None:
                          "give every run of a trace its own id", tid)
         run_ids[run.run_id] = r
         TIMESTAMP.check(run.trigger_time, f"{rpath}.trigger_time", tid)
+        first = trace.runs[0].trigger_time
+        if abs(run.trigger_time - first) > MAX_TRIGGER_SPAN_SECONDS:
+            raise _error("bad_duration", f"{rpath}.trigger_time",
+                         f"run {run.run_id!r} is triggered {abs(run.trigger_time - first) / 86_400:,.0f} days from "
+                         f"the first run; the runs of one trace span at most 366 days",
+                         "split the runs into traces by year (a replay simulates the time between triggers)", tid)
         if run.observed is not None:
             _check_observed(run.observed, f"{rpath}.observed", tid)
         numbers: dict[str, list[tuple[int, int]]] = {}

@@ -260,3 +260,21 @@ class TestBoundsEverywhere:
         assert schema_errors(_bad(trigger_time=1e300))
         assert schema_errors(_bad(trigger_time=TIMESTAMP_MAX_SECONDS))
         assert not schema_errors(_bad(trigger_time=TIMESTAMP_MAX_SECONDS - 1))
+
+
+class TestTriggerSpan:
+    """Runs 54 years apart took the actor engine 158 s to replay (it simulates the idle time)."""
+
+    def test_runs_more_than_a_year_apart_are_quarantined(self) -> None:
+        data = _bad()
+        second = dict(data["runs"][0], run_id="run-2", trigger_time=0)
+        data["runs"].append(second)
+        error = _load_error(data)
+        assert error.code == "bad_duration"
+        assert error.location.json_path == "$.runs[1].trigger_time"
+
+    def test_runs_within_a_year_load(self) -> None:
+        data = _bad()
+        first = data["runs"][0]["trigger_time"]
+        data["runs"].append(dict(data["runs"][0], run_id="run-2", trigger_time=first + 366 * 86_400))
+        load_trace(json.dumps(data))
