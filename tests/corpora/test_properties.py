@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from corpora.bounds import INT64_MAX, INT64_MIN, TIMESTAMP_MAX_SECONDS
+from corpora.bounds import INT64_MAX, INT64_MIN, MAX_TRIGGER_SPAN_SECONDS, TIMESTAMP_MAX_SECONDS
 from corpora.codec import encode
 from corpora.errors import TraceError
 from corpora.generator import generate_trace
@@ -35,7 +35,7 @@ TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
 IDS = st.text("abcdefghijklmnopqrstuvwxyz_0123456789-", min_size=1, max_size=8)
 FINITE = st.floats(allow_nan=False, allow_infinity=False)
 INT64 = st.integers(INT64_MIN, INT64_MAX)
-EPOCH = st.floats(0, TIMESTAMP_MAX_SECONDS, exclude_max=True)
+EPOCH = st.floats(0, TIMESTAMP_MAX_SECONDS - MAX_TRIGGER_SPAN_SECONDS)
 JSON = st.recursive(
     st.none() | st.booleans() | INT64 | FINITE | TEXT,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
@@ -69,7 +69,8 @@ def valid_traces(draw: st.DrawFn) -> Trace:
                     sid, n, draw(st.sampled_from(Outcome)), draw(st.floats(0, 1e7)),
                     draw(st.dictionaries(TEXT, JSON, max_size=2)),
                 ))
-        runs.append(Run(f"r{r}", draw(EPOCH), draw(st.dictionaries(TEXT, JSON, max_size=2)),
+        trigger = draw(EPOCH) if not runs else runs[0].trigger_time + draw(st.floats(0, MAX_TRIGGER_SPAN_SECONDS))
+        runs.append(Run(f"r{r}", trigger, draw(st.dictionaries(TEXT, JSON, max_size=2)),
                         draw(TEXT), tuple(attempts)))
     return Trace(
         trace_id=draw(IDS), definition=WorkflowDefinition(draw(IDS), tuple(steps), params=draw(PARAMS)),
