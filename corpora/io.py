@@ -15,6 +15,7 @@ import contextlib
 import gzip
 import json
 import os
+import re
 import sys
 import typing
 import zlib
@@ -82,6 +83,8 @@ def load_trace(obj_or_line: str | bytes | Mapping[str, Any]) -> Trace:
         except RecursionError:
             raise TraceError("malformed_json", "JSON nested too deeply to parse",
                              hint="flatten the value") from None
+        if _MAYBE_SURROGATE.search(obj_or_line if isinstance(obj_or_line, str) else obj_or_line.decode("utf-8", "replace")):
+            _refuse_surrogates(data, "$", data.get("trace_id") if isinstance(data, dict) else None)
     else:
         data = obj_or_line
     if not isinstance(data, Mapping):
@@ -103,6 +106,39 @@ def load_trace(obj_or_line: str | bytes | Mapping[str, Any]) -> Trace:
         raise TraceError("schema", "trace nested too deeply (foreach/steps recursion)",
                          hint="nest foreach steps at most a few dozen levels", trace_id=trace_id) from None
     return trace
+
+
+# "\ud800".."\udfff" escapes: JSON can spell a lone UTF-16 surrogate, which no UTF-8 file, SQLite
+# store or hash of the engines can encode. Only lines holding such an escape are walked.
+_MAYBE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _refuse_surrogates(data: Any, path: str, trace_id: Any) -> None:
+    stack = [(data, path)]
+    while stack:
+        value, where = stack.pop()
+        if isinstance(value, str):
+            bad = _SURROGATE.search(value) is not None
+        elif isinstance(value, dict):
+            bad = False
+            for key, item in value.items():
+                if _SURROGATE.search(key):
+                    value, where, bad = key, f"{where}.{key.encode('utf-8', 'backslashreplace').decode()}", True
+                    break
+                stack.append((item, f"{where}.{key}"))
+        elif isinstance(value, list):
+            bad = False
+            stack.extend((item, f"{where}[{i}]") for i, item in enumerate(value))
+        else:
+            bad = False
+        if bad:
+            raise TraceError(
+                "bad_value", "text holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape)",
+                location=TraceLocation(json_path=where.encode("utf-8", "backslashreplace").decode()),
+                hint="write valid Unicode; engines store and hash this text as UTF-8",
+                trace_id=trace_id if isinstance(trace_id, str) and not _SURROGATE.search(trace_id) else None,
+            )
 
 
 def _loads_oversized(text: str | bytes) -> Any:

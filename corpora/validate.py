@@ -37,7 +37,10 @@ from corpora.model import FORMAT, ObservedRun, Param, RetryPolicy, Step, StepTyp
 __all__ = ["MAX_RETRY_LIMIT", "iter_scopes", "parse_step_path", "resolve_step_path", "validate_trace"]
 
 _SEGMENT = re.compile(r"^(?P<id>[^/\[\]]+)(?:\[(?P<index>0|[1-9][0-9]*)\])?$")
-_BAD_ID_CHARS = re.compile(r"[/\[\]\s]")
+_BAD_ID_CHARS = re.compile(r"[/\[\]\s\ud800-\udfff]")
+# A lone surrogate (read from a "\ud800" escape) cannot be encoded as UTF-8: engines hash ids into
+# the per-attempt UUID, so an id holding one is refused here rather than crashing a replay.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _error(code: str, path: str, message: str, hint: str, trace_id: str | None = None) -> TraceError:
@@ -126,6 +129,7 @@ def validate_trace(trace: Trace) -> None:
         )
     if not trace.trace_id.strip():
         raise _error("bad_value", "$.trace_id", "empty trace_id", "give every trace a unique non-empty id")
+    _check_id(trace.trace_id, "$.trace_id", tid)
     _check_definitions(trace)
     _check_runs(trace)
 
@@ -140,6 +144,7 @@ def _check_definitions(trace: Trace) -> None:
             )
     defs = [("$.definition", trace.definition)] + [(f"$.subworkflows.{k}", w) for k, w in trace.subworkflows.items()]
     for path, wf in defs:
+        _check_id(wf.id, f"{path}.id", tid)
         _check_params(wf.params, f"{path}.params", tid)
         _check_positive(wf.step_concurrency, f"{path}.step_concurrency", tid)
         _check_positive(wf.run_strategy.workflow_concurrency, f"{path}.run_strategy.workflow_concurrency", tid)
@@ -159,7 +164,7 @@ def _check_scope(trace: Trace, scope_path: str, steps: Sequence[Step]) -> None:
         if not step.id or _BAD_ID_CHARS.search(step.id):
             raise _error(
                 "bad_step_id", f"{path}.id", f"step id {step.id!r} is empty or contains '/', '[', ']' or spaces",
-                "step ids name path segments; use letters, digits, '_', '-' or '.'", tid,
+                "step ids name path segments; use letters, digits, '_', '-' or '.' (no lone surrogates)", tid,
             )
         if step.id in seen:
             raise _error(
@@ -256,6 +261,12 @@ def _check_params(params: Mapping[str, Param], path: str, tid: str) -> None:
             )
 
 
+def _check_id(value: str, path: str, tid: str) -> None:
+    if _SURROGATE.search(value):
+        raise _error("bad_value", path, f"id {value.encode('utf-8', 'backslashreplace').decode()!r} holds a lone "
+                     "UTF-16 surrogate", "ids must be valid Unicode text (no unpaired \\ud800-\\udfff escapes)", tid)
+
+
 def _check_positive(value: int | None, path: str, tid: str) -> None:
     CONCURRENCY.check(value, path, tid)
 
@@ -288,6 +299,7 @@ def _check_runs(trace: Trace) -> None:
                          f"run id {run.run_id!r} is used twice (also at $.runs[{run_ids[run.run_id]}])",
                          "give every run of a trace its own id", tid)
         run_ids[run.run_id] = r
+        _check_id(run.run_id, f"{rpath}.run_id", tid)
         TIMESTAMP.check(run.trigger_time, f"{rpath}.trigger_time", tid)
         first = trace.runs[0].trigger_time
         if abs(run.trigger_time - first) > MAX_TRIGGER_SPAN_SECONDS:

@@ -278,3 +278,43 @@ class TestTriggerSpan:
         first = data["runs"][0]["trigger_time"]
         data["runs"].append(dict(data["runs"][0], run_id="run-2", trigger_time=first + 366 * 86_400))
         load_trace(json.dumps(data))
+
+
+class TestLoneSurrogatesInIds:
+    """The fuzz found run_id "\\udfff" validating, then crashing every engine (UnicodeEncodeError in
+    engines/core/params.step_instance_uuid): ids must be encodable text."""
+
+    @pytest.mark.parametrize(
+        ("where", "path"),
+        [("run_id", "$.runs[0].run_id"), ("trace_id", "$.trace_id"), ("step", "$.definition.steps[0].id"),
+         ("workflow", "$.definition.id")],
+    )
+    def test_an_id_with_a_lone_surrogate_is_refused(self, where: str, path: str) -> None:
+        data = _bad()
+        if where == "run_id":
+            data["runs"][0]["run_id"] = "\udfff"
+        elif where == "trace_id":
+            data["trace_id"] = "t\ud800"
+        elif where == "step":
+            data["definition"]["steps"][0]["id"] = "s\ud800"
+        else:
+            data["definition"]["id"] = "\ud800wf"
+        with pytest.raises(TraceError) as info:
+            load_trace(json.dumps(data))
+        assert info.value.location.json_path == path
+        assert info.value.code in ("bad_value", "bad_step_id")
+        str(info.value)
+
+    def test_a_lone_surrogate_in_a_value_is_refused_at_its_path(self) -> None:
+        """The actor's SQLite store cannot encode one either (found by the fuzz: UnicodeEncodeError)."""
+        data = _bad()
+        data["runs"][0]["params"] = {"p": ["ok", "\ud800"]}
+        with pytest.raises(TraceError) as info:
+            load_trace(json.dumps(data))
+        assert info.value.code == "bad_value"
+        assert info.value.location.json_path == "$.runs[0].params.p[1]"
+
+    def test_paired_surrogates_and_emoji_load(self) -> None:
+        data = _bad()
+        data["runs"][0]["params"] = {"p": "\U0001f600 \u00e9"}
+        assert load_trace(json.dumps(data)).runs[0].params == {"p": "\U0001f600 \u00e9"}
