@@ -83,7 +83,11 @@ def load_trace(obj_or_line: str | bytes | Mapping[str, Any]) -> Trace:
         except RecursionError:
             raise TraceError("malformed_json", "JSON nested too deeply to parse",
                              hint="flatten the value") from None
-        if _MAYBE_SURROGATE.search(obj_or_line if isinstance(obj_or_line, str) else obj_or_line.decode("utf-8", "replace")):
+        if isinstance(obj_or_line, str):
+            maybe = _MAYBE_SURROGATE.search(obj_or_line) is not None
+        else:
+            maybe = _MAYBE_SURROGATE_BYTES.search(obj_or_line) is not None
+        if maybe:
             _refuse_surrogates(data, "$", data.get("trace_id") if isinstance(data, dict) else None)
     else:
         data = obj_or_line
@@ -110,7 +114,9 @@ def load_trace(obj_or_line: str | bytes | Mapping[str, Any]) -> Trace:
 
 # "\ud800".."\udfff" escapes: JSON can spell a lone UTF-16 surrogate, which no UTF-8 file, SQLite
 # store or hash of the engines can encode. Only lines holding such an escape are walked.
-_MAYBE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+# "\ud800".."\udfff" escapes, the raw character in a str, or its (surrogatepass) UTF-8 bytes.
+_MAYBE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]|[\ud800-\udfff]")
+_MAYBE_SURROGATE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 

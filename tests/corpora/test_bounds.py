@@ -314,6 +314,17 @@ class TestLoneSurrogatesInIds:
         assert info.value.code == "bad_value"
         assert info.value.location.json_path == "$.runs[0].params.p[1]"
 
+    @pytest.mark.parametrize("form", ["str", "bytes"])
+    def test_a_raw_lone_surrogate_is_refused(self, form: str) -> None:
+        """Not escaped: a str line holding the character, or its surrogatepass UTF-8 bytes."""
+        data = _bad()
+        data["runs"][0]["params"] = {"p": "x\udfff"}
+        text = json.dumps(data, ensure_ascii=False)
+        line = text if form == "str" else text.encode("utf-8", "surrogatepass")
+        with pytest.raises(TraceError) as info:
+            load_trace(line)
+        assert info.value.location.json_path == "$.runs[0].params.p"
+
     def test_paired_surrogates_and_emoji_load(self) -> None:
         data = _bad()
         data["runs"][0]["params"] = {"p": "\U0001f600 \u00e9"}
