@@ -54,8 +54,9 @@ from engines.core.effects import RuntimeReport
 from engines.core.state import scope_of
 from engines.core.statuses import StepStatus
 from engines.core.step import execute
+from engines.legacy.rows import _SQL_ROOT
 from engines.legacy.sampling import BlockSampler
-from engines.store import DECIDER_PATH
+from engines.store import DECIDER_PATH, WorkflowInstance
 from engines.store._sqlite_base import SqliteBase
 
 if TYPE_CHECKING:
@@ -202,19 +203,24 @@ class FastForward:
                 # A claimed poll: claim (write + commit), reload (3 reads + commit), re-queue (write + commit).
                 task_id = heap[0][1]
                 entry = tasks[task_id]
+                ds = take(8)
+                d1, d2, d3, d4, d5, d6, d7, d8 = ds
+                p = d1 + d2
+                t1 = t + p if p > 0.0 else t  # the reload's time
                 static = info.get(task_id, _UNSEEN)
                 if static is _UNSEEN:
-                    static = info[task_id] = self._static(entry, snapshots, versions, epoch)
+                    # A run written since its last reload is reloaded now (speculate), only if nothing but
+                    # the worker can run until that reload's time: should this poll not be kept, the real
+                    # worker's reload of the run is then this very one (and counts nothing).
+                    static = info[task_id] = self._static(entry, snapshots, versions, epoch, t1 < bound)
                 if static is None:
+                    give_back(ds)
                     break
                 state, latest, ct, step_type, job_key, snap_hits, verified, _ = static
                 poll_count = entry[1] + 1
                 if poll_count <= 1 and latest.status is S.CREATED:
+                    give_back(ds)
                     break  # Conductor's start() cycle
-                ds = take(8)
-                d1, d2, d3, d4, d5, d6, d7, d8 = ds
-                p = d1 + d2
-                t1 = t + p if p > 0.0 else t
                 p = d3 + d4 + d5 + d6
                 tc = t1 + p if p > 0.0 else t1  # the cycle's time
                 report = None
@@ -268,6 +274,10 @@ class FastForward:
                 total = total + d1 + d2 + d3 + d4 + d5 + d6 + d7 + d8
                 polls += 1
                 hits += snap_hits
+                if codec.prepaid is not None:
+                    # this poll's reload was the speculative one (counted then): later polls reload for free
+                    codec.prepaid = None
+                    hits -= snap_hits
                 t = t4
             else:
                 # An empty poll (claim + next_visible_at: write, commit, read, commit) and the idle wait.
@@ -324,15 +334,25 @@ class FastForward:
         return t
 
     def _static(
-        self, entry: list[Any], snapshots: dict[str, Any], versions: dict[str, int], epoch: int
+        self, entry: list[Any], snapshots: dict[str, Any], versions: dict[str, int], epoch: int, reload: bool
     ) -> list[Any] | None:
-        """What a poll of this task needs that cannot change during the stretch; None: not trivial."""
+        """What a poll of this task needs that cannot change during the stretch; None: not trivial.
+
+        ``reload``: a run written since its last reload may be reloaded now (:meth:`RowCodec.speculate`)."""
         run_key, path = entry[2], entry[3]
         if path == DECIDER_PATH:
             return None
         snap = snapshots.get(run_key)
-        if snap is None or snap.epoch != epoch or versions.get(run_key) != snap.version:
+        if snap is None or snap.epoch != epoch:
             return None
+        version = versions.get(run_key)
+        if version != snap.version:
+            if not reload or version is None or version < snap.version:
+                return None
+            row = self.store._conn.execute(_SQL_ROOT, (run_key,)).fetchone()
+            snap = self.dep.codec.speculate(self.store._conn, WorkflowInstance(*row))
+            if snap is None:
+                return None
         state = snap.loaded.state
         latest = state.latest(path)
         if latest is None or latest.status.is_terminal:

@@ -190,6 +190,9 @@ class RowCodec:
         self._verify_written = 64  # pre-decoded heads still checked against a real parse
         self.incremental = 0  # reloads that read only the changed rows (diagnostics)
         self.full_reloads = 0
+        # (run_key, version) of a reload the fast path already made and counted (:meth:`speculate`): the
+        # next reload of that run at that version is the same one, counted once
+        self.prepaid: tuple[str, int] | None = None
 
     def enable_fast(self) -> None:
         """Keep snapshots and the write journal: reloads then read only what changed (same counts)."""
@@ -341,26 +344,63 @@ class RowCodec:
         assert self.journal is not None
         key = root.run_key
         snap = self.snapshots.get(key)
+        prepaid = self.prepaid
+        if prepaid is not None and prepaid[0] == key:
+            self.prepaid = None
+            if snap is not None and snap.epoch == self.epoch and root.version == snap.version == prepaid[1]:
+                return snap.loaded  # this very reload was made (and counted) by speculate()
         if snap is not None and snap.epoch == self.epoch:
             if root.version == snap.version:
                 self.cache_hits += snap.hits
                 return snap.loaded
-            changes = self._changes(key, snap.version, root.version)
-            if changes is not None:
-                paths, kids = changes
-                if (
-                    len(paths) <= _PATCH_LIMIT
-                    and len(kids) <= _PATCH_LIMIT
-                    and len(self._roots) + 1 < _CACHE_LIMIT
-                    and len(self._scopes) + len(kids) + 1 < _CACHE_LIMIT
-                    and len(self._attempts) + snap.rows + len(paths) < _CACHE_LIMIT
-                ):
-                    self.incremental += 1
-                    return self._patch(conn, root, snap, paths, kids)
+            patched = self._incremental(conn, root, snap)
+            if patched is not None:
+                return patched
         self.full_reloads += 1
         steps = conn.execute(_SQL_STEP_TEXTS, (key,)).fetchall()
         children = [_run_row(r) for r in conn.execute(_SQL_CHILDREN, (key,)).fetchall()]
         return self._snap(root, self._decode_texts, root, steps, children, len(steps))
+
+    def _incremental(self, conn: Any, root: WorkflowInstance, snap: Snapshot) -> LoadedState | None:
+        """The incremental reload of ``root`` from ``snap`` (same epoch), or None when only a full reload
+        is exact (the journal does not cover every version since, or a decode cache might fill up: an
+        incremental reload never clears a cache, so it never changes the epoch)."""
+        changes = self._changes(root.run_key, snap.version, root.version)
+        if changes is None:
+            return None
+        paths, kids = changes
+        if (
+            len(paths) <= _PATCH_LIMIT
+            and len(kids) <= _PATCH_LIMIT
+            and len(self._roots) + 1 < _CACHE_LIMIT
+            and len(self._scopes) + len(kids) + 1 < _CACHE_LIMIT
+            and len(self._attempts) + snap.rows + len(paths) < _CACHE_LIMIT
+        ):
+            self.incremental += 1
+            return self._patch(conn, root, snap, paths, kids)
+        return None
+
+    def speculate(self, conn: Any, root: WorkflowInstance) -> Snapshot | None:
+        """For the fast path: make now the reload a poll of the run at ``root`` (its freshly read row, a
+        newer version than its snapshot) would make, counted as that reload counts it, and return the new
+        snapshot; None (nothing done) when that reload would not be incremental.
+
+        The fast path then either keeps the poll (its reload is this one) or hands it to the real worker,
+        whose reload of the run at this version is then this one too: it returns the snapshot and counts
+        nothing (:attr:`prepaid`). Cache effects are the same whichever of the two makes the lookups."""
+        assert self.snapshots is not None
+        snap = self.snapshots.get(root.run_key)
+        if (
+            snap is None
+            or snap.epoch != self.epoch
+            or root.version <= snap.version
+            or self.prepaid is not None
+        ):
+            return None
+        if self._incremental(conn, root, snap) is None:
+            return None
+        self.prepaid = (root.run_key, root.version)
+        return self.snapshots[root.run_key]
 
     def _changes(self, key: str, since: int, until: int) -> tuple[set[str], set[str]] | None:
         assert self.journal is not None

@@ -212,11 +212,13 @@ class Worker:
         await store.settle(clock)
         if not owned:
             self.counters["duplicate_deliveries"] += 1
-        if (flow is not None and flow.tasks) or any(isinstance(e, Wake) for e in effects):
+        woken = any(isinstance(e, Wake) for e in effects)
+        if (flow is not None and flow.tasks) or woken:
             dep.doorbell.ring()
-        if writes is not None and (delay == 0.0 or flow is not None or effects):
-            # The next claim is almost surely a task of this run, now at a version no poll has read
-            # yet (or a fresh attempt): a real cycle. Not worth a fast-forward attempt.
+        if woken or (flow is not None and any(at <= now for _, at in flow.tasks)):
+            # The next claim is almost surely a fresh attempt or a woken step: a real cycle. Not worth a
+            # fast-forward attempt. (A task of this run at a version no poll has read yet may be
+            # simulated: the fast path reloads the run itself.)
             self.ff_skip = True
         self._carry_out(key, task.path, new_state, effects)
 
