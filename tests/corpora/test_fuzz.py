@@ -282,6 +282,7 @@ _TALLY: collections.Counter[str] = collections.Counter()
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # about 5-6 minutes on one core; the suite's 300 s default would cut it short
 class TestFuzzTenThousand:
     @settings(
         max_examples=SLOW_EXAMPLES, deadline=None, database=None, phases=_NO_SHRINK,
