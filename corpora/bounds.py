@@ -20,6 +20,7 @@ observed ``attempts``                  0 <= n <= 2**63 - 1                      
 any other integer, also inside         -2**63 <= n <= 2**63 - 1 (int64)            ``out_of_range``
 params and outputs
 runs of one trace (validator)          each within 366 days of the first run       ``bad_duration``
+expression, transition ``condition``   at most 4,096 characters (validator)        ``bad_param``
 any float                              finite (no NaN, Infinity)                   ``schema`` /
                                                                                    ``bad_duration``
 =====================================  ==========================================  ================
@@ -54,6 +55,7 @@ __all__ = [
     "INT64",
     "INT64_MAX",
     "INT64_MIN",
+    "MAX_EXPRESSION_CHARS",
     "MAX_RETRY_LIMIT",
     "MAX_TRIGGER_SPAN_SECONDS",
     "RETRY_LIMIT",
@@ -74,6 +76,9 @@ TIMESTAMP_MAX_SECONDS = 253_370_764_800  # 9999-01-01T00:00:00Z, exclusive
 # All runs of one trace are triggered within a year: the actor engine simulates idle time between
 # triggers (about 6 ms per idle day), so runs centuries apart would hang a replay for hours.
 MAX_TRIGGER_SPAN_SECONDS = 366 * 86_400
+# A param expression or transition condition is at most 4,096 characters: engines tokenize number
+# literals with int(), which refuses more than 4,300 digits (a bare ValueError, found by the fuzz).
+MAX_EXPRESSION_CHARS = 4096
 # Maestro's Constants.MAX_RETRY_LIMIT: a definition with a larger literal limit is rejected.
 MAX_RETRY_LIMIT = 99
 _MAX_PARSED_DIGITS = 4300  # CPython's default int <-> str digit limit

@@ -25,6 +25,7 @@ from corpora.bounds import (
     CONCURRENCY,
     COUNT,
     DURATION,
+    MAX_EXPRESSION_CHARS,
     MAX_RETRY_LIMIT,
     MAX_TRIGGER_SPAN_SECONDS,
     RETRY_LIMIT,
@@ -184,6 +185,7 @@ def _check_scope(trace: Trace, scope_path: str, steps: Sequence[Step]) -> None:
                     f"step {step.id!r} transitions to {transition.to!r}, which is not a step here",
                     "known steps: " + ", ".join(sorted(seen)[:20]), tid,
                 )
+            _check_expression(transition.condition, f"{scope_path}[{i}].transitions[{j}].condition", tid)
             graph.add_edge(step.id, transition.to)
     try:
         cycle_edges = nx.find_cycle(graph)
@@ -254,11 +256,18 @@ def _check_subworkflow_calls(trace: Trace) -> None:
 
 def _check_params(params: Mapping[str, Param], path: str, tid: str) -> None:
     for name, param in params.items():
+        _check_expression(param.expression, f"{path}.{name}.expression", tid)
         if param.expression is not None and param.value is not None:
             raise _error(
                 "bad_param", f"{path}.{name}", f"param {name!r} has both a value and an expression",
                 "keep exactly one of 'value' and 'expression'", tid,
             )
+
+
+def _check_expression(text: str | None, path: str, tid: str) -> None:
+    if text is not None and len(text) > MAX_EXPRESSION_CHARS:
+        raise _error("bad_param", path, f"expression is {len(text):,} characters long (at most {MAX_EXPRESSION_CHARS:,})",
+                     "shorten it; pass large values as params", tid)
 
 
 def _check_id(value: str, path: str, tid: str) -> None:

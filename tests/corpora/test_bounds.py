@@ -329,3 +329,21 @@ class TestLoneSurrogatesInIds:
         data = _bad()
         data["runs"][0]["params"] = {"p": "\U0001f600 \u00e9"}
         assert load_trace(json.dumps(data)).runs[0].params == {"p": "\U0001f600 \u00e9"}
+
+
+class TestExpressionLength:
+    """The fuzz found a 7,654-digit literal in a transition condition: a bare ValueError in the engines'
+    expression tokenizer (int() refuses more than 4,300 digits)."""
+
+    def test_a_long_condition_is_refused(self) -> None:
+        data = _bad()
+        data["definition"]["steps"][0]["transitions"][0]["condition"] = "9" * 7654
+        error = _load_error(data)
+        assert error.code == "bad_param"
+        assert error.location.json_path == "$.definition.steps[0].transitions[0].condition"
+
+    def test_a_long_param_expression_is_refused(self) -> None:
+        data = _bad()
+        data["definition"]["params"] = {"n": {"expression": "1 + " * 2000 + "1"}}
+        error = _load_error(data)
+        assert error.location.json_path == "$.definition.params.n.expression"
