@@ -18,11 +18,13 @@ takes them next. An iteration is trivial when
 * it is an empty poll (nothing visible) of a non-empty queue, followed by the idle wait up to the next
   visible task (nothing can ring the doorbell: the bound below excludes triggers); or
 * it claims a step task of a run whose decoded rows are cached at the run's current version (a reload
-  would return an equal state, every row a cache hit), the step is neither fresh (CREATED, first
-  poll) nor done, its job (a leaf in RUNNING) is still running at the cycle's time (the replay
-  runtime's timer is strictly later) and the core's ``execute`` -- called for real on the cached
-  state at the cycle's time -- returns the same state with no effect; the task is then re-queued with
-  the same callback delay.
+  would return an equal state, every row a cache hit) -- or were written since, and are then reloaded
+  incrementally right there (:meth:`RowCodec.speculate`: the reload the poll makes, counted once even
+  if the poll is handed back to the worker) --, the step is not done, its job (a leaf in RUNNING) is
+  still running at the cycle's time (the replay runtime's timer is strictly later) and the core's
+  ``execute`` -- called for real on the cached state at the cycle's time -- returns the same state
+  with no effect; the task is then re-queued with the same callback delay. A fresh step's first poll
+  (Conductor's ``start()``: CREATED, no ``execute``, callback 0) is trivial too.
 
 and it ends strictly before the bound: the next trigger (or while the trigger task is busy), the replay
 deadline minus a second, and no wake-up of the worker may coincide with a timer already on the loop
@@ -49,6 +51,7 @@ import heapq
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from corpora.model import StepType
 from engines.clock import VirtualClock
 from engines.core.effects import RuntimeReport
 from engines.core.state import scope_of
@@ -180,7 +183,7 @@ class FastForward:
         info: dict[int, list[Any] | None] = {}
 
         total = store._latency_total
-        sleeps = polls = empties = hits = 0
+        sleeps = polls = empties = hits = starts = 0
         idle = worker.idle_polls_elided
         start = t
         while True:
@@ -218,19 +221,26 @@ class FastForward:
                     break
                 state, latest, ct, step_type, job_key, snap_hits, verified, _ = static
                 poll_count = entry[1] + 1
-                if poll_count <= 1 and latest.status is S.CREATED:
-                    give_back(ds)
-                    break  # Conductor's start() cycle
                 p = d3 + d4 + d5 + d6
                 tc = t1 + p if p > 0.0 else t1  # the cycle's time
                 report = None
-                if job_key is not None and jobs.has(job_key):
+                fresh = poll_count <= 1 and latest.status is S.CREATED
+                if fresh:
+                    # Conductor's start() cycle: no execute; the step stays CREATED (callback 0 in its first
+                    # polling window), exactly as Worker.cycle does it
+                    delay = callback(cfg, S.CREATED, StepType.NOOP, poll_count, tc - latest.created_at, False)
+                    if delay is None:
+                        give_back(ds)
+                        break
+                elif job_key is not None and jobs.has(job_key):
                     due = jobs.due(job_key)
                     if due is None or not due > tc or jobs.done(job_key):
                         give_back(ds)
                         break  # the job has finished by this poll (or may have): a real cycle
                     report = _RUNNING
-                if verified:
+                if fresh:
+                    pass
+                elif verified:
                     # RUNNING, and execute() changed nothing at an earlier poll of this stretch on this very
                     # state: only its step-timeout test depends on the time (a running leaf's job, a foreach's
                     # or subworkflow's children can only change by a write, which ends the stretch).
@@ -247,8 +257,7 @@ class FastForward:
                         and latest.started_at is not None
                         and latest.terminating is None
                     )
-                delay = static[7]
-                if delay is None:
+                if not fresh and (delay := static[7]) is None:
                     delay = callback(cfg, latest.status, step_type, poll_count, tc - latest.created_at, False)
                     if delay is None:
                         give_back(ds)
@@ -257,6 +266,7 @@ class FastForward:
                         static[7] = (
                             delay  # past the first polling cycles the delay depends on the status only
                         )
+                assert delay is not None
                 p = d7 + d8
                 t3 = tc + p if p > 0.0 else tc
                 r = wback.pop() if wback else rng.random()
@@ -273,6 +283,7 @@ class FastForward:
                 sleeps += (t1 > t) + (tc > t1) + (t3 > tc) + 1
                 total = total + d1 + d2 + d3 + d4 + d5 + d6 + d7 + d8
                 polls += 1
+                starts += fresh
                 hits += snap_hits
                 if codec.prepaid is not None:
                     # this poll's reload was the speculative one (counted then): later polls reload for free
@@ -320,7 +331,9 @@ class FastForward:
         wc = worker.counters
         wc["polls"] += polls + empties
         wc["cycles"] += polls
-        wc["executes"] += polls
+        wc["executes"] += polls - starts
+        if starts:
+            wc["start_cycles"] += starts
         worker.claims += polls
         if empties:
             wc["empty_polls"] += empties

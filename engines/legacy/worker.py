@@ -215,10 +215,10 @@ class Worker:
         woken = any(isinstance(e, Wake) for e in effects)
         if (flow is not None and flow.tasks) or woken:
             dep.doorbell.ring()
-        if woken or (flow is not None and any(at <= now for _, at in flow.tasks)):
-            # The next claim is almost surely a fresh attempt or a woken step: a real cycle. Not worth a
-            # fast-forward attempt. (A task of this run at a version no poll has read yet may be
-            # simulated: the fast path reloads the run itself.)
+        if woken:
+            # The next claim is almost surely the woken step: a real cycle. Not worth a fast-forward
+            # attempt. (A task of this run at a version no poll has read yet, or a fresh attempt's start
+            # cycle, may be simulated: the fast path reloads the run itself.)
             self.ff_skip = True
         self._carry_out(key, task.path, new_state, effects)
 
