@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -32,11 +33,14 @@ _ARROW_TYPES: Mapping[str, pa.DataType] = {
 }
 
 
-WRITER_MEMORY_LIMIT = "128MB"
-"""DuckDB's buffer pool for the writer connection. DuckDB's default (80 % of RAM) keeps every block
-written in memory, so a long ``shadow run``'s RSS grew with the rows stored (840 MB at 100k steps);
-capped, written blocks are evicted to the file and RSS follows the largest trace instead
-(``benchmarks/bench_scale.py``). Inserts are appends of Arrow batches: they do not need more."""
+WRITER_MEMORY_LIMIT: str | None = None
+"""DuckDB's buffer pool for the writer connection: None keeps DuckDB's default (80 % of RAM).
+
+Not capped on purpose. A cap of 128 MB kept 100k steps under 600 MB, but at ~370,000 step rows a
+commit's automatic checkpoint needed more than the cap ("failed to pin block ... 121.9/122.0 MiB
+used") and a failed checkpoint invalidates the database (DuckDB treats it as fatal, and may lose
+committed rows). Losing results is worse than using memory; ``SHADOW_DUCKDB_MEMORY_LIMIT`` sets a cap
+for a user who measured that their runs fit one (benchmarks/NOTES.md, issue 13)."""
 
 
 INSERT_CHUNK = 4096
@@ -80,13 +84,14 @@ def open_failure_hint(exc: BaseException) -> str:
 class ResultsStore:
     """The writer side of one results database file (one process writes at a time)."""
 
-    def __init__(self, path: str | Path, *, memory_limit: str = WRITER_MEMORY_LIMIT) -> None:
+    def __init__(self, path: str | Path, *, memory_limit: str | None = WRITER_MEMORY_LIMIT) -> None:
         self.path = str(path)
         # The identity whose rows this writer adds and whose aggregates it recomputes (start_session sets it).
         self.identity: str | None = None
         check_ours(self.path)  # before anything is written: a file we do not own is left as it was
         try:
-            self.con = duckdb.connect(self.path, config={"memory_limit": memory_limit})
+            limit = memory_limit or os.environ.get("SHADOW_DUCKDB_MEMORY_LIMIT") or None
+            self.con = duckdb.connect(self.path, config={"memory_limit": limit} if limit else {})
         except duckdb.Error as exc:
             raise ResultsError(f"{self.path}: cannot open as a DuckDB database ({exc}); "
                                + open_failure_hint(exc)) from exc
