@@ -38,6 +38,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench_replay import production_seconds  # benchmarks/ is a folder of scripts, not a package
+
 from corpora.generator import generate_corpus
 from corpora.io import write_traces
 from corpora.model import Trace
@@ -45,16 +47,9 @@ from engines.api import Engine, ExecutionRecord, ReplayOptions
 from shadow.engines import build_engine, resolve_engine
 from shadow.runner import RunSettings, run_shadow
 
-__all__ = ["engine_pass", "main", "production_seconds"]
+__all__ = ["engine_pass", "main"]
 
 ENGINES = ("oracle", "legacy", "actor")
-
-
-def production_seconds(record: ExecutionRecord) -> float:
-    """Virtual time the record spans: last run end (or start) minus first trigger."""
-    starts = [r.triggered_at for r in record.runs if r.triggered_at is not None]
-    ends = [t for r in record.runs for t in (r.ended_at, r.started_at, r.triggered_at) if t is not None]
-    return max(ends) - min(starts) if starts and ends else 0.0
 
 
 def _attempts(record: ExecutionRecord) -> int:

@@ -36,6 +36,7 @@ __all__ = [
     "diamond_trace",
     "fanout_trace",
     "foreach_trace",
+    "json_slots",
     "leaf",
     "make_trace",
     "subworkflow_trace",
@@ -152,3 +153,15 @@ def subworkflow_trace(child_steps: int = 2, **kw: object) -> Trace:
                 subworkflow=Subworkflow("child"))
     steps = [leaf("before", "call"), call, leaf("after")]
     return make_trace(steps, subworkflows={"child": child}, **kw)  # type: ignore[arg-type]
+
+
+def json_slots(data: object, path: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """Every position in a JSON value as a key/index path (the root is ``()``): where a mutation can go."""
+    out = [path]
+    if isinstance(data, dict):
+        for k, v in data.items():
+            out += json_slots(v, (*path, k))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            out += json_slots(v, (*path, i))
+    return out

@@ -115,10 +115,9 @@ class ProcessExecutor:
     """Batches submitted beyond the one being collected (the workers' queue never runs dry)."""
 
     def _submit(self, jobs: Sequence[TraceJob], config: TrialConfig) -> list[Future[TraceOutcome]]:
-        futures: list[Future[TraceOutcome] | None] = [None] * len(jobs)
-        for i in sorted(range(len(jobs)), key=lambda i: -job_cost(jobs[i])):
-            futures[i] = self._pool.submit(_run_one, jobs[i], config)
-        return [f for f in futures if f is not None]
+        largest_first = sorted(range(len(jobs)), key=lambda i: -job_cost(jobs[i]))
+        futures = {i: self._pool.submit(_run_one, jobs[i], config) for i in largest_first}
+        return [futures[i] for i in range(len(jobs))]
 
     def run_batch(self, jobs: Sequence[TraceJob], config: TrialConfig) -> list[TraceOutcome]:
         return [future.result() for future in self._submit(jobs, config)]

@@ -134,21 +134,21 @@ def compare_records(trace: Trace, baseline: ExecutionRecord, other: ExecutionRec
     # Most pairs are equal (A/A, a healthy candidate): skip deepdiff, which dominates the trial time.
     # Otherwise deepdiff only walks what differs: equal runs, steps and attempts are pruned from both
     # sides first (it reports nothing for a key equal on both sides, so the report is the same).
-    diff: Any = {}
     if base_n != other_n:
         # Imported here: deepdiff imports pandas (~1.7 s and ~60 MB per process), and most trials never
         # reach this line.
         from deepdiff import DeepDiff
+        from deepdiff.helper import notpresent
 
         pruned_base, pruned_other = _prune(base_n, other_n) if prune else (base_n, other_n)
         diff = DeepDiff(pruned_base, pruned_other, view="tree", verbose_level=2, threshold_to_diff_deeper=0)
-    for report in diff.values():
-        for level in report:
-            parts = level.path(output_format="list")
-            b = _MISSING if _absent(level.t1) else level.t1
-            o = _MISSING if _absent(level.t2) else level.t2
-            if parts:
-                flat.change(parts, b, o)
+        for report in diff.values():
+            for level in report:
+                parts = level.path(output_format="list")
+                b = _MISSING if level.t1 is notpresent else level.t1
+                o = _MISSING if level.t2 is notpresent else level.t2
+                if parts:
+                    flat.change(parts, b, o)
     base_runs = {r.run_id: r for r in baseline.runs}
     for run in other.runs:
         shared = set()
@@ -161,13 +161,6 @@ def compare_records(trace: Trace, baseline: ExecutionRecord, other: ExecutionRec
     return _finish(trace, flat, order)
 
 
-
-
-def _absent(value: Any) -> bool:
-    """deepdiff's marker for a side where the key does not exist."""
-    from deepdiff.helper import notpresent
-
-    return value is notpresent
 
 
 def _drop_equal(base: dict[str, Any], other: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

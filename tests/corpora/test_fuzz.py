@@ -35,7 +35,7 @@ from corpora.errors import TraceError
 from corpora.generator import generate_trace
 from corpora.io import dump_trace, load_trace
 from corpora.model import Trace
-from corpora.testing import chain_trace, diamond_trace, foreach_trace, subworkflow_trace
+from corpora.testing import chain_trace, diamond_trace, foreach_trace, json_slots, subworkflow_trace
 from engines.api import EngineError, ReplayOptions
 from engines.core.statuses import TERMINAL_WORKFLOW_STATUSES
 from shadow.engines import build_engine, resolve_engine
@@ -127,17 +127,6 @@ STEP_FIELDS = {
 }
 
 
-def _slots(data: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [path]
-    if isinstance(data, dict):
-        for k, v in data.items():
-            out += _slots(v, (*path, k))
-    elif isinstance(data, list):
-        for i, v in enumerate(data):
-            out += _slots(v, (*path, i))
-    return out
-
-
 def _steps(data: Any) -> list[dict[str, Any]]:
     """Every step object in the trace (workflow, subworkflows, foreach bodies)."""
     found: list[dict[str, Any]] = []
@@ -180,7 +169,7 @@ def hostile_lines(draw: st.DrawFn) -> str:
                     else UNICODE
                 )
             continue
-        slots = [s for s in _slots(data) if s]
+        slots = [s for s in json_slots(data) if s]
         if op == "number":
             numeric = [s for s in slots if _get(data, s).__class__ in (int, float)]
             slots = numeric or slots

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
-from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -29,7 +28,7 @@ from corpora.model import (
     Transition,
     WorkflowDefinition,
 )
-from corpora.testing import diamond_trace, foreach_trace, subworkflow_trace
+from corpora.testing import diamond_trace, foreach_trace, json_slots, subworkflow_trace
 
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
 IDS = st.text("abcdefghijklmnopqrstuvwxyz_0123456789-", min_size=1, max_size=8)
@@ -81,22 +80,11 @@ def valid_traces(draw: st.DrawFn) -> Trace:
 SEEDS = [encode(t) for t in (diamond_trace(), foreach_trace(2), subworkflow_trace(2, runs=2), generate_trace(3, 4), generate_trace(3, 0))]
 
 
-def _slots(data: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    out = [path]
-    if isinstance(data, dict):
-        for k, v in data.items():
-            out += _slots(v, (*path, k))
-    elif isinstance(data, list):
-        for i, v in enumerate(data):
-            out += _slots(v, (*path, i))
-    return out
-
-
 @st.composite
 def mutated_lines(draw: st.DrawFn) -> str | bytes:
     data = copy.deepcopy(draw(st.sampled_from(SEEDS)))
     for _ in range(draw(st.integers(1, 3))):
-        slots = [s for s in _slots(data) if s]
+        slots = [s for s in json_slots(data) if s]
         if not slots:
             break
         path = draw(st.sampled_from(slots))
