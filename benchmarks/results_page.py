@@ -118,6 +118,10 @@ def targets(doc: Mapping[str, Any]) -> list[tuple[str, Any, str, str]]:
          lambda v: v <= 10),
         ("replay: hot round trips, actor / legacy", _get(doc, "bench_replay_speed", "hot_round_trips_actor_over_legacy"),
          "<= 0.1", lambda v: v <= 0.1),
+        # issue 19 (first minutes), bench_cli_start: median CPU of a fresh interpreter
+        ("CLI: shadow --help (CPU-s)", _get(doc, "bench_cli_start", "help_cpu_s"), "<= 0.3", lambda v: v <= 0.3),
+        ("CLI: corpus validate, 3 traces (CPU-s)", _get(doc, "bench_cli_start", "validate_cpu_s"), "<= 0.3",
+         lambda v: v <= 0.3),
         (f"report for {_fmt(_get(doc, 'bench_report', 'runs_per_role'))} runs per role (s)",
          _get(doc, "bench_report", "seconds_best"), "<= 3 at 100,000", lambda v: v <= 3),
     ]  # fmt: skip

@@ -56,6 +56,7 @@ QUICK_ARGS: dict[str, list[str]] = {
     "bench_replay": ["--budget", "5"],
     "bench_maestro_races": ["--seeds", "1"],
     "bench_replay_speed": ["--count", "20", "--exact-sample", "4"],
+    "bench_cli_start": ["--repeat", "3"],
 }
 
 

@@ -16,8 +16,9 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["EXIT_FAIL", "EXIT_HARNESS", "EXIT_INTERRUPTED", "EXIT_OK", "add_mkdir_flag", "finite_number", "main",
+__all__ = ["COMMANDS", "EXIT_FAIL", "EXIT_HARNESS", "EXIT_INTERRUPTED", "EXIT_OK", "add_mkdir_flag", "finite_number", "main",
            "output_folder_problem"]
 
 EXIT_OK = 0
@@ -26,17 +27,23 @@ EXIT_HARNESS = 4
 EXIT_INTERRUPTED = 130
 
 # Every module here defines ``register(subparsers, groups)``; a command sets ``func(args) -> int``.
-COMMAND_MODULES = (
-    "shadow.commands.corpus",
-    "shadow.commands.corpus_import",
-    "shadow.commands.report",
-    "shadow.commands.run",
-    "shadow.commands.summary",
-    "shadow.commands.replay",
-    "shadow.commands.gate",
-    "shadow.commands.rollout",
-    "shadow.commands.capture",
-)
+# The CLI imports only the module(s) of the command it runs: a command module may load DuckDB, pyarrow,
+# scipy or the engines, and `shadow --help` or `shadow corpus validate` must not pay for the others. The help
+# line of each command is therefore written here once (tests/shadow/test_cli_start.py checks that it is the
+# one the module registers).
+COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "corpus": (("shadow.commands.corpus", "shadow.commands.corpus_import"),
+               "generate, import, validate and summarize trace corpora"),
+    "report": (("shadow.commands.report",), "render a self-contained HTML divergence report from a results database"),
+    "run": (("shadow.commands.run",), "replay a corpus on baseline, candidate and an A/A replica; store results"),
+    "summary": (("shadow.commands.summary",), "print the headline of a results database"),
+    "replay": (("shadow.commands.replay",), "replay one trace on one engine and print the canonical record"),
+    "gate": (("shadow.commands.gate",),
+             "judge each cohort PASS / MARGINAL / FAIL / INSUFFICIENT_DATA and exit with the CI code"),
+    "rollout": (("shadow.commands.rollout",), "show and change the rollout state of cohorts (shadow, canary, cutover)"),
+    "capture": (("shadow.commands.capture",), "export finished runs from a legacy engine store as shadow-trace/1"),
+}
+COMMAND_MODULES = tuple(module for modules, _ in COMMANDS.values() for module in modules)
 
 
 def finite_number(*, positive: bool) -> Callable[[str], float]:
@@ -92,26 +99,73 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_HARNESS, f"{self.prog}: error: {message}\nRun '{self.prog} --help' for usage.\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def version() -> str:
+    """The installed package's version (``workflow-shadow 0.1.0``), or 'unknown' from a bare source tree."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("workflow-shadow")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class _Version(argparse.Action):
+    """``--version`` that looks the version up only when asked (importlib.metadata is not free)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        sys.stdout.write(f"workflow-shadow {version()}\n")
+        parser.exit(EXIT_OK)
+
+
+def build_parser(command: str | None = None, *, full: bool = False) -> argparse.ArgumentParser:
+    """The CLI parser. Only ``command``'s module(s) are imported and registered (every module with
+    ``full``); every other command is a placeholder that knows only its help line, which is all that
+    ``shadow --help`` and an 'invalid choice' error need."""
     parser = _Parser(
         prog="shadow",
         description=(
             "Shadow-test a workflow engine migration: replay captured production traces on the legacy "
             "polling engine and the actor engine, compare what they did, and gate the rollout."
         ),
-        epilog="Exit codes: 0 ok/PASS, 1 FAIL or findings, 2 MARGINAL, 3 INSUFFICIENT_DATA, 4 harness error.",
+        epilog="Exit codes: 0 ok/PASS, 1 FAIL or findings, 2 MARGINAL, 3 INSUFFICIENT_DATA, 4 harness error, "
+               "130 interrupted. 'shadow COMMAND --help' shows each command's options, defaults and an example.",
     )
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    corpus = sub.add_parser("corpus", help="generate, import, validate and summarize trace corpora")
-    groups = {"corpus": corpus.add_subparsers(dest="corpus_command", metavar="ACTION", parser_class=_Parser)}
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub, groups)
+    groups: dict[str, Any] = {}
+    for name, (modules, help_line) in COMMANDS.items():
+        if name == "corpus":
+            corpus = sub.add_parser("corpus", help=help_line)
+            groups["corpus"] = corpus.add_subparsers(dest="corpus_command", metavar="ACTION", parser_class=_Parser)
+            if full or command == "corpus":
+                for module in modules:
+                    importlib.import_module(module).register(sub, groups)
+        elif full or command == name:
+            for module in modules:
+                importlib.import_module(module).register(sub, groups)
+        else:
+            sub.add_parser(name, help=help_line)
     return parser
 
 
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command word of ``argv`` (its first argument, since ``shadow`` itself takes no option with a
+    value), or None."""
+    return argv[0] if argv and not argv[0].startswith("-") else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser(_command_of(argv))
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:  # Ctrl-C while a command module loads: no traceback
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     func = getattr(args, "func", None)
     if func is None:
         # A group without an action: show that group's help.

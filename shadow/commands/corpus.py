@@ -15,7 +15,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -30,15 +30,21 @@ from rich.progress import (
 from rich.table import Table
 
 from corpora.errors import TraceError
-from corpora.generator import GeneratorConfig, generate_corpus
 from corpora.io import DEFAULT_MAX_LINE_BYTES, TraceItem, TraceWriter, read_traces
-from corpora.stats import CorpusStats, StatsAccumulator
 from shadow.cli import add_mkdir_flag, output_folder_problem
-from shadow.results.store import overwrite_problem
+from shadow.results.files import overwrite_problem
+
+if TYPE_CHECKING:
+    from corpora.stats import CorpusStats
 
 __all__ = ["register"]
 
 EXIT_OK, EXIT_FAIL, EXIT_HARNESS = 0, 1, 4
+
+
+# GeneratorConfig().max_steps, written here so that registering the command does not load the generator (and
+# networkx); tests/shadow/test_cli_start.py checks that the two agree.
+DEFAULT_MAX_STEPS = 2000
 
 
 def register(sub: Any, groups: dict[str, Any]) -> None:
@@ -54,8 +60,8 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     gen.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     gen.add_argument("--count", type=_positive, default=200, help="number of traces (default 200)")
     gen.add_argument(
-        "--max-steps", type=_positive, default=GeneratorConfig().max_steps,
-        help=f"cap on the steps of one workflow (default {GeneratorConfig().max_steps}); the legacy engine reloads "
+        "--max-steps", type=_positive, default=DEFAULT_MAX_STEPS,
+        help=f"cap on the steps of one workflow (default {DEFAULT_MAX_STEPS}); the legacy engine reloads "
         "every step at every poll, so a 2,000-step trace costs it minutes of CPU",
     )
     gen.add_argument("-o", "--output", required=True, help="output file (.gz compresses, - is stdout)")
@@ -134,6 +140,8 @@ def _emit_json(data: object) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    from corpora.generator import GeneratorConfig, generate_corpus
+
     err = _stderr()
     digest = hashlib.sha256()
     problem = overwrite_problem(args.output, "-o") or output_folder_problem(args.output, "-o", mkdir=args.mkdir)
@@ -207,6 +215,8 @@ def _print_validation(err: Console, per_file: dict[str, Counter[str]], bad: Sequ
 
 
 def run_stats(args: argparse.Namespace) -> int:
+    from corpora.stats import StatsAccumulator
+
     err = _stderr()
     acc = StatsAccumulator()
     unreadable = False

@@ -16,14 +16,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from corpora.importers import IMPORTERS, ImportOptions, run_import
 from corpora.io import TraceWriter
 from shadow.cli import add_mkdir_flag, output_folder_problem
-from shadow.results.store import overwrite_problem
+from shadow.results.files import overwrite_problem
 
 __all__ = ["register"]
 
 _DEFAULT_SCHEMAS = Path(__file__).resolve().parents[2].parent / "shared" / "corpora" / "schemas"
+
+
+# The --from choices, named here so that registering the command does not load every importer (and
+# networkx, yaml, ...) at CLI start; tests/shadow/test_cli_start.py checks them against corpora.importers.IMPORTERS.
+SOURCES = ("alibaba", "argo", "maestro", "nextflow", "wfformat")
 
 
 def register(sub: Any, groups: dict[str, Any]) -> None:
@@ -32,7 +36,7 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
         "import", help="import WfFormat, Maestro, Argo, Nextflow or Alibaba traces into shadow-trace/1",
         description="Stream foreign traces into shadow-trace/1 JSON lines; bad inputs are quarantined and listed.",
     )
-    parser.add_argument("--from", dest="source", required=True, choices=sorted(IMPORTERS), help="source format")
+    parser.add_argument("--from", dest="source", required=True, choices=SOURCES, help="source format")
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="files or folders to import")
     parser.add_argument("-o", "--output", required=True, help="output .jsonl (.gz to compress, - for stdout)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the outcome model (Maestro)")
@@ -48,6 +52,8 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from corpora.importers import IMPORTERS, ImportOptions, run_import
+
     err = Console(stderr=True)
     schemas = args.schemas if args.schemas is not None else (_DEFAULT_SCHEMAS if _DEFAULT_SCHEMAS.is_dir() else None)
     try:

@@ -1,9 +1,22 @@
-"""The results database (DuckDB): everything a shadow run produced, queryable with SQL."""
+"""The results database (DuckDB): everything a shadow run produced, queryable with SQL.
+
+The names below are loaded on first use (PEP 562): importing a light submodule such as
+``shadow.results.files`` must not load DuckDB and pyarrow.
+"""
 
 from __future__ import annotations
 
-from shadow.results.reader import EngineLatency, Headline, open_results, read_headline, read_table
-from shadow.results.store import ResultsError, ResultsStore
+import importlib
+from typing import Any
 
 __all__ = ["EngineLatency", "Headline", "ResultsError", "ResultsStore", "open_results", "read_headline",
            "read_table"]
+
+_HOME = {"EngineLatency": "reader", "Headline": "reader", "open_results": "reader", "read_headline": "reader",
+         "read_table": "reader", "ResultsError": "store", "ResultsStore": "store"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"shadow.results.{_HOME[name]}"), name)

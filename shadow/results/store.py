@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from shadow.results.files import open_failure_hint, overwrite_problem
 from shadow.results.schema import DDL, FORMAT_NAME, IDENTITY_TABLES, SCHEMA_VERSION, TABLES
 
 __all__ = ["ResultsError", "ResultsStore", "check_ours", "open_failure_hint", "overwrite_problem"]
@@ -49,36 +50,6 @@ INSERT_CHUNK = 4096
 
 class ResultsError(Exception):
     """The results database cannot be opened, is not ours, or has an incompatible schema."""
-
-
-def overwrite_problem(output: str | Path, flag: str) -> str | None:
-    """Why writing an artifact to ``output`` would destroy a results database, or None when it is safe.
-
-    ``shadow report r.duckdb -o r.duckdb`` or ``--json r.duckdb`` would replace hours of replay with a
-    page of HTML or JSON; a DuckDB file carries ``DUCK`` at byte 8, so any such file is refused."""
-    if str(output) == "-":
-        return None
-    try:
-        with open(output, "rb") as handle:
-            head = handle.read(12)
-    except OSError:
-        return None  # missing (will be created) or unreadable (the write reports it)
-    if head[8:12] != b"DUCK":
-        return None
-    return (f"{flag} {output} is a DuckDB database (results of 'shadow run'?); refusing to overwrite it. "
-            "Choose another output file.")
-
-
-def open_failure_hint(exc: BaseException) -> str:
-    """What to do about a DuckDB file that would not open: a lock held by another process needs waiting,
-    not a new file name (the message names the holder's PID)."""
-    text = str(exc).lower()
-    if "lock" in text or "different configuration" in text:  # another process / a writer in this one
-        return ("another process holds the database (see the PID above): wait for it to finish or stop it, "
-                "then rerun; a 'shadow run' resumes where it stopped")
-    if "no such file or directory" in text:
-        return "its folder does not exist: create the folder or pass another path"
-    return "pass a database written by 'shadow run' ('shadow run' also takes a new file name)"
 
 
 class ResultsStore:
