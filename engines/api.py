@@ -16,7 +16,7 @@ harness runs engines in worker processes, never two replays on one engine object
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -24,6 +24,8 @@ from corpora.model import JsonValue, Trace
 
 __all__ = [
     "AttemptRecord",
+    "CapturesTraces",
+    "DescribesFaults",
     "Engine",
     "EngineError",
     "EngineFactory",
@@ -146,3 +148,19 @@ class Engine(Protocol):
 
 
 EngineFactory = Callable[[], Engine]
+
+
+@runtime_checkable
+class DescribesFaults(Protocol):
+    """An engine that takes fault specs (``faults=`` of its factory, ``ReplayOptions.faults``) says their
+    syntax in one line, for ``shadow replay --fault help`` and error messages."""
+
+    fault_syntax: str
+
+
+@runtime_checkable
+class CapturesTraces(Protocol):
+    """An engine whose production store can be exported as traces (``shadow capture --engine``): for the
+    legacy engine, its SQLite store; for an adapter, whatever its orchestrator keeps."""
+
+    def capture(self, store: str, *, include_unfinished: bool = False) -> Iterator[Trace]: ...

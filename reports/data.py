@@ -6,7 +6,7 @@ of 100,000 runs renders as fast as one of a hundred. Tables the writer has not f
 yet, no A/A replica) simply come back empty; a file that is not a results database is a
 :class:`ReportDataError` naming the file and what to do.
 
-Only the schema contract (``shadow.results.schema``) is shared with the writer; nothing here imports
+Only the schema contract (``results.schema``) is shared with the writer; nothing here imports
 an engine.
 """
 
@@ -33,9 +33,9 @@ from reports.records import (
     Verdict,
     Waiver,
 )
-from shadow.results.identity import resolve, scope
-from shadow.results.schema import SCHEMA_VERSION, TABLES
-from shadow.results.store import ResultsError, open_failure_hint
+from results.errors import ResultsError, open_failure_hint
+from results.identity import resolve, scope
+from results.schema import SCHEMA_VERSION, TABLES
 
 __all__ = [
     "CDF_PROBABILITIES",

@@ -77,7 +77,7 @@ class Headline:
     verdicts: tuple[Verdict, ...]
     provenance: tuple[Provenance, ...]
     schema_version: str
-    identity: str = ""  # the one identity of results shown (shadow.results.identity), "" when none recorded
+    identity: str = ""  # the one identity of results shown (results.identity), "" when none recorded
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ class ReportOptions:
     # Where relative corpus paths of exemplar traces are looked up (for the real DAG); the results
     # database's folder and the working directory are always tried after these.
     corpus_roots: tuple[Path, ...] = ()
-    # Whose results to show (id or unique prefix, see shadow.results.identity); None: the latest session's.
+    # Whose results to show (id or unique prefix, see results.identity); None: the latest session's.
     identity: str | None = None
 
 

@@ -36,7 +36,8 @@ from typing import Any
 
 __all__ = ["SmokeError", "SmokeResult", "find_chromium", "main", "smoke_test"]
 
-EXIT_OK, EXIT_FINDINGS, EXIT_HARNESS = 0, 1, 4
+from results.exitcodes import EXIT_FINDINGS, EXIT_HARNESS, EXIT_OK
+
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 # Run in the page after load: use the page's own controls the way a reader would.

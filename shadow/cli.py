@@ -21,10 +21,7 @@ from typing import Any
 __all__ = ["COMMANDS", "EXIT_FAIL", "EXIT_HARNESS", "EXIT_INTERRUPTED", "EXIT_OK", "add_mkdir_flag", "finite_number", "main",
            "output_folder_problem"]
 
-EXIT_OK = 0
-EXIT_FAIL = 1
-EXIT_HARNESS = 4
-EXIT_INTERRUPTED = 130
+from results.exitcodes import EXIT_FAIL, EXIT_HARNESS, EXIT_INTERRUPTED, EXIT_OK
 
 # Every module here defines ``register(subparsers, groups)``; a command sets ``func(args) -> int``.
 # The CLI imports only the module(s) of the command it runs: a command module may load DuckDB, pyarrow,

@@ -11,18 +11,20 @@ import hashlib
 import json
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from results.identity import IdentityMismatch, compute_identity, differences
+from results.rows import QuarantineRow, TraceRow
+from results.schema import dumps
 from shadow.engines import EngineSpec, EngineSpecError, build_engine
 from shadow.executors import Executor, make_executor, stream_batches
 from shadow.noise import NoiseConfig, Registry
 from shadow.results.aggregate import refresh_aggregates
-from shadow.results.identity import IdentityMismatch, compute_identity, differences
-from shadow.results.store import ResultsStore, dumps
+from shadow.results.store import ResultsStore
 from shadow.sources import (
     SourceItem,
     TraceSelector,
@@ -127,7 +129,7 @@ def _provenance(settings: RunSettings) -> dict[str, Any]:
     except metadata.PackageNotFoundError:
         version = None
     baseline, candidate = _engine_part(settings.baseline), _engine_part(settings.candidate)
-    # What produced the rows (shadow.results.identity): not the selection, noise or registry, nor --exact.
+    # What produced the rows (results.identity): not the selection, noise or registry, nor --exact.
     parts = {"corpus": {"content_sha256": corpus_content_hash(settings.corpus)}, "baseline": baseline,
              "candidate": candidate, "seeds": settings.seeds, "time_limit": settings.time_limit,
              "harness_version": version}
@@ -167,7 +169,7 @@ class _Session:
             "SELECT file, line FROM quarantine WHERE identity = ?", [store.identity or ""])}
         self.buffer: list[TraceOutcome] = []
         self.buffered_rows = 0
-        self.quarantine: list[dict[str, Any]] = []
+        self.quarantine: list[QuarantineRow] = []
         self.last_flush = time.monotonic()
         self.traces_done = self.skipped = self.quarantined = self.divergences = self.selected = 0
         self.items_read = self.items_bad = 0
@@ -186,11 +188,11 @@ class _Session:
                     self.quarantined_at.add((it.file, it.line))
                     self.quarantined += 1
                     err = it.error
-                    self.quarantine.append({
-                        "session_id": self.session_id, "file": it.file, "line": it.line,
-                        "trace_id": err.trace_id if err else None, "code": err.code if err else "unknown",
-                        "message": err.message if err else "no trace", "hint": err.hint if err else "",
-                        "json_path": err.location.json_path if err else "$"})
+                    self.quarantine.append(QuarantineRow(
+                        session_id=self.session_id, file=it.file, line=it.line,
+                        trace_id=err.trace_id if err else None, code=err.code if err else "unknown",
+                        message=err.message if err else "no trace", hint=err.hint if err else "",
+                        json_path=err.location.json_path if err else "$"))
                 continue
             if it.trace.trace_id in self.done_ids:
                 self.skipped += 1
@@ -201,7 +203,7 @@ class _Session:
 
     def add(self, outcomes: Sequence[TraceOutcome]) -> None:
         for outcome in outcomes:
-            outcome.tables["traces"][0]["session_id"] = self.session_id
+            cast(TraceRow, outcome.tables["traces"][0])["session_id"] = self.session_id
             self.divergences += outcome.candidate_divergences
             self.buffered_rows += len(outcome.tables.get("steps", ()))
         self.buffer.extend(outcomes)
@@ -210,7 +212,7 @@ class _Session:
             self.flush()
 
     def flush(self) -> None:
-        tables: dict[str, list[dict[str, Any]]] = {"quarantine": self.quarantine}
+        tables: dict[str, list[Mapping[str, Any]]] = {"quarantine": list(self.quarantine)}
         for outcome in self.buffer:
             for name, rows in outcome.tables.items():
                 tables.setdefault(name, []).extend(rows)

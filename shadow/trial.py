@@ -18,6 +18,7 @@ from typing import Any
 from corpora.codec import encode
 from corpora.model import Step, Trace
 from engines.api import Engine, ExecutionRecord, ReplayOptions
+from results.rows import DivergenceRow, RecordRow, RunRow, StepRow, TraceRow
 from shadow.compare import CausalOrder, Divergence, compare_records, engine_error_divergence
 from shadow.engines import EngineSpec, build_engine
 from shadow.latency import run_metrics
@@ -25,7 +26,7 @@ from shadow.latency import run_metrics
 __all__ = ["ROLES", "TraceJob", "TraceOutcome", "TrialConfig", "count_steps", "run_trace", "run_trace_with"]
 
 ROLES = ("baseline", "candidate", "baseline_aa")
-Row = dict[str, Any]
+Row = Mapping[str, Any]  # one of results.rows' typed rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,27 +114,27 @@ def run_trace_with(job: TraceJob, config: TrialConfig, engines: Mapping[str, Eng
             _record_rows(trace, role, record, tables)
     for comparison, found in divergences.items():
         for d in found:
-            tables["divergences"].append({
-                "trace_id": trace.trace_id, "comparison": comparison, "run_id": d.run_id, "path": d.path,
-                "kind": d.kind.value, "detail": d.detail, "baseline_value": _dumps(d.baseline_value),
-                "other_value": _dumps(d.other_value), "signature": d.signature, "is_first": d.is_first,
-                "waived_by": None,
-            })
+            tables["divergences"].append(DivergenceRow(
+                trace_id=trace.trace_id, comparison=comparison, run_id=d.run_id, path=d.path,
+                kind=d.kind.value, detail=d.detail, baseline_value=_dumps(d.baseline_value),
+                other_value=_dumps(d.other_value), signature=d.signature, is_first=d.is_first,
+                waived_by=None,
+            ))
     recorded = [a for r in trace.runs for a in r.attempts]
     first = min((r.trigger_time for r in trace.runs), default=0.0)
     last_end = max((r.observed.end_time for r in trace.runs if r.observed and r.observed.end_time), default=None)
     error = "; ".join(f"{role}: {msg}" for role, msg in sorted(errors.items())) or None
-    tables["traces"] = [{
-        "trace_id": trace.trace_id, "session_id": None, "workflow_id": trace.workflow_id,
-        "workflow_type": trace.metadata.workflow_type, "owner": trace.metadata.owner,
-        "tags": list(trace.metadata.tags), "source": trace.metadata.source, "corpus_file": job.file,
-        "corpus_line": job.line, "n_runs": len(trace.runs),
-        "n_steps": count_steps(trace.definition.steps, trace), "n_recorded_attempts": len(recorded),
-        "recorded_seconds": (last_end - first) if last_end is not None else None,
-        "candidate_divergences": len(divergences["candidate"]), "aa_divergences": len(divergences["aa"]),
-        "unexplained": len(divergences["candidate"]), "error": error,
-        "wall_seconds": time.perf_counter() - began,
-    }]
+    tables["traces"] = [TraceRow(
+        trace_id=trace.trace_id, session_id=None, workflow_id=trace.workflow_id,
+        workflow_type=trace.metadata.workflow_type, owner=trace.metadata.owner,
+        tags=list(trace.metadata.tags), source=trace.metadata.source, corpus_file=job.file,
+        corpus_line=job.line, n_runs=len(trace.runs),
+        n_steps=count_steps(trace.definition.steps, trace), n_recorded_attempts=len(recorded),
+        recorded_seconds=(last_end - first) if last_end is not None else None,
+        candidate_divergences=len(divergences["candidate"]), aa_divergences=len(divergences["aa"]),
+        unexplained=len(divergences["candidate"]), error=error,
+        wall_seconds=time.perf_counter() - began,
+    )]
     return TraceOutcome(trace.trace_id, tables, len(divergences["candidate"]))
 
 
@@ -143,23 +144,25 @@ def _dumps(value: Any) -> str:
 
 def _record_rows(trace: Trace, role: str, record: ExecutionRecord, tables: dict[str, list[Row]]) -> None:
     tid = trace.trace_id
-    tables["records"].append({
-        "trace_id": tid, "engine": role, "engine_name": record.engine, "engine_version": record.engine_version,
-        "seed": record.seed, "record": _dumps(encode(record)), "counters": _dumps(dict(record.counters)),
-    })
+    tables["records"].append(RecordRow(
+        trace_id=tid, engine=role, engine_name=record.engine, engine_version=record.engine_version,
+        seed=record.seed, record=_dumps(encode(record)), counters=_dumps(dict(record.counters)),
+    ))
     for run in record.runs:
         metrics = run_metrics(trace, run)
-        tables["runs"].append({
-            "trace_id": tid, "engine": role, "run_id": run.run_id, "status": run.status, "stuck": run.stuck,
-            "triggered_at": run.triggered_at, "started_at": run.started_at, "ended_at": run.ended_at, **metrics,
-        })
+        tables["runs"].append(RunRow(
+            trace_id=tid, engine=role, run_id=run.run_id, status=run.status, stuck=run.stuck,
+            triggered_at=run.triggered_at, started_at=run.started_at, ended_at=run.ended_at,
+            end_to_end=metrics["end_to_end"], makespan=metrics["makespan"], critical_path=metrics["critical_path"],
+            orchestration_overhead=metrics["orchestration_overhead"],
+        ))
         for att in sorted(run.attempts, key=lambda a: (a.path, a.attempt)):
             overhead = None
             if att.started_at is not None and att.ready_at is not None:
                 overhead = att.started_at - att.ready_at
-            tables["steps"].append({
-                "trace_id": tid, "engine": role, "run_id": run.run_id, "path": att.path, "step_id": att.step_id,
-                "step_type": att.step_type, "attempt": att.attempt, "status": att.status, "outcome": att.outcome,
-                "unrecorded": att.unrecorded, "created_at": att.created_at, "ready_at": att.ready_at,
-                "started_at": att.started_at, "ended_at": att.ended_at, "start_overhead": overhead,
-            })
+            tables["steps"].append(StepRow(
+                trace_id=tid, engine=role, run_id=run.run_id, path=att.path, step_id=att.step_id,
+                step_type=att.step_type, attempt=att.attempt, status=att.status, outcome=att.outcome,
+                unrecorded=att.unrecorded, created_at=att.created_at, ready_at=att.ready_at,
+                started_at=att.started_at, ended_at=att.ended_at, start_overhead=overhead,
+            ))

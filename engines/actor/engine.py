@@ -31,7 +31,7 @@ from typing import Any
 from corpora.model import Trace
 from engines.actor.cluster import Cluster, WorkflowEntry
 from engines.actor.config import ActorConfig
-from engines.actor.faults import FaultPlan, parse_faults
+from engines.actor.faults import FAULT_SYNTAX, FaultPlan, parse_faults
 from engines.actor.persist import decode_run
 from engines.actor.upkeep import ReplayLoop, upkeep_latency
 from engines.actor.world import TraceWorld
@@ -51,6 +51,7 @@ class ActorEngine:
 
     name = "actor"
     version = "1"
+    fault_syntax = FAULT_SYNTAX
 
     def __init__(
         self, nodes: int | None = None, faults: tuple[str, ...] = (), config: ActorConfig | None = None

@@ -13,7 +13,7 @@ whose outcomes must agree (A/A) while their timings differ.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from corpora.model import Trace
 from engines.api import EngineError, ExecutionRecord, ReplayOptions
@@ -46,6 +46,9 @@ class LegacyEngine:
 
     name = "legacy"
     version = "1"
+    fault_syntax = ("legacy faults: stall-worker:WORKER:CLAIM:SECONDS[:before_load|before_write] (worker WORKER "
+                    "stalls SECONDS on its CLAIM-th claimed task; past the claim timeout the task is delivered "
+                    "twice, as in production), e.g. stall-worker:0:5:90")
 
     def __init__(
         self,
@@ -114,3 +117,10 @@ class LegacyEngine:
             trace_id=trace.trace_id, engine=self.name, engine_version=self.version, seed=options.seed,
             runs=runs, counters=out,
         )  # fmt: skip
+
+    def capture(self, store: str, *, include_unfinished: bool = False) -> Iterator[Trace]:
+        """The workflows of a live legacy store (:mod:`engines.legacy.live`) as traces, one per workflow: see
+        :func:`engines.legacy.capture.capture_traces`."""
+        from engines.legacy.capture import capture_traces
+
+        return capture_traces(store, include_unfinished=include_unfinished)

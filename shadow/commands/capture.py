@@ -14,13 +14,12 @@ import sys
 from typing import Any
 
 from corpora.io import TraceWriter
-from engines.api import EngineError
-from engines.legacy.capture import capture_traces
+from engines.api import CapturesTraces, EngineError
+from results.exitcodes import EXIT_HARNESS, EXIT_OK
 from shadow.cli import add_mkdir_flag, output_folder_problem
+from shadow.engines import EngineSpecError, build_engine, resolve_engine
 
 __all__ = ["register"]
-
-EXIT_OK, EXIT_HARNESS = 0, 4
 
 
 def register(sub: Any, groups: dict[str, Any]) -> None:
@@ -35,6 +34,9 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.add_argument("--store", required=True, help="the legacy engine's SQLite file")
     p.add_argument("-o", "--output", required=True, help="output file (.gz compresses, - is stdout)")
     p.add_argument("--include-unfinished", action="store_true", help="also export runs that have not ended")
+    p.add_argument("--engine", default="legacy", metavar="ENGINE",
+                   help="the engine whose store it is: legacy (default) or module:factory of an adapter whose "
+                        "engine offers capture(store, include_unfinished=...)")
     add_mkdir_flag(p)
     p.set_defaults(func=capture_command)
 
@@ -45,8 +47,17 @@ def capture_command(args: argparse.Namespace) -> int:
         print(f"shadow capture: error: {problem}", file=sys.stderr)
         return EXIT_HARNESS
     try:
+        engine = build_engine(resolve_engine(args.engine))
+    except (EngineSpecError, EngineError) as exc:
+        print(f"shadow capture: error: {exc}", file=sys.stderr)
+        return EXIT_HARNESS
+    if not isinstance(engine, CapturesTraces):
+        print(f"shadow capture: error: engine {args.engine} offers no capture (engines.api.CapturesTraces); "
+              "capture from the store of the engine production runs on (legacy)", file=sys.stderr)
+        return EXIT_HARNESS
+    try:
         # Read everything first: a store error then leaves no half-written output behind.
-        captured = list(capture_traces(args.store, include_unfinished=args.include_unfinished))
+        captured = list(engine.capture(args.store, include_unfinished=args.include_unfinished))
     except EngineError as exc:
         print(f"shadow capture: error: {exc}", file=sys.stderr)
         return EXIT_HARNESS

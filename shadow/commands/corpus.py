@@ -31,16 +31,15 @@ from rich.table import Table
 
 from corpora.errors import TraceError
 from corpora.io import DEFAULT_MAX_LINE_BYTES, TraceItem, TraceWriter, read_traces
+from results.errors import overwrite_problem
 from shadow.cli import add_mkdir_flag, output_folder_problem
-from shadow.results.files import overwrite_problem
 
 if TYPE_CHECKING:
     from corpora.stats import CorpusStats
 
 __all__ = ["register"]
 
-EXIT_OK, EXIT_FAIL, EXIT_HARNESS = 0, 1, 4
-
+from results.exitcodes import EXIT_FAIL, EXIT_HARNESS, EXIT_OK
 
 # GeneratorConfig().max_steps, written here so that registering the command does not load the generator (and
 # networkx); tests/shadow/test_cli_start.py checks that the two agree.

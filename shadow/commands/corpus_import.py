@@ -17,8 +17,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from corpora.io import TraceWriter
+from results.errors import overwrite_problem
+from results.exitcodes import EXIT_FINDINGS, EXIT_HARNESS, EXIT_OK
 from shadow.cli import add_mkdir_flag, output_folder_problem
-from shadow.results.files import overwrite_problem
 
 __all__ = ["register"]
 
@@ -61,21 +62,21 @@ def run(args: argparse.Namespace) -> int:
                                 race_margin=args.race_margin, schema_dir=schemas)
     except ValueError as exc:
         err.print(f"shadow corpus import: {escape(str(exc))}")
-        return 4
+        return EXIT_HARNESS
     missing = [p for p in args.paths if not p.exists()]
     if missing:
         err.print(f"shadow corpus import: no such file or folder: {escape(str(missing[0]))}")
-        return 4
+        return EXIT_HARNESS
     problem = overwrite_problem(args.output, "-o") or output_folder_problem(args.output, "-o", mkdir=args.mkdir)
     if problem:
         err.print(f"shadow corpus import: {escape(problem)}")
-        return 4
+        return EXIT_HARNESS
     importer = IMPORTERS[args.source]
     if not importer.discover(args.paths):
         # An empty folder or the wrong --from: writing an empty corpus and exiting 0 would hide it.
         err.print(f"shadow corpus import: no {args.source} input found in {escape(', '.join(map(str, args.paths)))}; "
                   "check the paths and --from", highlight=False)
-        return 4
+        return EXIT_HARNESS
     imported, quarantined = 0, []
     try:
         with ExitStack() as stack:
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
                     progress.update(task, completed=len(done), last=Path(item.source).name[-40:])
     except OSError as exc:
         err.print(f"shadow corpus import: cannot write {escape(str(args.output))}: {escape(str(exc))}")
-        return 4
+        return EXIT_HARNESS
     err.print(f"imported {imported} trace(s) from {args.source}; quarantined {len(quarantined)}")
     if quarantined:
         for code, count in Counter(e.code for e in quarantined).most_common():
@@ -108,4 +109,4 @@ def run(args: argparse.Namespace) -> int:
             err.print(f"  - {error}", markup=False, highlight=False, soft_wrap=True)
         if len(quarantined) > 20:
             err.print(f"  ... and {len(quarantined) - 20} more")
-    return 1 if quarantined else 0
+    return EXIT_FINDINGS if quarantined else EXIT_OK

@@ -16,13 +16,13 @@ from typing import Any
 
 import duckdb
 
+from results.errors import ResultsError, overwrite_problem
 from shadow.cli import EXIT_HARNESS, add_mkdir_flag, output_folder_problem
 from shadow.gate.cohorts import load_cohorts
 from shadow.gate.errors import GateError
 from shadow.gate.evaluate import evaluate, store_verdicts
 from shadow.gate.outputs import dumps, to_junit, to_markdown, write_artifact
 from shadow.results.reader import open_results
-from shadow.results.store import ResultsError, overwrite_problem
 
 __all__ = ["register", "run_gate"]
 

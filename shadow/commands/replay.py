@@ -15,8 +15,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from corpora.codec import encode
-from engines.actor.faults import FAULT_SYNTAX
-from engines.api import EngineError, ExecutionRecord, ReplayOptions
+from engines.api import DescribesFaults, EngineError, ExecutionRecord, ReplayOptions
+from results.exitcodes import EXIT_HARNESS, EXIT_OK
 from shadow.cli import finite_number
 from shadow.engines import EngineSpecError, build_engine, resolve_engine
 from shadow.sources import read_corpus
@@ -26,7 +26,9 @@ __all__ = ["register"]
 
 def register(sub: Any, groups: dict[str, Any]) -> None:
     del groups
-    p = sub.add_parser("replay", help="replay one trace on one engine and print the canonical record")
+    p = sub.add_parser("replay", help="replay one trace on one engine and print the canonical record",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       epilog="Example: shadow replay corpus.jsonl --trace gen-1-00003 --engine actor --fault crash:0@60")
     p.add_argument("path", help="a shadow-trace/1 JSON Lines file")
     p.add_argument("--trace", help="trace id (default: the first trace in the file)")
     p.add_argument("--engine", default="legacy", help="legacy|actor|oracle|module:factory (default legacy)")
@@ -38,13 +40,16 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
                    help="simulate every poll, heartbeat and reconciliation tick by tick instead of jumping over "
                         "idle periods (same record, much slower)")
     p.add_argument("--nodes", type=int, help="engine nodes (engines whose factory accepts nodes=)")
-    p.add_argument("--fault", action="append", default=[],
-                   help=f"fault spec, repeatable (engines accepting faults=); {FAULT_SYNTAX}")
+    p.add_argument("--fault", action="append", default=[], metavar="SPEC",
+                   help="fault spec, repeatable, for engines whose factory accepts faults= (actor: crash, pause, "
+                        "drop, dup, store-fail; legacy: stall-worker); '--fault help' prints the engine's syntax")
     p.set_defaults(func=replay_command)
 
 
 def replay_command(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
+    if "help" in args.fault:
+        return _fault_help(args.engine, err)
     kwargs: dict[str, Any] = {}
     if args.nodes is not None:
         kwargs["nodes"] = args.nodes
@@ -54,13 +59,13 @@ def replay_command(args: argparse.Namespace) -> int:
         engine = build_engine(resolve_engine(args.engine, **kwargs))
     except (EngineSpecError, EngineError) as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
-        return 4
+        return EXIT_HARNESS
     trace = None
     for item in read_corpus([args.path]):
         if item.error is not None:
             if args.trace is None or item.error.trace_id == args.trace:
                 err.print(f"[red]error:[/] {escape(str(item.error))}", highlight=False)
-                return 4
+                return EXIT_HARNESS
             continue
         if item.trace is not None and (args.trace is None or item.trace.trace_id == args.trace):
             trace = item.trace
@@ -68,13 +73,27 @@ def replay_command(args: argparse.Namespace) -> int:
     if trace is None:
         err.print(f"[red]error:[/] no trace {escape(repr(args.trace))} in {escape(args.path)}" if args.trace
                   else f"[red]error:[/] {escape(args.path)} holds no trace", highlight=False)
-        return 4
+        return EXIT_HARNESS
     record = engine.replay(trace, ReplayOptions(seed=args.seed, time_limit=args.time_limit, exact=args.exact))
     if args.json:
         print(json.dumps(encode(record), indent=2, sort_keys=True))
     else:
         render(record, Console())
-    return 0
+    return EXIT_OK
+
+
+def _fault_help(name: str, err: Console) -> int:
+    """``--fault help``: the engine describes its own fault syntax (engines.api.DescribesFaults)."""
+    try:
+        engine = build_engine(resolve_engine(name))
+    except (EngineSpecError, EngineError) as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        return EXIT_HARNESS
+    if isinstance(engine, DescribesFaults):
+        print(engine.fault_syntax)
+        return EXIT_OK
+    err.print(f"[red]error:[/] engine {escape(name)} takes no faults", highlight=False)
+    return EXIT_HARNESS
 
 
 def render(record: ExecutionRecord, console: Console) -> None:

@@ -9,14 +9,13 @@ from typing import Any
 
 from reports.data import ReportDataError, ReportLimits
 from reports.render import ReportOptions, write_report
+from results.errors import ResultsError, overwrite_problem
 from shadow.cli import add_mkdir_flag, output_folder_problem
 from shadow.results.reader import judged_identity
-from shadow.results.store import ResultsError, overwrite_problem
 
 __all__ = ["register"]
 
-EXIT_OK = 0
-EXIT_HARNESS = 4
+from results.exitcodes import EXIT_HARNESS, EXIT_OK
 
 
 def register(sub: Any, groups: dict[str, Any]) -> None:

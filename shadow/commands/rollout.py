@@ -13,12 +13,12 @@ import sys
 from collections import Counter
 from typing import Any
 
-from engines.router import RootWorkflow
 from shadow.cli import EXIT_FAIL, EXIT_HARNESS, EXIT_OK, finite_number
 from shadow.gate.cohorts import load_cohorts
 from shadow.gate.errors import GateError, RolloutRefused
 from shadow.gate.evidence import workflows_in
 from shadow.gate.rollout import RolloutBook, build_router
+from shadow.gate.router import RootWorkflow
 
 __all__ = ["register"]
 

@@ -19,16 +19,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from results.errors import ResultsError
 from shadow.cli import finite_number
 from shadow.engines import EngineSpecError, resolve_engine
 from shadow.noise import NoiseConfig, Registry, RegistryError
-from shadow.results.store import ResultsError
 from shadow.runner import RunReport, RunSettings, run_shadow
 from shadow.sources import SelectionError
 
 __all__ = ["register"]
 
-EXIT_OK, EXIT_FINDINGS, EXIT_HARNESS, EXIT_INTERRUPTED = 0, 1, 4, 130
+from results.exitcodes import EXIT_HARNESS, EXIT_INTERRUPTED, EXIT_OK
+
 # Seconds between progress lines when stderr is not a terminal (CI logs); SHADOW_PROGRESS_EVERY overrides.
 PROGRESS_EVERY = 3.0
 

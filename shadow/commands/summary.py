@@ -10,8 +10,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from results.errors import ResultsError
+from results.exitcodes import EXIT_HARNESS, EXIT_OK
 from shadow.results.reader import Headline, read_headline
-from shadow.results.store import ResultsError
 
 __all__ = ["register"]
 
@@ -58,9 +59,9 @@ def summary_command(args: argparse.Namespace) -> int:
         headline = read_headline(args.db, args.identity)
     except ResultsError as exc:
         Console(stderr=True).print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
-        return 4
+        return EXIT_HARNESS
     if args.json:
         print(json.dumps(headline.to_dict(), indent=2, sort_keys=True))
     else:
         render(headline, Console())
-    return 0
+    return EXIT_OK

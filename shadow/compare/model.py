@@ -1,31 +1,15 @@
-"""The comparison's vocabulary: divergence kinds and the flattened :class:`Divergence` record."""
+"""The comparison's vocabulary: the flattened :class:`Divergence` record and its signature. The kinds are
+:class:`results.rows.DivergenceKind` (the results contract), re-exported here."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import StrEnum
 
 from corpora.model import JsonValue
+from results.rows import DivergenceKind
 
 __all__ = ["Divergence", "DivergenceKind", "path_pattern", "signature_of"]
-
-
-class DivergenceKind(StrEnum):
-    """What differs. The set is closed: the results schema, the noise filter and the registry key on it."""
-
-    FINAL_STATUS = "final_status"
-    STEP_STATUS = "step_status"
-    ATTEMPT_COUNT = "attempt_count"
-    PARAMS = "params"
-    OUTPUTS = "outputs"
-    CONFIG = "config"
-    MISSING_STEP = "missing_step"
-    EXTRA_STEP = "extra_step"
-    UNRECORDED_ATTEMPT = "unrecorded_attempt"
-    STUCK_RUN = "stuck_run"
-    CAUSALITY_VIOLATION = "causality_violation"
-    ENGINE_ERROR = "engine_error"
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ Typical use (what ``shadow gate`` does)::
     store_verdicts("out/results.duckdb", result)
     sys.exit(result.exit_code)          # 0 PASS, 1 FAIL, 2 MARGINAL, 3 INSUFFICIENT_DATA
 
-The router that turns rollout state into an engine choice lives in ``engines/router.py``;
+The router that turns rollout state into an engine choice is ``shadow.gate.router``;
 ``shadow.gate.rollout.build_router`` builds one from a results database. See docs/GATE.md.
 """
 

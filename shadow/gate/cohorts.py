@@ -32,8 +32,8 @@ from typing import Any
 
 import jsonschema
 
-from engines.router import RootWorkflow, stable_bucket
 from shadow.gate.errors import CohortFileError
+from shadow.gate.router import RootWorkflow, stable_bucket
 
 __all__ = ["Budget", "Cohort", "CohortSelector", "load_cohorts", "parse_cohorts"]
 

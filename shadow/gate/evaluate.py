@@ -16,13 +16,13 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from results.errors import open_failure_hint
+from results.identity import Identity
+from results.schema import TABLES
 from shadow.gate.cohorts import Cohort
 from shadow.gate.errors import ResultsDatabaseError
 from shadow.gate.evidence import collect_evidence, judged_identity, open_results
 from shadow.gate.verdict import CohortVerdict, Verdict, exit_code, judge_cohort, worst
-from shadow.results.identity import Identity
-from shadow.results.schema import TABLES
-from shadow.results.store import open_failure_hint
 
 __all__ = ["GateResult", "evaluate", "store_verdicts", "verdict_id"]
 

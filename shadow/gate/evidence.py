@@ -17,11 +17,12 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from engines.router import RootWorkflow
+from results.errors import ResultsError, open_failure_hint
+from results.identity import Identity, resolve, scope
+from results.rows import DivergenceKind
 from shadow.gate.cohorts import Cohort
 from shadow.gate.errors import ResultsDatabaseError
-from shadow.results.identity import Identity, resolve, scope
-from shadow.results.store import ResultsError, open_failure_hint
+from shadow.gate.router import RootWorkflow
 
 __all__ = ["CohortEvidence", "ExpiredEntry", "Finding", "collect_evidence", "judged_identity", "open_results",
            "workflows_in"]
@@ -75,7 +76,7 @@ class CohortEvidence:
 
 def open_results(path: str | Path, identity: Identity | None = None) -> duckdb.DuckDBPyConnection:
     """Open a results database read-only and check it has what the gate reads; with ``identity``, the
-    connection shows that identity's rows only (:func:`shadow.results.identity.scope`)."""
+    connection shows that identity's rows only (:func:`results.identity.scope`)."""
     path = Path(path)
     if not path.is_file():
         raise ResultsDatabaseError(
@@ -147,13 +148,13 @@ def _members(con: duckdb.DuckDBPyConnection, cohorts: Sequence[Cohort]) -> dict[
     return members
 
 
-_STUCK = """
+_STUCK = f"""
     SELECT DISTINCT trace_id, run_id FROM (
         SELECT r.trace_id, r.run_id FROM runs r JOIN member m USING (trace_id)
         WHERE r.engine = 'candidate' AND r.stuck
         UNION ALL
         SELECT d.trace_id, d.run_id FROM divergences d JOIN member m USING (trace_id)
-        WHERE d.comparison = 'candidate' AND d.kind = 'stuck_run'
+        WHERE d.comparison = 'candidate' AND d.kind = '{DivergenceKind.STUCK_RUN}'
     ) ORDER BY ALL"""
 # Lost: the baseline ran the attempt and the candidate did not. Not counted: attempts in a stuck
 # candidate run (a stuck run loses everything after the stall; that is the stuck-run finding), and
@@ -173,9 +174,9 @@ _LOST = """
 _DUPLICATED = """
     SELECT s.trace_id, s.run_id, s.path, s.attempt FROM steps s JOIN member m USING (trace_id)
     WHERE s.engine = 'candidate' GROUP BY ALL HAVING count(*) > 1 ORDER BY ALL"""
-_CAUSALITY = """
+_CAUSALITY = f"""
     SELECT DISTINCT d.trace_id, d.run_id, d.path FROM divergences d JOIN member m USING (trace_id)
-    WHERE d.comparison = 'candidate' AND d.kind = 'causality_violation' ORDER BY ALL"""
+    WHERE d.comparison = 'candidate' AND d.kind = '{DivergenceKind.CAUSALITY_VIOLATION}' ORDER BY ALL"""
 
 
 def _samples(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[np.ndarray, np.ndarray]:

@@ -35,7 +35,7 @@ VERDICT_JSON_SCHEMA: dict[str, Any] = {
         "exit_code": {"enum": [0, 1, 2, 3, 4]},
         "error": {"type": "string"},
         "identity": {
-            "description": "the one identity of results judged (shadow.results.identity); null when the database "
+            "description": "the one identity of results judged (results.identity); null when the database "
                            "records none",
             "type": ["object", "null"],
             "required": ["id", "candidate_engine", "baseline_engine", "parts"],

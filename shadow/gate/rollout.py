@@ -17,11 +17,11 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from engines.router import CohortRoute, RolloutPhase, Router
+from results.errors import open_failure_hint
+from results.schema import TABLES
 from shadow.gate.cohorts import Cohort
 from shadow.gate.errors import ResultsDatabaseError, RolloutRefused
-from shadow.results.schema import TABLES
-from shadow.results.store import open_failure_hint
+from shadow.gate.router import CohortRoute, RolloutPhase, Router
 
 __all__ = ["CANARY_STEPS", "RolloutBook", "RolloutState", "StoredVerdict", "build_router"]
 

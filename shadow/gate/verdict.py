@@ -27,6 +27,7 @@ from enum import StrEnum
 
 import numpy as np
 
+from results.exitcodes import EXIT_FAIL, EXIT_INSUFFICIENT_DATA, EXIT_MARGINAL, EXIT_OK
 from shadow.gate.evidence import CohortEvidence, Finding
 from shadow.gate.statistics import LatencyOutcome, judge_latency, wilson_upper
 
@@ -57,7 +58,8 @@ class CriterionStatus(StrEnum):
 
 # Worst last: FAIL blocks, INSUFFICIENT_DATA cannot be acted on, MARGINAL needs a sign-off.
 _SEVERITY = {Verdict.PASS: 0, Verdict.MARGINAL: 1, Verdict.INSUFFICIENT_DATA: 2, Verdict.FAIL: 3}
-_EXIT = {Verdict.PASS: 0, Verdict.FAIL: 1, Verdict.MARGINAL: 2, Verdict.INSUFFICIENT_DATA: 3}
+_EXIT = {Verdict.PASS: EXIT_OK, Verdict.FAIL: EXIT_FAIL, Verdict.MARGINAL: EXIT_MARGINAL,
+         Verdict.INSUFFICIENT_DATA: EXIT_INSUFFICIENT_DATA}
 
 
 @dataclass(frozen=True, slots=True)

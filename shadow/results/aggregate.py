@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from typing import Any
 
+from results.rows import LatencyRow, LatencyTestRow, SignatureRow, WaiverRow
 from shadow.latency import judge_shift, paired_test, ratio, summarize
 from shadow.noise import NoiseConfig, Registry, classify_signature, count_hits
 from shadow.results.store import ResultsStore
@@ -54,7 +54,7 @@ def _signatures(store: ResultsStore, registry: Registry, noise: NoiseConfig) -> 
             f"SELECT signature, path, count(*) FROM divergences WHERE comparison = 'candidate' AND is_first "
             f"AND {mine} GROUP BY ALL", ids):
         firsts[signature][path] = n
-    rows: list[dict[str, Any]] = []
+    rows: list[SignatureRow] = []
     statuses: dict[str, tuple[str, str | None]] = {}
     for signature in sorted(counts):
         c = counts[signature]
@@ -62,14 +62,14 @@ def _signatures(store: ResultsStore, registry: Registry, noise: NoiseConfig) -> 
         statuses[signature] = (status.status, status.waived_by)
         parts = ([*signature.split("|"), "", "", "", ""])[:4]
         first = sorted(firsts[signature].items(), key=lambda kv: (-kv[1], kv[0]))
-        rows.append({
-            "signature": signature, "workflow_type": parts[0], "step_type": parts[1], "path_pattern": parts[2],
-            "kind": parts[3], "candidate_traces": c["candidate"], "aa_traces": c["aa"],
-            "candidate_rate": c["candidate"] / total if total else None,
-            "aa_rate": c["aa"] / total if total else None, "status": status.status,
-            "waived_by": status.waived_by, "exemplars": exemplars.get(signature, []),
-            "first_divergence_path": first[0][0] if first else None,
-        })
+        rows.append(SignatureRow(
+            signature=signature, workflow_type=parts[0], step_type=parts[1], path_pattern=parts[2],
+            kind=parts[3], candidate_traces=c["candidate"], aa_traces=c["aa"],
+            candidate_rate=c["candidate"] / total if total else None,
+            aa_rate=c["aa"] / total if total else None, status=status.status,
+            waived_by=status.waived_by, exemplars=exemplars.get(signature, []),
+            first_divergence_path=first[0][0] if first else None,
+        ))
     store.replace("signatures", rows)
     # Per divergence row: waived_by; per trace: candidate divergences whose signature is unexplained.
     store.con.begin()
@@ -93,8 +93,8 @@ def _signatures(store: ResultsStore, registry: Registry, noise: NoiseConfig) -> 
         f"SELECT signature, count(*) FROM divergences WHERE comparison = 'candidate' AND {mine} GROUP BY ALL "
         "ORDER BY ALL", ids))
     store.replace("waivers", [
-        {"entry_id": e.id, "pattern": e.pattern, "owner": e.owner, "reason": e.reason, "expires": e.expires,
-         "hits": hits[e.id], "expired": False}
+        WaiverRow(entry_id=e.id, pattern=e.pattern, owner=e.owner, reason=e.reason, expires=e.expires,
+                  hits=hits[e.id], expired=False)
         for e in registry.entries
     ])
 
@@ -119,27 +119,27 @@ def _per_trace(store: ResultsStore, metric: str) -> tuple[list[float], list[floa
 
 
 def _latency(store: ResultsStore) -> None:
-    rows: list[dict[str, Any]] = []
-    tests: list[dict[str, Any]] = []
+    rows: list[LatencyRow] = []
+    tests: list[LatencyTestRow] = []
     for metric in LATENCY_METRICS:
         by_engine: dict[str, Sequence[float]] = {}
         for engine in ("baseline", "candidate", "baseline_aa"):
             values = by_engine[engine] = _values(store, metric, engine)
             s = summarize(values)
             if s.n:
-                rows.append({"metric": metric, "engine": engine, "n": s.n, "mean": s.mean, "p50": s.p50,
-                             "p95": s.p95, "p99": s.p99, "max": s.max})
+                rows.append(LatencyRow(metric=metric, engine=engine, n=s.n, mean=s.mean, p50=s.p50,
+                                       p95=s.p95, p99=s.p99, max=s.max))
         b, c = summarize(by_engine["baseline"]), summarize(by_engine["candidate"])
         if not (b.n and c.n):
             continue
         pb, pc = _per_trace(store, metric)
         paired = paired_test(pb, pc)
         judge = judge_shift(by_engine["baseline"], by_engine["candidate"])
-        tests.append({
-            "metric": metric, "n_pairs": paired.n_pairs, "median_ratio": ratio(b.p50, c.p50),
-            "p99_ratio": ratio(b.p99, c.p99), "wilcoxon_statistic": paired.statistic,
-            "wilcoxon_p": paired.p_value, "mw_ci_low": judge.ci_low, "mw_ci_high": judge.ci_high,
-            "judge": judge.verdict,
-        })
+        tests.append(LatencyTestRow(
+            metric=metric, n_pairs=paired.n_pairs, median_ratio=ratio(b.p50, c.p50),
+            p99_ratio=ratio(b.p99, c.p99), wilcoxon_statistic=paired.statistic,
+            wilcoxon_p=paired.p_value, mw_ci_low=judge.ci_low, mw_ci_high=judge.ci_high,
+            judge=judge.verdict,
+        ))
     store.replace("latency", rows)
     store.replace("latency_tests", tests)

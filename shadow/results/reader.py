@@ -13,9 +13,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from shadow.results.identity import Identity, resolve, scope
-from shadow.results.schema import TABLES
-from shadow.results.store import ResultsError, open_failure_hint
+from results.errors import ResultsError, open_failure_hint
+from results.identity import Identity, resolve, scope
+from results.schema import TABLES
 
 __all__ = ["EngineLatency", "Headline", "judged_identity", "open_results", "read_headline", "read_table"]
 
@@ -25,7 +25,7 @@ def open_results(path: str | Path, identity: str | None = None, *,
     """A read-only connection to a results database written by ``shadow run``.
 
     With ``scoped`` (the default) it shows one identity's rows only: ``identity`` (an id or a unique
-    prefix) or the latest (see :mod:`shadow.results.identity`); :func:`judged_identity` says which."""
+    prefix) or the latest (see :mod:`results.identity`); :func:`judged_identity` says which."""
     if not Path(path).is_file():
         raise ResultsError(f"{path}: no such results database; run 'shadow run CORPUS --db {path}' first")
     try:

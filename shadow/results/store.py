@@ -22,10 +22,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from shadow.results.files import open_failure_hint, overwrite_problem
-from shadow.results.schema import DDL, FORMAT_NAME, IDENTITY_TABLES, SCHEMA_VERSION, TABLES
+from results.errors import ResultsError, open_failure_hint
+from results.schema import DDL, FORMAT_NAME, IDENTITY_TABLES, SCHEMA_VERSION, TABLES, dumps
 
-__all__ = ["ResultsError", "ResultsStore", "check_ours", "open_failure_hint", "overwrite_problem"]
+__all__ = ["ResultsStore", "check_ours", "dumps"]
 
 _ARROW_TYPES: Mapping[str, pa.DataType] = {
     "VARCHAR": pa.string(), "JSON": pa.string(), "INTEGER": pa.int32(), "BIGINT": pa.int64(),
@@ -46,10 +46,6 @@ for a user who measured that their runs fit one (benchmarks/NOTES.md, issue 13).
 
 INSERT_CHUNK = 4096
 """Rows per Arrow table handed to DuckDB in one INSERT (several per transaction)."""
-
-
-class ResultsError(Exception):
-    """The results database cannot be opened, is not ours, or has an incompatible schema."""
 
 
 class ResultsStore:
@@ -161,6 +157,12 @@ class ResultsStore:
     def to_arrow(self, table: str, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
         """Rows as an Arrow table; the ``identity`` column is this writer's identity unless a row says."""
         schema = self._schemas[table]
+        names = set(schema.names)
+        for row in rows:  # a misspelled key used to become a silent NULL column
+            if not names.issuperset(row):
+                unknown = ", ".join(sorted(set(row) - names))
+                raise ValueError(f"row for table {table!r} has column(s) the table does not have: {unknown} "
+                                 "(see results.rows)")
         columns = {f.name: [row.get(f.name) for row in rows] for f in schema}
         if "identity" in columns:  # '' when unknown (a store used without a session)
             columns["identity"] = [row.get("identity") or self.identity or "" for row in rows]
@@ -289,8 +291,3 @@ def _migrate_v1(con: duckdb.DuckDBPyConnection) -> None:
     except BaseException:
         con.rollback()
         raise
-
-
-def dumps(value: Any) -> str:
-    """Canonical JSON text for JSON columns."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)

@@ -1,6 +1,6 @@
 """Build plausible results databases for the report tests, without running any engine.
 
-The rows follow the contract in ``shadow/results/schema.py``: three engine roles per trace
+The rows follow the contract in ``results/schema.py``: three engine roles per trace
 (baseline, candidate, baseline_aa), a few step shapes per workflow type, legacy start overheads of
 seconds and actor overheads of tens of milliseconds, a handful of divergence signatures (some noise,
 some waived), quarantined input, provenance and verdicts. ``hostile=True`` puts markup, quotes,
@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from shadow.results.schema import DDL, SCHEMA_VERSION
+from results.schema import DDL, SCHEMA_VERSION
 
 __all__ = ["HOSTILE_NAMES", "FactorySummary", "build_results_db"]
 

@@ -1,6 +1,6 @@
 """Build small results databases for the gate tests, shaped to land on each verdict boundary.
 
-The schema comes from shadow/results/schema.py; rows are buffered in columns and written as Arrow
+The schema comes from results/schema.py; rows are buffered in columns and written as Arrow
 tables, like ``shadow run`` does. Latency samples are drawn from a seeded generator.
 """
 
@@ -15,7 +15,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from shadow.results.schema import DDL
+from results.schema import DDL
 
 __all__ = ["GateDb"]
 

@@ -16,9 +16,10 @@ import duckdb
 import pytest
 
 from corpora.codec import encode
+from results.errors import ResultsError
+from results.schema import FORMAT_NAME, SCHEMA_VERSION
 from shadow.cli import main
-from shadow.results.schema import FORMAT_NAME, SCHEMA_VERSION
-from shadow.results.store import ResultsError, ResultsStore
+from shadow.results.store import ResultsStore
 from shadow.testing import build_trace
 
 COHORTS = '[[cohort]]\nname = "all"\n[cohort.select]\nworkflow_type = ["*"]\n'

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from engines.router import RootWorkflow
 from shadow.gate.cohorts import Budget, load_cohorts, parse_cohorts
 from shadow.gate.errors import CohortFileError
+from shadow.gate.router import RootWorkflow
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -121,7 +121,7 @@ class TestShippedRegistry:
 class TestBucketIndependence:
     def test_cohort_percent_and_canary_percent_are_independent(self) -> None:
         """A 50 % cohort at a 50 % canary puts about a quarter of all workflows on the actor engine."""
-        from engines.router import CohortRoute, EngineChoice, RolloutPhase, Router
+        from shadow.gate.router import CohortRoute, EngineChoice, RolloutPhase, Router
 
         (half,) = parse_cohorts({"cohort": [{"name": "half", "select": {"percent": 50}}]})
         router = Router([CohortRoute("half", RolloutPhase.CANARY, 50.0, half.matches)])

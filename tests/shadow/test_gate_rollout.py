@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from engines.router import EngineChoice, RolloutPhase, RootWorkflow
 from shadow.cli import main
 from shadow.gate.cohorts import parse_cohorts
 from shadow.gate.errors import ResultsDatabaseError, RolloutRefused
 from shadow.gate.evaluate import evaluate, store_verdicts
 from shadow.gate.rollout import RolloutBook, build_router
+from shadow.gate.router import EngineChoice, RolloutPhase, RootWorkflow
 from tests.shadow._gatedb import GateDb
 
 T0 = dt.datetime(2026, 11, 28, 9, 0, tzinfo=dt.UTC)

@@ -204,7 +204,7 @@ class TestNewSession:
 
 def _v1_ddl() -> str:
     """The schema-1 DDL: today's tables without the identity columns, keyed by trace and signature alone."""
-    from shadow.results.schema import TABLES
+    from results.schema import TABLES
 
     statements = []
     for ddl in TABLES.values():

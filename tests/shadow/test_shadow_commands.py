@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from corpora.codec import encode
+from results.schema import TABLES
 from shadow.cli import main
 from shadow.engines import EngineSpecError, build_engine, resolve_engine
-from shadow.results.schema import TABLES
 from shadow.testing import build_trace
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engines.router import (
+from shadow.gate.router import (
     CohortRoute,
     EngineChoice,
     InFlightRun,

@@ -26,8 +26,8 @@ from typing import Any
 
 import duckdb
 
-from shadow.results.schema import IDENTITY_TABLES
-from shadow.results.store import ResultsError, dumps
+from results.errors import ResultsError
+from results.schema import IDENTITY_TABLES, dumps
 
 __all__ = ["Identity", "IdentityMismatch", "compute_identity", "differences", "identities", "resolve", "scope"]
 

@@ -13,14 +13,17 @@ perturbation seed, to measure noise). Comparisons are ``candidate`` (baseline vs
 
 from __future__ import annotations
 
-__all__ = ["DDL", "FORMAT_NAME", "IDENTITY_TABLES", "SCHEMA_VERSION", "TABLES"]
+import json
+from typing import Any
+
+__all__ = ["DDL", "FORMAT_NAME", "IDENTITY_TABLES", "SCHEMA_VERSION", "TABLES", "dumps"]
 
 FORMAT_NAME = "workflow-shadow-results"
 """``meta.format``: the mark that says a DuckDB file is a results database this tool wrote."""
 
 SCHEMA_VERSION = 2
 """1: the first release. 2: ``identity`` on every per-trace and aggregate table (one file may hold the
-results of several identities, see ``shadow.results.identity``), ``meta.format``, ``provenance.exact``."""
+results of several identities, see ``results.identity``), ``meta.format``, ``provenance.exact``."""
 
 IDENTITY_TABLES = ("provenance", "traces", "runs", "steps", "records", "divergences", "quarantine", "signatures",
                    "latency", "latency_tests", "waivers", "verdicts")
@@ -243,3 +246,8 @@ TABLES: dict[str, str] = {
 }
 
 DDL = ";\n".join(TABLES.values()) + ";"
+
+
+def dumps(value: Any) -> str:
+    """Canonical JSON text for JSON columns."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)

@@ -1,11 +1,16 @@
-"""Checks on the files around a results database that need no database library: what the CLI runs before
-it loads DuckDB (``shadow corpus ... -o`` must not load DuckDB to learn that its output is a database)."""
+"""What goes wrong with a results database file, in words a user can act on. No database library is
+loaded here: the CLI runs these checks before it loads DuckDB (``shadow corpus ... -o`` must not load
+DuckDB to learn that its output is a database)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["open_failure_hint", "overwrite_problem"]
+__all__ = ["ResultsError", "open_failure_hint", "overwrite_problem"]
+
+
+class ResultsError(Exception):
+    """The results database cannot be opened, is not ours, or has an incompatible schema."""
 
 
 def overwrite_problem(output: str | Path, flag: str) -> str | None:

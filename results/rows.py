@@ -1,0 +1,190 @@
+"""Typed rows of the tables ``shadow run`` writes, and the closed set of divergence kinds.
+
+Each ``*Row`` is a :class:`~typing.TypedDict` whose keys are exactly the table's columns in
+:data:`results.schema.TABLES` (``identity`` and ``session_id`` are filled by the writer when a row
+leaves them out). Building a row through its class (``StepRow(trace_id=..., ...)``) makes a misspelled
+column a type error under mypy --strict; at run time the writer refuses a row with a column its table
+does not have (``ResultsStore.to_arrow``), where it used to write NULL. tests/results/test_contract.py
+checks that every class here matches its table's DDL.
+
+:class:`DivergenceKind` is the one list of divergence kinds: the comparison produces them, the writer
+stores their values, the gate's SQL and the report read them. Adding a kind is a change here.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import TypedDict
+
+__all__ = ["ROW_TYPES", "DivergenceKind", "DivergenceRow", "LatencyRow", "LatencyTestRow", "QuarantineRow",
+           "RecordRow", "RunRow", "SignatureRow", "StepRow", "TraceRow", "WaiverRow"]
+
+
+class DivergenceKind(StrEnum):
+    """What differs. The set is closed: the results schema, the noise filter, the registry, the gate and
+    the report key on it."""
+
+    FINAL_STATUS = "final_status"
+    STEP_STATUS = "step_status"
+    ATTEMPT_COUNT = "attempt_count"
+    PARAMS = "params"
+    OUTPUTS = "outputs"
+    CONFIG = "config"
+    MISSING_STEP = "missing_step"
+    EXTRA_STEP = "extra_step"
+    UNRECORDED_ATTEMPT = "unrecorded_attempt"
+    STUCK_RUN = "stuck_run"
+    CAUSALITY_VIOLATION = "causality_violation"
+    ENGINE_ERROR = "engine_error"
+
+
+class _Identity(TypedDict, total=False):
+    identity: str  # the writer's identity when absent
+
+
+class TraceRow(_Identity):
+    trace_id: str
+    session_id: str | None
+    workflow_id: str
+    workflow_type: str
+    owner: str | None
+    tags: list[str]
+    source: str | None
+    corpus_file: str
+    corpus_line: int
+    n_runs: int
+    n_steps: int
+    n_recorded_attempts: int
+    recorded_seconds: float | None
+    candidate_divergences: int
+    aa_divergences: int
+    unexplained: int
+    error: str | None
+    wall_seconds: float
+
+
+class RunRow(_Identity):
+    trace_id: str
+    engine: str
+    run_id: str
+    status: str
+    stuck: bool
+    triggered_at: float | None
+    started_at: float | None
+    ended_at: float | None
+    end_to_end: float | None
+    makespan: float | None
+    critical_path: float | None
+    orchestration_overhead: float | None
+
+
+class StepRow(_Identity):
+    trace_id: str
+    engine: str
+    run_id: str
+    path: str
+    step_id: str
+    step_type: str
+    attempt: int
+    status: str
+    outcome: str | None
+    unrecorded: bool
+    created_at: float | None
+    ready_at: float | None
+    started_at: float | None
+    ended_at: float | None
+    start_overhead: float | None
+
+
+class RecordRow(_Identity):
+    trace_id: str
+    engine: str
+    engine_name: str
+    engine_version: str
+    seed: int
+    record: str  # canonical JSON
+    counters: str  # canonical JSON
+
+
+class DivergenceRow(_Identity):
+    trace_id: str
+    comparison: str  # candidate | aa
+    run_id: str
+    path: str
+    kind: str  # a DivergenceKind value
+    detail: str
+    baseline_value: str  # canonical JSON
+    other_value: str
+    signature: str
+    is_first: bool
+    waived_by: str | None
+
+
+class SignatureRow(_Identity):
+    signature: str
+    workflow_type: str
+    step_type: str
+    path_pattern: str
+    kind: str
+    candidate_traces: int
+    aa_traces: int
+    candidate_rate: float | None
+    aa_rate: float | None
+    status: str
+    waived_by: str | None
+    exemplars: list[str]
+    first_divergence_path: str | None
+
+
+class QuarantineRow(_Identity):
+    session_id: str | None
+    file: str
+    line: int
+    trace_id: str | None
+    code: str
+    message: str
+    hint: str | None
+    json_path: str | None
+
+
+class LatencyRow(_Identity):
+    metric: str
+    engine: str
+    n: int
+    mean: float | None
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    max: float | None
+
+
+class LatencyTestRow(_Identity):
+    metric: str
+    n_pairs: int
+    median_ratio: float | None
+    p99_ratio: float | None
+    wilcoxon_statistic: float | None
+    wilcoxon_p: float | None
+    mw_ci_low: float | None
+    mw_ci_high: float | None
+    judge: str
+
+
+class WaiverRow(_Identity):
+    entry_id: str
+    pattern: str
+    owner: str
+    reason: str
+    expires: date | str | None
+    hits: int
+    expired: bool
+
+
+ROW_TYPES: dict[str, type] = {
+    "traces": TraceRow, "runs": RunRow, "steps": StepRow, "records": RecordRow, "divergences": DivergenceRow,
+    "signatures": SignatureRow, "quarantine": QuarantineRow, "latency": LatencyRow, "latency_tests": LatencyTestRow,
+    "waivers": WaiverRow,
+}
+"""The row type of each table written through ``ResultsStore`` (provenance, meta, verdicts and the
+rollout history are written by SQL or Arrow directly)."""
