@@ -23,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 from corpora.model import JsonValue, Trace
 
 __all__ = [
+    "DEFAULT_TIME_LIMIT",
     "AttemptRecord",
     "CapturesTraces",
     "DescribesFaults",
@@ -47,6 +48,11 @@ class EngineError(Exception):
         super().__init__(f"step {step!r}: {message}" if step else message)
 
 
+DEFAULT_TIME_LIMIT = 30 * 24 * 3600.0
+"""Virtual seconds after a run's trigger at which an unfinished run is reported stuck (30 days), unless a
+replay says otherwise (``ReplayOptions.time_limit``, ``shadow run/replay --time-limit``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ReplayOptions:
     """How to replay a trace.
@@ -65,7 +71,7 @@ class ReplayOptions:
     fast path ignore the flag."""
 
     seed: int = 0
-    time_limit: float = 30 * 24 * 3600.0
+    time_limit: float = DEFAULT_TIME_LIMIT
     faults: tuple[str, ...] = ()
     exact: bool = False
 

@@ -25,8 +25,6 @@ from reports.records import (
     EngineInfo,
     Headline,
     LatencyDistribution,
-    LatencySummary,
-    LatencyTest,
     Provenance,
     QuarantineEntry,
     SignatureGroup,
@@ -35,6 +33,7 @@ from reports.records import (
 )
 from results.errors import ResultsError, open_failure_hint
 from results.identity import resolve, scope
+from results.rows import LatencyRow, LatencyTestRow
 from results.schema import SCHEMA_VERSION, TABLES
 
 __all__ = [
@@ -43,8 +42,6 @@ __all__ = [
     "EngineInfo",
     "Headline",
     "LatencyDistribution",
-    "LatencySummary",
-    "LatencyTest",
     "Provenance",
     "QuarantineEntry",
     "ReportDataError",
@@ -308,20 +305,23 @@ class ResultsReader:
 
     # -- latency -------------------------------------------------------------------------------
 
-    def latency_summaries(self) -> tuple[LatencySummary, ...]:
+    def latency_summaries(self) -> tuple[LatencyRow, ...]:
         if not self.count("latency"):
             return ()
         rows = self.query("SELECT metric, engine, n, mean, p50, p95, p99, max FROM latency ORDER BY metric, engine")
-        return tuple(LatencySummary(_s(r[0]), _s(r[1]), int(r[2] or 0), r[3], r[4], r[5], r[6], r[7]) for r in rows)
+        return tuple(LatencyRow(metric=_s(r[0]), engine=_s(r[1]), n=int(r[2] or 0), mean=r[3], p50=r[4], p95=r[5],
+                                p99=r[6], max=r[7]) for r in rows)
 
-    def latency_tests(self) -> tuple[LatencyTest, ...]:
+    def latency_tests(self) -> tuple[LatencyTestRow, ...]:
         if not self.has("latency_tests"):
             return ()
         rows = self.query(
             "SELECT metric, n_pairs, median_ratio, p99_ratio, wilcoxon_statistic, wilcoxon_p, mw_ci_low, "
             "mw_ci_high, judge FROM latency_tests ORDER BY metric"
         )
-        return tuple(LatencyTest(_s(r[0]), int(r[1] or 0), r[2], r[3], r[4], r[5], r[6], r[7], _s(r[8])) for r in rows)
+        return tuple(LatencyTestRow(metric=_s(r[0]), n_pairs=int(r[1] or 0), median_ratio=r[2], p99_ratio=r[3],
+                                    wilcoxon_statistic=r[4], wilcoxon_p=r[5], mw_ci_low=r[6], mw_ci_high=r[7],
+                                    judge=_s(r[8])) for r in rows)
 
     def distributions(self, metric: str) -> tuple[LatencyDistribution, ...]:
         """Quantiles per engine role of one metric, computed in DuckDB (one pass, no rows to Python)."""

@@ -13,8 +13,6 @@ __all__ = [
     "EngineInfo",
     "Headline",
     "LatencyDistribution",
-    "LatencySummary",
-    "LatencyTest",
     "Provenance",
     "QuarantineEntry",
     "SignatureGroup",
@@ -119,31 +117,6 @@ class QuarantineEntry:
     message: str
     hint: str
     json_path: str
-
-
-@dataclass(frozen=True, slots=True)
-class LatencySummary:
-    metric: str
-    engine: str
-    n: int
-    mean: float | None
-    p50: float | None
-    p95: float | None
-    p99: float | None
-    max: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class LatencyTest:
-    metric: str
-    n_pairs: int
-    median_ratio: float | None
-    p99_ratio: float | None
-    wilcoxon_statistic: float | None
-    wilcoxon_p: float | None
-    mw_ci_low: float | None
-    mw_ci_high: float | None
-    judge: str
 
 
 @dataclass(frozen=True, slots=True)

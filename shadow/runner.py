@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, cast
 
+from engines.api import DEFAULT_TIME_LIMIT
 from results.identity import IdentityMismatch, compute_identity, differences
 from results.rows import QuarantineRow, TraceRow
 from results.schema import dumps
@@ -48,7 +49,7 @@ class RunSettings:
     candidate: EngineSpec
     seed: int = 0
     workers: int = 1
-    time_limit: float = 30 * 24 * 3600.0
+    time_limit: float = DEFAULT_TIME_LIMIT
     where: str | None = None
     sample: float = 1.0
     limit: int | None = None

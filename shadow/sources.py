@@ -1,17 +1,13 @@
 """Stream traces from corpus files, with bad ones quarantined, and select which to replay.
 
-Reading goes through ``corpora.io.read_traces`` when that module is present (it validates fully);
-until then a minimal JSON Lines reader (gzip aware) decodes with :mod:`corpora.codec`. Selection is
+Reading goes through ``corpora.io.read_traces`` (it validates fully and quarantines bad lines). Selection is
 ``--where`` (a SQL predicate over trace metadata, evaluated by DuckDB over a small in-memory table per
 batch), ``--sample`` (stable hash of the trace id) and ``--limit``.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import importlib
-import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -21,8 +17,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from corpora.codec import decode
-from corpora.errors import TraceError, TraceLocation
+from corpora.errors import TraceError
+from corpora.io import read_traces
 from corpora.model import Trace
 from shadow.trial import count_steps
 
@@ -40,45 +36,8 @@ class SourceItem:
 
 def read_corpus(paths: Sequence[str]) -> Iterator[SourceItem]:
     """Every trace of every file in order; a bad line comes back as an item with an error."""
-    try:
-        io = importlib.import_module("corpora.io")
-    except ImportError:
-        io = None
-    if io is not None and hasattr(io, "read_traces"):
-        for item in io.read_traces(list(paths)):
-            yield SourceItem(str(item.file), int(item.line or 0), item.trace, item.error)
-        return
-    for path in paths:
-        yield from _read_file(path)
-
-
-def _read_file(path: str) -> Iterator[SourceItem]:
-    opener: Any = gzip.open if path.endswith(".gz") else open
-    try:
-        handle = opener(path, "rt", encoding="utf-8")
-    except OSError as exc:
-        yield SourceItem(path, 0, None, TraceError("unreadable", f"cannot open: {exc}",
-                                                     location=TraceLocation(file=path), hint="check the path"))
-        return
-    with handle:
-        for number, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield SourceItem(path, number, None, TraceError(
-                    "malformed_json", str(exc), location=TraceLocation(file=path, line=number),
-                    hint="each line must be one JSON object"))
-                continue
-            try:
-                trace = decode(Trace, obj)
-            except TraceError as exc:
-                tid = obj.get("trace_id") if isinstance(obj, dict) else None
-                yield SourceItem(path, number, None, exc.at(file=path, line=number,
-                                                            trace_id=tid if isinstance(tid, str) else None))
-                continue
-            yield SourceItem(path, number, trace, None)
+    for item in read_traces(list(paths)):
+        yield SourceItem(str(item.file), int(item.line or 0), item.trace, item.error)
 
 
 def corpus_hash(paths: Sequence[str]) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 from corpora.codec import encode
 from corpora.model import Step, Trace
-from engines.api import Engine, ExecutionRecord, ReplayOptions
+from engines.api import DEFAULT_TIME_LIMIT, Engine, ExecutionRecord, ReplayOptions
 from results.rows import DivergenceRow, RecordRow, RunRow, StepRow, TraceRow
 from shadow.compare import CausalOrder, Divergence, compare_records, engine_error_divergence
 from shadow.engines import EngineSpec, build_engine
@@ -35,7 +35,7 @@ class TrialConfig:
 
     engines: Mapping[str, EngineSpec]
     seeds: Mapping[str, int]
-    time_limit: float = 30 * 24 * 3600.0
+    time_limit: float = DEFAULT_TIME_LIMIT
     faults: tuple[str, ...] = ()
     exact: bool = False  # ReplayOptions.exact: tick-by-tick engines (same records, slower)
 

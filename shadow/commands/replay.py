@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from corpora.codec import encode
-from engines.api import DescribesFaults, EngineError, ExecutionRecord, ReplayOptions
+from engines.api import DEFAULT_TIME_LIMIT, DescribesFaults, EngineError, ExecutionRecord, ReplayOptions
 from results.exitcodes import EXIT_HARNESS, EXIT_OK
 from shadow.cli import finite_number
 from shadow.engines import EngineSpecError, build_engine, resolve_engine
@@ -33,7 +33,7 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.add_argument("--trace", help="trace id (default: the first trace in the file)")
     p.add_argument("--engine", default="legacy", help="legacy|actor|oracle|module:factory (default legacy)")
     p.add_argument("--seed", type=int, default=0, help="engine seed (default 0)")
-    p.add_argument("--time-limit", type=finite_number(positive=True), default=30 * 24 * 3600.0,
+    p.add_argument("--time-limit", type=finite_number(positive=True), default=DEFAULT_TIME_LIMIT,
                    help="virtual seconds after which an unfinished run is reported stuck (default 30 days)")
     p.add_argument("--json", action="store_true", help="print the record as JSON")
     p.add_argument("--exact", action="store_true",

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from engines.api import DEFAULT_TIME_LIMIT
 from results.errors import ResultsError
 from shadow.cli import finite_number
 from shadow.engines import EngineSpecError, resolve_engine
@@ -53,7 +54,7 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.add_argument("--sample", type=float, default=1.0, help="keep this share of traces (stable hash)")
     p.add_argument("--limit", type=int, help="replay at most N traces this session")
     p.add_argument("--registry", help="known-divergence registry (TOML)")
-    p.add_argument("--time-limit", type=finite_number(positive=True), default=30 * 24 * 3600.0,
+    p.add_argument("--time-limit", type=finite_number(positive=True), default=DEFAULT_TIME_LIMIT,
                    help="virtual seconds after which an unfinished run is reported stuck")
     p.add_argument("--noise-relative", type=finite_number(positive=False), default=0.20, help="noise filter: relative threshold")
     p.add_argument("--noise-absolute", type=finite_number(positive=False), default=0.0003, help="noise filter: share of traces")
