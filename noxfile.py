@@ -126,10 +126,10 @@ def shadow(session: nox.Session) -> None:
     out = Path("out")
     count, seed = os.environ.get("SHADOW_TRACES", "200"), os.environ.get("SHADOW_SEED", "1")
     database = _fresh_results(session, out, count, seed, extra)
-    _step(session, "shadow", "summary", str(database))
-    _step(session, "shadow", "report", str(database), "-o", str(out / "report.html"))
+    _step(session, "shadow", "summary", "--db", str(database))
+    _step(session, "shadow", "report", "--db", str(database), "-o", str(out / "report.html"))
     gate = [
-        _bin(session, "shadow"), "gate", str(database),
+        _bin(session, "shadow"), "gate", "--db", str(database),
         "--cohorts", os.environ.get("SHADOW_COHORTS", "examples/cohorts.toml"),
         "--json", str(out / "verdict.json"), "--junit", str(out / "junit.xml"), "--markdown", str(out / "summary.md"),
     ]  # fmt: skip

@@ -34,9 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from results.exitcodes import EXIT_FINDINGS, EXIT_HARNESS, EXIT_OK
+
 __all__ = ["SmokeError", "SmokeResult", "find_chromium", "main", "smoke_test"]
 
-from results.exitcodes import EXIT_FINDINGS, EXIT_HARNESS, EXIT_OK
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["COMMANDS", "EXIT_FAIL", "EXIT_HARNESS", "EXIT_INTERRUPTED", "EXIT_OK", "add_mkdir_flag", "finite_number", "main",
+__all__ = ["COMMANDS", "EXIT_FAIL", "EXIT_HARNESS", "EXIT_INTERRUPTED", "EXIT_OK", "add_database_flag", "add_mkdir_flag", "finite_number", "main",
            "output_folder_problem"]
 
 from results.exitcodes import EXIT_FAIL, EXIT_HARNESS, EXIT_INTERRUPTED, EXIT_OK
@@ -88,8 +88,70 @@ def output_folder_problem(path: str | os.PathLike[str] | None, flag: str, *, mkd
             "pass --mkdir to have it created")
 
 
+def add_database_flag(parser: argparse.ArgumentParser, help: str = "results database written by 'shadow run'") -> None:
+    """``--db DATABASE``: how every command is given the results database. Readers (summary, report, gate)
+    still accept it as their first positional argument, as before; :func:`main` merges the two into
+    ``args.db``."""
+    parser.add_argument("--db", metavar="DATABASE", help=help + " (required)")
+    parser.add_argument("db_positional", nargs="?", metavar="DATABASE", help=argparse.SUPPRESS)
+
+
+def _merge_database(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if not hasattr(args, "db_positional"):
+        return
+    positional = args.db_positional
+    del args.db_positional
+    if positional is not None and args.db is not None and positional != args.db:
+        parser.error(f"shadow {args.command}: two databases given ({positional} and --db {args.db}); give one")
+    args.db = args.db if args.db is not None else positional
+    if args.db is None:
+        parser.error(f"shadow {args.command}: the results database is missing; pass --db DATABASE")
+
+
+# One example per command, shown at the end of its --help (a command module may write its own epilog).
+EXAMPLES: dict[str, str] = {
+    "corpus generate": "shadow corpus generate --seed 7 --count 200 -o corpus.jsonl.gz",
+    "corpus validate": "shadow corpus validate corpus.jsonl.gz more/*.jsonl",
+    "corpus stats": "shadow corpus stats corpus.jsonl.gz --json",
+    "corpus import": "shadow corpus import --from wfformat ../shared/corpora/wfinstances -o wf.jsonl.gz",
+    "run": "shadow run corpus.jsonl.gz --db results.duckdb --where \"workflow_type = 'etl'\" --workers 2",
+    "summary": "shadow summary --db results.duckdb",
+    "report": "shadow report --db results.duckdb -o report.html",
+    "replay": "shadow replay corpus.jsonl.gz --trace gen-7-00003 --engine actor --fault crash:0@60",
+    "gate": "shadow gate --db results.duckdb --cohorts cohorts.toml --json verdict.json --junit junit.xml",
+    "rollout status": "shadow rollout status --db results.duckdb --cohorts cohorts.toml",
+    "rollout advance": "shadow rollout advance etl-daily --db results.duckdb --to 5",
+    "rollout route": "shadow rollout route --db results.duckdb",
+    "rollout rollback": "shadow rollout rollback etl-daily --db results.duckdb --note 'p99 regression'",
+    "capture": "shadow capture --store legacy.db -o traces.jsonl.gz",
+}
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default when it has one worth showing (not None/False/empty) and its help does
+    not already say it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (text and "default" not in text and action.option_strings and default not in (None, False, "", [], ())
+                and default is not argparse.SUPPRESS):
+            text += " (default: %(default)s)"
+        return text
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error exits 4 (harness error), like every other bad input."""
+    """argparse, but a usage error exits 4 (harness error), like every other bad input; help shows
+    defaults, and the command's example (:data:`EXAMPLES`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("formatter_class") in (None, argparse.HelpFormatter):
+            kwargs["formatter_class"] = _HelpFormatter
+        super().__init__(*args, **kwargs)
+        name = self.prog.removeprefix("shadow ").strip()
+        if name in EXAMPLES and not (self.epilog and "Example" in self.epilog):
+            example = f"Example: {EXAMPLES[name]}"
+            self.epilog = f"{self.epilog}\n\n{example}" if self.epilog else example
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
@@ -160,6 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser(_command_of(argv))
         args = parser.parse_args(argv)
+        _merge_database(parser, args)
     except KeyboardInterrupt:  # Ctrl-C while a command module loads: no traceback
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

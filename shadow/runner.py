@@ -86,6 +86,8 @@ class RunReport:
     unreadable: tuple[str, ...] = ()
     # Corpus items this session that were bad (quarantined now or in an earlier session).
     items_bad: int = 0
+    # "--where ... matched 0 of N traces; closest values: ..." when the predicate matched nothing it saw.
+    selection_note: str | None = None
 
 
 Progress = Callable[[int, int], None]
@@ -264,7 +266,8 @@ def run_shadow(settings: RunSettings, *, progress: Progress | None = None,
         refresh_aggregates(store, settings.registry, settings.noise)
         store.finish_session(session_id, status, session.traces_done)
         return RunReport(session_id, status, session.traces_done, session.skipped, session.quarantined,
-                         session.divergences, session.items_read, tuple(session.unreadable), session.items_bad)
+                         session.divergences, session.items_read, tuple(session.unreadable), session.items_bad,
+                         selector.no_match_hint())
 
 
 def _batches(session: _Session, selector: TraceSelector) -> Iterator[list[TraceJob]]:

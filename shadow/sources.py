@@ -7,8 +7,10 @@ batch), ``--sample`` (stable hash of the trace id) and ``--limit``.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,7 @@ from corpora.io import read_traces
 from corpora.model import Trace
 from shadow.trial import count_steps
 
-__all__ = ["SelectionError", "SourceItem", "TraceSelector", "corpus_content_hash", "corpus_hash", "read_corpus",
+__all__ = ["META_COLUMNS", "SelectionError", "SourceItem", "TraceSelector", "corpus_content_hash", "corpus_hash", "read_corpus",
            "sample_hit"]
 
 
@@ -82,6 +84,11 @@ _META_SCHEMA = pa.schema([
 ])
 
 
+META_COLUMNS = tuple(_META_SCHEMA.names)
+"""The columns a ``--where`` predicate can use."""
+_HINT_COLUMNS = ("workflow_type", "owner", "tags", "source", "workflow_id")
+_HINT_VALUES = 10_000
+
 _SANDBOX: dict[str, str | bool | int | float | list[str]] = {
     "enable_external_access": False, "autoinstall_known_extensions": False,
     "autoload_known_extensions": False, "lock_configuration": True,
@@ -93,6 +100,9 @@ class TraceSelector:
 
     def __init__(self, where: str | None) -> None:
         self.where = where
+        self.considered = self.matched = 0
+        # Distinct text values seen per column, to suggest the closest ones when nothing matches.
+        self._seen: dict[str, set[str]] = {name: set() for name in _HINT_COLUMNS}
         # The predicate is the user's own text, but it is pasted into SQL: a sandboxed connection (no
         # file system, no extensions, settings locked) and a one-statement check keep "; COPY ... TO" or
         # read_csv('/etc/...') from writing or reading anything beyond the metadata table.
@@ -142,4 +152,28 @@ class TraceSelector:
             "corpus_file": it.file, "captured_at": it.trace.metadata.captured_at,
         } for it in items if it.trace is not None]
         keep = self._evaluate(rows)
+        self.considered += len(rows)
+        self.matched += len(keep)
+        for row in rows:
+            for name, values in self._seen.items():
+                if len(values) < _HINT_VALUES:
+                    value = row[name]
+                    values.update(str(v) for v in (value if isinstance(value, list) else [value]) if v is not None)
         return [it for it in items if it.trace is not None and it.trace.trace_id in keep]
+
+    def no_match_hint(self) -> str | None:
+        """When ``--where`` matched none of the traces it saw: says so, with the values closest to the
+        predicate's quoted strings (``owner = 'team-z'`` -> owner 'team-a'), else the values present."""
+        if not self.where or self.matched or not self.considered:
+            return None
+        literals = re.findall(r"'((?:[^']|'')*)'", self.where)
+        close: list[str] = []
+        for literal in literals:
+            for name, values in self._seen.items():
+                for value in difflib.get_close_matches(literal, sorted(values), n=3, cutoff=0.5):
+                    close.append(f"{name} {value!r}")
+        if not close:
+            close = [f"{name}: " + ", ".join(repr(v) for v in sorted(values)[:5])
+                     for name, values in self._seen.items() if values]
+        return (f"--where {self.where!r} matched 0 of {self.considered} traces; closest values: "
+                + "; ".join(dict.fromkeys(close)))

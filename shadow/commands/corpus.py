@@ -36,10 +36,10 @@ from shadow.cli import add_mkdir_flag, output_folder_problem
 
 if TYPE_CHECKING:
     from corpora.stats import CorpusStats
+from results.exitcodes import EXIT_FAIL, EXIT_HARNESS, EXIT_OK
 
 __all__ = ["register"]
 
-from results.exitcodes import EXIT_FAIL, EXIT_HARNESS, EXIT_OK
 
 # GeneratorConfig().max_steps, written here so that registering the command does not load the generator (and
 # networkx); tests/shadow/test_cli_start.py checks that the two agree.

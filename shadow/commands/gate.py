@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 
 from results.errors import ResultsError, overwrite_problem
-from shadow.cli import EXIT_HARNESS, add_mkdir_flag, output_folder_problem
+from shadow.cli import EXIT_HARNESS, add_database_flag, add_mkdir_flag, output_folder_problem
 from shadow.gate.cohorts import load_cohorts
 from shadow.gate.errors import GateError
 from shadow.gate.evaluate import evaluate, store_verdicts
@@ -45,7 +45,7 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
             "2 MARGINAL (needs sign-off), 3 INSUFFICIENT_DATA, 4 harness error; the worst cohort decides."
         ),
     )
-    parser.add_argument("database", metavar="DATABASE", help="results database written by 'shadow run'")
+    add_database_flag(parser)
     parser.add_argument("--cohorts", required=True, metavar="FILE", help="cohorts TOML file")
     parser.add_argument("--json", metavar="FILE", help="write the verdict JSON here ('-' for stdout)")
     parser.add_argument("--junit", metavar="FILE", help="write JUnit XML here (a test case per cohort and check)")
@@ -114,15 +114,15 @@ def run_gate(args: argparse.Namespace) -> int:
             return EXIT_HARNESS
     try:
         cohorts = load_cohorts(args.cohorts)
-        result = evaluate(args.database, cohorts, now=now, identity=args.identity)
+        result = evaluate(args.db, cohorts, now=now, identity=args.identity)
         if not args.no_store:
-            store_verdicts(args.database, result)
+            store_verdicts(args.db, result)
     except GateError as exc:
         return _harness_error(args, exc)
     # An artifact written to stdout ('-') must be the only thing there: the human lines go to stderr.
     human = sys.stderr if "-" in (args.json, args.junit, args.markdown) else sys.stdout
     judged = result.identity
-    _warn_if_incomplete(args.database, judged.id if judged else None)
+    _warn_if_incomplete(args.db, judged.id if judged else None)
     print(f"judging {judged.describe()}" if judged else
           "judging every result in the file (it records no identity: written before identities existed)", file=human)
     for verdict in result.verdicts:

@@ -10,12 +10,11 @@ from typing import Any
 from reports.data import ReportDataError, ReportLimits
 from reports.render import ReportOptions, write_report
 from results.errors import ResultsError, overwrite_problem
-from shadow.cli import add_mkdir_flag, output_folder_problem
+from results.exitcodes import EXIT_HARNESS, EXIT_OK
+from shadow.cli import add_database_flag, add_mkdir_flag, output_folder_problem
 from shadow.results.reader import judged_identity
 
 __all__ = ["register"]
-
-from results.exitcodes import EXIT_HARNESS, EXIT_OK
 
 
 def register(sub: Any, groups: dict[str, Any]) -> None:
@@ -30,7 +29,7 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
             "exemplars with side-by-side diffs, DAGs and timelines, latency charts, quarantined input."
         ),
     )
-    parser.add_argument("results", type=Path, help="results database (DuckDB) written by 'shadow run'")
+    add_database_flag(parser)
     parser.add_argument("-o", "--output", type=Path, default=Path("report.html"), help="HTML file to write (default: report.html)")
     parser.add_argument("--baseline", type=Path, help="a previous results database: mark signatures new / recurring / resolved")
     parser.add_argument("--title", default=ReportOptions().title, help="page title")
@@ -63,11 +62,11 @@ def _run(args: argparse.Namespace) -> int:
         print(f"shadow report: {problem}", file=sys.stderr)
         return EXIT_HARNESS
     try:
-        judged = judged_identity(args.results, args.identity)
+        judged = judged_identity(Path(args.db), args.identity)
     except ResultsError:
         judged = None  # not a results database, or no such identity: write_report says which, precisely
     try:
-        stats = write_report(args.results, args.output, baseline=args.baseline, options=options)
+        stats = write_report(Path(args.db), args.output, baseline=args.baseline, options=options)
     except ReportDataError as exc:
         print(f"shadow report: {exc}", file=sys.stderr)
         return EXIT_HARNESS

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gzip
 import os
 import shlex
 import signal
@@ -21,15 +22,15 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from engines.api import DEFAULT_TIME_LIMIT
 from results.errors import ResultsError
+from results.exitcodes import EXIT_HARNESS, EXIT_INTERRUPTED, EXIT_OK
 from shadow.cli import finite_number
 from shadow.engines import EngineSpecError, resolve_engine
 from shadow.noise import NoiseConfig, Registry, RegistryError
 from shadow.runner import RunReport, RunSettings, run_shadow
-from shadow.sources import SelectionError
+from shadow.sources import META_COLUMNS, SelectionError
 
 __all__ = ["register"]
 
-from results.exitcodes import EXIT_HARNESS, EXIT_INTERRUPTED, EXIT_OK
 
 # Seconds between progress lines when stderr is not a terminal (CI logs); SHADOW_PROGRESS_EVERY overrides.
 PROGRESS_EVERY = 3.0
@@ -50,7 +51,9 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
                    help="fault spec passed as faults= to the candidate's factory (repeatable), e.g. crash:0@30")
     p.add_argument("--baseline", default="legacy", help="legacy|actor|oracle|module:factory (default legacy)")
     p.add_argument("--seed", type=int, default=0, help="baseline/candidate seed; the A/A replica uses seed+1")
-    p.add_argument("--where", help="SQL predicate over trace metadata, e.g. \"owner = 'team-a'\"")
+    p.add_argument("--where", metavar="PREDICATE",
+                   help="SQL predicate over trace metadata, e.g. \"owner = 'team-a' AND n_steps < 500\"; columns: "
+                        + ", ".join(META_COLUMNS) + " (tags is a list: list_contains(tags, 'daily'))")
     p.add_argument("--sample", type=float, default=1.0, help="keep this share of traces (stable hash)")
     p.add_argument("--limit", type=int, help="replay at most N traces this session")
     p.add_argument("--registry", help="known-divergence registry (TOML)")
@@ -128,6 +131,10 @@ def _run_command(args: argparse.Namespace) -> int:
         if missing:
             err.print(f"[red]error:[/] corpus file(s) not found: {escape(', '.join(missing))}")
             return EXIT_HARNESS
+        if all(_empty(p) for p in settings.corpus):  # before the database is created
+            err.print(f"[red]error:[/] no traces in {escape(', '.join(settings.corpus))}: the corpus is empty. "
+                      "Check the paths ('shadow corpus stats' counts the traces).", highlight=False)
+            return EXIT_HARNESS
         if args.no_progress:
             report = run_shadow(settings)
         elif not err.is_terminal:  # CI logs: a plain line every few seconds instead of a live bar
@@ -190,11 +197,26 @@ def _incomplete_input(err: Console, report: RunReport, corpus: list[str]) -> int
         err.print(f"[red]error:[/] every one of the {report.items_read} corpus lines was quarantined: nothing "
                   f"was replayed. 'shadow corpus validate {escape(' '.join(corpus))}' lists why.", highlight=False)
         return EXIT_HARNESS
+    if report.selection_note:
+        err.print(f"[red]error:[/] {escape(report.selection_note)}. Nothing was replayed; fix --where "
+                  "(its columns are in 'shadow run --help').", highlight=False)
+        return EXIT_HARNESS
     if report.items_read == 0:
         err.print(f"[red]error:[/] no traces in {escape(', '.join(corpus))}: the corpus is empty. "
                   "Check the paths ('shadow corpus stats' counts the traces).", highlight=False)
         return EXIT_HARNESS
     return EXIT_OK
+
+
+def _empty(path: str) -> bool:
+    """True when the file holds no line but blanks (a gzip file is read through; an unreadable file is not
+    'empty': the run reports it with its own error)."""
+    try:
+        with (gzip.open(path, "rt", encoding="utf-8") if path.endswith(".gz")
+              else open(path, encoding="utf-8")) as handle:
+            return all(not line.strip() for line in handle)
+    except (OSError, UnicodeDecodeError, EOFError):
+        return False
 
 
 def _utf8(path: str) -> bool:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from results.errors import ResultsError
 from results.exitcodes import EXIT_HARNESS, EXIT_OK
+from shadow.cli import add_database_flag
 from shadow.results.reader import Headline, read_headline
 
 __all__ = ["register"]
@@ -22,7 +23,7 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p = sub.add_parser("summary", help="print the headline of a results database",
                        description="Traces, runs, divergences (raw / A/A noise / unexplained), waived, "
                                    "quarantined, and start overhead per engine. Exit 0 when readable, 4 if not.")
-    p.add_argument("db", help="results database written by 'shadow run'")
+    add_database_flag(p)
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.add_argument("--identity", metavar="ID",
                    help="the identity to summarize (id or unique prefix; default: the latest session's)")

@@ -99,3 +99,40 @@ def test_version(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
         cli.main(argv)
     assert exc.value.code == 0
     assert capsys.readouterr().out.startswith("workflow-shadow ")
+
+
+def _leaf_parsers() -> dict[str, object]:
+    import argparse
+
+    found: dict[str, object] = {}
+
+    def walk(parser: argparse.ArgumentParser) -> None:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            found[parser.prog.removeprefix("shadow ").strip()] = parser
+        for action in subs:
+            for child in action.choices.values():
+                walk(child)
+
+    walk(cli.build_parser(full=True))
+    return found
+
+
+def test_every_command_help_ends_with_an_example() -> None:
+    leaves = _leaf_parsers()
+    assert set(leaves) == set(cli.EXAMPLES)
+    for name, parser in leaves.items():
+        assert "Example: shadow " in (parser.epilog or ""), name  # type: ignore[attr-defined]
+
+
+def test_readers_take_the_database_as_db_or_positionally(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "none.duckdb"
+    assert cli.main(["summary", "--db", str(missing)]) == cli.EXIT_HARNESS
+    assert cli.main(["summary", str(missing)]) == cli.EXIT_HARNESS
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["summary"])
+    assert exc.value.code == cli.EXIT_HARNESS
+    assert "pass --db DATABASE" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["gate", "a.duckdb", "--db", "b.duckdb", "--cohorts", "c.toml"])
+    assert "two databases given" in capsys.readouterr().err
