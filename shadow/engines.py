@@ -1,7 +1,8 @@
 """Resolve engine names to engine factories, lazily.
 
 The harness reaches engines only through :mod:`engines.api`; this module turns a name given on the
-command line (``legacy``, ``actor``, ``oracle`` or any ``module:factory``) into a callable that
+command line (``legacy``, ``actor``, ``oracle``, the name of an installed adapter registered in the
+``workflow_shadow.engines`` entry-point group, or any ``module:factory``) into a callable that
 builds an :class:`~engines.api.Engine`. Imports are lazy so that a missing optional engine only fails
 the command that asks for it, with a message that says what to do.
 """
@@ -10,13 +11,15 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from engines.api import Engine
 
-__all__ = ["BUILTIN_ENGINES", "EngineSpec", "EngineSpecError", "build_engine", "resolve_engine"]
+__all__ = ["BUILTIN_ENGINES", "ENTRY_POINT_GROUP", "EngineSpec", "EngineSpecError", "build_engine", "installed_engines", "resolve_engine"]
 
 BUILTIN_ENGINES: Mapping[str, str] = {
     "legacy": "engines.legacy:LegacyEngine",
@@ -41,13 +44,31 @@ class EngineSpec:
     kwargs: Mapping[str, Any] = field(default_factory=dict)
 
 
+ENTRY_POINT_GROUP = "workflow_shadow.engines"
+"""Installed adapters register here (``[project.entry-points."workflow_shadow.engines"]`` in their
+pyproject: ``my-engine = "my_package.engine:make_engine"``) and are then named like a built-in engine."""
+
+
+def installed_engines() -> dict[str, str]:
+    """Adapters installed in this environment: entry-point name -> ``module:factory``."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
 def resolve_engine(name: str, **kwargs: Any) -> EngineSpec:
-    """Turn ``legacy|actor|oracle|module:factory`` into a spec; fail early if the factory is missing."""
+    """Turn ``legacy|actor|oracle|<installed adapter>|module:factory`` into a spec; fail early if the
+    factory is missing."""
     target = BUILTIN_ENGINES.get(name, name)
     if ":" not in target:
-        raise EngineSpecError(
-            f"unknown engine {name!r}: use one of {', '.join(sorted(BUILTIN_ENGINES))} or 'module:factory'"
-        )
+        installed = installed_engines()
+        if name not in installed:
+            known = sorted(BUILTIN_ENGINES) + sorted(installed)
+            raise EngineSpecError(
+                f"unknown engine {name!r}: use one of {', '.join(known)}, the name of an adapter installed in the "
+                f"{ENTRY_POINT_GROUP!r} entry-point group, or 'module:factory' (see examples/adapter.py)"
+            )
+        target = installed[name]
     spec = EngineSpec(name=name, target=target, kwargs=dict(kwargs))
     factory = _load_factory(spec)
     if kwargs:
@@ -60,9 +81,13 @@ def _load_factory(spec: EngineSpec) -> Callable[..., Any]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
+        local = Path(*module_name.split(".")).with_suffix(".py")
+        where = (f"; {local} is in the current folder but not on the import path: run with PYTHONPATH=. (the "
+                 "'shadow' script does not look in the current folder) or install it"
+                 if local.is_file() and module_name.split(".")[0] not in sys.modules else "")
         raise EngineSpecError(
             f"engine {spec.name!r}: cannot import module {module_name!r} ({exc}); "
-            "check the name, or install the package that provides it"
+            f"check the name, or install the package that provides it{where}"
         ) from exc
     obj: Any = module
     for part in attr.split("."):
