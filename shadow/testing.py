@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import networkx as nx
@@ -33,8 +33,10 @@ from engines.api import AttemptRecord, Engine, ExecutionRecord, ReplayOptions, R
 
 __all__ = [
     "FAULT_KINDS",
+    "PLANTED_CAUSES",
     "FailingEngine",
     "FakeEngine",
+    "PlantedCausesEngine",
     "PlantedFaultEngine",
     "build_trace",
 ]
@@ -270,3 +272,72 @@ class SlowEngine:
 def slow_engine(delay: float = 0.1) -> SlowEngine:
     """Factory for ``--candidate shadow.testing:slow_engine``."""
     return SlowEngine(FakeEngine(), delay=delay)
+
+
+def _upper_step_id(params: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
+    value = params.get("step_id")
+    return {**params, "step_id": value.upper()} if isinstance(value, str) else dict(params)
+
+
+def _scaled_timeout(config: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
+    value = config.get("timeout_seconds")
+    return {**config, "timeout_seconds": value * 2} if isinstance(value, (int, float)) else dict(config)
+
+
+def _lower_failure_mode(config: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
+    value = config.get("failure_mode")
+    return {**config, "failure_mode": value.lower()} if isinstance(value, str) else dict(config)
+
+
+# Five independent bugs a candidate could have, each touching every attempt of every step but changing no
+# status (so none causes another): the planted-cause test expects exactly one cause group per bug.
+PLANTED_CAUSES: dict[str, Callable[[AttemptRecord], AttemptRecord]] = {
+    "output_added": lambda a: replace(a, outputs={**a.outputs, "region": "eu-west-1"}),
+    "param_upper_cased": lambda a: replace(a, params=_upper_step_id(a.params)),
+    "timeout_doubled": lambda a: replace(a, config=_scaled_timeout(a.config)),
+    "output_number_added": lambda a: replace(a, outputs={**a.outputs, "bytes": 1024}),
+    "failure_mode_lower_cased": lambda a: replace(a, config=_lower_failure_mode(a.config)),
+}
+
+
+@dataclass(slots=True)
+class PlantedCausesEngine:
+    """Wrap an engine and apply planted bugs (:data:`PLANTED_CAUSES`) to every attempt it records."""
+
+    inner: Engine
+    causes: tuple[str, ...]
+    name: str = "planted-causes"
+    version: str = "0.0-test"
+
+    def replay(self, trace: Trace, options: ReplayOptions) -> ExecutionRecord:
+        record = self.inner.replay(trace, options)
+        bugs = [PLANTED_CAUSES[name] for name in self.causes]
+
+        def planted(attempt: AttemptRecord) -> AttemptRecord:
+            for bug in bugs:
+                attempt = bug(attempt)
+            return attempt
+
+        runs = tuple(replace(run, attempts=tuple(planted(a) for a in run.attempts)) for run in record.runs)
+        return replace(record, engine=self.name, runs=runs)
+
+
+def _planted(count: int) -> PlantedCausesEngine:
+    from shadow.engines import build_engine, resolve_engine
+
+    return PlantedCausesEngine(build_engine(resolve_engine("oracle")), tuple(PLANTED_CAUSES)[:count])
+
+
+def one_cause() -> PlantedCausesEngine:
+    """Factory for ``--candidate shadow.testing:one_cause`` (the oracle with one planted bug)."""
+    return _planted(1)
+
+
+def two_causes() -> PlantedCausesEngine:
+    """Factory for ``--candidate shadow.testing:two_causes``."""
+    return _planted(2)
+
+
+def five_causes() -> PlantedCausesEngine:
+    """Factory for ``--candidate shadow.testing:five_causes``."""
+    return _planted(5)

@@ -15,6 +15,7 @@ from typing import Any
 from corpora.model import JsonValue, Trace
 from engines.api import ExecutionRecord
 from shadow.compare.causal import CausalOrder, check_causality
+from shadow.compare.cause import cause_key
 from shadow.compare.model import Divergence, DivergenceKind, signature_of
 from shadow.compare.normalize import normalize_record
 
@@ -57,7 +58,7 @@ class _Flattener:
         self.trace = trace
         self.base = base
         self.other = other
-        self.rows: dict[tuple[str, str, str, str], tuple[JsonValue, JsonValue]] = {}
+        self.rows: dict[tuple[str, str, str, str], tuple[JsonValue, JsonValue, str]] = {}
 
     def step_type(self, run_id: str, path: str) -> str:
         for side in (self.base, self.other):
@@ -67,7 +68,9 @@ class _Flattener:
         return ""
 
     def add(self, run_id: str, path: str, kind: DivergenceKind, detail: str, b: Any, o: Any) -> None:
-        self.rows.setdefault((run_id, path, kind.value, detail), (_json(b), _json(o)))
+        key = (run_id, path, kind.value, detail)
+        if key not in self.rows:  # the cause is read off the raw sides: a missing key is not a null
+            self.rows[key] = (_json(b), _json(o), cause_key(kind, detail, b, o, missing=_MISSING))
 
     def change(self, parts: list[Any], b: Any, o: Any) -> None:
         run_id = str(parts[0])
@@ -196,11 +199,11 @@ def _finish(trace: Trace, flat: _Flattener, order: CausalOrder) -> list[Divergen
         first_path.setdefault(run_id, path)
     out: list[Divergence] = []
     for run_id, path, kind, detail in keys:
-        b, o = flat.rows[(run_id, path, kind, detail)]
+        b, o, cause = flat.rows[(run_id, path, kind, detail)]
         out.append(Divergence(
             run_id=run_id, path=path, kind=DivergenceKind(kind), detail=detail, baseline_value=b, other_value=o,
             signature=signature_of(wtype, flat.step_type(run_id, path), path, kind),
-            is_first=first_path.get(run_id) == path,
+            is_first=first_path.get(run_id) == path, cause=cause,
         ))
     return out
 
@@ -210,4 +213,4 @@ def engine_error_divergence(trace: Trace, role: str, message: str) -> Divergence
     return Divergence(run_id="", path="", kind=DivergenceKind.ENGINE_ERROR, detail=role, baseline_value=None,
                       other_value=message, signature=signature_of(trace.metadata.workflow_type, "", "",
                                                                   DivergenceKind.ENGINE_ERROR.value),
-                      is_first=True)
+                      is_first=True, cause=cause_key(DivergenceKind.ENGINE_ERROR, role, None, message))

@@ -17,7 +17,9 @@ class Divergence:
     """One flattened difference between a baseline record and another engine's record of one trace.
 
     ``path`` is the step path ('' for a run-level difference), ``detail`` the place inside the
-    normalized record (e.g. ``attempts[2].params['date']``), values are the two sides as JSON."""
+    normalized record (e.g. ``attempts[2].params['date']``), values are the two sides as JSON.
+    ``cause`` is the :func:`~shadow.compare.cause.cause_key` (``kind|field|change``): what changed,
+    whichever step it showed on."""
 
     run_id: str
     path: str
@@ -27,6 +29,7 @@ class Divergence:
     other_value: JsonValue
     signature: str
     is_first: bool = False
+    cause: str = ""
 
 
 _INDEX = re.compile(r"\[\d+\]")
