@@ -17,7 +17,7 @@ from datetime import date
 from enum import StrEnum
 from typing import TypedDict
 
-__all__ = ["ROW_TYPES", "DivergenceKind", "DivergenceRow", "LatencyRow", "LatencyTestRow", "QuarantineRow",
+__all__ = ["ROW_TYPES", "CauseRow", "DivergenceKind", "DivergenceRow", "LatencyRow", "LatencyTestRow", "QuarantineRow",
            "RecordRow", "RunRow", "SignatureRow", "StepRow", "TraceRow", "WaiverRow"]
 
 
@@ -119,6 +119,27 @@ class DivergenceRow(_Identity):
     signature: str
     is_first: bool
     waived_by: str | None
+    cause: str  # kind|field|change
+
+
+class CauseRow(_Identity):
+    cause: str
+    kind: str
+    field: str
+    change: str
+    description: str
+    candidate_traces: int
+    aa_traces: int
+    candidate_rate: float | None
+    aa_rate: float | None
+    status: str
+    waived_by: str | None
+    root_traces: int
+    consequence_of: str | None
+    members: str  # canonical JSON
+    divergences: int
+    exemplars: list[str]
+    first_divergence_path: str | None
 
 
 class SignatureRow(_Identity):
@@ -183,7 +204,7 @@ class WaiverRow(_Identity):
 
 ROW_TYPES: dict[str, type] = {
     "traces": TraceRow, "runs": RunRow, "steps": StepRow, "records": RecordRow, "divergences": DivergenceRow,
-    "signatures": SignatureRow, "quarantine": QuarantineRow, "latency": LatencyRow, "latency_tests": LatencyTestRow,
+    "signatures": SignatureRow, "causes": CauseRow, "quarantine": QuarantineRow, "latency": LatencyRow, "latency_tests": LatencyTestRow,
     "waivers": WaiverRow,
 }
 """The row type of each table written through ``ResultsStore`` (provenance, meta, verdicts and the

@@ -26,7 +26,7 @@ SCHEMA_VERSION = 2
 results of several identities, see ``results.identity``), ``meta.format``, ``provenance.exact``."""
 
 IDENTITY_TABLES = ("provenance", "traces", "runs", "steps", "records", "divergences", "quarantine", "signatures",
-                   "latency", "latency_tests", "waivers", "verdicts")
+                   "causes", "latency", "latency_tests", "waivers", "verdicts")
 """Tables whose rows carry the ``identity`` they belong to (readers see one identity at a time)."""
 
 TABLES: dict[str, str] = {
@@ -146,7 +146,32 @@ TABLES: dict[str, str] = {
             signature VARCHAR,
             is_first BOOLEAN,             -- the first divergence point of this run (causal order)
             waived_by VARCHAR,            -- registry entry id, NULL when not waived
-            identity VARCHAR
+            identity VARCHAR,
+            cause VARCHAR                 -- kind|field|change: what changed, wherever (shadow.compare.cause)
+        )""",
+    # One row per cause group (what changed, whichever steps it touched), after each session. The noise
+    # filter and the gate work on these; signatures (where it showed) are the drill-down.
+    "causes": """
+        CREATE TABLE IF NOT EXISTS causes (
+            cause VARCHAR,                -- kind|field|change, e.g. outputs|outputs.region|added:str
+            kind VARCHAR,
+            field VARCHAR,                -- e.g. outputs.region, params.table, status ('' for whole steps)
+            change VARCHAR,               -- added:str | removed:int | SUCCEEDED->FAILED | upper-cased | fewer ...
+            description VARCHAR,          -- one line a person reads
+            candidate_traces INTEGER,     -- traces where baseline vs candidate shows this cause
+            aa_traces INTEGER,            -- traces where baseline vs baseline_aa shows it (noise)
+            candidate_rate DOUBLE,
+            aa_rate DOUBLE,
+            status VARCHAR,               -- unexplained | noise | waived
+            waived_by VARCHAR,            -- the registry entry when every candidate divergence of it is waived
+            root_traces INTEGER,          -- traces where it is a run's first divergence point (a root cause)
+            consequence_of VARCHAR,       -- for a cause never first: the cause most often first in its runs
+            members JSON,                 -- {"workflow_types": {t: traces}, "step_types": {...}, "paths": {...}}
+            divergences BIGINT,           -- candidate divergence rows
+            exemplars VARCHAR[],          -- up to 5 trace ids
+            first_divergence_path VARCHAR,-- most common first divergence point among its runs
+            identity VARCHAR NOT NULL DEFAULT '',
+            PRIMARY KEY (identity, cause)
         )""",
     # One row per signature, aggregated over the whole database after each session.
     "signatures": """

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import tomllib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +22,8 @@ __all__ = [
     "RegistryEntry",
     "RegistryError",
     "SignatureStatus",
+    "classify_group",
     "classify_signature",
-    "count_hits",
     "exceeds_noise",
 ]
 
@@ -68,14 +67,20 @@ class ExpiredEntryError(RegistryError):
 
 @dataclass(frozen=True, slots=True)
 class RegistryEntry:
+    """One known divergence: ``pattern`` is a signature glob (where it shows), ``cause`` a cause-key glob
+    (what changed, ``kind|field|change``); an entry with both waives what matches both, so a cause can
+    be waived for some paths only. An empty glob matches everything."""
+
     id: str
     pattern: str
     owner: str
     reason: str
     expires: dt.date
+    cause: str = ""
 
-    def matches(self, signature: str) -> bool:
-        return fnmatch.fnmatchcase(signature, self.pattern)
+    def matches(self, signature: str, cause: str = "") -> bool:
+        return ((not self.pattern or fnmatch.fnmatchcase(signature, self.pattern))
+                and (not self.cause or fnmatch.fnmatchcase(cause, self.cause)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +105,12 @@ class Registry:
             where = f"{path}: [[divergence]] #{i + 1}"
             if not isinstance(item, dict):
                 raise RegistryError(f"{where} is not a table")
-            missing = [k for k in ("id", "signature", "owner", "reason", "expires") if k not in item]
+            missing = [k for k in ("id", "owner", "reason", "expires") if k not in item]
+            if "signature" not in item and "cause" not in item:
+                missing.insert(1, "signature or cause")
             if missing:
-                raise RegistryError(f"{where} lacks {', '.join(missing)}; every entry needs id, signature, "
-                                    "owner, reason and expires (a date like 2026-12-31)")
+                raise RegistryError(f"{where} lacks {', '.join(missing)}; every entry needs id, a signature glob "
+                                    "and/or a cause glob, owner, reason and expires (a date like 2026-12-31)")
             expires = item["expires"]
             if isinstance(expires, str):
                 try:
@@ -118,8 +125,8 @@ class Registry:
             if entry_id in seen:
                 raise RegistryError(f"{where}: duplicate id {entry_id!r}; ids must be unique")
             seen.add(entry_id)
-            entries.append(RegistryEntry(entry_id, str(item["signature"]), str(item["owner"]),
-                                         str(item["reason"]), expires))
+            entries.append(RegistryEntry(entry_id, str(item.get("signature", "")), str(item["owner"]),
+                                         str(item["reason"]), expires, str(item.get("cause", ""))))
         return cls(tuple(entries))
 
     def expired(self, today: dt.date) -> tuple[RegistryEntry, ...]:
@@ -131,9 +138,9 @@ class Registry:
             if entry.expires < today:
                 raise ExpiredEntryError(entry, today)
 
-    def match(self, signature: str) -> RegistryEntry | None:
-        """The first entry whose glob matches the signature (file order decides ties)."""
-        return next((e for e in self.entries if e.matches(signature)), None)
+    def match(self, signature: str, cause: str = "") -> RegistryEntry | None:
+        """The first entry whose globs match the signature and the cause (file order decides ties)."""
+        return next((e for e in self.entries if e.matches(signature, cause)), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,13 +161,12 @@ def classify_signature(signature: str, candidate_traces: int, aa_traces: int, to
     return SignatureStatus(signature, "noise", None)
 
 
-def count_hits(registry: Registry, signatures: Iterable[tuple[str, int]]) -> dict[str, int]:
-    """Per entry id, how many candidate divergences (signature, count) it waived."""
-    hits = {e.id: 0 for e in registry.entries}
-    for signature, count in signatures:
-        entry = registry.match(signature)
-        if entry is not None:
-            hits[entry.id] += count
-    return hits
-
-
+def classify_group(candidate_traces: int, aa_traces: int, total_traces: int, config: NoiseConfig,
+                   waived_by: str | None) -> SignatureStatus:
+    """The status of a cause group (or signature): waived when the registry waives all of it, else
+    unexplained when it exceeds A/A noise, else noise. (The key field holds no meaning here.)"""
+    if waived_by is not None:
+        return SignatureStatus("", "waived", waived_by)
+    if exceeds_noise(candidate_traces, aa_traces, total_traces, config):
+        return SignatureStatus("", "unexplained", None)
+    return SignatureStatus("", "noise", None)

@@ -118,7 +118,7 @@ def run_trace_with(job: TraceJob, config: TrialConfig, engines: Mapping[str, Eng
                 trace_id=trace.trace_id, comparison=comparison, run_id=d.run_id, path=d.path,
                 kind=d.kind.value, detail=d.detail, baseline_value=_dumps(d.baseline_value),
                 other_value=_dumps(d.other_value), signature=d.signature, is_first=d.is_first,
-                waived_by=None,
+                waived_by=None, cause=d.cause,
             ))
     recorded = [a for r in trace.runs for a in r.attempts]
     first = min((r.trigger_time for r in trace.runs), default=0.0)

@@ -1,4 +1,9 @@
-"""The results database (DuckDB): everything a shadow run produced, queryable with SQL.
+"""The results database (DuckDB): everything a shadow run produced, queryable with SQL, and as pandas
+DataFrames through :func:`open` (see :mod:`shadow.results.api`)::
+
+    import shadow.results as results
+    with results.open("out/results.duckdb") as r:
+        r.causes()
 
 The names below are loaded on first use (PEP 562): importing a light submodule such as
 ``shadow.results.files`` must not load DuckDB and pyarrow.
@@ -9,11 +14,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["EngineLatency", "Headline", "ResultsError", "ResultsStore", "open_results", "read_headline",
-           "read_table"]
+__all__ = ["EngineLatency", "Headline", "Results", "ResultsError", "ResultsStore", "open", "open_results",
+           "read_headline", "read_table"]
 
 _HOME = {"EngineLatency": "reader", "Headline": "reader", "open_results": "reader", "read_headline": "reader",
-         "read_table": "reader", "ResultsError": "store", "ResultsStore": "store"}
+         "read_table": "reader", "ResultsError": "store", "ResultsStore": "store", "Results": "api", "open": "api"}
 
 
 def __getattr__(name: str) -> Any:

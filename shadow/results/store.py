@@ -70,6 +70,7 @@ class ResultsStore:
         if version is not None and version < 2:
             _migrate_v1(self.con)
         self.con.execute(DDL)
+        self.con.execute("ALTER TABLE divergences ADD COLUMN IF NOT EXISTS cause VARCHAR")  # a schema-2 file
         self.con.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO UPDATE SET value = excluded.value",
                          [str(SCHEMA_VERSION)])
         self.con.execute("INSERT INTO meta VALUES ('format', ?) ON CONFLICT DO NOTHING", [FORMAT_NAME])

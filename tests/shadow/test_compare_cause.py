@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
+import shadow.results as results
 from corpora.generator import GeneratorConfig, generate_corpus
+from corpora.io import TraceWriter
 from engines.api import ReplayOptions
 from engines.core.oracle import CoreOracle
 from results.rows import DivergenceKind
+from shadow import cli
 from shadow.compare import compare_records
 from shadow.compare.cause import cause_key, describe_cause, split_cause
 from shadow.testing import PLANTED_CAUSES, PlantedCausesEngine
@@ -49,3 +55,25 @@ def test_planted_causes_make_exactly_that_many_groups_over_many_steps(count: int
             signatures.add(d.signature)
     assert len(causes) == count
     assert len(signatures) > 5 * count  # the same bugs, seen by where they showed: many more groups
+
+
+@pytest.mark.parametrize(("factory", "count"), [("one_cause", 1), ("two_causes", 2), ("five_causes", 5)])
+def test_a_shadow_run_stores_one_cause_group_per_planted_bug(factory: str, count: int, tmp_path: Path) -> None:
+    corpus = tmp_path / "c.jsonl"
+    with TraceWriter(corpus) as writer:
+        for trace in generate_corpus(3, 6, GeneratorConfig(max_steps=40)):
+            writer.write(trace)
+    db = tmp_path / "r.duckdb"
+    assert cli.main(["run", str(corpus), "--db", str(db), "--baseline", "oracle",
+                     "--candidate", f"shadow.testing:{factory}", "--no-progress"]) == cli.EXIT_OK
+    with results.open(db) as r:
+        causes = r.causes()
+        signatures = r.signatures()
+        traces = r.traces()
+    assert len(causes) == count
+    assert set(causes["status"]) == {"unexplained"}
+    assert (causes["root_traces"] > 0).all()
+    assert len(signatures) > 5 * count
+    assert (traces["unexplained"] > 0).all()
+    members = json.loads(causes["members"].iloc[0])
+    assert sum(members["paths"].values()) >= len(members["paths"]) > 5

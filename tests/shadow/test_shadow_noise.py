@@ -13,7 +13,6 @@ from shadow.noise import (
     Registry,
     RegistryError,
     classify_signature,
-    count_hits,
     exceeds_noise,
 )
 
@@ -72,11 +71,23 @@ class TestRegistry:
         assert (status.status, status.waived_by) == ("waived", "DIV-1")
         assert classify_signature("etl|SHELL|x|params", 10, 0, 10, CFG, reg).status == "unexplained"
 
-    def test_hits_counted(self, tmp_path: Path) -> None:
-        """Hits sum the divergence counts of every matching signature."""
-        reg = Registry.load(_registry(tmp_path, ENTRY.format(expires="2099-01-01")))
-        assert count_hits(reg, [("etl|SHELL|a|config", 2), ("etl|SHELL|b|config", 3), ("x|y|z|params", 7)]) == {
-            "DIV-1": 5}
+    def test_cause_globs_narrowed_by_signature(self, tmp_path: Path) -> None:
+        """An entry may name a cause (what changed), a signature (where), or both (that cause, there only)."""
+        body = ('[[divergence]]\nid = "C-1"\ncause = "outputs|outputs.region|added:*"\nsignature = "etl|*"\n'
+                'owner = "team-a"\nreason = "new field"\nexpires = 2099-01-01\n'
+                '[[divergence]]\nid = "C-2"\ncause = "params|*|upper-cased"\n'
+                'owner = "team-b"\nreason = "case"\nexpires = 2099-01-01\n')
+        reg = Registry.load(_registry(tmp_path, body))
+        region = "outputs|outputs.region|added:str"
+        assert reg.match("etl|SHELL|a|outputs", region).id == "C-1"  # type: ignore[union-attr]
+        assert reg.match("ml|SHELL|a|outputs", region) is None  # the signature glob narrows it
+        assert reg.match("ml|HTTP|x|params", "params|params.table|upper-cased").id == "C-2"  # type: ignore[union-attr]
+        assert reg.match("etl|SHELL|a|config", "config|config.tags|text") is None
+
+    def test_an_entry_needs_a_signature_or_a_cause(self, tmp_path: Path) -> None:
+        body = '[[divergence]]\nid = "X"\nowner = "o"\nreason = "r"\nexpires = 2099-01-01\n'
+        with pytest.raises(RegistryError, match="signature or cause"):
+            Registry.load(_registry(tmp_path, body))
 
     def test_expired_entry_is_error(self, tmp_path: Path) -> None:
         """An entry past its date raises a typed error naming it and saying what to do."""
