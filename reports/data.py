@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 
 from reports.records import (
+    CauseGroup,
     EngineInfo,
     Headline,
     LatencyDistribution,
@@ -39,6 +40,7 @@ from results.schema import SCHEMA_VERSION, TABLES
 __all__ = [
     "CDF_PROBABILITIES",
     "LATENCY_SOURCES",
+    "CauseGroup",
     "EngineInfo",
     "Headline",
     "LatencyDistribution",
@@ -268,6 +270,27 @@ class ResultsReader:
         )
         return groups, max(total - len(groups), 0)
 
+    def cause_groups(self, limit: int) -> tuple[tuple[CauseGroup, ...], int] | None:
+        """Groups by cause (what changed), unexplained first, then most traces; None for a database written
+        before causes existed (the report then groups by signature)."""
+        if not self.has("causes") or not self.count("causes"):
+            return None
+        total = self.count("causes")
+        rows = self.query(
+            "SELECT cause, description, kind, field, change, candidate_traces, aa_traces, candidate_rate, aa_rate, "
+            "status, waived_by, root_traces, consequence_of, members, divergences, exemplars, first_divergence_path "
+            "FROM causes ORDER BY (status = 'unexplained') DESC, candidate_traces DESC, root_traces DESC, cause "
+            "LIMIT ?", [limit])
+        described = dict(self.query("SELECT cause, description FROM causes"))
+        groups = tuple(
+            CauseGroup(_s(r[0]), _s(r[1]), _s(r[2]), _s(r[3]), _s(r[4]), int(r[5] or 0), int(r[6] or 0),
+                       float(r[7] or 0.0), float(r[8] or 0.0), _s(r[9]), r[10], int(r[11] or 0), r[12],
+                       described.get(r[12]) if r[12] else None, _members(r[13]), int(r[14] or 0),
+                       tuple(r[15] or ()), _s(r[16]))
+            for r in rows
+        )
+        return groups, max(total - len(groups), 0)
+
     def all_signatures(self) -> dict[str, str]:
         """Every signature seen baseline vs candidate, with its status (for --baseline comparisons)."""
         if self.count("signatures"):
@@ -339,6 +362,14 @@ class ResultsReader:
             for r in rows
             if r[1]
         )
+
+
+def _members(text: Any) -> dict[str, dict[str, int]]:
+    try:
+        value = json.loads(text) if text else {}
+    except (TypeError, ValueError):
+        return {}
+    return {str(k): {str(m): int(n) for m, n in v.items()} for k, v in value.items() if isinstance(v, dict)}
 
 
 def schema_mismatch(reader: ResultsReader) -> str | None:

@@ -18,7 +18,7 @@ from markupsafe import Markup
 from corpora.model import Trace
 from reports.charts import GanttBar, gantt_chart
 from reports.dag import dag_svg, released_by_graph
-from reports.data import ReportLimits, SignatureGroup
+from reports.data import CauseGroup, ReportLimits, SignatureGroup
 from reports.definitions import definition_graph
 from reports.exemplar_rows import ExemplarRows
 from reports.text import visible
@@ -138,6 +138,9 @@ def diff_records(
             keep.add(id(r))
         kept = [r for r in rows if id(r) in keep][:limit]
 
+    # The first divergence point, then every differing row, then the equal ones (the page folds those).
+    kept = sorted(kept, key=lambda r: (not r.first, not r.differing))
+
     def detailed(row: DiffRow) -> DiffRow:
         """Name what changed inside params / outputs / config (only for rows that are shown: deepdiff is slow)."""
         fields = [f for f in ("params", "outputs", "config") if f in row.differing]
@@ -171,11 +174,11 @@ def trimmed_record(record: Mapping[str, Any], max_chars: int) -> Any:
 
 
 def build_exemplar(
-    rows: ExemplarRows, group: SignatureGroup, trace_id: str, anchor: str, limits: ReportLimits,
+    rows: ExemplarRows, group: SignatureGroup | CauseGroup, trace_id: str, anchor: str, limits: ReportLimits,
     trace: Trace | None = None,
 ) -> Exemplar:
     """The drill-down of one exemplar trace of ``group``, from rows fetched for all exemplars at once."""
-    divs = [d for d in rows.divergences.get(trace_id, ()) if d["signature"] == group.signature][:20]
+    divs = [d for d in rows.divergences.get(trace_id, ()) if d[group.key_column] == group.key][:20]
     first = rows.first_divergence(trace_id)
     run_id = str((divs[0]["run_id"] if divs else None) or (first or {}).get("run_id") or "")
     records = rows.records.get(trace_id, {})

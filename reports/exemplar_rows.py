@@ -19,6 +19,7 @@ __all__ = ["DIVERGENCE_KEYS", "ExemplarRows", "fetch_exemplar_rows"]
 
 DIVERGENCE_KEYS = (
     "comparison", "run_id", "path", "kind", "detail", "baseline_value", "other_value", "is_first", "waived_by", "signature",
+    "cause",
 )
 TIMELINE_KEYS = ("engine", "run_id", "path", "attempt", "status", "ready_at", "started_at", "ended_at")
 INFO_KEYS = ("workflow_id", "workflow_type", "owner", "corpus_file", "corpus_line", "n_runs", "n_steps", "error")
@@ -64,7 +65,7 @@ def fetch_exemplar_rows(reader: ResultsReader, trace_ids: Iterable[str], *, dive
     rows = ExemplarRows()
     divs = reader.query(
         "SELECT trace_id, comparison, run_id, path, kind, detail, baseline_value, other_value, is_first, waived_by, "
-        "signature FROM divergences WHERE trace_id IN (SELECT unnest(?::VARCHAR[])) "
+        "signature, cause FROM divergences WHERE trace_id IN (SELECT unnest(?::VARCHAR[])) "
         "QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY is_first DESC NULLS LAST, run_id, path) <= ?",
         [ids, divergences_per_trace],
     )

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "CauseGroup",
     "EngineInfo",
     "Headline",
     "LatencyDistribution",
@@ -95,6 +96,48 @@ class SignatureGroup:
     waived_by: str | None
     exemplars: tuple[str, ...]
     first_divergence_path: str
+
+    @property
+    def key(self) -> str:
+        """What a divergence row must carry to belong to the group (its ``signature``)."""
+        return self.signature
+
+    key_column = "signature"
+
+
+@dataclass(frozen=True, slots=True)
+class CauseGroup:
+    """One cause (what changed, wherever it showed): its traces beside A/A noise, and the workflow types,
+    step types and paths it touched."""
+
+    cause: str
+    description: str
+    kind: str
+    field: str
+    change: str
+    candidate_traces: int
+    aa_traces: int
+    candidate_rate: float
+    aa_rate: float
+    status: str
+    waived_by: str | None
+    root_traces: int
+    consequence_of: str | None
+    consequence_description: str | None
+    members: dict[str, dict[str, int]]
+    divergences: int
+    exemplars: tuple[str, ...]
+    first_divergence_path: str
+
+    @property
+    def key(self) -> str:
+        return self.cause
+
+    key_column = "cause"
+
+    def top(self, member: str, n: int = 3) -> list[tuple[str, int]]:
+        """The ``n`` members of one kind (``workflow_types``, ``step_types``, ``paths``) touching most traces."""
+        return sorted((self.members.get(member) or {}).items(), key=lambda kv: (-kv[1], kv[0]))[:n]
 
 
 @dataclass(frozen=True, slots=True)

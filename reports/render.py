@@ -23,7 +23,7 @@ import jinja2
 from markupsafe import Markup
 
 from reports.charts import ENGINE_COLORS, CdfSeries, cdf_chart, speedup_chart
-from reports.data import CDF_PROBABILITIES, ReportLimits, ResultsReader, schema_mismatch
+from reports.data import CDF_PROBABILITIES, CauseGroup, ReportLimits, ResultsReader, SignatureGroup, schema_mismatch
 from reports.definitions import load_exemplar_traces
 from reports.drilldown import Exemplar, build_exemplar, compact_json
 from reports.exemplar_rows import fetch_exemplar_rows
@@ -149,7 +149,14 @@ def _baseline_diff(current: dict[str, str], previous: dict[str, str], limit: int
 def build_context(reader: ResultsReader, options: ReportOptions, baseline: ResultsReader | None = None) -> dict[str, Any]:
     """Everything the template shows, from SQL aggregates and a bounded number of exemplars."""
     limits = options.limits
-    groups, groups_more = reader.signature_groups(limits.groups)
+    # The groups are causes (what changed); a database written before causes existed is grouped by
+    # signature (where it showed) as it used to be. Signatures stay as the drill-down table either way.
+    signatures, signatures_more = reader.signature_groups(limits.groups)
+    by_cause = reader.cause_groups(limits.groups)
+    groups: tuple[SignatureGroup | CauseGroup, ...] = signatures
+    groups_more = signatures_more
+    if by_cause is not None:
+        groups, groups_more = by_cause
     exemplars: dict[str, list[Any]] = {}
     island: dict[str, Any] = {"exemplars": {}}
     drilled = groups[: limits.drilldown_groups]
@@ -168,7 +175,7 @@ def build_context(reader: ResultsReader, options: ReportOptions, baseline: Resul
                 continue
             trace_id = group.exemplars[ei]
             if spent >= limits.drilldown_bytes:
-                skipped.setdefault(group.signature, []).append(trace_id)
+                skipped.setdefault(group.key, []).append(trace_id)
                 continue
             ex = build_exemplar(rows, group, trace_id, f"g{gi}e{ei}", limits, traces.get(trace_id))
             spent += _weight(ex)
@@ -177,7 +184,7 @@ def build_context(reader: ResultsReader, options: ReportOptions, baseline: Resul
         items = [built[(gi, ei)] for ei in range(limits.exemplars_per_group) if (gi, ei) in built]
         for ex in items:
             island["exemplars"][ex.anchor] = {"trace_id": ex.trace_id, "records": ex.raw}
-        exemplars[group.signature] = items
+        exemplars[group.key] = items
     waivers, waivers_more = reader.waivers(limits.waivers)
     quarantine, quarantine_more = reader.quarantine(limits.quarantine)
     errors, errors_more = reader.trace_errors(limits.trace_errors)
@@ -188,7 +195,10 @@ def build_context(reader: ResultsReader, options: ReportOptions, baseline: Resul
         "headline": reader.headline(),
         "groups": groups,
         "groups_more": groups_more,
-        "group_index": {g.signature: f"g{i}" for i, g in enumerate(groups[: limits.drilldown_groups])},
+        "group_index": {g.key: f"g{i}" for i, g in enumerate(groups[: limits.drilldown_groups])},
+        "by_cause": by_cause is not None,
+        "signatures": signatures,
+        "signatures_more": signatures_more,
         "exemplars": exemplars,
         "skipped_exemplars": skipped,
         "waivers": waivers,

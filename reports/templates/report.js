@@ -31,10 +31,10 @@
     var q = filter.value.toLowerCase();
     var s = status.value;
     var shown = 0;
-    document.querySelectorAll("tr.group-row").forEach(function (row) {
+    document.querySelectorAll("tr.group-row, tr.sig-row").forEach(function (row) {
       var ok = row.textContent.toLowerCase().indexOf(q) >= 0 && (s === "" || row.getAttribute("data-status") === s);
       row.hidden = !ok;
-      if (ok) { shown += 1; }
+      if (ok && row.classList.contains("group-row")) { shown += 1; }
     });
     document.getElementById("group-count").textContent = shown + " shown";
   }

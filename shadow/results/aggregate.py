@@ -108,13 +108,12 @@ def _causes(store: ResultsStore, counts: dict[str, dict[str, int]], statuses: di
     mine, ids = _mine(store)
     cand = f"comparison = 'candidate' AND {mine}"
     members: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
-    for cause, signature, n in store.query(
-            f"SELECT coalesce(cause, ''), signature, count(DISTINCT trace_id) FROM divergences WHERE {cand} "
-            "GROUP BY ALL", ids):
-        wtype, stype, path, *_ = [*str(signature).split("|"), "", "", ""]
-        members[cause]["workflow_types"][wtype or "(none)"] += n
-        members[cause]["step_types"][stype or "(run level)"] += n
-        members[cause]["paths"][path or "(run level)"] += n
+    for member, part, empty in (("workflow_types", 1, "(none)"), ("step_types", 2, "(run level)"),
+                                ("paths", 3, "(run level)")):
+        for cause, value, n in store.query(
+                f"SELECT coalesce(cause, ''), split_part(signature, '|', {part}), count(DISTINCT trace_id) "
+                f"FROM divergences WHERE {cand} GROUP BY ALL", ids):
+            members[cause][member][str(value) or empty] += n
     rows_n = dict(store.query(f"SELECT coalesce(cause, ''), count(*) FROM divergences WHERE {cand} GROUP BY ALL",
                               ids))
     roots = dict(store.query(f"SELECT coalesce(cause, ''), count(DISTINCT trace_id) FROM divergences "

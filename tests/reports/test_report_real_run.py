@@ -62,16 +62,23 @@ class TestRealResults:
             assert f'id="{anchor}">{value:,}<' in page, anchor
         assert int(_sql(db, "SELECT count(*) FROM quarantine")[0][0]) == 1  # type: ignore[call-overload]
 
-    def test_every_signature_listed_with_counts(self, real_run: tuple[Path, str]) -> None:
-        """Each signature row shows its candidate trace count from the signatures table."""
+    def test_every_cause_and_signature_listed_with_counts(self, real_run: tuple[Path, str]) -> None:
+        """Each cause group is a row with its candidate trace count; each signature is a drill-down row; the
+        exemplars are drawn per cause."""
         db, page = real_run
+        causes = _sql(db, "SELECT description, candidate_traces, len(exemplars) FROM causes")
         rows = _sql(db, "SELECT signature, candidate_traces, len(exemplars) FROM signatures")
         assert rows, "the planted fault should produce divergences"
-        assert page.count('class="group-row"') == len(rows)
+        assert 0 < len(causes) < len(rows)  # one planted bug shows at several places
+        assert page.count('class="group-row"') == len(causes)
+        assert page.count('class="sig-row"') == len(rows)
+        for description, traces, _ in causes:
+            assert escape(str(description)) in page
+            assert f'data-v="{traces}"' in page
         for signature, traces, _ in rows:
             assert escape(str(signature)) in page
             assert f'data-v="{traces}"' in page
-        assert page.count('class="exemplar"') == sum(min(int(n), 5) for _, _, n in rows)  # type: ignore[call-overload]
+        assert page.count('class="exemplar"') == sum(min(int(n), 5) for _, _, n in causes)  # type: ignore[call-overload]
 
     def test_latency_tables_match(self, real_run: tuple[Path, str]) -> None:
         """The latency summary shows the stored p50 of each metric and engine, and each chart is drawn."""
