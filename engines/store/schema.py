@@ -16,8 +16,16 @@ from dataclasses import dataclass
 
 from engines.store.errors import StoreCorruptError, StoreSchemaError
 
-__all__ = ["APPLICATION_ID", "LATEST_VERSION", "MIGRATIONS", "Migration", "apply_migrations", "current_version",
-           "check_store_file", "inspect_store_file"]
+__all__ = [
+    "APPLICATION_ID",
+    "LATEST_VERSION",
+    "MIGRATIONS",
+    "Migration",
+    "apply_migrations",
+    "check_store_file",
+    "current_version",
+    "inspect_store_file",
+]
 
 APPLICATION_ID = 0x5753484C
 """SQLite ``PRAGMA application_id`` of an engine store file ('WSHL': workflow-shadow store). Set with

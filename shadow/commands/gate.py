@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 
 from shadow.cli import EXIT_HARNESS, add_mkdir_flag, output_folder_problem
-from shadow.gate.cohorts import load_cohorts
+from shadow.gate.cohorts import cohorts_sha256, load_cohorts
 from shadow.gate.errors import GateError
 from shadow.gate.evaluate import evaluate, store_verdicts
 from shadow.gate.outputs import dumps, to_junit, to_markdown, write_artifact
@@ -114,7 +114,8 @@ def run_gate(args: argparse.Namespace) -> int:
             return EXIT_HARNESS
     try:
         cohorts = load_cohorts(args.cohorts)
-        result = evaluate(args.database, cohorts, now=now, identity=args.identity)
+        result = evaluate(args.database, cohorts, now=now, identity=args.identity,
+                          cohorts_sha256=cohorts_sha256(args.cohorts))
         if not args.no_store:
             store_verdicts(args.database, result)
     except GateError as exc:

@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from shadow.results.schema import DDL, FORMAT_NAME, IDENTITY_TABLES, SCHEMA_VERSION, TABLES
+from shadow.results.schema import ADDED_COLUMNS, DDL, FORMAT_NAME, IDENTITY_TABLES, SCHEMA_VERSION, TABLES
 
 __all__ = ["ResultsError", "ResultsStore", "check_ours", "open_failure_hint", "overwrite_problem"]
 
@@ -103,6 +103,7 @@ class ResultsStore:
         if version is not None and version < 2:
             _migrate_v1(self.con)
         self.con.execute(DDL)
+        add_columns(self.con)
         self.con.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO UPDATE SET value = excluded.value",
                          [str(SCHEMA_VERSION)])
         self.con.execute("INSERT INTO meta VALUES ('format', ?) ON CONFLICT DO NOTHING", [FORMAT_NAME])
@@ -286,6 +287,14 @@ def legacy_identity(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
     parts = {"legacy_v1": True, "baseline": {"engine": latest[0] if latest else None},
              "candidate": {"engine": latest[1] if latest else None}, "sessions": len(rows)}
     return "v1-" + digest[:61], dumps(parts)
+
+
+def add_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """Schema 2 -> 3: the columns added since (``ADDED_COLUMNS``), on tables that exist."""
+    tables = _tables(con)
+    for table, column, kind in ADDED_COLUMNS:
+        if table in tables:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
 
 
 def _migrate_v1(con: duckdb.DuckDBPyConnection) -> None:
