@@ -3,7 +3,7 @@
 Exit codes are one contract across every command (and the CI gate):
 0 success / PASS, 1 findings / FAIL, 2 MARGINAL, 3 INSUFFICIENT_DATA, 4 harness error (bad input,
 wrong flag, unreadable file or database, and any unexpected exception: a bug must not read as FAIL),
-130 interrupted.
+130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM (shadow.interrupts).
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ import argparse
 import importlib
 import math
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -110,6 +112,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. SIGINT and SIGTERM at any moment (even while the commands load) end it with one line
+    on stderr and exit 130 / 143, never a traceback (shadow.interrupts)."""
+    from shadow import interrupts
+
+    previous = {signum: signal.getsignal(signum) for signum in interrupts.SIGNALS}
+    interrupts.install()
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        interrupts.note()
+        print(f"shadow: interrupted by {interrupts.signal_name()} before the command started; nothing was done",
+              file=sys.stderr)
+        return interrupts.exit_code()
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            for signum, handler in previous.items():
+                if handler is not None:
+                    signal.signal(signum, handler)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from shadow import interrupts
+
+    interrupts.checkpoint("cli-start")
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
@@ -123,8 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(func(args))
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        interrupts.note()
+        print(f"shadow {args.command}: interrupted by {interrupts.signal_name()}; stopped without finishing",
+              file=sys.stderr)
+        return interrupts.exit_code()
     except BrokenPipeError:
         # `shadow ... | head`: the reader left; nothing more to say and nobody to say it to.
         sys.stderr.close()

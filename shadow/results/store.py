@@ -143,6 +143,11 @@ class ResultsStore:
         self.insert({"provenance": [row]})
         return session_id
 
+    def heartbeat(self, session_id: str, traces_done: int) -> None:
+        """A running session's progress, after each flush: readers say "still going (N traces so far)"."""
+        self.con.execute("UPDATE provenance SET heartbeat_at = ?, traces_done = ? WHERE session_id = ?",
+                         [dt.datetime.now(dt.UTC).replace(tzinfo=None), traces_done, session_id])
+
     def finish_session(self, session_id: str, status: str, traces_done: int) -> None:
         self.con.execute(
             "UPDATE provenance SET finished_at = ?, status = ?, traces_done = ? WHERE session_id = ?",
