@@ -35,7 +35,7 @@ from reports.records import (
 )
 from shadow.results.identity import resolve, scope
 from shadow.results.schema import SCHEMA_VERSION, TABLES
-from shadow.results.store import ResultsError, open_failure_hint
+from shadow.results.store import ResultsError, connect, open_failure_hint
 
 __all__ = [
     "CDF_PROBABILITIES",
@@ -109,7 +109,7 @@ class ResultsReader:
         if not self.path.is_file():
             raise ReportDataError(f"{self.path}: no such results database; run 'shadow run' first or check the path")
         try:
-            self._con = duckdb.connect(str(self.path), read_only=True)
+            self._con = connect(self.path, read_only=True)
         except duckdb.Error as exc:
             raise ReportDataError(
                 f"{self.path}: cannot open as a DuckDB results database ({exc}); {open_failure_hint(exc)}"

@@ -228,6 +228,8 @@ class _Session:
         self.buffered_rows = 0
         self.last_flush = time.monotonic()
         self.store.heartbeat(self.session_id, self.traces_done)
+        # Free the file until the next flush: summary, report and gate read what has landed meanwhile.
+        self.store.release()
 
 
 def run_shadow(settings: RunSettings, *, progress: Progress | None = None,
@@ -254,6 +256,7 @@ def run_shadow(settings: RunSettings, *, progress: Progress | None = None,
             store.finish_session(session_id, "interrupted", 0)
             raise KeyboardInterrupt
         session = _Session(settings, store, session_id)
+        store.release()
         own_executor = executor is None
         executor = executor or make_executor(settings.workers)
         status = "finished"

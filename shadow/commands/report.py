@@ -10,7 +10,7 @@ from typing import Any
 from reports.data import ReportDataError, ReportLimits
 from reports.render import ReportOptions, write_report
 from shadow.cli import add_mkdir_flag, output_folder_problem
-from shadow.results.reader import judged_identity
+from shadow.results.reader import judged_identity, open_results, run_progress
 from shadow.results.store import ResultsError, overwrite_problem
 
 __all__ = ["register"]
@@ -46,6 +46,18 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     parser.set_defaults(func=_run)
 
 
+def _run_going(path: Path, identity: str | None) -> str | None:
+    try:
+        con = open_results(path, identity)
+    except ResultsError:
+        return None
+    try:
+        progress = run_progress(con)
+    finally:
+        con.close()
+    return progress.describe() if progress is not None and progress.going else None
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.max_groups < 1 or args.drilldown_groups < 0:
         print("shadow report: --max-groups must be >= 1 and --drilldown-groups >= 0", file=sys.stderr)
@@ -76,6 +88,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"shadow report: cannot write {args.output}: {exc.strerror or exc}; check the directory exists and is writable", file=sys.stderr)
         return EXIT_HARNESS
     print(f"wrote {stats.path} ({stats.bytes / 1024:,.0f} KiB, {stats.groups} groups, {stats.exemplars} exemplars) in {stats.seconds:.2f} s")
+    going = _run_going(args.results, args.identity)
+    if going:
+        print(f"{going}: the report covers what has landed so far")
     if judged is not None:
         print(f"reported {judged.describe()}")
     return EXIT_OK

@@ -22,7 +22,7 @@ from shadow.gate.evidence import collect_evidence, judged_identity, open_results
 from shadow.gate.verdict import CohortVerdict, Verdict, exit_code, judge_cohort, worst
 from shadow.results.identity import Identity
 from shadow.results.schema import TABLES
-from shadow.results.store import add_columns, open_failure_hint
+from shadow.results.store import add_columns, connect, open_failure_hint
 
 __all__ = ["GateResult", "evaluate", "store_verdicts", "verdict_id"]
 
@@ -95,7 +95,7 @@ def store_verdicts(database: str | Path, result: GateResult) -> list[str]:
         }
     )
     try:
-        con = duckdb.connect(str(database))
+        con = connect(database, read_only=False)
     except duckdb.Error as exc:
         raise ResultsDatabaseError(
             f"cannot open for writing ({exc})", where=str(database), hint=open_failure_hint(exc)

@@ -21,7 +21,7 @@ from engines.router import RootWorkflow
 from shadow.gate.cohorts import Cohort
 from shadow.gate.errors import ResultsDatabaseError
 from shadow.results.identity import Identity, resolve, scope
-from shadow.results.store import ResultsError, open_failure_hint
+from shadow.results.store import ResultsError, connect, open_failure_hint
 
 __all__ = ["CohortEvidence", "ExpiredEntry", "Finding", "collect_evidence", "judged_identity", "open_results",
            "workflows_in"]
@@ -86,7 +86,7 @@ def open_results(path: str | Path, identity: Identity | None = None) -> duckdb.D
             "no such results database", where=str(path), hint="run 'shadow run CORPUS --db FILE' first"
         )
     try:
-        con = duckdb.connect(str(path), read_only=True)
+        con = connect(path, read_only=True)
     except duckdb.Error as exc:
         raise ResultsDatabaseError(
             f"cannot open as DuckDB ({exc})", where=str(path), hint=open_failure_hint(exc)

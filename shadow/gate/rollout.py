@@ -32,7 +32,7 @@ from engines.router import CohortRoute, RolloutPhase, Router
 from shadow.gate.cohorts import Cohort
 from shadow.gate.errors import ResultsDatabaseError, RolloutRefused
 from shadow.gate.state import HistoryRow, StateStore, open_state
-from shadow.results.store import open_failure_hint
+from shadow.results.store import connect, open_failure_hint
 
 __all__ = ["CANARY_STEPS", "RolloutBook", "RolloutState", "StoredVerdict", "build_router", "read_verdict"]
 
@@ -97,7 +97,7 @@ def read_verdict(database: str | Path, cohort: str, verdict_id: str | None = Non
         raise ResultsDatabaseError("no such results database", where=str(path),
                                    hint="pass --db the database 'shadow gate' stored its verdicts in")
     try:
-        con = duckdb.connect(str(path), read_only=True)
+        con = connect(path, read_only=True)
     except duckdb.Error as exc:
         raise ResultsDatabaseError(f"cannot open ({exc})", where=str(path), hint=open_failure_hint(exc)) from exc
     try:

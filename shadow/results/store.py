@@ -24,7 +24,41 @@ import pyarrow as pa
 
 from shadow.results.schema import ADDED_COLUMNS, DDL, FORMAT_NAME, IDENTITY_TABLES, SCHEMA_VERSION, TABLES
 
-__all__ = ["ResultsError", "ResultsStore", "check_ours", "open_failure_hint", "overwrite_problem"]
+__all__ = ["LOCK_WAIT", "ResultsError", "ResultsStore", "check_ours", "connect", "open_failure_hint",
+           "overwrite_problem"]
+
+LOCK_WAIT = 15.0
+"""Seconds a reader (or the gate storing verdicts) waits for a running ``shadow run`` to finish committing a
+batch. The writer holds the file only while it commits (open, insert, commit, close per flush), so a lock
+is brief; ``SHADOW_LOCK_WAIT`` overrides."""
+
+
+def _is_lock(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "lock" in text and ("conflicting" in text or "could not set" in text or "database is locked" in text)
+
+
+def connect(path: str | Path, *, read_only: bool, config: Mapping[str, Any] | None = None,
+            wait: float | None = None) -> duckdb.DuckDBPyConnection:
+    """``duckdb.connect`` that waits (up to ``wait`` / ``LOCK_WAIT`` s) while another process holds the file's
+    lock, as a running ``shadow run`` does for the moment of each commit; other errors raise at once."""
+    import time
+
+    if wait is None:
+        try:
+            wait = float(os.environ.get("SHADOW_LOCK_WAIT", LOCK_WAIT))
+        except ValueError:
+            wait = LOCK_WAIT
+    deadline = time.monotonic() + max(0.0, wait)
+    delay = 0.02
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config=dict(config or {}))
+        except duckdb.Error as exc:
+            if not _is_lock(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
 
 _ARROW_TYPES: Mapping[str, pa.DataType] = {
     "VARCHAR": pa.string(), "JSON": pa.string(), "INTEGER": pa.int32(), "BIGINT": pa.int64(),
@@ -89,12 +123,10 @@ class ResultsStore:
         # The identity whose rows this writer adds and whose aggregates it recomputes (start_session sets it).
         self.identity: str | None = None
         check_ours(self.path)  # before anything is written: a file we do not own is left as it was
-        try:
-            limit = memory_limit or os.environ.get("SHADOW_DUCKDB_MEMORY_LIMIT") or None
-            self.con = duckdb.connect(self.path, config={"memory_limit": limit} if limit else {})
-        except duckdb.Error as exc:
-            raise ResultsError(f"{self.path}: cannot open as a DuckDB database ({exc}); "
-                               + open_failure_hint(exc)) from exc
+        limit = memory_limit or os.environ.get("SHADOW_DUCKDB_MEMORY_LIMIT") or None
+        self._config = {"memory_limit": limit} if limit else {}
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self.con = self._open()
         version = self._version()
         if version is not None and version > SCHEMA_VERSION:
             self.con.close()
@@ -108,6 +140,37 @@ class ResultsStore:
                          [str(SCHEMA_VERSION)])
         self.con.execute("INSERT INTO meta VALUES ('format', ?) ON CONFLICT DO NOTHING", [FORMAT_NAME])
         self._schemas = {name: self._arrow_schema(name) for name in TABLES}
+
+    WRITER_LOCK_WAIT = 300.0
+    """A writer waits longer than a reader: a report being rendered holds the file for its duration, and a
+    run must not fail because someone looked at its results."""
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        try:
+            return connect(self.path, read_only=False, config=self._config,
+                           wait=max(self.WRITER_LOCK_WAIT, float(os.environ.get("SHADOW_LOCK_WAIT", 0) or 0)))
+        except duckdb.Error as exc:
+            raise ResultsError(f"{self.path}: cannot open as a DuckDB database ({exc}); "
+                               + open_failure_hint(exc)) from exc
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The writer's connection, (re)opened on use after :meth:`release`."""
+        if self._con is None:
+            self._con = self._open()
+        return self._con
+
+    @con.setter
+    def con(self, value: duckdb.DuckDBPyConnection) -> None:
+        self._con = value
+
+    def release(self) -> None:
+        """Close the connection until the next use: between flushes the file is free, so ``summary``,
+        ``report`` and ``gate`` can read what has landed while the run goes on (closing checkpoints the
+        batch into the file)."""
+        if self._con is not None and self.path != ":memory:":
+            self._con.close()
+            self._con = None
 
     def _version(self) -> int | None:
         """The file's schema version, None for a new file."""
@@ -125,7 +188,9 @@ class ResultsStore:
         return pa.schema([(name, _ARROW_TYPES.get(str(kind), pa.string())) for name, kind, *_ in cols])
 
     def close(self) -> None:
-        self.con.close()
+        if self._con is not None:
+            self._con.close()
+            self._con = None
 
     def __enter__(self) -> ResultsStore:
         return self
@@ -256,7 +321,7 @@ def check_ours(path: str | Path) -> None:
         raise ResultsError(f"{path}: not a DuckDB database (a {size:,}-byte file of another kind); refusing to "
                            "write into it. Pass --db a new file name, or a results database written by 'shadow run'.")
     try:
-        con = duckdb.connect(str(target), read_only=True)
+        con = connect(target, read_only=True)
     except duckdb.Error as exc:
         raise ResultsError(f"{path}: cannot open as a DuckDB database ({exc}); {open_failure_hint(exc)}") from exc
     try:
