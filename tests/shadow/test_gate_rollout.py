@@ -179,6 +179,15 @@ class TestAdvance:
         with pytest.raises(RolloutRefused, match="is MARGINAL, not PASS"):
             world.advance(world.gate(world.traffic(62, errored=2)))
 
+    def test_a_partial_verdict_is_refused(self, world: World) -> None:
+        """A verdict judged while the run was still going (gate --allow-partial) cannot move a cohort."""
+        db = world.traffic()
+        result = evaluate(db, load_cohorts(world.strict), now=world.clock.tick(),
+                          cohorts_sha256=cohorts_sha256(world.strict), partial=True)
+        store_verdicts(db, result)
+        with pytest.raises(RolloutRefused, match="still going"):
+            world.advance(read_verdict(db, "etl"))
+
     def test_to_jumps_and_backwards_is_refused(self, world: World) -> None:
         assert world.advance(world.gate(world.traffic()), to=20) == "canary 20 %"
         with pytest.raises(RolloutRefused, match="only moves forward"):
