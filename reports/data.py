@@ -32,6 +32,7 @@ from reports.records import (
     Verdict,
     Waiver,
 )
+from results.connection import connect
 from results.errors import ResultsError, open_failure_hint
 from results.identity import resolve, scope
 from results.rows import LatencyRow, LatencyTestRow
@@ -108,7 +109,7 @@ class ResultsReader:
         if not self.path.is_file():
             raise ReportDataError(f"{self.path}: no such results database; run 'shadow run' first or check the path")
         try:
-            self._con = duckdb.connect(str(self.path), read_only=True)
+            self._con = connect(self.path, read_only=True)
         except duckdb.Error as exc:
             raise ReportDataError(
                 f"{self.path}: cannot open as a DuckDB results database ({exc}); {open_failure_hint(exc)}"

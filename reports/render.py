@@ -23,7 +23,14 @@ import jinja2
 from markupsafe import Markup
 
 from reports.charts import ENGINE_COLORS, CdfSeries, cdf_chart, speedup_chart
-from reports.data import CDF_PROBABILITIES, CauseGroup, ReportLimits, ResultsReader, SignatureGroup, schema_mismatch
+from reports.data import (
+    CDF_PROBABILITIES,
+    CauseGroup,
+    ReportLimits,
+    ResultsReader,
+    SignatureGroup,
+    schema_mismatch,
+)
 from reports.definitions import load_exemplar_traces
 from reports.drilldown import Exemplar, build_exemplar, compact_json
 from reports.exemplar_rows import fetch_exemplar_rows

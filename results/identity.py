@@ -52,6 +52,13 @@ class Identity:
     def short(self) -> str:
         return self.id[:12]
 
+    @property
+    def candidate_id(self) -> str:
+        """The candidate's own identity: sha256 of the identity's ``candidate`` part (engine name, version,
+        factory target, options hash). New traffic changes the identity, not this; the rollout advances a
+        canary only on verdicts about the candidate it is running."""
+        return compute_identity(self.parts.get("candidate") or {}) if not self.parts.get("legacy_v1") else ""
+
     def engine(self, role: str) -> str:
         part = self.parts.get(role) or {}
         return str(part.get("engine") or "?")

@@ -13,7 +13,7 @@ stores their values, the gate's SQL and the report read them. Adding a kind is a
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import TypedDict
 
@@ -62,6 +62,7 @@ class TraceRow(_Identity):
     unexplained: int
     error: str | None
     wall_seconds: float
+    captured_at: datetime | None  # metadata.captured_at as naive UTC
 
 
 class RunRow(_Identity):

@@ -16,14 +16,30 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["DDL", "FORMAT_NAME", "IDENTITY_TABLES", "SCHEMA_VERSION", "TABLES", "dumps"]
+__all__ = ["ADDED_COLUMNS", "DDL", "FORMAT_NAME", "IDENTITY_TABLES", "SCHEMA_VERSION", "TABLES", "dumps"]
 
 FORMAT_NAME = "workflow-shadow-results"
 """``meta.format``: the mark that says a DuckDB file is a results database this tool wrote."""
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """1: the first release. 2: ``identity`` on every per-trace and aggregate table (one file may hold the
-results of several identities, see ``results.identity``), ``meta.format``, ``provenance.exact``."""
+results of several identities, see ``results.identity``), ``meta.format``, ``provenance.exact``.
+3: ``traces.captured_at``, ``provenance.heartbeat_at``, the verdict's evidence (``verdicts.cohorts_sha256``,
+``candidate_identity``, ``captured_min``, ``uncaptured``, ``partial``); ``rollout_history`` left the results
+database for the rollout state store (``shadow.gate.state``); ``divergences.cause`` and the ``causes`` table
+(cause groups, :mod:`shadow.compare.cause`)."""
+
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("traces", "captured_at", "TIMESTAMP"),
+    ("provenance", "heartbeat_at", "TIMESTAMP"),
+    ("verdicts", "cohorts_sha256", "VARCHAR"),
+    ("verdicts", "candidate_identity", "VARCHAR"),
+    ("verdicts", "captured_min", "TIMESTAMP"),
+    ("verdicts", "uncaptured", "INTEGER"),
+    ("verdicts", "partial", "BOOLEAN"),
+    ("divergences", "cause", "VARCHAR"),
+)
+"""Columns added after schema 2 (table, column, type): a v2 file gets them with ``ADD COLUMN IF NOT EXISTS``."""
 
 IDENTITY_TABLES = ("provenance", "traces", "runs", "steps", "records", "divergences", "quarantine", "signatures",
                    "causes", "latency", "latency_tests", "waivers", "verdicts")
@@ -55,7 +71,8 @@ TABLES: dict[str, str] = {
             status VARCHAR,               -- running | finished | interrupted | failed
             identity VARCHAR,             -- sha256 of identity_parts: what produced the results
             identity_parts JSON,          -- corpus content, engines (name, version, config hash), seeds, ...
-            exact BOOLEAN                 -- --exact (tick by tick): same records by contract, not identity
+            exact BOOLEAN,                -- --exact (tick by tick): same records by contract, not identity
+            heartbeat_at TIMESTAMP        -- wall clock of the running session's last flush (readers: still going?)
         )""",
     # One row per trace replayed (written once all three replays and the comparison are done).
     "traces": """
@@ -79,6 +96,7 @@ TABLES: dict[str, str] = {
             error VARCHAR,                -- harness or engine error for this trace, NULL when fine
             wall_seconds DOUBLE,          -- harness time spent on the trace
             identity VARCHAR NOT NULL DEFAULT '',
+            captured_at TIMESTAMP,        -- when production captured the trace (metadata.captured_at, UTC)
             PRIMARY KEY (identity, trace_id)
         )""",
     # One row per (trace, engine role, run).
@@ -255,18 +273,12 @@ TABLES: dict[str, str] = {
             reason VARCHAR,
             n_traces INTEGER,
             criteria JSON,                -- [{name, status, value, threshold, message}]
-            identity VARCHAR
-        )""",
-    # Rollout lifecycle (written by `shadow rollout`).
-    "rollout_history": """
-        CREATE TABLE IF NOT EXISTS rollout_history (
-            cohort VARCHAR,
-            changed_at TIMESTAMP,
-            state VARCHAR,                -- shadow | canary | cutover | rolled_back
-            percent DOUBLE,
-            verdict_id VARCHAR,
-            actor VARCHAR,
-            note VARCHAR
+            identity VARCHAR,
+            cohorts_sha256 VARCHAR,       -- sha256 of the cohorts file's bytes the verdict judged with
+            candidate_identity VARCHAR,   -- sha256 of the identity's candidate part (engine, version, config)
+            captured_min TIMESTAMP,       -- earliest captured_at of the cohort's judged traces
+            uncaptured INTEGER,           -- judged traces without a capture time
+            partial BOOLEAN               -- judged while the run was still going (gate --allow-partial)
         )""",
 }
 

@@ -3,7 +3,7 @@
 Exit codes are one contract across every command (and the CI gate):
 0 success / PASS, 1 findings / FAIL, 2 MARGINAL, 3 INSUFFICIENT_DATA, 4 harness error (bad input,
 wrong flag, unreadable file or database, and any unexpected exception: a bug must not read as FAIL),
-130 interrupted.
+130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM (shadow.interrupts).
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ import argparse
 import importlib
 import math
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -119,10 +121,12 @@ EXAMPLES: dict[str, str] = {
     "report": "shadow report --db results.duckdb -o report.html",
     "replay": "shadow replay corpus.jsonl.gz --trace gen-7-00003 --engine actor --fault crash:0@60",
     "gate": "shadow gate --db results.duckdb --cohorts cohorts.toml --json verdict.json --junit junit.xml",
-    "rollout status": "shadow rollout status --db results.duckdb --cohorts cohorts.toml",
-    "rollout advance": "shadow rollout advance etl-daily --db results.duckdb --to 5",
-    "rollout route": "shadow rollout route --db results.duckdb",
-    "rollout rollback": "shadow rollout rollback etl-daily --db results.duckdb --note 'p99 regression'",
+    "rollout status": "shadow rollout status --state rollout.sqlite --db results.duckdb --cohorts cohorts.toml",
+    "rollout advance": "shadow rollout advance etl-daily --state rollout.sqlite --db results.duckdb --cohorts cohorts.toml "
+                       "--to 5",
+    "rollout route": "shadow rollout route --state rollout.sqlite --cohorts cohorts.toml --db results.duckdb",
+    "rollout rollback": "shadow rollout rollback etl-daily --state rollout.sqlite --note 'p99 regression'",
+    "rollout history": "shadow rollout history etl-daily --state postgresql://ci@db/rollout",
     "capture": "shadow capture --store legacy.db -o traces.jsonl.gz",
 }
 
@@ -218,14 +222,34 @@ def _command_of(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run one command. SIGINT and SIGTERM at any moment (even while the commands load) end it with one line
+    on stderr and exit 130 / 143, never a traceback (shadow.interrupts)."""
+    from shadow import interrupts
+
+    previous = {signum: signal.getsignal(signum) for signum in interrupts.SIGNALS}
+    interrupts.install()
     try:
-        parser = build_parser(_command_of(argv))
-        args = parser.parse_args(argv)
-        _merge_database(parser, args)
-    except KeyboardInterrupt:  # Ctrl-C while a command module loads: no traceback
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _main(argv)
+    except KeyboardInterrupt:
+        interrupts.note()
+        print(f"shadow: interrupted by {interrupts.signal_name()} before the command started; nothing was done",
+              file=sys.stderr)
+        return interrupts.exit_code()
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            for signum, handler in previous.items():
+                if handler is not None:
+                    signal.signal(signum, handler)
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from shadow import interrupts
+
+    interrupts.checkpoint("cli-start")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_of(argv))
+    args = parser.parse_args(argv)
+    _merge_database(parser, args)
     func = getattr(args, "func", None)
     if func is None:
         # A group without an action: show that group's help.
@@ -237,8 +261,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(func(args))
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        interrupts.note()
+        print(f"shadow {args.command}: interrupted by {interrupts.signal_name()}; stopped without finishing",
+              file=sys.stderr)
+        return interrupts.exit_code()
     except BrokenPipeError:
         # `shadow ... | head`: the reader left; nothing more to say and nobody to say it to.
         sys.stderr.close()

@@ -27,6 +27,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Protocol
 
 from engines.api import Engine
+from shadow import interrupts
 from shadow.engines import build_engine
 from shadow.trial import ROLES, TraceJob, TraceOutcome, TrialConfig, run_trace_with
 
@@ -78,19 +79,33 @@ class InlineExecutor:
         self._config: TrialConfig | None = None
 
     def run_batch(self, jobs: Sequence[TraceJob], config: TrialConfig) -> list[TraceOutcome]:
+        return [self._one(job, config) for job in jobs]
+
+    def _one(self, job: TraceJob, config: TrialConfig) -> TraceOutcome:
         if self._engines is None or self._config is not config:
             self._engines = {role: build_engine(config.engines[role]) for role in ROLES}
             self._config = config
-        return [run_trace_with(job, config, self._engines) for job in jobs]
+        return run_trace_with(job, config, self._engines)
+
+    def run_batches(self, batches: Iterable[Sequence[TraceJob]], config: TrialConfig) -> Iterator[list[TraceOutcome]]:
+        """One trace at a time: the runner's time-bounded flush then sees every finished trace at once,
+        and an interrupt loses only the trace being replayed."""
+        for jobs in batches:
+            for job in jobs:
+                yield [self._one(job, config)]
 
     def close(self) -> None:
         self._engines = None
 
 
 def _init_worker(parent_pid: int) -> None:
-    """Ctrl-C is the parent's business; and a worker whose parent was SIGKILLed exits instead of
+    """Ctrl-C and SIGTERM are the parent's business (it stops the workers with SIGKILL): the worker was
+    started with both blocked (shadow.interrupts.blocked), so neither could interrupt its start-up with a
+    traceback; now it ignores them and unblocks. A worker whose parent was SIGKILLed exits instead of
     replaying the rest of its chunk for nobody (a watchdog thread polls the parent pid)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM))
 
     def watch() -> None:
         while os.getppid() == parent_pid:
@@ -110,26 +125,48 @@ class ProcessExecutor:
         self._pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
                                          initargs=(os.getpid(),),
                                          mp_context=multiprocessing.get_context("spawn"))
+        self._queued: deque[list[Future[TraceOutcome]]] = deque()
 
     in_flight = 2
     """Batches submitted beyond the one being collected (the workers' queue never runs dry)."""
 
     def _submit(self, jobs: Sequence[TraceJob], config: TrialConfig) -> list[Future[TraceOutcome]]:
         largest_first = sorted(range(len(jobs)), key=lambda i: -job_cost(jobs[i]))
-        futures = {i: self._pool.submit(_run_one, jobs[i], config) for i in largest_first}
-        return [futures[i] for i in range(len(jobs))]
+        # submit() starts worker processes on demand: they must be born with SIGINT/SIGTERM blocked, and the
+        # pool's bookkeeping must not be cut by a KeyboardInterrupt halfway; a signal here is raised after.
+        with interrupts.deferred(), interrupts.blocked():
+            futures = {i: self._pool.submit(_run_one, jobs[i], config) for i in largest_first}
+        batch = [futures[i] for i in range(len(jobs))]
+        self._queued.append(batch)
+        interrupts.checkpoint("worker-start")
+        if interrupts.received():
+            raise KeyboardInterrupt
+        return batch
 
     def run_batch(self, jobs: Sequence[TraceJob], config: TrialConfig) -> list[TraceOutcome]:
-        return [future.result() for future in self._submit(jobs, config)]
+        batch = self._submit(jobs, config)
+        outcomes = [future.result() for future in batch]
+        self._queued.remove(batch)
+        return outcomes
 
     def run_batches(self, batches: Iterable[Sequence[TraceJob]], config: TrialConfig) -> Iterator[list[TraceOutcome]]:
-        queued: deque[list[Future[TraceOutcome]]] = deque()
+        queued = self._queued
         for jobs in batches:
-            queued.append(self._submit(jobs, config))
+            self._submit(jobs, config)
             if len(queued) > self.in_flight:
                 yield [future.result() for future in queued.popleft()]
         while queued:
             yield [future.result() for future in queued.popleft()]
+
+    def harvest(self) -> list[TraceOutcome]:
+        """After an interrupt: the outcomes of traces the workers already finished but the stream has not
+        handed over (their batch waits on a slower trace), so they are stored, not replayed again."""
+        done: list[TraceOutcome] = []
+        while self._queued:
+            for future in self._queued.popleft():
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    done.append(future.result())
+        return done
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -137,10 +174,10 @@ class ProcessExecutor:
     def abort(self) -> None:
         """Stop now (Ctrl-C): drop queued chunks and terminate workers mid-trace; their traces are not
         stored, so a rerun replays them."""
-        processes = list(getattr(self._pool, "_processes", {}).values())
+        processes = list((getattr(self._pool, "_processes", None) or {}).values())
         self._pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:
-            process.terminate()
+            process.kill()  # workers ignore SIGTERM (see _init_worker)
         for process in processes:
             process.join(timeout=5)
 

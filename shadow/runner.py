@@ -21,6 +21,7 @@ from engines.api import DEFAULT_TIME_LIMIT
 from results.identity import IdentityMismatch, compute_identity, differences
 from results.rows import QuarantineRow, TraceRow
 from results.schema import dumps
+from shadow import interrupts
 from shadow.engines import EngineSpec, EngineSpecError, build_engine
 from shadow.executors import Executor, make_executor, stream_batches
 from shadow.noise import NoiseConfig, Registry
@@ -214,6 +215,13 @@ class _Session:
         if len(self.buffer) >= self.settings.flush_traces or due or self.buffered_rows >= self.settings.flush_rows:
             self.flush()
 
+    def add_quietly(self, outcomes: Sequence[TraceOutcome]) -> None:
+        """Buffer outcomes without the flush check (the caller flushes)."""
+        for outcome in outcomes:
+            cast(TraceRow, outcome.tables["traces"][0])["session_id"] = self.session_id
+            self.divergences += outcome.candidate_divergences
+        self.buffer.extend(outcomes)
+
     def flush(self) -> None:
         tables: dict[str, list[Mapping[str, Any]]] = {"quarantine": list(self.quarantine)}
         for outcome in self.buffer:
@@ -224,6 +232,9 @@ class _Session:
         self.buffer, self.quarantine = [], []
         self.buffered_rows = 0
         self.last_flush = time.monotonic()
+        self.store.heartbeat(self.session_id, self.traces_done)
+        # Free the file until the next flush: summary, report and gate read what has landed meanwhile.
+        self.store.release()
 
 
 def run_shadow(settings: RunSettings, *, progress: Progress | None = None,
@@ -237,10 +248,20 @@ def run_shadow(settings: RunSettings, *, progress: Progress | None = None,
                                   "baseline_aa": settings.baseline},
                          seeds=settings.seeds, time_limit=settings.time_limit, exact=settings.exact)
     provenance = _provenance(settings)
-    with ResultsStore(settings.db) as store:
-        _claim(store, provenance, settings.new_session)
-        session_id = store.start_session(provenance)
+    with interrupts.deferred():  # the session row is written whole, or the run never started
+        store = ResultsStore(settings.db)
+        try:
+            _claim(store, provenance, settings.new_session)
+            session_id = store.start_session(provenance)
+        except BaseException:
+            store.close()
+            raise
+    with store:
+        if interrupts.received():
+            store.finish_session(session_id, "interrupted", 0)
+            raise KeyboardInterrupt
         session = _Session(settings, store, session_id)
+        store.release()
         own_executor = executor is None
         executor = executor or make_executor(settings.workers)
         status = "finished"
@@ -256,15 +277,25 @@ def run_shadow(settings: RunSettings, *, progress: Progress | None = None,
             status = "failed"
             raise
         finally:
-            session.flush()
-            if own_executor and status == "finished":
-                executor.close()
-            elif own_executor:  # interrupted or failed: do not wait for chunks still replaying
-                getattr(executor, "abort", executor.close)()
-            if status == "failed":
-                store.finish_session(session_id, status, session.traces_done)
-        refresh_aggregates(store, settings.registry, settings.noise)
-        store.finish_session(session_id, status, session.traces_done)
+            # A second Ctrl-C or a SIGTERM here is recorded, not raised: the flush completes.
+            with interrupts.deferred():
+                if status == "interrupted":
+                    # Traces the workers finished that the stream had not handed over yet are kept too.
+                    harvest = getattr(executor, "harvest", None)
+                    if harvest is not None:
+                        session.add_quietly(harvest())
+                session.flush()
+                if own_executor and status == "finished":
+                    executor.close()
+                elif own_executor:  # interrupted or failed: do not wait for chunks still replaying
+                    getattr(executor, "abort", executor.close)()
+                if status == "failed":
+                    store.finish_session(session_id, status, session.traces_done)
+        with interrupts.deferred():
+            if status == "finished" and interrupts.received():
+                status = "interrupted"  # a signal during the last flush: the corpus may not be complete
+            refresh_aggregates(store, settings.registry, settings.noise)
+            store.finish_session(session_id, status, session.traces_done)
         return RunReport(session_id, status, session.traces_done, session.skipped, session.quarantined,
                          session.divergences, session.items_read, tuple(session.unreadable), session.items_bad,
                          selector.no_match_hint())

@@ -8,6 +8,7 @@ in the parent.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 import traceback
@@ -133,7 +134,7 @@ def run_trace_with(job: TraceJob, config: TrialConfig, engines: Mapping[str, Eng
         recorded_seconds=(last_end - first) if last_end is not None else None,
         candidate_divergences=len(divergences["candidate"]), aa_divergences=len(divergences["aa"]),
         unexplained=len(divergences["candidate"]), error=error,
-        wall_seconds=time.perf_counter() - began,
+        wall_seconds=time.perf_counter() - began, captured_at=captured_at(trace.metadata.captured_at),
     )]
     return TraceOutcome(trace.trace_id, tables, len(divergences["candidate"]))
 
@@ -166,3 +167,17 @@ def _record_rows(trace: Trace, role: str, record: ExecutionRecord, tables: dict[
                 unrecorded=att.unrecorded, created_at=att.created_at, ready_at=att.ready_at,
                 started_at=att.started_at, ended_at=att.ended_at, start_overhead=overhead,
             ))
+
+
+def captured_at(text: str | None) -> dt.datetime | None:
+    """``metadata.captured_at`` (ISO 8601) as a naive UTC datetime for the ``traces.captured_at`` column;
+    None when absent or not a date-time (a capture time nobody can read proves nothing)."""
+    if not text:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value

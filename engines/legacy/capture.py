@@ -25,6 +25,7 @@ from engines.api import EngineError
 from engines.legacy.live import DEFINITIONS
 from engines.legacy.rows import RowCodec
 from engines.store import LatencyModel, SqliteConfig, SqliteStore
+from engines.store.schema import check_store_file
 
 __all__ = ["CaptureError", "capture_traces"]
 
@@ -40,7 +41,12 @@ def capture_traces(store_path: str | Path, *, include_unfinished: bool = False) 
     path = Path(store_path)
     if not path.exists():
         raise CaptureError(f"no legacy store at {path}; pass the SQLite file a live legacy session wrote")
-    store = SqliteStore(SqliteConfig(path=str(path), latency=LatencyModel.zero()))
+    if not path.is_file():
+        raise CaptureError(f"{path} is not a file; pass the SQLite file a live legacy session wrote")
+    # Checked from the header before the file is opened for anything else (StoreCorruptError, StoreSchemaError).
+    check_store_file(str(path), database=str(path))
+    # Read-only: capture never writes to the store (no WAL switch, no migration, no marks).
+    store = SqliteStore(SqliteConfig(path=str(path), latency=LatencyModel.zero(), read_only=True))
     try:
         rows = store.runs()
         definitions = {r.workflow_id: r for r in rows if r.parent_key == DEFINITIONS}

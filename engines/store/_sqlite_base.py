@@ -21,10 +21,11 @@ from engines.store.errors import (
     StoreFullError,
     StoreIntegrityError,
     StoreLockedError,
+    StoreSchemaError,
 )
 from engines.store.faults import FaultHook
 from engines.store.latency import LatencyModel
-from engines.store.schema import apply_migrations
+from engines.store.schema import LATEST_VERSION, _read_version, apply_migrations, check_store_file
 
 __all__ = ["SqliteConfig"]
 
@@ -46,6 +47,8 @@ class SqliteConfig:
     latency: LatencyModel = field(default_factory=LatencyModel)
     seed: int = 0
     statement_cache: int = 256
+    # Open an existing store without ever writing to it (capture): no WAL switch, no migration, no marks.
+    read_only: bool = False
 
     def __post_init__(self) -> None:
         if self.synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
@@ -85,6 +88,9 @@ class SqliteBase(SqlBackend):
         config = config if config is not None else SqliteConfig()
         self._config = config
         self._init_accounting(config.path, config.latency.sampler(config.seed), faults)
+        if config.path != MEMORY:
+            # Before anything is written: a file that is not a store of ours is left exactly as it was.
+            check_store_file(config.path, database=self._database)
         try:
             self._conn = sqlite3.connect(
                 config.path,
@@ -96,6 +102,12 @@ class SqliteBase(SqlBackend):
         except sqlite3.Error as exc:
             raise translate(exc, self._database) from exc
         try:
+            if config.read_only:
+                # query_only rather than a mode=ro connection: a WAL store is read through its -wal/-shm as
+                # usual, and no statement of this connection can change the database.
+                self._conn.execute("PRAGMA query_only=1")
+                self._check_readable_schema()
+                return
             if config.path != MEMORY:
                 self._conn.execute("PRAGMA journal_mode=WAL").fetchone()
             self._conn.execute(f"PRAGMA synchronous={config.synchronous.upper()}")
@@ -103,6 +115,28 @@ class SqliteBase(SqlBackend):
         except sqlite3.Error as exc:
             self._conn.close()
             raise translate(exc, self._database) from exc
+        except StoreError:
+            self._conn.close()
+            raise
+
+    def _check_readable_schema(self) -> None:
+        """Read-only: the store must already hold this code's schema (nothing may be migrated)."""
+        try:
+            have = _read_version(self._conn) if self._has_version_table() else 0
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise translate(exc, self._database) from exc
+        if have != LATEST_VERSION:
+            self._conn.close()
+            raise StoreSchemaError(
+                f"schema version {have}, this code reads {LATEST_VERSION}: " + (
+                    "an empty or foreign file, not a store a live session wrote" if have == 0 else
+                    "open it once with a writable store of this version to migrate it" if have < LATEST_VERSION else
+                    "upgrade workflow-shadow"), database=self._database)
+
+    def _has_version_table(self) -> bool:
+        return bool(self._conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'").fetchone()[0])
 
     # ---- statements -------------------------------------------------------------------------
 
@@ -147,7 +181,7 @@ class SqliteBase(SqlBackend):
         """``write=True`` takes the write lock at BEGIN (``BEGIN IMMEDIATE``): a transaction that reads and
         then writes cannot fail halfway on a lock upgrade. Read-only operations use ``write=False`` (a
         deferred BEGIN), so in WAL mode they never wait for writers on other connections."""
-        return "BEGIN IMMEDIATE" if write else "BEGIN"
+        return "BEGIN IMMEDIATE" if write and not self._config.read_only else "BEGIN"
 
     def _store_error(self, exc: Exception) -> StoreError:
         return translate(cast(sqlite3.Error, exc), self._database)

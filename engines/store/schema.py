@@ -14,9 +14,23 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from engines.store.errors import StoreSchemaError
+from engines.store.errors import StoreCorruptError, StoreSchemaError
 
-__all__ = ["LATEST_VERSION", "MIGRATIONS", "Migration", "apply_migrations", "current_version"]
+__all__ = [
+    "APPLICATION_ID",
+    "LATEST_VERSION",
+    "MIGRATIONS",
+    "Migration",
+    "apply_migrations",
+    "check_store_file",
+    "current_version",
+    "inspect_store_file",
+]
+
+APPLICATION_ID = 0x5753484C
+"""SQLite ``PRAGMA application_id`` of an engine store file ('WSHL': workflow-shadow store). Set with
+``user_version`` (= the latest applied migration) when the schema is created or migrated, so a file is
+recognised as ours from its header alone (``file(1)`` shows it too)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +180,13 @@ def apply_migrations(
     if peeked is not None:
         _refuse_newer(peeked, latest, database)
         if peeked == latest:
+            if _header(conn) != (APPLICATION_ID, latest) and not _read_only(conn):
+                # Written before the marks existed: stamp it (two header fields, one small transaction).
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    _mark(conn, latest)
+                finally:
+                    conn.execute("COMMIT")
             return []
     conn.execute("BEGIN IMMEDIATE")
     applied: list[int] = []
@@ -183,9 +204,82 @@ def apply_migrations(
                 (migration.version, migration.description),
             )
             applied.append(migration.version)
+        _mark(conn, latest)
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
     return applied
+
+
+def _header(conn: sqlite3.Connection) -> tuple[int, int]:
+    return (int(conn.execute("PRAGMA application_id").fetchone()[0]),
+            int(conn.execute("PRAGMA user_version").fetchone()[0]))
+
+
+def _read_only(conn: sqlite3.Connection) -> bool:
+    try:
+        return bool(conn.execute("PRAGMA query_only").fetchone()[0])
+    except sqlite3.Error:
+        return False
+
+
+def _mark(conn: sqlite3.Connection, version: int) -> None:
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute(f"PRAGMA user_version = {int(version)}")
+
+
+def inspect_store_file(path: str) -> str | None:
+    """Why the file at ``path`` is not an engine store of ours, or None when it is one (or is missing, or
+    is empty: a new store may be created there). Read-only: the file is opened ``mode=ro`` and never written.
+
+    Ours: the header carries :data:`APPLICATION_ID`, or (written before the mark) ``application_id`` 0 with a
+    ``schema_version`` table beside ``workflow_instances``. A file that is not SQLite at all, a SQLite file of
+    another application, or a SQLite file with tables of someone else is not ours."""
+    import os
+    import urllib.parse
+
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as handle:
+            head = handle.read(100)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"cannot read {path} ({exc.strerror or exc})"
+    if size == 0:
+        return None
+    if not head.startswith(b"SQLite format 3\x00"):
+        return f"{path} is not a SQLite database (a {size:,}-byte file of another kind)"
+    app_id = int.from_bytes(head[68:72], "big")
+    if app_id == APPLICATION_ID:
+        return None
+    if app_id != 0:
+        return f"{path} is a SQLite database of another application (application_id {app_id:#010x})"
+    uri = "file:" + urllib.parse.quote(os.path.abspath(path)) + "?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return f"{path} cannot be read as a SQLite database ({exc})"
+    if not tables or {"schema_version", "workflow_instances"} <= tables:
+        return None
+    listed = ", ".join(sorted(tables)[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+    return f"{path} is a SQLite database not written by workflow-shadow (tables: {listed})"
+
+
+def check_store_file(path: str, *, database: str) -> None:
+    """Raise before anything is written when ``path`` is not an engine store of ours (nor missing / empty):
+    StoreCorruptError for a file that is not SQLite at all, StoreSchemaError for another application's."""
+    problem = inspect_store_file(path)
+    if problem is None:
+        return
+    advice = "; refusing to use it as an engine store, it was not modified. Pass a new file name or a store " \
+             "written by workflow-shadow"
+    if "is not a SQLite database" in problem or "cannot be read as a SQLite" in problem:
+        raise StoreCorruptError(problem + advice, database=database)
+    raise StoreSchemaError(problem + advice, database=database)

@@ -18,13 +18,15 @@ import duckdb
 
 from results.errors import ResultsError, overwrite_problem
 from shadow.cli import EXIT_HARNESS, add_database_flag, add_mkdir_flag, output_folder_problem
-from shadow.gate.cohorts import load_cohorts
+from shadow.gate.cohorts import cohorts_sha256, load_cohorts
 from shadow.gate.errors import GateError
 from shadow.gate.evaluate import evaluate, store_verdicts
 from shadow.gate.outputs import dumps, to_junit, to_markdown, write_artifact
-from shadow.results.reader import open_results
+from shadow.results.reader import open_results, run_progress
 
 __all__ = ["register", "run_gate"]
+
+EXIT_INSUFFICIENT = 3
 
 
 def _as_of(text: str) -> dt.datetime:
@@ -54,6 +56,9 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     parser.add_argument("--identity", metavar="ID",
                         help="judge the results of this identity (id or unique prefix, as 'shadow summary' or a "
                              "previous gate printed it); default: the latest session's identity")
+    parser.add_argument("--allow-partial", action="store_true",
+                        help="judge a run that is still going on what has landed so far (otherwise exit 3, "
+                             "INSUFFICIENT_DATA); such verdicts are stored as partial and cannot advance a rollout")
     add_mkdir_flag(parser)
     parser.add_argument("--as-of", type=_as_of, metavar="TIME",
                         help="judge as of this UTC time (registry expiry, verdict timestamps); default now")  # fmt: skip
@@ -105,6 +110,33 @@ def _warn_if_incomplete(database: str, identity: str | None) -> None:
               file=sys.stderr)
 
 
+def _run_going(database: str, identity: str | None) -> str | None:
+    """"run still going (N traces so far ...)" when a 'shadow run' of the judged identity is in progress."""
+    try:
+        con = open_results(database, identity)
+    except ResultsError:
+        return None  # evaluate() reports the problem precisely
+    try:
+        progress = run_progress(con)
+    finally:
+        con.close()
+    return progress.describe() if progress is not None and progress.going else None
+
+
+def _still_going(args: argparse.Namespace, going: str) -> int:
+    """No verdict on a run still going: INSUFFICIENT_DATA (exit 3), nothing stored."""
+    message = (f"{args.db}: {going}; no verdict on an incomplete run: wait for 'shadow run' to finish, or "
+               "pass --allow-partial to judge what has landed (stored as partial: it cannot advance a rollout)")
+    print(f"shadow gate: INSUFFICIENT_DATA: {message}", file=sys.stderr)
+    print(f"gate: INSUFFICIENT_DATA (exit code {EXIT_INSUFFICIENT})",
+          file=sys.stderr if "-" in (args.json, args.junit, args.markdown) else sys.stdout)
+    if args.json:
+        document = {"schema": "shadow-verdict/1", "verdict": "INSUFFICIENT_DATA", "exit_code": EXIT_INSUFFICIENT,
+                    "error": message, "run_in_progress": True, "cohorts": []}
+        write_artifact(args.json, json.dumps(document, indent=2) + "\n", mkdir=args.mkdir)
+    return EXIT_INSUFFICIENT
+
+
 def run_gate(args: argparse.Namespace) -> int:
     now = args.as_of or dt.datetime.now(dt.UTC)
     for flag, path in (("--json", args.json), ("--junit", args.junit), ("--markdown", args.markdown)):
@@ -114,7 +146,11 @@ def run_gate(args: argparse.Namespace) -> int:
             return EXIT_HARNESS
     try:
         cohorts = load_cohorts(args.cohorts)
-        result = evaluate(args.db, cohorts, now=now, identity=args.identity)
+        going = _run_going(args.db, args.identity)
+        if going and not args.allow_partial:
+            return _still_going(args, going)
+        result = evaluate(args.db, cohorts, now=now, identity=args.identity,
+                          cohorts_sha256=cohorts_sha256(args.cohorts), partial=going is not None)
         if not args.no_store:
             store_verdicts(args.db, result)
     except GateError as exc:
@@ -122,7 +158,11 @@ def run_gate(args: argparse.Namespace) -> int:
     # An artifact written to stdout ('-') must be the only thing there: the human lines go to stderr.
     human = sys.stderr if "-" in (args.json, args.junit, args.markdown) else sys.stdout
     judged = result.identity
-    _warn_if_incomplete(args.db, judged.id if judged else None)
+    if result.partial:
+        print(f"shadow gate: warning: {going}: judging what has landed so far (--allow-partial); these verdicts are "
+              "stored as partial and cannot advance a rollout", file=sys.stderr)
+    else:
+        _warn_if_incomplete(args.db, judged.id if judged else None)
     print(f"judging {judged.describe()}" if judged else
           "judging every result in the file (it records no identity: written before identities existed)", file=human)
     for verdict in result.verdicts:

@@ -12,7 +12,7 @@ from reports.render import ReportOptions, write_report
 from results.errors import ResultsError, overwrite_problem
 from results.exitcodes import EXIT_HARNESS, EXIT_OK
 from shadow.cli import add_database_flag, add_mkdir_flag, output_folder_problem
-from shadow.results.reader import judged_identity
+from shadow.results.reader import judged_identity, open_results, run_progress
 
 __all__ = ["register"]
 
@@ -42,6 +42,18 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
                         help="report the results of this identity (id or unique prefix); default: the latest session's")
     add_mkdir_flag(parser)
     parser.set_defaults(func=_run)
+
+
+def _run_going(path: Path, identity: str | None) -> str | None:
+    try:
+        con = open_results(path, identity)
+    except ResultsError:
+        return None
+    try:
+        progress = run_progress(con)
+    finally:
+        con.close()
+    return progress.describe() if progress is not None and progress.going else None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -74,6 +86,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"shadow report: cannot write {args.output}: {exc.strerror or exc}; check the directory exists and is writable", file=sys.stderr)
         return EXIT_HARNESS
     print(f"wrote {stats.path} ({stats.bytes / 1024:,.0f} KiB, {stats.groups} groups, {stats.exemplars} exemplars) in {stats.seconds:.2f} s")
+    going = _run_going(args.db, args.identity)
+    if going:
+        print(f"{going}: the report covers what has landed so far")
     if judged is not None:
         print(f"reported {judged.describe()}")
     return EXIT_OK

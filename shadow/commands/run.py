@@ -7,13 +7,9 @@ import datetime as dt
 import gzip
 import os
 import shlex
-import signal
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
-from types import FrameType
 from typing import Any
 
 from rich.console import Console
@@ -22,7 +18,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from engines.api import DEFAULT_TIME_LIMIT
 from results.errors import ResultsError
-from results.exitcodes import EXIT_HARNESS, EXIT_INTERRUPTED, EXIT_OK
+from results.exitcodes import EXIT_HARNESS, EXIT_OK
+from shadow import interrupts
 from shadow.cli import finite_number
 from shadow.engines import EngineSpecError, resolve_engine
 from shadow.noise import NoiseConfig, Registry, RegistryError
@@ -74,28 +71,10 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.set_defaults(func=run_command)
 
 
-@contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a CI job cancelled or timed out, ``kill``) ends the session like Ctrl-C: finished traces
-    are flushed and the session is marked interrupted, so a rerun resumes instead of starting over."""
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        del signum, frame
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread (an embedding application): leave its handlers alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def run_command(args: argparse.Namespace) -> int:
-    with _terminate_as_interrupt():
-        return _run_command(args)
+    """SIGINT or SIGTERM (a CI job cancelled or timed out, ``kill``) end the session cleanly: finished traces
+    are flushed, the session is marked interrupted, and a rerun resumes (shadow.interrupts, via cli.main)."""
+    return _run_command(args)
 
 
 def _run_command(args: argparse.Namespace) -> int:
@@ -168,11 +147,15 @@ def _run_command(args: argparse.Namespace) -> int:
         err.print(f"[red]error:[/] a worker process died ({escape(str(exc))}); finished traces are stored and a rerun "
                   "resumes. Run with --workers 1 to see the failure in this process.", highlight=False)
         return EXIT_HARNESS
+    if report.status == "interrupted":  # one line: what was kept, how to resume
+        interrupts.note()
+        print(f"interrupted by {interrupts.signal_name()}: {report.traces_done} traces replayed this session are "
+              f"stored in {args.db} ({report.skipped_existing} were already there); rerun the same command to "
+              "resume (stored traces are skipped)", file=sys.stderr)
+        return interrupts.exit_code()
     err.print(f"{report.status}: {report.traces_done} traces replayed, {report.skipped_existing} already stored, "
               f"{report.quarantined} quarantined, {report.candidate_divergences} raw candidate divergences "
               f"-> {escape(args.db)}", highlight=False)
-    if report.status == "interrupted":
-        return EXIT_INTERRUPTED
     return _incomplete_input(err, report, args.corpus)
 
 

@@ -53,6 +53,8 @@ def render(headline: Headline, console: Console) -> None:
     table.add_row("last session", h.last_session_status or "-")
     table.add_row("identity", h.identity_description or "- (not recorded: written before identities)")
     console.print(table)
+    if h.run_in_progress:
+        console.print(f"{h.run_in_progress}: these numbers cover what has landed so far", highlight=False)
 
 
 def summary_command(args: argparse.Namespace) -> int:

@@ -8,7 +8,8 @@ Typical use (what ``shadow gate`` does)::
     sys.exit(result.exit_code)          # 0 PASS, 1 FAIL, 2 MARGINAL, 3 INSUFFICIENT_DATA
 
 The router that turns rollout state into an engine choice is ``shadow.gate.router``;
-``shadow.gate.rollout.build_router`` builds one from a results database. See docs/GATE.md.
+``shadow.gate.rollout.build_router`` builds one from the rollout state store (``shadow.gate.state``:
+a SQLite file or a PostgreSQL URL, apart from any results database). See docs/GATE.md.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ File format (see examples/cohorts.toml)::
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -35,7 +36,7 @@ import jsonschema
 from shadow.gate.errors import CohortFileError
 from shadow.gate.router import RootWorkflow, stable_bucket
 
-__all__ = ["Budget", "Cohort", "CohortSelector", "load_cohorts", "parse_cohorts"]
+__all__ = ["Budget", "Cohort", "CohortSelector", "cohorts_sha256", "load_cohorts", "parse_cohorts"]
 
 _SELECTOR_KEYS = ("owner", "tags", "workflow_id", "workflow_type")
 
@@ -198,6 +199,17 @@ def parse_cohorts(document: Mapping[str, Any], *, source: str = "<cohorts>") -> 
         )
         cohorts.append(Cohort(name, selector, budget, raw.get("description", "")))
     return tuple(cohorts)
+
+
+def cohorts_sha256(path: str | Path) -> str:
+    """sha256 of the cohorts file's bytes: a verdict records it, and the rollout advances a cohort only with
+    the very file the verdict judged with (a lenient file cannot vouch for a strict one)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError as exc:
+        raise CohortFileError(
+            f"cannot read the cohorts file ({exc.strerror or exc})", where=str(path), hint="check --cohorts"
+        ) from exc
 
 
 def load_cohorts(path: str | Path) -> tuple[Cohort, ...]:

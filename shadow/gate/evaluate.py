@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from results.connection import connect
 from results.errors import open_failure_hint
 from results.identity import Identity
 from results.schema import TABLES
@@ -23,6 +24,7 @@ from shadow.gate.cohorts import Cohort
 from shadow.gate.errors import ResultsDatabaseError
 from shadow.gate.evidence import collect_evidence, judged_identity, open_results
 from shadow.gate.verdict import CohortVerdict, Verdict, exit_code, judge_cohort, worst
+from shadow.results.store import add_columns
 
 __all__ = ["GateResult", "evaluate", "store_verdicts", "verdict_id"]
 
@@ -36,6 +38,10 @@ class GateResult:
     verdicts: tuple[CohortVerdict, ...]
     # The one identity judged (None: the database records none, written before identities existed).
     identity: Identity | None = None
+    # sha256 of the cohorts file judged with (None: cohorts built in code).
+    cohorts_sha256: str | None = None
+    # The judged identity's run was still going (only with --allow-partial; see shadow.results.progress).
+    partial: bool = False
 
     @property
     def overall(self) -> Verdict:
@@ -52,7 +58,7 @@ def verdict_id(cohort: str, created_at: dt.datetime) -> str:
 
 
 def evaluate(database: str | Path, cohorts: Sequence[Cohort], *, now: dt.datetime,
-             identity: str | None = None) -> GateResult:
+             identity: str | None = None, cohorts_sha256: str | None = None, partial: bool = False) -> GateResult:
     """Judge every cohort on the results in ``database`` as of ``now`` (UTC; decides registry expiry), on
     one identity's results: ``identity`` (id or unique prefix) or the latest."""
     judged = judged_identity(database, identity)
@@ -65,7 +71,7 @@ def evaluate(database: str | Path, cohorts: Sequence[Cohort], *, now: dt.datetim
         ) from exc
     finally:
         con.close()
-    return GateResult(str(database), now, tuple(judge_cohort(e) for e in evidence), judged)
+    return GateResult(str(database), now, tuple(judge_cohort(e) for e in evidence), judged, cohorts_sha256, partial)
 
 
 def store_verdicts(database: str | Path, result: GateResult) -> list[str]:
@@ -82,10 +88,16 @@ def store_verdicts(database: str | Path, result: GateResult) -> list[str]:
             "n_traces": pa.array([v.n_traces for v in result.verdicts], type=pa.int32()),
             "criteria": [json.dumps([_jsonable(asdict(c)) for c in v.criteria]) for v in result.verdicts],
             "identity": pa.array([result.identity.id if result.identity else ""] * len(ids), type=pa.string()),
+            "cohorts_sha256": pa.array([result.cohorts_sha256] * len(ids), type=pa.string()),
+            "candidate_identity": pa.array([result.identity.candidate_id if result.identity else None] * len(ids),
+                                           type=pa.string()),
+            "captured_min": pa.array([_naive(v.captured_min) for v in result.verdicts], type=pa.timestamp("us")),
+            "uncaptured": pa.array([v.uncaptured for v in result.verdicts], type=pa.int32()),
+            "partial": pa.array([result.partial] * len(ids), type=pa.bool_()),
         }
     )
     try:
-        con = duckdb.connect(str(database))
+        con = connect(database, read_only=False)
     except duckdb.Error as exc:
         raise ResultsDatabaseError(
             f"cannot open for writing ({exc})", where=str(database), hint=open_failure_hint(exc)
@@ -93,11 +105,16 @@ def store_verdicts(database: str | Path, result: GateResult) -> list[str]:
     try:
         con.execute(TABLES["verdicts"])
         con.execute("ALTER TABLE verdicts ADD COLUMN IF NOT EXISTS identity VARCHAR")  # a schema-1 file
+        add_columns(con)  # a schema-2 file
         con.register("verdict_batch", batch)
         con.execute("INSERT INTO verdicts BY NAME SELECT * FROM verdict_batch")
     finally:
         con.close()
     return ids
+
+
+def _naive(value: dt.datetime | None) -> dt.datetime | None:
+    return None if value is None else value.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def _jsonable(criterion: dict[str, object]) -> dict[str, object]:

@@ -17,6 +17,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from results.connection import connect
 from results.errors import ResultsError, open_failure_hint
 from results.identity import Identity, resolve, scope
 from results.rows import DivergenceKind
@@ -67,6 +68,10 @@ class CohortEvidence:
     expired_entries: tuple[ExpiredEntry, ...]
     start_overhead: tuple[np.ndarray, np.ndarray]
     end_to_end: tuple[np.ndarray, np.ndarray]
+    # When the judged traces were captured in production: the earliest capture time (UTC, None when none
+    # is known) and how many judged traces carry none. The rollout needs evidence newer than its last change.
+    captured_min: dt.datetime | None = None
+    n_uncaptured: int = 0
 
     @property
     def n_judged(self) -> int:
@@ -83,7 +88,7 @@ def open_results(path: str | Path, identity: Identity | None = None) -> duckdb.D
             "no such results database", where=str(path), hint="run 'shadow run CORPUS --db FILE' first"
         )
     try:
-        con = duckdb.connect(str(path), read_only=True)
+        con = connect(path, read_only=True)
     except duckdb.Error as exc:
         raise ResultsDatabaseError(
             f"cannot open as DuckDB ({exc})", where=str(path), hint=open_failure_hint(exc)
@@ -200,11 +205,17 @@ def collect_evidence(
     """One CohortEvidence per cohort, in cohort order. ``today`` decides registry expiry."""
     members = _members(con, cohorts)
     expired = _expired(con, today)
+    has_captured = bool(con.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'traces' AND column_name = 'captured_at'"
+    ).fetchall()[0][0])
+    captured = "t.captured_at" if has_captured else "CAST(NULL AS TIMESTAMP)"
     evidence: list[CohortEvidence] = []
     for cohort in cohorts:
         con.register("member", pa.table({"trace_id": pa.array(members[cohort.name], type=pa.string())}))
-        ((n_traces, n_errored, n_divergent),) = con.execute(
-            "SELECT count(*), count(t.error), count(*) FILTER (WHERE t.error IS NULL AND t.unexplained > 0) "
+        ((n_traces, n_errored, n_divergent, captured_min, n_uncaptured),) = con.execute(
+            "SELECT count(*), count(t.error), count(*) FILTER (WHERE t.error IS NULL AND t.unexplained > 0), "
+            f"min({captured}) FILTER (WHERE t.error IS NULL), "
+            f"count(*) FILTER (WHERE t.error IS NULL AND {captured} IS NULL) "
             "FROM traces t JOIN member m USING (trace_id)"
         ).fetchall()
         evidence.append(
@@ -218,6 +229,8 @@ def collect_evidence(
                 duplicated_attempts=_finding(con.execute(_DUPLICATED).fetchall()),
                 causality_violations=_finding(con.execute(_CAUSALITY).fetchall()),
                 expired_entries=expired,
+                captured_min=captured_min.replace(tzinfo=dt.UTC) if captured_min is not None else None,
+                n_uncaptured=int(n_uncaptured or 0),
                 start_overhead=_samples(
                     con,
                     "SELECT s.engine, s.start_overhead AS value FROM steps s JOIN member m USING (trace_id) "

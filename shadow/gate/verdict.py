@@ -21,6 +21,7 @@ criteria met, marginal counting half and unjudged counting nothing; it ranks coh
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -80,6 +81,9 @@ class CohortVerdict:
     reason: str
     n_traces: int
     criteria: tuple[Criterion, ...]
+    # What the evidence was captured from (see CohortEvidence): the rollout's freshness check reads them.
+    captured_min: dt.datetime | None = None
+    uncaptured: int = 0
 
 
 def worst(verdicts: Iterable[Verdict]) -> Verdict:
@@ -240,5 +244,6 @@ def judge_cohort(evidence: CohortEvidence) -> CohortVerdict:
     points = {CriterionStatus.PASS: 1.0, CriterionStatus.MARGINAL: 0.5}
     score = round(100.0 * sum(points.get(c.status, 0.0) for c in criteria) / len(criteria), 1)
     return CohortVerdict(
-        evidence.cohort.name, verdict, score, _reason(verdict, criteria, evidence), evidence.n_traces, criteria
+        evidence.cohort.name, verdict, score, _reason(verdict, criteria, evidence), evidence.n_traces, criteria,
+        evidence.captured_min, evidence.n_uncaptured,
     )

@@ -6,6 +6,7 @@ unreadable or foreign file is a :class:`~shadow.results.store.ResultsError` that
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,60 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from results.connection import connect
 from results.errors import ResultsError, open_failure_hint
 from results.identity import Identity, resolve, scope
 from results.schema import TABLES
 
-__all__ = ["EngineLatency", "Headline", "judged_identity", "open_results", "read_headline", "read_table"]
+__all__ = ["EngineLatency", "Headline", "RunProgress", "judged_identity", "open_results", "read_headline",
+           "read_table", "run_progress"]
+
+STALE_AFTER = dt.timedelta(minutes=10)
+"""A ``running`` session without a flush for this long is taken for killed, not still going."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunProgress:
+    """The latest session of the identity read, when it has not finished."""
+
+    session_id: str
+    traces_so_far: int
+    last_flush: dt.datetime | None
+    going: bool  # False: 'running' but silent for STALE_AFTER (killed), or interrupted / failed
+    status: str
+
+    def describe(self) -> str:
+        if self.going:
+            ago = "" if self.last_flush is None else \
+                f", last batch stored {(dt.datetime.now(dt.UTC) - self.last_flush).total_seconds():.0f} s ago"
+            return f"run still going ({self.traces_so_far} traces so far{ago})"
+        if self.status == "running":
+            return (f"the last run never finished (no batch stored for over {STALE_AFTER.seconds // 60} minutes: "
+                    f"killed?); {self.traces_so_far} traces stored")
+        return f"the last run is {self.status}; {self.traces_so_far} traces stored"
+
+
+def run_progress(con: duckdb.DuckDBPyConnection, *, now: dt.datetime | None = None) -> RunProgress | None:
+    """None when the latest session (of the identity ``con`` is scoped to) finished, else where it stands."""
+    try:
+        row = con.execute("SELECT session_id, status, heartbeat_at, started_at FROM provenance "
+                          "ORDER BY started_at DESC LIMIT 1").fetchall()
+    except duckdb.Error:
+        try:  # a file written before heartbeats
+            row = con.execute("SELECT session_id, status, NULL, started_at FROM provenance "
+                              "ORDER BY started_at DESC LIMIT 1").fetchall()
+        except duckdb.Error:
+            return None
+    if not row or row[0][1] in (None, "finished"):
+        return None
+    session_id, status, heartbeat, started = row[0]
+    last = heartbeat or started
+    last = last.replace(tzinfo=dt.UTC) if last is not None else None
+    now = now or dt.datetime.now(dt.UTC)
+    going = status == "running" and last is not None and now - last < STALE_AFTER
+    count = con.execute("SELECT count(*) FROM traces").fetchall()[0][0]
+    return RunProgress(str(session_id), int(count), heartbeat.replace(tzinfo=dt.UTC) if heartbeat else None, going,
+                       str(status))
 
 
 def open_results(path: str | Path, identity: str | None = None, *,
@@ -29,7 +79,7 @@ def open_results(path: str | Path, identity: str | None = None, *,
     if not Path(path).is_file():
         raise ResultsError(f"{path}: no such results database; run 'shadow run CORPUS --db {path}' first")
     try:
-        con = duckdb.connect(str(path), read_only=True)
+        con = connect(path, read_only=True)
         names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     except duckdb.Error as exc:
         raise ResultsError(f"{path}: not a readable DuckDB database ({exc}); {open_failure_hint(exc)}") from exc
@@ -98,6 +148,8 @@ class Headline:
     last_session_status: str | None
     identity: str | None = None  # the identity these numbers are about (None: the file records none)
     identity_description: str | None = None
+    # "run still going (N traces so far, ...)" while a 'shadow run' of this identity goes on, else None.
+    run_in_progress: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -134,6 +186,7 @@ def read_headline(path: str | Path, identity: str | None = None) -> Headline:
             last_session_status=_one(con, "SELECT status FROM provenance ORDER BY started_at DESC LIMIT 1"),
             identity=chosen.id if chosen else None,
             identity_description=chosen.describe() if chosen else None,
+            run_in_progress=progress.describe() if (progress := run_progress(con)) and progress.going else None,
         )
     except duckdb.Error as exc:
         raise ResultsError(f"{path}: cannot read the results ({exc})") from exc

@@ -22,10 +22,11 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from results.connection import LOCK_WAIT, connect
 from results.errors import ResultsError, open_failure_hint
-from results.schema import DDL, FORMAT_NAME, IDENTITY_TABLES, SCHEMA_VERSION, TABLES, dumps
+from results.schema import ADDED_COLUMNS, DDL, FORMAT_NAME, IDENTITY_TABLES, SCHEMA_VERSION, TABLES, dumps
 
-__all__ = ["ResultsStore", "check_ours", "dumps"]
+__all__ = ["LOCK_WAIT", "ResultsStore", "check_ours", "connect", "dumps"]
 
 _ARROW_TYPES: Mapping[str, pa.DataType] = {
     "VARCHAR": pa.string(), "JSON": pa.string(), "INTEGER": pa.int32(), "BIGINT": pa.int64(),
@@ -56,12 +57,10 @@ class ResultsStore:
         # The identity whose rows this writer adds and whose aggregates it recomputes (start_session sets it).
         self.identity: str | None = None
         check_ours(self.path)  # before anything is written: a file we do not own is left as it was
-        try:
-            limit = memory_limit or os.environ.get("SHADOW_DUCKDB_MEMORY_LIMIT") or None
-            self.con = duckdb.connect(self.path, config={"memory_limit": limit} if limit else {})
-        except duckdb.Error as exc:
-            raise ResultsError(f"{self.path}: cannot open as a DuckDB database ({exc}); "
-                               + open_failure_hint(exc)) from exc
+        limit = memory_limit or os.environ.get("SHADOW_DUCKDB_MEMORY_LIMIT") or None
+        self._config = {"memory_limit": limit} if limit else {}
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self.con = self._open()
         version = self._version()
         if version is not None and version > SCHEMA_VERSION:
             self.con.close()
@@ -70,11 +69,42 @@ class ResultsStore:
         if version is not None and version < 2:
             _migrate_v1(self.con)
         self.con.execute(DDL)
-        self.con.execute("ALTER TABLE divergences ADD COLUMN IF NOT EXISTS cause VARCHAR")  # a schema-2 file
+        add_columns(self.con)
         self.con.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO UPDATE SET value = excluded.value",
                          [str(SCHEMA_VERSION)])
         self.con.execute("INSERT INTO meta VALUES ('format', ?) ON CONFLICT DO NOTHING", [FORMAT_NAME])
         self._schemas = {name: self._arrow_schema(name) for name in TABLES}
+
+    WRITER_LOCK_WAIT = 300.0
+    """A writer waits longer than a reader: a report being rendered holds the file for its duration, and a
+    run must not fail because someone looked at its results."""
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        try:
+            return connect(self.path, read_only=False, config=self._config,
+                           wait=max(self.WRITER_LOCK_WAIT, float(os.environ.get("SHADOW_LOCK_WAIT", 0) or 0)))
+        except duckdb.Error as exc:
+            raise ResultsError(f"{self.path}: cannot open as a DuckDB database ({exc}); "
+                               + open_failure_hint(exc)) from exc
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The writer's connection, (re)opened on use after :meth:`release`."""
+        if self._con is None:
+            self._con = self._open()
+        return self._con
+
+    @con.setter
+    def con(self, value: duckdb.DuckDBPyConnection) -> None:
+        self._con = value
+
+    def release(self) -> None:
+        """Close the connection until the next use: between flushes the file is free, so ``summary``,
+        ``report`` and ``gate`` can read what has landed while the run goes on (closing checkpoints the
+        batch into the file)."""
+        if self._con is not None and self.path != ":memory:":
+            self._con.close()
+            self._con = None
 
     def _version(self) -> int | None:
         """The file's schema version, None for a new file."""
@@ -92,7 +122,9 @@ class ResultsStore:
         return pa.schema([(name, _ARROW_TYPES.get(str(kind), pa.string())) for name, kind, *_ in cols])
 
     def close(self) -> None:
-        self.con.close()
+        if self._con is not None:
+            self._con.close()
+            self._con = None
 
     def __enter__(self) -> ResultsStore:
         return self
@@ -109,6 +141,11 @@ class ResultsStore:
                "status": "running", "traces_done": 0}
         self.insert({"provenance": [row]})
         return session_id
+
+    def heartbeat(self, session_id: str, traces_done: int) -> None:
+        """A running session's progress, after each flush: readers say "still going (N traces so far)"."""
+        self.con.execute("UPDATE provenance SET heartbeat_at = ?, traces_done = ? WHERE session_id = ?",
+                         [dt.datetime.now(dt.UTC).replace(tzinfo=None), traces_done, session_id])
 
     def finish_session(self, session_id: str, status: str, traces_done: int) -> None:
         self.con.execute(
@@ -224,7 +261,7 @@ def check_ours(path: str | Path) -> None:
         raise ResultsError(f"{path}: not a DuckDB database (a {size:,}-byte file of another kind); refusing to "
                            "write into it. Pass --db a new file name, or a results database written by 'shadow run'.")
     try:
-        con = duckdb.connect(str(target), read_only=True)
+        con = connect(target, read_only=True)
     except duckdb.Error as exc:
         raise ResultsError(f"{path}: cannot open as a DuckDB database ({exc}); {open_failure_hint(exc)}") from exc
     try:
@@ -260,6 +297,14 @@ def legacy_identity(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
     parts = {"legacy_v1": True, "baseline": {"engine": latest[0] if latest else None},
              "candidate": {"engine": latest[1] if latest else None}, "sessions": len(rows)}
     return "v1-" + digest[:61], dumps(parts)
+
+
+def add_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """Schema 2 -> 3: the columns added since (``ADDED_COLUMNS``), on tables that exist."""
+    tables = _tables(con)
+    for table, column, kind in ADDED_COLUMNS:
+        if table in tables:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
 
 
 def _migrate_v1(con: duckdb.DuckDBPyConnection) -> None:

@@ -237,7 +237,7 @@ class TestOlderDatabases:
         summary = build_results_db(tmp_path / "old.duckdb", n_traces=6)
         con = duckdb.connect(str(summary.path))
         for table in ("verdicts", "waivers", "latency_tests", "latency", "records", "steps", "rollout_history"):
-            con.execute(f"DROP TABLE {table}")
+            con.execute(f"DROP TABLE IF EXISTS {table}")
         con.close()
         html = render_html(summary.path)
         assert "tables missing from the database" in html

@@ -7,6 +7,7 @@ tables, like ``shadow run`` does. Latency samples are drawn from a seeded genera
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from results.schema import DDL
+from results.identity import compute_identity
+from results.schema import DDL, IDENTITY_TABLES
 
 __all__ = ["GateDb"]
 
@@ -26,6 +28,9 @@ class GateDb:
 
     path: Path
     seed: int = 7
+    # A candidate engine name: the file records one identity (a provenance row, every row tagged), as
+    # 'shadow run' writes it; None: no identity (a database written before identities).
+    candidate: str | None = None
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     _count: int = 0
 
@@ -53,6 +58,7 @@ class GateDb:
         steps: int = 3,
         baseline_overhead: float = 5.0,
         candidate_overhead: float = 0.05,
+        captured_at: dt.datetime | None = None,
     ) -> list[str]:
         """Add ``n`` one-run traces; the first ``divergent`` carry an unexplained divergence, and so on.
 
@@ -69,6 +75,7 @@ class GateDb:
                 owner=owner, tags=list(tags), n_runs=1, n_steps=steps,
                 candidate_divergences=int(i < divergent), aa_divergences=0, unexplained=int(i < divergent),
                 error="engine crashed" if i >= n - errored else None,
+                captured_at=captured_at.astimezone(dt.UTC).replace(tzinfo=None) if captured_at else None,
             )  # fmt: skip
             if i < divergent:
                 self._add("divergences", trace_id=trace_id, comparison="candidate", run_id="r1", path="s0",
@@ -99,8 +106,22 @@ class GateDb:
         self._add("waivers", entry_id=entry_id, pattern="*", owner=owner, reason="test", expires=expires,
                   hits=1, expired=expired)  # fmt: skip
 
+    def identity_parts(self) -> dict[str, Any]:
+        return {"candidate": {"engine": self.candidate}, "baseline": {"engine": "legacy 0.1.0"},
+                "corpus": {"content_sha256": f"{self.path.name}-{self._count}"}, "seeds": {"baseline": self.seed}}
+
     def build(self) -> Path:
         """Write every table (empty ones too) and return the database path."""
+        if self.candidate is not None:
+            parts = self.identity_parts()
+            identity = compute_identity(parts)
+            for table, rows in self.rows.items():
+                if table in IDENTITY_TABLES:
+                    for row in rows:
+                        row["identity"] = identity
+            self._add("provenance", session_id="s-1", started_at=dt.datetime(2026, 1, 1), status="finished",
+                      candidate_engine=self.candidate, baseline_engine="legacy 0.1.0", identity=identity,
+                      identity_parts=json.dumps(parts), traces_done=self._count)  # fmt: skip
         con = duckdb.connect(str(self.path))
         try:
             con.execute(DDL)

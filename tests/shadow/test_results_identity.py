@@ -18,6 +18,7 @@ import duckdb
 import pytest
 
 from corpora.codec import encode
+from results.schema import SCHEMA_VERSION
 from shadow.cli import main
 from shadow.testing import build_trace
 
@@ -242,7 +243,7 @@ class TestSchemaOneFiles:
         assert legacy[0][0].startswith("v1-")
         for table, n in (("traces", 2), ("runs", 1), ("signatures", 1)):
             assert rows(db, f"SELECT count(*), count(DISTINCT identity) FROM {table}") == [(n, 1)], table
-        assert rows(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+        assert rows(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
         assert run(corpus, db, "--new-session") == 0
         assert rows(db, "SELECT count(*) FROM traces WHERE identity = ?", [legacy[0][0]]) == [(2,)]
         assert main(["summary", str(db), "--json", "--identity", "v1-"]) == 0
