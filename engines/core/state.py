@@ -141,10 +141,12 @@ class RunState:
             attempts[path] = atts
         else:
             attempts = with_entry(attempts, path, atts)
-        changes: dict[str, Any] = {"attempts": attempts}
-        self._index_changes(path, before, a, changes)
-        d = self.__dict__.copy()  # evolve(self, changes), inlined: once per transition
-        d.update(changes)
+        # evolve(self, changes), inlined (once per transition): the index changes are written straight
+        # into the copy of the fields (_index_changes reads ``changes.get("scopes")``, which is then
+        # this state's own scopes unless it replaced them itself)
+        d = self.__dict__.copy()
+        d["attempts"] = attempts
+        self._index_changes(path, before, a, d)
         new: RunState = _new(RunState)
         _set_attr(new, "__dict__", d)
         return new
@@ -182,13 +184,14 @@ class RunState:
         self, path: str, before: Attempt | None, after: Attempt, changes: dict[str, Any]
     ) -> None:
         status = after.status
-        if (
-            before is not None
-            and before.status is status
-            and not status.is_retryable
-            and path not in self.backoff
-        ):
-            return  # same status (conditions, params, children changed): no index moves
+        if before is not None and path not in self.backoff:
+            was = before.status
+            if was is status and not status.is_retryable:
+                return  # same status (conditions, params, children changed): no index moves
+            if not was.is_terminal and not status.is_terminal:
+                # CREATED -> INITIALIZED -> WAITING_FOR_PERMITS -> RUNNING: live before and after,
+                # neither complete nor retryable (both imply terminal), not in backoff: nothing moves
+                return
         if status.is_complete and (before is None or not before.status.is_complete):
             changes["completions"] = self.completions + 1
             # readiness in a scope only changes when one of its own steps completes: count per scope
