@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from engines.core.cowmap import CowMap
+from engines.core.cowmap import CowMap, as_dict
 from engines.core.state import (
     Attempt,
     RunState,
@@ -38,8 +38,8 @@ def _header(state: RunState) -> dict[str, Any]:
     return {
         "trace_id": state.trace_id, "run_id": state.run_id, "run_index": state.run_index,
         "status": state.status.value, "triggered_at": state.triggered_at, "started_at": state.started_at,
-        "ended_at": state.ended_at, "stuck": state.stuck, "live": dict(state.live),
-        "backoff": dict(state.backoff), "open_scopes": list(state.open_scopes), "completions": state.completions,
+        "ended_at": state.ended_at, "stuck": state.stuck, "live": as_dict(state.live),
+        "backoff": as_dict(state.backoff), "open_scopes": list(state.open_scopes), "completions": state.completions,
     }  # fmt: skip
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from typing import Any, TypeVar
 
-from engines.core.cowmap import COW_THRESHOLD, with_entry, without_entry
+from engines.core.cowmap import COW_THRESHOLD, as_dict, with_entry, without_entry
 from engines.core.expr import Value
 from engines.core.retry import DEFAULT_RETRY_POLICY, ParsedRetryPolicy, RetryCounters
 from engines.core.statuses import StepStatus, WorkflowStatus
@@ -434,8 +434,8 @@ def run_to_json(run: RunState) -> dict[str, Any]:
         "stuck": run.stuck,
         "scopes": [scope_to_json(s) for s in run.scopes.values()],
         "attempts": [attempt_to_json(a) for atts in run.attempts.values() for a in atts],
-        "live": dict(run.live),
-        "backoff": dict(run.backoff),
+        "live": as_dict(run.live),
+        "backoff": as_dict(run.backoff),
         "open_scopes": list(run.open_scopes),
         "completions": run.completions,
     }
