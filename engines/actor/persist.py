@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from engines.core.cowmap import CowMap
+from engines.core.cowmap import CowMap, as_dict
 from engines.core.state import (
     Attempt,
     RunState,
@@ -23,7 +23,7 @@ from engines.core.state import (
     attempt_from_json,
     attempt_to_json,
     run_from_json,
-    run_to_json,
+    scope_to_json,
 )
 from engines.store.records import StepInstance, StepTimes
 
@@ -33,20 +33,25 @@ _DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _header(state: RunState) -> dict[str, Any]:
-    d = run_to_json(RunState(
-        trace_id=state.trace_id, run_id=state.run_id, run_index=state.run_index, status=state.status,
-        triggered_at=state.triggered_at, scopes={}, attempts={}, started_at=state.started_at,
-        ended_at=state.ended_at, stuck=state.stuck, live=state.live, backoff=state.backoff,
-        open_scopes=state.open_scopes, completions=state.completions,
-    ))  # fmt: skip
-    del d["scopes"], d["attempts"]
-    return d
+    """``run_to_json(state)`` without its scopes and attempts: the same keys in the same order,
+    built directly (it used to build a copy of the state without them and convert that)."""
+    return {
+        "trace_id": state.trace_id, "run_id": state.run_id, "run_index": state.run_index,
+        "status": state.status.value, "triggered_at": state.triggered_at, "started_at": state.started_at,
+        "ended_at": state.ended_at, "stuck": state.stuck, "live": as_dict(state.live),
+        "backoff": as_dict(state.backoff), "open_scopes": list(state.open_scopes), "completions": state.completions,
+    }  # fmt: skip
+
+
+_HEADER_FIELDS = (
+    "trace_id", "run_id", "run_index", "status", "triggered_at", "started_at", "ended_at", "stuck", "live",
+    "backoff", "open_scopes", "completions",
+)  # fmt: skip
 
 
 def _scope_json(scope: Scope) -> str:
-    probe = RunState(trace_id="", run_id="", run_index=0, status=scope.status, triggered_at=0.0,
-                     scopes={scope.prefix: scope}, attempts={})  # fmt: skip
-    return _DUMPS(run_to_json(probe)["scopes"][0])
+    # what run_to_json writes for a scope (its "scopes" list is scope_to_json of each)
+    return _DUMPS(scope_to_json(scope))
 
 
 DETACHED_SUFFIX = "/async"
@@ -76,10 +81,11 @@ class RunCodec:
     ``step_rows`` stages what it returns; the flow calls ``commit`` once the transaction committed
     and ``rollback`` when it failed, so rows of a failed write are written again by the retry."""
 
-    __slots__ = ("_attempts", "_scopes", "_staged", "_staged_seq", "seq")
+    __slots__ = ("_attempts", "_head", "_scopes", "_staged", "_staged_seq", "seq")
 
     def __init__(self, seq: int = 0) -> None:
         self._scopes: dict[str, tuple[Scope, str]] = {}
+        self._head: tuple[tuple[Any, ...], str] | None = None  # header field values -> encoded header
         self._attempts: dict[tuple[str, int], tuple[Attempt, int]] = {}
         self._staged: dict[tuple[str, int], tuple[Attempt, int]] = {}
         self._staged_seq = seq
@@ -104,7 +110,15 @@ class RunCodec:
             if hit is None or hit[0] is not scope:
                 hit = cache[prefix] = (scope, _scope_json(scope))
             parts.append(hit[1])
-        return '{"h":' + _DUMPS(_header(state)) + ',"s":[' + ",".join(parts) + "]}"
+        # The header (status, times, live / backoff indexes) is re-encoded only when one of its
+        # fields is another object: the core never mutates a value it returned (live and backoff
+        # maps included), so same objects encode to the same text. Compared by identity only: an
+        # equal but distinct value is simply encoded again.
+        values = tuple([getattr(state, f) for f in _HEADER_FIELDS])
+        head = self._head
+        if head is None or len(head[0]) != len(values) or any(a is not b for a, b in zip(head[0], values)):
+            head = self._head = (values, _DUMPS(_header(state)))
+        return '{"h":' + head[1] + ',"s":[' + ",".join(parts) + "]}"
 
     def step_rows(self, run_key: str, state: RunState, before: RunState, now: float) -> list[StepInstance]:
         """Rows for every attempt that is new or changed since ``before``."""
@@ -120,8 +134,9 @@ class RunCodec:
                 self._staged[key] = (a, seq)
                 body = attempt_to_json(a)
                 times = StepTimes(create_time=a.created_at, start_time=a.started_at, end_time=a.ended_at)
-                out.append(StepInstance(run_key, path, a.attempt, a.status.value,
-                                        _DUMPS({"seq": seq, "a": body}), times, now))  # fmt: skip
+                # the text of _DUMPS({"seq": seq, "a": body}), without building the wrapper dict
+                text = '{"seq":' + str(seq) + ',"a":' + _DUMPS(body) + "}"
+                out.append(StepInstance(run_key, path, a.attempt, a.status.value, text, times, now))
         return out
 
     def _next(self) -> int:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import ItemsView, Iterable, Iterator, Mapping, ValuesView
 from typing import Any, Generic, TypeVar, overload
 
-__all__ = ["CHUNK", "COW_THRESHOLD", "CowMap", "with_entry", "without_entry"]
+__all__ = ["CHUNK", "COW_THRESHOLD", "CowMap", "as_dict", "with_entry", "without_entry"]
 
 CHUNK = 64
 """Entries per chunk: a set() copies about CHUNK + n / CHUNK references (balanced near n = 4,000)."""
@@ -122,6 +122,14 @@ class CowMap(Mapping[K, V], Generic[K, V]):
     def __len__(self) -> int:
         return self._len
 
+    def to_dict(self) -> dict[K, V]:
+        """``dict(self)``, chunk by chunk in C: the same keys in the same order (a key lives in exactly
+        one chunk of a version, and iteration is chunk order), without a ``__getitem__`` per key."""
+        out: dict[K, V] = {}
+        for chunk in self._chunks:
+            out.update(chunk)
+        return out
+
     def items(self) -> ItemsView[K, V]:
         return _Items(self)
 
@@ -193,3 +201,11 @@ def without_entry(mapping: Mapping[K, V], key: K) -> Mapping[K, V]:
     out = dict(mapping)
     del out[key]
     return out
+
+
+def as_dict(mapping: Mapping[K, V]) -> dict[K, V]:
+    """``dict(mapping)``; for a :class:`CowMap` without a Python-level lookup per key (the run state's
+    ``live`` / ``backoff`` maps are converted at every JSON encoding of a run header)."""
+    if type(mapping) is CowMap:
+        return mapping.to_dict()
+    return dict(mapping)

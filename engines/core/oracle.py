@@ -16,6 +16,7 @@ import gc
 import heapq
 import json
 import math
+from collections import deque
 from dataclasses import dataclass, field
 
 from corpora.model import RecordedAttempt, Run, Trace
@@ -57,6 +58,12 @@ class _Replay:
         self.options = options
         self.reload_state = reload_state
         self.heap: list[tuple[float, int, int, str, str, int]] = []
+        # Events due at the instant being processed (most of them: every status change is followed by
+        # the next execute at once) go to a FIFO instead of the heap. Pops take the smaller of the
+        # two heads by (time, seq), so the order is exactly the heap's: the FIFO only ever receives
+        # events at the current time, with increasing seq, so it is sorted.
+        self.now_queue: deque[tuple[float, int, int, str, str, int]] = deque()
+        self.now = -math.inf
         self.seq = 0
         self.books: dict[str, _RunBook] = {}
         self.live: list[str] = []
@@ -65,7 +72,10 @@ class _Replay:
 
     def push(self, t: float, kind: int, run_id: str, path: str = "", attempt: int = 0) -> None:
         self.seq += 1
-        heapq.heappush(self.heap, (t, self.seq, kind, run_id, path, attempt))
+        if t == self.now:
+            self.now_queue.append((t, self.seq, kind, run_id, path, attempt))
+        else:
+            heapq.heappush(self.heap, (t, self.seq, kind, run_id, path, attempt))
 
     def run(self) -> list[RunState]:
         trace = self.ct.trace
@@ -75,11 +85,17 @@ class _Replay:
             self.push(r.trigger_time, _TRIGGER, r.run_id)
         last_trigger = max((r.trigger_time for r in trace.runs), default=0.0)
         horizon = last_trigger + self.options.time_limit
-        while self.heap:
-            t, _, kind, run_id, path, attempt = heapq.heappop(self.heap)
+        heap, now_queue = self.heap, self.now_queue
+        counters = self.counters
+        while heap or now_queue:
+            if now_queue and (not heap or now_queue[0] < heap[0]):
+                t, _, kind, run_id, path, attempt = now_queue.popleft()
+            else:
+                t, _, kind, run_id, path, attempt = heapq.heappop(heap)
             if t > horizon:
                 break
-            self.counters["events"] += 1
+            self.now = t
+            counters["events"] += 1
             book = self.books[run_id]
             if kind == _TRIGGER:
                 self.live.append(run_id)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from typing import Any, TypeVar
 
-from engines.core.cowmap import COW_THRESHOLD, with_entry, without_entry
+from engines.core.cowmap import COW_THRESHOLD, as_dict, with_entry, without_entry
 from engines.core.expr import Value
 from engines.core.retry import DEFAULT_RETRY_POLICY, ParsedRetryPolicy, RetryCounters
 from engines.core.statuses import StepStatus, WorkflowStatus
@@ -141,10 +141,12 @@ class RunState:
             attempts[path] = atts
         else:
             attempts = with_entry(attempts, path, atts)
-        changes: dict[str, Any] = {"attempts": attempts}
-        self._index_changes(path, before, a, changes)
-        d = self.__dict__.copy()  # evolve(self, changes), inlined: once per transition
-        d.update(changes)
+        # evolve(self, changes), inlined (once per transition): the index changes are written straight
+        # into the copy of the fields (_index_changes reads ``changes.get("scopes")``, which is then
+        # this state's own scopes unless it replaced them itself)
+        d = self.__dict__.copy()
+        d["attempts"] = attempts
+        self._index_changes(path, before, a, d)
         new: RunState = _new(RunState)
         _set_attr(new, "__dict__", d)
         return new
@@ -182,13 +184,14 @@ class RunState:
         self, path: str, before: Attempt | None, after: Attempt, changes: dict[str, Any]
     ) -> None:
         status = after.status
-        if (
-            before is not None
-            and before.status is status
-            and not status.is_retryable
-            and path not in self.backoff
-        ):
-            return  # same status (conditions, params, children changed): no index moves
+        if before is not None and path not in self.backoff:
+            was = before.status
+            if was is status and not status.is_retryable:
+                return  # same status (conditions, params, children changed): no index moves
+            if not was.is_terminal and not status.is_terminal:
+                # CREATED -> INITIALIZED -> WAITING_FOR_PERMITS -> RUNNING: live before and after,
+                # neither complete nor retryable (both imply terminal), not in backoff: nothing moves
+                return
         if status.is_complete and (before is None or not before.status.is_complete):
             changes["completions"] = self.completions + 1
             # readiness in a scope only changes when one of its own steps completes: count per scope
@@ -431,8 +434,8 @@ def run_to_json(run: RunState) -> dict[str, Any]:
         "stuck": run.stuck,
         "scopes": [scope_to_json(s) for s in run.scopes.values()],
         "attempts": [attempt_to_json(a) for atts in run.attempts.values() for a in atts],
-        "live": dict(run.live),
-        "backoff": dict(run.backoff),
+        "live": as_dict(run.live),
+        "backoff": as_dict(run.backoff),
         "open_scopes": list(run.open_scopes),
         "completions": run.completions,
     }

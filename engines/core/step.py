@@ -51,6 +51,7 @@ class StepResult:
 
 
 _step_result = frozen_constructor(StepResult)
+_DECIDE_EFFECTS = frozenset({Wake, LaunchChildRuns})
 _start_runtime = frozen_constructor(StartRuntime)
 _new = object.__new__
 _set_attr = object.__setattr__
@@ -110,7 +111,8 @@ def execute(
     needs_decide = (
         (changed and status.is_terminal)
         or c.run.scopes is not run.scopes
-        or (bool(effects) and any(isinstance(e, Wake | LaunchChildRuns) for e in effects))
+        # effects are instances of the four frozen effect classes (none is subclassed)
+        or (bool(effects) and any(type(e) in _DECIDE_EFFECTS for e in effects))
     )
     return _step_result(new_run, changed, tuple(effects), status, needs_decide)
 
