@@ -45,6 +45,7 @@ import math
 from dataclasses import dataclass
 
 from corpora import model
+from corpora.durations import parse_duration_seconds
 from corpora.errors import TraceError, TraceLocation
 
 __all__ = [
@@ -165,6 +166,25 @@ class Bound:
         """Raise :meth:`error` when ``value`` is a number outside the bound; strings and None pass."""
         if is_number(value) and not self.contains(value):  # type: ignore[arg-type]
             raise self.error(value, path, trace_id)  # type: ignore[arg-type]
+
+    def check_duration_text(self, value: object, path: str, trace_id: str | None = None) -> None:
+        """For a literal duration string (``"2h"``, no ``$param``): the seconds it reads as must be in the bound.
+        Text that is not a duration passes (the engines fail the step at run time, as Maestro does)."""
+        if not isinstance(value, str) or "$" in value:
+            return
+        shown = repr(value if len(value) <= 40 else value[:37] + "...")
+        try:
+            seconds = parse_duration_seconds(value)
+        except ValueError as exc:
+            if "too large" not in str(exc):
+                return
+            problem = "is too large to be a number of seconds"
+        else:
+            if self.contains(seconds):
+                return
+            problem = f"reads as {describe_number(seconds)} s, out of range"
+        raise TraceError(self.code, f"{self.what} {shown} {problem} (allowed: {self.range_text})",
+                         location=TraceLocation(json_path=path), hint=self.hint, trace_id=trace_id)
 
 
 TIMESTAMP = Bound(

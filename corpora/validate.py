@@ -294,6 +294,7 @@ def _check_positive(value: int | None, path: str, tid: str) -> None:
 
 def _check_duration_field(value: int | float | str | None, path: str, tid: str) -> None:
     TIMEOUT.check(value, path, tid)
+    TIMEOUT.check_duration_text(value, path, tid)
 
 
 def _check_retry_policy(policy: RetryPolicy, path: str, tid: str) -> None:
@@ -304,6 +305,8 @@ def _check_retry_policy(policy: RetryPolicy, path: str, tid: str) -> None:
             bound = BACKOFF_EXPONENT if name.endswith("_exponent") else BACKOFF_SECONDS
             if name != "type":
                 bound.check(getattr(policy.backoff, name), f"{path}.backoff.{name}", tid)
+                if bound is BACKOFF_SECONDS:
+                    bound.check_duration_text(getattr(policy.backoff, name), f"{path}.backoff.{name}", tid)
 
 
 def _check_runs(trace: Trace) -> None:

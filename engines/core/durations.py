@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from corpora.durations import parse_duration_seconds
 from engines.core.errors import ParamError
 from engines.core.expr import Value, format_value
 
@@ -25,16 +26,6 @@ DEFAULT_TIMEOUT_SECONDS = 10 * 24 * 3600.0
 MAX_TIMEOUT_SECONDS = 120 * 24 * 3600.0
 
 _INTERP = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
-_UNIT_MS = {
-    "ms": 1, "milli": 1, "millis": 1, "millisecond": 1, "milliseconds": 1,
-    "s": 1000, "sec": 1000, "secs": 1000, "second": 1000, "seconds": 1000,
-    "m": 60_000, "min": 60_000, "mins": 60_000, "minute": 60_000, "minutes": 60_000,
-    "h": 3_600_000, "hr": 3_600_000, "hrs": 3_600_000, "hour": 3_600_000, "hours": 3_600_000,
-    "d": 86_400_000, "day": 86_400_000, "days": 86_400_000,
-}  # fmt: skip
-_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+)\s*,?")
-
-
 def interpolate(text: str, params: Mapping[str, Value]) -> str:
     """Substitute ``$name`` / ``${name}`` from ``params``; ``$$`` is a literal ``$``.
 
@@ -51,24 +42,6 @@ def interpolate(text: str, params: Mapping[str, Value]) -> str:
         return format_value(params[name])
 
     return _INTERP.sub(sub, text)
-
-
-def parse_duration_seconds(text: str) -> int:
-    """``"1d 2h"``, ``"5 min"``, ``"30s"``, ``"100ms"`` or a bare integer (seconds) -> whole seconds."""
-    stripped = text.strip()
-    if re.fullmatch(r"[+-]?\d+", stripped):
-        return int(stripped)
-    total_ms = 0.0
-    pos = 0
-    if not stripped:
-        raise ValueError("empty duration")
-    while pos < len(stripped):
-        m = _PART.match(stripped, pos)
-        if m is None or m.group(2).lower() not in _UNIT_MS:
-            raise ValueError(f"not a duration: {text!r} (use e.g. '30s', '5 min', '2h', '1d')")
-        total_ms += float(m.group(1)) * _UNIT_MS[m.group(2).lower()]
-        pos = m.end()
-    return int(total_ms // 1000)
 
 
 _CONST_TIMEOUTS: dict[str, float] = {}

@@ -73,7 +73,12 @@ def replay_command(args: argparse.Namespace) -> int:
         err.print(f"[red]error:[/] no trace {escape(repr(args.trace))} in {escape(args.path)}" if args.trace
                   else f"[red]error:[/] {escape(args.path)} holds no trace", highlight=False)
         return EXIT_HARNESS
-    record = engine.replay(trace, ReplayOptions(seed=args.seed, time_limit=args.time_limit, exact=args.exact))
+    try:
+        record = engine.replay(trace, ReplayOptions(seed=args.seed, time_limit=args.time_limit, exact=args.exact))
+    except EngineError as exc:  # e.g. a DefinitionError: the engine cannot run this definition
+        err.print(f"[red]error:[/] engine {escape(args.engine)} cannot replay trace {escape(trace.trace_id)} "
+                  f"({escape(args.path)}): {escape(str(exc))}", highlight=False)
+        return EXIT_HARNESS
     if args.json:
         print(json.dumps(encode(record), indent=2, sort_keys=True))
     else:
