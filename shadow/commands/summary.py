@@ -43,7 +43,8 @@ def render(headline: Headline, console: Console) -> None:
     table.add_row("runs", f"{h.runs} ({h.stuck_runs} stuck on candidate)")
     table.add_row("divergences raw (baseline vs candidate)", str(h.divergences_raw))
     table.add_row("divergences A/A noise (baseline vs baseline)", str(h.divergences_noise))
-    table.add_row("divergences unexplained", f"{h.divergences_unexplained} in {h.signatures_unexplained} signatures")
+    table.add_row("divergences unexplained",
+                  f"{h.divergences_unexplained} in {h.causes_unexplained} cause(s), {h.signatures_unexplained} signature(s)")
     table.add_row("divergences waived", str(h.divergences_waived))
     table.add_row("quarantined inputs", str(h.quarantined))
     for lat in h.start_overhead:

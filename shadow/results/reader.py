@@ -142,6 +142,7 @@ class Headline:
     divergences_unexplained: int
     divergences_waived: int
     signatures_unexplained: int
+    causes_unexplained: int
     quarantined: int
     start_overhead: tuple[EngineLatency, ...]
     start_overhead_ratio: float | None
@@ -180,6 +181,8 @@ def read_headline(path: str | Path, identity: str | None = None) -> Headline:
             divergences_waived=_one(con, "SELECT count(*) FROM divergences WHERE comparison = 'candidate' "
                                          "AND waived_by IS NOT NULL"),
             signatures_unexplained=_one(con, "SELECT count(*) FROM signatures WHERE status = 'unexplained'"),
+            causes_unexplained=_one(con, "SELECT count(*) FROM causes WHERE status = 'unexplained'")
+            if _has_table(con, "causes") else 0,
             quarantined=_one(con, "SELECT count(*) FROM quarantine"),
             start_overhead=tuple(EngineLatency(e, p50, p99) for e, p50, p99 in lat),
             start_overhead_ratio=(base / cand) if base is not None and cand else None,
@@ -192,3 +195,7 @@ def read_headline(path: str | Path, identity: str | None = None) -> Headline:
         raise ResultsError(f"{path}: cannot read the results ({exc})") from exc
     finally:
         con.close()
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0])  # type: ignore[index]
