@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import difflib
 import os
 import sys
 from collections import Counter
@@ -152,7 +153,13 @@ def _history(args: argparse.Namespace) -> int:
 def _advance(args: argparse.Namespace) -> int:
     try:
         book = RolloutBook(args.state, clock=_now)
-        load_cohorts(args.cohorts)  # a malformed file is a harness error, not a refusal
+        known = [c.name for c in load_cohorts(args.cohorts)]  # a malformed file is a harness error, not a refusal
+        if args.cohort not in known:
+            close = difflib.get_close_matches(args.cohort, known, n=1)
+            print(f"shadow rollout: unknown cohort {args.cohort!r}"
+                  + (f" (did you mean {close[0]!r}?)" if close else "")
+                  + f"; cohorts in {args.cohorts}: {', '.join(known)}", file=sys.stderr)
+            return EXIT_HARNESS
         digest = cohorts_sha256(args.cohorts)
         verdict = read_verdict(args.db, args.cohort, args.verdict)
         if args.verdict and verdict is None:

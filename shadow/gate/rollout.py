@@ -187,7 +187,7 @@ class RolloutBook:
         """Every condition an advance needs, in order; the first unmet one is the refusal (one line)."""
         name = current.cohort
         if verdict is None:
-            raise RolloutRefused(f"cohort {name!r} has no verdict in {where}: run 'shadow gate {where} --cohorts "
+            raise RolloutRefused(f"cohort {name!r} has no verdict in {where}: run 'shadow gate --db {where} --cohorts "
                                  "FILE' on fresh traffic and advance on a PASS")
         said = f"verdict {verdict.verdict_id[:8]} ({verdict.verdict}, {_when(verdict.created_at)})"
         if verdict.cohort != name:

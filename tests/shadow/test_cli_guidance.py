@@ -49,3 +49,13 @@ def test_where_help_lists_its_columns(capsys: pytest.CaptureFixture[str]) -> Non
     text = " ".join(capsys.readouterr().out.split())
     for column in META_COLUMNS:
         assert column in text
+
+
+def test_an_unknown_cohort_is_named_with_the_known_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cohorts = Path(__file__).resolve().parents[2] / "examples" / "cohorts.toml"
+    code = cli.main(["rollout", "advance", "everythin", "--state", str(tmp_path / "s.sqlite"),
+                     "--db", str(tmp_path / "r.duckdb"), "--cohorts", str(cohorts)])
+    err = " ".join(capsys.readouterr().err.split())
+    assert code == cli.EXIT_HARNESS
+    assert "unknown cohort 'everythin' (did you mean 'everything'?)" in err
+    assert "critical-sla" in err
