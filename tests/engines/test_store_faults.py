@@ -100,7 +100,8 @@ class TestCorrupt:
         with pytest.raises(StoreCorruptError) as info:
             SqliteStore(SqliteConfig(path=str(db)))
         assert str(db) in str(info.value)
-        assert "Move it aside" in str(info.value)
+        assert "it was not modified" in str(info.value)
+        assert "Pass a new file name" in str(info.value)
         assert db.read_bytes() == garbage
 
     def test_unopenable_path_is_store_error(self, tmp_path: Path) -> None:
