@@ -237,6 +237,17 @@ class _ArgoWorkflow:
         )
 
 
+def _is_workflow(doc: object) -> bool:
+    """A Workflow object: ``kind: Workflow``, or no ``kind`` at all with ``spec.templates`` (Argo's own
+    controller test data leaves ``apiVersion`` and ``kind`` out). Any other kind is refused."""
+    if not isinstance(doc, dict):
+        return False
+    if "kind" in doc:
+        return doc["kind"] == "Workflow"
+    spec = doc.get("spec")
+    return isinstance(spec, dict) and isinstance(spec.get("templates"), list)
+
+
 class ArgoImporter:
     """``--from argo``: one trace per Workflow document in YAML/JSON files."""
 
@@ -255,7 +266,7 @@ class ArgoImporter:
         if not docs:
             raise fail("schema", "empty document", file=path, hint=_HINT)
         for doc in docs:
-            if not isinstance(doc, dict) or doc.get("kind") != "Workflow":
+            if not _is_workflow(doc):
                 yield fail("schema", f"not an Argo Workflow (kind={doc.get('kind') if isinstance(doc, dict) else None!r})",
                            file=path, hint=_HINT)
                 continue

@@ -217,6 +217,24 @@ class TestMalformedInputs:
         assert item.error is not None
         assert "ConfigMap" in item.error.message
 
+    def test_argo_workflow_without_api_version_and_kind_is_still_a_workflow(self, tmp_path: Path) -> None:
+        """Argo's controller test data writes Workflow objects without apiVersion/kind: spec.templates makes
+        one; a document with neither kind nor templates is still refused."""
+        import yaml
+
+        doc = yaml.safe_load((RESOURCES / "argo" / "retry.yaml").read_text(encoding="utf-8"))
+        doc.pop("apiVersion", None)
+        doc.pop("kind", None)
+        bare = tmp_path / "bare.yaml"
+        bare.write_text(yaml.safe_dump(doc), encoding="utf-8")
+        (item,) = import_all("argo", bare)
+        assert item.trace is not None
+        assert [a.path for a in item.trace.runs[0].attempts] == ["first", "first", "second"]
+        neither = tmp_path / "neither.yaml"
+        neither.write_text("metadata: {name: x}\nspec: {}\n", encoding="utf-8")
+        (bad,) = import_all("argo", neither)
+        assert bad.error is not None
+
     def test_nextflow_folder_without_reports(self, tmp_path: Path) -> None:
         """A folder with neither report nor trace file is quarantined as missing_input."""
         (item,) = import_all("nextflow", tmp_path)
