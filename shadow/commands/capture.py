@@ -37,11 +37,23 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.add_argument("--engine", default="legacy", metavar="ENGINE",
                    help="the engine whose store it is: legacy (default) or module:factory of an adapter whose "
                         "engine offers capture(store, include_unfinished=...)")
+    p.add_argument("--redact", metavar="RULES", default=None,
+                   help="redaction rules (TOML: hash, mask or drop params and outputs by workflow/step/name glob), "
+                        "applied before anything is written; see docs/LIVE.md")
     add_mkdir_flag(p)
     p.set_defaults(func=capture_command)
 
 
 def capture_command(args: argparse.Namespace) -> int:
+    redactor = None
+    if args.redact is not None:
+        from corpora.redact import RedactionRulesError, load_rules
+
+        try:
+            redactor = load_rules(args.redact)
+        except RedactionRulesError as exc:
+            print(f"shadow capture: error: {exc}", file=sys.stderr)
+            return EXIT_HARNESS
     problem = output_folder_problem(args.output, "-o", mkdir=args.mkdir)
     if problem:
         print(f"shadow capture: error: {problem}", file=sys.stderr)
@@ -58,6 +70,8 @@ def capture_command(args: argparse.Namespace) -> int:
     try:
         # Read everything first: a store error then leaves no half-written output behind.
         captured = list(engine.capture(args.store, include_unfinished=args.include_unfinished))
+        if redactor is not None:  # before anything is written
+            captured = [redactor.apply(t) for t in captured]
     except EngineError as exc:
         print(f"shadow capture: error: {exc}", file=sys.stderr)
         return EXIT_HARNESS
