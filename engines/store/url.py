@@ -33,13 +33,16 @@ class StoreUrl:
 
 
 def parse_store_url(url: str) -> StoreUrl:
-    """``sqlite:///abs.db``, ``sqlite://rel.db``, a plain path, or ``postgresql://`` / ``postgres://``."""
+    """``sqlite:///abs/path.db`` (``sqlite:////abs/path.db`` too), ``sqlite://rel.db``, a plain path, or
+    ``postgresql://`` / ``postgres://``."""
     if url.startswith(("postgresql://", "postgres://")):
         from engines.store.postgres import shown_dsn
 
         return StoreUrl("postgresql", url, shown_dsn(url))
     if url.startswith("sqlite://"):
         path = url[len("sqlite://") :]
+        if path.startswith("//"):  # sqlite:////abs/path (SQLAlchemy's spelling) is sqlite:///abs/path
+            path = path[1:]
         if not path:
             raise StoreError("sqlite:// names no file; write sqlite:///path/to/legacy.db", database=url)
         return StoreUrl("sqlite", path, path)
