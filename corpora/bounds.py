@@ -225,6 +225,7 @@ FIELD_BOUNDS: dict[tuple[type, str], Bound] = {
     (model.ObservedStep, "start_time"): TIMESTAMP,
     (model.ObservedStep, "end_time"): TIMESTAMP,
     (model.ObservedStep, "attempts"): COUNT,
+    (model.Redaction, "values"): COUNT,
     (model.RecordedAttempt, "duration"): DURATION,
     (model.RecordedAttempt, "attempt"): INT64,
     (model.Step, "timeout"): TIMEOUT,

@@ -34,6 +34,7 @@ __all__ = [
     "Outcome",
     "Param",
     "RecordedAttempt",
+    "Redaction",
     "RetryPolicy",
     "Run",
     "RunStrategy",
@@ -236,12 +237,25 @@ class Run:
 
 
 @dataclass(frozen=True, slots=True)
+class Redaction:
+    """One redaction rule that changed values of this trace (:mod:`corpora.redact`): its ``rule`` name,
+    its ``action`` (``hash``, ``mask`` or ``drop``), how many ``values`` it changed, and for ``hash`` the
+    ``key_id`` (a fingerprint of the HMAC key, never the key): traces hashed with the same key compare."""
+
+    rule: str
+    action: str
+    values: int = 0
+    key_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TraceMetadata:
     owner: str = "unknown"
     tags: tuple[str, ...] = ()
     workflow_type: str = "generic"
     source: str = "unknown"
     captured_at: str | None = None
+    redactions: tuple[Redaction, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,6 +132,19 @@ def validate_trace(trace: Trace) -> None:
     _check_id(trace.trace_id, "$.trace_id", tid)
     _check_definitions(trace)
     _check_runs(trace)
+    _check_redactions(trace)
+
+
+REDACTION_ACTIONS = ("hash", "mask", "drop")
+
+
+def _check_redactions(trace: Trace) -> None:
+    for i, note in enumerate(trace.metadata.redactions):
+        if note.action not in REDACTION_ACTIONS:
+            raise _error(
+                "bad_value", f"$.metadata.redactions[{i}].action", f"unknown redaction action {note.action!r}",
+                f"one of {', '.join(REDACTION_ACTIONS)}", trace.trace_id,
+            )  # fmt: skip
 
 
 def _check_definitions(trace: Trace) -> None:

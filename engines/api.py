@@ -31,8 +31,10 @@ __all__ = [
     "EngineError",
     "EngineFactory",
     "ExecutionRecord",
+    "FollowsTraces",
     "ReplayOptions",
     "RunExecution",
+    "TraceFeed",
 ]
 
 
@@ -170,3 +172,22 @@ class CapturesTraces(Protocol):
     legacy engine, its SQLite store; for an adapter, whatever its orchestrator keeps."""
 
     def capture(self, store: str, *, include_unfinished: bool = False) -> Iterator[Trace]: ...
+
+
+class TraceFeed(Protocol):
+    """An open production store that yields runs as they finish (``shadow capture --follow``).
+
+    ``poll(cursor)`` yields ``(trace, cursor)`` pairs, oldest first, for what finished since ``cursor``
+    (None: from the start); the caller persists each cursor once its trace is written, and hands the last
+    one back to the next poll, in this process or after a restart. Cursors are small JSON objects."""
+
+    def poll(self, cursor: Mapping[str, JsonValue] | None) -> Iterator[tuple[Trace, dict[str, JsonValue]]]: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class FollowsTraces(Protocol):
+    """An engine whose production store can be followed while it runs (``shadow capture --follow``)."""
+
+    def follow(self, store: str, *, since: float | None = None) -> TraceFeed: ...

@@ -14,6 +14,7 @@ whose outcomes must agree (A/A) while their timings differ.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from corpora.model import Trace
 from engines.api import EngineError, ExecutionRecord, ReplayOptions
@@ -23,6 +24,9 @@ from engines.legacy.sampling import BlockSampler
 from engines.runtimes import RuntimeRegistry
 from engines.store import LatencyModel, SqliteConfig, SqliteStore
 from engines.testing import VirtualTimeEnvironment
+
+if TYPE_CHECKING:
+    from engines.legacy.capture import LegacyFeed
 
 __all__ = ["COUNTERS", "LegacyEngine"]
 
@@ -124,3 +128,10 @@ class LegacyEngine:
         from engines.legacy.capture import capture_traces
 
         return capture_traces(store, include_unfinished=include_unfinished)
+
+    def follow(self, store: str, *, since: float | None = None) -> LegacyFeed:
+        """Follow a live legacy store (a path or store URL): runs as they finish, one trace per run, with a
+        durable cursor: see :class:`engines.legacy.capture.LegacyFeed`."""
+        from engines.legacy.capture import LegacyFeed
+
+        return LegacyFeed(store, since=since)

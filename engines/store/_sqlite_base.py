@@ -129,7 +129,7 @@ class SqliteBase(SqlBackend):
         if have != LATEST_VERSION:
             self._conn.close()
             raise StoreSchemaError(
-                f"schema version {have}, this code reads {LATEST_VERSION}: " + (
+                f"store schema version found {have}, expected {LATEST_VERSION}: " + (
                     "an empty or foreign file, not a store a live session wrote" if have == 0 else
                     "open it once with a writable store of this version to migrate it" if have < LATEST_VERSION else
                     "upgrade workflow-shadow"), database=self._database)

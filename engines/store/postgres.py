@@ -42,12 +42,17 @@ __all__ = ["PostgresConfig", "PostgresStore", "postgres_statement"]
 
 @dataclass(frozen=True, slots=True)
 class PostgresConfig:
-    """``dsn`` is a libpq connection string. Latency defaults to zero: a server takes real time."""
+    """``dsn`` is a libpq connection string or ``postgresql://`` URL. Latency defaults to zero: a server
+    takes real time. ``read_only`` opens an existing store without writing (capture): no migration, the
+    session is read-only, and a schema of another version is refused (found vs expected).
+    ``connect_timeout`` bounds the wait for a server that does not answer (seconds; None: libpq's)."""
 
     dsn: str
     latency: LatencyModel = field(default_factory=LatencyModel.zero)
     seed: int = 0
     lock_timeout: float = 5.0
+    read_only: bool = False
+    connect_timeout: float | None = None
 
 
 def postgres_statement(sql: str) -> str:
@@ -106,6 +111,30 @@ def _apply_migrations(conn: Any, database: str, migrations: tuple[Migration, ...
     return applied
 
 
+def shown_dsn(dsn: str) -> str:
+    """``dsn`` without its password (key ``password=`` or the ``user:password@`` of a URL), for messages."""
+    import re
+
+    shown = re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", dsn)
+    shown = re.sub(r"password\s*=\s*\S+", "password=***", shown)
+    return shown.strip() or "postgresql"
+
+
+def _check_version(conn: Any, database: str, latest: int = MIGRATIONS[-1].version) -> None:
+    """Read-only open: the server must already hold this code's schema; nothing is created or migrated."""
+    row = conn.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
+    have = 0
+    if row and row[0]:
+        got = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        have = int(got[0]) if got and got[0] is not None else 0
+    if have != latest:
+        raise StoreSchemaError(
+            f"store schema version found {have}, expected {latest}: " + (
+                "no engine store here (empty database or another application's)" if have == 0 else
+                "open it once with a writable store of this version to migrate it" if have < latest else
+                "upgrade workflow-shadow"), database=database)  # fmt: skip
+
+
 class PostgresStore(SqlOperations):
     """The store on PostgreSQL. Same operations, counters and latency accounting as SqliteStore."""
 
@@ -118,15 +147,29 @@ class PostgresStore(SqlOperations):
             raise StoreError(
                 "PostgresStore needs psycopg: pip install 'workflow-shadow[postgres]'", database="postgresql"
             )
-        shown = config.dsn.split("password=")[0].strip() or "postgresql"
+        shown = shown_dsn(config.dsn)
         self._init_accounting(shown, config.latency.sampler(config.seed), faults)
         self._sql: dict[str, str] = {}
+        extra: dict[str, Any] = {}
+        if config.connect_timeout is not None:
+            extra["connect_timeout"] = max(1, round(config.connect_timeout))  # libpq: whole seconds, >= 2 used
         try:
-            self._conn = psycopg.connect(config.dsn, autocommit=True)
-            self._conn.execute(f"SET lock_timeout = {int(config.lock_timeout * 1000)}")
-            _apply_migrations(self._conn, self._database)
+            self._conn = psycopg.connect(config.dsn, autocommit=True, **extra)
         except psycopg.Error as exc:
             raise _translate(exc, self._database) from exc
+        try:
+            self._conn.execute(f"SET lock_timeout = {int(config.lock_timeout * 1000)}")
+            if config.read_only:
+                self._conn.execute("SET default_transaction_read_only = on")
+                _check_version(self._conn, self._database)
+            else:
+                _apply_migrations(self._conn, self._database)
+        except psycopg.Error as exc:
+            self.close()
+            raise _translate(exc, self._database) from exc
+        except StoreError:
+            self.close()
+            raise
 
     def _pg(self, sql: str) -> str:
         converted = self._sql.get(sql)

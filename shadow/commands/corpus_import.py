@@ -48,6 +48,9 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
                              "starts/ends, so engines with different latency cannot race (Maestro; 0 = raw draws)")
     parser.add_argument("--schemas", type=Path, default=None,
                         help="folder with wfcommons-schema-1.4/1.5.json (default: ../shared/corpora/schemas when present)")
+    parser.add_argument("--redact", metavar="RULES", default=None,
+                        help="redaction rules (TOML: hash, mask or drop params and outputs by workflow/step/name "
+                             "glob) applied to every trace before it is written; see docs/LIVE.md")
     add_mkdir_flag(parser)
     parser.set_defaults(func=run)
 
@@ -63,6 +66,15 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         err.print(f"shadow corpus import: {escape(str(exc))}")
         return EXIT_HARNESS
+    redactor = None
+    if args.redact is not None:
+        from corpora.redact import RedactionRulesError, load_rules
+
+        try:
+            redactor = load_rules(args.redact)
+        except RedactionRulesError as exc:
+            err.print(f"shadow corpus import: error: {escape(str(exc))}", highlight=False, soft_wrap=True)
+            return EXIT_HARNESS
     missing = [p for p in args.paths if not p.exists()]
     if missing:
         err.print(f"shadow corpus import: no such file or folder: {escape(str(missing[0]))}")
@@ -91,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
             done: set[str] = set()
             for item in run_import(importer, args.paths, options):
                 if item.trace is not None:
-                    writer.write(item.trace)
+                    writer.write(item.trace if redactor is None else redactor.apply(item.trace))
                     imported += 1
                 elif item.error is not None:
                     quarantined.append(item.error)

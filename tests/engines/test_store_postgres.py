@@ -271,3 +271,24 @@ class TestPostgresLeaseRenewalAndMigrations:
         with psycopg.connect(server_dsn, autocommit=True) as admin:
             versions = [r[0] for r in admin.execute("SELECT version FROM schema_version ORDER BY version")]
         assert versions == [1, 2]
+
+
+class TestPostgresReadOnly:
+    def test_read_only_open_refuses_other_schema_versions(
+        self, make_store: Callable[..., PostgresStore], server_dsn: str
+    ) -> None:
+        """Capture opens the server read-only: nothing is created in an empty database, and a schema of
+        another version is refused with the version found and the one expected."""
+        from engines.store import StoreSchemaError
+
+        with pytest.raises(StoreSchemaError, match="found 0, expected 2"):
+            make_store(read_only=True)
+        with psycopg.connect(server_dsn, autocommit=True) as admin:
+            assert admin.execute("SELECT to_regclass('schema_version')").fetchone() == (None,)
+        make_store().create_run(_RUN)  # a writable open migrates
+        reader = make_store(read_only=True)
+        assert reader.get_run("r1") == _RUN
+        with psycopg.connect(server_dsn, autocommit=True) as admin:
+            admin.execute("INSERT INTO schema_version VALUES (99, 'future', 'now')")
+        with pytest.raises(StoreSchemaError, match="found 99, expected 2"):
+            make_store(read_only=True)
