@@ -243,7 +243,7 @@ def _is_workflow(doc: object) -> bool:
     if not isinstance(doc, dict):
         return False
     if "kind" in doc:
-        return doc["kind"] == "Workflow"
+        return bool(doc["kind"] == "Workflow")
     spec = doc.get("spec")
     return isinstance(spec, dict) and isinstance(spec.get("templates"), list)
 
