@@ -94,6 +94,9 @@ def judge_latency(
     """
     base = np.asarray(baseline, dtype=float)
     cand = np.asarray(candidate, dtype=float)
+    # The shift judge needs 3 values a side whatever the cohort asks (min_latency_samples = 2 used to end in
+    # an internal error on 2 samples instead of INSUFFICIENT_DATA).
+    min_samples = max(min_samples, 3)
     if min(len(base), len(cand)) < min_samples:
         nan = math.nan
         return CohortLatency(

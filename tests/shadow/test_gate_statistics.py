@@ -68,3 +68,10 @@ class TestLatencyJudge:
         judgement = judge_latency("m", [1.0] * 50, [1.0] * 9, **JUDGE)
         assert judgement.outcome is LatencyOutcome.INSUFFICIENT
         assert "9 candidate samples" in judgement.message
+
+
+def test_two_samples_are_insufficient_even_when_the_cohort_asks_for_two() -> None:
+    """min_latency_samples = 2 with 2 samples a side: INSUFFICIENT, not an internal error (the shift judge
+    needs 3 values a side)."""
+    judgement = judge_latency("end_to_end", [1.0, 2.0], [1.0, 2.0], **{**JUDGE, "min_samples": 2})
+    assert judgement.outcome is LatencyOutcome.INSUFFICIENT
