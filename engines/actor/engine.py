@@ -203,7 +203,7 @@ def records_from_store(ct: CompiledTrace, store: Store) -> tuple[RunExecution, .
         loaded = store.load_run(key)
         assert loaded is not None
         state = decode_run(loaded.run.state, loaded.steps)[0]
-        if state.started_at is not None and not state.status.is_terminal:
+        if state.unfinished:
             state = replace(state, stuck=True)
         out.append(run_execution(ct, state))
     if len(out) != len(ct.trace.runs):

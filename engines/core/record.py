@@ -125,7 +125,7 @@ def execution_record(
     CREATED (queued, blocked) or STOPPED (displaced by its strategy) and is not stuck."""
     runs = []
     for st in states:
-        if st.started_at is not None and not st.status.is_terminal and not st.stuck:
+        if st.unfinished and not st.stuck:
             st = replace(st, stuck=True)
         runs.append(run_execution(ct, st))
     return ExecutionRecord(

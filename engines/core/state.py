@@ -118,6 +118,13 @@ class RunState:
     open_scopes: tuple[str, ...] = ()  # prefixes of scopes not terminal, in creation order
     completions: int = 0  # how many times a latest attempt became complete (readiness can change)
 
+    @property
+    def unfinished(self) -> bool:
+        """Started and not done: the run is not terminal, or it is but a child it launched without waiting
+        (an async subworkflow, ``sync: false``) is still open. At the end of a replay such a run is
+        reported ``stuck``."""
+        return self.started_at is not None and (not self.status.is_terminal or bool(self.open_scopes))
+
     def latest(self, path: str) -> Attempt | None:
         atts = self.attempts.get(path)
         return atts[-1] if atts else None

@@ -259,7 +259,7 @@ class Deployment:
                     "deadline; raise the time limit"
                 )
             state = loaded.state
-            if state.started_at is not None and not state.status.is_terminal:
+            if state.unfinished:
                 state = replace(state, stuck=True)
             out.append(run_execution(self.workflows[workflow_id].ct, state))
         return tuple(out)
