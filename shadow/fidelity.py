@@ -10,7 +10,8 @@ them here:
   source names statuses its own way (Argo ``Succeeded``/``Error``, Nextflow ``COMPLETED``/``FAILED``,
   Maestro ``USER_FAILED``...). An observed step the replay never ran disagrees (``steps_missing``); so
   does a leaf step the replay ran but production never observed, when production observed steps at
-  all (``steps_extra``).
+  all (``steps_extra``). An observation still running (the trace was captured before the run or step
+  ended: Argo ``Running``, Alibaba ``Waiting``) says nothing about the final status and is not compared.
 - **makespan ratio**: replayed makespan (run ``ended_at - started_at``) over the observed one
   (``end_time - start_time``), median over the trace's runs that have both.
 - **start-delay ratio**: per observed step with a start time, the replayed delay from the run's start
@@ -117,20 +118,26 @@ class _Tally:
 def _compare_run(observed: ObservedRun, run: RunExecution | None, run_id: str, tally: _Tally,
                  found: list[tuple[float, str, Disagreement]], makespans: list[tuple[float, float]],
                  delays: list[float]) -> None:
-    tally.runs_observed += 1
     replayed_status = run.status if run is not None else None
-    if run is not None and status_class(observed.status) == status_class(run.status):
+    if status_class(observed.status) == "running":
+        pass  # captured before the run ended: production's final status is unknown, nothing to compare
+    elif run is not None and status_class(observed.status) == status_class(run.status):
+        tally.runs_observed += 1
         tally.runs_agree += 1
     else:
+        tally.runs_observed += 1
         # Last in its run: a run status that differs follows from the step statuses that differ.
         found.append((float("inf"), "\uffff", Disagreement(run_id, "", observed.status, replayed_status)))
     if run is None:
-        tally.steps_observed += len(observed.steps)
-        tally.steps_missing += len(observed.steps)
+        ended = sum(1 for step in observed.steps.values() if status_class(step.status) != "running")
+        tally.steps_observed += ended
+        tally.steps_missing += ended
         return
     last = _last_attempts(run)
     starts = _first_starts(run)
     for path, step in observed.steps.items():
+        if status_class(step.status) == "running":
+            continue  # still running when production was captured
         tally.steps_observed += 1
         when = step.start_time if step.start_time is not None else float("inf")
         att = last.get(path)

@@ -124,3 +124,12 @@ def test_shadow_run_writes_the_fidelity_table(tmp_path: Path) -> None:
     assert got == [("agree", "baseline", 1.0, None, True), ("agree", "candidate", 1.0, None, True),
                    ("disagree", "baseline", pytest.approx(1 / 4), "s2", True),
                    ("disagree", "candidate", pytest.approx(1 / 4), "s2", True)]
+
+
+def test_observations_still_running_are_not_compared() -> None:
+    """Captured mid-run (Argo 'Running'): the run's and s3's final statuses are unknown, so not compared."""
+    trace = chain_observed({"s1": "Succeeded", "s2": "Succeeded", "s3": "Running"}, run_status="Running")
+    row = fidelity_row(trace, "baseline", replay(trace))
+    assert row is not None
+    assert (row["runs_observed"], row["steps_observed"], row["steps_extra"]) == (0, 2, 0)
+    assert row["status_agreement"] == 1.0
