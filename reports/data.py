@@ -24,6 +24,8 @@ import duckdb
 from reports.records import (
     CauseGroup,
     EngineInfo,
+    FidelitySummary,
+    FidelityTrace,
     Headline,
     LatencyDistribution,
     Provenance,
@@ -74,6 +76,7 @@ class ReportLimits:
     exemplars_per_group: int = 5
     drilldown_groups: int = 12
     quarantine: int = 200
+    fidelity_traces: int = 50
     trace_errors: int = 100
     waivers: int = 200
     diff_rows: int = 60
@@ -232,6 +235,50 @@ class ResultsReader:
                        _s(r[9]), _s(r[10]), r[11], _s(r[12]))
             for r in rows
         )
+
+    # -- against production (fidelity) ----------------------------------------------------------
+
+    def fidelity_summary(self) -> tuple[FidelitySummary, ...]:
+        """Per engine role (baseline, candidate), the replays against production's observations; empty when
+        no trace carries observations (or the file predates the ``fidelity`` table)."""
+        if not self.has("fidelity"):
+            return ()
+        rows = self.query(
+            "SELECT engine, count(*), sum(runs_observed + steps_observed + steps_extra), sum(runs_agree + steps_agree), "
+            "sum(runs_observed), sum(runs_agree), sum(steps_observed), sum(steps_agree), sum(steps_missing), "
+            "sum(steps_extra), sum(attempts_agree), median(makespan_ratio), min(makespan_ratio), max(makespan_ratio), "
+            "count(makespan_ratio), median(start_delay_ratio), count(start_delay_ratio) "
+            "FROM fidelity GROUP BY engine ORDER BY engine")
+        def n(v: Any) -> int:
+            return int(v or 0)
+
+        return tuple(
+            FidelitySummary(engine=_s(r[0]), traces=n(r[1]), checked=n(r[2]), agree=n(r[3]), runs_observed=n(r[4]),
+                            runs_agree=n(r[5]), steps_observed=n(r[6]), steps_agree=n(r[7]), steps_missing=n(r[8]),
+                            steps_extra=n(r[9]), attempts_agree=n(r[10]), makespan_ratio_p50=r[11],
+                            makespan_ratio_min=r[12], makespan_ratio_max=r[13], makespan_traces=n(r[14]),
+                            start_delay_ratio_p50=r[15], start_delay_traces=n(r[16]))
+            for r in rows)
+
+    def fidelity_traces(self, limit: int) -> tuple[tuple[FidelityTrace, ...], int]:
+        """Traces where a replay disagrees with production, least agreement first (baseline before candidate)."""
+        if not self.has("fidelity"):
+            return (), 0
+        where = "first_disagreement IS NOT NULL"
+        total = self.count("fidelity", where)
+        rows = self.query(
+            "SELECT trace_id, engine, status_agreement, observed_status, replayed_status, first_disagreement, "
+            f"disagreements, makespan_ratio FROM fidelity WHERE {where} "
+            "ORDER BY status_agreement, engine, trace_id LIMIT ?", [limit])
+        out = []
+        for r in rows:
+            try:
+                listed = json.loads(r[6]) if r[6] else []
+            except json.JSONDecodeError:
+                listed = []
+            out.append(FidelityTrace(_s(r[0]), _s(r[1]), r[2], _s(r[3]), _s(r[4]), r[5],
+                                     tuple(d for d in listed if isinstance(d, dict)), r[7]))
+        return tuple(out), max(total - len(out), 0)
 
     # -- divergence groups ---------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from corpora.io import load_trace
 from corpora.model import Step, Trace
 from reports.dag import DagNode, node_summaries
 
-__all__ = ["definition_graph", "load_exemplar_traces"]
+__all__ = ["definition_graph", "load_exemplar_traces", "step_at"]
 
 _ITERATION = re.compile(r"^(.*)\[(\d+)\]$")
 
@@ -86,6 +86,16 @@ def _scope_steps(trace: Trace, steps: Sequence[Step], tokens: Sequence[str]) -> 
         else:
             return None
     return steps
+
+
+def step_at(trace: Trace, path: str) -> Step | None:
+    """The definition of the step at ``path`` (``fan[2]/inner``, ``call/c1``), None when the definition has none."""
+    *scope, last = path.split("/")
+    steps = _scope_steps(trace, trace.definition.steps, scope)
+    if steps is None:
+        return None
+    sid = _ITERATION.sub(r"\1", last) if _ITERATION.match(last) else last
+    return next((s for s in steps if s.id == sid), None)
 
 
 def _container_node(prefix_tokens: Sequence[str]) -> str:

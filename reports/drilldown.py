@@ -22,6 +22,7 @@ from reports.data import CauseGroup, ReportLimits, SignatureGroup
 from reports.definitions import definition_graph
 from reports.exemplar_rows import ExemplarRows
 from reports.text import visible
+from reports.why import Why, explain
 
 __all__ = [
     "DiffRow", "Exemplar", "build_exemplar", "compact_json", "diff_records", "trimmed_record", "value_changes",
@@ -64,6 +65,7 @@ class Exemplar:
     dag: Markup
     timeline: Markup
     raw: dict[str, Any]
+    why: Why
 
 
 def _attempt_index(record: Mapping[str, Any]) -> dict[tuple[str, str, int], Mapping[str, Any]]:
@@ -195,8 +197,10 @@ def build_exemplar(
     run_attempts: Sequence[Mapping[str, Any]] = next(
         (r.get("attempts") or () for r in baseline.get("runs") or () if str(r.get("run_id")) == run_id), ()
     )
-    if trace is not None:
-        dag = dag_svg(definition_graph(trace, run_attempts), divergent=divergent, max_nodes=limits.dag_nodes,
+    graph = definition_graph(trace, run_attempts) if trace is not None else None
+    why = explain(trace, graph, first, divs)
+    if graph is not None:
+        dag = dag_svg(graph, divergent=divergent, max_nodes=limits.dag_nodes,
                       note="from the workflow definition in the corpus; dashed: into and out of foreach / subworkflow")
     else:
         dag = dag_svg(released_by_graph(run_attempts), divergent=divergent, max_nodes=limits.dag_nodes)
@@ -209,4 +213,4 @@ def build_exemplar(
     timeline = gantt_chart(bars, engines=engines, divergent=divergent, max_rows=limits.timeline_rows)
     raw = {role: trimmed_record(rec, limits.record_chars) for role, rec in (("baseline", baseline), (other_role, candidate))}
     return Exemplar(anchor, trace_id, rows.info.get(trace_id, {}), run_id, tuple(divs), first,
-                    tuple(diff), hidden, dag, timeline, raw)
+                    tuple(diff), hidden, dag, timeline, raw, why)

@@ -12,6 +12,8 @@ from typing import Any
 __all__ = [
     "CauseGroup",
     "EngineInfo",
+    "FidelitySummary",
+    "FidelityTrace",
     "Headline",
     "LatencyDistribution",
     "Provenance",
@@ -171,3 +173,45 @@ class LatencyDistribution:
     n: int
     quantiles: tuple[float, ...] = field(default_factory=tuple)
     non_positive: int = 0  # values <= 0: a log axis cannot place them, the chart says how many
+
+
+@dataclass(frozen=True, slots=True)
+class FidelitySummary:
+    """One engine role against production's observations, over every observed trace (``fidelity`` table)."""
+
+    engine: str
+    traces: int
+    checked: int  # observed statuses compared (runs + steps + extra steps)
+    agree: int
+    runs_observed: int
+    runs_agree: int
+    steps_observed: int
+    steps_agree: int
+    steps_missing: int
+    steps_extra: int
+    attempts_agree: int
+    makespan_ratio_p50: float | None
+    makespan_ratio_min: float | None
+    makespan_ratio_max: float | None
+    makespan_traces: int
+    start_delay_ratio_p50: float | None
+    start_delay_traces: int
+
+    @property
+    def agreement(self) -> float | None:
+        return self.agree / self.checked if self.checked else None
+
+
+@dataclass(frozen=True, slots=True)
+class FidelityTrace:
+    """A trace where a replay disagrees with production: the first disagreeing step and the listed ones."""
+
+    trace_id: str
+    engine: str
+    status_agreement: float | None
+    observed_status: str
+    replayed_status: str
+    first_disagreement: str | None
+    disagreements: tuple[dict[str, Any], ...]
+    makespan_ratio: float | None
+

@@ -195,6 +195,7 @@ def build_context(reader: ResultsReader, options: ReportOptions, baseline: Resul
     waivers, waivers_more = reader.waivers(limits.waivers)
     quarantine, quarantine_more = reader.quarantine(limits.quarantine)
     errors, errors_more = reader.trace_errors(limits.trace_errors)
+    fidelity_traces, fidelity_more = reader.fidelity_traces(limits.fidelity_traces)
     return {
         "title": options.title,
         "source": str(reader.path),
@@ -215,6 +216,9 @@ def build_context(reader: ResultsReader, options: ReportOptions, baseline: Resul
         "trace_errors": errors,
         "trace_errors_more": errors_more,
         "latency": _latency(reader),
+        "fidelity": reader.fidelity_summary(),
+        "fidelity_traces": fidelity_traces,
+        "fidelity_more": fidelity_more,
         "baseline": (
             {"path": str(baseline.path), **_baseline_diff(reader.all_signatures(), baseline.all_signatures(), limits.groups)}
             if baseline is not None else None

@@ -17,7 +17,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import TypedDict
 
-__all__ = ["ROW_TYPES", "CauseRow", "DivergenceKind", "DivergenceRow", "LatencyRow", "LatencyTestRow", "QuarantineRow",
+__all__ = ["ROW_TYPES", "CauseRow", "DivergenceKind", "DivergenceRow", "FidelityRow", "LatencyRow", "LatencyTestRow", "QuarantineRow",
            "RecordRow", "RunRow", "SignatureRow", "StepRow", "TraceRow", "WaiverRow"]
 
 
@@ -123,6 +123,28 @@ class DivergenceRow(_Identity):
     cause: str  # kind|field|change
 
 
+class FidelityRow(_Identity):
+    trace_id: str
+    engine: str  # baseline | candidate
+    runs_observed: int
+    runs_agree: int
+    steps_observed: int
+    steps_agree: int
+    steps_missing: int
+    steps_extra: int
+    attempts_agree: int
+    status_agreement: float | None
+    observed_status: str | None
+    replayed_status: str | None
+    observed_makespan: float | None
+    replayed_makespan: float | None
+    makespan_ratio: float | None
+    start_delay_ratio: float | None
+    start_delays: int
+    first_disagreement: str | None
+    disagreements: str  # canonical JSON
+
+
 class CauseRow(_Identity):
     cause: str
     kind: str
@@ -205,6 +227,7 @@ class WaiverRow(_Identity):
 
 ROW_TYPES: dict[str, type] = {
     "traces": TraceRow, "runs": RunRow, "steps": StepRow, "records": RecordRow, "divergences": DivergenceRow,
+    "fidelity": FidelityRow,
     "signatures": SignatureRow, "causes": CauseRow, "quarantine": QuarantineRow, "latency": LatencyRow, "latency_tests": LatencyTestRow,
     "waivers": WaiverRow,
 }

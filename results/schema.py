@@ -27,7 +27,9 @@ results of several identities, see ``results.identity``), ``meta.format``, ``pro
 3: ``traces.captured_at``, ``provenance.heartbeat_at``, the verdict's evidence (``verdicts.cohorts_sha256``,
 ``candidate_identity``, ``captured_min``, ``uncaptured``, ``partial``); ``rollout_history`` left the results
 database for the rollout state store (``shadow.gate.state``); ``divergences.cause`` and the ``causes`` table
-(cause groups, :mod:`shadow.compare.cause`)."""
+(cause groups, :mod:`shadow.compare.cause`); the ``fidelity`` table (replays vs production's observations),
+added within schema 3: ``CREATE TABLE IF NOT EXISTS`` gives it to any file a writer opens, and readers treat a
+file without it as one without observations."""
 
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("traces", "captured_at", "TIMESTAMP"),
@@ -42,7 +44,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
 """Columns added after schema 2 (table, column, type): a v2 file gets them with ``ADD COLUMN IF NOT EXISTS``."""
 
 IDENTITY_TABLES = ("provenance", "traces", "runs", "steps", "records", "divergences", "quarantine", "signatures",
-                   "causes", "latency", "latency_tests", "waivers", "verdicts")
+                   "causes", "latency", "latency_tests", "waivers", "verdicts", "fidelity")
 """Tables whose rows carry the ``identity`` they belong to (readers see one identity at a time)."""
 
 TABLES: dict[str, str] = {
@@ -166,6 +168,33 @@ TABLES: dict[str, str] = {
             waived_by VARCHAR,            -- registry entry id, NULL when not waived
             identity VARCHAR,
             cause VARCHAR                 -- kind|field|change: what changed, wherever (shadow.compare.cause)
+        )""",
+    # One row per (trace, engine role) for traces whose runs carry production's observations (Run.observed):
+    # how the replay compares with what production saw (shadow.fidelity). Roles: baseline | candidate.
+    "fidelity": """
+        CREATE TABLE IF NOT EXISTS fidelity (
+            trace_id VARCHAR,
+            engine VARCHAR,               -- baseline (legacy-model fidelity) | candidate
+            runs_observed INTEGER,        -- runs with an observation
+            runs_agree INTEGER,           -- of those, runs whose final status class matches production's
+            steps_observed INTEGER,       -- observed step paths (all runs)
+            steps_agree INTEGER,          -- of those, steps whose final status class matches production's
+            steps_missing INTEGER,        -- observed steps the replay never ran
+            steps_extra INTEGER,          -- leaf steps the replay ran (not skipped) that production never observed
+            attempts_agree INTEGER,       -- observed steps whose replayed attempt count equals production's
+            status_agreement DOUBLE,      -- (runs_agree + steps_agree) / (runs_observed + steps_observed + steps_extra)
+            observed_status VARCHAR,      -- first observed run: production's final status, as the source names it
+            replayed_status VARCHAR,      -- the same run's final status in the replay (NULL: not replayed)
+            observed_makespan DOUBLE,     -- median over runs of observed end_time - start_time (seconds)
+            replayed_makespan DOUBLE,     -- median over the same runs of replayed ended_at - started_at
+            makespan_ratio DOUBLE,        -- median over runs of replayed / observed makespan
+            start_delay_ratio DOUBLE,     -- median over observed steps of replayed / observed delay run start -> step start
+            start_delays INTEGER,         -- steps that gave a start-delay ratio (observed delay > 0)
+            first_disagreement VARCHAR,   -- path of the first disagreeing step (observed start order); '' = the run's
+                                          -- status only; NULL = full agreement
+            disagreements JSON,           -- up to 20 [{run_id, path, observed, replayed}], NULL side = never seen there
+            identity VARCHAR NOT NULL DEFAULT '',
+            PRIMARY KEY (identity, trace_id, engine)
         )""",
     # One row per cause group (what changed, whichever steps it touched), after each session. The noise
     # filter and the gate work on these; signatures (where it showed) are the drill-down.

@@ -22,6 +22,7 @@ from engines.api import DEFAULT_TIME_LIMIT, Engine, ExecutionRecord, ReplayOptio
 from results.rows import DivergenceRow, RecordRow, RunRow, StepRow, TraceRow
 from shadow.compare import CausalOrder, Divergence, compare_records, engine_error_divergence
 from shadow.engines import EngineSpec, build_engine
+from shadow.fidelity import FIDELITY_ROLES, fidelity_row
 from shadow.latency import run_metrics
 
 __all__ = ["ROLES", "TraceJob", "TraceOutcome", "TrialConfig", "count_steps", "run_trace", "run_trace_with"]
@@ -108,11 +109,13 @@ def run_trace_with(job: TraceJob, config: TrialConfig, engines: Mapping[str, Eng
             divergences[comparison] = [engine_error_divergence(trace, failed, errors.get(failed, "no record"))]
         else:
             divergences[comparison] = compare_records(trace, base, other, order, normalized)
-    tables: dict[str, list[Row]] = {name: [] for name in ("runs", "steps", "records", "divergences")}
+    tables: dict[str, list[Row]] = {name: [] for name in ("runs", "steps", "records", "divergences", "fidelity")}
     for role in ROLES:
         record = records[role]
         if record is not None:
             _record_rows(trace, role, record, tables)
+            if role in FIDELITY_ROLES and role not in errors and (fid := fidelity_row(trace, role, record)) is not None:
+                tables["fidelity"].append(fid)
     for comparison, found in divergences.items():
         for d in found:
             tables["divergences"].append(DivergenceRow(

@@ -8,6 +8,16 @@ trace is known to hold such rows. The file has no status column: every task is o
 whose duration is the ``duration`` column. ``instance_num`` (parallelism inside a task) and resource
 columns are kept only as tags-free loss: a step replays as one attempt of the task's duration.
 
+The upstream cluster-trace-v2018 file itself has another layout, also read here (detected per row by a
+status word in the fifth column): ``task_name, instance_num, job_name, task_type, status, start_time,
+end_time, plan_cpu, plan_mem``. It records what production observed: each task's ``status``
+(``Terminated`` = done, ``Failed``, ``Running``, ``Waiting``, ``Cancelled``, ``Interrupted``, ``Ready``) and
+its start and end (seconds from the trace start). A task's duration is ``end_time - start_time``; a
+``Failed`` task is one user_error attempt (no retries: the file records none); tasks that never ended
+(``Running``, ``Waiting``, ``Ready``, no end time) are not recorded as attempts. The observations go
+into ``Run.observed``: per task its status and times, the run's status ``Terminated`` when every task
+is, ``Failed`` when one failed, else the first other status seen.
+
 Rows are grouped by job in memory per file (the upstream sample is ~6.6 k rows); a job whose rows are
 malformed, or whose names form a cycle, is quarantined alone and the other jobs go on.
 """
@@ -29,10 +39,20 @@ from corpora.importers._common import (
     discover_files,
     fail,
 )
-from corpora.model import Outcome, RecordedAttempt, Run, Trace, TraceMetadata, WorkflowDefinition
+from corpora.model import (
+    ObservedRun,
+    ObservedStep,
+    Outcome,
+    RecordedAttempt,
+    Run,
+    Trace,
+    TraceMetadata,
+    WorkflowDefinition,
+)
 
 __all__ = ["AlibabaImporter", "AlibabaTask", "parse_task_name"]
 
+_STATUSES = frozenset({"Terminated", "Failed", "Running", "Waiting", "Cancelled", "Interrupted", "Ready"})
 _NAMED = re.compile(r"^[A-Za-z]+(\d+)((?:_\d+)*)$")
 _HINT = "rows must be: time,job,task,duration,cpu,mem,instance_num (Alibaba cluster-trace-v2018 batch_task)"
 
@@ -47,6 +67,8 @@ class AlibabaTask:
     time: float
     duration: float
     instances: int
+    status: str | None = None  # upstream v2018 layout only: what production observed
+    end: float | None = None  # upstream v2018 layout only: end_time (None or 0 when it never ended)
 
 
 def parse_task_name(name: str) -> tuple[str | None, tuple[str, ...]]:
@@ -58,7 +80,26 @@ def parse_task_name(name: str) -> tuple[str | None, tuple[str, ...]]:
     return match.group(1), deps
 
 
+def _upstream_task(row: list[str], file: Path, line: int) -> tuple[str, AlibabaTask]:
+    """A row of the upstream v2018 layout (task_name, instance_num, job_name, task_type, status, start, end, ...)."""
+    try:
+        start = float(row[5]) if row[5] else 0.0
+        end = float(row[6]) if len(row) > 6 and row[6] and float(row[6]) > 0 else None
+        instances = int(float(row[1])) if row[1] else 1
+    except ValueError:
+        raise fail("schema", f"row {line} has a non-numeric instance_num/start_time/end_time", file=file,
+                   json_path=f"line {line}", hint=_HINT) from None
+    if end is not None and end < start:
+        raise fail("bad_duration", f"row {line}: end_time {end} before start_time {start}", file=file,
+                   json_path=f"line {line}", hint="durations are non-negative seconds")
+    number, parents = parse_task_name(row[0])
+    duration = end - start if end is not None else 0.0
+    return row[2], AlibabaTask(row[0], number, parents, start, duration, instances, row[4], end)
+
+
 def _row_task(row: list[str], file: Path, line: int) -> tuple[str, AlibabaTask]:
+    if len(row) >= 7 and row[4] in _STATUSES:
+        return _upstream_task(row, file, line)
     if len(row) < 4:
         raise fail("schema", f"row {line} has {len(row)} columns, expected 7", file=file,
                    json_path=f"line {line}", hint=_HINT)
@@ -90,7 +131,7 @@ class AlibabaImporter:
         broken: dict[str, TraceError] = {}
         with path.open(newline="", encoding="utf-8") as handle:
             for line, row in enumerate(csv.reader(handle), start=1):
-                if not row or (line == 1 and row[0].strip().lower() == "time"):
+                if not row or (line == 1 and row[0].strip().lower() in ("time", "task_name")):
                     continue
                 try:
                     job, task = _row_task(row, path, line)
@@ -131,9 +172,23 @@ class AlibabaImporter:
         steps = build_dag_steps(ids, sorted(edges))
         start = min(t.time for t in tasks)
         attempts = tuple(
-            RecordedAttempt(path=step_id, attempt=1, outcome=Outcome.SUCCEEDED, duration=task.duration)
+            RecordedAttempt(path=step_id, attempt=1,
+                            outcome=Outcome.USER_ERROR if task.status == "Failed" else Outcome.SUCCEEDED,
+                            duration=task.duration)
             for step_id, task in zip(ids, tasks, strict=True)
+            if task.status is None or (task.status in ("Terminated", "Failed") and task.end is not None)
         )
+        observed: ObservedRun | None = None
+        if all(t.status is not None for t in tasks):
+            statuses = [str(t.status) for t in tasks]
+            run_status = ("Terminated" if all(x == "Terminated" for x in statuses) else "Failed" if "Failed" in statuses
+                          else next(x for x in statuses if x != "Terminated"))
+            ends = [t.end for t in tasks if t.end is not None]
+            observed = ObservedRun(
+                status=run_status, start_time=start, end_time=max(ends) if len(ends) == len(tasks) else None,
+                steps={step_id: ObservedStep(status=str(t.status), attempts=1 if t.end is not None else 0,
+                                             start_time=t.time, end_time=t.end)
+                       for step_id, t in zip(ids, tasks, strict=True)})
         tags = ["imported", "alibaba"]
         if dangling:
             tags.append(f"dangling-parents:{dangling}")
@@ -142,7 +197,7 @@ class AlibabaImporter:
         return Trace(
             trace_id=f"alibaba:{job}",
             definition=WorkflowDefinition(id=SafeIds()(job), steps=steps),
-            runs=(Run(run_id="1", trigger_time=start, attempts=attempts),),
+            runs=(Run(run_id="1", trigger_time=start, attempts=attempts, observed=observed),),
             metadata=TraceMetadata(owner="alibaba", tags=tuple(tags), workflow_type="alibaba-batch",
                                    source=f"alibaba:{path.name}"),
         )

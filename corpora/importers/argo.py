@@ -201,6 +201,9 @@ class _ArgoWorkflow:
             end = parse_timestamp(pod["finishedAt"], file=self.file, json_path=f"{where}.finishedAt")
             number += 1
             self.attempts.append(RecordedAttempt(path=path, attempt=number, outcome=outcome, duration=max(0.0, end - start)))
+        if not number and str(node.get("phase")) in ("Skipped", "Omitted"):
+            # Production decided not to run it (a `when` false, or upstream failed): observed, with no attempt.
+            self.observed[path] = ObservedStep(status=str(node["phase"]), attempts=0)
         if number and node.get("startedAt") is not None:
             start = parse_timestamp(node["startedAt"], file=self.file, json_path="$.status.nodes")
             finished: float | None = (parse_timestamp(node["finishedAt"], file=self.file, json_path="$.status.nodes")

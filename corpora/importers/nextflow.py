@@ -4,7 +4,10 @@ Every row is one attempt of one task (``name`` = process plus tag, e.g. ``run_me
 becomes a SHELL step; its rows in ``attempt`` order become recorded attempts: COMPLETED -> succeeded,
 FAILED -> user_error, ABORTED -> platform_error, CACHED -> succeeded with duration 0 (the work was
 reused). Durations are ``complete - start`` (report JSON, epoch ms) or the ``realtime`` column
-(trace TSV). A task's retry limit is the number of its failed attempts that Nextflow retried
+(trace TSV). Production's observations go into ``Run.observed``: per task the final row's status, the
+number of attempts, the first attempt's start and the last one's completion (report JSON; the TSV has
+no start column); the run's status is FAILED when a task's final row is FAILED or ABORTED, its end the
+latest completion. A task's retry limit is the number of its failed attempts that Nextflow retried
 (``error_action`` RETRY, or any non-final failure), so the replay makes the same attempts.
 
 Edges: ``pipeline_dag.dot`` gives the *process* DAG (process nodes are the labelled ones; operator
@@ -30,6 +33,7 @@ from corpora.errors import TraceError
 from corpora.importers._common import ImportOptions, SafeIds, build_dag_steps, check_acyclic, fail
 from corpora.model import (
     ObservedRun,
+    ObservedStep,
     Outcome,
     RecordedAttempt,
     RetryPolicy,
@@ -62,6 +66,8 @@ class NextflowRow:
     submit: float
     duration: float
     error_action: str
+    start: float | None = None  # epoch seconds the task started running (report only; the TSV has no start)
+    end: float | None = None  # epoch seconds it completed (report: complete; TSV: submit + duration column)
 
 
 def _duration_text(text: str) -> float:
@@ -85,7 +91,8 @@ def _rows_from_report(path: Path) -> list[NextflowRow]:
             end = float(rec.get("complete") or begin * 1000) / 1000
             rows.append(NextflowRow(int(rec["task_id"]), str(rec["name"]), str(rec.get("process") or rec["name"].split(" (")[0]),
                                     str(rec["status"]), int(rec.get("attempt") or 1), float(rec["submit"]) / 1000,
-                                    max(0.0, end - begin), str(rec.get("error_action") or "-")))
+                                    max(0.0, end - begin), str(rec.get("error_action") or "-"),
+                                    begin if rec.get("start") else None, end if rec.get("complete") else None))
         except (KeyError, ValueError, TypeError) as exc:
             raise fail("schema", f"trace record {i} lacks a usable field ({exc})", file=path,
                        json_path=f"window.data.trace[{i}]", hint=_HINT) from None
@@ -110,10 +117,12 @@ def _rows_from_trace(path: Path) -> list[NextflowRow]:
             try:
                 name = str(rec["name"])
                 submit = rec.get("submit") or ""
+                submitted = _submit_time(submit, path, i)
+                total = rec.get("duration")  # submit -> complete, queueing included
                 rows.append(NextflowRow(int(rec["task_id"]), name, str(rec.get("process") or name.split(" (")[0]),
-                                        str(rec["status"]), int(rec.get("attempt") or 0),
-                                        _submit_time(submit, path, i),
-                                        _duration_text(str(rec.get("realtime") or "0")), str(rec.get("error_action") or "-")))
+                                        str(rec["status"]), int(rec.get("attempt") or 0), submitted,
+                                        _duration_text(str(rec.get("realtime") or "0")), str(rec.get("error_action") or "-"),
+                                        None, submitted + _duration_text(str(total)) if total else None))
             except (KeyError, ValueError) as exc:
                 raise fail("schema", f"row {i} lacks a usable field ({exc})", file=path, json_path=f"line {i}", hint=_HINT) from None
     return rows
@@ -202,9 +211,12 @@ class NextflowImporter:
         check_acyclic(ids.values(), edges, where=f"nextflow run {folder.name!r}", file=folder)
         attempts: list[RecordedAttempt] = []
         limits: dict[str, int] = {}
+        observed: dict[str, ObservedStep] = {}
         for name in order:
             tries = sorted(by_task[name], key=lambda r: (r.attempt, r.submit))
             limits[ids[name]] = sum(1 for r in tries[:-1] if r.status != "COMPLETED")
+            observed[ids[name]] = ObservedStep(status=tries[-1].status, attempts=len(tries), start_time=tries[0].start,
+                                               end_time=tries[-1].end)
             for number, row in enumerate(tries, start=1):
                 outcome = _STATUS.get(row.status)
                 if outcome is None:
@@ -220,13 +232,13 @@ class NextflowImporter:
 
         steps = build_dag_steps([ids[n] for n in order], sorted(edges), make)
         start = min(r.submit for r in rows)
-        end = max(r.submit + r.duration for r in rows)
+        end = max(r.end if r.end is not None else r.submit + r.duration for r in rows)
         status = "FAILED" if any(by_task[n][-1].status in ("FAILED", "ABORTED") for n in order) else "SUCCEEDED"
         return Trace(
             trace_id=f"nextflow:{folder.name}",
             definition=WorkflowDefinition(id=SafeIds()(folder.name), steps=steps),
             runs=(Run(run_id="1", trigger_time=start, attempts=tuple(attempts),
-                      observed=ObservedRun(status=status, start_time=start, end_time=end)),),
+                      observed=ObservedRun(status=status, start_time=start, end_time=end, steps=observed)),),
             metadata=TraceMetadata(owner="nextflow", tags=("imported", "nextflow", lost), workflow_type="nextflow",
                                    source=f"nextflow:{folder.name}"),
         )

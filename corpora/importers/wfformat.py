@@ -5,7 +5,10 @@ Mapping (see docs/IMPORTERS.md): every task is a SHELL step; the DAG comes from
 (1.4); the one run records one succeeded attempt per task with ``runtimeInSeconds`` as duration; the
 run's trigger time is ``execution.executedAt`` and the recorded makespan is kept as
 ``Run.observed`` (start = executedAt, end = start + makespanInSeconds), so replayed latency can be
-compared with what the real system took. WfFormat records neither failures nor task start times.
+compared with what the real system took, and every task is observed SUCCEEDED with one attempt (WfCommons
+instances are successful executions), with its start time when the 1.5 instance records one
+(``execution.tasks[].executedAt``, optional; none of the public samples has it). WfFormat records no
+failures.
 
 Schema validation: the WfFormat JSON schemas are LGPL-3.0 and are not copied into this repository.
 When a schema folder is given (``ImportOptions.schema_dir``, holding ``wfcommons-schema-1.4.json`` /
@@ -35,6 +38,7 @@ from corpora.importers._common import (
 )
 from corpora.model import (
     ObservedRun,
+    ObservedStep,
     Outcome,
     RecordedAttempt,
     Run,
@@ -63,10 +67,11 @@ def _schema(schema_dir: Path, version: str) -> dict[str, Any] | None:
 class WfTask:
     """One task as read from either layout: id, name, parents (ids) and recorded runtime."""
 
-    __slots__ = ("id", "name", "parents", "runtime")
+    __slots__ = ("executed_at", "id", "name", "parents", "runtime")
 
-    def __init__(self, id: str, name: str, parents: list[str], runtime: float) -> None:
+    def __init__(self, id: str, name: str, parents: list[str], runtime: float, executed_at: str | None = None) -> None:
         self.id, self.name, self.parents, self.runtime = id, name, parents, runtime
+        self.executed_at = executed_at  # the task's start (1.5 execution.tasks[].executedAt), when recorded
 
 
 def _need(obj: Any, key: str, kind: type | tuple[type, ...], path: str, file: Path) -> Any:
@@ -89,14 +94,19 @@ def read_wfformat_tasks(doc: Any, file: Path) -> tuple[list[WfTask], dict[str, A
         execution = _need(workflow, "execution", dict, "$.workflow", file)
         exec_tasks = _need(execution, "tasks", list, "$.workflow.execution", file)
         runtimes: dict[str, float] = {}
+        starts: dict[str, str] = {}
         for i, task in enumerate(exec_tasks):
             where = f"$.workflow.execution.tasks[{i}]"
-            runtimes[str(_need(task, "id", str, where, file))] = float(_need(task, "runtimeInSeconds", (int, float), where, file))
+            task_id = str(_need(task, "id", str, where, file))
+            runtimes[task_id] = float(_need(task, "runtimeInSeconds", (int, float), where, file))
+            if isinstance(task.get("executedAt"), str) and task["executedAt"]:
+                starts[task_id] = task["executedAt"]
         raw = [(t, f"$.workflow.specification.tasks[{i}]") for i, t in enumerate(spec_tasks)]
     elif "tasks" in workflow:  # 1.4 layout: runtime lives on the task itself
         execution = workflow
         raw = [(t, f"$.workflow.tasks[{i}]") for i, t in enumerate(_need(workflow, "tasks", list, "$.workflow", file))]
         runtimes = {}
+        starts = {}
         for task, where in raw:
             key = str(task.get("id") or _need(task, "name", str, where, file))
             runtimes[key] = float(_need(task, "runtimeInSeconds", (int, float), where, file))
@@ -115,7 +125,8 @@ def read_wfformat_tasks(doc: Any, file: Path) -> tuple[list[WfTask], dict[str, A
         if runtimes[task_id] < 0:
             raise fail("bad_duration", f"task {task_id!r} has a negative runtime", file=file, json_path=where,
                        hint="runtimes are non-negative seconds")
-        tasks.append(WfTask(task_id, name, [str(p) for p in task.get("parents", [])], runtimes[task_id]))
+        tasks.append(WfTask(task_id, name, [str(p) for p in task.get("parents", [])], runtimes[task_id],
+                            starts.get(task_id)))
     ids = {t.id for t in tasks}
     for t in tasks:
         resolved = []
@@ -178,12 +189,20 @@ class WfFormatImporter:
         name = str(doc.get("name") or path.stem)
         runtime_system = doc.get("runtimeSystem") or doc.get("wms") or {}
         system = str(runtime_system.get("name", "unknown")) if isinstance(runtime_system, dict) else "unknown"
+        # WfCommons instances are successful executions: every listed task ran once and succeeded. Task start
+        # times are kept when the instance records them (execution.tasks[].executedAt, optional in 1.5).
+        observed: dict[str, ObservedStep] = {}
+        for t in tasks:
+            began = (parse_timestamp(t.executed_at, file=path, json_path=f"$.workflow.execution.tasks[id={t.id}].executedAt")
+                     if t.executed_at else None)
+            observed[ids[t.id]] = ObservedStep(status="SUCCEEDED", attempts=1, start_time=began,
+                                               end_time=began + t.runtime if began is not None else None)
         run = Run(
             run_id="1",
             trigger_time=start,
             initiator="manual",
             attempts=attempts,
-            observed=ObservedRun(status="SUCCEEDED", start_time=start, end_time=start + makespan),
+            observed=ObservedRun(status="SUCCEEDED", start_time=start, end_time=start + makespan, steps=observed),
         )
         return Trace(
             trace_id=f"wfformat:{path.stem}",

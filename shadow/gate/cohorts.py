@@ -50,6 +50,10 @@ class Budget:
     ``latency_tolerance``: a slowdown up to this fraction of the baseline median is acceptable.
     ``p99_ratio_warn`` / ``p99_ratio_max``: candidate p99 over baseline p99 above these is MARGINAL / FAIL.
     ``min_latency_samples``: fewer step or run samples than this per engine and the latency judge abstains.
+    ``fidelity_min_status_agreement``: where the cohort's traces carry production's observations, the share
+    of observed statuses (runs and steps) the *baseline* replay must agree with; below it the baseline is not
+    a faithful reference for the cohort and the verdict is INSUFFICIENT_DATA (never PASS). Cohorts without
+    observations are not judged on it.
     """
 
     min_traces: int = 30
@@ -60,6 +64,7 @@ class Budget:
     p99_ratio_warn: float = 1.2
     p99_ratio_max: float = 1.5
     min_latency_samples: int = 10
+    fidelity_min_status_agreement: float = 0.9
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +114,7 @@ _BUDGET_SCHEMA: dict[str, Any] = {
         "p99_ratio_warn": {"type": "number", "exclusiveMinimum": 0},
         "p99_ratio_max": {"type": "number", "exclusiveMinimum": 0},
         "min_latency_samples": {"type": "integer", "minimum": 2},
+        "fidelity_min_status_agreement": {"type": "number", "minimum": 0, "maximum": 1},
     },
 }
 _STRINGS: dict[str, Any] = {

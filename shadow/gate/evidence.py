@@ -25,7 +25,7 @@ from shadow.gate.cohorts import Cohort
 from shadow.gate.errors import ResultsDatabaseError
 from shadow.gate.router import RootWorkflow
 
-__all__ = ["CohortEvidence", "ExpiredEntry", "Finding", "collect_evidence", "judged_identity", "open_results",
+__all__ = ["CohortEvidence", "ExpiredEntry", "Fidelity", "Finding", "collect_evidence", "judged_identity", "open_results",
            "workflows_in"]
 
 _REQUIRED = {
@@ -54,6 +54,22 @@ class ExpiredEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class Fidelity:
+    """How the cohort's baseline replays compare with production's observations (the ``fidelity`` table):
+    ``agree`` of ``checked`` observed statuses (runs and steps, extra steps counted as disagreements) over
+    ``n_traces`` observed traces; ``examples`` are ``trace_id/first disagreeing path`` of the worst traces."""
+
+    n_traces: int = 0
+    checked: int = 0
+    agree: int = 0
+    examples: tuple[str, ...] = ()
+
+    @property
+    def agreement(self) -> float | None:
+        return self.agree / self.checked if self.checked else None
+
+
+@dataclass(frozen=True, slots=True)
 class CohortEvidence:
     """Everything the verdict rules need about one cohort, read once from the database."""
 
@@ -72,6 +88,7 @@ class CohortEvidence:
     # is known) and how many judged traces carry none. The rollout needs evidence newer than its last change.
     captured_min: dt.datetime | None = None
     n_uncaptured: int = 0
+    fidelity: Fidelity = Fidelity()
 
     @property
     def n_judged(self) -> int:
@@ -199,6 +216,22 @@ def _expired(con: duckdb.DuckDBPyConnection, today: dt.date) -> tuple[ExpiredEnt
     return tuple(ExpiredEntry(str(e), str(o), str(x)) for e, o, x in rows)
 
 
+def _fidelity(con: duckdb.DuckDBPyConnection, present: bool) -> Fidelity:
+    """The baseline's agreement with production over the member traces (none when the table is absent)."""
+    if not present:
+        return Fidelity()
+    ((n, checked, agree),) = con.execute(
+        "SELECT count(*), coalesce(sum(runs_observed + steps_observed + steps_extra), 0), "
+        "coalesce(sum(runs_agree + steps_agree), 0) FROM fidelity f JOIN member m USING (trace_id) "
+        "WHERE f.engine = 'baseline'").fetchall()
+    worst = con.execute(
+        "SELECT f.trace_id, f.first_disagreement FROM fidelity f JOIN member m USING (trace_id) "
+        "WHERE f.engine = 'baseline' AND f.first_disagreement IS NOT NULL "
+        f"ORDER BY f.status_agreement, f.trace_id LIMIT {_EXAMPLES}").fetchall()
+    examples = tuple(f"{t}/{p}" if p else f"{t} (run status)" for t, p in worst)
+    return Fidelity(int(n), int(checked), int(agree), examples)
+
+
 def collect_evidence(
     con: duckdb.DuckDBPyConnection, cohorts: Sequence[Cohort], *, today: dt.date
 ) -> list[CohortEvidence]:
@@ -209,6 +242,8 @@ def collect_evidence(
         "SELECT count(*) FROM information_schema.columns WHERE table_name = 'traces' AND column_name = 'captured_at'"
     ).fetchall()[0][0])
     captured = "t.captured_at" if has_captured else "CAST(NULL AS TIMESTAMP)"
+    has_fidelity = bool(con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'fidelity'").fetchall()[0][0])
     evidence: list[CohortEvidence] = []
     for cohort in cohorts:
         con.register("member", pa.table({"trace_id": pa.array(members[cohort.name], type=pa.string())}))
@@ -231,6 +266,7 @@ def collect_evidence(
                 expired_entries=expired,
                 captured_min=captured_min.replace(tzinfo=dt.UTC) if captured_min is not None else None,
                 n_uncaptured=int(n_uncaptured or 0),
+                fidelity=_fidelity(con, has_fidelity),
                 start_overhead=_samples(
                     con,
                     "SELECT s.engine, s.start_overhead AS value FROM steps s JOIN member m USING (trace_id) "

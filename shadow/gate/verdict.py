@@ -11,7 +11,11 @@ Each cohort is judged on a list of criteria, each pass / marginal / fail / insuf
   within budget but the bound is not (too little evidence to be sure); FAIL when the observed rate is
   over budget;
 - ``latency_start_overhead`` / ``latency_end_to_end``: the Mann-Whitney judge (statistics.py);
-- ``replay_errors``: traces the harness could not replay make the verdict MARGINAL.
+- ``replay_errors``: traces the harness could not replay make the verdict MARGINAL;
+- ``fidelity``: where the cohort's traces carry production's observations, the share of observed
+  statuses the *baseline* replay agrees with must reach ``fidelity_min_status_agreement``; below it the
+  legacy model is not a faithful reference for the cohort, so agreeing with it proves little and the
+  criterion is insufficient (INSUFFICIENT_DATA, never PASS). No observations: not judged (pass, said so).
 
 The verdict: FAIL if any criterion fails, else INSUFFICIENT_DATA if any could not be judged, else
 MARGINAL if any is marginal, else PASS. Failures outrank missing data on purpose: one unexplained
@@ -165,6 +169,26 @@ def _errors(evidence: CohortEvidence) -> Criterion:
     )  # fmt: skip
 
 
+def _fidelity(evidence: CohortEvidence) -> Criterion:
+    need = evidence.cohort.budget.fidelity_min_status_agreement
+    fid = evidence.fidelity
+    agreement = fid.agreement
+    if agreement is None:
+        return Criterion("fidelity", CriterionStatus.PASS, None, need,
+                         "no production observations in this cohort: the baseline's fidelity is not measured")
+    head = (f"the baseline agrees with production on {fid.agree} of {fid.checked} observed statuses "
+            f"({_pct(agreement)}) in {fid.n_traces} traces")
+    if agreement >= need:
+        return Criterion("fidelity", CriterionStatus.PASS, agreement, need, f"{head}, at or above {_pct(need)}")
+    where = f" (first disagreements: {', '.join(fid.examples)})" if fid.examples else ""
+    return Criterion(
+        "fidelity", CriterionStatus.INSUFFICIENT, agreement, need,
+        f"{head}, under the {_pct(need)} fidelity budget{where}: the legacy model is not a faithful baseline for "
+        "this cohort, so agreeing with it proves little; fix the model or the import, or lower "
+        "fidelity_min_status_agreement knowingly",
+    )  # fmt: skip
+
+
 _LATENCY_STATUS = {
     LatencyOutcome.PASS: CriterionStatus.PASS,
     LatencyOutcome.MARGINAL: CriterionStatus.MARGINAL,
@@ -237,6 +261,7 @@ def judge_cohort(evidence: CohortEvidence) -> CohortVerdict:
         _min_traces(evidence),
         _divergence(evidence),
         _errors(evidence),
+        _fidelity(evidence),
         _latency(evidence, "start_overhead"),
         _latency(evidence, "end_to_end"),
     )  # fmt: skip

@@ -82,6 +82,19 @@ class TestArgoSamples:
         assert len(_edges(xfail)) == 4
         assert {a.path for a in xfail.runs[0].attempts} == {"A", "B", "C"}  # type: ignore[union-attr]
 
+    def test_observed_phases(self) -> None:
+        """Production's view: the workflow phase and per task its phase and pod count."""
+        items = {Path(i.source).name: i.trace for i in import_all("argo", SHARED / "argo")}
+        observed = {name: t.runs[0].observed for name, t in items.items() if t is not None}
+        retry = observed["dag_retry_succeeded.yaml"]
+        assert retry is not None
+        assert retry.status == "Failed"  # the phase label of this controller test input; its one task Succeeded
+        assert [(s.status, s.attempts) for s in retry.steps.values()] == [("Succeeded", 3)]
+        xfail = observed["dag_xfail.yaml"]
+        assert xfail is not None
+        assert xfail.status == "Running"
+        assert {p: s.status for p, s in xfail.steps.items()} == {"A": "Succeeded", "B": "Succeeded", "C": "Failed"}
+
 
 class TestNextflowRun:
     def test_report_rows_and_process_dag(self) -> None:
@@ -97,6 +110,18 @@ class TestNextflowRun:
         parents = {a for a, b in _edges(trace) if b == metric}
         upstream = {s.id for s in trace.definition.steps if s.tags in (("process:run_method",), ("process:metric_images",))}
         assert parents == upstream
+
+    def test_observed_tasks(self) -> None:
+        """Every task observed with its final status and attempts; the 8 OOM failures were retried to success."""
+        (item,) = import_all("nextflow", SHARED / "nextflow")
+        assert item.trace is not None
+        observed = item.trace.runs[0].observed
+        assert observed is not None
+        assert observed.status == "SUCCEEDED"
+        assert len(observed.steps) == 209
+        assert Counter(s.status for s in observed.steps.values()) == {"COMPLETED": 209}
+        assert sum(s.attempts for s in observed.steps.values()) == 217
+        assert all(s.start_time is not None and s.end_time is not None for s in observed.steps.values())
 
 
 class TestAlibabaBatch:

@@ -255,3 +255,50 @@ class TestMalformedInputs:
             ImportOptions(failure_rate=-0.1)
         with pytest.raises(ValueError):
             ImportOptions(failure_rate=0.6, retry_rate=0.6)
+
+
+class TestObservations:
+    """What each importer fills in ``Run.observed`` (production's own view), for the fidelity comparison."""
+
+    def test_wfformat_every_task_observed_succeeded_once(self) -> None:
+        observed = _one("wfformat", "diamond-1.5.json").runs[0].observed
+        assert observed is not None
+        assert observed.status == "SUCCEEDED"
+        assert {p: (s.status, s.attempts) for p, s in observed.steps.items()} == dict.fromkeys(("split_1", "left_1", "right_1", "join_1"), ("SUCCEEDED", 1))
+
+    def test_argo_steps_phases_and_attempts(self) -> None:
+        observed = _one("argo", "retry.yaml").runs[0].observed
+        assert observed is not None
+        assert {p: (s.status, s.attempts) for p, s in observed.steps.items()} == {
+            "first": ("Succeeded", 2), "second": ("Failed", 1)}
+
+    def test_nextflow_final_status_attempts_and_times(self) -> None:
+        items = import_all("nextflow", RESOURCES / "nextflow")
+        trace = items[0].trace
+        assert trace is not None
+        observed = trace.runs[0].observed
+        assert observed is not None
+        fit = observed.steps["fit_a"]
+        assert (fit.status, fit.attempts) == ("COMPLETED", 2)
+        assert fit.end_time is not None  # the TSV has no start column: start_time stays None
+        assert fit.start_time is None
+
+    def test_alibaba_sample_layout_observes_nothing(self) -> None:
+        items = import_all("alibaba", RESOURCES / "alibaba")
+        assert all(i.trace.runs[0].observed is None for i in items if i.trace is not None)
+
+    def test_alibaba_upstream_layout_statuses_and_times(self) -> None:
+        items = import_all("alibaba", RESOURCES / "alibaba-v2018")
+        traces = {i.trace.trace_id: i.trace for i in items if i.trace is not None}
+        assert [i.error for i in items] == [None, None]
+        ok = traces["alibaba:j_10"].runs[0]
+        assert ok.observed is not None
+        assert (ok.observed.status, ok.observed.start_time, ok.observed.end_time) == ("Terminated", 100.0, 150.0)
+        assert {a.path: (a.outcome, a.duration) for a in ok.attempts} == {
+            "M1": (Outcome.SUCCEEDED, 30.0), "R2_1": (Outcome.SUCCEEDED, 20.0)}
+        bad = traces["alibaba:j_11"].runs[0]
+        assert bad.observed is not None
+        assert bad.observed.status == "Failed"
+        assert {p: (s.status, s.attempts) for p, s in bad.observed.steps.items()} == {
+            "M1": ("Terminated", 1), "R2_1": ("Failed", 1), "M3_2": ("Waiting", 0)}
+        assert {a.path: a.outcome for a in bad.attempts} == {"M1": Outcome.SUCCEEDED, "R2_1": Outcome.USER_ERROR}

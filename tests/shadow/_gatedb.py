@@ -102,6 +102,17 @@ class GateDb:
                           kind="causality_violation", waived_by=None)  # fmt: skip
         return ids
 
+    def add_fidelity(self, trace_ids: list[str], *, disagreeing: int = 0, steps: int = 3) -> None:
+        """Production's observations for ``trace_ids`` (run + ``steps`` steps each): the baseline disagrees with
+        production on one step of the first ``disagreeing`` traces; the candidate agrees everywhere."""
+        for i, trace_id in enumerate(trace_ids):
+            for engine in ("baseline", "candidate"):
+                bad = engine == "baseline" and i < disagreeing
+                self._add("fidelity", trace_id=trace_id, engine=engine, runs_observed=1, runs_agree=1,
+                          steps_observed=steps, steps_agree=steps - int(bad), steps_missing=0, steps_extra=0,
+                          attempts_agree=steps, status_agreement=(steps + 1 - int(bad)) / (steps + 1),
+                          first_disagreement="s1" if bad else None, start_delays=0)  # fmt: skip
+
     def add_waiver(self, entry_id: str, *, owner: str, expires: dt.date, expired: bool) -> None:
         self._add("waivers", entry_id=entry_id, pattern="*", owner=owner, reason="test", expires=expires,
                   hits=1, expired=expired)  # fmt: skip

@@ -194,3 +194,45 @@ class TestFindingsDoNotDoubleCount:
         verdict = judge(db, divergence_budget=0.1)
         assert status(verdict, "lost_attempts") is CriterionStatus.FAIL
         assert "2 step attempts the baseline ran were never run by the candidate" in verdict.reason
+
+
+class TestFidelity:
+    """The baseline against production's observations (the fidelity table): a baseline that disagrees with
+    production beyond the budget cannot vouch for the candidate, so the cohort is INSUFFICIENT_DATA."""
+
+    def test_no_observations_is_not_judged(self, db: GateDb) -> None:
+        db.add_traces(200)
+        verdict = judge(db, divergence_budget=0.05)
+        assert verdict.verdict is Verdict.PASS
+        assert status(verdict, "fidelity") is CriterionStatus.PASS
+        assert "not measured" in next(c.message for c in verdict.criteria if c.name == "fidelity")
+
+    def test_faithful_baseline_passes(self, db: GateDb) -> None:
+        """2 of 200 traces with one disagreeing step: 798 of 800 statuses (99.75 %) meet the 0.9 default."""
+        db.add_fidelity(db.add_traces(200), disagreeing=2)
+        verdict = judge(db, divergence_budget=0.05)
+        assert verdict.verdict is Verdict.PASS
+        assert status(verdict, "fidelity") is CriterionStatus.PASS
+
+    def test_unfaithful_baseline_is_insufficient_never_pass(self, db: GateDb) -> None:
+        """Every trace disagrees on one step of three: 75 % agreement, under a 0.9 budget; a clean candidate
+        comparison does not make it PASS."""
+        ids = db.add_traces(200)
+        db.add_fidelity(ids, disagreeing=200)
+        verdict = judge(db, divergence_budget=0.05, fidelity_min_status_agreement=0.9)
+        assert verdict.verdict is Verdict.INSUFFICIENT_DATA
+        assert exit_code(verdict.verdict) == 3
+        criterion = next(c for c in verdict.criteria if c.name == "fidelity")
+        assert criterion.status is CriterionStatus.INSUFFICIENT
+        assert criterion.value == pytest.approx(0.75)
+        assert "600 of 800 observed statuses" in verdict.reason
+        assert f"{ids[0]}/s1" in verdict.reason
+
+    def test_budget_key_is_validated(self) -> None:
+        from shadow.gate.errors import CohortFileError
+        with pytest.raises(CohortFileError, match="fidelity_min_status_agreement"):
+            parse_cohorts({"cohort": [{"name": "x", "budget": {"fidelity_min_status_agreement": 1.5}}]})
+
+    def test_failures_still_outrank(self, db: GateDb) -> None:
+        db.add_fidelity(db.add_traces(200, stuck=1), disagreeing=200)
+        assert judge(db).verdict is Verdict.FAIL
