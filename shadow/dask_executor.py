@@ -1,0 +1,331 @@
+"""Shadow runs on a Dask cluster: a local one by default, any running ``dask.distributed`` scheduler by address.
+
+``shadow run ... --executor dask [--scheduler ADDRESS] [--workers N]``. Without an address this starts a
+``LocalCluster`` of N worker processes (one thread each: replay is pure-Python CPU work); with one, it
+connects to that scheduler, whoever started it (``dask scheduler`` / ``dask worker``, dask-kubernetes,
+dask-jobqueue; docs/SCALING.md). The optional extra ``workflow-shadow[dask]`` installs it.
+
+How work flows (the runner is the same as for the other executors, see :mod:`shadow.executors`):
+
+* the runner's stream of job batches is regrouped into **tasks of about ``batch_steps`` recorded step
+  attempts** (:func:`shadow.batches.group_by_steps`), never one task per trace;
+* each task runs :func:`replay_batch` on a worker: engines built once per worker thread and
+  configuration (the process pool's cache), one trial per trace, and the rows converted there to one
+  **Arrow table per results table** (:class:`shadow.batches.ArrowBatch`); with ``parts_dir`` (a folder
+  the workers and the driver both see) the worker writes them as **Parquet parts** instead and ships
+  only their paths;
+* up to ``in_flight`` tasks are queued on the cluster; results are taken **as they complete** (a big
+  task does not hold back the small ones behind it) and the runner stores them in one DuckDB
+  transaction per flush, as with every executor.
+
+Exactly once. A task's result reaches the driver once, however often Dask ran it; the driver stores a
+trace only inside a committed flush, and a rerun skips stored traces, so a driver killed at any moment
+and rerun stores every trace once (``traces`` has a primary key on (identity, trace_id) besides). A
+worker that dies mid-task is replaced by its nanny and Dask reruns the task elsewhere; Parquet parts are
+named by task and written by rename, so a rerun overwrites a dead worker's half-written part instead
+of adding one. A task whose workers keep dying (Dask's ``KilledWorker`` after ``allowed-failures``) is
+split into one task per trace; a trace that still kills its worker is recorded as that trace's engine
+error (a worker crash), and the rest of the corpus goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engines.api import Engine, ExecutionRecord, ReplayOptions
+from shadow.batches import ArrowBatch, group_by_steps, outcomes_to_arrow
+from shadow.engines import build_engine
+from shadow.trial import ROLES, TraceJob, TraceOutcome, TrialConfig, run_trace_with
+
+__all__ = ["BATCH_STEPS", "DaskError", "DaskExecutor", "DaskNotInstalled", "DaskTaskError", "SchedulerUnreachable",
+           "replay_batch"]
+
+BATCH_STEPS = 500
+"""Recorded step attempts per task (~5-10 CPU-s of legacy + actor + A/A replay on the built-in corpus):
+large enough that Dask's per-task cost (~1 ms) is noise, small enough that two workers finish within
+a task of each other on a 200-trace corpus."""
+
+MAX_BATCH_TRACES = 64
+"""Traces per task at most (tiny traces: bounds a task's rows and the work a dead worker loses)."""
+
+CONNECT_TIMEOUT = 5.0
+"""Seconds to reach a scheduler given by address before giving up (exit 4 well within 10 s)."""
+
+LOCAL_ALLOWED_FAILURES = 2
+"""Worker deaths a task survives on our LocalCluster before Dask gives up on it (KilledWorker) and we split
+it per trace. Dask's default is 3; a remote scheduler keeps its own setting."""
+
+
+class DaskError(Exception):
+    """A harness error of the Dask executor (exit 4): the message says what to check."""
+
+
+class DaskNotInstalled(DaskError):
+    """``--executor dask`` without the ``dask`` extra."""
+
+
+class SchedulerUnreachable(DaskError):
+    """The scheduler address did not answer within the connect timeout."""
+
+
+class DaskTaskError(DaskError):
+    """A task failed with an exception (not a worker death): the workers cannot run the trials."""
+
+
+def _import_distributed() -> Any:
+    try:
+        import distributed
+    except ImportError as exc:
+        raise DaskNotInstalled(
+            f"--executor dask needs dask.distributed, which is not installed here ({exc}). Install the extra: "
+            "pip install 'workflow-shadow[dask]'") from exc
+    return distributed
+
+
+# -- on a worker ------------------------------------------------------------------------------------
+
+_local = threading.local()
+
+
+def _engines(config: TrialConfig) -> dict[str, Engine]:
+    """This worker thread's engines for ``config`` (built once per thread and configuration: a worker
+    with several threads must not share an engine between two trials at once)."""
+    key = pickle.dumps(config.engines)
+    cached: tuple[bytes, dict[str, Engine]] | None = getattr(_local, "engines", None)
+    if cached is None or cached[0] != key:
+        cached = (key, {role: build_engine(config.engines[role]) for role in ROLES})
+        _local.engines = cached
+    return cached[1]
+
+
+def replay_batch(jobs: Sequence[TraceJob], config: TrialConfig, parts_dir: str | None = None,
+                 part: str = "") -> ArrowBatch:
+    """A Dask task: every trial of ``jobs``, as Arrow tables (or Parquet parts under ``parts_dir/part``)."""
+    began = time.thread_time()
+    engines = _engines(config)
+    batch = outcomes_to_arrow([run_trace_with(job, config, engines) for job in jobs])
+    tables = batch.tables
+    if parts_dir is not None:
+        tables = _write_parts(Path(parts_dir) / part, batch)
+    return ArrowBatch(batch.trace_ids, tables, batch.candidate_divergences, batch.step_rows,
+                      time.thread_time() - began, _worker_name())
+
+
+def _worker_name() -> str:
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return f"pid {os.getpid()}"
+
+
+class _PartPaths(dict):  # type: ignore[type-arg]
+    """Marks an ArrowBatch whose tables are Parquet part paths (str), read back by the driver."""
+
+
+def _write_parts(folder: Path, batch: ArrowBatch) -> Any:
+    """Write each table to ``folder/<table>.parquet`` by rename (a rerun of the task overwrites whole files)."""
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = _PartPaths()
+    for name, table in batch.tables.items():
+        target = folder / f"{name}.parquet"
+        scratch = folder / f".{name}.{uuid.uuid4().hex}.tmp"
+        pq.write_table(table, scratch)
+        os.replace(scratch, target)
+        paths[name] = str(target)
+    return paths
+
+
+def _read_parts(batch: ArrowBatch) -> ArrowBatch:
+    """The driver's side of Parquet parts: the tables read back, the part files removed."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    if not isinstance(batch.tables, _PartPaths):
+        return batch
+    tables = {name: pq.read_table(path) for name, path in batch.tables.items()}
+    folders = {str(Path(path).parent) for path in batch.tables.values()}
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+    return ArrowBatch(batch.trace_ids, tables, batch.candidate_divergences, batch.step_rows, batch.cpu_seconds,
+                      batch.worker)
+
+
+# -- a trace that kills its worker ------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class _WorkerCrash:
+    """Stands in for every engine of a trace whose replay killed its worker process: each replay raises,
+    so the trial records the trace as an engine error on every role (its rows look like any crash)."""
+
+    message: str
+    name: str = "worker-crash"
+    version: str = "-"
+
+    def replay(self, trace: Any, options: ReplayOptions) -> ExecutionRecord:
+        raise WorkerCrashed(self.message)
+
+
+class WorkerCrashed(RuntimeError):
+    """The replay of this trace killed the Dask worker process running it, every time it was tried."""
+
+
+def crashed_outcome(job: TraceJob, config: TrialConfig, message: str) -> TraceOutcome:
+    crash = _WorkerCrash(message)
+    return run_trace_with(job, config, dict.fromkeys(ROLES, crash))  # type: ignore[misc]
+
+
+# -- on the driver ----------------------------------------------------------------------------------
+
+class DaskExecutor:
+    """Runs trials on a Dask cluster: a new ``LocalCluster`` of ``workers`` processes, or ``scheduler``'s."""
+
+    def __init__(self, workers: int = 2, scheduler: str | None = None, *, batch_steps: int = BATCH_STEPS,
+                 max_batch_traces: int = MAX_BATCH_TRACES, parts_dir: str | None = None,
+                 connect_timeout: float = CONNECT_TIMEOUT, allowed_failures: int = LOCAL_ALLOWED_FAILURES,
+                 in_flight: int | None = None, dashboard: bool = True) -> None:
+        distributed = _import_distributed()
+        self.scheduler = scheduler
+        self.batch_steps = max(1, batch_steps)
+        self.max_batch_traces = max(1, max_batch_traces)
+        self.parts_dir = str(Path(parts_dir).resolve()) if parts_dir else None
+        self._run_id = uuid.uuid4().hex[:12]
+        self._in_flight = in_flight
+        self.cluster: Any = None
+        self._futures: dict[str, Any] = {}
+        self.tasks_retried_per_trace = 0
+        self.crashed_traces: list[str] = []
+        if scheduler:
+            try:
+                self.client = distributed.Client(scheduler, timeout=connect_timeout, set_as_default=False)
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise SchedulerUnreachable(
+                    f"cannot reach the Dask scheduler at {scheduler} within {connect_timeout:g} s "
+                    f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no answer'}). Check that a "
+                    "scheduler is running there ('dask scheduler' prints its address; dask-kubernetes and "
+                    "dask-jobqueue clusters show it as cluster.scheduler_address), that host and port (default "
+                    "8786) are reachable from this machine (firewall, kubectl port-forward), and the protocol "
+                    "(tcp:// or tls://)") from exc
+        else:
+            import dask
+
+            root = str(Path(__file__).resolve().parents[1])
+            path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+            with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}):
+                self.cluster = distributed.LocalCluster(
+                    n_workers=max(1, workers), threads_per_worker=1, processes=True,
+                    dashboard_address=":8787" if dashboard else None, silence_logs=50,
+                    env={"PYTHONPATH": path})  # the project importable in the spawned workers
+            self.client = distributed.Client(self.cluster, set_as_default=False)
+        self._as_completed = distributed.as_completed
+        self._killed_worker = distributed.scheduler.KilledWorker
+
+    # -- description --------------------------------------------------------------------------------
+    @property
+    def dashboard_link(self) -> str | None:
+        try:
+            if "dashboard" not in self.client.scheduler_info().get("services", {}):
+                return None  # no dashboard (disabled, or bokeh-less remote scheduler without the service)
+            link = self.client.dashboard_link
+        except (KeyError, AttributeError, OSError):
+            return None
+        return str(link) if link else None
+
+    def worker_threads(self) -> int:
+        return sum(self.client.nthreads().values())
+
+    def describe(self) -> str:
+        workers = self.client.nthreads()
+        where = f"scheduler {self.scheduler}" if self.scheduler else "a local cluster"
+        text = f"dask: {len(workers)} workers ({sum(workers.values())} threads) on {where}"
+        link = self.dashboard_link
+        return text + (f"; dashboard {link}" if link else "")
+
+    # -- the Executor protocol ----------------------------------------------------------------------
+    def run_batch(self, jobs: Sequence[TraceJob], config: TrialConfig) -> list[Any]:
+        out: list[Any] = []
+        for outcomes in self.run_batches([jobs], config):
+            out.extend(outcomes)
+        return out
+
+    def run_batches(self, batches: Iterable[Sequence[TraceJob]], config: TrialConfig) -> Iterator[list[Any]]:
+        """Tasks of ~``batch_steps`` attempts, ``in_flight`` queued; each result (a list of one ArrowBatch,
+        or a crashed trace's outcome) as soon as it completes."""
+        window = self._in_flight or max(4, 2 * self.worker_threads() + 2)
+        completed = self._as_completed(loop=self.client.loop)
+        jobs_of: dict[str, list[TraceJob]] = {}
+        singles: set[str] = set()
+        count = 0
+
+        def submit(jobs: list[TraceJob], single: bool = False) -> None:
+            nonlocal count
+            count += 1
+            key = f"shadow-batch-{self._run_id}-{count}"
+            future = self.client.submit(replay_batch, jobs, config, self.parts_dir, key, key=key, pure=False)
+            jobs_of[key], self._futures[key] = jobs, future
+            if single:
+                singles.add(key)
+            completed.add(future)
+
+        def collect(future: Any) -> Iterator[list[Any]]:
+            key = future.key
+            jobs = jobs_of.pop(key)
+            self._futures.pop(key, None)
+            if future.status == "finished":
+                yield [_read_parts(future.result())]
+                return
+            exc = future.exception()
+            if isinstance(exc, self._killed_worker):
+                if key in singles or len(jobs) == 1:
+                    trace = jobs[0].trace.trace_id
+                    self.crashed_traces.append(trace)
+                    yield [crashed_outcome(jobs[0], config, f"the replay of {trace} killed its Dask worker "
+                                                            f"process every time it was tried ({exc})")]
+                else:
+                    self.tasks_retried_per_trace += 1
+                    for job in jobs:
+                        submit([job], single=True)
+                return
+            raise DaskTaskError(
+                f"a Dask task failed on the cluster: {type(exc).__name__}: {exc}. The workers must run the same "
+                "workflow-shadow version as this driver, with every engine module it names importable "
+                "(pip install 'workflow-shadow[dask]' plus your plug-in engine on each worker)") from exc
+
+        try:
+            for jobs in group_by_steps(batches, self.batch_steps, self.max_batch_traces):
+                submit(jobs)
+                while completed.count() >= window:
+                    yield from collect(next(completed))
+            while not completed.is_empty():
+                yield from collect(next(completed))
+        finally:  # the runner stopped early (an error, Ctrl-C): nothing more of this run is wanted
+            for future in list(self._futures.values()):
+                future.cancel()
+
+    def close(self) -> None:
+        for future in list(self._futures.values()):
+            future.cancel()
+        self._futures.clear()
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+    def abort(self) -> None:
+        """Stop now (Ctrl-C, a failure): cancel queued and running tasks, close the local cluster."""
+        with contextlib.suppress(Exception):  # the connection may be gone already
+            self.client.cancel(list(self._futures.values()), force=True)
+        self._futures.clear()
+        self.close()
