@@ -36,6 +36,7 @@ import pickle
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,8 +58,9 @@ a task of each other on a 200-trace corpus."""
 MAX_BATCH_TRACES = 64
 """Traces per task at most (tiny traces: bounds a task's rows and the work a dead worker loses)."""
 
-CONNECT_TIMEOUT = 5.0
-"""Seconds to reach a scheduler given by address before giving up (exit 4 well within 10 s)."""
+CONNECT_TIMEOUT = 3.0
+"""Seconds to reach a scheduler given by address before giving up: with the imports (~2 s) and the
+exit, `shadow run` ends with exit 4 in about 6 s, within the 10 s the issue allows."""
 
 LOCAL_ALLOWED_FAILURES = 2
 """Worker deaths a task survives on our LocalCluster before Dask gives up on it (KilledWorker) and we split
@@ -190,13 +192,55 @@ def crashed_outcome(job: TraceJob, config: TrialConfig, message: str) -> TraceOu
 
 # -- on the driver ----------------------------------------------------------------------------------
 
+def _unreachable(address: str, timeout: float, exc: BaseException | str) -> str:
+    what = exc if isinstance(exc, str) else f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no answer'}"
+    return (f"cannot use the Dask scheduler at {address} ({what}). Check that a scheduler is running there "
+            "('dask scheduler' prints its address; dask-kubernetes and dask-jobqueue clusters show it as "
+            "cluster.scheduler_address), that host and port (default 8786, not the dashboard's 8787) are "
+            "reachable from this machine (firewall, kubectl port-forward), and the protocol (tcp://, or tls:// "
+            f"with the cluster's certificates); gave up after at most {timeout:g} s")
+
+
+def probe_scheduler(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Ask ``address`` who it is, bounded by ``timeout`` seconds in all, before any ``Client`` exists.
+
+    A ``Client`` given an address that does not answer retries until its timeout and then spends up to
+    10 s more closing; one given a port where something else answers (an HTTP proxy, the dashboard)
+    reads its reply as a Dask frame (we saw a MemoryError asking for 3 EiB). This raises
+    :class:`SchedulerUnreachable` in all those cases, naming the address."""
+    import asyncio
+
+    _import_distributed()
+    from distributed.comm import connect
+
+    async def identity() -> Any:
+        comm = await connect(address, timeout=timeout)
+        try:
+            await comm.write({"op": "identity"})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    try:
+        reply = asyncio.run(asyncio.wait_for(identity(), timeout))
+    except TimeoutError:
+        raise SchedulerUnreachable(_unreachable(address, timeout, f"no answer within {timeout:g} s")) from None
+    except Exception as exc:  # refused, bad address, or something that is not a Dask scheduler answered
+        raise SchedulerUnreachable(_unreachable(address, timeout, exc)) from exc
+    if not isinstance(reply, dict) or reply.get("type") != "Scheduler":
+        kind = reply.get("type") if isinstance(reply, dict) else type(reply).__name__
+        raise SchedulerUnreachable(_unreachable(address, timeout, f"it answered as {kind}, not as a Dask scheduler"))
+
+
 class DaskExecutor:
     """Runs trials on a Dask cluster: a new ``LocalCluster`` of ``workers`` processes, or ``scheduler``'s."""
 
     def __init__(self, workers: int = 2, scheduler: str | None = None, *, batch_steps: int = BATCH_STEPS,
                  max_batch_traces: int = MAX_BATCH_TRACES, parts_dir: str | None = None,
                  connect_timeout: float = CONNECT_TIMEOUT, allowed_failures: int = LOCAL_ALLOWED_FAILURES,
-                 in_flight: int | None = None, dashboard: bool = True) -> None:
+                 in_flight: int | None = None, dashboard: bool = True, client: Any = None) -> None:
+        """``client``: an existing ``distributed.Client`` (a notebook's, a ``KubeCluster``'s) to run on
+        instead of starting or connecting one; it stays open after :meth:`close`."""
         distributed = _import_distributed()
         self.scheduler = scheduler
         self.batch_steps = max(1, batch_steps)
@@ -206,28 +250,32 @@ class DaskExecutor:
         self._in_flight = in_flight
         self.cluster: Any = None
         self._futures: dict[str, Any] = {}
-        self.tasks_retried_per_trace = 0
+        self.tasks_split = 0
         self.crashed_traces: list[str] = []
-        if scheduler:
+        self._own_client = client is None
+        self._dashboard = dashboard
+        if client is not None:
+            self.client = client
+        elif scheduler:
+            probe_scheduler(scheduler, connect_timeout)
             try:
                 self.client = distributed.Client(scheduler, timeout=connect_timeout, set_as_default=False)
-            except (OSError, TimeoutError, ValueError) as exc:
-                raise SchedulerUnreachable(
-                    f"cannot reach the Dask scheduler at {scheduler} within {connect_timeout:g} s "
-                    f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no answer'}). Check that a "
-                    "scheduler is running there ('dask scheduler' prints its address; dask-kubernetes and "
-                    "dask-jobqueue clusters show it as cluster.scheduler_address), that host and port (default "
-                    "8786) are reachable from this machine (firewall, kubectl port-forward), and the protocol "
-                    "(tcp:// or tls://)") from exc
+            except Exception as exc:
+                raise SchedulerUnreachable(_unreachable(scheduler, connect_timeout, exc)) from exc
         else:
             import dask
 
             root = str(Path(__file__).resolve().parents[1])
             path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
-            with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}):
+            # worker-saturation 1.0: a worker holds only the task it runs, none queued behind it, so a worker
+            # death is blamed on that task alone (Dask counts it against every task the worker held).
+            with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures,
+                                  "distributed.scheduler.worker-saturation": 1.0}), warnings.catch_warnings():
+                # 8787 taken (another cluster): Dask picks a free port and warns; the port is in describe()
+                warnings.filterwarnings("ignore", message="Port .* is already in use", category=UserWarning)
                 self.cluster = distributed.LocalCluster(
                     n_workers=max(1, workers), threads_per_worker=1, processes=True,
-                    dashboard_address=":8787" if dashboard else None, silence_logs=50,
+                    dashboard_address="127.0.0.1:8787" if dashboard else None, silence_logs=50,
                     env={"PYTHONPATH": path})  # the project importable in the spawned workers
             self.client = distributed.Client(self.cluster, set_as_default=False)
         self._as_completed = distributed.as_completed
@@ -236,6 +284,8 @@ class DaskExecutor:
     # -- description --------------------------------------------------------------------------------
     @property
     def dashboard_link(self) -> str | None:
+        if self.cluster is not None and not self._dashboard:
+            return None
         try:
             if "dashboard" not in self.client.scheduler_info().get("services", {}):
                 return None  # no dashboard (disabled, or bokeh-less remote scheduler without the service)
@@ -267,42 +317,52 @@ class DaskExecutor:
         window = self._in_flight or max(4, 2 * self.worker_threads() + 2)
         completed = self._as_completed(loop=self.client.loop)
         jobs_of: dict[str, list[TraceJob]] = {}
-        singles: set[str] = set()
+        singles: dict[str, int] = {}  # a task of one suspect trace -> how many times it was given alone
         count = 0
 
-        def submit(jobs: list[TraceJob], single: bool = False) -> None:
+        def submit(jobs: list[TraceJob], single: int = 0) -> None:
             nonlocal count
             count += 1
             key = f"shadow-batch-{self._run_id}-{count}"
             future = self.client.submit(replay_batch, jobs, config, self.parts_dir, key, key=key, pure=False)
             jobs_of[key], self._futures[key] = jobs, future
             if single:
-                singles.add(key)
+                singles[key] = single
             completed.add(future)
 
         def collect(future: Any) -> Iterator[list[Any]]:
             key = future.key
+            if future.status in ("pending", "lost"):
+                # Its result lived on a worker that died before we fetched it: Dask computes it again.
+                completed.add(future)
+                return
             jobs = jobs_of.pop(key)
             self._futures.pop(key, None)
-            if future.status == "finished":
-                yield [_read_parts(future.result())]
-                return
-            exc = future.exception()
-            if isinstance(exc, self._killed_worker):
-                if key in singles or len(jobs) == 1:
+            tries = singles.pop(key, 0)
+            try:
+                batch = future.result()
+            except self._killed_worker as exc:
+                # Dask blames every task that was on a dying worker, also one queued behind the culprit or
+                # running beside it in another thread: split the batch, and give each suspect two chances
+                # of its own before recording it as a crash.
+                if len(jobs) > 1:
+                    self.tasks_split += 1
+                    for job in jobs:
+                        submit([job], single=1)
+                elif tries < 2:
+                    submit(jobs, single=tries + 1)
+                else:
                     trace = jobs[0].trace.trace_id
                     self.crashed_traces.append(trace)
                     yield [crashed_outcome(jobs[0], config, f"the replay of {trace} killed its Dask worker "
                                                             f"process every time it was tried ({exc})")]
-                else:
-                    self.tasks_retried_per_trace += 1
-                    for job in jobs:
-                        submit([job], single=True)
                 return
-            raise DaskTaskError(
-                f"a Dask task failed on the cluster: {type(exc).__name__}: {exc}. The workers must run the same "
-                "workflow-shadow version as this driver, with every engine module it names importable "
-                "(pip install 'workflow-shadow[dask]' plus your plug-in engine on each worker)") from exc
+            except Exception as exc:
+                raise DaskTaskError(
+                    f"a Dask task failed on the cluster: {type(exc).__name__}: {exc}. The workers must run the "
+                    "same workflow-shadow version as this driver, with every engine module it names importable "
+                    "(pip install 'workflow-shadow[dask]' plus your plug-in engine on each worker)") from exc
+            yield [_read_parts(batch)]
 
         try:
             for jobs in group_by_steps(batches, self.batch_steps, self.max_batch_traces):
@@ -319,7 +379,8 @@ class DaskExecutor:
         for future in list(self._futures.values()):
             future.cancel()
         self._futures.clear()
-        self.client.close()
+        if self._own_client:
+            self.client.close()
         if self.cluster is not None:
             self.cluster.close()
 
