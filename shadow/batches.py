@@ -51,20 +51,41 @@ class ArrowBatch:
                           self.cpu_seconds, self.worker)
 
 
-def group_by_steps(batches: Iterable[Sequence[TraceJob]], steps: int, max_traces: int) -> Iterator[list[TraceJob]]:
+def group_by_steps(batches: Iterable[Sequence[TraceJob]], steps: int, max_traces: int,
+                   lookahead: int = 0) -> Iterator[list[TraceJob]]:
     """Regroup a stream of job batches into batches of about ``steps`` recorded attempts each (a trace
-    larger than that is a batch of its own), at most ``max_traces`` traces. Order is kept."""
-    group: list[TraceJob] = []
-    cost = 0
+    larger than that is a batch of its own), at most ``max_traces`` traces.
+
+    ``lookahead`` > 0 reads that many traces ahead and hands each such window out largest first (order is
+    kept otherwise): a 2,000-step trace met at the end of a corpus would otherwise start last and leave
+    every other worker idle while it runs alone."""
+    pool: list[TraceJob] = []
     for batch in batches:
-        for job in batch:
-            group.append(job)
-            cost += max(1, job_cost(job))
-            if cost >= steps or len(group) >= max_traces:
-                yield group
-                group, cost = [], 0
-    if group:
-        yield group
+        pool.extend(batch)
+        if lookahead <= 0:  # stream: emit closed groups, keep the open one across batches
+            *closed, pool = _split(pool, steps, max_traces)
+            yield from closed
+        elif len(pool) >= lookahead:
+            pool.sort(key=lambda job: -job_cost(job))
+            yield from (group for group in _split(pool, steps, max_traces) if group)
+            pool = []
+    if lookahead > 0:
+        pool.sort(key=lambda job: -job_cost(job))
+    yield from (group for group in _split(pool, steps, max_traces) if group)
+
+
+def _split(jobs: list[TraceJob], steps: int, max_traces: int) -> list[list[TraceJob]]:
+    """``jobs`` in groups closed at ``steps`` attempts or ``max_traces`` traces; the last one is the open
+    group (possibly empty)."""
+    groups: list[list[TraceJob]] = [[]]
+    cost = 0
+    for job in jobs:
+        groups[-1].append(job)
+        cost += max(1, job_cost(job))
+        if cost >= steps or len(groups[-1]) >= max_traces:
+            groups.append([])
+            cost = 0
+    return groups
 
 
 @cache
