@@ -171,6 +171,6 @@ def report_smoke(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """Run every benchmarks/bench_*.py: results in out/bench.json and docs/BENCHMARKS.md (``-- --quick`` for CI)."""
-    _install_unless_no_venv(session, "bench")
+    _install_unless_no_venv(session, "bench", extras="dask")  # bench_dask.py runs LocalClusters
     session.run("python", "benchmarks/run_all.py", "--out", "out/bench.json", "--markdown", "docs/BENCHMARKS.md",
                 *session.posargs)  # fmt: skip
