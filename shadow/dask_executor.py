@@ -50,10 +50,10 @@ from shadow.trial import ROLES, TraceJob, TraceOutcome, TrialConfig, run_trace_w
 __all__ = ["BATCH_STEPS", "DaskError", "DaskExecutor", "DaskNotInstalled", "DaskTaskError", "SchedulerUnreachable",
            "replay_batch"]
 
-BATCH_STEPS = 500
-"""Recorded step attempts per task (~5-10 CPU-s of legacy + actor + A/A replay on the built-in corpus):
-large enough that Dask's per-task cost (~1 ms) is noise, small enough that two workers finish within
-a task of each other on a 200-trace corpus."""
+BATCH_STEPS = 250
+"""Recorded step attempts per task (~3-6 CPU-s of legacy + actor + A/A replay on the built-in corpus):
+large enough that Dask's per-task cost (a few ms, and one Arrow batch per task) is noise, small enough
+that workers finish within a short task of each other (36 traces of the built-in corpus make 12 tasks)."""
 
 MAX_BATCH_TRACES = 64
 """Traces per task at most (tiny traces: bounds a task's rows and the work a dead worker loses)."""

@@ -54,7 +54,7 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
                    help="with --executor dask (implied): a running dask.distributed scheduler, e.g. "
                         "tcp://10.0.0.5:8786 (docs/SCALING.md: dask-kubernetes, dask-jobqueue, dask scheduler)")
     p.add_argument("--batch-steps", type=int, default=None,
-                   help="--executor dask: recorded step attempts per task (default 500)")
+                   help="--executor dask: recorded step attempts per task (default 250)")
     p.add_argument("--parts-dir", metavar="FOLDER",
                    help="--executor dask: workers write each task's rows as Parquet parts in this folder (one the "
                         "workers and this machine both see) instead of sending them back; the driver ingests and "
