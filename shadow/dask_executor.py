@@ -66,6 +66,9 @@ CONNECT_TIMEOUT = 3.0
 """Seconds to reach a scheduler given by address before giving up: with the imports (~2 s) and the
 exit, `shadow run` ends with exit 4 in about 6 s, within the 10 s the issue allows."""
 
+HEAL_EVERY = 10.0
+"""Seconds between checks, while waiting for results, that a local cluster still has all its workers."""
+
 LOCAL_ALLOWED_FAILURES = 2
 """Worker deaths a task survives on our LocalCluster before Dask gives up on it (KilledWorker) and we split
 it per trace. Dask's default is 3; a remote scheduler keeps its own setting."""
@@ -254,6 +257,7 @@ class DaskExecutor:
         self._run_id = uuid.uuid4().hex[:12]
         self._in_flight = in_flight
         self.cluster: Any = None
+        self.n_workers = max(1, workers)
         self._futures: dict[str, Any] = {}
         self.tasks_split = 0
         self.crashed_traces: list[str] = []
@@ -369,16 +373,43 @@ class DaskExecutor:
                     "(pip install 'workflow-shadow[dask]' plus your plug-in engine on each worker)") from exc
             yield [_read_parts(batch)]
 
+        def next_done() -> Any:
+            """The next completed future; meanwhile, every few seconds, a local cluster's lost workers are
+            replaced (a nanny that failed to restart its worker would otherwise leave the run waiting)."""
+            checked = time.monotonic()
+            while not completed.has_ready():
+                time.sleep(0.05)
+                if time.monotonic() - checked >= HEAL_EVERY:
+                    self.heal()
+                    checked = time.monotonic()
+            return next(completed)
+
         try:
             for jobs in group_by_steps(batches, self.batch_steps, self.max_batch_traces, self.lookahead):
                 submit(jobs)
                 while completed.count() >= window:
-                    yield from collect(next(completed))
+                    yield from collect(next_done())
             while not completed.is_empty():
-                yield from collect(next(completed))
+                yield from collect(next_done())
         finally:  # the runner stopped early (an error, Ctrl-C): nothing more of this run is wanted
             for future in list(self._futures.values()):
                 future.cancel()
+
+    def heal(self) -> int:
+        """Replace the workers of our local cluster whose nanny closed (it gave up restarting a dead worker
+        process); returns how many. A remote cluster's size is its owner's business: nothing happens."""
+        if self.cluster is None:
+            return 0
+        from distributed.core import Status
+
+        gone = [name for name, nanny in list(self.cluster.workers.items())
+                if getattr(nanny, "status", None) in (Status.closed, Status.failed, Status.closing)]
+        if gone:
+            for name in gone:  # forget the closed nanny, so that scaling starts a new one (maybe by that name)
+                self.cluster.worker_spec.pop(name, None)
+                self.cluster.workers.pop(name, None)
+            self.cluster.scale(self.n_workers)
+        return len(gone)
 
     def close(self) -> None:
         for future in list(self._futures.values()):

@@ -277,3 +277,20 @@ def test_driver_killed_then_rerun_stores_every_trace_once(tmp_path: Path) -> Non
     assert rows(db, "SELECT count(*) FROM records") == [(3 * n,)]
     assert rows(db, "SELECT count(*) FROM (SELECT DISTINCT trace_id, engine, run_id, path, attempt FROM steps)") == rows(
         db, "SELECT count(*) FROM steps")
+
+
+def test_local_cluster_replaces_a_worker_whose_nanny_gave_up() -> None:
+    """A nanny that closed (it failed to restart a dead worker, seen once under heavy load) would leave a
+    local run waiting for workers forever: ``heal`` (called while waiting) starts a new one."""
+    from shadow.dask_executor import DaskExecutor
+
+    executor = DaskExecutor(2, dashboard=False)
+    try:
+        nanny = next(iter(executor.cluster.workers.values()))
+        executor.client.sync(nanny.close)
+        assert executor.heal() == 1
+        executor.client.wait_for_workers(2, timeout=120)
+        assert len(executor.client.nthreads()) == 2
+        assert executor.heal() == 0
+    finally:
+        executor.close()
