@@ -279,7 +279,8 @@ def test_driver_killed_then_rerun_stores_every_trace_once(tmp_path: Path) -> Non
         db, "SELECT count(*) FROM steps")
 
 
-def test_local_cluster_replaces_a_worker_whose_nanny_gave_up() -> None:
+@pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
+def test_local_cluster_replaces_a_worker_whose_nanny_gave_up() -> None:  # closing a nanny by hand leaks a Dask socket
     """A nanny that closed (it failed to restart a dead worker, seen once under heavy load) would leave a
     local run waiting for workers forever: ``heal`` (called while waiting) starts a new one."""
     from shadow.dask_executor import DaskExecutor
