@@ -175,7 +175,7 @@ def _read_parts(batch: ArrowBatch) -> ArrowBatch:
 
 # -- a trace that kills its worker ------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _WorkerCrash:
     """Stands in for every engine of a trace whose replay killed its worker process: each replay raises,
     so the trial records the trace as an engine error on every role (its rows look like any crash)."""
@@ -194,7 +194,7 @@ class WorkerCrashed(RuntimeError):
 
 def crashed_outcome(job: TraceJob, config: TrialConfig, message: str) -> TraceOutcome:
     crash = _WorkerCrash(message)
-    return run_trace_with(job, config, dict.fromkeys(ROLES, crash))  # type: ignore[misc]
+    return run_trace_with(job, config, dict.fromkeys(ROLES, crash))
 
 
 # -- on the driver ----------------------------------------------------------------------------------
@@ -218,10 +218,10 @@ def probe_scheduler(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
     import asyncio
 
     _import_distributed()
-    from distributed.comm import connect
+    from distributed.comm.core import connect
 
     async def identity() -> Any:
-        comm = await connect(address, timeout=timeout)
+        comm = await connect(address, timeout=timeout)  # type: ignore[no-untyped-call]
         try:
             await comm.write({"op": "identity"})
             return await comm.read()

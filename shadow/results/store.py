@@ -21,7 +21,6 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from shadow.results.schema import DDL, FORMAT_NAME, IDENTITY_TABLES, SCHEMA_VERSION, TABLES
 
@@ -217,7 +216,8 @@ class ResultsStore:
         column = table.column("identity")
         if column.null_count == 0:
             return table
-        filled = pc.fill_null(column.cast(pa.string()), self.identity or "")
+        mine = self.identity or ""
+        filled = pa.array([mine if value is None else value for value in column.to_pylist()], pa.string())
         return table.set_column(table.column_names.index("identity"), "identity", filled)
 
     # -- whole-database aggregates ----------------------------------------------------------------
