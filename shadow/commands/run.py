@@ -193,6 +193,9 @@ def _executor(args: argparse.Namespace) -> Executor | None:
         return None
     from shadow.dask_executor import BATCH_STEPS, DaskExecutor
 
+    if args.parts_dir and not os.path.isdir(args.parts_dir):
+        raise DaskError(f"--parts-dir {args.parts_dir}: not a folder; create it (on storage the workers share) "
+                        "or leave the flag out to have the rows sent back")
     if args.batch_steps is not None and args.batch_steps < 1:
         raise DaskError(f"--batch-steps {args.batch_steps}: give 1 or more recorded step attempts per task")
     return DaskExecutor(args.workers, args.scheduler, batch_steps=args.batch_steps or BATCH_STEPS,

@@ -231,6 +231,12 @@ def test_cli_rejects_dask_flags_without_dask(tmp_path: Path) -> None:
                           cwd=REPO, env=ENV, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 4
     assert "is for --executor dask" in done.stderr
+    missing = subprocess.run(_cli(str(corpus), "--db", str(tmp_path / "r.duckdb"), "--executor", "dask",
+                                  "--parts-dir", str(tmp_path / "nowhere")),
+                             cwd=REPO, env=ENV, capture_output=True, text=True, timeout=60, check=False)
+    assert missing.returncode == 4
+    assert "not a folder" in missing.stderr
+    assert not (tmp_path / "nowhere").exists()
 
 
 def _children(pid: int) -> list[int]:
