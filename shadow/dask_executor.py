@@ -278,8 +278,11 @@ class DaskExecutor:
             path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
             # worker-saturation 1.0: a worker holds only the task it runs, none queued behind it, so a worker
             # death is blamed on that task alone (Dask counts it against every task the worker held).
+            # profile.enabled False: Dask's statistical profiler samples each worker's stack 100 times a second,
+            # taking the GIL from the replay each time; our workers run one long pure-Python task at a time.
             with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures,
-                                  "distributed.scheduler.worker-saturation": 1.0}), warnings.catch_warnings():
+                                  "distributed.scheduler.worker-saturation": 1.0,
+                                  "distributed.worker.profile.enabled": False}), warnings.catch_warnings():
                 # 8787 taken (another cluster): Dask picks a free port and warns; the port is in describe()
                 warnings.filterwarnings("ignore", message="Port .* is already in use", category=UserWarning)
                 self.cluster = distributed.LocalCluster(
