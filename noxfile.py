@@ -33,15 +33,16 @@ def tests(session: nox.Session) -> None:
     comparisons, large real traces) - tens of minutes on two cores. Arguments after ``--`` are added to
     the ``not slow`` filter (``nox -s tests -- tests/shadow -k gate``); a ``-m`` of your own replaces it.
     The PostgreSQL store tests need the server binaries (Debian: ``apt-get install postgresql``; .ci/run
-    installs them) and skip without."""
-    _install(session, "test", extras="postgres")
+    installs them) and skip without. The ``dask`` extra is installed so the Dask executor's tests run
+    (tests/shadow/test_dask_executor.py)."""
+    _install(session, "test", extras="postgres,dask")
     session.run("pytest", "-m", "not slow", *session.posargs)
 
 
 @nox.session(python=PYTHON)
 def tests_slow(session: nox.Session) -> None:
     """Run only the tests marked ``slow``."""
-    _install(session, "test", extras="postgres")
+    _install(session, "test", extras="postgres,dask")
     session.run("pytest", "-m", "slow", *session.posargs)
 
 
@@ -77,10 +78,27 @@ def _bin(session: nox.Session, name: str) -> str:
     return str(Path(session.bin) / name)
 
 
-def _install_unless_no_venv(session: nox.Session, *groups: str) -> None:
+def _install_unless_no_venv(session: nox.Session, *groups: str, extras: str = "") -> None:
     """``--no-venv`` runs in an environment the pipeline prepared itself: install nothing there."""
     if session.venv_backend != "none":
-        _install(session, *groups)
+        _install(session, *groups, extras=extras)
+
+
+def _executor_args() -> list[str]:
+    """``shadow run`` flags from SHADOW_EXECUTOR (auto|inline|process|dask), SHADOW_SCHEDULER (a Dask scheduler
+    address; implies dask) and SHADOW_WORKERS (worker processes; default: cores)."""
+    args: list[str] = []
+    if os.environ.get("SHADOW_EXECUTOR"):
+        args += ["--executor", os.environ["SHADOW_EXECUTOR"]]
+    if os.environ.get("SHADOW_SCHEDULER"):
+        args += ["--scheduler", os.environ["SHADOW_SCHEDULER"]]
+    if os.environ.get("SHADOW_WORKERS"):
+        args += ["--workers", os.environ["SHADOW_WORKERS"]]
+    return args
+
+
+def _wants_dask() -> bool:
+    return os.environ.get("SHADOW_EXECUTOR") == "dask" or bool(os.environ.get("SHADOW_SCHEDULER"))
 
 
 def _step(session: nox.Session, *args: str) -> None:
@@ -101,7 +119,7 @@ def _fresh_results(session: nox.Session, out: Path, count: str, seed: str, extra
         stale.unlink(missing_ok=True)
     cap = ["--max-steps", os.environ["SHADOW_MAX_STEPS"]] if os.environ.get("SHADOW_MAX_STEPS") else []
     _step(session, "shadow", "corpus", "generate", "--seed", seed, "--count", count, *cap, "-o", str(corpus))
-    run = ["shadow", "run", str(corpus), "--db", str(database)]  # progress: a bar, or a line every 3 s in CI logs
+    run = ["shadow", "run", str(corpus), "--db", str(database), *_executor_args()]  # progress: bar or CI log lines
     if os.environ.get("SHADOW_REGISTRY"):
         run += ["--registry", os.environ["SHADOW_REGISTRY"]]
     # Divergences are findings for the gate to judge, not a failure of the run itself.
@@ -116,10 +134,12 @@ def shadow(session: nox.Session) -> None:
     Artifacts in out/: results.duckdb, report.html, verdict.json, junit.xml, summary.md. Environment:
     SHADOW_TRACES (default 200), SHADOW_MAX_STEPS (steps per workflow; uncapped by default), SHADOW_SEED (1),
     SHADOW_COHORTS (examples/cohorts.toml),
-    SHADOW_REGISTRY (a known-divergence registry, none by default). Arguments after -- go to
+    SHADOW_REGISTRY (a known-divergence registry, none by default), SHADOW_EXECUTOR (auto, inline, process or
+    dask; dask installs the extra), SHADOW_SCHEDULER (a running Dask scheduler's address, implies dask),
+    SHADOW_WORKERS (worker processes; default: cores). Arguments after -- go to
     ``shadow run``; ``-- --planted-fault`` swaps in a broken candidate (examples/planted_fault.py).
     """
-    _install_unless_no_venv(session)
+    _install_unless_no_venv(session, extras="dask" if _wants_dask() else "")
     extra = [a for a in session.posargs if a != "--planted-fault"]
     if "--planted-fault" in session.posargs:
         extra += ["--candidate", "examples.planted_fault:lost_wakeup"]
@@ -166,7 +186,7 @@ def bench(session: nox.Session) -> None:
     """Run every benchmarks/bench_*.py: results in out/bench.json and out/BENCHMARKS.md (``-- --quick`` for CI,
     ``-- -k PATTERN`` for some). Only ``-- --update-docs`` rewrites the tracked docs/BENCHMARKS.md: a quick or
     partial run on a busy machine must not replace the published figures by accident."""
-    _install_unless_no_venv(session, "bench")
+    _install_unless_no_venv(session, "bench", extras="dask")  # bench_dask.py runs LocalClusters
     args = list(session.posargs)
     markdown = "out/BENCHMARKS.md"
     if "--update-docs" in args:

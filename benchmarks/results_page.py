@@ -91,6 +91,12 @@ def targets(doc: Mapping[str, Any]) -> list[tuple[str, Any, str, str]]:
          ">= 10,000", lambda v: v >= 10_000),
         ("2 workers / 1 worker, built-in", _get(doc, "bench_replay", "builtin", "e2e", "speedup_2_workers"), ">= 1.8",
          lambda v: v >= 1.8),
+        # issue 14 (Dask executor), bench_dask: a LocalCluster of 2 workers vs 1, the same corpus side by side
+        ("Dask 2 workers / 1 worker, built-in", _get(doc, "bench_dask", "speedup_2_workers"), ">= 1.8",
+         lambda v: v >= 1.8),
+        ("Dask workers for 1M steps in 1 hour", _get(doc, "bench_dask", "workers_for_1m_steps_in_1h"), "reported",
+         None),
+        ("Dask driver ingest, recorded steps/s", _get(doc, "bench_dask", "ingest_steps_per_s"), "reported", None),
         ("store round trips per step, actor / legacy", _get(doc, "bench_replay", "builtin", "round_trips_actor_over_legacy"),
          "<= 0.1", lambda v: v <= 0.1),
         ("scale: max peak RSS (MB)", _get(doc, "bench_scale", "max_peak_rss_mb"), "<= 500", lambda v: v <= 500),

@@ -44,6 +44,7 @@ ARGS: dict[str, list[str]] = {
     "bench_wfformat_makespan": ["--cpu-budget", "10"],
     "bench_maestro_races": ["--seeds", "3"],
     "bench_replay_speed": ["--seed", "1", "--count", "200", "--exact-sample", "12"],
+    "bench_dask": ["--traces", "36"],
 }
 QUICK_ARGS: dict[str, list[str]] = {
     "bench_report": ["--runs", "10000", "--repeat", "1"],
@@ -57,6 +58,7 @@ QUICK_ARGS: dict[str, list[str]] = {
     "bench_maestro_races": ["--seeds", "1"],
     "bench_replay_speed": ["--count", "20", "--exact-sample", "4"],
     "bench_cli_start": ["--repeat", "3"],
+    "bench_dask": ["--traces", "8", "--no-pool", "--ingest-copies", "3"],
 }
 
 

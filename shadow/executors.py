@@ -1,10 +1,13 @@
 """Where trials run: in this process, or spread over local worker processes.
 
 The :class:`Executor` protocol is deliberately small (run a batch of trace jobs, get their outcomes
-back in order) so that a distributed executor (Dask) can follow without touching the runner. An
-executor may also offer ``run_batches`` (a stream of batches in, their outcomes out in order), which
+back in order) so that a distributed executor can follow without touching the runner. An
+executor may also offer ``run_batches`` (a stream of batches in, their outcomes out), which
 lets it work on the next batches while the runner stores the last one; :func:`stream_batches` uses it
-when present.
+when present. The Dask executor (``shadow.dask_executor``) uses it to regroup the stream into tasks by
+step count and to return results as they complete; its items are ``shadow.batches.ArrowBatch`` (the
+rows of several traces as Arrow tables) rather than one ``TraceOutcome`` per trace, and the runner
+stores either kind.
 
 The process pool ships one trace per task, largest first within a batch, and keeps two batches in
 flight: a worker that finishes early takes the next trace instead of waiting for the slowest chunk

@@ -17,11 +17,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, cast
 
+import pyarrow as pa
+
 from engines.api import DEFAULT_TIME_LIMIT
 from results.identity import IdentityMismatch, compute_identity, differences
 from results.rows import QuarantineRow, TraceRow
 from results.schema import dumps
 from shadow import interrupts
+from shadow.batches import ArrowBatch
 from shadow.engines import EngineSpec, EngineSpecError, build_engine
 from shadow.executors import Executor, make_executor, stream_batches
 from shadow.noise import NoiseConfig, Registry
@@ -172,7 +175,9 @@ class _Session:
         self.quarantined_at = {(f, ln) for f, ln in store.query(
             "SELECT file, line FROM quarantine WHERE identity = ?", [store.identity or ""])}
         self.buffer: list[TraceOutcome] = []
-        self.buffered_rows = 0
+        # Batches a remote executor shipped as Arrow tables (shadow.batches), flushed with the rows.
+        self.arrow_buffer: list[ArrowBatch] = []
+        self.buffered_traces = self.buffered_rows = 0
         self.quarantine: list[QuarantineRow] = []
         self.last_flush = time.monotonic()
         self.traces_done = self.skipped = self.quarantined = self.divergences = self.selected = 0
@@ -205,14 +210,24 @@ class _Session:
                 good.append(it)
         return good
 
-    def add(self, outcomes: Sequence[TraceOutcome]) -> None:
+    def add(self, outcomes: Sequence[TraceOutcome | ArrowBatch]) -> None:
         for outcome in outcomes:
-            cast(TraceRow, outcome.tables["traces"][0])["session_id"] = self.session_id
+            if isinstance(outcome, ArrowBatch):
+                traces = outcome.tables["traces"]
+                column = pa.array([self.session_id] * traces.num_rows, pa.string())
+                outcome = outcome.with_table("traces", traces.set_column(
+                    traces.column_names.index("session_id"), "session_id", column))
+                self.arrow_buffer.append(outcome)
+                self.buffered_traces += len(outcome.trace_ids)
+                self.buffered_rows += outcome.step_rows
+            else:
+                cast(TraceRow, outcome.tables["traces"][0])["session_id"] = self.session_id
+                self.buffer.append(outcome)
+                self.buffered_traces += 1
+                self.buffered_rows += len(outcome.tables.get("steps", ()))
             self.divergences += outcome.candidate_divergences
-            self.buffered_rows += len(outcome.tables.get("steps", ()))
-        self.buffer.extend(outcomes)
         due = time.monotonic() - self.last_flush >= self.settings.flush_seconds
-        if len(self.buffer) >= self.settings.flush_traces or due or self.buffered_rows >= self.settings.flush_rows:
+        if self.buffered_traces >= self.settings.flush_traces or due or self.buffered_rows >= self.settings.flush_rows:
             self.flush()
 
     def add_quietly(self, outcomes: Sequence[TraceOutcome]) -> None:
@@ -220,6 +235,8 @@ class _Session:
         for outcome in outcomes:
             cast(TraceRow, outcome.tables["traces"][0])["session_id"] = self.session_id
             self.divergences += outcome.candidate_divergences
+            self.buffered_traces += 1
+            self.buffered_rows += len(outcome.tables.get("steps", ()))
         self.buffer.extend(outcomes)
 
     def flush(self) -> None:
@@ -227,10 +244,14 @@ class _Session:
         for outcome in self.buffer:
             for name, rows in outcome.tables.items():
                 tables.setdefault(name, []).extend(rows)
-        self.store.insert(tables)
-        self.traces_done += len(self.buffer)
-        self.buffer, self.quarantine = [], []
-        self.buffered_rows = 0
+        arrow: dict[str, list[pa.Table]] = {}
+        for batch in self.arrow_buffer:
+            for name, table in batch.tables.items():
+                arrow.setdefault(name, []).append(table)
+        self.store.insert(tables, arrow)
+        self.traces_done += self.buffered_traces
+        self.buffer, self.arrow_buffer, self.quarantine = [], [], []
+        self.buffered_traces = self.buffered_rows = 0
         self.last_flush = time.monotonic()
         self.store.heartbeat(self.session_id, self.traces_done)
         # Free the file until the next flush: summary, report and gate read what has landed meanwhile.
@@ -269,7 +290,7 @@ def run_shadow(settings: RunSettings, *, progress: Progress | None = None,
             for outcomes in stream_batches(executor, _batches(session, selector), config):
                 session.add(outcomes)
                 if progress is not None:
-                    progress(session.traces_done + len(session.buffer), session.divergences)
+                    progress(session.traces_done + session.buffered_traces, session.divergences)
         except KeyboardInterrupt:
             status = "interrupted"
         except BaseException:

@@ -34,6 +34,7 @@ from engines.api import AttemptRecord, Engine, ExecutionRecord, ReplayOptions, R
 __all__ = [
     "FAULT_KINDS",
     "PLANTED_CAUSES",
+    "CrashingEngine",
     "FailingEngine",
     "FakeEngine",
     "PlantedCausesEngine",
@@ -341,3 +342,37 @@ def two_causes() -> PlantedCausesEngine:
 def five_causes() -> PlantedCausesEngine:
     """Factory for ``--candidate shadow.testing:five_causes``."""
     return _planted(5)
+
+
+@dataclass(slots=True)
+class CrashingEngine:
+    """Kills the process replaying it (``os._exit``, like a segfault or the OOM killer) on traces whose id
+    is in ``crash_on``; otherwise delegates. With ``once`` (a file path) it crashes only while that file
+    does not exist, creating it first: a worker that dies once, mid-batch. For executors with worker
+    processes only: inline, it ends the caller."""
+
+    inner: Engine
+    crash_on: frozenset[str] = frozenset()
+    once: str = ""
+    name: str = "fake"
+    version: str = "0.0-test"
+
+    def replay(self, trace: Trace, options: ReplayOptions) -> ExecutionRecord:
+        import os
+
+        if trace.trace_id in self.crash_on:
+            if not self.once:
+                os._exit(70)
+            try:
+                with open(self.once, "x", encoding="utf-8"):
+                    pass
+            except FileExistsError:
+                pass
+            else:
+                os._exit(70)
+        return self.inner.replay(trace, options)
+
+
+def crashing_engine(crash_on: str = "", once: str = "") -> CrashingEngine:
+    """Factory for ``--candidate shadow.testing:crashing_engine``: kills its worker on the comma-separated ids."""
+    return CrashingEngine(FakeEngine(), crash_on=frozenset(x for x in crash_on.split(",") if x), once=once)

@@ -21,7 +21,9 @@ from results.errors import ResultsError
 from results.exitcodes import EXIT_HARNESS, EXIT_OK
 from shadow import interrupts
 from shadow.cli import finite_number
+from shadow.dask_executor import DaskError
 from shadow.engines import EngineSpecError, resolve_engine
+from shadow.executors import Executor, InlineExecutor, ProcessExecutor
 from shadow.noise import NoiseConfig, Registry, RegistryError
 from shadow.runner import RunReport, RunSettings, run_shadow
 from shadow.sources import META_COLUMNS, SelectionError
@@ -41,7 +43,22 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
                                    "Rerunning against the same --db resumes: stored traces are skipped.")
     p.add_argument("corpus", nargs="+", help="shadow-trace/1 JSON Lines files (.jsonl or .jsonl.gz)")
     p.add_argument("--db", required=True, help="results database file (created if missing)")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="worker processes (default: cores); with --executor dask, the local cluster's workers "
+                        "(ignored with --scheduler: the cluster has its own)")
+    p.add_argument("--executor", choices=("auto", "inline", "process", "dask"), default="auto",
+                   help="where trials run: auto (inline for --workers 1, else a process pool), inline, process, or "
+                        "dask (a local Dask cluster of --workers processes, or --scheduler's cluster; needs "
+                        "pip install 'workflow-shadow[dask]')")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="with --executor dask (implied): a running dask.distributed scheduler, e.g. "
+                        "tcp://10.0.0.5:8786 (docs/SCALING.md: dask-kubernetes, dask-jobqueue, dask scheduler)")
+    p.add_argument("--batch-steps", type=int, default=None,
+                   help="--executor dask: recorded step attempts per task (default 250)")
+    p.add_argument("--parts-dir", metavar="FOLDER",
+                   help="--executor dask: workers write each task's rows as Parquet parts in this folder (one the "
+                        "workers and this machine both see) instead of sending them back; the driver ingests and "
+                        "removes them")
     p.add_argument("--candidate", default="actor", help="legacy|actor|oracle|module:factory (default actor)")
     p.add_argument("--candidate-nodes", type=int, help="nodes= for the candidate's factory (e.g. actor)")
     p.add_argument("--candidate-fault", action="append", default=[],
@@ -114,33 +131,26 @@ def _run_command(args: argparse.Namespace) -> int:
             err.print(f"[red]error:[/] no traces in {escape(', '.join(settings.corpus))}: the corpus is empty. "
                       "Check the paths ('shadow corpus stats' counts the traces).", highlight=False)
             return EXIT_HARNESS
-        if args.no_progress:
-            report = run_shadow(settings)
-        elif not err.is_terminal:  # CI logs: a plain line every few seconds instead of a live bar
-            every = _progress_every()
-            began, last = time.monotonic(), [-every]
-
-            def log_line(done: int, divergences: int) -> None:
-                elapsed = time.monotonic() - began
-                if elapsed - last[0] >= every:
-                    last[0] = elapsed
-                    print(f"progress: {done} traces in {elapsed:.0f} s ({done / max(elapsed, 1e-9):.1f} traces/s), "
-                          f"{divergences} divergences", file=sys.stderr, flush=True)
-
-            report = run_shadow(settings, progress=log_line)
-        else:
-            with Progress(SpinnerColumn(), TextColumn("{task.completed} traces"),
-                          TextColumn("{task.fields[rate]:.1f} traces/s"),
-                          TextColumn("{task.fields[div]} divergences"), TimeElapsedColumn(),
-                          console=err, transient=True) as bar:
-                task = bar.add_task("replay", total=None, rate=0.0, div=0)
-
-                def progress(done: int, divergences: int) -> None:
-                    elapsed = bar.tasks[0].elapsed or 1e-9
-                    bar.update(task, completed=done, rate=done / elapsed, div=divergences)
-
-                report = run_shadow(settings, progress=progress)
-    except (EngineSpecError, RegistryError, ResultsError, SelectionError) as exc:
+        try:
+            executor = _executor(args)
+        except DaskError as exc:
+            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+            return EXIT_HARNESS
+        if executor is not None and hasattr(executor, "describe"):
+            # Dask: workers and the dashboard address, on one unwrapped line (a URL cut in two is no link in CI logs)
+            print(executor.describe(), file=sys.stderr, flush=True)
+        try:
+            report = _run(settings, args, err, executor)
+        except BaseException:
+            if executor is not None:
+                getattr(executor, "abort", executor.close)()
+            raise
+        if executor is not None:
+            if report.status == "finished":
+                executor.close()
+            else:
+                getattr(executor, "abort", executor.close)()
+    except (EngineSpecError, RegistryError, ResultsError, SelectionError, DaskError) as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         return EXIT_HARNESS
     except BrokenProcessPool as exc:
@@ -157,6 +167,60 @@ def _run_command(args: argparse.Namespace) -> int:
               f"{report.quarantined} quarantined, {report.candidate_divergences} raw candidate divergences "
               f"-> {escape(args.db)}", highlight=False)
     return _incomplete_input(err, report, args.corpus)
+
+
+def _executor(args: argparse.Namespace) -> Executor | None:
+    """The executor ``--executor`` asks for, built before the database is touched (a Dask scheduler that does
+    not answer is exit 4 with nothing written); None: ``run_shadow`` picks by ``--workers``."""
+    kind = "dask" if args.scheduler and args.executor == "auto" else args.executor
+    if args.scheduler and kind != "dask":
+        raise DaskError(f"--scheduler {args.scheduler} is for --executor dask, not --executor {kind}")
+    if kind != "dask" and (args.batch_steps is not None or args.parts_dir):
+        raise DaskError("--batch-steps and --parts-dir are for --executor dask")
+    if kind == "inline":
+        return InlineExecutor()  # dask itself is imported only below, for --executor dask
+    if kind == "process":
+        return ProcessExecutor(args.workers)
+    if kind != "dask":
+        return None
+    from shadow.dask_executor import BATCH_STEPS, DaskExecutor
+
+    if args.parts_dir and not os.path.isdir(args.parts_dir):
+        raise DaskError(f"--parts-dir {args.parts_dir}: not a folder; create it (on storage the workers share) "
+                        "or leave the flag out to have the rows sent back")
+    if args.batch_steps is not None and args.batch_steps < 1:
+        raise DaskError(f"--batch-steps {args.batch_steps}: give 1 or more recorded step attempts per task")
+    return DaskExecutor(args.workers, args.scheduler, batch_steps=args.batch_steps or BATCH_STEPS,
+                        parts_dir=args.parts_dir)
+
+
+def _run(settings: RunSettings, args: argparse.Namespace, err: Console, executor: Executor | None) -> RunReport:
+    """``run_shadow`` with the progress display: none, a line every few seconds in CI logs, or a live bar."""
+    if args.no_progress:
+        return run_shadow(settings, executor=executor)
+    if not err.is_terminal:  # CI logs: a plain line every few seconds instead of a live bar
+        every = _progress_every()
+        began, last = time.monotonic(), [-every]
+
+        def log_line(done: int, divergences: int) -> None:
+            elapsed = time.monotonic() - began
+            if elapsed - last[0] >= every:
+                last[0] = elapsed
+                print(f"progress: {done} traces in {elapsed:.0f} s ({done / max(elapsed, 1e-9):.1f} traces/s), "
+                      f"{divergences} divergences", file=sys.stderr, flush=True)
+
+        return run_shadow(settings, progress=log_line, executor=executor)
+    with Progress(SpinnerColumn(), TextColumn("{task.completed} traces"),
+                  TextColumn("{task.fields[rate]:.1f} traces/s"),
+                  TextColumn("{task.fields[div]} divergences"), TimeElapsedColumn(),
+                  console=err, transient=True) as bar:
+        task = bar.add_task("replay", total=None, rate=0.0, div=0)
+
+        def progress(done: int, divergences: int) -> None:
+            elapsed = bar.tasks[0].elapsed or 1e-9
+            bar.update(task, completed=done, rate=done / elapsed, div=divergences)
+
+        return run_shadow(settings, progress=progress, executor=executor)
 
 
 def _progress_every() -> float:

@@ -26,13 +26,18 @@ from results.connection import LOCK_WAIT, connect
 from results.errors import ResultsError, open_failure_hint
 from results.schema import ADDED_COLUMNS, DDL, FORMAT_NAME, IDENTITY_TABLES, SCHEMA_VERSION, TABLES, dumps
 
-__all__ = ["LOCK_WAIT", "ResultsStore", "check_ours", "connect", "dumps"]
+__all__ = ["LOCK_WAIT", "ResultsStore", "arrow_type", "check_ours", "connect", "dumps"]
 
 _ARROW_TYPES: Mapping[str, pa.DataType] = {
     "VARCHAR": pa.string(), "JSON": pa.string(), "INTEGER": pa.int32(), "BIGINT": pa.int64(),
     "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(), "DATE": pa.date32(), "TIMESTAMP": pa.timestamp("us"),
     "VARCHAR[]": pa.list_(pa.string()),
 }
+
+
+def arrow_type(duckdb_type: str) -> pa.DataType:
+    """The Arrow type a results column of this DuckDB type is written as."""
+    return _ARROW_TYPES.get(duckdb_type, pa.string())
 
 
 WRITER_MEMORY_LIMIT: str | None = None
@@ -119,7 +124,7 @@ class ResultsStore:
 
     def _arrow_schema(self, table: str) -> pa.Schema:
         cols = self.con.execute(f"DESCRIBE {table}").fetchall()
-        return pa.schema([(name, _ARROW_TYPES.get(str(kind), pa.string())) for name, kind, *_ in cols])
+        return pa.schema([(name, arrow_type(str(kind))) for name, kind, *_ in cols])
 
     def close(self) -> None:
         if self._con is not None:
@@ -171,12 +176,16 @@ class ResultsStore:
         return str(row[0]), parts if isinstance(parts, dict) else {}, str(row[2] or "")
 
     # -- batches ----------------------------------------------------------------------------------
-    def insert(self, tables: Mapping[str, Sequence[Mapping[str, Any]]]) -> None:
+    def insert(self, tables: Mapping[str, Sequence[Mapping[str, Any]]],
+               arrow: Mapping[str, Sequence[pa.Table]] | None = None) -> None:
         """Insert rows for several tables as Arrow tables, all in one transaction (all or nothing).
 
         Tables are converted one at a time, in chunks of ``INSERT_CHUNK`` rows, so a flush never holds
-        a second copy of the whole batch (the records' JSON is most of it) beside the rows."""
-        if not any(tables.values()):
+        a second copy of the whole batch (the records' JSON is most of it) beside the rows. ``arrow``
+        adds tables that are Arrow already (batches from remote workers, ``shadow.batches``) to the same
+        transaction; a null ``identity`` in them is this writer's identity."""
+        arrow = {name: [t for t in parts if t.num_rows] for name, parts in (arrow or {}).items()}
+        if not any(tables.values()) and not any(arrow.values()):
             return
         self.con.begin()
         try:
@@ -187,6 +196,11 @@ class ResultsStore:
                     self.con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _batch")
                     self.con.unregister("_batch")
                     del table
+            for name, parts in arrow.items():
+                for part in parts:
+                    self.con.register("_batch", self._with_identity(part))
+                    self.con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _batch")
+                    self.con.unregister("_batch")
             self.con.commit()
         except BaseException:
             self.con.rollback()
@@ -205,6 +219,17 @@ class ResultsStore:
         if "identity" in columns:  # '' when unknown (a store used without a session)
             columns["identity"] = [row.get("identity") or self.identity or "" for row in rows]
         return pa.Table.from_pydict(columns, schema=schema)
+
+    def _with_identity(self, table: pa.Table) -> pa.Table:
+        """``table`` with its null ``identity`` cells set to this writer's identity ('' when unknown)."""
+        if "identity" not in table.column_names:
+            return table
+        column = table.column("identity")
+        if column.null_count == 0:
+            return table
+        mine = self.identity or ""
+        filled = pa.array([mine if value is None else value for value in column.to_pylist()], pa.string())
+        return table.set_column(table.column_names.index("identity"), "identity", filled)
 
     # -- whole-database aggregates ----------------------------------------------------------------
     def replace(self, table: str, rows: Iterable[Mapping[str, Any]]) -> None:
