@@ -319,22 +319,44 @@ class ResultsReader:
         return groups, max(total - len(groups), 0)
 
     def cause_groups(self, limit: int) -> tuple[tuple[CauseGroup, ...], int] | None:
-        """Groups by cause (what changed), unexplained first, then most traces; None for a database written
-        before causes existed (the report then groups by signature)."""
+        """Root causes (what changed first in the runs it touched), unexplained first, then most traces, each
+        with the causes that follow from it; and how many more root causes there are past ``limit``. None for
+        a database written before causes existed (the report then groups by signature)."""
         if not self.has("causes") or not self.count("causes"):
             return None
-        total = self.count("causes")
-        rows = self.query(
-            "SELECT cause, description, kind, field, change, candidate_traces, aa_traces, candidate_rate, aa_rate, "
-            "status, waived_by, root_traces, consequence_of, members, divergences, exemplars, first_divergence_path "
-            "FROM causes ORDER BY (status = 'unexplained') DESC, candidate_traces DESC, root_traces DESC, cause "
-            "LIMIT ?", [limit])
+        columns = ("cause, description, kind, field, change, candidate_traces, aa_traces, candidate_rate, aa_rate, "
+                   "status, waived_by, root_traces, consequence_of, members, divergences, exemplars, "
+                   "first_divergence_path")
+        # A cause is listed under its parent when the parent is itself a group (a chain is flattened to the root).
+        parents = dict(self.query("SELECT cause, consequence_of FROM causes WHERE consequence_of IS NOT NULL"))
+        known = {str(c) for (c,) in self.query("SELECT cause FROM causes")}
+
+        def root_of(cause: str) -> str | None:
+            seen = {cause}
+            parent = parents.get(cause)
+            while parent is not None and parent in known and parent in parents and parent not in seen:
+                seen.add(parent)
+                parent = parents[parent]
+            return parent if parent is not None and parent in known else None
+
+        under: dict[str, list[tuple[str, str, int]]] = {}
+        for c, description, traces in self.query(
+                "SELECT cause, description, candidate_traces FROM causes WHERE consequence_of IS NOT NULL "
+                "ORDER BY candidate_traces DESC, cause"):
+            root = root_of(str(c))
+            if root is not None:
+                under.setdefault(root, []).append((_s(c), _s(description), int(traces or 0)))
+        nested = {c for items in under.values() for c, _, _ in items}
+        total = len(known - nested)
+        rows = [r for r in self.query(
+            f"SELECT {columns} FROM causes ORDER BY (status = 'unexplained') DESC, candidate_traces DESC, "
+            "root_traces DESC, cause") if str(r[0]) not in nested][:limit]
         described = dict(self.query("SELECT cause, description FROM causes"))
         groups = tuple(
             CauseGroup(_s(r[0]), _s(r[1]), _s(r[2]), _s(r[3]), _s(r[4]), int(r[5] or 0), int(r[6] or 0),
                        float(r[7] or 0.0), float(r[8] or 0.0), _s(r[9]), r[10], int(r[11] or 0), r[12],
                        described.get(r[12]) if r[12] else None, _members(r[13]), int(r[14] or 0),
-                       tuple(r[15] or ()), _s(r[16]))
+                       tuple(r[15] or ()), _s(r[16]), tuple(under.get(str(r[0]), ())))
             for r in rows
         )
         return groups, max(total - len(groups), 0)

@@ -180,7 +180,7 @@ def build_exemplar(
     trace: Trace | None = None,
 ) -> Exemplar:
     """The drill-down of one exemplar trace of ``group``, from rows fetched for all exemplars at once."""
-    divs = [d for d in rows.divergences.get(trace_id, ()) if d[group.key_column] == group.key][:20]
+    divs = [d for d in rows.divergences.get(trace_id, ()) if group.matches(d)][:20]
     first = rows.first_divergence(trace_id)
     run_id = str((divs[0]["run_id"] if divs else None) or (first or {}).get("run_id") or "")
     records = rows.records.get(trace_id, {})

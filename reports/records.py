@@ -104,7 +104,8 @@ class SignatureGroup:
         """What a divergence row must carry to belong to the group (its ``signature``)."""
         return self.signature
 
-    key_column = "signature"
+    def matches(self, divergence: dict[str, Any]) -> bool:
+        return bool(divergence.get("signature") == self.signature)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,12 +131,18 @@ class CauseGroup:
     divergences: int
     exemplars: tuple[str, ...]
     first_divergence_path: str
+    # Causes that follow from this one (never first in their runs, this one first there): (cause, description,
+    # candidate traces). They are listed under it, not as groups of their own.
+    consequences: tuple[tuple[str, str, int], ...] = ()
 
     @property
     def key(self) -> str:
         return self.cause
 
-    key_column = "cause"
+    def matches(self, divergence: dict[str, Any]) -> bool:
+        """A divergence of this cause, or of one that follows from it."""
+        cause = divergence.get("cause")
+        return cause == self.cause or any(cause == c for c, _, _ in self.consequences)
 
     def top(self, member: str, n: int = 3) -> list[tuple[str, int]]:
         """The ``n`` members of one kind (``workflow_types``, ``step_types``, ``paths``) touching most traces."""

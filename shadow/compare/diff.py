@@ -9,6 +9,7 @@ divergence. The earliest differing step of each run in causal order is marked ``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,6 +33,7 @@ _FIELD_KINDS = {
     "step_type": DivergenceKind.CONFIG,
 }
 _MISSING = object()
+_ATTEMPT_FIELD = re.compile(r"^attempts\[([^\]]+)\]\.(\w+)")  # attempts[N].field...: the attempt key, the field
 
 
 def _json(value: Any) -> JsonValue:
@@ -197,13 +199,21 @@ def _finish(trace: Trace, flat: _Flattener, order: CausalOrder) -> list[Divergen
             first_path[run_id] = path
     for run_id, path, _, _ in keys:  # a run with only run-level differences: those are the first point
         first_path.setdefault(run_id, path)
+    # An attempt whose status differs differs in everything that follows from running (or not running) it:
+    # its outcome, params, outputs and config are consequences of the status, not first divergences of their
+    # own (an attempt that timed out before it started has no params). The status is the run's first point.
+    status_of = {(run_id, m.group(1)) for run_id, path, _, detail in keys
+                 if path == first_path.get(run_id) and (m := _ATTEMPT_FIELD.match(detail)) and m.group(2) == "status"}
     out: list[Divergence] = []
     for run_id, path, kind, detail in keys:
         b, o, cause = flat.rows[(run_id, path, kind, detail)]
+        first = first_path.get(run_id) == path
+        if first and status_of and (m := _ATTEMPT_FIELD.match(detail)) and m.group(2) != "status":
+            first = (run_id, m.group(1)) not in status_of
         out.append(Divergence(
             run_id=run_id, path=path, kind=DivergenceKind(kind), detail=detail, baseline_value=b, other_value=o,
             signature=signature_of(wtype, flat.step_type(run_id, path), path, kind),
-            is_first=first_path.get(run_id) == path, cause=cause,
+            is_first=first, cause=cause,
         ))
     return out
 

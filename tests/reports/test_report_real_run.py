@@ -63,10 +63,13 @@ class TestRealResults:
         assert int(_sql(db, "SELECT count(*) FROM quarantine")[0][0]) == 1  # type: ignore[call-overload]
 
     def test_every_cause_and_signature_listed_with_counts(self, real_run: tuple[Path, str]) -> None:
-        """Each cause group is a row with its candidate trace count; each signature is a drill-down row; the
-        exemplars are drawn per cause."""
+        """Each root cause is a group row with its candidate trace count, the causes that follow from it are
+        listed under it; each signature is a drill-down row; the exemplars are drawn per group."""
         db, page = real_run
-        causes = _sql(db, "SELECT description, candidate_traces, len(exemplars) FROM causes")
+        causes = _sql(db, "SELECT description, candidate_traces, len(exemplars) FROM causes WHERE consequence_of IS NULL")
+        consequences = _sql(db, "SELECT description FROM causes WHERE consequence_of IS NOT NULL")
+        for (description,) in consequences:
+            assert f"<li>{escape(str(description))} " in page
         rows = _sql(db, "SELECT signature, candidate_traces, len(exemplars) FROM signatures")
         assert rows, "the planted fault should produce divergences"
         assert 0 < len(causes) < len(rows)  # one planted bug shows at several places
