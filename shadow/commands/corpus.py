@@ -35,6 +35,7 @@ from results.errors import overwrite_problem
 from shadow.cli import add_mkdir_flag, output_folder_problem
 
 if TYPE_CHECKING:
+    from corpora.coverage import CoverageAccumulator
     from corpora.stats import CorpusStats
 from results.exitcodes import EXIT_FAIL, EXIT_HARNESS, EXIT_OK
 
@@ -90,6 +91,10 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     )
     _reading_args(st)
     st.add_argument("--json", action="store_true", help="print the stats as JSON on stdout")
+    st.add_argument("--coverage", action="store_true",
+                    help="also list which features and situations the traces exercise (failures by where, retries "
+                         "by error class, timeouts, failure modes, foreach, subworkflows, run strategies with "
+                         "several runs, ...), the ones no trace exercises first")
     st.set_defaults(func=run_stats)
 
 
@@ -214,20 +219,45 @@ def _print_validation(err: Console, per_file: dict[str, Counter[str]], bad: Sequ
 
 
 def run_stats(args: argparse.Namespace) -> int:
+    from corpora.coverage import CoverageAccumulator
     from corpora.stats import StatsAccumulator
 
     err = _stderr()
     acc = StatsAccumulator()
+    coverage = CoverageAccumulator() if args.coverage else None
     unreadable = False
     for item in _read(args, err, "stats"):
         acc.add_item(item)
+        if coverage is not None and item.trace is not None:
+            coverage.add(item.trace)
         unreadable = unreadable or (item.error is not None and item.error.code == "unreadable")
     stats = acc.result()
     if args.json:
-        _emit_json(stats.to_dict())
+        data = stats.to_dict()
+        if coverage is not None:
+            data["coverage"] = {r.feature: r.traces for r in coverage.rows()}
+            data["coverage_missing"] = coverage.missing()
+        _emit_json(data)
     else:
-        _print_stats(Console(highlight=False), stats)
+        out = Console(highlight=False)
+        _print_stats(out, stats)
+        if coverage is not None:
+            _print_coverage(out, coverage)
     return EXIT_HARNESS if unreadable else EXIT_OK
+
+
+def _print_coverage(out: Console, coverage: CoverageAccumulator) -> None:
+    table = Table(title=f"coverage ({coverage.traces} traces; never exercised first)", title_justify="left")
+    table.add_column("feature")
+    table.add_column("traces", justify="right")
+    table.add_column("what it is")
+    for row in coverage.rows():
+        table.add_row(f"[red]{row.feature}[/]" if row.traces == 0 else row.feature, f"{row.traces:,}",
+                      escape(row.description))
+    out.print(table)
+    missing = coverage.missing()
+    out.print(f"{len(missing)} of {len(coverage.rows())} features never exercised"
+              + (f": {', '.join(missing)}" if missing else ""), highlight=False, markup=False)
 
 
 def _print_stats(out: Console, stats: CorpusStats) -> None:
