@@ -63,6 +63,7 @@ class TraceRow(_Identity):
     error: str | None
     wall_seconds: float
     captured_at: datetime | None  # metadata.captured_at as naive UTC
+    features: list[str]  # corpora.coverage feature names the trace exercises
 
 
 class RunRow(_Identity):

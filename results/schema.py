@@ -40,6 +40,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("verdicts", "uncaptured", "INTEGER"),
     ("verdicts", "partial", "BOOLEAN"),
     ("divergences", "cause", "VARCHAR"),
+    ("traces", "features", "VARCHAR[]"),
 )
 """Columns added after schema 2 (table, column, type): a v2 file gets them with ``ADD COLUMN IF NOT EXISTS``."""
 
@@ -99,6 +100,7 @@ TABLES: dict[str, str] = {
             wall_seconds DOUBLE,          -- harness time spent on the trace
             identity VARCHAR NOT NULL DEFAULT '',
             captured_at TIMESTAMP,        -- when production captured the trace (metadata.captured_at, UTC)
+            features VARCHAR[],           -- the situations the trace exercises (corpora.coverage.FEATURES)
             PRIMARY KEY (identity, trace_id)
         )""",
     # One row per (trace, engine role, run).

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from corpora.codec import encode
+from corpora.coverage import trace_features
 from corpora.model import Step, Trace
 from engines.api import DEFAULT_TIME_LIMIT, Engine, ExecutionRecord, ReplayOptions
 from results.rows import DivergenceRow, RecordRow, RunRow, StepRow, TraceRow
@@ -138,6 +139,7 @@ def run_trace_with(job: TraceJob, config: TrialConfig, engines: Mapping[str, Eng
         candidate_divergences=len(divergences["candidate"]), aa_divergences=len(divergences["aa"]),
         unexplained=len(divergences["candidate"]), error=error,
         wall_seconds=time.perf_counter() - began, captured_at=captured_at(trace.metadata.captured_at),
+        features=sorted(trace_features(trace)),
     )]
     return TraceOutcome(trace.trace_id, tables, len(divergences["candidate"]))
 

@@ -23,6 +23,7 @@ File format (see examples/cohorts.toml)::
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import hashlib
 import tomllib
@@ -33,6 +34,7 @@ from typing import Any
 
 import jsonschema
 
+from corpora.coverage import FEATURES
 from shadow.gate.errors import CohortFileError
 from shadow.gate.router import RootWorkflow, stable_bucket
 
@@ -96,6 +98,9 @@ class Cohort:
     selector: CohortSelector = field(default_factory=CohortSelector)
     budget: Budget = field(default_factory=Budget)
     description: str = ""
+    # Situations the cohort's traces must exercise before it can be judged (corpora.coverage.FEATURES); a
+    # missing one makes the cohort INSUFFICIENT_DATA, naming it.
+    require: tuple[str, ...] = ()
 
     def matches(self, root: RootWorkflow) -> bool:
         """True when ``root`` belongs to this cohort (stable across runs and machines)."""
@@ -145,6 +150,7 @@ COHORT_FILE_SCHEMA: dict[str, Any] = {
                         },
                     },
                     "budget": _BUDGET_SCHEMA,
+                    "require": {"type": "array", "items": {"type": "string", "minLength": 1}},
                 },
             },
         },
@@ -203,7 +209,16 @@ def parse_cohorts(document: Mapping[str, Any], *, source: str = "<cohorts>") -> 
             **{key: _strings(select.get(key)) for key in _SELECTOR_KEYS},
             percent=float(select.get("percent", 100.0)),
         )
-        cohorts.append(Cohort(name, selector, budget, raw.get("description", "")))
+        require = tuple(raw.get("require", ()))
+        unknown = [f for f in require if f not in FEATURES]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], list(FEATURES), n=1)
+            raise CohortFileError(
+                f"unknown coverage feature {unknown[0]!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
+                where=f"{where}.require",
+                hint="features are the rows of 'shadow corpus stats --coverage' (corpora/coverage.py)",
+            )
+        cohorts.append(Cohort(name, selector, budget, raw.get("description", ""), require))
     return tuple(cohorts)
 
 

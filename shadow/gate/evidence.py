@@ -89,6 +89,9 @@ class CohortEvidence:
     captured_min: dt.datetime | None = None
     n_uncaptured: int = 0
     fidelity: Fidelity = Fidelity()
+    # The coverage features (corpora.coverage) the cohort's judged traces exercise; None when the results
+    # predate the ``traces.features`` column.
+    features: frozenset[str] | None = None
 
     @property
     def n_judged(self) -> int:
@@ -244,6 +247,9 @@ def collect_evidence(
     captured = "t.captured_at" if has_captured else "CAST(NULL AS TIMESTAMP)"
     has_fidelity = bool(con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'fidelity'").fetchall()[0][0])
+    has_features = bool(con.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'traces' AND column_name = 'features'"
+    ).fetchall()[0][0])
     evidence: list[CohortEvidence] = []
     for cohort in cohorts:
         con.register("member", pa.table({"trace_id": pa.array(members[cohort.name], type=pa.string())}))
@@ -267,6 +273,9 @@ def collect_evidence(
                 captured_min=captured_min.replace(tzinfo=dt.UTC) if captured_min is not None else None,
                 n_uncaptured=int(n_uncaptured or 0),
                 fidelity=_fidelity(con, has_fidelity),
+                features=frozenset(str(f) for (f,) in con.execute(
+                    "SELECT DISTINCT unnest(t.features) FROM traces t JOIN member m USING (trace_id) "
+                    "WHERE t.error IS NULL").fetchall()) if has_features else None,
                 start_overhead=_samples(
                     con,
                     "SELECT s.engine, s.start_overhead AS value FROM steps s JOIN member m USING (trace_id) "

@@ -189,6 +189,24 @@ def _fidelity(evidence: CohortEvidence) -> Criterion:
     )  # fmt: skip
 
 
+def _coverage(evidence: CohortEvidence) -> Criterion:
+    """The cohort's ``require`` list against what its traces exercise (only for cohorts that have one)."""
+    need = evidence.cohort.require
+    if evidence.features is None:
+        return Criterion("coverage", CriterionStatus.INSUFFICIENT, None, len(need),
+                         "the results predate coverage (no traces.features): rerun 'shadow run' to judge the "
+                         f"required features {', '.join(need)}")
+    missing = [f for f in need if f not in evidence.features]
+    if not missing:
+        return Criterion("coverage", CriterionStatus.PASS, len(need), len(need),
+                         f"the traces exercise every required feature ({', '.join(need)})")
+    return Criterion(
+        "coverage", CriterionStatus.INSUFFICIENT, len(need) - len(missing), len(need),
+        f"no judged trace exercises {', '.join(missing)}: a clean result says nothing about them; capture traffic "
+        "that does ('shadow corpus stats --coverage' lists what a corpus exercises)",
+    )
+
+
 _LATENCY_STATUS = {
     LatencyOutcome.PASS: CriterionStatus.PASS,
     LatencyOutcome.MARGINAL: CriterionStatus.MARGINAL,
@@ -264,6 +282,7 @@ def judge_cohort(evidence: CohortEvidence) -> CohortVerdict:
         _fidelity(evidence),
         _latency(evidence, "start_overhead"),
         _latency(evidence, "end_to_end"),
+        *((_coverage(evidence),) if evidence.cohort.require else ()),
     )  # fmt: skip
     verdict = _decide(criteria)
     points = {CriterionStatus.PASS: 1.0, CriterionStatus.MARGINAL: 0.5}
