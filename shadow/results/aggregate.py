@@ -149,7 +149,8 @@ def _causes(store: ResultsStore, counts: dict[str, dict[str, int]], statuses: di
             candidate_rate=c["candidate"] / total if total else None, aa_rate=c["aa"] / total if total else None,
             status=status.status, waived_by=status.waived_by, root_traces=int(roots.get(cause, 0)),
             consequence_of=up[0][0] if up and not roots.get(cause) else None,
-            members=dumps({k: dict(v.most_common(50)) for k, v in members[cause].items()}),
+            members=dumps({**{k: dict(v.most_common(50)) for k, v in members[cause].items()},
+                           "totals": {k: len(v) for k, v in members[cause].items()}}),
             divergences=int(rows_n.get(cause, 0)), exemplars=exemplars.get(cause, []),
             first_divergence_path=first[0][0] if first else None,
         ))
