@@ -129,7 +129,10 @@ def _fresh_results(session: nox.Session, out: Path, count: str, seed: str, extra
 
 @nox.session(python=PYTHON)
 def shadow(session: nox.Session) -> None:
-    """The main job: built-in corpus -> shadow run -> shadow report -> shadow gate; exits with the gate's code.
+    """The main job: built-in corpus -> shadow run -> shadow gate -> shadow report; exits with the gate's code.
+
+    The gate runs before the report so that the report shows the verdicts it just stored; the report is
+    written whatever the gate decided.
 
     Artifacts in out/: results.duckdb, report.html, verdict.json, junit.xml, summary.md. Environment:
     SHADOW_TRACES (default 200), SHADOW_MAX_STEPS (steps per workflow; uncapped by default), SHADOW_SEED (1),
@@ -147,7 +150,6 @@ def shadow(session: nox.Session) -> None:
     count, seed = os.environ.get("SHADOW_TRACES", "200"), os.environ.get("SHADOW_SEED", "1")
     database = _fresh_results(session, out, count, seed, extra)
     _step(session, "shadow", "summary", "--db", str(database))
-    _step(session, "shadow", "report", "--db", str(database), "-o", str(out / "report.html"))
     gate = [
         _bin(session, "shadow"), "gate", "--db", str(database),
         "--cohorts", os.environ.get("SHADOW_COHORTS", "examples/cohorts.toml"),
@@ -155,6 +157,7 @@ def shadow(session: nox.Session) -> None:
     ]  # fmt: skip
     session.log(" ".join(gate))
     code = subprocess.call(gate)
+    _step(session, "shadow", "report", "--db", str(database), "-o", str(out / "report.html"))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary and (out / "summary.md").is_file():
         with open(summary, "a", encoding="utf-8") as sink:
