@@ -13,12 +13,28 @@ stores their values, the gate's SQL and the report read them. Adding a kind is a
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from enum import StrEnum
 from typing import TypedDict
 
-__all__ = ["ROW_TYPES", "CauseRow", "DivergenceKind", "DivergenceRow", "FidelityRow", "LatencyRow", "LatencyTestRow", "QuarantineRow",
-           "RecordRow", "RunRow", "SignatureRow", "StepRow", "TraceRow", "WaiverRow"]
+__all__ = [
+    "ROW_TYPES",
+    "CauseRow",
+    "DivergenceKind",
+    "DivergenceRow",
+    "FidelityRow",
+    "LatencyRow",
+    "LatencyTestRow",
+    "QuarantineRow",
+    "RecordRow",
+    "RunRow",
+    "SignatureRow",
+    "StepRow",
+    "TraceRow",
+    "WaiverRow",
+    "check_columns",
+]
 
 
 class DivergenceKind(StrEnum):
@@ -234,3 +250,13 @@ ROW_TYPES: dict[str, type] = {
 }
 """The row type of each table written through ``ResultsStore`` (provenance, meta, verdicts and the
 rollout history are written by SQL or Arrow directly)."""
+
+
+def check_columns(table: str, rows: Iterable[Mapping[str, object]], columns: Iterable[str]) -> None:
+    """Raise ValueError naming the columns some row has and ``table`` has not: a misspelled key must not
+    become a silent NULL column (the writer and the Arrow batches of remote executors both call this)."""
+    names = set(columns)
+    unknown = {key for row in rows for key in row} - names
+    if unknown:
+        raise ValueError(f"row for table {table!r} has column(s) the table does not have: "
+                         f"{', '.join(sorted(unknown))} (see results.rows)")

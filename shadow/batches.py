@@ -22,6 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from results.rows import check_columns
 from shadow.executors import job_cost
 from shadow.trial import TraceJob, TraceOutcome
 
@@ -112,10 +113,7 @@ def outcomes_to_arrow(outcomes: Sequence[TraceOutcome]) -> ArrowBatch:
     for name in TRIAL_TABLES:
         rows: list[Mapping[str, Any]] = [row for outcome in outcomes for row in outcome.tables.get(name, ())]
         schema = schemas[name]
-        unknown = {key for row in rows for key in row} - set(schema.names)
-        if unknown:  # as ResultsStore.to_arrow: a misspelled column must not become a silent NULL
-            raise ValueError(f"rows for table {name!r} have column(s) the table does not have: "
-                             f"{', '.join(sorted(unknown))} (see results.rows)")
+        check_columns(name, rows, schema.names)
         tables[name] = pa.Table.from_pydict({f.name: [row.get(f.name) for row in rows] for f in schema}, schema=schema)
     return ArrowBatch(
         trace_ids=tuple(outcome.trace_id for outcome in outcomes), tables=tables,

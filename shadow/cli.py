@@ -114,7 +114,7 @@ def _merge_database(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 EXAMPLES: dict[str, str] = {
     "corpus generate": "shadow corpus generate --seed 7 --count 200 -o corpus.jsonl.gz",
     "corpus validate": "shadow corpus validate corpus.jsonl.gz more/*.jsonl",
-    "corpus stats": "shadow corpus stats corpus.jsonl.gz --json",
+    "corpus stats": "shadow corpus stats corpus.jsonl.gz --coverage --json | jq .coverage_missing",
     "corpus import": "shadow corpus import --from wfformat ../shared/corpora/wfinstances -o wf.jsonl.gz",
     "run": "shadow run corpus.jsonl.gz --db results.duckdb --where \"workflow_type = 'etl'\" --workers 2",
     "summary": "shadow summary --db results.duckdb",
@@ -153,7 +153,7 @@ class _Parser(argparse.ArgumentParser):
             kwargs["formatter_class"] = _HelpFormatter
         super().__init__(*args, **kwargs)
         name = self.prog.removeprefix("shadow ").strip()
-        if name in EXAMPLES and not (self.epilog and "Example" in self.epilog):
+        if name in EXAMPLES:
             example = f"Example: {EXAMPLES[name]}"
             self.epilog = f"{self.epilog}\n\n{example}" if self.epilog else example
 

@@ -220,12 +220,9 @@ class _Session:
                 self.arrow_buffer.append(outcome)
                 self.buffered_traces += len(outcome.trace_ids)
                 self.buffered_rows += outcome.step_rows
+                self.divergences += outcome.candidate_divergences
             else:
-                cast(TraceRow, outcome.tables["traces"][0])["session_id"] = self.session_id
-                self.buffer.append(outcome)
-                self.buffered_traces += 1
-                self.buffered_rows += len(outcome.tables.get("steps", ()))
-            self.divergences += outcome.candidate_divergences
+                self._buffer(outcome)
         due = time.monotonic() - self.last_flush >= self.settings.flush_seconds
         if self.buffered_traces >= self.settings.flush_traces or due or self.buffered_rows >= self.settings.flush_rows:
             self.flush()
@@ -233,11 +230,15 @@ class _Session:
     def add_quietly(self, outcomes: Sequence[TraceOutcome]) -> None:
         """Buffer outcomes without the flush check (the caller flushes)."""
         for outcome in outcomes:
-            cast(TraceRow, outcome.tables["traces"][0])["session_id"] = self.session_id
-            self.divergences += outcome.candidate_divergences
-            self.buffered_traces += 1
-            self.buffered_rows += len(outcome.tables.get("steps", ()))
-        self.buffer.extend(outcomes)
+            self._buffer(outcome)
+
+    def _buffer(self, outcome: TraceOutcome) -> None:
+        """One trace's rows, stamped with this session, waiting for the next flush."""
+        cast(TraceRow, outcome.tables["traces"][0])["session_id"] = self.session_id
+        self.buffer.append(outcome)
+        self.buffered_traces += 1
+        self.buffered_rows += len(outcome.tables.get("steps", ()))
+        self.divergences += outcome.candidate_divergences
 
     def flush(self) -> None:
         tables: dict[str, list[Mapping[str, Any]]] = {"quarantine": list(self.quarantine)}

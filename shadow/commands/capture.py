@@ -31,7 +31,6 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
         description="Read a legacy engine SQLite store (written by live mode) and write one trace per workflow: "
         "its definition, its finished runs in trigger order, and for each step attempt that ran its outcome, "
         "duration and outputs, plus what the engine observed (final statuses, times).",
-        epilog="Example: shadow capture --store legacy.db -o traces.jsonl.gz",
     )  # fmt: skip
     p.add_argument("--store", required=True, metavar="URL",
                    help="the legacy engine's store: a SQLite file (path or sqlite:///path) or postgresql://...")

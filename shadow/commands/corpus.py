@@ -55,7 +55,6 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
         description="Write COUNT synthetic shadow-trace/1 traces: chains, fan-out/fan-in, diamonds, random DAGs "
         "(3 to 2,000 steps), conditional branches, retries, timeouts, foreach, subworkflows and several runs "
         "under each run strategy. The same --seed always gives the same bytes.",
-        epilog="Example: shadow corpus generate --seed 7 --count 200 -o corpus.jsonl.gz",
     )
     gen.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     gen.add_argument("--count", type=_positive, default=200, help="number of traces (default 200)")
@@ -75,7 +74,6 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
         "trace: JSON, schema, format version, graph (cycles, missing transition targets, duplicate ids), "
         "recorded attempts, durations and subworkflow references. Bad traces are quarantined and listed; "
         "reading goes on. Exit 0 when all are valid, 1 when any is bad, 4 when a file cannot be read.",
-        epilog="Example: shadow corpus validate corpus.jsonl.gz more/*.jsonl",
     )
     _reading_args(val)
     val.add_argument("--limit", type=_positive, default=50, help="list at most this many bad traces (default 50)")
@@ -87,7 +85,6 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
         description="Summarise trace files in one streaming pass. Depth is the longest path of the top-level "
         "DAG, fan-out the most transitions out of one step; failure rate counts (run, step) pairs whose last "
         "attempt failed, retry rate those with more than one attempt.",
-        epilog="Example: shadow corpus stats corpus.jsonl.gz --json | jq .depth",
     )
     _reading_args(st)
     st.add_argument("--json", action="store_true", help="print the stats as JSON on stdout")

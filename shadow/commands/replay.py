@@ -26,8 +26,7 @@ __all__ = ["register"]
 
 def register(sub: Any, groups: dict[str, Any]) -> None:
     del groups
-    p = sub.add_parser("replay", help="replay one trace on one engine and print the canonical record",
-                       epilog="Example: shadow replay corpus.jsonl --trace gen-1-00003 --engine actor --fault crash:0@60")
+    p = sub.add_parser("replay", help="replay one trace on one engine and print the canonical record")
     p.add_argument("path", help="a shadow-trace/1 JSON Lines file")
     p.add_argument("--trace", help="trace id (default: the first trace in the file)")
     p.add_argument("--engine", default="legacy", help="legacy|actor|oracle|module:factory (default legacy)")

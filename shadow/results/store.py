@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from results.connection import LOCK_WAIT, connect
 from results.errors import ResultsError, open_failure_hint
+from results.rows import check_columns
 from results.schema import ADDED_COLUMNS, DDL, FORMAT_NAME, IDENTITY_TABLES, SCHEMA_VERSION, TABLES, dumps
 
 __all__ = ["LOCK_WAIT", "ResultsStore", "arrow_type", "check_ours", "connect", "dumps"]
@@ -209,12 +210,7 @@ class ResultsStore:
     def to_arrow(self, table: str, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
         """Rows as an Arrow table; the ``identity`` column is this writer's identity unless a row says."""
         schema = self._schemas[table]
-        names = set(schema.names)
-        for row in rows:  # a misspelled key used to become a silent NULL column
-            if not names.issuperset(row):
-                unknown = ", ".join(sorted(set(row) - names))
-                raise ValueError(f"row for table {table!r} has column(s) the table does not have: {unknown} "
-                                 "(see results.rows)")
+        check_columns(table, rows, schema.names)
         columns = {f.name: [row.get(f.name) for row in rows] for f in schema}
         if "identity" in columns:  # '' when unknown (a store used without a session)
             columns["identity"] = [row.get("identity") or self.identity or "" for row in rows]
