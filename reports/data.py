@@ -24,6 +24,7 @@ import duckdb
 from reports.records import (
     CauseGroup,
     EngineInfo,
+    FaultKindSummary,
     FidelitySummary,
     FidelityTrace,
     Headline,
@@ -279,6 +280,37 @@ class ResultsReader:
             out.append(FidelityTrace(_s(r[0]), _s(r[1]), r[2], _s(r[3]), _s(r[4]), r[5],
                                      tuple(d for d in listed if isinstance(d, dict)), r[7]))
         return tuple(out), max(total - len(out), 0)
+
+    # -- under faults (fault campaign) -------------------------------------------------------
+
+    def fault_summary(self, exemplars: int = 3) -> tuple[FaultKindSummary, ...]:
+        """Per campaign fault, what its trials did to the candidate; empty when no campaign ran (or the file
+        predates the ``fault_trials`` table)."""
+        if not self.has("fault_trials") or not self.count("fault_trials"):
+            return ()
+        order = ("engine_error", "stuck", "lost_attempt", "duplicated_attempt", "wrong_status", "changed_data")
+        rows = self.query(
+            "SELECT fault, any_value(kind), count(*), count(*) FILTER (WHERE fired), "
+            "count(*) FILTER (WHERE outcome = 'not_placed'), "
+            "count(*) FILTER (WHERE fired AND outcome NOT IN ('equal', 'not_placed')), "
+            "coalesce(sum(lost), 0), coalesce(sum(duplicated), 0), coalesce(sum(stuck), 0), "
+            "median(latency_added) FILTER (WHERE fired), max(latency_added) FILTER (WHERE fired) "
+            "FROM fault_trials GROUP BY fault ORDER BY fault")
+        out = []
+        for r in rows:
+            fault = _s(r[0])
+            counts = dict(self.query(
+                "SELECT outcome, count(*) FROM fault_trials WHERE fault = ? AND fired GROUP BY outcome", [fault]))
+            changed = self.query(
+                "SELECT trace_id, coalesce(spec, ''), outcome, detail FROM fault_trials WHERE fault = ? AND fired "
+                "AND outcome NOT IN ('equal', 'not_placed') ORDER BY trace_id, trial LIMIT ?", [fault, exemplars])
+            out.append(FaultKindSummary(
+                fault=fault, kind=_s(r[1]), trials=int(r[2]), fired=int(r[3]), not_placed=int(r[4]),
+                changed=int(r[5]), lost=int(r[6]), duplicated=int(r[7]), stuck=int(r[8]),
+                latency_added_p50=r[9], latency_added_max=r[10],
+                outcomes=tuple((o, int(counts[o])) for o in (*order, "equal") if counts.get(o)),
+                exemplars=tuple((_s(t), _s(sp), _s(o), _s(d)) for t, sp, o, d in changed)))
+        return tuple(out)
 
     # -- divergence groups ---------------------------------------------------------------------
 

@@ -210,6 +210,26 @@ class FidelitySummary:
 
 
 @dataclass(frozen=True, slots=True)
+class FaultKindSummary:
+    """One fault of the campaign over every trace (``fault_trials`` table): trials, how many fired or could
+    not be placed, the fired ones whose outcome changed (by outcome), and the latency the fault added."""
+
+    fault: str
+    kind: str
+    trials: int
+    fired: int
+    not_placed: int
+    changed: int
+    outcomes: tuple[tuple[str, int], ...]  # (outcome, trials) over fired trials, worst first
+    lost: int
+    duplicated: int
+    stuck: int
+    latency_added_p50: float | None
+    latency_added_max: float | None
+    exemplars: tuple[tuple[str, str, str, str], ...]  # (trace_id, spec, outcome, detail) of changed trials
+
+
+@dataclass(frozen=True, slots=True)
 class FidelityTrace:
     """A trace where a replay disagrees with production: the first disagreeing step and the listed ones."""
 

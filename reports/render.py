@@ -217,6 +217,7 @@ def build_context(reader: ResultsReader, options: ReportOptions, baseline: Resul
         "trace_errors_more": errors_more,
         "latency": _latency(reader),
         "fidelity": reader.fidelity_summary(),
+        "faults": reader.fault_summary(),
         "fidelity_traces": fidelity_traces,
         "fidelity_more": fidelity_more,
         "baseline": (

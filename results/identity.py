@@ -109,11 +109,19 @@ def differences(stored: Mapping[str, Any], requested: Mapping[str, Any]) -> list
     if stored.get("harness_version") != requested.get("harness_version"):
         lines.append(f"harness version: workflow-shadow {stored.get('harness_version')} in the database, "
                      f"{requested.get('harness_version')} requested")
-    known = {"candidate", "baseline", "corpus", "seeds", "time_limit", "harness_version"}
+    old_faults = (stored.get("faults") or {}).get("campaign_sha256")
+    new_faults = (requested.get("faults") or {}).get("campaign_sha256")
+    if old_faults != new_faults:
+        lines.append(f"fault campaign: {_campaign(old_faults)} in the database, {_campaign(new_faults)} requested")
+    known = {"candidate", "baseline", "corpus", "seeds", "time_limit", "harness_version", "faults"}
     other = sorted(k for k in {*stored, *requested} - known if stored.get(k) != requested.get(k))
     if other or not lines:
         lines.append(f"identity parts {', '.join(other) or '(none)'} differ")
     return lines
+
+
+def _campaign(sha: object) -> str:
+    return f"--faults campaign sha256 {str(sha)[:12]}" if sha else "no --faults campaign"
 
 
 def _has_identity(con: duckdb.DuckDBPyConnection) -> bool:

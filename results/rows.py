@@ -162,6 +162,24 @@ class FidelityRow(_Identity):
     disagreements: str  # canonical JSON
 
 
+class FaultTrialRow(_Identity):
+    trace_id: str
+    fault: str  # the campaign entry's name
+    trial: int  # 1-based, per (trace, fault)
+    kind: str  # the spec's first word: crash, pause, drop, dup, store-fail, stall-worker, ...
+    spec: str | None  # the placed spec; None when not placed
+    fired: bool
+    outcome: str  # shadow.campaign.OUTCOMES
+    divergence_kinds: list[str]
+    lost: int
+    duplicated: int
+    stuck: int
+    latency_added: float | None
+    baseline_divergences: int | None
+    detail: str
+    wall_seconds: float
+
+
 class CauseRow(_Identity):
     cause: str
     kind: str
@@ -244,7 +262,7 @@ class WaiverRow(_Identity):
 
 ROW_TYPES: dict[str, type] = {
     "traces": TraceRow, "runs": RunRow, "steps": StepRow, "records": RecordRow, "divergences": DivergenceRow,
-    "fidelity": FidelityRow,
+    "fidelity": FidelityRow, "fault_trials": FaultTrialRow,
     "signatures": SignatureRow, "causes": CauseRow, "quarantine": QuarantineRow, "latency": LatencyRow, "latency_tests": LatencyTestRow,
     "waivers": WaiverRow,
 }

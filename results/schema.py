@@ -28,7 +28,7 @@ results of several identities, see ``results.identity``), ``meta.format``, ``pro
 ``candidate_identity``, ``captured_min``, ``uncaptured``, ``partial``); ``rollout_history`` left the results
 database for the rollout state store (``shadow.gate.state``); ``divergences.cause`` and the ``causes`` table
 (cause groups, :mod:`shadow.compare.cause`); the ``fidelity`` table (replays vs production's observations),
-added within schema 3: ``CREATE TABLE IF NOT EXISTS`` gives it to any file a writer opens, and readers treat a
+and the ``fault_trials`` table (a fault campaign's trials, :mod:`shadow.campaign`), added within schema 3: ``CREATE TABLE IF NOT EXISTS`` gives it to any file a writer opens, and readers treat a
 file without it as one without observations."""
 
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -45,7 +45,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
 """Columns added after schema 2 (table, column, type): a v2 file gets them with ``ADD COLUMN IF NOT EXISTS``."""
 
 IDENTITY_TABLES = ("provenance", "traces", "runs", "steps", "records", "divergences", "quarantine", "signatures",
-                   "causes", "latency", "latency_tests", "waivers", "verdicts", "fidelity")
+                   "causes", "latency", "latency_tests", "waivers", "verdicts", "fidelity", "fault_trials")
 """Tables whose rows carry the ``identity`` they belong to (readers see one identity at a time)."""
 
 TABLES: dict[str, str] = {
@@ -170,6 +170,29 @@ TABLES: dict[str, str] = {
             waived_by VARCHAR,            -- registry entry id, NULL when not waived
             identity VARCHAR,
             cause VARCHAR                 -- kind|field|change: what changed, wherever (shadow.compare.cause)
+        )""",
+    # One row per (trace, campaign fault, trial) of `shadow run --faults CAMPAIGN.toml` (shadow.campaign): the
+    # candidate engine replayed under one placed fault, compared with its own no-fault record of the trace.
+    "fault_trials": """
+        CREATE TABLE IF NOT EXISTS fault_trials (
+            trace_id VARCHAR,
+            fault VARCHAR,                -- the campaign entry's name
+            trial INTEGER,                -- 1-based per (trace, fault)
+            kind VARCHAR,                 -- the spec's first word: crash, pause, drop, dup, store-fail, stall-worker
+            spec VARCHAR,                 -- the placed fault spec; NULL when it could not be placed
+            fired BOOLEAN,                -- the engine counted the fault as taking effect (faults_fired > 0)
+            outcome VARCHAR,              -- engine_error | stuck | lost_attempt | duplicated_attempt | wrong_status
+                                          -- | changed_data | equal | not_placed (shadow.campaign.OUTCOMES)
+            divergence_kinds VARCHAR[],   -- kinds of the differences from the engine's own no-fault record
+            lost INTEGER,                 -- attempts of the no-fault record missing under the fault
+            duplicated INTEGER,           -- attempts beyond it, plus runtime invocations beyond the attempts run
+            stuck INTEGER,                -- runs that never ended under the fault (and did without it)
+            latency_added DOUBLE,         -- max over runs of the end time's delay against the no-fault record (s)
+            baseline_divergences INTEGER, -- differences of the faulted record from the baseline's
+            detail VARCHAR,               -- the first difference, or why the fault was not placed
+            wall_seconds DOUBLE,
+            identity VARCHAR NOT NULL DEFAULT '',
+            PRIMARY KEY (identity, trace_id, fault, trial)
         )""",
     # One row per (trace, engine role) for traces whose runs carry production's observations (Run.observed):
     # how the replay compares with what production saw (shadow.fidelity). Roles: baseline | candidate.

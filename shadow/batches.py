@@ -28,7 +28,7 @@ from shadow.trial import TraceJob, TraceOutcome
 
 __all__ = ["TRIAL_TABLES", "ArrowBatch", "arrow_schemas", "group_by_steps", "outcomes_to_arrow"]
 
-TRIAL_TABLES = ("traces", "runs", "steps", "records", "divergences", "fidelity")
+TRIAL_TABLES = ("traces", "runs", "steps", "records", "divergences", "fidelity", "fault_trials")
 """The results tables a trial writes (``shadow.trial.run_trace_with``)."""
 
 

@@ -111,7 +111,7 @@ def _engines(config: TrialConfig) -> dict[str, Engine]:
     key = pickle.dumps(config.engines)
     cached: tuple[bytes, dict[str, Engine]] | None = getattr(_local, "engines", None)
     if cached is None or cached[0] != key:
-        cached = (key, {role: build_engine(config.engines[role]) for role in ROLES})
+        cached = (key, {role: build_engine(spec) for role, spec in config.engines.items()})
         _local.engines = cached
     return cached[1]
 

@@ -32,7 +32,7 @@ from typing import Protocol
 from engines.api import Engine
 from shadow import interrupts
 from shadow.engines import build_engine
-from shadow.trial import ROLES, TraceJob, TraceOutcome, TrialConfig, run_trace_with
+from shadow.trial import TraceJob, TraceOutcome, TrialConfig, run_trace_with
 
 __all__ = ["Executor", "InlineExecutor", "ProcessExecutor", "make_executor", "stream_batches"]
 
@@ -70,7 +70,7 @@ def _run_one(job: TraceJob, config: TrialConfig) -> TraceOutcome:
     global _worker_engines
     key = pickle.dumps(config.engines)
     if _worker_engines is None or _worker_engines[0] != key:
-        _worker_engines = (key, {role: build_engine(config.engines[role]) for role in ROLES})
+        _worker_engines = (key, {role: build_engine(spec) for role, spec in config.engines.items()})
     return run_trace_with(job, config, _worker_engines[1])
 
 
@@ -86,7 +86,7 @@ class InlineExecutor:
 
     def _one(self, job: TraceJob, config: TrialConfig) -> TraceOutcome:
         if self._engines is None or self._config is not config:
-            self._engines = {role: build_engine(config.engines[role]) for role in ROLES}
+            self._engines = {role: build_engine(spec) for role, spec in config.engines.items()}
             self._config = config
         return run_trace_with(job, config, self._engines)
 

@@ -25,6 +25,7 @@ from results.rows import QuarantineRow, TraceRow
 from results.schema import dumps
 from shadow import interrupts
 from shadow.batches import ArrowBatch
+from shadow.campaign import Campaign
 from shadow.engines import EngineSpec, EngineSpecError, build_engine
 from shadow.executors import Executor, make_executor, stream_batches
 from shadow.noise import NoiseConfig, Registry
@@ -69,6 +70,8 @@ class RunSettings:
     exact: bool = False
     # Start a new identity in a database that holds another (otherwise refused: IdentityMismatch).
     new_session: bool = False
+    # A fault campaign (shadow.campaign, --faults): trials of the candidate under faults, per trace.
+    campaign: Campaign | None = None
 
     @property
     def seeds(self) -> dict[str, int]:
@@ -129,6 +132,7 @@ def _provenance(settings: RunSettings) -> dict[str, Any]:
         "time_limit": settings.time_limit, "where": settings.where, "sample": settings.sample,
         "limit": settings.limit, "noise": asdict(settings.noise), "exact": settings.exact,
         "registry": [asdict(e) for e in settings.registry.entries],
+        "campaign": asdict(settings.campaign) if settings.campaign is not None else None,
     }
     text = dumps(config)
     try:
@@ -140,6 +144,8 @@ def _provenance(settings: RunSettings) -> dict[str, Any]:
     parts = {"corpus": {"content_sha256": corpus_content_hash(settings.corpus)}, "baseline": baseline,
              "candidate": candidate, "seeds": settings.seeds, "time_limit": settings.time_limit,
              "harness_version": version}
+    if settings.campaign is not None:
+        parts["faults"] = {"campaign_sha256": settings.campaign.sha256}
     return {
         "command": settings.command, "git_sha": _git_sha(), "package_version": version,
         "baseline_engine": baseline["engine"], "candidate_engine": candidate["engine"],
@@ -266,9 +272,12 @@ def run_shadow(settings: RunSettings, *, progress: Progress | None = None,
     Any other exception (a worker process died, the database is full) is re-raised after the
     finished traces are flushed and the session is marked ``failed``; a rerun resumes from there."""
     selector = TraceSelector(settings.where)
-    config = TrialConfig(engines={"baseline": settings.baseline, "candidate": settings.candidate,
-                                  "baseline_aa": settings.baseline},
-                         seeds=settings.seeds, time_limit=settings.time_limit, exact=settings.exact)
+    engines = {"baseline": settings.baseline, "candidate": settings.candidate, "baseline_aa": settings.baseline}
+    if settings.campaign is not None and settings.campaign.engine:
+        cand = settings.candidate
+        engines["faults"] = EngineSpec(cand.name, cand.target, {**cand.kwargs, **settings.campaign.engine})
+    config = TrialConfig(engines=engines, seeds=settings.seeds, time_limit=settings.time_limit,
+                         exact=settings.exact, campaign=settings.campaign)
     provenance = _provenance(settings)
     with interrupts.deferred():  # the session row is written whole, or the run never started
         store = ResultsStore(settings.db)

@@ -21,6 +21,7 @@ from corpora.coverage import trace_features
 from corpora.model import Step, Trace
 from engines.api import DEFAULT_TIME_LIMIT, Engine, ExecutionRecord, ReplayOptions
 from results.rows import DivergenceRow, RecordRow, RunRow, StepRow, TraceRow
+from shadow.campaign import Campaign, run_trials
 from shadow.compare import CausalOrder, Divergence, compare_records, engine_error_divergence
 from shadow.engines import EngineSpec, build_engine
 from shadow.fidelity import FIDELITY_ROLES, fidelity_row
@@ -41,6 +42,9 @@ class TrialConfig:
     time_limit: float = DEFAULT_TIME_LIMIT
     faults: tuple[str, ...] = ()
     exact: bool = False  # ReplayOptions.exact: tick-by-tick engines (same records, slower)
+    # A fault campaign (shadow.campaign): each trace is also replayed on the candidate under each placed fault.
+    # With engine options of its own, ``engines`` holds a "faults" role: the candidate built with them.
+    campaign: Campaign | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +87,7 @@ def _replay(engine: Engine, trace: Trace, options: ReplayOptions) -> tuple[Execu
 
 def run_trace(job: TraceJob, config: TrialConfig) -> TraceOutcome:
     """Build the engines from their specs and run one trial (convenience for single traces)."""
-    engines = {role: build_engine(config.engines[role]) for role in ROLES}
+    engines = {role: build_engine(spec) for role, spec in config.engines.items()}
     return run_trace_with(job, config, engines)
 
 
@@ -111,6 +115,8 @@ def run_trace_with(job: TraceJob, config: TrialConfig, engines: Mapping[str, Eng
         else:
             divergences[comparison] = compare_records(trace, base, other, order, normalized)
     tables: dict[str, list[Row]] = {name: [] for name in ("runs", "steps", "records", "divergences", "fidelity")}
+    if config.campaign is not None:
+        tables["fault_trials"] = list(_fault_trials(trace, config, engines, records, errors))
     for role in ROLES:
         record = records[role]
         if record is not None:
@@ -142,6 +148,28 @@ def run_trace_with(job: TraceJob, config: TrialConfig, engines: Mapping[str, Eng
         features=sorted(trace_features(trace)),
     )]
     return TraceOutcome(trace.trace_id, tables, len(divergences["candidate"]))
+
+
+def _fault_trials(trace: Trace, config: TrialConfig, engines: Mapping[str, Engine],
+                  records: Mapping[str, ExecutionRecord | None], errors: Mapping[str, str]) -> list[Row]:
+    """The campaign's trials of this trace on the candidate (or its "faults" role when the campaign sets
+    engine options), each compared with the same engine's no-fault record."""
+    assert config.campaign is not None
+    seed = config.seeds["candidate"]
+    engine = engines.get("faults", engines["candidate"])
+    if "faults" in engines:
+        reference, error = _replay(engine, trace, ReplayOptions(seed=seed, time_limit=config.time_limit,
+                                                                exact=config.exact))
+        reference = None if error else reference
+    else:
+        reference = None if "candidate" in errors else records["candidate"]
+    baseline = None if "baseline" in errors else records["baseline"]
+
+    def replay(faults: tuple[str, ...]) -> tuple[ExecutionRecord | None, str | None]:
+        return _replay(engine, trace, ReplayOptions(seed=seed, time_limit=config.time_limit, faults=faults,
+                                                    exact=config.exact))
+
+    return list(run_trials(trace, config.campaign, reference, replay, baseline))
 
 
 def _dumps(value: Any) -> str:

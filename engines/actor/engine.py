@@ -31,7 +31,7 @@ from typing import Any
 from corpora.model import Trace
 from engines.actor.cluster import Cluster, WorkflowEntry
 from engines.actor.config import ActorConfig
-from engines.actor.faults import FAULT_SYNTAX, FaultPlan, parse_faults
+from engines.actor.faults import FAULT_SYNTAX, MESSAGE_KINDS, FaultPlan, parse_faults
 from engines.actor.persist import decode_run
 from engines.actor.upkeep import ReplayLoop, upkeep_latency
 from engines.actor.world import TraceWorld
@@ -176,7 +176,13 @@ class ActorEngine:
         ]  # fmt: skip
         if delays:
             total["takeover_delay_max"] = max(delays)
-        total["faults_fired"] = float(len(cluster.faults.fired))
+        plan = cluster.faults
+        store_fired = plan.store_hook.fired if plan.store_hook is not None else 0
+        # every planned fault that took effect: messages dropped or repeated, nodes crashed or paused, store
+        # round trips failed (a fault planned past the replay's end never fires and is not counted)
+        total["faults_fired"] = float(len(plan.fired) + store_fired) + total["crashes"] + total["pauses"]
+        for kind in sorted(MESSAGE_KINDS):
+            total[f"deliveries_{kind}"] = float(plan.seen[kind])
         return dict(total)
 
 

@@ -66,10 +66,15 @@ class FaultPlan:
     fired: list[str] = field(default_factory=list)
 
     def copies(self, kind: str) -> int:
-        """How many times to deliver this occurrence of ``kind``: 0 (dropped), 1, or 2 (duplicated)."""
-        if not self.message_faults:
+        """How many times to deliver this occurrence of ``kind``: 0 (dropped), 1, or 2 (duplicated).
+
+        Deliveries of the fault-able kinds are counted always (``deliveries_KIND`` counters of the
+        record), so a fault campaign can place ``drop:KIND#N`` within the deliveries a run makes."""
+        if kind not in MESSAGE_KINDS:
             return 1
         self.seen[kind] += 1
+        if not self.message_faults:
+            return 1
         action = self.message_faults.get((kind, self.seen[kind]))
         if action is None:
             return 1

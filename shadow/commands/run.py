@@ -20,6 +20,7 @@ from engines.api import DEFAULT_TIME_LIMIT
 from results.errors import ResultsError
 from results.exitcodes import EXIT_HARNESS, EXIT_OK
 from shadow import interrupts
+from shadow.campaign import CampaignError, check_campaign, load_campaign
 from shadow.cli import finite_number
 from shadow.dask_executor import DaskError
 from shadow.engines import EngineSpecError, resolve_engine
@@ -63,6 +64,10 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.add_argument("--candidate-nodes", type=int, help="nodes= for the candidate's factory (e.g. actor)")
     p.add_argument("--candidate-fault", action="append", default=[],
                    help="fault spec passed as faults= to the candidate's factory (repeatable), e.g. crash:0@30")
+    p.add_argument("--faults", metavar="CAMPAIGN.toml",
+                   help="a fault campaign: each trace is also replayed on the candidate under each fault of the file, "
+                        "placed per trace (seeded), and compared with its own no-fault record; results in the "
+                        "fault_trials table, judged by the gate (docs/FAULTS.md)")
     p.add_argument("--baseline", default="legacy", help="legacy|actor|oracle|module:factory (default legacy)")
     p.add_argument("--seed", type=int, default=0, help="baseline/candidate seed; the A/A replica uses seed+1")
     p.add_argument("--where", metavar="PREDICATE",
@@ -108,14 +113,19 @@ def _run_command(args: argparse.Namespace) -> int:
     try:
         registry = Registry.load(args.registry) if args.registry else Registry()
         registry.check(dt.datetime.now(dt.UTC).date())
+        candidate = resolve_engine(args.candidate, **_candidate_options(args))
+        campaign = None
+        if args.faults:
+            campaign = load_campaign(args.faults)
+            check_campaign(campaign, candidate)
         settings = RunSettings(
             corpus=tuple(args.corpus), db=args.db, baseline=resolve_engine(args.baseline),
-            candidate=resolve_engine(args.candidate, **_candidate_options(args)), seed=args.seed, workers=args.workers,
+            candidate=candidate, seed=args.seed, workers=args.workers,
             time_limit=args.time_limit, where=args.where, sample=args.sample, limit=args.limit,
             registry=registry, noise=NoiseConfig(args.noise_relative, args.noise_absolute),
             batch_size=max(1, args.batch_size),
             flush_traces=max(1, args.flush_every), command=shlex.join(sys.argv), exact=args.exact,
-            new_session=args.new_session,
+            new_session=args.new_session, campaign=campaign,
         )
         undecodable = [p for p in (*settings.corpus, settings.db) if not _utf8(p)]
         if undecodable:
@@ -150,7 +160,7 @@ def _run_command(args: argparse.Namespace) -> int:
                 executor.close()
             else:
                 getattr(executor, "abort", executor.close)()
-    except (EngineSpecError, RegistryError, ResultsError, SelectionError, DaskError) as exc:
+    except (EngineSpecError, RegistryError, ResultsError, SelectionError, DaskError, CampaignError) as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         return EXIT_HARNESS
     except BrokenProcessPool as exc:

@@ -70,6 +70,17 @@ class Fidelity:
 
 
 @dataclass(frozen=True, slots=True)
+class FaultEvidence:
+    """The cohort's fault-campaign trials (the ``fault_trials`` table): how many, how many fired, were not
+    placed, and the fired trials whose outcome changed (``trace/fault#trial: outcome`` examples)."""
+
+    trials: int = 0
+    fired: int = 0
+    not_placed: int = 0
+    changed: Finding = Finding(0, ())
+
+
+@dataclass(frozen=True, slots=True)
 class CohortEvidence:
     """Everything the verdict rules need about one cohort, read once from the database."""
 
@@ -92,6 +103,8 @@ class CohortEvidence:
     # The coverage features (corpora.coverage) the cohort's judged traces exercise; None when the results
     # predate the ``traces.features`` column.
     features: frozenset[str] | None = None
+    # The fault campaign's trials over the cohort's traces; None when no campaign ran (no fault_trials rows).
+    faults: FaultEvidence | None = None
 
     @property
     def n_judged(self) -> int:
@@ -235,6 +248,22 @@ def _fidelity(con: duckdb.DuckDBPyConnection, present: bool) -> Fidelity:
     return Fidelity(int(n), int(checked), int(agree), examples)
 
 
+def _faults(con: duckdb.DuckDBPyConnection, present: bool) -> FaultEvidence | None:
+    """The campaign's trials over the member traces (None: no campaign ran on them)."""
+    if not present:
+        return None
+    ((trials, fired, not_placed),) = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE f.fired), count(*) FILTER (WHERE f.outcome = 'not_placed') "
+        "FROM fault_trials f JOIN member m USING (trace_id)").fetchall()
+    if not trials:
+        return None
+    changed = con.execute(
+        "SELECT f.trace_id, f.fault || '#' || f.trial || ': ' || f.outcome FROM fault_trials f "
+        "JOIN member m USING (trace_id) WHERE f.fired AND f.outcome NOT IN ('equal', 'not_placed') "
+        "ORDER BY f.trace_id, f.fault, f.trial").fetchall()
+    return FaultEvidence(int(trials), int(fired), int(not_placed), _finding(changed))
+
+
 def collect_evidence(
     con: duckdb.DuckDBPyConnection, cohorts: Sequence[Cohort], *, today: dt.date
 ) -> list[CohortEvidence]:
@@ -247,6 +276,8 @@ def collect_evidence(
     captured = "t.captured_at" if has_captured else "CAST(NULL AS TIMESTAMP)"
     has_fidelity = bool(con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'fidelity'").fetchall()[0][0])
+    has_faults = bool(con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'fault_trials'").fetchall()[0][0])
     has_features = bool(con.execute(
         "SELECT count(*) FROM information_schema.columns WHERE table_name = 'traces' AND column_name = 'features'"
     ).fetchall()[0][0])
@@ -273,6 +304,7 @@ def collect_evidence(
                 captured_min=captured_min.replace(tzinfo=dt.UTC) if captured_min is not None else None,
                 n_uncaptured=int(n_uncaptured or 0),
                 fidelity=_fidelity(con, has_fidelity),
+                faults=_faults(con, has_faults),
                 features=frozenset(str(f) for (f,) in con.execute(
                     "SELECT DISTINCT unnest(t.features) FROM traces t JOIN member m USING (trace_id) "
                     "WHERE t.error IS NULL").fetchall()) if has_features else None,

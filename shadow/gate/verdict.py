@@ -12,6 +12,9 @@ Each cohort is judged on a list of criteria, each pass / marginal / fail / insuf
   over budget;
 - ``latency_start_overhead`` / ``latency_end_to_end``: the Mann-Whitney judge (statistics.py);
 - ``replay_errors``: traces the harness could not replay make the verdict MARGINAL;
+- ``faults`` (critical, only where a fault campaign ran, ``shadow run --faults``): a fired fault trial whose
+  outcome differs from the candidate's own no-fault record fails the cohort, whatever the noise filter says;
+  trials that all failed to fire (or to be placed) prove nothing: INSUFFICIENT_DATA, never PASS;
 - ``fidelity``: where the cohort's traces carry production's observations, the share of observed
   statuses the *baseline* replay agrees with must reach ``fidelity_min_status_agreement``; below it the
   legacy model is not a faithful reference for the cohort, so agreeing with it proves little and the
@@ -108,6 +111,27 @@ def _critical(name: str, finding: Finding, what: str) -> Criterion:
     return Criterion(
         name, CriterionStatus.FAIL, finding.count, 0, f"{finding.count} {what} (e.g. {examples}{more})", critical=True
     )
+
+
+def _faults(evidence: CohortEvidence) -> Criterion:
+    faults = evidence.faults
+    assert faults is not None
+    head = f"{faults.fired} of {faults.trials} fault trials fired"
+    if faults.not_placed:
+        head += f" ({faults.not_placed} could not be placed)"
+    if faults.changed.count:
+        examples = ", ".join(faults.changed.examples)
+        more = "" if faults.changed.count <= len(faults.changed.examples) else \
+            f" and {faults.changed.count - len(faults.changed.examples)} more"
+        return Criterion("faults", CriterionStatus.FAIL, faults.changed.count, 0,
+                         f"{head}; {faults.changed.count} changed the candidate's outcome (e.g. {examples}{more})",
+                         critical=True)
+    if faults.fired == 0:
+        return Criterion("faults", CriterionStatus.INSUFFICIENT, 0, 1,
+                         f"{head}: a fault that never fired proves nothing; place the campaign's faults where the "
+                         "traces live (docs/FAULTS.md)", critical=True)
+    return Criterion("faults", CriterionStatus.PASS, 0, 0,
+                     f"{head}, and none changed the candidate's outcome", critical=True)
 
 
 def _registry(evidence: CohortEvidence) -> Criterion:
@@ -275,6 +299,7 @@ def judge_cohort(evidence: CohortEvidence) -> CohortVerdict:
                   "step attempts ran more than once on the candidate (duplicated)"),
         _critical("causality", evidence.causality_violations,
                   "steps started before a step they depend on had finished (causality violations)"),
+        *((_faults(evidence),) if evidence.faults is not None else ()),
         _registry(evidence),
         _min_traces(evidence),
         _divergence(evidence),
