@@ -251,6 +251,7 @@ def run_trials(trace: Trace, campaign: Campaign, reference: ExecutionRecord | No
     rows: list[FaultTrialRow] = []
     order = CausalOrder(trace)
     cache: dict[int, dict[str, Any]] = {}
+    keep = {id(reference), id(baseline)}
     for entry in campaign.faults:
         for trial in range(1, entry.trials + 1):
             began = time.perf_counter()
@@ -276,6 +277,10 @@ def run_trials(trace: Trace, campaign: Campaign, reference: ExecutionRecord | No
                 row.update(classify(trace, reference, record, order, cache))  # type: ignore[typeddict-item]
                 if baseline is not None:
                     row["baseline_divergences"] = len(compare_records(trace, baseline, record, order, cache))
+                # The cache is keyed by id(record): keep only the records alive for every trial (the next
+                # trial's record may reuse this one's id once it is freed).
+                for key in [k for k in cache if k not in keep]:
+                    del cache[key]
             row["wall_seconds"] = time.perf_counter() - began
             rows.append(row)
     return rows

@@ -3,7 +3,8 @@
 It drives the core exactly as :class:`engines.core.oracle.CoreOracle` does -- a status change is
 followed by the next ``execute`` at once, a runtime's completion arrives as a message and is
 handled at once, a terminal step triggers ``decide`` in the same actor at once, RUNNING steps are
-pinged every 3 s for lazy step-timeout detection, retries are timers at failure end + backoff --
+pinged on Maestro's 3 s RUNNING schedule, lazily (the ping at the step's timeout; every 3 s when a
+planned message fault may lose a completion), retries are timers at failure end + backoff --
 and reads nothing from the store on the way. What it writes:
 
 * **before a new attempt runs** (``decide`` created it): the run state, in one transaction, so a
@@ -190,7 +191,10 @@ class FlowActor(Actor):
             assert att is not None
             ping = self.node.config.running_ping
             polls = 1
-            if att.started_at is not None and att.timeout_s is not None:
+            # Lazily, the next ping is the one at the step's timeout: a runtime's completion is an event
+            # (RuntimeDone), so the pings in between would find nothing. With a message fault planned a
+            # completion message may be lost, and Maestro's RUNNING poll every 3 s is what notices it.
+            if att.started_at is not None and att.timeout_s is not None and not self.node.cluster.faults.message_faults:
                 polls = max(1, math.ceil((att.started_at + att.timeout_s - now) / ping))
             at = now + polls * ping
             self.poll_at[path] = at

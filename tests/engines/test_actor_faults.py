@@ -9,7 +9,8 @@ import pytest
 
 from corpora.codec import encode
 from corpora.generator import generate_corpus
-from corpora.model import Trace
+from corpora.model import StepType, Trace
+from corpora.testing import leaf, make_trace
 from engines.actor import ActorEngine, FaultSpecError, parse_faults
 from engines.actor.config import ActorConfig
 from engines.api import ExecutionRecord, ReplayOptions
@@ -106,6 +107,23 @@ class TestMessages:
         assert outcome(record) == EXPECTED[trace.trace_id]
         assert record.counters["faults_fired"] == 1
 
+    def test_lost_completion_of_a_step_with_a_short_timeout_is_noticed_by_the_3s_poll(self) -> None:
+        """A 1 s step with a 10 s timeout whose RuntimeDone is lost: Maestro's RUNNING poll (every 3 s) sees
+        the job finished, long before the timeout; a ping scheduled only at the timeout (the lazy schedule,
+        exact only when completions cannot be lost) would time the step out. Found by the fault campaign on
+        Maestro's sample-dag-test-10."""
+        trace = make_trace([leaf("a", "b", type=StepType.SHELL), leaf("b", type=StepType.SHELL, timeout=10)],
+                           duration=1.0)
+        record, _ = _run(trace, "drop:RuntimeDone#2", nodes=1)
+        assert record.counters["faults_fired"] == 1
+        assert outcome(record) == outcome(CoreOracle().replay(trace, OPTIONS))
+        run = record.runs[0]
+        b = next(a for a in run.attempts if a.path == "b")
+        assert b.status == "SUCCEEDED"
+        assert run.ended_at is not None
+        assert b.started_at is not None
+        assert run.ended_at - b.started_at <= 1.0 + 3.0 + 0.5  # noticed at the first 3 s poll
+
     @pytest.mark.parametrize("kind", ["StartTask", "StartFlow", "TaskUpdate", "RuntimeDone", "RunEnded"])
     def test_duplicated_message_runs_no_attempt_twice(self, kind: str) -> None:
         """A message delivered twice starts no runtime twice and changes no outcome."""
@@ -181,4 +199,4 @@ class TestFromOptionsAndCli:
         assert [r["status"] for r in printed["runs"]] == [
             r.status for r in CoreOracle().replay(trace, OPTIONS).runs
         ]
-        assert printed["counters"]["faults_fired"] == 1
+        assert printed["counters"]["faults_fired"] == 2  # the crash and the repeated StartTask
