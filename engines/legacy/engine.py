@@ -14,6 +14,7 @@ whose outcomes must agree (A/A) while their timings differ.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from corpora.model import Trace
@@ -36,7 +37,7 @@ COUNTERS = (
 )  # fmt: skip
 """Worker counters every legacy record carries (0 when nothing happened), beside ``store_*``,
 ``jobs_launched``, ``duplicate_launches``, ``row_decodes``, ``row_cache_hits``, ``loop_jumps``,
-``hot_round_trips`` (claimed polls and everything in their cycle, triggers, the final reload: per
+``faults_fired`` (the stalls that happened), ``hot_round_trips`` (claimed polls and everything in their cycle, triggers, the final reload: per
 workflow), ``upkeep_round_trips`` (empty polls: per worker; hot + upkeep == ``store_round_trips``) and
 ``virtual_seconds`` (replayed time: the clock at the end minus the first trigger)."""
 
@@ -44,7 +45,8 @@ workflow), ``upkeep_round_trips`` (empty polls: per worker; hot + upkeep == ``st
 class LegacyEngine:
     """The legacy polling engine as an :class:`engines.api.Engine` (name ``legacy``).
 
-    ``faults``: ``stall-worker:W:CLAIM:SECONDS[:PHASE]`` specs (see :class:`StallFault`), the
+    ``workers`` overrides ``config.workers`` (a fault campaign's ``engine = { workers = 2 }``: a stalled
+    worker's task is then delivered to the other one). ``faults``: ``stall-worker:W:CLAIM:SECONDS[:PHASE]`` specs (see :class:`StallFault`), the
     duplicate-delivery fault ``shadow replay --fault`` passes through. Not thread-safe: one replay at
     a time per object (the harness gives each worker process its own)."""
 
@@ -60,8 +62,10 @@ class LegacyEngine:
         *,
         latency: LatencyModel | None = None,
         faults: Sequence[str] = (),
+        workers: int | None = None,
     ) -> None:
-        self.config = config if config is not None else LegacyConfig()
+        base = config if config is not None else LegacyConfig()
+        self.config = replace(base, workers=workers) if workers is not None else base
         self.latency = latency if latency is not None else LatencyModel()
         self.faults = tuple(StallFault.parse(f) for f in faults)
         self.last_stats: dict[str, float] = {}
@@ -108,6 +112,7 @@ class LegacyEngine:
         out["upkeep_round_trips"] = upkeep
         out["hot_round_trips"] = out["store_round_trips"] - upkeep
         out["virtual_seconds"] = float(virtual_seconds)
+        out["faults_fired"] = out["stalls"]  # every planned fault that took effect (the fault campaign reads it)
         stats = deployment.fast_stats
         self.last_stats = {
             "fast": 1.0 if deployment.fast else 0.0,

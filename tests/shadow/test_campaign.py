@@ -239,3 +239,19 @@ def _cohorts(tmp_path: Path) -> Path:
 def _criterion(verdict: Path, name: str) -> dict[str, object]:
     data = json.loads(verdict.read_text(encoding="utf-8"))
     return next(c for c in data["cohorts"][0]["criteria"] if c["name"] == name)
+
+
+def test_legacy_campaign_stalls_a_worker_and_counts_it(tmp_path: Path) -> None:
+    """The shipped legacy campaign: worker stalls on two workers, placed by the legacy engine's own counters;
+    the stall fires (faults_fired = stalls) and the outcome is the legacy engine's own no-fault outcome."""
+    path = corpus(tmp_path, chain_trace(3, trace_id="chain-3"))
+    db = tmp_path / "r.duckdb"
+    campaign = Path(__file__).resolve().parents[2] / "examples" / "campaign-legacy.toml"
+    assert main(["run", str(path), "--db", str(db), "--candidate", "legacy", "--faults", str(campaign),
+                 "--no-progress"]) == 0
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute("SELECT spec, fired, outcome FROM fault_trials ORDER BY fault").fetchall()
+    assert len(rows) == 2
+    assert all(spec.startswith("stall-worker:0:") for spec, _, _ in rows)
+    assert [outcome for _, fired, outcome in rows if fired] == ["equal"] * sum(1 for _, f, _ in rows if f)
+    assert any(fired for _, fired, _ in rows)
