@@ -33,6 +33,7 @@ from engines.legacy.config import LegacyConfig
 from engines.legacy.decider import RunDesk, WorkflowEntry
 from engines.legacy.jobs import JobBoard
 from engines.legacy.rows import LoadedState, RowCodec, root_key
+from engines.legacy.worker import Worker
 from engines.runtimes import RuntimeRegistry
 from engines.store import Store, StoreLockedError
 
@@ -197,8 +198,6 @@ class Deployment:
     async def serve(self, *, deadline: float | None) -> bool:
         """Trigger every run of every workflow at its trigger time and run the workers until
         quiescent (True) or until the clock reaches ``deadline`` (False)."""
-        from engines.legacy.worker import Worker
-
         schedule = sorted(
             (run.trigger_time, wid, run.run_id, wf.run_index[run.run_id])
             for wid, wf in self.workflows.items()
