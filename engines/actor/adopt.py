@@ -56,7 +56,7 @@ from engines.testing import VirtualTimeEnvironment
 if TYPE_CHECKING:
     from engines.actor.engine import ActorEngine
 
-__all__ = ["AdoptedRun", "LegacyCut", "adopt_rows", "handoff_from_legacy", "stop_legacy_at"]
+__all__ = ["AdoptedRun", "LegacyCut", "adopt_cut", "adopt_rows", "handoff_from_legacy", "stop_legacy_at"]
 
 ENGINE_NAME = "legacy>actor"
 JobState = tuple[tuple[str, str, int], float | None, bool]
@@ -175,9 +175,15 @@ def handoff_from_legacy(
         return Handoff(record, cut_at, "legacy", engine.name)
     if cut_at < 0:
         raise ValueError(f"cut point {cut_at!r} s is before the first trigger of {trace.trace_id!r}")
-    ct = compile_trace(trace)
     start = min(r.trigger_time for r in trace.runs)
     legacy = stop_legacy_at(trace, options, start + cut_at, config=legacy_config)
+    return adopt_cut(engine, trace, options, legacy)
+
+
+def adopt_cut(engine: ActorEngine, trace: Trace, options: ReplayOptions, legacy: LegacyCut) -> Handoff:
+    """The actor half of a hand-off: adopt what ``legacy`` left and finish it (see the module docstring)."""
+    ct = compile_trace(trace)
+    start = min(r.trigger_time for r in trace.runs)
     loop = ReplayLoop(legacy.at)
     try:
         runs, counters, facts = loop.run_until_complete(
