@@ -12,6 +12,9 @@ Each cohort is judged on a list of criteria, each pass / marginal / fail / insuf
   over budget;
 - ``latency_start_overhead`` / ``latency_end_to_end``: the Mann-Whitney judge (statistics.py);
 - ``replay_errors``: traces the harness could not replay make the verdict MARGINAL;
+- ``handoff`` (critical, only when ``shadow handoff`` wrote rows for the cohort's traces into the same
+  database): an in-flight hand-off from the legacy to the actor engine whose outcome differed from the
+  legacy-only replay, or that started a runtime twice, fails the cohort (docs/HANDOFF.md);
 - ``fidelity``: where the cohort's traces carry production's observations, the share of observed
   statuses the *baseline* replay agrees with must reach ``fidelity_min_status_agreement``; below it the
   legacy model is not a faithful reference for the cohort, so agreeing with it proves little and the
@@ -107,6 +110,24 @@ def _critical(name: str, finding: Finding, what: str) -> Criterion:
     more = "" if finding.count <= len(finding.examples) else f" and {finding.count - len(finding.examples)} more"
     return Criterion(
         name, CriterionStatus.FAIL, finding.count, 0, f"{finding.count} {what} (e.g. {examples}{more})", critical=True
+    )
+
+
+def _handoff(evidence: CohortEvidence) -> Criterion:
+    """Critical: every in-flight hand-off of the cohort's traces must end as the legacy-only replay did."""
+    finding = evidence.handoffs
+    assert finding is not None
+    n = evidence.n_handoffs
+    if finding.count == 0:
+        return Criterion("handoff", CriterionStatus.PASS, 0, 0,
+                         f"all {n} in-flight hand-offs from the legacy to the actor engine ended as on legacy alone",
+                         critical=True)
+    examples = "; ".join(finding.examples)
+    more = "" if finding.count <= len(finding.examples) else f" and {finding.count - len(finding.examples)} more"
+    return Criterion(
+        "handoff", CriterionStatus.FAIL, finding.count, 0,
+        f"{finding.count} of {n} in-flight hand-offs from the legacy to the actor engine changed an outcome or "
+        f"started a runtime twice (e.g. {examples}{more}; 'shadow handoff', handoffs table)", critical=True,
     )
 
 
@@ -283,6 +304,7 @@ def judge_cohort(evidence: CohortEvidence) -> CohortVerdict:
         _latency(evidence, "start_overhead"),
         _latency(evidence, "end_to_end"),
         *((_coverage(evidence),) if evidence.cohort.require else ()),
+        *((_handoff(evidence),) if evidence.handoffs is not None else ()),
     )  # fmt: skip
     verdict = _decide(criteria)
     points = {CriterionStatus.PASS: 1.0, CriterionStatus.MARGINAL: 0.5}
