@@ -79,3 +79,28 @@ def test_bad_input_is_exit_4(corpus: Path, tmp_path: Path, capsys: pytest.Captur
                              message: str) -> None:
     assert main(["handoff", str(corpus), "--db", str(tmp_path / "h.duckdb"), *args]) == 4
     assert message in capsys.readouterr().err
+
+
+def test_report_and_gate_read_the_handoffs(corpus: Path, tmp_path: Path) -> None:
+    """`shadow handoff` into the database of `shadow run`: the report shows a hand-off section listing the
+    broken hand-offs, the gate fails the cohort on them (critical) although the run itself is clean."""
+    db = tmp_path / "r.duckdb"
+    assert main(["run", str(corpus), "--db", str(db), "--workers", "1", "--baseline", "oracle",
+                 "--candidate", "oracle", "--no-progress"]) == 0
+    cohorts = tmp_path / "cohorts.toml"
+    cohorts.write_text('[defaults]\nmin_traces = 1\ndivergence_budget = 0.5\n\n[[cohort]]\nname = "all"\n',
+                       encoding="utf-8")
+    verdict = tmp_path / "v.json"
+    clean = main(["gate", str(db), "--cohorts", str(cohorts), "--json", str(verdict)])
+    names = [c["name"] for c in json.loads(verdict.read_text())["cohorts"][0]["criteria"]]
+    assert "handoff" not in names
+    assert main(["handoff", str(corpus), "--db", str(db), "--at", "50%",
+                 "--target", "shadow.testing:handoff_with_fault"]) == 1
+    assert main(["gate", str(db), "--cohorts", str(cohorts), "--json", str(verdict)]) == 1 != clean
+    criterion = next(c for c in json.loads(verdict.read_text())["cohorts"][0]["criteria"] if c["name"] == "handoff")
+    assert criterion["status"] == "fail" and "2 of 2 in-flight hand-offs" in criterion["message"]
+    html = tmp_path / "r.html"
+    assert main(["report", str(db), "-o", str(html)]) == 0
+    text = html.read_text(encoding="utf-8")
+    assert 'id="handoff"' in text and "Hand-offs that changed an outcome: 2" in text
+    assert text.count('class="handoff-trace"') == 2
