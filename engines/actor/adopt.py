@@ -109,7 +109,7 @@ def stop_legacy_at(
             at = env.loop.time()
         runs = []
         run_ids: dict[str, str] = {}
-        for workflow_id, run_id, key in deployment.root_keys():
+        for _, run_id, key in deployment.root_keys():
             index = entry.run_index[run_id]
             run_ids[key] = run_id
             loaded = deployment.codec.load(store, key)

@@ -76,14 +76,14 @@ def handoff_rows(
     try:
         legacy = source.replay(trace, options)
     except Exception as exc:
-        return [HandoffRow(**base, cut_index=i, cut=specs[i], error=f"{source_name} replay: {_error(exc)}")  # type: ignore[typeddict-item]
+        return [HandoffRow(**base, cut_index=i, cut=specs[i], error=f"{source_name} replay: {_error(exc)}")
                 for i in range(len(cuts))]  # fmt: skip
     order = CausalOrder(trace)
     normalized: dict[int, dict[str, Any]] = {}
     rows: list[HandoffRow] = []
     legacy_makespan = _makespan(legacy, start)
     for i, cut in enumerate(cuts):
-        row = HandoffRow(**base, cut_index=i, cut=specs[i], legacy_makespan=legacy_makespan)  # type: ignore[typeddict-item]
+        row = HandoffRow(**base, cut_index=i, cut=specs[i], legacy_makespan=legacy_makespan)
         at = cut.resolve(legacy, start, seed=options.seed)
         if at is None:
             row["error"] = (f"cut point {specs[i]} is never reached on {source_name}: "
@@ -98,7 +98,7 @@ def handoff_rows(
             rows.append(row)
             continue
         found = compare_records(trace, legacy, result.record, order, normalized)
-        row.update(
+        row.update(HandoffRow(
             cut_at=result.cut_at, handoff_makespan=_makespan(result.record, start), runs_live=result.runs_live,
             runs_queued=result.runs_queued, runs_ended=result.runs_ended, runs_untriggered=result.runs_untriggered,
             attempts_running=result.attempts_running, attempts_lost=result.attempts_lost,
@@ -109,7 +109,7 @@ def handoff_rows(
                                   f"{found[0].kind.value} {found[0].path}: {found[0].detail}" if found else None),
             detail=json.dumps([{"run_id": d.run_id, "path": d.path, "kind": d.kind.value, "detail": d.detail}
                                for d in found[:DETAIL_LIMIT]]) if found else None,
-        )  # fmt: skip
+        ))  # fmt: skip
         if result.record.error:
             row["error"] = result.record.error
         rows.append(row)
@@ -172,7 +172,7 @@ def handoff_command(args: argparse.Namespace) -> int:
             trace = item.trace
             if trace is None or (wanted and trace.trace_id not in wanted):
                 continue
-            rows = handoff_rows(trace, cuts, specs, options, source, target, args.source)  # type: ignore[arg-type]
+            rows = handoff_rows(trace, cuts, specs, options, source, target, args.source)
             store.con.execute("DELETE FROM handoffs WHERE trace_id = ? AND seed = ?", [trace.trace_id, args.seed])
             store.insert({"handoffs": list(rows)})
             traces += 1
@@ -187,7 +187,7 @@ def handoff_command(args: argparse.Namespace) -> int:
                 duplicates += row.get("duplicate_starts") or 0
                 if row["differences"]:
                     differing += 1
-                    differences += row["differences"]  # type: ignore[operator]
+                    differences += row["differences"]
             now = time.monotonic()
             if now - last_progress >= 3.0:
                 last_progress = now

@@ -104,7 +104,8 @@ def test_cut_in_a_retry_backoff() -> None:
     assert_adopted_not_restarted(result, legacy)
     # the retry fires when its backoff expires, on the actor
     a2 = next(a for a in result.record.runs[0].attempts if a.path == "a" and a.attempt == 2)
-    assert a2.ready_at is not None and a2.ready_at >= T0 + at
+    assert a2.ready_at is not None
+    assert a2.ready_at >= T0 + at
 
 
 @pytest.mark.parametrize("succeeds", [True, False])
@@ -124,7 +125,8 @@ def test_cut_in_a_running_step_with_a_timeout(succeeds: bool) -> None:
     b = next(a for a in result.record.runs[0].attempts if a.path == "b")
     assert b.status == ("SUCCEEDED" if succeeds else "TIMED_OUT")
     if succeeds:  # the job the legacy engine launched finished when it was due: 3,000 s after its start
-        assert b.ended_at is not None and b.started_at is not None
+        assert b.ended_at is not None
+        assert b.started_at is not None
         assert 3_000 <= b.ended_at - b.started_at < 3_000 + 60
 
 
@@ -215,17 +217,20 @@ def test_a_running_attempt_whose_runtime_was_lost_is_started_once_by_the_actor()
     lost = replace(cut, jobs=(), launched=frozenset())
     engine = ActorEngine()
     result = adopt_cut(engine, trace, OPTIONS, lost)
-    assert result.attempts_lost == 1 and result.attempts_running == 0
+    assert result.attempts_lost == 1
+    assert result.attempts_running == 0
     assert outcome(result.record) == outcome(legacy)
     a = next(x for x in result.record.runs[0].attempts if x.path == "a")
-    assert a.ended_at is not None and a.ended_at >= T0 + result.cut_at + 500  # run in full from the cut, once
+    assert a.ended_at is not None
+    assert a.ended_at >= T0 + result.cut_at + 500
     assert result.record.counters["runtime_starts"] == 2.0  # a (again, its only run) and b
 
 
 def test_a_cut_after_the_end_adopts_finished_runs_only() -> None:
     trace = make_trace([step("a")], [rec("a", 1, "succeeded", 10)])
     result, _ = handoff(trace, 100_000)
-    assert result.runs_ended == 1 and result.runs_live == 0
+    assert result.runs_ended == 1
+    assert result.runs_live == 0
 
 
 @pytest.mark.parametrize(
@@ -251,8 +256,10 @@ def test_cut_points_resolve_against_the_legacy_record() -> None:
     makespan = max(r.ended_at or 0.0 for r in legacy.runs) - T0
     assert CutPoint.parse("50%").resolve(legacy, T0) == pytest.approx(makespan / 2)
     at_b = CutPoint.parse("step:b").resolve(legacy, T0)
-    assert at_b is not None and at_b == pytest.approx(first_start(legacy, "b"), abs=0.01)
+    assert at_b is not None
+    assert at_b == pytest.approx(first_start(legacy, "b"), abs=0.01)
     assert CutPoint.parse("step:nope").resolve(legacy, T0) is None
     one = CutPoint.parse("random").resolve(legacy, T0, seed=3)
     assert one == CutPoint.parse("random").resolve(legacy, T0, seed=3)
-    assert one is not None and 0.05 * makespan <= one <= 0.95 * makespan
+    assert one is not None
+    assert 0.05 * makespan <= one <= 0.95 * makespan

@@ -44,13 +44,18 @@ def test_handoff_writes_one_row_per_trace_and_cut(corpus: Path, tmp_path: Path,
         (t, i, spec) for t in ("t0", "t1") for i, spec in enumerate(("5s", "50%", "step:c", "step:nope"))]
     for trace_id, index, _, cut_at, differences, duplicates, adopted, error in rows:
         if index == 3:  # the step never started: no hand-off, said why
-            assert cut_at is None and differences is None and "never reached" in str(error)
+            assert cut_at is None
+            assert differences is None
+            assert "never reached" in str(error)
             continue
         assert error is None, (trace_id, error)
-        assert differences == 0 and duplicates == 0 and adopted == 1
+        assert differences == 0
+        assert duplicates == 0
+        assert adopted == 1
     assert rows[0][3] == pytest.approx(5.0)
     out = capsys.readouterr().out
-    assert "6 hand-offs over 2 traces" in out and "0 with outcome differences" in out
+    assert "6 hand-offs over 2 traces" in out
+    assert "0 with outcome differences" in out
     # a rerun with the same seed replaces the rows
     assert main(["handoff", str(corpus), "--db", str(db), "--at", "5s"]) == 0
     assert [(r[0], r[1]) for r in _rows(db)] == [("t0", 0), ("t1", 0)]
@@ -65,8 +70,10 @@ def test_a_broken_adoption_is_a_finding(corpus: Path, tmp_path: Path) -> None:
         first = con.execute("SELECT differences, first_difference, detail FROM handoffs ORDER BY trace_id").fetchone()
     finally:
         con.close()
-    assert first is not None and first[0] > 0
-    assert "b" in first[1] and json.loads(first[2])
+    assert first is not None
+    assert first[0] > 0
+    assert "b" in first[1]
+    assert json.loads(first[2])
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -98,9 +105,11 @@ def test_report_and_gate_read_the_handoffs(corpus: Path, tmp_path: Path) -> None
                  "--target", "shadow.testing:handoff_with_fault"]) == 1
     assert main(["gate", str(db), "--cohorts", str(cohorts), "--json", str(verdict)]) == 1 != clean
     criterion = next(c for c in json.loads(verdict.read_text())["cohorts"][0]["criteria"] if c["name"] == "handoff")
-    assert criterion["status"] == "fail" and "2 of 2 in-flight hand-offs" in criterion["message"]
+    assert criterion["status"] == "fail"
+    assert "2 of 2 in-flight hand-offs" in criterion["message"]
     html = tmp_path / "r.html"
     assert main(["report", str(db), "-o", str(html)]) == 0
     text = html.read_text(encoding="utf-8")
-    assert 'id="handoff"' in text and "Hand-offs that changed an outcome: 2" in text
+    assert 'id="handoff"' in text
+    assert "Hand-offs that changed an outcome: 2" in text
     assert text.count('class="handoff-trace"') == 2
