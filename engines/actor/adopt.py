@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from corpora.model import Trace
 from engines.actor.cluster import Cluster, WorkflowEntry, run_key_of
+from engines.actor.config import ActorConfig
+from engines.actor.engine import records_from_store
 from engines.actor.faults import parse_faults
 from engines.actor.group import group_of
 from engines.actor.persist import RunCodec, detached_key, has_detached_work
@@ -56,7 +58,10 @@ from engines.testing import VirtualTimeEnvironment
 if TYPE_CHECKING:
     from engines.actor.engine import ActorEngine
 
-__all__ = ["AdoptedRun", "LegacyCut", "adopt_cut", "adopt_rows", "handoff_from_legacy", "stop_legacy_at"]
+__all__ = [
+    "AdoptedRun", "LegacyCut", "adopt_cut", "adopt_live", "adopt_rows", "handoff_from_legacy", "read_legacy_store",
+    "stop_legacy_at",
+]
 
 ENGINE_NAME = "legacy>actor"
 JobState = tuple[tuple[str, str, int], float | None, bool]
@@ -205,7 +210,6 @@ def adopt_cut(engine: ActorEngine, trace: Trace, options: ReplayOptions, legacy:
 async def _adopt(
     engine: ActorEngine, ct: CompiledTrace, options: ReplayOptions, legacy: LegacyCut, clock: VirtualClock
 ) -> tuple[tuple[RunExecution, ...], dict[str, float], dict[str, int]]:
-    from engines.actor.engine import records_from_store
 
     trace = ct.trace
     config = engine.config
@@ -292,3 +296,93 @@ async def _adopt(
         store.close()
     facts["duplicate_starts"] = len(world.started & legacy.launched)
     return runs, counters, facts
+
+
+# ---- live mode: a live legacy deployment's SQLite file, adopted by live actor nodes -------------------------
+
+
+def read_legacy_store(path: str, traces: Sequence[Trace]) -> dict[str, list[AdoptedRun]]:
+    """The runs of ``traces`` as a (stopped) live legacy deployment left them in its SQLite file
+    (:mod:`engines.legacy.live`), per trace id. Opened without simulated latency; nothing is written."""
+    from engines.legacy.rows import RowCodec, root_key
+
+    store = SqliteStore(SqliteConfig(path=path, latency=LatencyModel.zero()))
+    codec = RowCodec()
+    out: dict[str, list[AdoptedRun]] = {}
+    try:
+        for trace in traces:
+            runs = out.setdefault(trace.trace_id, [])
+            for index, run in enumerate(trace.runs, start=1):
+                loaded = codec.load(store, root_key(trace.trace_id, index))
+                if loaded is None:
+                    runs.append(AdoptedRun(index, run.run_id, None, False, 0.0))
+                else:
+                    runs.append(AdoptedRun(index, run.run_id, loaded.state, bool(loaded.book.get("dequeued")),
+                                           loaded.root.created_at))  # fmt: skip
+    finally:
+        store.close()
+    return out
+
+
+async def adopt_live(
+    legacy_path: str, actor_path: str, traces: Sequence[Trace], *, nodes: int = 1, config: ActorConfig | None = None,
+    timeout: float = 60.0,
+) -> tuple[list[ExecutionRecord], dict[str, int]]:  # fmt: skip
+    """Live hand-off: live actor nodes (this process, real clock) adopt the runs a stopped live legacy
+    deployment left in ``legacy_path`` and finish them in the actor store ``actor_path``. Runs the legacy
+    deployment never triggered are triggered now. The world is :class:`TraceWorld` in live form: an attempt
+    RUNNING at the cut is re-attached and ends at its legacy ``started_at`` + its recorded duration (the job
+    ran on outside the stopped deployment). Returns the records and what was found at the cut."""
+    from engines.actor.live import LIVE_CONFIG, _cluster, open_live_store
+
+    cfg = replace(config if config is not None else LIVE_CONFIG, nodes=nodes)
+    adopted = read_legacy_store(legacy_path, traces)
+    store = open_live_store(actor_path)
+    cluster = _cluster(store, traces, cfg, exclusive=True, expected=sum(len(t.runs) for t in traces))
+    facts = dict.fromkeys(("runs_live", "runs_queued", "runs_ended", "runs_untriggered", "attempts_running"), 0)
+    now = cluster.clock.now()
+    untriggered: list[tuple[str, int]] = []
+    try:
+        with store.transaction():
+            for trace in traces:
+                ct = cluster.catalog[trace.trace_id].ct
+                for run in adopted[trace.trace_id]:
+                    if run.state is None:
+                        untriggered.append((trace.trace_id, run.run_index))
+                        facts["runs_untriggered"] += 1
+                        continue
+                    row, extra, steps = adopt_rows(ct, run, cfg.groups, now)
+                    store.create_run(row)
+                    for marker in extra:
+                        store.create_run(marker)
+                    store.save_steps(steps)  # type: ignore[arg-type]
+                    state = run.state
+                    if state.status.is_terminal and not extra:
+                        facts["runs_ended"] += 1
+                        cluster.monitor.terminal.add(row.run_key)
+                    elif state.status is WorkflowStatus.CREATED and not run.dequeued:
+                        facts["runs_queued"] += 1
+                    else:
+                        facts["runs_live"] += 1
+                        cluster.desk.admitted.add(row.run_key)
+                    facts["attempts_running"] += sum(
+                        1 for path, atts in state.attempts.items()
+                        if atts[-1].status is StepStatus.RUNNING and _leaf_step(ct, state, path)
+                    )  # fmt: skip
+        if len(cluster.monitor.terminal) >= cluster.monitor.expected:
+            cluster.monitor.done.set()
+        for i in range(nodes):
+            cluster.add_node(f"node-{i}")
+        cluster.start()
+        for trace_id, index in untriggered:
+            cluster.trigger(trace_id, index)
+        await cluster.wait(cluster.clock.now() + timeout)
+        cluster.stop()
+        records = [
+            ExecutionRecord(t.trace_id, ENGINE_NAME, "1", 0, records_from_store(cluster.catalog[t.trace_id].ct, store))
+            for t in traces
+        ]
+    finally:
+        cluster.stop()
+        store.close()
+    return records, facts

@@ -270,3 +270,43 @@ def test_cut_points_resolve_against_the_legacy_record() -> None:
     assert one == CutPoint.parse("random").resolve(legacy, T0, seed=3)
     assert one is not None
     assert 0.05 * makespan <= one <= 0.95 * makespan
+
+
+def test_live_legacy_deployment_stopped_mid_run_is_adopted_by_a_live_actor_node(tmp_path: Any) -> None:
+    """Live mode: a legacy deployment on a SQLite file, real clock, stopped while b runs; an actor node adopts
+    the run from the file and finishes it. b is re-attached (ends at its legacy start + 3 s), not restarted."""
+    import asyncio
+    import time
+
+    from engines.actor.adopt import adopt_live
+    from engines.legacy.config import LegacyConfig
+    from engines.legacy.live import run_live
+    from engines.runtimes import RuntimeRegistry
+
+    now = time.time()
+    trace = make_trace(
+        [step("a", "b"), step("b", "c"), step("c")],
+        runs=(Run("r1", now, attempts=(rec("a", 1, "succeeded", 0.2), rec("b", 1, "succeeded", 3.0, {"n": 3}),
+                                       rec("c", 1, "succeeded", 0.2))),),
+    )  # fmt: skip
+    quick = LegacyConfig(poll_interval=0.01, default_callback=0.02, status_callbacks={}, first_polling_window=1.0)
+    legacy_db, actor_db = str(tmp_path / "legacy.db"), str(tmp_path / "actor.db")
+    stopped = run_live([trace], store_path=legacy_db, config=quick, registry=RuntimeRegistry.replay(trace),
+                       timeout=1.5)  # fmt: skip
+    assert not stopped.finished
+    b_at_cut = next(a for a in stopped.runs[0].attempts if a.path == "b")
+    assert b_at_cut.status == "RUNNING"
+    adopted_at = time.time()
+    records, facts = asyncio.run(adopt_live(legacy_db, actor_db, [trace], timeout=30))
+    assert facts["runs_live"] == 1
+    assert facts["attempts_running"] == 1
+    run = records[0].runs[0]
+    assert run.status == "SUCCEEDED"
+    assert [(a.path, a.attempt, a.status, dict(a.outputs)) for a in run.attempts] == [
+        ("a", 1, "SUCCEEDED", {}), ("b", 1, "SUCCEEDED", {"n": 3}), ("c", 1, "SUCCEEDED", {})]
+    b = next(a for a in run.attempts if a.path == "b")
+    assert b.started_at == b_at_cut.started_at
+    assert b.ended_at is not None
+    assert b.started_at is not None
+    # re-attached, not run again: a restart could not end before the adoption + its 3 s
+    assert b.ended_at < adopted_at + 3.0
