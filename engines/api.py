@@ -26,12 +26,15 @@ __all__ = [
     "DEFAULT_TIME_LIMIT",
     "AttemptRecord",
     "CapturesTraces",
+    "CutPoint",
     "DescribesFaults",
     "Engine",
     "EngineError",
     "EngineFactory",
     "ExecutionRecord",
     "FollowsTraces",
+    "Handoff",
+    "HandsOff",
     "ReplayOptions",
     "RunExecution",
     "TraceFeed",
@@ -191,3 +194,126 @@ class FollowsTraces(Protocol):
     """An engine whose production store can be followed while it runs (``shadow capture --follow``)."""
 
     def follow(self, store: str, *, since: float | None = None) -> TraceFeed: ...
+
+
+# ---- in-flight hand-off: a run half done on one engine finishes on another (docs/HANDOFF.md) ----------
+
+
+@dataclass(frozen=True, slots=True)
+class CutPoint:
+    """When to stop the source engine of a hand-off, relative to a trace's first trigger.
+
+    ``kind``: ``seconds`` (``value`` virtual seconds after the first trigger), ``fraction`` (of the
+    source-only replay's makespan: first trigger to last run end), ``step`` (just after the first
+    attempt of step path ``value`` started on the source) or ``random`` (a fraction drawn from the
+    seed, the trace id and ``value``, the index of the draw). Written as ``90s`` / ``90``, ``50%``,
+    ``step:PATH``, ``random`` (see :meth:`parse`)."""
+
+    kind: str
+    value: float | str
+
+    KINDS = ("seconds", "fraction", "step", "random")
+
+    @classmethod
+    def parse(cls, spec: str, *, index: int = 0) -> CutPoint:
+        """``90s`` or ``90`` (seconds), ``50%`` (fraction of the makespan), ``step:PATH``, ``random``
+        (``index`` tells draws of one trace apart). Raises ValueError naming the spec and the forms."""
+        text = spec.strip()
+        forms = "use SECONDS (e.g. 90 or 90s), PERCENT (e.g. 50%), step:PATH (e.g. step:extract) or random"
+        if text == "random":
+            return cls("random", float(index))
+        if text.startswith("step:"):
+            path = text[5:].strip()
+            if not path:
+                raise ValueError(f"cut point {spec!r} names no step; {forms}")
+            return cls("step", path)
+        try:
+            if text.endswith("%"):
+                pct = float(text[:-1])
+                if not 0.0 <= pct <= 100.0:
+                    raise ValueError(text)
+                return cls("fraction", pct / 100.0)
+            seconds = float(text[:-1] if text.endswith("s") else text)
+        except ValueError:
+            raise ValueError(f"cut point {spec!r} is not understood; {forms}") from None
+        if not seconds >= 0.0 or seconds == float("inf"):
+            raise ValueError(f"cut point {spec!r} must be a finite number of seconds >= 0; {forms}")
+        return cls("seconds", seconds)
+
+    @property
+    def spec(self) -> str:
+        """The canonical text of the cut point (what :meth:`parse` reads back)."""
+        if self.kind == "seconds":
+            return f"{float(self.value):g}s"
+        if self.kind == "fraction":
+            return f"{float(self.value) * 100:g}%"
+        if self.kind == "step":
+            return f"step:{self.value}"
+        return "random"
+
+    def resolve(self, source: ExecutionRecord, start: float, *, seed: int = 0) -> float | None:
+        """Virtual seconds after the first trigger (``start``) at which to cut, from the source-only
+        record of the same trace and seed; None when the cut point is never reached (the step never
+        started on the source, or the source record has no end)."""
+        if self.kind == "seconds":
+            return float(self.value)
+        if self.kind == "step":
+            started = [
+                a.started_at for r in source.runs for a in r.attempts
+                if a.path == self.value and a.started_at is not None
+            ]  # fmt: skip
+            # just after it started: the source made the start durable, its job runs
+            return min(started) - start + 1e-3 if started else None
+        ends = [r.ended_at for r in source.runs if r.ended_at is not None]
+        if not ends:
+            return None
+        makespan = max(ends) - start
+        if self.kind == "fraction":
+            return makespan * float(self.value)
+        import random
+
+        rng = random.Random(f"handoff-cut:{seed}:{source.trace_id}:{int(float(self.value))}")
+        return makespan * rng.uniform(0.05, 0.95)
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """One hand-off replay: the trace run on the source engine up to ``cut_at`` (virtual seconds after
+    the first trigger), the source stopped there with its store as it was, and the target engine
+    adopting the runs from that store and finishing them.
+
+    ``record`` is the whole trace as one canonical record (attempts before the cut are the source's,
+    after it the target's). What the target found at the cut: ``runs_live`` (runs in progress it
+    adopted), ``runs_queued`` (runs waiting behind a run strategy), ``runs_ended`` (already terminal),
+    ``runs_untriggered`` (whose trigger was still to come), ``attempts_running`` (RUNNING attempts
+    whose runtime was still alive: attached, not restarted), ``attempts_lost`` (RUNNING attempts the
+    runtime did not know, started by the target), ``attempts_finished_unseen`` (runtimes that had
+    finished but the source had not noticed yet), ``retries_pending`` (steps in a retry backoff).
+    ``duplicate_starts`` counts attempts whose runtime both engines started (must be 0)."""
+
+    record: ExecutionRecord
+    cut_at: float
+    source: str
+    target: str
+    runs_live: int = 0
+    runs_queued: int = 0
+    runs_ended: int = 0
+    runs_untriggered: int = 0
+    attempts_running: int = 0
+    attempts_lost: int = 0
+    attempts_finished_unseen: int = 0
+    retries_pending: int = 0
+    duplicate_starts: int = 0
+
+
+@runtime_checkable
+class HandsOff(Protocol):
+    """An engine that can adopt runs in flight on another engine (the target of a cut-over).
+
+    ``handoff`` replays ``trace`` on the source engine named ``source`` until ``cut_at`` virtual
+    seconds after the first trigger, stops it, adopts the runs from its store through the target's
+    own take-over path and finishes them. ``handoff_sources`` names the engines it can adopt from."""
+
+    handoff_sources: tuple[str, ...]
+
+    def handoff(self, trace: Trace, options: ReplayOptions, cut_at: float, *, source: str = ...) -> Handoff: ...

@@ -27,6 +27,8 @@ from reports.records import (
     FaultKindSummary,
     FidelitySummary,
     FidelityTrace,
+    HandoffSummary,
+    HandoffTrace,
     Headline,
     LatencyDistribution,
     Provenance,
@@ -78,6 +80,7 @@ class ReportLimits:
     drilldown_groups: int = 12
     quarantine: int = 200
     fidelity_traces: int = 50
+    handoff_traces: int = 50
     trace_errors: int = 100
     waivers: int = 200
     diff_rows: int = 60
@@ -311,6 +314,49 @@ class ResultsReader:
                 outcomes=tuple((o, int(counts[o])) for o in (*order, "equal") if counts.get(o)),
                 exemplars=tuple((_s(t), _s(sp), _s(o), _s(d)) for t, sp, o, d in changed)))
         return tuple(out)
+
+    # -- in-flight hand-offs (shadow handoff) -----------------------------------------------------
+
+    def handoff_summary(self) -> HandoffSummary | None:
+        """The hand-offs ``shadow handoff`` wrote into this file; None when it wrote none."""
+        if not self.has("handoffs"):
+            return None
+        rows = self.query(
+            "SELECT count(*) FILTER (WHERE differences IS NOT NULL), count(DISTINCT trace_id), "
+            "count(*) FILTER (WHERE differences IS NULL), count(*) FILTER (WHERE differences > 0), "
+            "sum(differences), sum(duplicate_starts), sum(runs_live), sum(runs_queued), sum(attempts_running), "
+            "sum(attempts_lost), sum(retries_pending), "
+            "median(handoff_makespan / legacy_makespan) FILTER (WHERE legacy_makespan > 0) FROM handoffs")
+        r = rows[0]
+        if not r[0] and not r[2]:
+            return None
+
+        def n(v: Any) -> int:
+            return int(v or 0)
+
+        return HandoffSummary(handoffs=n(r[0]), traces=n(r[1]), not_run=n(r[2]), differing=n(r[3]),
+                              differences=n(r[4]), duplicate_starts=n(r[5]), runs_live=n(r[6]), runs_queued=n(r[7]),
+                              attempts_running=n(r[8]), attempts_lost=n(r[9]), retries_pending=n(r[10]),
+                              makespan_ratio_p50=r[11])
+
+    def handoff_traces(self, limit: int) -> tuple[tuple[HandoffTrace, ...], int]:
+        """Hand-offs whose outcome differed from the legacy-only replay, most differences first."""
+        if not self.has("handoffs"):
+            return (), 0
+        where = "differences > 0 OR duplicate_starts > 0"
+        total = self.count("handoffs", where)
+        rows = self.query(
+            "SELECT trace_id, cut, cut_at, differences, duplicate_starts, first_difference, detail FROM handoffs "
+            f"WHERE {where} ORDER BY differences DESC, trace_id, cut_index LIMIT ?", [limit])
+        out = []
+        for r in rows:
+            try:
+                listed = json.loads(r[6]) if r[6] else []
+            except json.JSONDecodeError:
+                listed = []
+            out.append(HandoffTrace(_s(r[0]), _s(r[1]), r[2], int(r[3] or 0), int(r[4] or 0), r[5],
+                                    tuple(d for d in listed if isinstance(d, dict))))
+        return tuple(out), max(total - len(out), 0)
 
     # -- divergence groups ---------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ __all__ = [
     "EngineInfo",
     "FidelitySummary",
     "FidelityTrace",
+    "HandoffSummary",
+    "HandoffTrace",
     "Headline",
     "LatencyDistribution",
     "Provenance",
@@ -227,6 +229,37 @@ class FaultKindSummary:
     latency_added_p50: float | None
     latency_added_max: float | None
     exemplars: tuple[tuple[str, str, str, str], ...]  # (trace_id, spec, outcome, detail) of changed trials
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffSummary:
+    """Every in-flight hand-off of ``shadow handoff`` (``handoffs`` table): legacy cut mid-run, actor adopting."""
+
+    handoffs: int  # hand-offs that ran
+    traces: int
+    not_run: int  # cut points never reached, engine errors
+    differing: int  # hand-offs whose outcome differed from the legacy-only replay
+    differences: int
+    duplicate_starts: int
+    runs_live: int
+    runs_queued: int
+    attempts_running: int
+    attempts_lost: int
+    retries_pending: int
+    makespan_ratio_p50: float | None  # handed-off / legacy-only makespan: a latency figure, never an outcome
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffTrace:
+    """A hand-off whose outcome differed from the legacy-only replay (or that started a runtime twice)."""
+
+    trace_id: str
+    cut: str
+    cut_at: float | None
+    differences: int
+    duplicate_starts: int
+    first_difference: str | None
+    detail: tuple[dict[str, Any], ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -196,6 +196,7 @@ def build_context(reader: ResultsReader, options: ReportOptions, baseline: Resul
     quarantine, quarantine_more = reader.quarantine(limits.quarantine)
     errors, errors_more = reader.trace_errors(limits.trace_errors)
     fidelity_traces, fidelity_more = reader.fidelity_traces(limits.fidelity_traces)
+    handoff_traces, handoff_more = reader.handoff_traces(limits.handoff_traces)
     return {
         "title": options.title,
         "source": str(reader.path),
@@ -220,6 +221,9 @@ def build_context(reader: ResultsReader, options: ReportOptions, baseline: Resul
         "faults": reader.fault_summary(),
         "fidelity_traces": fidelity_traces,
         "fidelity_more": fidelity_more,
+        "handoff": reader.handoff_summary(),
+        "handoff_traces": handoff_traces,
+        "handoff_more": handoff_more,
         "baseline": (
             {"path": str(baseline.path), **_baseline_diff(reader.all_signatures(), baseline.all_signatures(), limits.groups)}
             if baseline is not None else None

@@ -24,6 +24,7 @@ __all__ = [
     "DivergenceKind",
     "DivergenceRow",
     "FidelityRow",
+    "HandoffRow",
     "LatencyRow",
     "LatencyTestRow",
     "QuarantineRow",
@@ -260,11 +261,36 @@ class WaiverRow(_Identity):
     expired: bool
 
 
+class HandoffRow(TypedDict, total=False):
+    trace_id: str
+    workflow_type: str | None
+    cut_index: int
+    cut: str
+    seed: int
+    cut_at: float | None
+    legacy_makespan: float | None
+    handoff_makespan: float | None
+    runs_live: int | None
+    runs_queued: int | None
+    runs_ended: int | None
+    runs_untriggered: int | None
+    attempts_running: int | None
+    attempts_lost: int | None
+    attempts_finished_unseen: int | None
+    retries_pending: int | None
+    duplicate_starts: int | None
+    differences: int | None
+    runs_differing: int | None
+    first_difference: str | None
+    detail: str | None  # JSON
+    error: str | None
+
+
 ROW_TYPES: dict[str, type] = {
     "traces": TraceRow, "runs": RunRow, "steps": StepRow, "records": RecordRow, "divergences": DivergenceRow,
     "fidelity": FidelityRow, "fault_trials": FaultTrialRow,
     "signatures": SignatureRow, "causes": CauseRow, "quarantine": QuarantineRow, "latency": LatencyRow, "latency_tests": LatencyTestRow,
-    "waivers": WaiverRow,
+    "waivers": WaiverRow, "handoffs": HandoffRow,
 }
 """The row type of each table written through ``ResultsStore`` (provenance, meta, verdicts and the
 rollout history are written by SQL or Arrow directly)."""

@@ -221,6 +221,35 @@ TABLES: dict[str, str] = {
             identity VARCHAR NOT NULL DEFAULT '',
             PRIMARY KEY (identity, trace_id, engine)
         )""",
+    # One row per (trace, cut point, seed) of `shadow handoff` (docs/HANDOFF.md): the trace replayed on the legacy
+    # engine up to the cut, the actor engine adopting the runs in flight; compared with the legacy-only replay.
+    "handoffs": """
+        CREATE TABLE IF NOT EXISTS handoffs (
+            trace_id VARCHAR,
+            workflow_type VARCHAR,
+            cut_index INTEGER,            -- position of the cut point in the command's --at list (0-based)
+            cut VARCHAR,                  -- the cut point as given: 90s | 50% | step:PATH | random
+            seed INTEGER,
+            cut_at DOUBLE,                -- virtual seconds after the first trigger at which legacy stopped; NULL: not reached
+            legacy_makespan DOUBLE,       -- legacy-only replay: first trigger -> last run end (seconds)
+            handoff_makespan DOUBLE,      -- the handed-off replay, the same measure (a latency figure only)
+            runs_live INTEGER,            -- runs in progress at the cut, adopted by the actor engine
+            runs_queued INTEGER,          -- runs waiting behind a run strategy at the cut
+            runs_ended INTEGER,           -- runs already terminal at the cut
+            runs_untriggered INTEGER,     -- runs whose trigger was still to come
+            attempts_running INTEGER,     -- RUNNING attempts whose runtime was alive: attached, not restarted
+            attempts_lost INTEGER,        -- RUNNING attempts the runtime did not know: started by the actor
+            attempts_finished_unseen INTEGER, -- runtimes that had finished before the cut, unread by legacy
+            retries_pending INTEGER,      -- steps in a retry backoff at the cut
+            duplicate_starts INTEGER,     -- attempts whose runtime both engines started (must be 0)
+            differences INTEGER,          -- outcome differences from the legacy-only record (statuses, attempts,
+                                          -- params, outputs, configuration); NULL when the hand-off did not run
+            runs_differing INTEGER,       -- runs with at least one difference
+            first_difference VARCHAR,     -- kind path: detail of the causally first difference
+            detail JSON,                  -- up to 20 [{run_id, path, kind, detail}]
+            error VARCHAR,                -- why the hand-off could not run (engine error, cut never reached)
+            PRIMARY KEY (trace_id, cut_index, seed)
+        )""",
     # One row per cause group (what changed, whichever steps it touched), after each session. The noise
     # filter and the gate work on these; signatures (where it showed) are the drill-down.
     "causes": """

@@ -41,6 +41,8 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
              "judge each cohort PASS / MARGINAL / FAIL / INSUFFICIENT_DATA and exit with the CI code"),
     "rollout": (("shadow.commands.rollout",), "show and change the rollout state of cohorts (shadow, canary, cutover)"),
     "capture": (("shadow.commands.capture",), "export finished runs from a legacy engine store as shadow-trace/1"),
+    "handoff": (("shadow.commands.handoff",),
+                "cut traces over from the legacy to the actor engine mid-run; compare outcomes"),
 }
 COMMAND_MODULES = tuple(module for modules, _ in COMMANDS.values() for module in modules)
 
@@ -128,6 +130,7 @@ EXAMPLES: dict[str, str] = {
     "rollout rollback": "shadow rollout rollback etl-daily --state rollout.sqlite --note 'p99 regression'",
     "rollout history": "shadow rollout history etl-daily --state postgresql://ci@db/rollout",
     "capture": "shadow capture --store legacy.db -o traces.jsonl.gz",
+    "handoff": "shadow handoff corpus.jsonl.gz --db handoffs.duckdb --at 25% --at step:extract --at random --seed 1",
 }
 
 

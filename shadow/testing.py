@@ -13,6 +13,7 @@ import random
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import networkx as nx
 
@@ -29,7 +30,7 @@ from corpora.model import (
     Transition,
     WorkflowDefinition,
 )
-from engines.api import AttemptRecord, Engine, ExecutionRecord, ReplayOptions, RunExecution
+from engines.api import AttemptRecord, Engine, ExecutionRecord, Handoff, ReplayOptions, RunExecution
 
 __all__ = [
     "FAULT_KINDS",
@@ -213,6 +214,39 @@ class PlantedFaultEngine:
         early = (first.ready_at or 0.0) - 5.0
         moved = replace(first, ready_at=early, started_at=early)
         return replace(run, attempts=_ordered([*others, moved, *mine[1:]]))
+
+
+@dataclass(slots=True)
+class PlantedHandoffEngine:
+    """Wrap an engine offering :class:`engines.api.HandsOff` and plant one known fault (a
+    :class:`PlantedFaultEngine` kind) in every handed-off record: a broken adoption ``shadow handoff``
+    must report."""
+
+    inner: Any
+    fault: str
+    path: str
+    name: str = "planted-handoff"
+    version: str = "0.0-test"
+
+    @property
+    def handoff_sources(self) -> tuple[str, ...]:
+        return tuple(self.inner.handoff_sources)
+
+    def replay(self, trace: Trace, options: ReplayOptions) -> ExecutionRecord:
+        return self.inner.replay(trace, options)  # type: ignore[no-any-return]
+
+    def handoff(self, trace: Trace, options: ReplayOptions, cut_at: float, *, source: str = "legacy") -> Handoff:
+        out: Handoff = self.inner.handoff(trace, options, cut_at, source=source)
+        planter = PlantedFaultEngine(self.inner, fault=self.fault, path=self.path)
+        runs = tuple(planter._plant(run) for run in out.record.runs)
+        return replace(out, record=replace(out.record, runs=runs))
+
+
+def handoff_with_fault(fault: str = "one_retry_fewer", path: str = "b", inner: str = "actor") -> PlantedHandoffEngine:
+    """Factory for ``shadow handoff --target shadow.testing:handoff_with_fault``."""
+    from shadow.engines import build_engine, resolve_engine
+
+    return PlantedHandoffEngine(build_engine(resolve_engine(inner)), fault=fault, path=path)
 
 
 def _ordered(attempts: Iterable[AttemptRecord]) -> tuple[AttemptRecord, ...]:

@@ -35,7 +35,7 @@ from engines.actor.faults import FAULT_SYNTAX, MESSAGE_KINDS, FaultPlan, parse_f
 from engines.actor.persist import decode_run
 from engines.actor.upkeep import ReplayLoop, upkeep_latency
 from engines.actor.world import TraceWorld
-from engines.api import EngineError, ExecutionRecord, ReplayOptions, RunExecution
+from engines.api import EngineError, ExecutionRecord, Handoff, ReplayOptions, RunExecution
 from engines.clock import VirtualClock, VirtualTimeLoop
 from engines.core.definition import CompiledTrace, compile_trace
 from engines.core.record import run_execution
@@ -52,6 +52,7 @@ class ActorEngine:
     name = "actor"
     version = "1"
     fault_syntax = FAULT_SYNTAX
+    handoff_sources = ("legacy",)
 
     def __init__(
         self, nodes: int | None = None, faults: tuple[str, ...] = (), config: ActorConfig | None = None
@@ -83,6 +84,21 @@ class ActorEngine:
             trace_id=trace.trace_id, engine=self.name, engine_version=self.version, seed=options.seed,
             runs=runs, counters=counters,
         )  # fmt: skip
+
+    def handoff(self, trace: Trace, options: ReplayOptions, cut_at: float, *, source: str = "legacy") -> Handoff:
+        """Adopt ``trace``'s runs from a legacy deployment stopped ``cut_at`` virtual seconds after the first
+        trigger, and finish them (:mod:`engines.actor.adopt`, docs/HANDOFF.md): the
+        :class:`engines.api.HandsOff` capability."""
+        if source not in self.handoff_sources:
+            raise EngineError(
+                f"the actor engine adopts runs from {', '.join(self.handoff_sources)}, not from {source!r}"
+            )
+        from engines.actor.adopt import handoff_from_legacy
+
+        cpu = time.process_time()
+        out = handoff_from_legacy(self, trace, options, cut_at)
+        self.last_stats = {"cpu_seconds": time.process_time() - cpu}
+        return out
 
     def _fallback(self, options: ReplayOptions, plan: FaultPlan) -> str | None:
         """Why this replay runs in exact mode (None: fast mode). Fast mode needs a node alone on its

@@ -65,6 +65,8 @@ class _JobTable:
         self.clock = clock
         self.jobs: dict[JobKey, AttemptJob] = {}
         self.starts = 0
+        self.started: set[JobKey] = set()
+        """The attempts this world started (not the ones it adopted): a hand-off's duplicate check."""
 
     def _attach(self, job: AttemptJob, listener: Listener) -> None:
         if job.report is not None:
@@ -130,6 +132,7 @@ class TraceWorld(_JobTable):
             return False
         job = self.jobs[key] = AttemptJob(key, listeners=[listener])
         self.starts += 1
+        self.started.add(key)
         now = self.clock.now()
         self.runtime.record_params(run_id, path, attempt, params, now)
         recorded = self.runtime.lookup(run_id, path, attempt)
@@ -142,3 +145,26 @@ class TraceWorld(_JobTable):
             delay = max(0.0, begin + recorded.duration - now)
         job.handle = self.clock.call_later(delay, lambda: self._finish(job, report))
         return True
+
+    def adopt(self, run_id: str, path: str, attempt: int, *, ends_at: float | None, finished: bool) -> None:
+        """A runtime another engine started (an in-flight hand-off): it goes on running in the world, and
+        a later :meth:`ensure` of the same attempt only attaches to it. ``finished``: it ended before the
+        hand-off and nobody read its result yet; else it ends at ``ends_at`` (None: its recorded
+        duration from now, for a job whose start the other engine had not begun)."""
+        key = (run_id, path, attempt)
+        if key in self.jobs:
+            return
+        job = self.jobs[key] = AttemptJob(key)
+        recorded = self.runtime.lookup(run_id, path, attempt)
+        if recorded is None:
+            report = RuntimeReport.unrecorded()
+            duration = 0.0
+        else:
+            report = RuntimeReport.finished(recorded.outcome.value, dict(recorded.outputs))
+            duration = recorded.duration
+        if finished:
+            job.report = report
+            return
+        now = self.clock.now()
+        end = ends_at if ends_at is not None else now + duration
+        job.handle = self.clock.call_later(max(0.0, end - now), lambda: self._finish(job, report))

@@ -152,6 +152,9 @@ class Deployment:
         self.jump_credit = 0  # loop jumps the tick-by-tick run would have made inside fast-forwards
         self.upkeep_round_trips = 0  # round trips of empty polls (per worker upkeep)
         self.fast_stats: Counter[str] = Counter()
+        self.stopped_jobs: list[tuple[tuple[str, str, int], float | None, bool]] = []
+        """Jobs still outstanding when :meth:`serve` last returned (:meth:`JobBoard.outstanding`): what a
+        deployment stopped at a deadline leaves running in the world, for a hand-off to adopt."""
 
     def workflow_of(self, loaded: LoadedState) -> WorkflowEntry:
         return self.workflows[loaded.root.workflow_id]
@@ -232,6 +235,7 @@ class Deployment:
             for t in everything:
                 t.cancel()
             await asyncio.gather(*everything, return_exceptions=True)
+            self.stopped_jobs = self.jobs.outstanding()
             await self.jobs.close()
             for w in workers:
                 self.counters.update(w.counters)

@@ -49,6 +49,8 @@ class JobBoard:
         self.due_times: dict[float, int] = {}  # how many known jobs finish at each time (their timers)
         self.launched = 0
         self.duplicate_launches = 0
+        self.history: set[JobKey] = set()
+        """Every attempt this board ever launched (a hand-off checks that no other engine starts one again)."""
 
     def launch(self, key: JobKey, run_id: str, step_type: str, params: Mapping[str, JsonValue]) -> None:
         """Start the runtime of one attempt. A second launch of the same attempt is ignored."""
@@ -56,6 +58,7 @@ class JobBoard:
             self.duplicate_launches += 1
             return
         self.launched += 1
+        self.history.add(key)
         _, path, attempt = key
         self._tasks[key] = asyncio.get_running_loop().create_task(
             self._run(key, run_id, path, attempt, StepType(step_type), dict(params)),
@@ -140,6 +143,16 @@ class JobBoard:
         self._drop_due(key)
         if task is not None and not task.done():
             task.cancel()
+
+    def outstanding(self) -> list[tuple[JobKey, float | None, bool]]:
+        """The jobs whose result no cycle consumed yet, as ``(key, due, finished)``: ``due`` is when a
+        running replay job finishes (None when unknown: not started yet, or not a replay runtime),
+        ``finished`` whether it has. What a deployment stopped mid-run leaves running in the world."""
+        out = []
+        for key, task in self._tasks.items():
+            done = task.done() and not task.cancelled()
+            out.append((key, None if done else self._due.get(key), done))
+        return out
 
     @property
     def running(self) -> int:

@@ -105,6 +105,11 @@ class CohortEvidence:
     features: frozenset[str] | None = None
     # The fault campaign's trials over the cohort's traces; None when no campaign ran (no fault_trials rows).
     faults: FaultEvidence | None = None
+    # In-flight hand-offs of the cohort's traces (the ``handoffs`` table of ``shadow handoff``) whose outcome
+    # differed from the legacy-only replay or that started a runtime twice; None when no hand-off of a
+    # member trace was run (the table is absent or holds none of them).
+    handoffs: Finding | None = None
+    n_handoffs: int = 0
 
     @property
     def n_judged(self) -> int:
@@ -264,6 +269,22 @@ def _faults(con: duckdb.DuckDBPyConnection, present: bool) -> FaultEvidence | No
     return FaultEvidence(int(trials), int(fired), int(not_placed), _finding(changed))
 
 
+_HANDOFFS_BAD = """
+    SELECT h.trace_id, h.cut, h.first_difference FROM handoffs h JOIN member m USING (trace_id)
+    WHERE h.differences > 0 OR h.duplicate_starts > 0 ORDER BY h.trace_id, h.cut_index, h.seed"""
+
+
+def _handoffs(con: duckdb.DuckDBPyConnection, present: bool) -> tuple[Finding | None, int]:
+    """Hand-offs of member traces that changed an outcome (None: no hand-off of a member was run)."""
+    if not present:
+        return None, 0
+    ((n,),) = con.execute(
+        "SELECT count(*) FROM handoffs h JOIN member m USING (trace_id) WHERE h.differences IS NOT NULL").fetchall()
+    if not n:
+        return None, 0
+    return _finding(con.execute(_HANDOFFS_BAD).fetchall()), int(n)
+
+
 def collect_evidence(
     con: duckdb.DuckDBPyConnection, cohorts: Sequence[Cohort], *, today: dt.date
 ) -> list[CohortEvidence]:
@@ -281,6 +302,8 @@ def collect_evidence(
     has_features = bool(con.execute(
         "SELECT count(*) FROM information_schema.columns WHERE table_name = 'traces' AND column_name = 'features'"
     ).fetchall()[0][0])
+    has_handoffs = bool(con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'handoffs'").fetchall()[0][0])
     evidence: list[CohortEvidence] = []
     for cohort in cohorts:
         con.register("member", pa.table({"trace_id": pa.array(members[cohort.name], type=pa.string())}))
@@ -290,6 +313,7 @@ def collect_evidence(
             f"count(*) FILTER (WHERE t.error IS NULL AND {captured} IS NULL) "
             "FROM traces t JOIN member m USING (trace_id)"
         ).fetchall()
+        handoffs, n_handoffs = _handoffs(con, has_handoffs)
         evidence.append(
             CohortEvidence(
                 cohort=cohort,
@@ -305,6 +329,8 @@ def collect_evidence(
                 n_uncaptured=int(n_uncaptured or 0),
                 fidelity=_fidelity(con, has_fidelity),
                 faults=_faults(con, has_faults),
+                handoffs=handoffs,
+                n_handoffs=n_handoffs,
                 features=frozenset(str(f) for (f,) in con.execute(
                     "SELECT DISTINCT unnest(t.features) FROM traces t JOIN member m USING (trace_id) "
                     "WHERE t.error IS NULL").fetchall()) if has_features else None,

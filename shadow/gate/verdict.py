@@ -15,6 +15,9 @@ Each cohort is judged on a list of criteria, each pass / marginal / fail / insuf
 - ``faults`` (critical, only where a fault campaign ran, ``shadow run --faults``): a fired fault trial whose
   outcome differs from the candidate's own no-fault record fails the cohort, whatever the noise filter says;
   trials that all failed to fire (or to be placed) prove nothing: INSUFFICIENT_DATA, never PASS;
+- ``handoff`` (critical, only when ``shadow handoff`` wrote rows for the cohort's traces into the same
+  database): an in-flight hand-off from the legacy to the actor engine whose outcome differed from the
+  legacy-only replay, or that started a runtime twice, fails the cohort (docs/HANDOFF.md);
 - ``fidelity``: where the cohort's traces carry production's observations, the share of observed
   statuses the *baseline* replay agrees with must reach ``fidelity_min_status_agreement``; below it the
   legacy model is not a faithful reference for the cohort, so agreeing with it proves little and the
@@ -132,6 +135,24 @@ def _faults(evidence: CohortEvidence) -> Criterion:
                          "traces live (docs/FAULTS.md)", critical=True)
     return Criterion("faults", CriterionStatus.PASS, 0, 0,
                      f"{head}, and none changed the candidate's outcome", critical=True)
+
+
+def _handoff(evidence: CohortEvidence) -> Criterion:
+    """Critical: every in-flight hand-off of the cohort's traces must end as the legacy-only replay did."""
+    finding = evidence.handoffs
+    assert finding is not None
+    n = evidence.n_handoffs
+    if finding.count == 0:
+        return Criterion("handoff", CriterionStatus.PASS, 0, 0,
+                         f"all {n} in-flight hand-offs from the legacy to the actor engine ended as on legacy alone",
+                         critical=True)
+    examples = "; ".join(finding.examples)
+    more = "" if finding.count <= len(finding.examples) else f" and {finding.count - len(finding.examples)} more"
+    return Criterion(
+        "handoff", CriterionStatus.FAIL, finding.count, 0,
+        f"{finding.count} of {n} in-flight hand-offs from the legacy to the actor engine changed an outcome or "
+        f"started a runtime twice (e.g. {examples}{more}; 'shadow handoff', handoffs table)", critical=True,
+    )
 
 
 def _registry(evidence: CohortEvidence) -> Criterion:
@@ -308,6 +329,7 @@ def judge_cohort(evidence: CohortEvidence) -> CohortVerdict:
         _latency(evidence, "start_overhead"),
         _latency(evidence, "end_to_end"),
         *((_coverage(evidence),) if evidence.cohort.require else ()),
+        *((_handoff(evidence),) if evidence.handoffs is not None else ()),
     )  # fmt: skip
     verdict = _decide(criteria)
     points = {CriterionStatus.PASS: 1.0, CriterionStatus.MARGINAL: 0.5}

@@ -113,6 +113,17 @@ class GateDb:
                           attempts_agree=steps, status_agreement=(steps + 1 - int(bad)) / (steps + 1),
                           first_disagreement="s1" if bad else None, start_delays=0)  # fmt: skip
 
+    def add_handoffs(self, trace_ids: list[str], *, differing: int = 0, cuts: int = 3) -> None:
+        """``shadow handoff`` rows for ``trace_ids`` (``cuts`` cut points each); the first cut of the first
+        ``differing`` traces changed an outcome."""
+        for i, trace_id in enumerate(trace_ids):
+            for cut in range(cuts):
+                bad = cut == 0 and i < differing
+                self._add("handoffs", trace_id=trace_id, cut_index=cut, cut=f"{25 * (cut + 1)}%", seed=0,
+                          cut_at=10.0 * (cut + 1), runs_live=1, attempts_running=1, duplicate_starts=0,
+                          differences=2 if bad else 0, runs_differing=int(bad),
+                          first_difference="status s1: SUCCEEDED -> FAILED" if bad else None)  # fmt: skip
+
     def add_waiver(self, entry_id: str, *, owner: str, expires: dt.date, expired: bool) -> None:
         self._add("waivers", entry_id=entry_id, pattern="*", owner=owner, reason="test", expires=expires,
                   hits=1, expired=expired)  # fmt: skip

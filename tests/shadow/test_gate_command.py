@@ -192,3 +192,34 @@ class TestIncompleteRun:
             con.execute("INSERT INTO provenance (session_id, started_at, status) VALUES ('s1', now(), ?)", [status])
         assert gate(path, cohorts, "--no-store") == 0
         assert ("session on" in capsys.readouterr().err) is warned
+
+
+class TestHandoffs:
+    """The hand-off criterion: judged only where `shadow handoff` wrote rows for the cohort's traces; an
+    outcome difference at a hand-off fails the cohort whatever the rest says (critical)."""
+
+    def test_no_handoff_rows_no_criterion(self, tmp_path: Path, cohorts: Path) -> None:
+        db = GateDb(tmp_path / "r.duckdb")
+        db.add_traces(60)
+        out = tmp_path / "v.json"
+        assert gate(db.build(), cohorts, "--json", str(out)) == 0
+        names = [c["name"] for c in json.loads(out.read_text())["cohorts"][0]["criteria"]]
+        assert "handoff" not in names
+
+    @pytest.mark.parametrize(("differing", "code"), [(0, 0), (1, 1)])
+    def test_a_difference_at_a_handoff_is_critical(self, tmp_path: Path, cohorts: Path, differing: int,
+                                                   code: int) -> None:  # fmt: skip
+        db = GateDb(tmp_path / "r.duckdb")
+        ids = db.add_traces(60)
+        db.add_handoffs(ids, differing=differing)
+        out = tmp_path / "v.json"
+        assert gate(db.build(), cohorts, "--json", str(out)) == code
+        criterion = next(c for c in json.loads(out.read_text())["cohorts"][0]["criteria"] if c["name"] == "handoff")
+        assert criterion["critical"] is True
+        if differing:
+            assert criterion["status"] == "fail"
+            assert "1 of 180 in-flight hand-offs" in criterion["message"]
+            assert ids[0] in criterion["message"]
+        else:
+            assert criterion["status"] == "pass"
+            assert "all 180" in criterion["message"]
