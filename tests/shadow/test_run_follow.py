@@ -88,6 +88,26 @@ def test_a_restart_reads_on_from_the_recorded_position(tmp_path: Path, lines: li
     assert [t for t, _ in _stored(db)] == _ids(lines[1:5])
 
 
+def test_a_position_behind_the_stored_rows_skips_them(tmp_path: Path, lines: list[bytes],
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A kill after a flush committed its rows but before its position was written: the restart reads those
+    lines again and skips the trace ids already stored (the resume of every run)."""
+    source, db = tmp_path / "traces.jsonl", tmp_path / "r.duckdb"
+    _append(source, b"".join(lines[:3]))
+    args = ["run", str(source), "--db", str(db), "--follow", "--workers", "1", "--no-progress"]
+    assert main([*args, "--max-traces", "3"]) == 0
+    con = duckdb.connect(str(db))
+    con.execute("UPDATE provenance SET follow_position = ?", [json.dumps(
+        {"source": str(source), "segment": "traces.jsonl", "offset": len(lines[0]), "line": 1})])
+    con.close()
+    _append(source, lines[3])
+    capsys.readouterr()
+    assert main([*args, "--max-traces", "1"]) == 0
+    assert "1 traces replayed, 2 already stored" in " ".join(capsys.readouterr().err.split())
+    assert [t for t, _ in _stored(db)] == _ids(lines[:4])
+    assert all(n == 1 for _, n in _stored(db))
+
+
 def test_a_rotating_folder_is_read_segment_after_segment_up_to_what_capture_committed(
         tmp_path: Path, lines: list[bytes]) -> None:
     folder = tmp_path / "cap"
