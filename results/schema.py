@@ -42,6 +42,7 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("divergences", "cause", "VARCHAR"),
     ("traces", "features", "VARCHAR[]"),
     ("provenance", "follow_position", "JSON"),
+    ("verdicts", "captured_since", "TIMESTAMP"),
 )
 """Columns added after schema 2 (table, column, type): a v2 file gets them with ``ADD COLUMN IF NOT EXISTS``."""
 
@@ -311,7 +312,8 @@ TABLES: dict[str, str] = {
             candidate_identity VARCHAR,   -- sha256 of the identity's candidate part (engine, version, config)
             captured_min TIMESTAMP,       -- earliest captured_at of the cohort's judged traces
             uncaptured INTEGER,           -- judged traces without a capture time
-            partial BOOLEAN               -- judged while the run was still going (gate --allow-partial)
+            partial BOOLEAN,              -- judged while the run was still going (gate --allow-partial)
+            captured_since TIMESTAMP      -- gate --since: only traces captured at or after this were judged
         )""",
 }
 
