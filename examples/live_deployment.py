@@ -12,7 +12,17 @@ import argparse
 import sys
 import time
 
-from corpora.model import Param, Run, RunStrategy, RunStrategyRule, Step, StepType, Trace, Transition, WorkflowDefinition
+from corpora.model import (
+    Param,
+    Run,
+    RunStrategy,
+    RunStrategyRule,
+    Step,
+    StepType,
+    Trace,
+    Transition,
+    WorkflowDefinition,
+)
 from engines.legacy import LegacyConfig
 from engines.legacy.live import run_live
 

@@ -103,10 +103,10 @@ def main(argv: list[str] | None = None) -> int:
                 _say(f"{name} failed with exit code {proc.returncode}")
                 return EXIT_HARNESS
     finally:
-        for proc in (capture, deployment):
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        for left in (capture, deployment):
+            if left is not None and left.poll() is None:
+                left.kill()
+                left.wait()
     gate_cmd = _shadow("gate", "--db", str(db), "--cohorts", args.cohorts, "--json", str(out / "verdict.json"),
                        "--junit", str(out / "junit.xml"))
     _say(" ".join(gate_cmd[2:]))

@@ -13,15 +13,16 @@ import datetime as dt
 import json
 import sys
 import tempfile
+from collections.abc import Sequence
 from typing import Any
 
 import duckdb
 
 from results.errors import ResultsError, overwrite_problem
 from shadow.cli import EXIT_HARNESS, add_database_flag, add_mkdir_flag, output_folder_problem
-from shadow.gate.cohorts import cohorts_sha256, load_cohorts
+from shadow.gate.cohorts import Cohort, cohorts_sha256, load_cohorts
 from shadow.gate.errors import GateError
-from shadow.gate.evaluate import evaluate, store_verdicts
+from shadow.gate.evaluate import GateResult, evaluate, store_verdicts
 from shadow.gate.outputs import dumps, to_junit, to_markdown, write_artifact
 from shadow.results.reader import open_results, run_progress
 
@@ -141,7 +142,8 @@ def _still_going(args: argparse.Namespace, going: str) -> int:
     return EXIT_INSUFFICIENT
 
 
-def _evaluate_window(args: argparse.Namespace, cohorts: Any, now: dt.datetime, partial: bool) -> Any:
+def _evaluate_window(args: argparse.Namespace, cohorts: Sequence[Cohort], now: dt.datetime,
+                     partial: bool) -> GateResult:
     """The verdicts on the traces captured since ``--since`` (shadow.results.window): judged on a scratch
     copy of that window, stored (by the caller) in ``--db`` with ``captured_since``."""
     from dataclasses import replace

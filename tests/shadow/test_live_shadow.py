@@ -114,7 +114,8 @@ def test_sigkill_run_follow_at_random_points_each_captured_trace_stored_once(tmp
                 proc.wait()
     captured = Counter(item.trace.trace_id for item in read_traces(sorted(str(p) for p in traces.glob("*.jsonl")))
                        if item.trace is not None)
-    assert len(captured) == RUNS and set(captured.values()) == {1}
+    assert len(captured) == RUNS
+    assert set(captured.values()) == {1}
     stored = _stored(db)
     assert stored == captured  # every captured trace, each exactly once
     con = duckdb.connect(str(db), read_only=True)
@@ -123,7 +124,8 @@ def test_sigkill_run_follow_at_random_points_each_captured_trace_stored_once(tmp
     con.close()
     # The killed sessions never finished (a kill before the first trace arrived leaves no session at all).
     assert statuses[-1:] == (["finished"] if remaining else ["running"])
-    assert statuses.count("running") <= kills and "interrupted" not in statuses
+    assert statuses.count("running") <= kills
+    assert "interrupted" not in statuses
     assert identities == 1
 
 
@@ -139,7 +141,8 @@ def test_the_live_shadow_demo_ends_with_the_gate_verdict(tmp_path: Path) -> None
     assert done.returncode == verdict["exit_code"] == 0, done.stderr
     assert verdict["verdict"] == "PASS"
     assert [c["n_traces"] for c in verdict["cohorts"]] == [40]
-    assert "judging identity" in done.stdout and "corpus stream" in done.stdout
+    assert "judging identity" in done.stdout
+    assert "corpus stream" in done.stdout
     assert (out / "report.html").is_file()
     captured = {item.trace.trace_id for item in read_traces(sorted(str(p) for p in (out / "traces").glob("*.jsonl")))
                 if item.trace is not None}

@@ -38,7 +38,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dt.dat
     con = duckdb.connect(str(db), read_only=True)
     captured = sorted(t for (t,) in con.execute("SELECT captured_at FROM traces").fetchall())
     con.close()
-    assert None not in captured and len(set(captured)) == 12
+    assert None not in captured
+    assert len(set(captured)) == 12
     return db, captured
 
 
