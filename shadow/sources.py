@@ -8,14 +8,17 @@ batch), ``--sample`` (stable hash of the trace id) and ``--limit``.
 from __future__ import annotations
 
 import difflib
+import gzip
 import hashlib
 import json
 import os
 import re
+import sys
+import typing
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import duckdb
 import pyarrow as pa
@@ -230,7 +233,8 @@ class FollowSource:
         if not self.folder:
             return [Path(self.path).name] if os.path.isfile(self.path) else []
         try:
-            names = sorted(n for n in os.listdir(self.path) if n.endswith(".jsonl"))
+            # A finished segment compressed in place (capture-000001.jsonl.gz) is still that segment.
+            names = sorted({n.removesuffix(".gz") for n in os.listdir(self.path) if n.endswith((".jsonl", ".jsonl.gz"))})
         except FileNotFoundError:
             return []
         except OSError as exc:
@@ -304,6 +308,19 @@ class FollowSource:
             out.append((SourceItem(name, item_position.line, trace, None), item_position))
         return out
 
+    def _open(self, segment: str) -> tuple[IO[bytes], int | None] | None:
+        """The segment open for reading with its size; a segment compressed in place (``.jsonl.gz``, in a
+        folder) has no size: it is finished. None when it is not there (yet, or any more)."""
+        path = self.segment_path(segment)
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - closed by the caller
+            return handle, os.fstat(handle.fileno()).st_size
+        except FileNotFoundError:
+            pass
+        if self.folder and os.path.isfile(path + ".gz"):
+            return typing.cast(IO[bytes], gzip.open(path + ".gz", "rb")), None
+        return None
+
     def _lines(self, position: FollowPosition, limit: int) -> Iterator[tuple[FollowPosition, bytes, bool]]:
         """(position past the line, the line, whether it was too long) for up to ``limit`` non-blank lines;
         a position past blank lines too once the segment is read to its limit."""
@@ -313,33 +330,34 @@ class FollowSource:
         produced = 0
         while produced < limit:
             path = self.segment_path(current.segment)
-            try:
-                size = os.path.getsize(path)
-            except FileNotFoundError:
-                if current.offset:
-                    raise FollowSourceError(f"{path} is gone, but {current.line} lines of it were read: the "
-                                            "followed source was removed or replaced") from None
-                size = 0
-            end = self._limit(current.segment, state, size)
-            if size < current.offset:
+            opened = self._open(current.segment)
+            if opened is None and current.offset:
+                raise FollowSourceError(f"{path} is gone, but {current.line} lines of it were read: the "
+                                        "followed source was removed or replaced (compressing a segment in place "
+                                        "as .jsonl.gz is fine)")
+            handle, size = opened if opened is not None else (None, 0)
+            finished = size is None  # compressed in place: read it to its end
+            end = sys.maxsize if size is None else self._limit(current.segment, state, size)
+            if size is not None and size < current.offset:
                 raise FollowSourceError(f"{path} is shorter ({size} bytes) than what was read of it "
                                         f"({current.offset} bytes): it was truncated or replaced; follow a new "
                                         "source into a new --db (or --new-session)")
-            if current.offset < end:
-                with open(path, "rb") as handle:
+            try:
+                if handle is not None and current.offset < end:
                     handle.seek(current.offset)
                     while produced < limit and handle.tell() < end:
                         line = handle.readline(min(self.max_line_bytes + 1, end - handle.tell()))
                         too_long = len(line) > self.max_line_bytes and not line.endswith(b"\n")
                         if too_long:  # skip the rest of the line, if it is whole
+                            rest = b""
                             while handle.tell() < end:
-                                chunk = handle.readline(min(1 << 20, end - handle.tell()))
-                                if chunk.endswith(b"\n"):
+                                rest = handle.readline(min(1 << 20, end - handle.tell()))
+                                if not rest or rest.endswith(b"\n"):
                                     break
-                            else:
-                                break
+                            if not rest.endswith(b"\n"):
+                                break  # the long line is not whole yet
                         elif not line.endswith(b"\n"):
-                            break  # a line being written: read it when it is whole
+                            break  # a line being written (or the end): read it when it is whole
                         current = FollowPosition(current.segment, handle.tell(), current.line + 1)
                         if too_long:
                             produced += 1
@@ -347,11 +365,14 @@ class FollowSource:
                         elif line.strip():
                             produced += 1
                             yield current, line, False
-                if produced >= limit:
-                    return
+            finally:
+                if handle is not None:
+                    handle.close()
+            if produced >= limit:
+                return
             # The segment is read as far as it may be: move on once a later segment exists and this one is done.
             later = [n for n in names if n > current.segment]
-            if not later or not self._closed(current, state, size):
+            if not later or not (finished or self._closed(current, state, size or 0)):
                 return
             current = FollowPosition(later[0])
 

@@ -3,6 +3,7 @@ durable position, the identity of a stream, the stop conditions, and what is ref
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -129,6 +130,41 @@ def test_a_rotating_folder_is_read_segment_after_segment_up_to_what_capture_comm
                                                     "offset": committed + len(lines[5]) + len(lines[6])}))
     rest = source.poll(polled[-1][1], 100)
     assert [item.trace.trace_id for item, _ in rest if item.trace] == [json.loads(x)["trace_id"] for x in lines[5:7]]
+
+
+def test_finished_segments_compressed_in_place_keep_the_stream_and_its_position(
+        tmp_path: Path, lines: list[bytes]) -> None:
+    """LIVE.md tells operators to compress finished segments: the stream keeps its identity (its first line is
+    read from the .gz) and a position inside a segment compressed since is continued there."""
+    folder, db = tmp_path / "cap", tmp_path / "r.duckdb"
+    folder.mkdir()
+    first, second = folder / "capture-000001.jsonl", folder / "capture-000002.jsonl"
+    first.write_bytes(b"".join(lines[:3]))
+    args = ["run", f"{folder}/", "--db", str(db), "--follow", "--workers", "1", "--no-progress"]
+    assert main([*args, "--max-traces", "2"]) == 0  # stops inside segment 1
+    second.write_bytes(b"".join(lines[3:5]))
+    with gzip.open(str(first) + ".gz", "wb") as packed:
+        packed.write(first.read_bytes())
+    first.unlink()
+    assert main([*args, "--duration", "0.5", "--poll-interval", "0.1"]) == 0
+    assert [t for t, _ in _stored(db)] == _ids(lines[:5])
+    assert all(n == 1 for _, n in _stored(db))
+    assert len({identity for identity, *_ in _sessions(db)}) == 1
+
+
+def test_a_line_longer_than_the_limit_is_quarantined_once_whole(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b"x" * 300)  # a long line still being written
+    source = FollowSource(str(path), max_line_bytes=100)
+    begin = source.start() or FollowPosition("")
+    assert source.poll(begin, 10) == []
+    with open(path, "ab") as handle:
+        handle.write(b"\n{}\n")
+    items = source.poll(begin, 10)
+    assert [(item.line, item.error is not None) for item, _ in items] == [(1, True), (2, True)]
+    assert items[0][0].error is not None
+    assert items[0][0].error.code == "line_too_long"
+    assert items[-1][1] == FollowPosition("t.jsonl", 304, 2)
 
 
 def test_bad_lines_are_quarantined_and_the_follow_goes_on(tmp_path: Path, lines: list[bytes]) -> None:
