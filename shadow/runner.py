@@ -448,6 +448,8 @@ def follow_shadow(settings: RunSettings, follow: FollowSettings, *, say: Say | N
         aggregated_at = 0
         try:
             while True:
+                if interrupts.received():  # a signal recorded inside a deferred section (a flush, a refresh)
+                    raise KeyboardInterrupt
                 remaining = None if settings.limit is None else settings.limit - session.selected
                 if (remaining is not None and remaining <= 0) or (end is not None and time.monotonic() >= end):
                     break
@@ -475,6 +477,8 @@ def follow_shadow(settings: RunSettings, follow: FollowSettings, *, say: Say | N
                         refresh_aggregates(store, settings.registry, settings.noise)
                         store.release()
                     last_aggregate, aggregated_at = time.monotonic(), session.traces_done
+                    if interrupts.received():
+                        raise KeyboardInterrupt
                 _pause(follow.poll_interval, end)
         except KeyboardInterrupt:
             status = "interrupted"
