@@ -69,7 +69,10 @@ class Identity:
             return (f"identity {self.short} (written before identities were recorded: candidate "
                     f"{self.engine('candidate')}, baseline {self.engine('baseline')})")
         seeds = self.parts.get("seeds") or {}
-        corpus = str((self.parts.get("corpus") or {}).get("content_sha256", ""))[:8]
+        part = self.parts.get("corpus") or {}
+        corpus = str(part.get("content_sha256", ""))[:8]
+        if part.get("follow_head_sha256"):  # shadow run --follow: the stream, named by its first line
+            corpus = "stream " + str(part["follow_head_sha256"])[:8]
         return (f"identity {self.short} (candidate {self.engine('candidate')}, baseline {self.engine('baseline')}, "
                 f"seed {seeds.get('baseline', '?')}, corpus {corpus or '?'})")
 
@@ -84,6 +87,12 @@ def _engine_words(part: Mapping[str, Any]) -> str:
     return f"{part.get('engine', '?')}" + (f" (config {config})" if config else "")
 
 
+def _corpus_words(part: Mapping[str, Any]) -> str:
+    if part.get("follow_head_sha256"):
+        return f"the followed stream whose first line has sha256 {str(part['follow_head_sha256'])[:12]}"
+    return f"content sha256 {str(part.get('content_sha256', ''))[:12]}"
+
+
 def differences(stored: Mapping[str, Any], requested: Mapping[str, Any]) -> list[str]:
     """What differs between the identity in the database and the one requested, one line per part."""
     if stored.get("legacy_v1"):
@@ -94,11 +103,10 @@ def differences(stored: Mapping[str, Any], requested: Mapping[str, Any]) -> list
         old, new = stored.get(role) or {}, requested.get(role) or {}
         if old != new:
             lines.append(f"{role} engine: {_engine_words(old)} in the database, {_engine_words(new)} requested")
-    old_corpus = str((stored.get("corpus") or {}).get("content_sha256", ""))
-    new_corpus = str((requested.get("corpus") or {}).get("content_sha256", ""))
-    if old_corpus != new_corpus:
-        lines.append(f"corpus content: sha256 {old_corpus[:12]} in the database, {new_corpus[:12]} requested "
-                     "(other or changed corpus files)")
+    old_part, new_part = stored.get("corpus") or {}, requested.get("corpus") or {}
+    if old_part != new_part:
+        lines.append(f"corpus: {_corpus_words(old_part)} in the database, {_corpus_words(new_part)} requested "
+                     "(other or changed corpus files, or another followed stream)")
     if stored.get("seeds") != requested.get("seeds"):
         old_seed, new_seed = (stored.get("seeds") or {}), (requested.get("seeds") or {})
         lines.append(f"seeds: --seed {old_seed.get('baseline')} in the database, --seed {new_seed.get('baseline')} "

@@ -41,6 +41,8 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("verdicts", "partial", "BOOLEAN"),
     ("divergences", "cause", "VARCHAR"),
     ("traces", "features", "VARCHAR[]"),
+    ("provenance", "follow_position", "JSON"),
+    ("verdicts", "captured_since", "TIMESTAMP"),
 )
 """Columns added after schema 2 (table, column, type): a v2 file gets them with ``ADD COLUMN IF NOT EXISTS``."""
 
@@ -75,7 +77,8 @@ TABLES: dict[str, str] = {
             identity VARCHAR,             -- sha256 of identity_parts: what produced the results
             identity_parts JSON,          -- corpus content, engines (name, version, config hash), seeds, ...
             exact BOOLEAN,                -- --exact (tick by tick): same records by contract, not identity
-            heartbeat_at TIMESTAMP        -- wall clock of the running session's last flush (readers: still going?)
+            heartbeat_at TIMESTAMP,       -- wall clock of the running session's last flush (readers: still going?)
+            follow_position JSON          -- shadow run --follow: {segment, offset, line} read and stored up to
         )""",
     # One row per trace replayed (written once all three replays and the comparison are done).
     "traces": """
@@ -361,7 +364,8 @@ TABLES: dict[str, str] = {
             candidate_identity VARCHAR,   -- sha256 of the identity's candidate part (engine, version, config)
             captured_min TIMESTAMP,       -- earliest captured_at of the cohort's judged traces
             uncaptured INTEGER,           -- judged traces without a capture time
-            partial BOOLEAN               -- judged while the run was still going (gate --allow-partial)
+            partial BOOLEAN,              -- judged while the run was still going (gate --allow-partial)
+            captured_since TIMESTAMP      -- gate --since: only traces captured at or after this were judged
         )""",
 }
 

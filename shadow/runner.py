@@ -32,6 +32,8 @@ from shadow.noise import NoiseConfig, Registry
 from shadow.results.aggregate import refresh_aggregates
 from shadow.results.store import ResultsStore
 from shadow.sources import (
+    FollowPosition,
+    FollowSource,
     SourceItem,
     TraceSelector,
     corpus_content_hash,
@@ -41,7 +43,7 @@ from shadow.sources import (
 )
 from shadow.trial import TraceJob, TraceOutcome, TrialConfig
 
-__all__ = ["RunReport", "RunSettings", "run_shadow"]
+__all__ = ["FollowSettings", "RunReport", "RunSettings", "follow_shadow", "run_shadow"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +128,9 @@ def _engine_part(spec: EngineSpec) -> dict[str, Any]:
             "config_hash": hashlib.sha256(options.encode()).hexdigest()}
 
 
-def _provenance(settings: RunSettings) -> dict[str, Any]:
+def _provenance(settings: RunSettings, follow_head: str | None = None) -> dict[str, Any]:
+    """The session's provenance row; ``follow_head`` (sha256 of a followed source's first line) names the
+    corpus of a ``--follow`` session instead of the content hash of files that are still growing."""
     config = {
         "baseline": asdict(settings.baseline), "candidate": asdict(settings.candidate),
         "time_limit": settings.time_limit, "where": settings.where, "sample": settings.sample,
@@ -141,7 +145,9 @@ def _provenance(settings: RunSettings) -> dict[str, Any]:
         version = None
     baseline, candidate = _engine_part(settings.baseline), _engine_part(settings.candidate)
     # What produced the rows (results.identity): not the selection, noise or registry, nor --exact.
-    parts = {"corpus": {"content_sha256": corpus_content_hash(settings.corpus)}, "baseline": baseline,
+    corpus = {"follow_head_sha256": follow_head} if follow_head is not None else \
+        {"content_sha256": corpus_content_hash(settings.corpus)}
+    parts = {"corpus": corpus, "baseline": baseline,
              "candidate": candidate, "seeds": settings.seeds, "time_limit": settings.time_limit,
              "harness_version": version}
     if settings.campaign is not None:
@@ -150,7 +156,8 @@ def _provenance(settings: RunSettings) -> dict[str, Any]:
         "command": settings.command, "git_sha": _git_sha(), "package_version": version,
         "baseline_engine": baseline["engine"], "candidate_engine": candidate["engine"],
         "config_hash": hashlib.sha256(text.encode()).hexdigest(), "config": text,
-        "seeds": dumps(settings.seeds), "corpus_hash": corpus_hash(settings.corpus),
+        "seeds": dumps(settings.seeds),
+        "corpus_hash": follow_head if follow_head is not None else corpus_hash(settings.corpus),
         "corpus_files": dumps(list(settings.corpus)), "identity": compute_identity(parts),
         "identity_parts": dumps(parts), "exact": settings.exact,
     }
@@ -189,6 +196,9 @@ class _Session:
         self.traces_done = self.skipped = self.quarantined = self.divergences = self.selected = 0
         self.items_read = self.items_bad = 0
         self.unreadable: list[str] = []
+        # shadow run --follow: how far the source is read (every item before it taken), and what was last stored.
+        self.position: dict[str, Any] | None = None
+        self.stored_position: dict[str, Any] | None = None
 
     def take(self, items: Sequence[SourceItem]) -> list[SourceItem]:
         s = self.settings
@@ -229,9 +239,13 @@ class _Session:
                 self.divergences += outcome.candidate_divergences
             else:
                 self._buffer(outcome)
-        due = time.monotonic() - self.last_flush >= self.settings.flush_seconds
-        if self.buffered_traces >= self.settings.flush_traces or due or self.buffered_rows >= self.settings.flush_rows:
+        if self.due():
             self.flush()
+
+    def due(self) -> bool:
+        """Whether the buffer should be written now (by count, rows, or time since the last flush)."""
+        due = time.monotonic() - self.last_flush >= self.settings.flush_seconds
+        return self.buffered_traces >= self.settings.flush_traces or due or self.buffered_rows >= self.settings.flush_rows
 
     def add_quietly(self, outcomes: Sequence[TraceOutcome]) -> None:
         """Buffer outcomes without the flush check (the caller flushes)."""
@@ -260,9 +274,21 @@ class _Session:
         self.buffer, self.arrow_buffer, self.quarantine = [], [], []
         self.buffered_traces = self.buffered_rows = 0
         self.last_flush = time.monotonic()
-        self.store.heartbeat(self.session_id, self.traces_done)
+        self.store.heartbeat(self.session_id, self.traces_done, self.position)
+        self.stored_position = self.position
         # Free the file until the next flush: summary, report and gate read what has landed meanwhile.
         self.store.release()
+
+
+def _trial_config(settings: RunSettings) -> TrialConfig:
+    """The engines (by spec) and options every trial of the session gets; with a campaign that sets engine
+    options, a "faults" role: the candidate built with them."""
+    engines = {"baseline": settings.baseline, "candidate": settings.candidate, "baseline_aa": settings.baseline}
+    if settings.campaign is not None and settings.campaign.engine:
+        cand = settings.candidate
+        engines["faults"] = EngineSpec(cand.name, cand.target, {**cand.kwargs, **settings.campaign.engine})
+    return TrialConfig(engines=engines, seeds=settings.seeds, time_limit=settings.time_limit,
+                       exact=settings.exact, campaign=settings.campaign)
 
 
 def run_shadow(settings: RunSettings, *, progress: Progress | None = None,
@@ -272,12 +298,7 @@ def run_shadow(settings: RunSettings, *, progress: Progress | None = None,
     Any other exception (a worker process died, the database is full) is re-raised after the
     finished traces are flushed and the session is marked ``failed``; a rerun resumes from there."""
     selector = TraceSelector(settings.where)
-    engines = {"baseline": settings.baseline, "candidate": settings.candidate, "baseline_aa": settings.baseline}
-    if settings.campaign is not None and settings.campaign.engine:
-        cand = settings.candidate
-        engines["faults"] = EngineSpec(cand.name, cand.target, {**cand.kwargs, **settings.campaign.engine})
-    config = TrialConfig(engines=engines, seeds=settings.seeds, time_limit=settings.time_limit,
-                         exact=settings.exact, campaign=settings.campaign)
+    config = _trial_config(settings)
     provenance = _provenance(settings)
     with interrupts.deferred():  # the session row is written whole, or the run never started
         store = ResultsStore(settings.db)
@@ -365,3 +386,167 @@ def _select(session: _Session, selector: TraceSelector, items: list[SourceItem])
     session.selected += len(unique)
     jobs = [TraceJob(it.trace, it.file, it.line) for it in unique if it.trace is not None]
     return jobs, limit is not None and session.selected >= limit
+
+
+# -- shadow run --follow ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FollowSettings:
+    """What ``shadow run --follow`` adds to a run: the growing source and when to stop."""
+
+    source: str
+    max_traces: int | None = None  # replayed this session
+    duration: float | None = None  # wall seconds
+    poll_interval: float = 1.0
+    # Recompute the aggregates (what summary, report and gate read) at most this often while following.
+    aggregate_every: float = 60.0
+    # Heartbeat an idle session this often, so that readers keep calling it "still going".
+    heartbeat_every: float = 60.0
+
+
+Say = Callable[[str], None]
+
+
+def follow_shadow(settings: RunSettings, follow: FollowSettings, *, say: Say | None = None,
+                  executor: Executor | None = None) -> RunReport:
+    """Replay the traces a growing source receives, as they arrive, into one session of ``settings.db``.
+
+    The session's identity names the stream by its first line (``corpus.follow_head_sha256``); everything
+    else in it is as for ``shadow run``. After every flush the session records how far it has read
+    (``provenance.follow_position``): a restart of the same identity continues from the newest one, and
+    trace ids already stored are skipped as in every resumed run (the position may lag the stored rows by
+    one flush after a kill; the trace-id check covers that gap). Stops after ``max_traces`` replays,
+    ``duration`` seconds, or SIGINT / SIGTERM (flushed, marked interrupted, exit 130 / 143)."""
+    source = FollowSource(follow.source)
+    tell = say or (lambda _text: None)
+    end = None if follow.duration is None else time.monotonic() + follow.duration
+    try:
+        head = source.head()
+        if head is None:
+            tell(f"follow: waiting for the first trace in {follow.source}")
+        while head is None:
+            if end is not None and time.monotonic() >= end:
+                return RunReport("", "finished", 0, 0, 0, 0)
+            _pause(follow.poll_interval, end)
+            head = source.head()
+    except KeyboardInterrupt:
+        return RunReport("", "interrupted", 0, 0, 0, 0)
+    selector = TraceSelector(settings.where)
+    config = _trial_config(settings)
+    provenance = _provenance(settings, hashlib.sha256(head).hexdigest())
+    with interrupts.deferred():
+        store = ResultsStore(settings.db)
+        try:
+            _claim(store, provenance, settings.new_session)
+            session_id = store.start_session(provenance)
+            stored = store.follow_position()
+        except BaseException:
+            store.close()
+            raise
+    with store:
+        if interrupts.received():
+            store.finish_session(session_id, "interrupted", 0)
+            raise KeyboardInterrupt
+        session = _Session(settings, store, session_id)
+        position = _resume_at(source, stored)
+        session.position = session.stored_position = position.to_json(source.path)
+        store.release()
+        tell(f"follow: session {session_id[:8]} of identity {provenance['identity'][:12]}, reading "
+             f"{follow.source} from {position.describe()} ({len(session.done_ids)} traces already stored)")
+        own_executor = executor is None
+        executor = executor or make_executor(settings.workers)
+        status = "finished"
+        last_aggregate = time.monotonic()
+        aggregated_at = 0
+        try:
+            while True:
+                if interrupts.received():  # a signal recorded inside a deferred section (a flush, a refresh)
+                    raise KeyboardInterrupt
+                remaining = None if settings.limit is None else settings.limit - session.selected
+                if (remaining is not None and remaining <= 0) or (end is not None and time.monotonic() >= end):
+                    break
+                polled = source.poll(position, settings.batch_size if remaining is None
+                                     else min(settings.batch_size, remaining))
+                if polled:
+                    # At most ``remaining`` items were read, so --limit never cuts a batch short: every item
+                    # before the new position is replayed, skipped or quarantined.
+                    jobs, _ = _select(session, selector, [item for item, _ in polled])
+                    if jobs:
+                        session.add_quietly(executor.run_batch(jobs, config))
+                    position = polled[-1][1]
+                    session.position = position.to_json(source.path)
+                    if session.due():
+                        _flush_and_say(session, tell)
+                    continue
+                # Nothing new: store what is buffered, heartbeat now and then, refresh the aggregates, wait.
+                idle_for = time.monotonic() - session.last_flush
+                if session.buffered_traces or session.quarantine or session.position != session.stored_position \
+                        or idle_for >= follow.heartbeat_every:
+                    _flush_and_say(session, tell)
+                if session.traces_done != aggregated_at and \
+                        time.monotonic() - last_aggregate >= follow.aggregate_every:
+                    with interrupts.deferred():
+                        refresh_aggregates(store, settings.registry, settings.noise)
+                        store.release()
+                    last_aggregate, aggregated_at = time.monotonic(), session.traces_done
+                    if interrupts.received():
+                        raise KeyboardInterrupt
+                _pause(follow.poll_interval, end)
+        except KeyboardInterrupt:
+            status = "interrupted"
+        except BaseException:
+            status = "failed"
+            raise
+        finally:
+            with interrupts.deferred():
+                if status == "interrupted":
+                    harvest = getattr(executor, "harvest", None)
+                    if harvest is not None:
+                        session.add_quietly(harvest())
+                session.flush()
+                if own_executor and status == "finished":
+                    executor.close()
+                elif own_executor:
+                    getattr(executor, "abort", executor.close)()
+                if status == "failed":
+                    store.finish_session(session_id, status, session.traces_done)
+        with interrupts.deferred():
+            if status == "finished" and interrupts.received():
+                status = "interrupted"
+            refresh_aggregates(store, settings.registry, settings.noise)
+            store.finish_session(session_id, status, session.traces_done)
+        tell(f"follow: {status}; read to {position.describe()}")
+        return RunReport(session_id, status, session.traces_done, session.skipped, session.quarantined,
+                         session.divergences, session.items_read, tuple(session.unreadable), session.items_bad,
+                         selector.no_match_hint())
+
+
+def _resume_at(source: FollowSource, stored: dict[str, Any] | None) -> FollowPosition:
+    """Where to start reading: the newest position this identity recorded, else the source's beginning."""
+    if stored is not None and isinstance(stored.get("segment"), str):
+        return FollowPosition(str(stored["segment"]), int(stored.get("offset") or 0), int(stored.get("line") or 0))
+    start = source.start()
+    assert start is not None  # the head was read from it
+    return start
+
+
+def _flush_and_say(session: _Session, tell: Say) -> None:
+    """Flush (rows, position, heartbeat); say where the session stands when anything moved."""
+    before = session.buffered_traces
+    moved = bool(before) or session.position != session.stored_position
+    session.flush()
+    if not moved or session.position is None:
+        return
+    where = FollowPosition(str(session.position["segment"]), int(session.position["offset"]),
+                           int(session.position["line"]))
+    tell(f"follow: {session.traces_done} traces stored this session (+{before}), {session.skipped} already stored, "
+         f"{session.quarantined} quarantined, {session.divergences} raw candidate divergences; read to "
+         f"{where.describe()}")
+
+
+def _pause(seconds: float, end: float | None) -> None:
+    """Sleep ``seconds``, or until ``end`` (monotonic) if sooner; a signal ends it (KeyboardInterrupt)."""
+    wait = seconds if end is None else min(seconds, max(0.0, end - time.monotonic()))
+    if wait > 0:
+        time.sleep(wait)

@@ -19,6 +19,7 @@ with the cursor to persist once that trace is written (see the class for the cur
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
@@ -112,8 +113,13 @@ def _capture_run(store: Store, codec: RowCodec, root: WorkflowInstance, include_
     )
 
 
-def _as_capture(base: Trace, runs: tuple[Run, ...], trace_id: str | None = None) -> Trace:
+def _as_capture(base: Trace, runs: tuple[Run, ...], trace_id: str | None = None,
+                captured_at: float | None = None) -> Trace:
+    """``base`` with ``runs``; ``captured_at`` (epoch seconds) becomes ``metadata.captured_at`` (ISO-8601 UTC)."""
     meta = replace(base.metadata, source="legacy-capture")
+    if captured_at is not None and isinstance(meta, TraceMetadata):
+        stamp = dt.datetime.fromtimestamp(captured_at, dt.UTC).isoformat().replace("+00:00", "Z")
+        meta = replace(meta, captured_at=stamp)
     return replace(
         base,
         trace_id=trace_id or base.trace_id,
@@ -215,4 +221,7 @@ class LegacyFeed:
                 "format": CURSOR_FORMAT, "watermark": watermark, "settle": settle,
                 "recent": dict(sorted(recent.items())),
             }  # fmt: skip
-            yield _as_capture(base, (run,), trace_id=f"{root.workflow_id}@{run.run_id}"), new
+            # captured_at: when the run's terminal state was written (the store's own time, so a capture
+            # restarted after a cut-back writes the same bytes again); --since windows read it.
+            yield _as_capture(base, (run,), trace_id=f"{root.workflow_id}@{run.run_id}",
+                              captured_at=root.updated_at), new

@@ -12,15 +12,17 @@ import contextlib
 import datetime as dt
 import json
 import sys
+import tempfile
+from collections.abc import Sequence
 from typing import Any
 
 import duckdb
 
 from results.errors import ResultsError, overwrite_problem
 from shadow.cli import EXIT_HARNESS, add_database_flag, add_mkdir_flag, output_folder_problem
-from shadow.gate.cohorts import cohorts_sha256, load_cohorts
+from shadow.gate.cohorts import Cohort, cohorts_sha256, load_cohorts
 from shadow.gate.errors import GateError
-from shadow.gate.evaluate import evaluate, store_verdicts
+from shadow.gate.evaluate import GateResult, evaluate, store_verdicts
 from shadow.gate.outputs import dumps, to_junit, to_markdown, write_artifact
 from shadow.results.reader import open_results, run_progress
 
@@ -59,6 +61,9 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     parser.add_argument("--allow-partial", action="store_true",
                         help="judge a run that is still going on what has landed so far (otherwise exit 3, "
                              "INSUFFICIENT_DATA); such verdicts are stored as partial and cannot advance a rollout")
+    parser.add_argument("--since", metavar="T",
+                        help="judge only the traces production captured at or after T (ISO-8601, UTC unless it "
+                             "names a zone, or epoch seconds): a window of a continuous shadow run (docs/LIVE.md)")
     add_mkdir_flag(parser)
     parser.add_argument("--as-of", type=_as_of, metavar="TIME",
                         help="judge as of this UTC time (registry expiry, verdict timestamps); default now")  # fmt: skip
@@ -137,6 +142,29 @@ def _still_going(args: argparse.Namespace, going: str) -> int:
     return EXIT_INSUFFICIENT
 
 
+def _evaluate_window(args: argparse.Namespace, cohorts: Sequence[Cohort], now: dt.datetime,
+                     partial: bool) -> GateResult:
+    """The verdicts on the traces captured since ``--since`` (shadow.results.window): judged on a scratch
+    copy of that window, stored (by the caller) in ``--db`` with ``captured_since``."""
+    from dataclasses import replace
+
+    from shadow.results.window import parse_since, window_copy
+
+    try:
+        since = parse_since(args.since)
+    except ValueError as exc:
+        raise GateError(str(exc)) from None
+    with tempfile.TemporaryDirectory(prefix="shadow-window-") as folder:
+        try:
+            window = window_copy(args.db, args.identity, since, folder)
+        except ResultsError as exc:
+            raise GateError(str(exc)) from None
+        print(f"window: {window.describe()}", file=sys.stderr)
+        result = evaluate(window.path, cohorts, now=now, cohorts_sha256=cohorts_sha256(args.cohorts),
+                          partial=partial)
+    return replace(result, database=str(args.db), captured_since=since)
+
+
 def run_gate(args: argparse.Namespace) -> int:
     now = args.as_of or dt.datetime.now(dt.UTC)
     for flag, path in (("--json", args.json), ("--junit", args.junit), ("--markdown", args.markdown)):
@@ -149,8 +177,11 @@ def run_gate(args: argparse.Namespace) -> int:
         going = _run_going(args.db, args.identity)
         if going and not args.allow_partial:
             return _still_going(args, going)
-        result = evaluate(args.db, cohorts, now=now, identity=args.identity,
-                          cohorts_sha256=cohorts_sha256(args.cohorts), partial=going is not None)
+        if args.since is not None:
+            result = _evaluate_window(args, cohorts, now, going is not None)
+        else:
+            result = evaluate(args.db, cohorts, now=now, identity=args.identity,
+                              cohorts_sha256=cohorts_sha256(args.cohorts), partial=going is not None)
         if not args.no_store:
             store_verdicts(args.db, result)
     except GateError as exc:

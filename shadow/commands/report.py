@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,10 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
                              "DAG from the definition (default: the database's folder, then the working directory)")
     parser.add_argument("--identity", metavar="ID",
                         help="report the results of this identity (id or unique prefix); default: the latest session's")
+    parser.add_argument("--since", metavar="T",
+                        help="report only the traces production captured at or after T (ISO-8601, UTC unless it "
+                             "names a zone, or epoch seconds); groups, noise and latency are computed over that "
+                             "window alone (docs/LIVE.md)")
     add_mkdir_flag(parser)
     parser.set_defaults(func=_run)
 
@@ -54,6 +60,20 @@ def _run_going(path: Path, identity: str | None) -> str | None:
     finally:
         con.close()
     return progress.describe() if progress is not None and progress.going else None
+
+
+def _write_window(args: argparse.Namespace, options: ReportOptions) -> Any:
+    """The report of the traces captured since ``--since``, rendered from a scratch copy of that window."""
+    from shadow.results.window import parse_since, window_copy
+
+    since = parse_since(args.since)  # ValueError: a bad time, said as such
+    with tempfile.TemporaryDirectory(prefix="shadow-window-") as folder:
+        window = window_copy(args.db, args.identity, since, folder)
+        print(f"window: {window.describe()}", file=sys.stderr)
+        windowed = replace(options, title=f"{options.title} — traces captured since "
+                                          f"{since.isoformat().replace('+00:00', 'Z')}", identity=None,
+                           corpus_roots=(*options.corpus_roots, Path(args.db).resolve().parent))
+        return write_report(window.path, args.output, baseline=args.baseline, options=windowed)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -78,8 +98,11 @@ def _run(args: argparse.Namespace) -> int:
     except ResultsError:
         judged = None  # not a results database, or no such identity: write_report says which, precisely
     try:
-        stats = write_report(Path(args.db), args.output, baseline=args.baseline, options=options)
-    except ReportDataError as exc:
+        if args.since is not None:
+            stats = _write_window(args, options)
+        else:
+            stats = write_report(Path(args.db), args.output, baseline=args.baseline, options=options)
+    except (ReportDataError, ResultsError, ValueError) as exc:
         print(f"shadow report: {exc}", file=sys.stderr)
         return EXIT_HARNESS
     except OSError as exc:

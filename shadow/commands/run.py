@@ -10,6 +10,7 @@ import shlex
 import sys
 import time
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 from typing import Any
 
 from rich.console import Console
@@ -26,7 +27,7 @@ from shadow.dask_executor import DaskError
 from shadow.engines import EngineSpecError, resolve_engine
 from shadow.executors import Executor, InlineExecutor, ProcessExecutor
 from shadow.noise import NoiseConfig, Registry, RegistryError
-from shadow.runner import RunReport, RunSettings, run_shadow
+from shadow.runner import FollowSettings, RunReport, RunSettings, follow_shadow, run_shadow
 from shadow.sources import META_COLUMNS, SelectionError
 
 __all__ = ["register"]
@@ -42,7 +43,8 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
                        description="Replay every trace on the baseline (legacy), the candidate (actor) and a "
                                    "second baseline replica (A/A noise), compare, and store everything in DuckDB. "
                                    "Rerunning against the same --db resumes: stored traces are skipped.")
-    p.add_argument("corpus", nargs="+", help="shadow-trace/1 JSON Lines files (.jsonl or .jsonl.gz)")
+    p.add_argument("corpus", nargs="+", help="shadow-trace/1 JSON Lines files (.jsonl or .jsonl.gz); with --follow one "
+                                             "growing .jsonl file or folder of segments")
     p.add_argument("--db", required=True, help="results database file (created if missing)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="worker processes (default: cores); with --executor dask, the local cluster's workers "
@@ -90,6 +92,15 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.add_argument("--exact", action="store_true",
                    help="simulate every poll, heartbeat and reconciliation tick by tick instead of jumping over "
                         "idle periods (same records, much slower; for checking the fast path)")
+    p.add_argument("--follow", action="store_true",
+                   help="keep going: replay traces as they are appended to CORPUS (a .jsonl file or a folder such as "
+                        "'shadow capture --follow -o DIR/' writes), storing each batch with how far it has read; a "
+                        "restart continues there (docs/LIVE.md)")
+    p.add_argument("--max-traces", type=int, metavar="N", help="--follow: stop after replaying N traces this session")
+    p.add_argument("--duration", type=finite_number(positive=True), metavar="SECONDS",
+                   help="--follow: stop after this many wall-clock seconds")
+    p.add_argument("--poll-interval", type=finite_number(positive=True), default=1.0, metavar="SECONDS",
+                   help="--follow: seconds between looks at the source when nothing new is there (default 1)")
     p.set_defaults(func=run_command)
 
 
@@ -101,6 +112,10 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _run_command(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
+    problem = _follow_problem(args)
+    if problem:
+        err.print(f"[red]error:[/] {escape(problem)}", highlight=False)
+        return EXIT_HARNESS
     if not 0.0 < args.sample <= 1.0:
         err.print(f"[red]error:[/] --sample {args.sample} must be in (0, 1]")
         return EXIT_HARNESS
@@ -133,6 +148,8 @@ def _run_command(args: argparse.Namespace) -> int:
             err.print(f"[red]error:[/] {escape(ascii(undecodable[0]))}: the path is not valid UTF-8; rename it",
                       highlight=False)
             return EXIT_HARNESS
+        if args.follow:
+            return _follow(settings, args, err)
         missing = [p for p in settings.corpus if not os.path.isfile(p)]
         if missing:
             err.print(f"[red]error:[/] corpus file(s) not found: {escape(', '.join(missing))}")
@@ -177,6 +194,73 @@ def _run_command(args: argparse.Namespace) -> int:
               f"{report.quarantined} quarantined, {report.candidate_divergences} raw candidate divergences "
               f"-> {escape(args.db)}", highlight=False)
     return _incomplete_input(err, report, args.corpus)
+
+
+def _follow_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the --follow flags, if anything."""
+    if not args.follow:
+        if args.max_traces is not None or args.duration is not None:
+            return "--max-traces and --duration go with --follow (a corpus run stops at its end; --limit N caps it)"
+        return None
+    if len(args.corpus) != 1:
+        return (f"--follow reads one growing source, not {len(args.corpus)}: give one .jsonl file or one folder of "
+                "segments")
+    if args.limit is not None:
+        return "--follow stops after --max-traces N replays (--limit is for a corpus run)"
+    if args.max_traces is not None and args.max_traces < 1:
+        return f"--max-traces {args.max_traces}: give 1 or more traces"
+    if args.executor == "dask" or args.scheduler:
+        return "--follow replays on this machine (--executor inline or process), not on Dask"
+    parent = os.path.dirname(os.path.abspath(args.corpus[0].rstrip("/") or "/"))
+    if not os.path.exists(args.corpus[0]) and not os.path.isdir(parent):
+        return (f"{args.corpus[0]}: neither it nor its folder {parent} exists; give the file or folder "
+                "'shadow capture --follow -o' writes")
+    return None
+
+
+def _follow(settings: RunSettings, args: argparse.Namespace, err: Console) -> int:
+    """``shadow run SOURCE --follow``: replay what arrives until a stop condition (docs/LIVE.md)."""
+    from shadow.sources import FollowSourceError
+
+    executor: Executor | None = None
+    if args.executor == "inline":
+        executor = InlineExecutor()
+    elif args.executor == "process":
+        executor = ProcessExecutor(args.workers)
+    follow = FollowSettings(source=args.corpus[0], max_traces=args.max_traces, duration=args.duration,
+                            poll_interval=args.poll_interval)
+
+    def say(text: str) -> None:
+        if not args.no_progress:
+            print(text, file=sys.stderr, flush=True)
+
+    try:
+        report = follow_shadow(replace(settings, limit=args.max_traces), follow, say=say, executor=executor)
+    except FollowSourceError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        return EXIT_HARNESS
+    if not report.session_id:
+        if report.status == "interrupted":
+            interrupts.note()
+            print(f"interrupted by {interrupts.signal_name()} before any trace arrived; nothing stored",
+                  file=sys.stderr)
+            return interrupts.exit_code()
+        err.print(f"follow: no trace arrived in {args.corpus[0]} within --duration {args.duration:g} s; nothing "
+                  "stored", highlight=False)
+        return EXIT_OK
+    if report.status == "interrupted":
+        interrupts.note()
+        print(f"interrupted by {interrupts.signal_name()}: {report.traces_done} traces replayed this session are "
+              f"stored in {args.db}; rerun the same command to continue where it stopped", file=sys.stderr)
+        return interrupts.exit_code()
+    err.print(f"{report.status}: {report.traces_done} traces replayed, {report.skipped_existing} already stored, "
+              f"{report.quarantined} quarantined, {report.candidate_divergences} raw candidate divergences "
+              f"-> {escape(args.db)}", highlight=False)
+    for problem in report.unreadable:
+        err.print(f"[red]error:[/] {escape(problem)}", highlight=False)
+    if report.selection_note:
+        err.print(f"[red]error:[/] {escape(report.selection_note)}", highlight=False)
+    return EXIT_HARNESS if report.unreadable or report.selection_note else EXIT_OK
 
 
 def _executor(args: argparse.Namespace) -> Executor | None:

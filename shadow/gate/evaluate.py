@@ -42,6 +42,8 @@ class GateResult:
     cohorts_sha256: str | None = None
     # The judged identity's run was still going (only with --allow-partial; see shadow.results.progress).
     partial: bool = False
+    # --since: only traces captured at or after this time were judged (shadow.results.window).
+    captured_since: dt.datetime | None = None
 
     @property
     def overall(self) -> Verdict:
@@ -94,6 +96,7 @@ def store_verdicts(database: str | Path, result: GateResult) -> list[str]:
             "captured_min": pa.array([_naive(v.captured_min) for v in result.verdicts], type=pa.timestamp("us")),
             "uncaptured": pa.array([v.uncaptured for v in result.verdicts], type=pa.int32()),
             "partial": pa.array([result.partial] * len(ids), type=pa.bool_()),
+            "captured_since": pa.array([_naive(result.captured_since)] * len(ids), type=pa.timestamp("us")),
         }
     )
     try:

@@ -46,6 +46,11 @@ VERDICT_JSON_SCHEMA: dict[str, Any] = {
                 "parts": {"type": "object"},
             },
         },
+        "captured_since": {
+            "description": "shadow gate --since: only the traces captured at or after this time (ISO-8601, UTC) "
+                           "were judged; absent when all were",
+            "type": "string",
+        },
         "cohorts": {
             "type": "array",
             "items": {
@@ -112,6 +117,7 @@ def to_json(result: GateResult) -> dict[str, Any]:
         "verdict": str(result.overall),
         "exit_code": result.exit_code,
         "identity": result.identity.to_dict() if result.identity else None,
+        **({"captured_since": result.captured_since.isoformat()} if result.captured_since else {}),
         "cohorts": [
             {
                 "verdict_id": verdict_id(v.cohort, result.created_at),

@@ -148,10 +148,26 @@ class ResultsStore:
         self.insert({"provenance": [row]})
         return session_id
 
-    def heartbeat(self, session_id: str, traces_done: int) -> None:
-        """A running session's progress, after each flush: readers say "still going (N traces so far)"."""
-        self.con.execute("UPDATE provenance SET heartbeat_at = ?, traces_done = ? WHERE session_id = ?",
-                         [dt.datetime.now(dt.UTC).replace(tzinfo=None), traces_done, session_id])
+    def heartbeat(self, session_id: str, traces_done: int, follow_position: Mapping[str, Any] | None = None) -> None:
+        """A running session's progress, after each flush: readers say "still going (N traces so far)"; a
+        ``shadow run --follow`` session also records how far it has read its source."""
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        if follow_position is None:
+            self.con.execute("UPDATE provenance SET heartbeat_at = ?, traces_done = ? WHERE session_id = ?",
+                             [now, traces_done, session_id])
+        else:
+            self.con.execute("UPDATE provenance SET heartbeat_at = ?, traces_done = ?, follow_position = ? "
+                             "WHERE session_id = ?", [now, traces_done, dumps(dict(follow_position)), session_id])
+
+    def follow_position(self) -> dict[str, Any] | None:
+        """The newest ``follow_position`` a session of this writer's identity recorded (None: none did)."""
+        row = self.con.execute(
+            "SELECT follow_position FROM provenance WHERE identity = ? AND follow_position IS NOT NULL "
+            "ORDER BY coalesce(heartbeat_at, started_at) DESC, started_at DESC LIMIT 1", [self.identity or ""]).fetchone()
+        if row is None:
+            return None
+        value = json.loads(row[0]) if isinstance(row[0], str) else row[0]
+        return value if isinstance(value, dict) else None
 
     def finish_session(self, session_id: str, status: str, traces_done: int) -> None:
         self.con.execute(

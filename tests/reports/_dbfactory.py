@@ -234,7 +234,7 @@ def _metadata(con: duckdb.DuckDBPyConnection, hostile: bool) -> None:
     now = dt.datetime(2026, 11, 28, 8, 0, 0)
     con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
     con.execute(
-        "INSERT INTO provenance VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL)",
+        "INSERT INTO provenance VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL)",
         ["s-1", now, now + dt.timedelta(minutes=3), _name("shadow run corpus.jsonl", 0, hostile), "abc1234",
          "0.1.0", "legacy 0.1.0", "actor 0.1.0", "f" * 64, "{}", '{"baseline": 1, "candidate": 2, "baseline_aa": 3}',
          "e" * 64, '["corpus.jsonl"]', 24, "finished"],
@@ -244,7 +244,7 @@ def _metadata(con: duckdb.DuckDBPyConnection, hostile: bool) -> None:
         ["*|call/publish|unrecorded_attempt", _name("platform-team", 1, hostile), _name("publish retried by design", 0, hostile)],
     )
     con.execute(
-        "INSERT INTO verdicts VALUES ('v-1', ?, ?, 'FAIL', 0.42, ?, 24, ?, NULL, NULL, NULL, NULL, NULL, NULL)",
+        "INSERT INTO verdicts VALUES ('v-1', ?, ?, 'FAIL', 0.42, ?, 24, ?, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
         [now, _name("etl-cohort", 0, hostile), _name("unexplained rate 8 % > budget 1 %", 0, hostile),
          json.dumps([{"name": "divergence", "status": "fail", "value": 0.08, "threshold": 0.01,
                       "message": _name("too many", 0, hostile)}], ensure_ascii=False)],
