@@ -96,8 +96,8 @@ def _scope(
             end, state = _step(step, path, begin, subs, plan, timeline, step_concurrency)
             done[step.id] = (end, state)
         timeline.steps[path] = (begin, done[step.id][0], done[step.id][1])
-    states = {state for _, state in done.values()}
-    outcome = next((s for s in (StepState.FAILED, StepState.TIMED_OUT) if s in states), StepState.RAN)
+    seen = {state for _, state in done.values()}
+    outcome = next((s for s in (StepState.FAILED, StepState.TIMED_OUT) if s in seen), StepState.RAN)
     return max([start] + [end for end, _ in done.values()]), outcome
 
 

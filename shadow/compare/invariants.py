@@ -39,6 +39,7 @@ attempt executed twice behind one record (the replay runtime would have to count
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -110,7 +111,7 @@ def _policy(att: AttemptRecord) -> ParsedRetryPolicy | None:
 
 def _retries(run_id: str, path: str, atts: Sequence[AttemptRecord], allowance: float) -> Iterator[InvariantViolation]:
     counters = [0, 0, 0]
-    for prev, nxt in zip(atts, atts[1:], strict=False):
+    for prev, nxt in itertools.pairwise(atts):
         where = f"attempts[{nxt.attempt}]"
         policy = _policy(prev)
         if prev.status not in RETRYABLE:
