@@ -13,7 +13,7 @@ and inside subworkflows; params whose names collide across the workflow, foreach
 subworkflow scopes (step params shadowing workflow params, a loop variable named like a workflow param,
 a child's own params overridden by the parent's); several runs under each run strategy; lognormal
 durations from seconds to hours. Every feature of :data:`corpora.coverage.FEATURES` occurs in the main
-job's corpus (seed 1, 200 traces; ``tests/corpora/test_generator.py``).
+job's corpus (seed 1, 200 traces; ``tests/corpora/test_coverage.py``).
 
 Race-freedom: both engines replay these traces and must agree, yet their orchestration latency differs
 by seconds. So every attempt an engine could ask for is recorded (even on branches that end up not
@@ -21,8 +21,8 @@ running), a FAIL_IMMEDIATELY failure is placed at least a margin away from every
 end (:mod:`corpora._timeline`), overlapping runs under FIRST_ONLY / LAST_ONLY arrive seconds apart
 while the first run is minutes from its first step end, and a workflow timeout is either far above the
 run or mid-way through a long step with the same margin. A step attempt ends either at least 120 s from
-its step timeout or, near it, at least 20 s before (in traces too small for the legacy engine's queue to
-delay noticing the end by that much) or anywhere past it (an engine checks the timeout before the
+its step timeout or, near it (timeouts up to 900 s), at least 20 s before (in traces too small for the
+legacy engine's queue to delay noticing the end by that much) or anywhere past it (an engine checks the timeout before the
 runtime's result, so any overrun times out on every engine). A failure inside a foreach iteration or a
 subworkflow is never FAIL_IMMEDIATELY, in no container that is FAIL_IMMEDIATELY, and only in foreach
 steps that launch every iteration in their first call, so no engine's latency decides which siblings
