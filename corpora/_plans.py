@@ -16,10 +16,25 @@ from dataclasses import dataclass, field, replace
 
 from corpora.model import Backoff, BackoffType, JsonValue, Outcome, Param, RetryPolicy
 
-__all__ = ["LeafPlan", "ResolvedRetry", "choose_retry_policy", "heavy_tail_duration", "plan_leaf", "with_timeout_retries"]
+__all__ = ["NEAR_TIMEOUT_MARGIN", "NEAR_TIMEOUT_OVERRUN", "LeafPlan", "ResolvedRetry", "choose_retry_policy", "heavy_tail_duration", "plan_leaf", "with_timeout_retries"]
 
 # Keeps every recorded duration clearly on one side of a step timeout, whatever the engine's latency.
 TIMEOUT_MARGIN = 120.0
+#: The closest a *succeeding* attempt of a "near timeout" plan ends before its step timeout. An engine
+#: checks the timeout before it reads the runtime's result, so the success must be noticed before the
+#: timeout instant: the legacy engine notices a job's end at its next RUNNING poll (3 s) plus its queue,
+#: which stays far below this in the small traces that get near-timeout plans.
+NEAR_TIMEOUT_MARGIN = 20.0
+#: How far past its step timeout a *timed-out* attempt of a "near timeout" plan runs at most. Any
+#: distance past the timeout is race-free: every call from the timeout instant on finds the timeout
+#: first, whatever the runtime reports.
+NEAR_TIMEOUT_OVERRUN = 30.0
+#: The share of attempts of a step with a timeout that a "near timeout" plan moves close to it.
+NEAR_TIMEOUT_RATE = 0.25
+#: Only steps with a timeout up to this many seconds get near-timeout attempts: a success close to a
+#: timeout of an hour keeps the legacy engine polling a RUNNING step every 3 s for that hour (measured on
+#: the main job's corpus: near successes under timeouts up to 3,600 s cost +10 % CPU; up to 900 s, +2 %).
+NEAR_TIMEOUT_MAX = 900.0
 
 _CLASSES = {Outcome.USER_ERROR: "error", Outcome.PLATFORM_ERROR: "platform", Outcome.TIMEOUT: "timeout"}
 
@@ -154,8 +169,14 @@ def plan_leaf(
     timeout: float | None = None,
     median: float = 90.0,
     outputs: dict[str, JsonValue] | None = None,
+    near: random.Random | None = None,
 ) -> LeafPlan:
-    """A plan of ``kind`` ``ok`` / ``retry`` (errors, then success) / ``fail`` / ``timed_out``."""
+    """A plan of ``kind`` ``ok`` / ``retry`` (errors, then success) / ``fail`` / ``timed_out``.
+
+    With ``near`` (a random stream of its own, so the other draws stay as they were) and a ``timeout`` of at
+    most :data:`NEAR_TIMEOUT_MAX`, some attempts end close to the timeout: a success between :data:`NEAR_TIMEOUT_MARGIN` and twice that
+    before it, a timeout at most :data:`NEAR_TIMEOUT_OVERRUN` past it. Without, every attempt ends at
+    least :data:`TIMEOUT_MARGIN` away from it."""
     outcomes, terminal = _sequence(rng, kind, retry, timeout)
     durations: list[float] = []
     for outcome in outcomes:
@@ -165,6 +186,11 @@ def plan_leaf(
                 d = round(timeout + TIMEOUT_MARGIN + rng.expovariate(1 / 600), 3)
             else:  # clearly inside it
                 d = min(d, timeout - TIMEOUT_MARGIN)
+            if near is not None and timeout <= NEAR_TIMEOUT_MAX and near.random() < NEAR_TIMEOUT_RATE:
+                if outcome is Outcome.TIMEOUT:
+                    d = round(timeout + near.uniform(0.5, NEAR_TIMEOUT_OVERRUN), 3)
+                else:
+                    d = round(timeout - near.uniform(NEAR_TIMEOUT_MARGIN, 2 * NEAR_TIMEOUT_MARGIN), 3)
         durations.append(d)
     delays: list[float] = []
     seen: dict[Outcome, int] = {}

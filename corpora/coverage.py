@@ -37,8 +37,8 @@ FEATURES: dict[str, str] = {
     "step_timeout_set": "a step has a timeout",
     "workflow_timeout_set": "a workflow has a timeout",
     # failure modes, with a failure to apply them to
-    "fail_immediately_with_failure": "FAIL_IMMEDIATELY (the default) with a failing step",
-    "fail_after_running_with_failure": "FAIL_AFTER_RUNNING with a failing step",
+    "fail_immediately_with_failure": "FAIL_IMMEDIATELY with a failing step",
+    "fail_after_running_with_failure": "FAIL_AFTER_RUNNING (the default) with a failing step",
     "ignore_failure_with_failure": "IGNORE_FAILURE with a failing step",
     # control flow
     "condition": "a transition with a condition",
@@ -99,7 +99,6 @@ def trace_features(trace: Trace) -> set[str]:
                 found.add("subworkflow_sync" if step.subworkflow.sync else "subworkflow_async")
         if any(n > 1 for n in predecessors.values()):
             found.add("join")
-    modes = _failure_modes(trace)
     for run in trace.runs:
         if run.params:
             found.add("run_params")
@@ -109,8 +108,7 @@ def trace_features(trace: Trace) -> set[str]:
         for path, outcomes in by_path.items():
             if outcomes[-1] is not Outcome.SUCCEEDED:  # the step fails for good (as far as recorded)
                 found.add(_where(path))
-                mode = modes.get(path.rsplit("/", 1)[-1].split("[")[0], FailureMode.FAIL_IMMEDIATELY)
-                found.add(f"{mode.value.lower()}_with_failure")
+                found.add(f"{_failure_mode(trace, path).value.lower()}_with_failure")
             if Outcome.TIMEOUT in outcomes:
                 found.add("step_timeout_recorded")
             if Outcome.FATAL_ERROR in outcomes:
@@ -132,14 +130,21 @@ def trace_features(trace: Trace) -> set[str]:
     return found
 
 
-def _failure_modes(trace: Trace) -> dict[str, FailureMode]:
-    """Step id -> failure mode where one is set (ids are looked up by the last path segment)."""
-    out: dict[str, FailureMode] = {}
-    for wf in (trace.definition, *trace.subworkflows.values()):
-        for step, _ in _walk(wf.steps):
-            if step.failure_mode is not None:
-                out[step.id] = step.failure_mode
-    return out
+def _failure_mode(trace: Trace, path: str) -> FailureMode:
+    """The failure mode of the step at ``path`` (``fan[2]/call/inner``: through foreach bodies and
+    subworkflow definitions); FAIL_AFTER_RUNNING, Maestro's default, when unset or not found."""
+    steps: Iterable[Step] = trace.definition.steps
+    step: Step | None = None
+    for segment in path.split("/"):
+        step = next((s for s in steps if s.id == segment.split("[", 1)[0]), None)
+        if step is None:
+            return FailureMode.FAIL_AFTER_RUNNING
+        if step.foreach is not None:
+            steps = step.foreach.steps
+        elif step.subworkflow is not None and step.subworkflow.workflow_id in trace.subworkflows:
+            steps = trace.subworkflows[step.subworkflow.workflow_id].steps
+    mode = step.failure_mode if step is not None else None
+    return mode if mode is not None else FailureMode.FAIL_AFTER_RUNNING
 
 
 def _where(path: str) -> str:

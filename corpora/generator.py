@@ -5,16 +5,30 @@
 files and any prefix of a corpus equals a smaller corpus. The mix (see :mod:`corpora._dags`,
 :mod:`corpora._plans`, :mod:`corpora._conditions`): chains, fan-out/fan-in, diamonds, layered and random
 DAGs of 3 to 2,000 steps (median about 15); conditional branches; retries after user, platform and
-timeout errors under default, fixed, exponential and param-driven policies; step timeouts; all three
-failure modes; foreach with concurrency; subworkflows (some with a foreach inside); several runs under
-each run strategy; lognormal durations from seconds to hours.
+timeout errors under default, fixed, exponential and param-driven policies; step timeouts, with attempts
+far from them and, in small traces, close to them; all three failure modes; foreach with concurrency,
+under a workflow ``step_concurrency``, and nested in a foreach body; subworkflows (some with a foreach
+inside, some started without waiting); failures for good at the top level, inside foreach iterations
+and inside subworkflows; params whose names collide across the workflow, foreach-iteration and
+subworkflow scopes (step params shadowing workflow params, a loop variable named like a workflow param,
+a child's own params overridden by the parent's); several runs under each run strategy; lognormal
+durations from seconds to hours. Every feature of :data:`corpora.coverage.FEATURES` occurs in the main
+job's corpus (seed 1, 200 traces; ``tests/corpora/test_coverage.py``).
 
 Race-freedom: both engines replay these traces and must agree, yet their orchestration latency differs
 by seconds. So every attempt an engine could ask for is recorded (even on branches that end up not
 running), a FAIL_IMMEDIATELY failure is placed at least a margin away from every other attempt start or
 end (:mod:`corpora._timeline`), overlapping runs under FIRST_ONLY / LAST_ONLY arrive seconds apart
 while the first run is minutes from its first step end, and a workflow timeout is either far above the
-run or mid-way through a long step with the same margin.
+run or mid-way through a long step with the same margin. A step attempt ends either at least 120 s from
+its step timeout or, near it (timeouts up to 900 s), at least 20 s before (in traces too small for the
+legacy engine's queue to delay noticing the end by that much) or anywhere past it (an engine checks the timeout before the
+runtime's result, so any overrun times out on every engine). A failure inside a foreach iteration or a
+subworkflow is never FAIL_IMMEDIATELY, in no container that is FAIL_IMMEDIATELY, and only in foreach
+steps that launch every iteration in their first call, so no engine's latency decides which siblings
+or iterations still run. A subworkflow started without waiting never shares a trace with overlapping
+runs (a LAST_ONLY stop would race its launch). Decisions for features added later draw from a second
+seeded stream per trace (``extra``), so that adding them left the rest of the corpus unchanged.
 """
 
 from __future__ import annotations
@@ -68,18 +82,27 @@ def generate_trace(seed: int, index: int, config: GeneratorConfig | None = None)
     """Trace number ``index`` of the corpus for ``seed`` (independent of every other index)."""
     cfg = config or GeneratorConfig()
     rng = random.Random(f"shadow-corpus:{seed}:{index}")
-    blueprint = build_blueprint(rng, index, cfg.median_steps, cfg.max_steps)
-    return _TraceAssembly(rng, index, seed, blueprint, cfg).build()
+    extra = random.Random(f"shadow-corpus-extra:{seed}:{index}")
+    blueprint = build_blueprint(rng, index, cfg.median_steps, cfg.max_steps, extra)
+    return _TraceAssembly(rng, extra, index, seed, blueprint, cfg).build()
 
 
 RULES = tuple(RunStrategyRule)
+#: Of the failing runs of a trace with race-free inner leaves, the share that fails inside a foreach
+#: iteration or a subworkflow rather than at the top level.
+INNER_FAILURE_SHARE = 0.5
+#: Near-timeout attempts only in traces with at most this many leaf paths per run: the legacy engine's
+#: single worker queue stays short enough to notice a job's end well within NEAR_TIMEOUT_MARGIN.
+NEAR_TIMEOUT_MAX_LEAVES = 80
 
 
 class _TraceAssembly:
     """Turns a :class:`Blueprint` (definition plus per-step generation facts) into runs and a trace."""
 
-    def __init__(self, rng: random.Random, index: int, seed: int, blueprint: Blueprint, cfg: GeneratorConfig) -> None:
-        self.rng, self.index, self.seed, self.bp, self.cfg = rng, index, seed, blueprint, cfg
+    def __init__(
+        self, rng: random.Random, extra: random.Random, index: int, seed: int, blueprint: Blueprint, cfg: GeneratorConfig
+    ) -> None:
+        self.rng, self.extra, self.index, self.seed, self.bp, self.cfg = rng, extra, index, seed, blueprint, cfg
         depth = nx.dag_longest_path_length(blueprint.graph) + 1 + blueprint.nesting
         self.margin = cfg.race_margin + 10.0 * depth
 
@@ -91,6 +114,7 @@ class _TraceAssembly:
             n_runs = rng.randint(2, 4)
             rule = RULES[(self.index // 5) % len(RULES)] if self.index % 5 == 1 else rng.choice(RULES)
         overlap = n_runs > 1 and rng.random() < (0.6 if rule in (RunStrategyRule.FIRST_ONLY, RunStrategyRule.LAST_ONLY) else 0.3)
+        overlap = overlap and not bp.has_async
         offsets = [0.0]
         for _ in range(n_runs - 1):
             offsets.append(round(offsets[-1] + rng.uniform(3.0, 12.0), 3))
@@ -109,7 +133,7 @@ class _TraceAssembly:
         if not overlap:
             offsets = [0.0]
             for t in timelines[:-1]:
-                gap = t.end + 10.0 * bp.size + rng.uniform(2.0, 8.0) * 3600.0
+                gap = max(t.end, t.detached_end) + 10.0 * bp.size + rng.uniform(2.0, 8.0) * 3600.0
                 offsets.append(round(offsets[-1] + gap, 3))
         definition = bp.definition
         concurrency = rng.choice([2, 3]) if rule is RunStrategyRule.PARALLEL else None
@@ -149,7 +173,10 @@ class _TraceAssembly:
                 edges[(source, transition.to)] = truth
             outputs[source] = outs
         terminal = rng.choice(bp.failable) if failing else None
+        if failing and bp.failable_inner and self.extra.random() < INNER_FAILURE_SHARE:
+            terminal = self.extra.choice(bp.failable_inner)  # inside a foreach iteration or a subworkflow
         long_path = rng.choice(bp.plain_leaves) if long_step and bp.plain_leaves else None
+        near = self.extra if len(bp.leaf_paths) <= NEAR_TIMEOUT_MAX_LEAVES else None
         leaves: dict[str, LeafPlan] = {}
         for path, info in bp.leaf_paths.items():
             retry: ResolvedRetry = info.retry
@@ -159,7 +186,8 @@ class _TraceAssembly:
                 kind = "retry"
             else:
                 kind = "ok"
-            plan = plan_leaf(rng, kind, retry, timeout=info.timeout, median=info.median, outputs=outputs.get(path))
+            plan = plan_leaf(rng, kind, retry, timeout=info.timeout, median=info.median, outputs=outputs.get(path),
+                             near=near)
             if path == long_path:  # a step of hours, so a workflow timeout can fire mid-way through it
                 plan = replace(plan, durations=(round(rng.uniform(4 * 3600.0, 8 * 3600.0), 3),),
                                outcomes=plan.outcomes[-1:], delays=())
@@ -189,8 +217,8 @@ class _TraceAssembly:
         if not failed:
             return plan
         (path,) = failed
-        step = self.bp.top[path]
-        if step.failure_mode is not FailureMode.FAIL_IMMEDIATELY:
+        step = self.bp.top.get(path)  # None: inside a foreach / subworkflow, never FAIL_IMMEDIATELY
+        if step is None or step.failure_mode is not FailureMode.FAIL_IMMEDIATELY:
             return plan
         timeline = simulate(self.bp.definition, self.bp.subworkflows, plan)
         _begin, end, state = timeline.steps[path]

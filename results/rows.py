@@ -53,6 +53,7 @@ class DivergenceKind(StrEnum):
     UNRECORDED_ATTEMPT = "unrecorded_attempt"
     STUCK_RUN = "stuck_run"
     CAUSALITY_VIOLATION = "causality_violation"
+    INVARIANT_VIOLATION = "invariant_violation"  # the candidate's record breaks a rule on its own
     ENGINE_ERROR = "engine_error"
 
 

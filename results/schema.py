@@ -164,7 +164,7 @@ TABLES: dict[str, str] = {
             path VARCHAR,                 -- step path, '' for run-level differences
             kind VARCHAR,                 -- final_status | step_status | attempt_count | params | outputs | config
                                           -- | missing_step | extra_step | unrecorded_attempt | stuck_run
-                                          -- | causality_violation | engine_error
+                                          -- | causality_violation | invariant_violation | engine_error
             detail VARCHAR,               -- deepdiff path inside the record, when finer than the kind
             baseline_value JSON,
             other_value JSON,

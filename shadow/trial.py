@@ -23,6 +23,7 @@ from engines.api import DEFAULT_TIME_LIMIT, Engine, ExecutionRecord, ReplayOptio
 from results.rows import DivergenceRow, RecordRow, RunRow, StepRow, TraceRow
 from shadow.campaign import Campaign, run_trials
 from shadow.compare import CausalOrder, Divergence, compare_records, engine_error_divergence
+from shadow.compare.invariants import invariant_divergences
 from shadow.engines import EngineSpec, build_engine
 from shadow.fidelity import FIDELITY_ROLES, fidelity_row
 from shadow.latency import run_metrics
@@ -114,6 +115,10 @@ def run_trace_with(job: TraceJob, config: TrialConfig, engines: Mapping[str, Eng
             divergences[comparison] = [engine_error_divergence(trace, failed, errors.get(failed, "no record"))]
         else:
             divergences[comparison] = compare_records(trace, base, other, order, normalized)
+    candidate = records["candidate"]
+    if candidate is not None and "candidate" not in errors:
+        # rules the candidate's record must satisfy on its own (shadow/compare/invariants.py)
+        divergences["candidate"].extend(invariant_divergences(trace, candidate))
     tables: dict[str, list[Row]] = {name: [] for name in ("runs", "steps", "records", "divergences", "fidelity")}
     if config.campaign is not None:
         tables["fault_trials"] = list(_fault_trials(trace, config, engines, records, errors))

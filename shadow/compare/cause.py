@@ -46,6 +46,8 @@ def field_of(kind: DivergenceKind, detail: str) -> str:
         return "attempts"
     if kind is DivergenceKind.FINAL_STATUS:
         return "status"
+    if kind is DivergenceKind.INVARIANT_VIOLATION:  # "retry_started_early attempts[2]": the rule
+        return detail.split(" ", 1)[0]
     return _INDEX.sub("[*]", _ATTEMPT.sub("", detail))
 
 
@@ -131,6 +133,8 @@ def describe_cause(key: str) -> str:
         return f"{change} attempts than the baseline"
     if kind == DivergenceKind.ENGINE_ERROR:
         return f"engine error ({change.removeprefix('error:')})"
+    if kind == DivergenceKind.INVARIANT_VIOLATION:
+        return f"invariant broken: {field.replace('_', ' ')} ({change})"
     if kind == DivergenceKind.STUCK_RUN:
         return "run stuck (never finished)" if change == "stuck" else "run finished where the baseline's was stuck"
     if kind in {k.value for k in _WHOLE}:

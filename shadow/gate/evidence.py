@@ -110,6 +110,8 @@ class CohortEvidence:
     # member trace was run (the table is absent or holds none of them).
     handoffs: Finding | None = None
     n_handoffs: int = 0
+    # Rules of shadow.compare.invariants the candidate's own records break (run, path, rule).
+    invariant_violations: Finding = Finding(0, ())
 
     @property
     def n_judged(self) -> int:
@@ -220,6 +222,10 @@ _DUPLICATED = """
 _CAUSALITY = f"""
     SELECT DISTINCT d.trace_id, d.run_id, d.path FROM divergences d JOIN member m USING (trace_id)
     WHERE d.comparison = 'candidate' AND d.kind = '{DivergenceKind.CAUSALITY_VIOLATION}' ORDER BY ALL"""
+_INVARIANTS = f"""
+    SELECT DISTINCT d.trace_id, d.run_id, d.path, split_part(d.detail, ' ', 1) FROM divergences d
+    JOIN member m USING (trace_id)
+    WHERE d.comparison = 'candidate' AND d.kind = '{DivergenceKind.INVARIANT_VIOLATION}' ORDER BY ALL"""
 
 
 def _samples(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[np.ndarray, np.ndarray]:
@@ -324,6 +330,7 @@ def collect_evidence(
                 lost_attempts=_finding(con.execute(_LOST).fetchall()),
                 duplicated_attempts=_finding(con.execute(_DUPLICATED).fetchall()),
                 causality_violations=_finding(con.execute(_CAUSALITY).fetchall()),
+                invariant_violations=_finding(con.execute(_INVARIANTS).fetchall()),
                 expired_entries=expired,
                 captured_min=captured_min.replace(tzinfo=dt.UTC) if captured_min is not None else None,
                 n_uncaptured=int(n_uncaptured or 0),

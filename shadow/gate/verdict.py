@@ -321,6 +321,9 @@ def judge_cohort(evidence: CohortEvidence) -> CohortVerdict:
         _critical("causality", evidence.causality_violations,
                   "steps started before a step they depend on had finished (causality violations)"),
         *((_faults(evidence),) if evidence.faults is not None else ()),
+        _critical("invariants", evidence.invariant_violations,
+                  "broken rules in the candidate's own record (invariant violations: retry timing, retries "
+                  "beyond the policy, steps outliving their timeout, foreach concurrency)"),
         _registry(evidence),
         _min_traces(evidence),
         _divergence(evidence),

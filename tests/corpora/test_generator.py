@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import statistics
 import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
 import pytest
 
-from corpora._plans import TIMEOUT_MARGIN
-from corpora._timeline import find_gap
+from corpora._plans import NEAR_TIMEOUT_MARGIN, NEAR_TIMEOUT_OVERRUN, TIMEOUT_MARGIN
+from corpora._timeline import container_limit, find_gap
+from corpora.coverage import FEATURES, CoverageAccumulator
 from corpora.generator import GeneratorConfig, generate_corpus, generate_trace
 from corpora.io import dump_trace, read_traces, write_traces
 from corpora.model import (
@@ -25,6 +28,7 @@ from corpora.model import (
     Step,
     StepType,
     Trace,
+    Transition,
     WorkflowDefinition,
 )
 from corpora.validate import validate_trace
@@ -162,6 +166,35 @@ class TestCoverage:
         """Each listed feature occurs in generate_corpus(seed=7, count=200)."""
         assert corpus_features()[feature] >= 1
 
+    def test_every_coverage_feature_occurs(self) -> None:
+        """Every feature of corpora.coverage occurs in this corpus too, not only in the main job's (seed 1,
+        tests/corpora/test_coverage.py), so full coverage is no accident of one seed."""
+        acc = CoverageAccumulator()
+        for trace in corpus():
+            acc.add(trace)
+        assert acc.missing() == []
+        assert set(acc.counts) <= set(FEATURES)
+
+    def test_param_names_collide_across_scopes(self) -> None:
+        """A loop variable named like a workflow param, inner and container step params shadowing workflow
+        params, and subworkflow definitions with params of their own that the parent's override."""
+        workflow_names = set(corpus()[0].definition.params)
+        seen: Counter[str] = Counter()
+        for trace in corpus():
+            for step in _all_steps(trace):
+                if step.foreach is not None and set(step.foreach.loop_params) & workflow_names:
+                    seen["loop_variable"] += 1
+                if step.foreach is not None and set(step.params) & workflow_names:
+                    seen["foreach_param"] += 1
+                if step.subworkflow is not None and set(step.params) & workflow_names:
+                    seen["subworkflow_step_param"] += 1
+            for wf in trace.subworkflows.values():
+                if set(wf.params) & workflow_names:
+                    seen["child_definition"] += 1
+                seen["inner_step_param"] += sum(bool(set(s.params) & workflow_names) for s in wf.steps)
+        assert min(seen[k] for k in ("loop_variable", "foreach_param", "subworkflow_step_param",
+                                     "child_definition", "inner_step_param")) >= 1, seen
+
     def test_sizes(self) -> None:
         """Sizes run from 3 to the thousands with a median near 15 top-level steps."""
         sizes = [len(t.definition.steps) for t in corpus()]
@@ -201,7 +234,9 @@ class TestCoverage:
 
 class TestRaceFreedom:
     def test_step_timeouts_are_clear(self) -> None:
-        """Attempts of a step with a timeout end at least 120 s before it, or run at least 120 s past it."""
+        """Attempts of a step with a timeout succeed at least 20 s before it (120 s unless the plan is
+        "near timeout") or run past it, and some of each kind come close to it."""
+        near = Counter[str]()
         for trace in corpus():
             timeouts: dict[str, float] = {}
             _collect_timeouts(trace.definition, "", trace, timeouts)
@@ -211,9 +246,53 @@ class TestRaceFreedom:
                     if limit is None:
                         continue
                     if a.outcome is Outcome.TIMEOUT:
-                        assert a.duration >= limit + TIMEOUT_MARGIN
+                        assert a.duration > limit
+                        near["over"] += a.duration <= limit + NEAR_TIMEOUT_OVERRUN
+                        if a.duration < limit + TIMEOUT_MARGIN:
+                            assert a.duration <= limit + NEAR_TIMEOUT_OVERRUN
                     else:
-                        assert a.duration <= limit - TIMEOUT_MARGIN
+                        assert a.duration <= limit - NEAR_TIMEOUT_MARGIN
+                        near["under"] += a.duration > limit - TIMEOUT_MARGIN
+        assert near["over"] >= 3, near
+        assert near["under"] >= 10, near
+
+    def test_inner_failures_are_in_calm_containers(self) -> None:
+        """A step that fails for good inside a foreach iteration or a subworkflow is not FAIL_IMMEDIATELY,
+        none of its containers is, and each enclosing foreach launches all its iterations at once."""
+        from corpora._workflows import _iteration_count
+
+        checked = 0
+        for trace in corpus():
+            for run in trace.runs:
+                last: dict[str, Outcome] = {}
+                for a in sorted(run.attempts, key=lambda a: a.attempt):
+                    last[a.path] = a.outcome
+                for path, outcome in last.items():
+                    if outcome is Outcome.SUCCEEDED or "/" not in path:
+                        continue
+                    checked += 1
+                    steps, limit = trace.definition.steps, trace.definition.step_concurrency
+                    for segment in path.split("/"):
+                        step = next(s for s in steps if s.id == segment.split("[")[0])
+                        assert step.failure_mode is not FailureMode.FAIL_IMMEDIATELY, (trace.trace_id, path)
+                        if step.foreach is not None:
+                            assert _iteration_count(step) <= container_limit(step, limit), (trace.trace_id, path)
+                            steps, limit = step.foreach.steps, None
+                        elif step.subworkflow is not None:
+                            child = trace.subworkflows[step.subworkflow.workflow_id]
+                            steps, limit = child.steps, child.step_concurrency
+        assert checked >= 5
+
+    def test_async_subworkflows_never_overlap_runs(self) -> None:
+        """A trace with a subworkflow started without waiting spaces its runs hours apart."""
+        checked = 0
+        for trace in corpus():
+            if not any(s.subworkflow is not None and not s.subworkflow.sync for s in trace.definition.steps):
+                continue
+            checked += 1
+            triggers = [r.trigger_time for r in trace.runs]
+            assert all(b - a > 3600 for a, b in itertools.pairwise(triggers))
+        assert checked >= 5
 
     def test_overlapping_first_and_last_only_runs_outlast_the_triggers(self) -> None:
         """Runs arriving seconds apart under FIRST_ONLY/LAST_ONLY: every root step's first attempt of the
@@ -284,3 +363,36 @@ class TestTimeline:
         assert timeline.steps["b"][2] is StepState.UNSATISFIED
         assert timeline.steps["c"] == (10.0, 80.0, StepState.FAILED)
         assert timeline.steps["d"][2] is StepState.BLOCKED
+
+    def test_simulate_containers(self) -> None:
+        """A failed iteration fails its foreach unless IGNORE_FAILURE (a timed-out one is not ignored); the
+        workflow's step_concurrency caps the iterations at once; an async subworkflow ends at its launch."""
+        from corpora._plans import LeafPlan
+        from corpora._timeline import RunPlan, StepState, simulate
+        from corpora.model import Foreach, Param, Subworkflow
+        from corpora.testing import leaf
+
+        ok = LeafPlan((Outcome.SUCCEEDED,), (10.0,), ())
+        failed = LeafPlan((Outcome.FATAL_ERROR,), (5.0,), (), terminal="failed")
+        timed_out = LeafPlan((Outcome.TIMEOUT,), (700.0,), (), timeout=600.0, terminal="timed_out")
+        fan = Step(id="fan", type=StepType.FOREACH, transitions=(),
+                   foreach=Foreach({"i": Param(value=[1, 2, 3, 4])}, (leaf("x"),)))
+        plan = RunPlan({f"fan[{i}]/x": ok for i in range(4)}, iterations={"fan": 4})
+        wide = simulate(WorkflowDefinition(id="w", steps=(fan,)), {}, plan)
+        assert wide.steps["fan"] == (0.0, 10.0, StepState.RAN)
+        capped = simulate(WorkflowDefinition(id="w", steps=(fan,), step_concurrency=2), {}, plan)
+        assert capped.steps["fan"] == (0.0, 20.0, StepState.RAN)
+        failing = RunPlan({**plan.leaves, "fan[1]/x": failed}, iterations={"fan": 4})
+        assert simulate(WorkflowDefinition(id="w", steps=(fan,)), {}, failing).steps["fan"][2] is StepState.FAILED
+        ignoring = replace(fan, failure_mode=FailureMode.IGNORE_FAILURE)
+        assert simulate(WorkflowDefinition(id="w", steps=(ignoring,)), {}, failing).steps["fan"][2] is StepState.RAN
+        late = RunPlan({**plan.leaves, "fan[1]/x": timed_out}, iterations={"fan": 4})
+        assert simulate(WorkflowDefinition(id="w", steps=(ignoring,)), {}, late).steps["fan"][2] is StepState.TIMED_OUT
+        child = WorkflowDefinition(id="child", steps=(leaf("c"),))
+        call = Step(id="call", type=StepType.SUBWORKFLOW, transitions=(Transition("after"),),
+                    subworkflow=Subworkflow("child", sync=False))
+        wf = WorkflowDefinition(id="w", steps=(call, leaf("after")))
+        detached = simulate(wf, {"child": child}, RunPlan({"call/c": LeafPlan((Outcome.SUCCEEDED,), (500.0,), ()),
+                                                            "after": ok}))
+        assert detached.steps["call"] == (0.0, 0.0, StepState.RAN)
+        assert (detached.end, detached.detached_end) == (10.0, 500.0)

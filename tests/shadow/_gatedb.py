@@ -54,6 +54,7 @@ class GateDb:
         lost: int = 0,
         duplicated: int = 0,
         causality: int = 0,
+        invariant: int = 0,
         noisy_lost: int = 0,
         steps: int = 3,
         baseline_overhead: float = 5.0,
@@ -100,6 +101,10 @@ class GateDb:
             if i < causality:
                 self._add("divergences", trace_id=trace_id, comparison="candidate", run_id="r1", path="s1",
                           kind="causality_violation", waived_by=None)  # fmt: skip
+            if i < invariant:
+                self._add("divergences", trace_id=trace_id, comparison="candidate", run_id="r1", path="s1",
+                          kind="invariant_violation", detail="retry_started_early attempts[2]",
+                          waived_by=None)  # fmt: skip
         return ids
 
     def add_fidelity(self, trace_ids: list[str], *, disagreeing: int = 0, steps: int = 3) -> None:

@@ -36,11 +36,11 @@ def test_an_empty_corpus_is_refused_before_a_database_is_created(tmp_path: Path,
 def test_a_where_matching_nothing_names_the_closest_values(corpus: Path, tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     code = cli.main(["run", str(corpus), "--db", str(tmp_path / "r.duckdb"), "--baseline", "oracle",
-                     "--candidate", "oracle", "--no-progress", "--where", "workflow_type = 'etl_dialy'"])
+                     "--candidate", "oracle", "--no-progress", "--where", "workflow_type = 'backfil'"])
     err = " ".join(capsys.readouterr().err.split())
     assert code == cli.EXIT_HARNESS
     assert "matched 0 of 4 traces" in err
-    assert "workflow_type 'etl'" in err
+    assert "workflow_type 'backfill'" in err
 
 
 def test_where_help_lists_its_columns(capsys: pytest.CaptureFixture[str]) -> None:

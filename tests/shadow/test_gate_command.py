@@ -128,7 +128,7 @@ class TestArtifactsAndStorage:
         assert "## Shadow gate: PASS" in (out / "s.md").read_text()
         with duckdb.connect(str(path), read_only=True) as con:
             rows = con.execute("SELECT cohort, verdict, n_traces, json_array_length(criteria) FROM verdicts").fetchall()
-        assert rows == [("etl", "PASS", 60, 11)]
+        assert rows == [("etl", "PASS", 60, 12)]
 
     def test_no_store_leaves_the_database_alone(self, tmp_path: Path, cohorts: Path) -> None:
         """--no-store judges without writing a verdict row."""

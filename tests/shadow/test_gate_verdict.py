@@ -104,10 +104,11 @@ class TestCriticalRules:
             ("lost", "lost_attempts", "never run by the candidate (lost)"),
             ("duplicated", "duplicated_attempts", "more than once on the candidate (duplicated)"),
             ("causality", "causality", "causality violations"),
+            ("invariant", "invariants", "invariant violations"),
         ],
     )
     def test_a_single_critical_finding_fails(self, db: GateDb, finding: str, criterion: str, words: str) -> None:
-        """One stuck run, lost or duplicated attempt or causality violation among 200 clean traces fails."""
+        """One stuck run, lost or duplicated attempt, causality or invariant violation among 200 clean traces fails."""
         db.add_traces(200, **{finding: 1})
         verdict = judge(db, divergence_budget=0.05)
         assert verdict.verdict is Verdict.FAIL
