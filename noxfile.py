@@ -48,18 +48,39 @@ def tests_slow(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff: lint and import order."""
+    """ruff: lint, import order, and the formatter's check (``nox -s format`` rewrites what it flags)."""
     _install(session, "lint")
-    session.run("ruff", "check", "corpora", "engines", "results", "shadow", "reports", "examples", "tests", "benchmarks", "noxfile.py")
+    paths = (
+        "corpora",
+        "engines",
+        "results",
+        "shadow",
+        "reports",
+        "examples",
+        "tests",
+        "benchmarks",
+        "noxfile.py",
+    )
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
 
 
 @nox.session(python=PYTHON, name="format")
 def format_(session: nox.Session) -> None:
     """Rewrite files in place: ruff's safe fixes (import order, ...) and the formatter (``-- PATH...`` to
-    limit it). Not yet part of lint: most of the tree predates the formatter (136 files would change), so
-    it is applied to whole packages when no branch is in flight."""
+    limit it). ``nox -s lint`` fails on what this would change."""
     _install(session, "lint")
-    paths = session.posargs or ["corpora", "engines", "results", "shadow", "reports", "examples", "tests", "benchmarks", "noxfile.py"]
+    paths = session.posargs or [
+        "corpora",
+        "engines",
+        "results",
+        "shadow",
+        "reports",
+        "examples",
+        "tests",
+        "benchmarks",
+        "noxfile.py",
+    ]
     session.run("ruff", "check", "--fix", *paths)
     session.run("ruff", "format", *paths)
 
@@ -119,7 +140,14 @@ def _fresh_results(session: nox.Session, out: Path, count: str, seed: str, extra
         stale.unlink(missing_ok=True)
     cap = ["--max-steps", os.environ["SHADOW_MAX_STEPS"]] if os.environ.get("SHADOW_MAX_STEPS") else []
     _step(session, "shadow", "corpus", "generate", "--seed", seed, "--count", count, *cap, "-o", str(corpus))
-    run = ["shadow", "run", str(corpus), "--db", str(database), *_executor_args()]  # progress: bar or CI log lines
+    run = [
+        "shadow",
+        "run",
+        str(corpus),
+        "--db",
+        str(database),
+        *_executor_args(),
+    ]  # progress: bar or CI log lines
     if os.environ.get("SHADOW_REGISTRY"):
         run += ["--registry", os.environ["SHADOW_REGISTRY"]]
     # Divergences are findings for the gate to judge, not a failure of the run itself.
@@ -178,8 +206,15 @@ def live_shadow(session: nox.Session) -> None:
     Arguments after -- go to examples/live_shadow.py (--traces, --spacing, --cohorts, --timeout)."""
     _install_unless_no_venv(session)
     python = "python" if session.venv_backend == "none" else str(Path(session.bin) / "python")
-    command = [python, "examples/live_shadow.py", "--out", "out/live",
-               "--traces", os.environ.get("SHADOW_LIVE_TRACES", "40"), *session.posargs]
+    command = [
+        python,
+        "examples/live_shadow.py",
+        "--out",
+        "out/live",
+        "--traces",
+        os.environ.get("SHADOW_LIVE_TRACES", "40"),
+        *session.posargs,
+    ]
     session.log(" ".join(command))
     code = subprocess.call(command)
     session.log(f"gate exit code {code} (0 PASS, 1 FAIL, 2 MARGINAL, 3 INSUFFICIENT_DATA, 4 harness error)")

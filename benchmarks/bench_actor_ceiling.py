@@ -128,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"actor live: {actor['attempts']} attempts in {actor['wall_s']:.2f} s wall ({actor['cpu_s']:.2f} s CPU) "
           f"= {actor['steps_per_s']:,.0f} steps/s ({actor['steps_per_cpu_s']:,.0f} per CPU-s)")  # fmt: skip
     print(f"ceiling: asyncio queue {dispatch:,.0f} msgs/s; SQLite WAL/NORMAL {commits:,.0f} commits/s")
-    print(f"actor / dispatch = {out['actor_over_dispatch']:.4f}; actor / commits = {out['actor_over_commits']:.3f}")
+    print(
+        f"actor / dispatch = {out['actor_over_dispatch']:.4f}; actor / commits = {out['actor_over_commits']:.3f}"
+    )
     print(json.dumps(out))
     return 0
 

@@ -29,18 +29,46 @@ def _cpu(argv: list[str]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=7, help="runs of each command (default 7)")
     args = parser.parse_args()
     python = sys.executable
     with tempfile.TemporaryDirectory() as tmp:
         corpus = str(Path(tmp) / "three.jsonl")
-        subprocess.run([python, "-m", "shadow.cli", "corpus", "generate", "--seed", "1", "--count", "3",
-                        "--max-steps", "50", "--quiet", "-o", corpus], check=True, env={**os.environ})
+        subprocess.run(
+            [
+                python,
+                "-m",
+                "shadow.cli",
+                "corpus",
+                "generate",
+                "--seed",
+                "1",
+                "--count",
+                "3",
+                "--max-steps",
+                "50",
+                "--quiet",
+                "-o",
+                corpus,
+            ],
+            check=True,
+            env={**os.environ},
+        )
         commands = {
             "python -c pass": [python, "-c", "pass"],
             "shadow --help": [python, "-m", "shadow.cli", "--help"],
-            "shadow corpus validate (3 traces)": [python, "-m", "shadow.cli", "corpus", "validate", "--quiet", corpus],
+            "shadow corpus validate (3 traces)": [
+                python,
+                "-m",
+                "shadow.cli",
+                "corpus",
+                "validate",
+                "--quiet",
+                corpus,
+            ],
         }
         samples: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.repeat):
@@ -51,12 +79,22 @@ def main() -> None:
     print(f"{'command':38} {'min CPU-s':>10} {'median':>10} {'x python -c pass':>17}")
     for name, values in samples.items():
         median = statistics.median(values)
-        out[name] = {"cpu_s_min": round(min(values), 4), "cpu_s_median": round(median, 4),
-                     "over_python": round(median / base, 1) if base else 0.0}
+        out[name] = {
+            "cpu_s_min": round(min(values), 4),
+            "cpu_s_median": round(median, 4),
+            "over_python": round(median / base, 1) if base else 0.0,
+        }
         print(f"{name:38} {min(values):10.3f} {median:10.3f} {out[name]['over_python']:17.1f}")
-    print(json.dumps({"repeat": args.repeat, "help_cpu_s": out["shadow --help"]["cpu_s_median"],
-                      "validate_cpu_s": out["shadow corpus validate (3 traces)"]["cpu_s_median"],
-                      "commands": out}))
+    print(
+        json.dumps(
+            {
+                "repeat": args.repeat,
+                "help_cpu_s": out["shadow --help"]["cpu_s_median"],
+                "validate_cpu_s": out["shadow corpus validate (3 traces)"]["cpu_s_median"],
+                "commands": out,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -77,8 +77,12 @@ def _steps(db: Path) -> int:
 
 
 def run(corpus: Path, db: Path, executor: Any) -> dict[str, Any]:
-    settings = RunSettings(corpus=(str(corpus),), db=str(db), baseline=resolve_engine("legacy"),
-                           candidate=resolve_engine("actor"))
+    settings = RunSettings(
+        corpus=(str(corpus),),
+        db=str(db),
+        baseline=resolve_engine("legacy"),
+        candidate=resolve_engine("actor"),
+    )
     cpu, wall = time.process_time(), time.perf_counter()
     report = run_shadow(settings, executor=executor)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -119,12 +123,22 @@ def ingest(batches: list[ArrowBatch], copies: int, directory: Path) -> dict[str,
     for n in range(copies):
         suffix = f"#copy{n}"
         for batch in batches:
-            tables = {name: table.set_column(table.column_names.index("trace_id"), "trace_id",
-                                             pc.binary_join_element_wise(table.column("trace_id"),
-                                                                         pa.scalar(suffix), ""))
-                      for name, table in batch.tables.items()}
-            copied.append(ArrowBatch(tuple(t + suffix for t in batch.trace_ids), tables, batch.candidate_divergences,
-                                     batch.step_rows))
+            tables = {
+                name: table.set_column(
+                    table.column_names.index("trace_id"),
+                    "trace_id",
+                    pc.binary_join_element_wise(table.column("trace_id"), pa.scalar(suffix), ""),
+                )
+                for name, table in batch.tables.items()
+            }
+            copied.append(
+                ArrowBatch(
+                    tuple(t + suffix for t in batch.trace_ids),
+                    tables,
+                    batch.candidate_divergences,
+                    batch.step_rows,
+                )
+            )
     step_rows = sum(b.step_rows for b in copied)
     traces = sum(len(b.trace_ids) for b in copied)
     store = ResultsStore(directory / "ingest.duckdb")
@@ -146,8 +160,15 @@ def ingest(batches: list[ArrowBatch], copies: int, directory: Path) -> dict[str,
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     finally:
         store.close()
-    return {"traces": traces, "step_rows": step_rows, "flushes": flushes, "wall_s": wall, "cpu_s": cpu,
-            "step_rows_per_s": step_rows / wall, "traces_per_s": traces / wall}
+    return {
+        "traces": traces,
+        "step_rows": step_rows,
+        "flushes": flushes,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "step_rows_per_s": step_rows / wall,
+        "traces_per_s": traces / wall,
+    }
 
 
 def schedule_bound(task_cpu: list[float], workers: int) -> float:
@@ -168,7 +189,9 @@ def driver_pipeline(corpus: Path, copies: int) -> dict[str, float]:
     cpu, wall = time.process_time(), time.perf_counter()
     size = 0
     for _ in range(copies):
-        jobs = [TraceJob(it.trace, it.file, it.line) for it in read_corpus([str(corpus)]) if it.trace is not None]
+        jobs = [
+            TraceJob(it.trace, it.file, it.line) for it in read_corpus([str(corpus)]) if it.trace is not None
+        ]
         size += len(pickle.dumps(jobs))
     return {"cpu_s": time.process_time() - cpu, "wall_s": time.perf_counter() - wall, "pickled_bytes": size}
 
@@ -184,16 +207,24 @@ def _flush(store: ResultsStore, batches: list[ArrowBatch]) -> None:
 def main(argv: list[str] | None = None) -> int:
     quick = os.environ.get("BENCH_QUICK") == "1"
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--traces", type=int, default=12 if quick else 36, help="first N traces of the built-in corpus")
+    ap.add_argument(
+        "--traces", type=int, default=12 if quick else 36, help="first N traces of the built-in corpus"
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-pool", action="store_true", help="skip the process-pool comparison")
     ap.add_argument("--ingest-copies", type=int, default=3 if quick else 10)
-    ap.add_argument("--repeat", type=int, default=1 if quick else 2, help="alternating 1- and 2-worker runs; fastest kept")
+    ap.add_argument(
+        "--repeat", type=int, default=1 if quick else 2, help="alternating 1- and 2-worker runs; fastest kept"
+    )
     args = ap.parse_args(argv)
     for module in ("scipy.stats", "pandas"):  # the driver's one-time imports (aggregates), as for the workers
         importlib.import_module(module)
-    out: dict[str, Any] = {"bench": "dask", "traces": args.traces, "seed": args.seed,
-                           "load_average_before": list(os.getloadavg())}
+    out: dict[str, Any] = {
+        "bench": "dask",
+        "traces": args.traces,
+        "seed": args.seed,
+        "load_average_before": list(os.getloadavg()),
+    }
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         corpus = tmp / "corpus.jsonl"
@@ -221,8 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         out["walls_1"] = [r["wall_s"] for r in runs[1]]
         out["walls_2"] = [r["wall_s"] for r in runs[2]]
         out["speedup_2_workers"] = one["wall_s"] / two["wall_s"]
-        out["speedup_2_workers_incl_start"] = ((one["wall_s"] + one["cluster_start_s"])
-                                               / (two["wall_s"] + two["cluster_start_s"]))
+        out["speedup_2_workers_incl_start"] = (one["wall_s"] + one["cluster_start_s"]) / (
+            two["wall_s"] + two["cluster_start_s"]
+        )
         if not args.no_pool:
             pool = ProcessExecutor(2)
             try:

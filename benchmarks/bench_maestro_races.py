@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--margins", default="0,120", help="comma-separated --race-margin values")
     parser.add_argument("--failure-rate", type=float, default=0.05)
     parser.add_argument("--engines", default="legacy,actor", help="two of legacy, actor, oracle")
-    parser.add_argument("--skip", default="sample-nested-subworkflow-foreach-wf", help="substring of files to skip")
+    parser.add_argument(
+        "--skip", default="sample-nested-subworkflow-foreach-wf", help="substring of files to skip"
+    )
     parser.add_argument("--corpora", type=Path, default=DEFAULT_CORPORA)
     args = parser.parse_args(argv)
     folder = args.corpora / "maestro"
@@ -58,7 +60,11 @@ def main(argv: list[str] | None = None) -> int:
 
     first, second = args.engines.split(",")
     files = [p for p in IMPORTERS["maestro"].discover([folder]) if not (args.skip and args.skip in p.name)]
-    summary: dict[str, Any] = {"engines": [first, second], "seeds": args.seeds, "failure_rate": args.failure_rate}
+    summary: dict[str, Any] = {
+        "engines": [first, second],
+        "seeds": args.seeds,
+        "failure_rate": args.failure_rate,
+    }
     for margin in (float(m) for m in args.margins.split(",")):
         with_failure, diverging, untagged = 0, [], []
         for seed in range(args.seeds):
@@ -69,17 +75,27 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 with_failure += 1
                 runs = [_engine(e).replay(trace, ReplayOptions(seed=1)).runs[0] for e in (first, second)]
-                launched = [(r.status, sorted((a.path, a.attempt, a.status) for a in r.attempts)) for r in runs]
+                launched = [
+                    (r.status, sorted((a.path, a.attempt, a.status) for a in r.attempts)) for r in runs
+                ]
                 if launched[0] != launched[1]:
                     only = sorted(set(launched[1][1]) - set(launched[0][1]))[:3]
                     name = f"{trace.trace_id.rsplit('__', 1)[-1]}@seed{seed}"
                     diverging.append(name)
                     if not any(t.startswith("race-margin-unmet:") for t in trace.metadata.tags):
                         untagged.append(name)
-                    print(json.dumps({"margin": margin, "trace": trace.trace_id, "seed": seed,
-                                      f"{second}_only": only}), flush=True)
-        summary[f"margin_{margin:g}"] = {"traces_with_failure": with_failure, "diverging": len(diverging),
-                                          "diverging_untagged": len(untagged), "which": diverging}
+                    print(
+                        json.dumps(
+                            {"margin": margin, "trace": trace.trace_id, "seed": seed, f"{second}_only": only}
+                        ),
+                        flush=True,
+                    )
+        summary[f"margin_{margin:g}"] = {
+            "traces_with_failure": with_failure,
+            "diverging": len(diverging),
+            "diverging_untagged": len(untagged),
+            "which": diverging,
+        }
     print(json.dumps(summary))
     return 0
 

@@ -56,7 +56,9 @@ def production_seconds(record: ExecutionRecord) -> float:
     return max(ends) - min(starts) if starts and ends else 0.0
 
 
-def engine_pass(name: str, traces: Iterable[Trace], budget: float | None = None) -> tuple[dict[str, Any], list[Trace]]:
+def engine_pass(
+    name: str, traces: Iterable[Trace], budget: float | None = None
+) -> tuple[dict[str, Any], list[Trace]]:
     """Replay ``traces`` on engine ``name`` (stop starting new ones after ``budget`` s); figures and the traces done."""
     engine = build_engine(resolve_engine(name))
     done: list[Trace] = []
@@ -94,7 +96,9 @@ def end_to_end(path: Path, workers: int, directory: Path) -> dict[str, Any]:
     return {"workers": workers, "attempts_3_roles": steps, "wall_s": wall, "steps_per_s": steps / wall}
 
 
-def corpus_figures(label: str, traces: Iterable[Trace], budget: float, e2e: bool, tmp: Path) -> dict[str, Any]:
+def corpus_figures(
+    label: str, traces: Iterable[Trace], budget: float, e2e: bool, tmp: Path
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     legacy, done = engine_pass("legacy", traces, budget)
     out["legacy"] = legacy
@@ -106,12 +110,16 @@ def corpus_figures(label: str, traces: Iterable[Trace], budget: float, e2e: bool
               f"({f['cpu_s']:.2f} s CPU) = {f['steps_per_s']:,.0f} steps/s, {f['steps_per_cpu_s']:,.0f}/CPU-s, "
               f"production x{f['production_over_wall']:,.0f}, {f['round_trips_per_step']:.2f} round trips/step")  # fmt: skip
     if out["legacy"]["round_trips_per_step"]:
-        out["round_trips_actor_over_legacy"] = out["actor"]["round_trips_per_step"] / out["legacy"]["round_trips_per_step"]
+        out["round_trips_actor_over_legacy"] = (
+            out["actor"]["round_trips_per_step"] / out["legacy"]["round_trips_per_step"]
+        )
     if e2e and done:
         path = tmp / f"{label}.jsonl"
         write_traces(str(path), done)
         one, two = end_to_end(path, 1, tmp), end_to_end(path, 2, tmp)
-        engines_wall = 2 * out["legacy"]["wall_s"] + out["actor"]["wall_s"]  # baseline + A/A replica + candidate
+        engines_wall = (
+            2 * out["legacy"]["wall_s"] + out["actor"]["wall_s"]
+        )  # baseline + A/A replica + candidate
         prod = out["legacy"]["production_s"]
         out["e2e"] = {
             "workers_1": one, "workers_2": two, "speedup_2_workers": one["wall_s"] / two["wall_s"],
@@ -130,7 +138,16 @@ def import_real(tmp: Path) -> list[Trace] | None:
         return None
     target = tmp / "wfinstances.jsonl"
     shadow = Path(sys.executable).with_name("shadow")
-    command = [str(shadow) if shadow.exists() else "shadow", "corpus", "import", "--from", "wfformat", "-o", str(target), str(REAL)]
+    command = [
+        str(shadow) if shadow.exists() else "shadow",
+        "corpus",
+        "import",
+        "--from",
+        "wfformat",
+        "-o",
+        str(target),
+        str(REAL),
+    ]
     subprocess.run(command, check=True, capture_output=True, cwd=REPO)
     return [item.trace for item in read_traces([str(target)]) if item.trace is not None]
 
@@ -146,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"bench": "replay", "budget_s": args.budget}
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        result["builtin"] = corpus_figures("builtin", generate_corpus(1, args.traces), args.budget, not args.no_e2e, tmp)
+        result["builtin"] = corpus_figures(
+            "builtin", generate_corpus(1, args.traces), args.budget, not args.no_e2e, tmp
+        )
         real = None if args.no_real else import_real(tmp)
         if real is not None:
             result["real"] = corpus_figures("wfinstances", real, args.budget, not args.no_e2e, tmp)

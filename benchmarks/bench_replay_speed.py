@@ -89,7 +89,8 @@ def _vs_oracle(result: dict[str, Any], oracle: dict[str, Any]) -> None:
     trace the oracle replays in 50 us would make any engine's fixed start-up cost look like 100x)."""
     result["cpu_over_oracle"] = round(result["cpu_s"] / oracle["cpu_s"], 2) if oracle["cpu_s"] else None
     ratios = {
-        tid: cpu / max(oracle["per_trace_cpu_s"].get(tid, 0.0), 0.001) for tid, cpu in result["per_trace_cpu_s"].items()
+        tid: cpu / max(oracle["per_trace_cpu_s"].get(tid, 0.0), 0.001)
+        for tid, cpu in result["per_trace_cpu_s"].items()
     }
     worst = max(ratios, key=ratios.__getitem__) if ratios else None
     result["worst_trace"] = worst
@@ -110,9 +111,7 @@ def end_to_end(traces: Sequence[Trace]) -> dict[str, Any]:
         import duckdb
 
         with duckdb.connect(db, read_only=True) as con:
-            row = con.execute(
-                "SELECT count(*) FROM steps WHERE engine = 'candidate'"
-            ).fetchone()
+            row = con.execute("SELECT count(*) FROM steps WHERE engine = 'candidate'").fetchone()
     return {"traces": report.traces_done, "candidate_attempts": int(row[0]) if row else 0, "cpu_s": round(cpu, 2),
             "wall_s": round(wall, 2)}  # fmt: skip
 
@@ -123,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--count", type=int, default=40 if quick else 200)
     ap.add_argument("--no-e2e", action="store_true", help="skip the end-to-end shadow run")
-    ap.add_argument("--exact-sample", type=int, default=0, help="also replay the first N traces in exact mode")
+    ap.add_argument(
+        "--exact-sample", type=int, default=0, help="also replay the first N traces in exact mode"
+    )
     args = ap.parse_args(argv)
     traces = list(generate_corpus(args.seed, args.count))
     out: dict[str, Any] = {"bench": "replay_speed", "seed": args.seed, "count": args.count,

@@ -34,7 +34,11 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--hostile", action="store_true", help="hostile names everywhere (bigger page)")
     args = parser.parse_args()
-    db = args.db or Path(tempfile.gettempdir()) / f"bench-results-{args.runs}{'-hostile' if args.hostile else ''}.duckdb"
+    db = (
+        args.db
+        or Path(tempfile.gettempdir())
+        / f"bench-results-{args.runs}{'-hostile' if args.hostile else ''}.duckdb"
+    )
     if not db.exists():
         began = time.perf_counter()
         build_results_db(db, n_traces=args.runs // 2, runs_per_trace=2, hostile=args.hostile)
@@ -47,17 +51,35 @@ def main() -> int:
         cpu.append(time.process_time() - began)
         times.append(stats.seconds)
     size = out.stat().st_size
-    print(f"runs per role: {args.runs:,}; report: {size / 2**20:.2f} MiB ({size:,} bytes), "
-          f"{stats.groups} groups, {stats.exemplars} exemplars")
-    print(f"render wall time: best {min(times):.2f} s, median {statistics.median(times):.2f} s over {len(times)} runs "
-          f"(CPU {min(cpu):.2f} s: on a shared machine wall time is mostly waiting for a core)")
+    print(
+        f"runs per role: {args.runs:,}; report: {size / 2**20:.2f} MiB ({size:,} bytes), "
+        f"{stats.groups} groups, {stats.exemplars} exemplars"
+    )
+    print(
+        f"render wall time: best {min(times):.2f} s, median {statistics.median(times):.2f} s over {len(times)} runs "
+        f"(CPU {min(cpu):.2f} s: on a shared machine wall time is mostly waiting for a core)"
+    )
     ok = min(times) <= TARGET_SECONDS and size <= TARGET_BYTES
-    print(f"targets (<= {TARGET_SECONDS:.0f} s, <= {TARGET_BYTES / 2**20:.0f} MiB): {'met' if ok else 'MISSED'}")
+    print(
+        f"targets (<= {TARGET_SECONDS:.0f} s, <= {TARGET_BYTES / 2**20:.0f} MiB): {'met' if ok else 'MISSED'}"
+    )
     # Last line: one JSON object, the convention of benchmarks/run_all.py.
-    print(json.dumps({"runs_per_role": args.runs, "seconds_best": round(min(times), 3),
-                      "seconds_median": round(statistics.median(times), 3), "cpu_seconds_best": round(min(cpu), 3), "bytes": size, "groups": stats.groups,
-                      "exemplars": stats.exemplars, "target_seconds": TARGET_SECONDS, "target_bytes": TARGET_BYTES,
-                      "targets_met": ok}))
+    print(
+        json.dumps(
+            {
+                "runs_per_role": args.runs,
+                "seconds_best": round(min(times), 3),
+                "seconds_median": round(statistics.median(times), 3),
+                "cpu_seconds_best": round(min(cpu), 3),
+                "bytes": size,
+                "groups": stats.groups,
+                "exemplars": stats.exemplars,
+                "target_seconds": TARGET_SECONDS,
+                "target_bytes": TARGET_BYTES,
+                "targets_met": ok,
+            }
+        )
+    )
     return 0 if ok else 1
 
 

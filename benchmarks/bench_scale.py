@@ -77,14 +77,24 @@ def main(argv: list[str] | None = None) -> int:
             )  # fmt: skip
             if done.returncode != 0:  # say why (the 1M point once died in a DuckDB checkpoint)
                 tail = done.stderr.strip().splitlines()[-12:]
-                print(f"{size:>9,} steps: the run failed (exit {done.returncode}):", *tail, sep="\n  ", file=sys.stderr)
+                print(
+                    f"{size:>9,} steps: the run failed (exit {done.returncode}):",
+                    *tail,
+                    sep="\n  ",
+                    file=sys.stderr,
+                )
                 rows.append({"size": size, "error": tail[-1] if tail else f"exit {done.returncode}"})
                 continue
             row = json.loads(done.stdout.strip().splitlines()[-1])
             rows.append(row)
             print(f"{row['recorded_attempts']:>9,} steps ({row['traces']} traces): {row['wall_s']:.1f} s wall, "
                   f"{row['cpu_s']:.1f} s CPU, {row['us_per_step_cpu']:.0f} us CPU/step, peak RSS {row['peak_rss_mb']:.0f} MB")  # fmt: skip
-    out: dict[str, Any] = {"bench": "scale", "baseline": args.baseline, "candidate": args.candidate, "rows": rows}
+    out: dict[str, Any] = {
+        "bench": "scale",
+        "baseline": args.baseline,
+        "candidate": args.candidate,
+        "rows": rows,
+    }
     ok = [r for r in rows if "error" not in r]
     if len(ok) >= 2:
         out["cpu_per_step_growth"] = ok[-1]["us_per_step_cpu"] / ok[0]["us_per_step_cpu"]

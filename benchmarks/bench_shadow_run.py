@@ -23,10 +23,15 @@ from shadow.trial import ROLES, TraceJob, TrialConfig, run_trace_with
 
 
 def corpus(path: Path, n: int) -> Path:
-    dag = {f"s{i}": [f"s{i + 1}", f"s{i + 2}"] if i < 18 else ([f"s{i + 1}"] if i < 19 else []) for i in range(20)}
+    dag = {
+        f"s{i}": [f"s{i + 1}", f"s{i + 2}"] if i < 18 else ([f"s{i + 1}"] if i < 19 else [])
+        for i in range(20)
+    }
     with path.open("w", encoding="utf-8") as out:
         for i in range(n):
-            out.write(json.dumps(encode(build_trace(f"t{i}", dag, {"s3": ["user_error", "succeeded"]}))) + "\n")
+            out.write(
+                json.dumps(encode(build_trace(f"t{i}", dag, {"s3": ["user_error", "succeeded"]}))) + "\n"
+            )
     return path
 
 
@@ -39,16 +44,29 @@ def main() -> None:
         for workers in (1, 2):
             db = Path(tmp) / f"r{workers}.duckdb"
             began = time.perf_counter()
-            run_shadow(RunSettings(corpus=(str(src),), db=str(db), baseline=resolve_engine(baseline),
-                                   candidate=resolve_engine(candidate), workers=workers, batch_size=64))
+            run_shadow(
+                RunSettings(
+                    corpus=(str(src),),
+                    db=str(db),
+                    baseline=resolve_engine(baseline),
+                    candidate=resolve_engine(candidate),
+                    workers=workers,
+                    batch_size=64,
+                )
+            )
             wall = time.perf_counter() - began
             row = duckdb.connect(str(db), read_only=True).execute("SELECT count(*) FROM steps").fetchone()
             steps = row[0] if row else 0
-            print(f"workers={workers}: {n} traces, {steps} step attempts (3 roles) in {wall:.2f} s "
-                  f"-> {steps / wall:,.0f} steps/s, {n / wall:.1f} traces/s")
+            print(
+                f"workers={workers}: {n} traces, {steps} step attempts (3 roles) in {wall:.2f} s "
+                f"-> {steps / wall:,.0f} steps/s, {n / wall:.1f} traces/s"
+            )
         # Share of trial time spent inside engine.replay (in-process, first 50 traces).
-        specs = {"baseline": resolve_engine(baseline), "candidate": resolve_engine(candidate),
-                 "baseline_aa": resolve_engine(baseline)}
+        specs = {
+            "baseline": resolve_engine(baseline),
+            "candidate": resolve_engine(candidate),
+            "baseline_aa": resolve_engine(baseline),
+        }
         engines = {role: build_engine(specs[role]) for role in ROLES}
         from shadow.sources import read_corpus
 
@@ -64,8 +82,10 @@ def main() -> None:
         for job in jobs:
             run_trace_with(job, config, engines)
         total = time.perf_counter() - t0
-        print(f"trial time inside engines {inside / total:.0%}, outside (compare, latency, rows) "
-              f"{1 - inside / total:.0%} over {len(jobs)} traces")
+        print(
+            f"trial time inside engines {inside / total:.0%}, outside (compare, latency, rows) "
+            f"{1 - inside / total:.0%} over {len(jobs)} traces"
+        )
 
 
 if __name__ == "__main__":

@@ -36,7 +36,9 @@ def main() -> int:
     parser.add_argument("--polls", type=int, default=5000)
     parser.add_argument("--file", action="store_true", help="a WAL file instead of :memory:")
     parser.add_argument("--synchronous", default="NORMAL")
-    parser.add_argument("--dsn", help="benchmark PostgresStore on this server instead (its tables are dropped!)")
+    parser.add_argument(
+        "--dsn", help="benchmark PostgresStore on this server instead (its tables are dropped!)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "bench.db") if args.file else ":memory:"

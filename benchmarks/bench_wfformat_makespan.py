@@ -61,12 +61,24 @@ def replay_one(path: Path, engine: str, seed: int) -> dict[str, Any]:
     record = _engine(engine).replay(trace, ReplayOptions(seed=seed))
     cpu = time.process_time() - started
     run = record.runs[0]
-    replayed = (run.ended_at - run.started_at) if run.ended_at is not None and run.started_at is not None else None
-    recorded = (observed.end_time - observed.start_time) if observed and observed.end_time and observed.start_time else None
+    replayed = (
+        (run.ended_at - run.started_at) if run.ended_at is not None and run.started_at is not None else None
+    )
+    recorded = (
+        (observed.end_time - observed.start_time)
+        if observed and observed.end_time and observed.start_time
+        else None
+    )
     return {
-        "trace": trace.trace_id, "engine": engine, "tasks": len(trace.definition.steps), "status": run.status,
-        "stuck": run.stuck, "unrecorded": sum(a.unrecorded for a in run.attempts), "cpu_s": round(cpu, 2),
-        "replayed_s": replayed, "recorded_s": recorded,
+        "trace": trace.trace_id,
+        "engine": engine,
+        "tasks": len(trace.definition.steps),
+        "status": run.status,
+        "stuck": run.stuck,
+        "unrecorded": sum(a.unrecorded for a in run.attempts),
+        "cpu_s": round(cpu, 2),
+        "replayed_s": replayed,
+        "recorded_s": recorded,
         "ratio": replayed / recorded if replayed is not None and recorded else None,
         "cycles": record.counters.get("cycles"),
     }
@@ -77,8 +89,13 @@ def _distribution(values: list[float]) -> dict[str, float] | None:
         return None
     ordered = sorted(values)
     q = statistics.quantiles(ordered, n=4, method="inclusive") if len(ordered) > 1 else [ordered[0]] * 3
-    return {"min": round(ordered[0], 4), "p25": round(q[0], 4), "median": round(q[1], 4), "p75": round(q[2], 4),
-            "max": round(ordered[-1], 4)}
+    return {
+        "min": round(ordered[0], 4),
+        "p25": round(q[0], 4),
+        "median": round(q[1], 4),
+        "p75": round(q[2], 4),
+        "max": round(ordered[-1], 4),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,18 +126,40 @@ def main(argv: list[str] | None = None) -> int:
         over: list[str] = []
         cpu = 0.0
         for path in files:
-            cmd = [sys.executable, __file__, "--one", str(path), "--engine", engine, "--seed", str(args.seed),
-                   "--cpu-budget", str(args.cpu_budget)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--one",
+                str(path),
+                "--engine",
+                engine,
+                "--seed",
+                str(args.seed),
+                "--cpu-budget",
+                str(args.cpu_budget),
+            ]
             try:
-                done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=args.cpu_budget * 6 + 60)
+                done = subprocess.run(
+                    cmd, capture_output=True, text=True, cwd=ROOT, timeout=args.cpu_budget * 6 + 60
+                )
             except subprocess.TimeoutExpired:
                 over.append(path.stem)
                 print(json.dumps({"file": path.name, "engine": engine, "over_budget": "wall"}), flush=True)
                 continue
             if done.returncode != 0 or not done.stdout.strip():
                 over.append(path.stem)
-                print(json.dumps({"file": path.name, "engine": engine, "over_budget": "cpu",
-                                  "returncode": done.returncode, "stderr": done.stderr[-300:]}), flush=True)
+                print(
+                    json.dumps(
+                        {
+                            "file": path.name,
+                            "engine": engine,
+                            "over_budget": "cpu",
+                            "returncode": done.returncode,
+                            "stderr": done.stderr[-300:],
+                        }
+                    ),
+                    flush=True,
+                )
                 continue
             row = json.loads(done.stdout.strip().splitlines()[-1])
             print(json.dumps(row), flush=True)
@@ -129,8 +168,12 @@ def main(argv: list[str] | None = None) -> int:
             cpu += row.get("cpu_s", 0.0)
             if row.get("ratio") is not None:
                 ratios.append(row["ratio"])
-        summary[engine] = {"replayed": len(ratios), "over_budget": over, "cpu_s": round(cpu, 1),
-                           "ratio": _distribution(ratios)}
+        summary[engine] = {
+            "replayed": len(ratios),
+            "over_budget": over,
+            "cpu_s": round(cpu, 1),
+            "ratio": _distribution(ratios),
+        }
     print(json.dumps(summary))
     return 1 if bad else 0
 

@@ -31,12 +31,16 @@ __all__ = ["main", "start_overheads"]
 
 def definition() -> WorkflowDefinition:
     step = Step("only", StepType.SLEEP, params={"sleep_seconds": Param(value=0)})
-    return WorkflowDefinition("bench-workflow-start", (step,), run_strategy=RunStrategy(RunStrategyRule.PARALLEL, 1000))
+    return WorkflowDefinition(
+        "bench-workflow-start", (step,), run_strategy=RunStrategy(RunStrategyRule.PARALLEL, 1000)
+    )
 
 
 def start_overheads(runs: tuple[RunExecution, ...] | list[RunExecution]) -> list[float]:
     """started_at - triggered_at of every run that started."""
-    return [r.started_at - r.triggered_at for r in runs if r.started_at is not None and r.triggered_at is not None]
+    return [
+        r.started_at - r.triggered_at for r in runs if r.started_at is not None and r.triggered_at is not None
+    ]
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -79,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
             out[f"{name}_p99_s"] = _pct(values, 0.99)
             print(f"{name:>6}: workflow start p50 {medians[name] * 1000:.1f} ms, p99 {_pct(values, 0.99) * 1000:.1f} ms "
                   f"({args.runs} runs, {time.perf_counter() - began:.1f} s)")  # fmt: skip
-    out["ratio_p50_legacy_over_actor"] = medians["legacy"] / medians["actor"] if medians["actor"] > 0 else None
+    out["ratio_p50_legacy_over_actor"] = (
+        medians["legacy"] / medians["actor"] if medians["actor"] > 0 else None
+    )
     out["load_average_1m"] = os.getloadavg()[0]
     print(f"ratio legacy / actor (p50): {out['ratio_p50_legacy_over_actor']}")
     print(json.dumps(out))

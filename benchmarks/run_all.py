@@ -75,7 +75,9 @@ def _last_json(stdout: str) -> dict[str, Any] | None:
     return None
 
 
-def run_one(script: Path, timeout: float, args: list[str] | None = None, quick: bool = False) -> dict[str, Any]:
+def run_one(
+    script: Path, timeout: float, args: list[str] | None = None, quick: bool = False
+) -> dict[str, Any]:
     """Run one benchmark script (with ``args``) and describe what happened."""
     started = time.perf_counter()
     env = {**os.environ, "BENCH_QUICK": "1"} if quick else None
@@ -105,21 +107,30 @@ def run_one(script: Path, timeout: float, args: list[str] | None = None, quick: 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("out/bench.json"), help="where to write the results")
-    parser.add_argument("-k", dest="pattern", default="*", help="only benchmarks whose name matches this glob")
+    parser.add_argument(
+        "-k", dest="pattern", default="*", help="only benchmarks whose name matches this glob"
+    )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before a benchmark is stopped")
     parser.add_argument("--dir", type=Path, default=HERE, help="where the bench_*.py scripts are")
     parser.add_argument("--quick", action="store_true", help="CI-sized workloads (BENCH_QUICK=1, QUICK_ARGS)")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the Markdown page here")
-    parser.add_argument("--render", type=Path, default=None, metavar="JSON",
-                        help="run nothing: write --markdown from an earlier run's JSON (e.g. after editing NOTES.md)")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="run nothing: write --markdown from an earlier run's JSON (e.g. after editing NOTES.md)",
+    )
     args = parser.parse_args(argv)
     command = "python benchmarks/run_all.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.render is not None:
         if args.markdown is None:
             parser.error("--render needs --markdown")
         earlier = json.loads(args.render.read_text(encoding="utf-8"))
-        page = results_page.render({**earlier, "machine": earlier.get("machine_detail")},
-                                   earlier.get("command", "python benchmarks/run_all.py"))
+        page = results_page.render(
+            {**earlier, "machine": earlier.get("machine_detail")},
+            earlier.get("command", "python benchmarks/run_all.py"),
+        )
         args.markdown.write_text(page, encoding="utf-8")
         print(f"bench: Markdown -> {args.markdown} (from {args.render})")
         return 0

@@ -65,12 +65,16 @@ class Branch:
 def choose_branch(rng: random.Random, source: str, fan_out: int, source_is_leaf: bool) -> Branch:
     """A branch over ``fan_out`` edges from step ``source``; conditions alternate between a test and
     its negation, so usually one side is taken and the other becomes UNSATISFIED."""
-    kinds = ["env", "threshold", "backfill", "regions"] + (["rows", "ready", "label"] * 2 if source_is_leaf else [])
+    kinds = ["env", "threshold", "backfill", "regions"] + (
+        ["rows", "ready", "label"] * 2 if source_is_leaf else []
+    )
     kind = rng.choice(kinds)
     sides = [i % 2 == 0 for i in range(fan_out)]  # True: the test itself; False: its negation
 
     def pack(test: Callable[[Mapping[str, JsonValue]], bool]) -> _Decide:
-        def decide(r: random.Random, params: Mapping[str, JsonValue]) -> tuple[tuple[bool, ...], dict[str, JsonValue]]:
+        def decide(
+            r: random.Random, params: Mapping[str, JsonValue]
+        ) -> tuple[tuple[bool, ...], dict[str, JsonValue]]:
             del r
             value = test(params)
             return tuple(value if side else not value for side in sides), {}
@@ -101,7 +105,9 @@ def _output_branch(
     limit = rng.choice([100, 1000, 5000])
     p_true = rng.choice([0.5, 0.7, 0.9])
 
-    def decide(r: random.Random, params: Mapping[str, JsonValue]) -> tuple[tuple[bool, ...], dict[str, JsonValue]]:
+    def decide(
+        r: random.Random, params: Mapping[str, JsonValue]
+    ) -> tuple[tuple[bool, ...], dict[str, JsonValue]]:
         del params
         truth = r.random() < p_true
         outputs: dict[str, JsonValue]
@@ -110,7 +116,10 @@ def _output_branch(
         elif kind == "ready":
             outputs = {"has_new_data": truth}
         else:
-            outputs = {"quality": "ok" if truth else r.choice(["degraded", "missing"]), "checked": r.randint(1, 50)}
+            outputs = {
+                "quality": "ok" if truth else r.choice(["degraded", "missing"]),
+                "checked": r.randint(1, 50),
+            }
         return tuple(truth if side else not truth for side in sides), outputs
 
     if kind == "rows":

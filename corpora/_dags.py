@@ -76,7 +76,13 @@ def random_dag(n: int, rng: random.Random) -> nx.DiGraph[int]:
     return graph
 
 
-SHAPES = {"chain": chain, "fan_out_in": fan_out_in, "diamonds": diamonds, "layered": layered, "random_dag": random_dag}
+SHAPES = {
+    "chain": chain,
+    "fan_out_in": fan_out_in,
+    "diamonds": diamonds,
+    "layered": layered,
+    "random_dag": random_dag,
+}
 
 
 def make_shape(kind: str, n: int, rng: random.Random) -> nx.DiGraph[int]:

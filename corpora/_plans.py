@@ -16,7 +16,16 @@ from dataclasses import dataclass, field, replace
 
 from corpora.model import Backoff, BackoffType, JsonValue, Outcome, Param, RetryPolicy
 
-__all__ = ["NEAR_TIMEOUT_MARGIN", "NEAR_TIMEOUT_OVERRUN", "LeafPlan", "ResolvedRetry", "choose_retry_policy", "heavy_tail_duration", "plan_leaf", "with_timeout_retries"]
+__all__ = [
+    "NEAR_TIMEOUT_MARGIN",
+    "NEAR_TIMEOUT_OVERRUN",
+    "LeafPlan",
+    "ResolvedRetry",
+    "choose_retry_policy",
+    "heavy_tail_duration",
+    "plan_leaf",
+    "with_timeout_retries",
+]
 
 # Keeps every recorded duration clearly on one side of a step timeout, whatever the engine's latency.
 TIMEOUT_MARGIN = 120.0
@@ -48,8 +57,12 @@ class ResolvedRetry:
     timeout_limit: int = 0
     fixed: bool = False
     base: dict[str, float] = field(default_factory=lambda: {"error": 60.0, "platform": 60.0, "timeout": 60.0})
-    exponent: dict[str, float] = field(default_factory=lambda: {"error": 2.0, "platform": 2.0, "timeout": 2.0})
-    cap: dict[str, float] = field(default_factory=lambda: {"error": 600.0, "platform": 3600.0, "timeout": 3600.0})
+    exponent: dict[str, float] = field(
+        default_factory=lambda: {"error": 2.0, "platform": 2.0, "timeout": 2.0}
+    )
+    cap: dict[str, float] = field(
+        default_factory=lambda: {"error": 600.0, "platform": 3600.0, "timeout": 3600.0}
+    )
 
     def limit(self, outcome: Outcome) -> int:
         return {"error": self.error_limit, "platform": self.platform_limit, "timeout": self.timeout_limit}[
@@ -64,7 +77,9 @@ class ResolvedRetry:
         return float(min(int(self.base[klass] * self.exponent[klass] ** earlier_retries), self.cap[klass]))
 
 
-def choose_retry_policy(rng: random.Random, workflow_params: dict[str, Param]) -> tuple[RetryPolicy | None, ResolvedRetry]:
+def choose_retry_policy(
+    rng: random.Random, workflow_params: dict[str, Param]
+) -> tuple[RetryPolicy | None, ResolvedRetry]:
     """Mostly Maestro's defaults; otherwise explicit fixed or exponential policies, some driven by
     workflow params (``"$max_user_retries"``), which are added to ``workflow_params`` when needed."""
     roll = rng.random()
@@ -93,7 +108,9 @@ def choose_retry_policy(rng: random.Random, workflow_params: dict[str, Param]) -
             error_retry_limit_in_secs=int(cap),
         )
         resolved = ResolvedRetry(
-            error_limit, platform_limit, 0,
+            error_limit,
+            platform_limit,
+            0,
             base={"error": base, "platform": 60.0, "timeout": 60.0},
             exponent={"error": exponent, "platform": 2.0, "timeout": 2.0},
             cap={"error": cap, "platform": 3600.0, "timeout": 3600.0},
@@ -106,7 +123,10 @@ def choose_retry_policy(rng: random.Random, workflow_params: dict[str, Param]) -
     assert isinstance(backoff_param.value, int)
     backoff = Backoff(type=BackoffType.FIXED_BACKOFF, error_retry_backoff_in_secs="$retry_backoff_secs")
     resolved = ResolvedRetry(
-        limit_param.value, 10, 0, fixed=True,
+        limit_param.value,
+        10,
+        0,
+        fixed=True,
         base={"error": float(backoff_param.value), "platform": 60.0, "timeout": 60.0},
     )
     return RetryPolicy(error_retry_limit="$max_user_retries", backoff=backoff), resolved
@@ -135,8 +155,16 @@ class LeafPlan:
         return self.durations[k]
 
 
-def _sequence(rng: random.Random, kind: str, retry: ResolvedRetry, timeout: float | None) -> tuple[list[Outcome], str | None]:
-    s, u, p, t, f = Outcome.SUCCEEDED, Outcome.USER_ERROR, Outcome.PLATFORM_ERROR, Outcome.TIMEOUT, Outcome.FATAL_ERROR
+def _sequence(
+    rng: random.Random, kind: str, retry: ResolvedRetry, timeout: float | None
+) -> tuple[list[Outcome], str | None]:
+    s, u, p, t, f = (
+        Outcome.SUCCEEDED,
+        Outcome.USER_ERROR,
+        Outcome.PLATFORM_ERROR,
+        Outcome.TIMEOUT,
+        Outcome.FATAL_ERROR,
+    )
     if kind == "retry":
         options: list[list[Outcome]] = []
         if retry.error_limit >= 1:
@@ -197,11 +225,19 @@ def plan_leaf(
     for outcome in outcomes[:-1]:
         delays.append(retry.delay(outcome, seen.get(outcome, 0)))
         seen[outcome] = seen.get(outcome, 0) + 1
-    return LeafPlan(tuple(outcomes), tuple(durations), tuple(delays), timeout, terminal,
-                    dict(outputs or {}) if terminal is None else {})
+    return LeafPlan(
+        tuple(outcomes),
+        tuple(durations),
+        tuple(delays),
+        timeout,
+        terminal,
+        dict(outputs or {}) if terminal is None else {},
+    )
 
 
-def with_timeout_retries(policy: RetryPolicy | None, retry: ResolvedRetry, limit: int) -> tuple[RetryPolicy, ResolvedRetry]:
+def with_timeout_retries(
+    policy: RetryPolicy | None, retry: ResolvedRetry, limit: int
+) -> tuple[RetryPolicy, ResolvedRetry]:
     """The same policy allowing ``limit`` retries after a step timeout (Maestro's default is none)."""
     return (
         replace(policy or RetryPolicy(), timeout_retry_limit=limit),

@@ -62,7 +62,10 @@ class Timeline:
 
 
 def simulate(
-    definition: WorkflowDefinition, subworkflows: Mapping[str, WorkflowDefinition], plan: RunPlan, start: float = 0.0
+    definition: WorkflowDefinition,
+    subworkflows: Mapping[str, WorkflowDefinition],
+    plan: RunPlan,
+    start: float = 0.0,
 ) -> Timeline:
     timeline = Timeline()
     end, _ = _scope(definition.steps, "", start, subworkflows, plan, timeline, definition.step_concurrency)
@@ -71,8 +74,13 @@ def simulate(
 
 
 def _scope(
-    steps: Sequence[Step], prefix: str, start: float, subs: Mapping[str, WorkflowDefinition], plan: RunPlan,
-    timeline: Timeline, step_concurrency: int | None,
+    steps: Sequence[Step],
+    prefix: str,
+    start: float,
+    subs: Mapping[str, WorkflowDefinition],
+    plan: RunPlan,
+    timeline: Timeline,
+    step_concurrency: int | None,
 ) -> tuple[float, StepState]:
     """Simulate sibling ``steps`` (already in topological order) of one workflow instance whose
     workflow sets ``step_concurrency``; return (end time, RAN, FAILED or TIMED_OUT: the instance's
@@ -102,7 +110,12 @@ def _scope(
 
 
 def _step(
-    step: Step, path: str, begin: float, subs: Mapping[str, WorkflowDefinition], plan: RunPlan, timeline: Timeline,
+    step: Step,
+    path: str,
+    begin: float,
+    subs: Mapping[str, WorkflowDefinition],
+    plan: RunPlan,
+    timeline: Timeline,
     step_concurrency: int | None,
 ) -> tuple[float, StepState]:
     if step.foreach is not None:
@@ -128,7 +141,9 @@ def _step(
         return end, _apply_mode(step, state)
     if step.subworkflow is not None:
         child = subs[step.subworkflow.workflow_id]
-        end, child_state = _scope(child.steps, f"{path}/", begin, subs, plan, timeline, child.step_concurrency)
+        end, child_state = _scope(
+            child.steps, f"{path}/", begin, subs, plan, timeline, child.step_concurrency
+        )
         if not step.subworkflow.sync:  # succeeds at the launch; the child runs on by itself
             timeline.detached_end = max(timeline.detached_end, end)
             return begin, StepState.RAN

@@ -41,13 +41,37 @@ LOOP_BATCH_LIMIT = 50  # iterations a foreach launches per call at most (engines
 
 SHAPE_CYCLE = ("chain", "fan_out_in", "diamonds", "random_dag", "layered", "random_dag")
 LEAF_TYPES = (StepType.KUBERNETES, StepType.SHELL, StepType.NOTEBOOK, StepType.HTTP, StepType.NOOP)
-VERBS = ("extract", "transform", "load", "validate", "aggregate", "publish", "train", "score", "export",
-         "clean", "join", "dedupe", "enrich", "index", "notify", "archive", "check", "compact")
+VERBS = (
+    "extract",
+    "transform",
+    "load",
+    "validate",
+    "aggregate",
+    "publish",
+    "train",
+    "score",
+    "export",
+    "clean",
+    "join",
+    "dedupe",
+    "enrich",
+    "index",
+    "notify",
+    "archive",
+    "check",
+    "compact",
+)
 TEAMS = ("data-platform", "ml-infra", "growth-analytics", "content-eng", "payments-data", "studio-ops")
 TYPES = ("etl", "ml-training", "reporting", "ingest", "backfill")
 TAGS = ("daily", "hourly", "critical", "pii", "experimental", "sla-4h")
-FAILURE_MODES = (None, None, None, FailureMode.FAIL_IMMEDIATELY, FailureMode.FAIL_AFTER_RUNNING,
-                 FailureMode.IGNORE_FAILURE)
+FAILURE_MODES = (
+    None,
+    None,
+    None,
+    FailureMode.FAIL_IMMEDIATELY,
+    FailureMode.FAIL_AFTER_RUNNING,
+    FailureMode.IGNORE_FAILURE,
+)
 #: Failure modes of steps whose failure is never placed in a quiet gap (inner steps, containers):
 #: FAIL_IMMEDIATELY there would stop siblings at a moment that depends on the engine's latency.
 SAFE_FAILURE_MODES = (None, None, FailureMode.FAIL_AFTER_RUNNING, FailureMode.IGNORE_FAILURE)
@@ -126,12 +150,18 @@ class _Builder:
         if roll < 0.15:
             params["table"] = Param(value=f"warehouse.{step_id}_${{env}}")
         elif roll < 0.25:
-            params["batch_size"] = Param(expression=rng.choice(["threshold * 2", "max(threshold, 10)", "threshold + 5"]))
+            params["batch_size"] = Param(
+                expression=rng.choice(["threshold * 2", "max(threshold, 10)", "threshold + 5"])
+            )
         median = min(max(rng.lognormvariate(math.log(90.0), 1.0), 5.0), 3600.0)
         self.configs[(scope, step_id)] = LeafInfo(retry, timeout, median, top_level)
         step = Step(
-            id=step_id, type=rng.choice(LEAF_TYPES), params=params, transitions=transitions,
-            retry_policy=policy, timeout=int(timeout) if timeout is not None else None,
+            id=step_id,
+            type=rng.choice(LEAF_TYPES),
+            params=params,
+            transitions=transitions,
+            retry_policy=policy,
+            timeout=int(timeout) if timeout is not None else None,
             failure_mode=rng.choice(FAILURE_MODES) if top_level else None,
             tags=tuple(rng.sample(TAGS, k=1)) if rng.random() < 0.1 else (),
         )
@@ -164,7 +194,9 @@ class _Builder:
         for i in range(n):
             transitions = tuple(Transition(ids[v]) for v in sorted(graph.successors(i)))
             if i == foreach_at:
-                steps.append(self.foreach(scope, ids[i], transitions, nested=True, inside_foreach=inner_foreach))
+                steps.append(
+                    self.foreach(scope, ids[i], transitions, nested=True, inside_foreach=inner_foreach)
+                )
             else:
                 steps.append(self.leaf(scope, ids[i], transitions, top_level=False))
         return tuple(steps), nx.dag_longest_path_length(graph) + 1 + (3 if foreach_at is not None else 0)
@@ -202,9 +234,16 @@ class _Builder:
             params["threshold"] = Param(value=extra.choice([5, 40, 900]))  # passed down into every iteration
         concurrency = rng.choice([None, 1, 2, 3, 5, 10])
         return Step(
-            id=step_id, type=StepType.FOREACH, transitions=transitions, params=params,
-            foreach=Foreach(loop, body, concurrency=concurrency,
-                            strict_ordering=concurrency is not None and rng.random() < 0.2),
+            id=step_id,
+            type=StepType.FOREACH,
+            transitions=transitions,
+            params=params,
+            foreach=Foreach(
+                loop,
+                body,
+                concurrency=concurrency,
+                strict_ordering=concurrency is not None and rng.random() < 0.2,
+            ),
         )
 
 
@@ -214,7 +253,7 @@ def _count(param: Param) -> int:
         return len(param.value)
     assert param.expression is not None
     assert param.expression.startswith("range(")
-    lo, hi = (int(x) for x in param.expression[len("range("):-1].split(","))
+    lo, hi = (int(x) for x in param.expression[len("range(") : -1].split(","))
     return max(0, hi - lo)
 
 
@@ -251,8 +290,9 @@ def build_blueprint(
             limit = None
             if any(s.foreach is not None for s in steps) and extra.random() < STEP_CONCURRENCY_RATE:
                 limit = extra.choice([2, 3])
-            subworkflows[child_id] = WorkflowDefinition(id=child_id, steps=steps, params=params,
-                                                        step_concurrency=limit)
+            subworkflows[child_id] = WorkflowDefinition(
+                id=child_id, steps=steps, params=params, step_concurrency=limit
+            )
             nesting = max(nesting, depth)
         for i in rng.sample([i for i in range(n) if kinds[i] == "leaf"] or [0], k=1):
             kinds[i] = "sub"
@@ -269,50 +309,95 @@ def build_blueprint(
         )
         if kinds[i] == "foreach":
             step = b.foreach("", ids[i], transitions, nested=False, branch_source=branch is not None)
-            step = Step(**{**{f: getattr(step, f) for f in step.__slots__}, "failure_mode": rng.choice(FAILURE_MODES)})
+            step = Step(
+                **{**{f: getattr(step, f) for f in step.__slots__}, "failure_mode": rng.choice(FAILURE_MODES)}
+            )
         elif kinds[i] == "sub":
             sync = not (index % 20 == 16 or extra.random() < ASYNC_SUBWORKFLOW_RATE)
-            shadowing = {} if branch is not None or extra.random() >= COLLIDING_PARAMS_RATE else {
-                "env": Param(value="from-step")}  # the child's env: over the parent's and the child's own
-            step = Step(id=ids[i], type=StepType.SUBWORKFLOW, transitions=transitions, params=shadowing,
-                        subworkflow=Subworkflow(rng.choice(sorted(subworkflows)), sync=sync),
-                        failure_mode=extra.choice(SAFE_FAILURE_MODES))
+            shadowing = (
+                {}
+                if branch is not None or extra.random() >= COLLIDING_PARAMS_RATE
+                else {"env": Param(value="from-step")}
+            )  # the child's env: over the parent's and the child's own
+            step = Step(
+                id=ids[i],
+                type=StepType.SUBWORKFLOW,
+                transitions=transitions,
+                params=shadowing,
+                subworkflow=Subworkflow(rng.choice(sorted(subworkflows)), sync=sync),
+                failure_mode=extra.choice(SAFE_FAILURE_MODES),
+            )
         else:
             step = b.leaf("", ids[i], transitions, top_level=True)
         top[ids[i]] = step
     step_concurrency = None
     if with_foreach and extra.random() < STEP_CONCURRENCY_RATE:
         step_concurrency = extra.choice([2, 3, 4, 8])
-    definition = WorkflowDefinition(id=f"wf-{index}-{shape}", steps=tuple(top.values()), params=b.params,
-                                    step_concurrency=step_concurrency)
+    definition = WorkflowDefinition(
+        id=f"wf-{index}-{shape}",
+        steps=tuple(top.values()),
+        params=b.params,
+        step_concurrency=step_concurrency,
+    )
     leaf_paths: dict[str, LeafInfo] = {}
     iterations: dict[str, int] = {}
     containers: dict[str, tuple[Step, int | None]] = {}
-    _expand(definition.steps, "", "", subworkflows, b.configs, leaf_paths, iterations, containers, step_concurrency)
+    _expand(
+        definition.steps,
+        "",
+        "",
+        subworkflows,
+        b.configs,
+        leaf_paths,
+        iterations,
+        containers,
+        step_concurrency,
+    )
     if any(_has_nested_foreach(s) for wf in (definition, *subworkflows.values()) for s in wf.steps):
         nesting += 3
     graph_by_id: nx.DiGraph[str] = nx.relabel_nodes(graph, dict(enumerate(ids)))
     failable = [
-        sid for sid, step in top.items()
-        if step.type.is_leaf and not (sid in branches and branches[sid].reads_outputs)
+        sid
+        for sid, step in top.items()
+        if step.type.is_leaf
+        and not (sid in branches and branches[sid].reads_outputs)
         and not (step.timeout is not None and step.failure_mode is FailureMode.FAIL_IMMEDIATELY)
     ]
     plain = [sid for sid, step in top.items() if step.type.is_leaf and step.timeout is None]
     return Blueprint(
-        shape=shape, graph=graph, graph_by_id=graph_by_id, definition=definition, subworkflows=subworkflows,
-        top=top, branches=branches, leaf_paths=leaf_paths, iterations=iterations, failable=failable,
+        shape=shape,
+        graph=graph,
+        graph_by_id=graph_by_id,
+        definition=definition,
+        subworkflows=subworkflows,
+        top=top,
+        branches=branches,
+        leaf_paths=leaf_paths,
+        iterations=iterations,
+        failable=failable,
         failable_inner=[path for path in leaf_paths if "/" in path and _inner_failable(path, containers)],
         has_async=any(s.subworkflow is not None and not s.subworkflow.sync for s in top.values()),
-        plain_leaves=plain, multi_run=n <= 200 and (rng.random() < 0.35 or index % 5 == 1), size=n,
-        nesting=nesting, owner=rng.choice(TEAMS), workflow_type=rng.choice(TYPES),
-        tags=tuple(rng.sample(TAGS, k=rng.randint(0, 2))), configs=b.configs,
+        plain_leaves=plain,
+        multi_run=n <= 200 and (rng.random() < 0.35 or index % 5 == 1),
+        size=n,
+        nesting=nesting,
+        owner=rng.choice(TEAMS),
+        workflow_type=rng.choice(TYPES),
+        tags=tuple(rng.sample(TAGS, k=rng.randint(0, 2))),
+        configs=b.configs,
     )
 
 
 def _expand(
-    steps: Sequence[Step], scope: str, prefix: str, subs: dict[str, WorkflowDefinition],
-    configs: dict[tuple[str, str], LeafInfo], out: dict[str, LeafInfo], iterations: dict[str, int],
-    containers: dict[str, tuple[Step, int | None]], step_concurrency: int | None,
+    steps: Sequence[Step],
+    scope: str,
+    prefix: str,
+    subs: dict[str, WorkflowDefinition],
+    configs: dict[tuple[str, str], LeafInfo],
+    out: dict[str, LeafInfo],
+    iterations: dict[str, int],
+    containers: dict[str, tuple[Step, int | None]],
+    step_concurrency: int | None,
 ) -> None:
     """Every leaf path of a run, in definition order, with the facts of its step definition; every
     container path (foreach, subworkflow) with its step and its workflow's ``step_concurrency``."""
@@ -323,13 +408,31 @@ def _expand(
             iterations[path] = count
             containers[path] = (step, step_concurrency)
             for i in range(count):
-                _expand(step.foreach.steps, f"{scope}/{step.id}", f"{path}[{i}]/", subs, configs, out, iterations,
-                        containers, None)  # a foreach body is an inline workflow without a limit of its own
+                _expand(
+                    step.foreach.steps,
+                    f"{scope}/{step.id}",
+                    f"{path}[{i}]/",
+                    subs,
+                    configs,
+                    out,
+                    iterations,
+                    containers,
+                    None,
+                )  # a foreach body is an inline workflow without a limit of its own
         elif step.subworkflow is not None:
             child = subs[step.subworkflow.workflow_id]
             containers[path] = (step, step_concurrency)
-            _expand(child.steps, child.id, f"{path}/", subs, configs, out, iterations, containers,
-                    child.step_concurrency)
+            _expand(
+                child.steps,
+                child.id,
+                f"{path}/",
+                subs,
+                configs,
+                out,
+                iterations,
+                containers,
+                child.step_concurrency,
+            )
         else:
             out[path] = configs[(scope, step.id)]
 

@@ -156,10 +156,15 @@ class Bound:
 
     def error(self, value: int | float, path: str, trace_id: str | None = None) -> TraceError:
         shown = describe_number(value)
-        problem = "is not finite" if isinstance(value, float) and not math.isfinite(value) else "is out of range"
+        problem = (
+            "is not finite" if isinstance(value, float) and not math.isfinite(value) else "is out of range"
+        )
         return TraceError(
-            self.code, f"{self.what} {shown} {problem} (allowed: {self.range_text})",
-            location=TraceLocation(json_path=path), hint=self.hint, trace_id=trace_id,
+            self.code,
+            f"{self.what} {shown} {problem} (allowed: {self.range_text})",
+            location=TraceLocation(json_path=path),
+            hint=self.hint,
+            trace_id=trace_id,
         )
 
     def check(self, value: object, path: str, trace_id: str | None = None) -> None:
@@ -183,38 +188,76 @@ class Bound:
             if self.contains(seconds):
                 return
             problem = f"reads as {describe_number(seconds)} s, out of range"
-        raise TraceError(self.code, f"{self.what} {shown} {problem} (allowed: {self.range_text})",
-                         location=TraceLocation(json_path=path), hint=self.hint, trace_id=trace_id)
+        raise TraceError(
+            self.code,
+            f"{self.what} {shown} {problem} (allowed: {self.range_text})",
+            location=TraceLocation(json_path=path),
+            hint=self.hint,
+            trace_id=trace_id,
+        )
 
 
 TIMESTAMP = Bound(
-    "timestamp", 0, TIMESTAMP_MAX_SECONDS, "bad_duration",
-    "use epoch seconds from 0 (1970-01-01) up to 9999-01-01 UTC", hi_open=True, unit=" s",
+    "timestamp",
+    0,
+    TIMESTAMP_MAX_SECONDS,
+    "bad_duration",
+    "use epoch seconds from 0 (1970-01-01) up to 9999-01-01 UTC",
+    hi_open=True,
+    unit=" s",
 )
 DURATION = Bound(
-    "duration", 0, DURATION_MAX_SECONDS, "bad_duration",
-    "durations are non-negative finite seconds, at most 10 years", unit=" s",
+    "duration",
+    0,
+    DURATION_MAX_SECONDS,
+    "bad_duration",
+    "durations are non-negative finite seconds, at most 10 years",
+    unit=" s",
 )
 TIMEOUT = Bound(
-    "timeout", 0, DURATION_MAX_SECONDS, "bad_duration",
-    "use seconds > 0 and at most 10 years, a duration string like '2h', or leave it out", lo_open=True, unit=" s",
+    "timeout",
+    0,
+    DURATION_MAX_SECONDS,
+    "bad_duration",
+    "use seconds > 0 and at most 10 years, a duration string like '2h', or leave it out",
+    lo_open=True,
+    unit=" s",
 )
 BACKOFF_SECONDS = Bound(
-    "backoff seconds", 0, DURATION_MAX_SECONDS, "bad_value",
-    "backoff values are non-negative seconds, at most 10 years, or a '$param' / duration string", unit=" s",
+    "backoff seconds",
+    0,
+    DURATION_MAX_SECONDS,
+    "bad_value",
+    "backoff values are non-negative seconds, at most 10 years, or a '$param' / duration string",
+    unit=" s",
 )
 BACKOFF_EXPONENT = Bound(
-    "backoff exponent", 0, INT64_MAX, "bad_value", "backoff values are non-negative int64 numbers",
+    "backoff exponent",
+    0,
+    INT64_MAX,
+    "bad_value",
+    "backoff values are non-negative int64 numbers",
 )
 RETRY_LIMIT = Bound(
-    "retry limit", 0, MAX_RETRY_LIMIT, "bad_value", f"use a limit between 0 and {MAX_RETRY_LIMIT} or a '$param' string",
+    "retry limit",
+    0,
+    MAX_RETRY_LIMIT,
+    "bad_value",
+    f"use a limit between 0 and {MAX_RETRY_LIMIT} or a '$param' string",
 )
 CONCURRENCY = Bound(
-    "concurrency", 1, INT64_MAX, "bad_value", "use a positive int64 integer or leave it out",
+    "concurrency",
+    1,
+    INT64_MAX,
+    "bad_value",
+    "use a positive int64 integer or leave it out",
 )
 COUNT = Bound("count", 0, INT64_MAX, "out_of_range", "counts are non-negative int64 integers")
 INT64 = Bound(
-    "integer", INT64_MIN, INT64_MAX, "out_of_range",
+    "integer",
+    INT64_MIN,
+    INT64_MAX,
+    "out_of_range",
     "integers must fit in a signed 64-bit long (as in Maestro); write larger values as strings",
 )
 
@@ -234,8 +277,16 @@ FIELD_BOUNDS: dict[tuple[type, str], Bound] = {
     (model.RunStrategy, "workflow_concurrency"): CONCURRENCY,
     (model.Foreach, "concurrency"): CONCURRENCY,
     **{(model.RetryPolicy, f"{cls}_retry_limit"): RETRY_LIMIT for cls in ("error", "platform", "timeout")},
-    **{(model.Backoff, f"{cls}_retry_backoff_in_secs"): BACKOFF_SECONDS for cls in ("error", "platform", "timeout")},
-    **{(model.Backoff, f"{cls}_retry_limit_in_secs"): BACKOFF_SECONDS for cls in ("error", "platform", "timeout")},
-    **{(model.Backoff, f"{cls}_retry_exponent"): BACKOFF_EXPONENT for cls in ("error", "platform", "timeout")},
+    **{
+        (model.Backoff, f"{cls}_retry_backoff_in_secs"): BACKOFF_SECONDS
+        for cls in ("error", "platform", "timeout")
+    },
+    **{
+        (model.Backoff, f"{cls}_retry_limit_in_secs"): BACKOFF_SECONDS
+        for cls in ("error", "platform", "timeout")
+    },
+    **{
+        (model.Backoff, f"{cls}_retry_exponent"): BACKOFF_EXPONENT for cls in ("error", "platform", "timeout")
+    },
 }
 """The bound of every numeric field of the model (a test checks that none is missing)."""

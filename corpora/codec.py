@@ -152,7 +152,8 @@ def _decode_plan(tp: Any) -> tuple[str, Any]:
         hints = field_types(tp)
         fields = {f.name: f for f in dataclasses.fields(tp)}
         required = tuple(
-            name for name, f in fields.items()
+            name
+            for name, f in fields.items()
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         )
         bounds = {name: FIELD_BOUNDS[(tp, name)] for name in fields if (tp, name) in FIELD_BOUNDS}
@@ -178,7 +179,9 @@ def _decode(tp: Any, data: Any, path: str) -> Any:
             except TraceError as exc:
                 # An object that is the one record option, or a number out of its range: that error
                 # (deeper path, real reason) says more than "expected X or Y".
-                if specific is None and (exc.code != "schema" or (isinstance(data, dict) and _is_record(opt))):
+                if specific is None and (
+                    exc.code != "schema" or (isinstance(data, dict) and _is_record(opt))
+                ):
                     specific = exc
                 continue
         if specific is not None:

@@ -50,8 +50,10 @@ FEATURES: dict[str, str] = {
     "subworkflow_async": "a subworkflow started without waiting (sync: false)",
     "step_concurrency": "a workflow step_concurrency limit",
     # run strategies with more than one run (the strategy decides between them)
-    **{f"strategy_{rule.value.lower()}_multiple_runs": f"{rule.value} with more than one run"
-       for rule in RunStrategyRule},
+    **{
+        f"strategy_{rule.value.lower()}_multiple_runs": f"{rule.value} with more than one run"
+        for rule in RunStrategyRule
+    },
     "workflow_concurrency": "a run strategy with workflow_concurrency",
     "expression_params": "params computed by expressions",
     "run_params": "runs triggered with params",
@@ -90,7 +92,9 @@ def trace_features(trace: Trace) -> set[str]:
                 found.add("expression_params")
             backoff = step.retry_policy.backoff if step.retry_policy else None
             if backoff is not None:
-                found.add("backoff_fixed" if backoff.type is BackoffType.FIXED_BACKOFF else "backoff_exponential")
+                found.add(
+                    "backoff_fixed" if backoff.type is BackoffType.FIXED_BACKOFF else "backoff_exponential"
+                )
             if step.foreach is not None:
                 found.add("foreach")
                 if in_foreach:
@@ -115,14 +119,27 @@ def trace_features(trace: Trace) -> set[str]:
                 found.add("fatal_error")
             for before in outcomes[:-1]:  # every attempt but the last was retried
                 if before is not Outcome.SUCCEEDED:
-                    found.add({Outcome.USER_ERROR: "retry_after_user_error",
-                               Outcome.PLATFORM_ERROR: "retry_after_platform_error",
-                               Outcome.TIMEOUT: "retry_after_timeout"}.get(before, "fatal_error"))
-    foreach_limits = [(s.foreach.concurrency, s.id) for wf in definitions for s, _ in _walk(wf.steps)
-                      if s.foreach is not None and s.foreach.concurrency is not None]
+                    found.add(
+                        {
+                            Outcome.USER_ERROR: "retry_after_user_error",
+                            Outcome.PLATFORM_ERROR: "retry_after_platform_error",
+                            Outcome.TIMEOUT: "retry_after_timeout",
+                        }.get(before, "fatal_error")
+                    )
+    foreach_limits = [
+        (s.foreach.concurrency, s.id)
+        for wf in definitions
+        for s, _ in _walk(wf.steps)
+        if s.foreach is not None and s.foreach.concurrency is not None
+    ]
     for limit, step_id in foreach_limits:
-        widest = max((len({a.path.split("/", 1)[0] for a in run.attempts if a.path.startswith(f"{step_id}[")})
-                      for run in trace.runs), default=0)
+        widest = max(
+            (
+                len({a.path.split("/", 1)[0] for a in run.attempts if a.path.startswith(f"{step_id}[")})
+                for run in trace.runs
+            ),
+            default=0,
+        )
         if widest > limit:
             found.add("foreach_concurrency")
     if len(trace.runs) > 1:
@@ -176,8 +193,10 @@ class CoverageAccumulator:
         self.counts.update(trace_features(trace))
 
     def rows(self) -> list[CoverageRow]:
-        return sorted((CoverageRow(name, text, self.counts[name]) for name, text in FEATURES.items()),
-                      key=lambda r: (r.traces, r.feature))
+        return sorted(
+            (CoverageRow(name, text, self.counts[name]) for name, text in FEATURES.items()),
+            key=lambda r: (r.traces, r.feature),
+        )
 
     def missing(self) -> list[str]:
         return [r.feature for r in self.rows() if r.traces == 0]

@@ -53,14 +53,18 @@ class TraceError(Exception):
             text += f". {self.hint}"
         return text
 
-    def at(self, *, file: str | None = None, line: int | None = None, trace_id: str | None = None) -> TraceError:
+    def at(
+        self, *, file: str | None = None, line: int | None = None, trace_id: str | None = None
+    ) -> TraceError:
         """The same error, placed in a file and line (keeps the JSON path)."""
         loc = TraceLocation(
             file=file if file is not None else self.location.file,
             line=line if line is not None else self.location.line,
             json_path=self.location.json_path,
         )
-        return TraceError(self.code, self.message, location=loc, hint=self.hint, trace_id=trace_id or self.trace_id)
+        return TraceError(
+            self.code, self.message, location=loc, hint=self.hint, trace_id=trace_id or self.trace_id
+        )
 
     def to_dict(self) -> dict[str, object]:
         return {

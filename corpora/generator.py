@@ -100,9 +100,22 @@ class _TraceAssembly:
     """Turns a :class:`Blueprint` (definition plus per-step generation facts) into runs and a trace."""
 
     def __init__(
-        self, rng: random.Random, extra: random.Random, index: int, seed: int, blueprint: Blueprint, cfg: GeneratorConfig
+        self,
+        rng: random.Random,
+        extra: random.Random,
+        index: int,
+        seed: int,
+        blueprint: Blueprint,
+        cfg: GeneratorConfig,
     ) -> None:
-        self.rng, self.extra, self.index, self.seed, self.bp, self.cfg = rng, extra, index, seed, blueprint, cfg
+        self.rng, self.extra, self.index, self.seed, self.bp, self.cfg = (
+            rng,
+            extra,
+            index,
+            seed,
+            blueprint,
+            cfg,
+        )
         depth = nx.dag_longest_path_length(blueprint.graph) + 1 + blueprint.nesting
         self.margin = cfg.race_margin + 10.0 * depth
 
@@ -113,7 +126,9 @@ class _TraceAssembly:
         if bp.multi_run:
             n_runs = rng.randint(2, 4)
             rule = RULES[(self.index // 5) % len(RULES)] if self.index % 5 == 1 else rng.choice(RULES)
-        overlap = n_runs > 1 and rng.random() < (0.6 if rule in (RunStrategyRule.FIRST_ONLY, RunStrategyRule.LAST_ONLY) else 0.3)
+        overlap = n_runs > 1 and rng.random() < (
+            0.6 if rule in (RunStrategyRule.FIRST_ONLY, RunStrategyRule.LAST_ONLY) else 0.3
+        )
         overlap = overlap and not bp.has_async
         offsets = [0.0]
         for _ in range(n_runs - 1):
@@ -150,14 +165,22 @@ class _TraceAssembly:
             )
             for r, (params, plan) in enumerate(plans)
         )
-        captured = dt.datetime.fromtimestamp(base + offsets[-1] + 86400.0, tz=dt.UTC).isoformat(timespec="seconds")
+        captured = dt.datetime.fromtimestamp(base + offsets[-1] + 86400.0, tz=dt.UTC).isoformat(
+            timespec="seconds"
+        )
         metadata = TraceMetadata(
-            owner=bp.owner, tags=(f"shape:{bp.shape}", *bp.tags), workflow_type=bp.workflow_type,
-            source="generator", captured_at=captured.replace("+00:00", "Z"),
+            owner=bp.owner,
+            tags=(f"shape:{bp.shape}", *bp.tags),
+            workflow_type=bp.workflow_type,
+            source="generator",
+            captured_at=captured.replace("+00:00", "Z"),
         )
         return Trace(
-            trace_id=f"gen-{self.seed}-{self.index:05d}", definition=definition, runs=runs,
-            metadata=metadata, subworkflows=bp.subworkflows,
+            trace_id=f"gen-{self.seed}-{self.index:05d}",
+            definition=definition,
+            runs=runs,
+            metadata=metadata,
+            subworkflows=bp.subworkflows,
         )
 
     # -- runs ---------------------------------------------------------------------------------
@@ -186,11 +209,22 @@ class _TraceAssembly:
                 kind = "retry"
             else:
                 kind = "ok"
-            plan = plan_leaf(rng, kind, retry, timeout=info.timeout, median=info.median, outputs=outputs.get(path),
-                             near=near)
+            plan = plan_leaf(
+                rng,
+                kind,
+                retry,
+                timeout=info.timeout,
+                median=info.median,
+                outputs=outputs.get(path),
+                near=near,
+            )
             if path == long_path:  # a step of hours, so a workflow timeout can fire mid-way through it
-                plan = replace(plan, durations=(round(rng.uniform(4 * 3600.0, 8 * 3600.0), 3),),
-                               outcomes=plan.outcomes[-1:], delays=())
+                plan = replace(
+                    plan,
+                    durations=(round(rng.uniform(4 * 3600.0, 8 * 3600.0), 3),),
+                    outcomes=plan.outcomes[-1:],
+                    delays=(),
+                )
             leaves[path] = plan
         return RunPlan(leaves, edges, bp.iterations)
 
@@ -199,7 +233,9 @@ class _TraceAssembly:
         trigger, so FIRST_ONLY / LAST_ONLY decide before anything in the first run ends."""
         floor = last_offset + self.cfg.race_margin + 300.0
         timeline = simulate(self.bp.definition, self.bp.subworkflows, plan)
-        starters = sorted({path for t, path in timeline.events if t == 0.0})  # sorted: set order is per-process
+        starters = sorted(
+            {path for t, path in timeline.events if t == 0.0}
+        )  # sorted: set order is per-process
         leaves = dict(plan.leaves)
         for path in starters:
             leaf = leaves[path]
@@ -263,4 +299,3 @@ def _first_end(timeline: Timeline) -> float:
 
 def _top(path: str) -> str:
     return path.split("/", 1)[0].split("[", 1)[0]
-

@@ -73,16 +73,23 @@ def load_trace(obj_or_line: str | bytes | Mapping[str, Any]) -> Trace:
         try:
             data: Any = json.loads(obj_or_line)
         except UnicodeDecodeError as exc:
-            raise TraceError("malformed_json", f"line is not UTF-8 ({exc.reason} at byte {exc.start})",
-                             hint="write corpora as UTF-8 JSON Lines") from None
+            raise TraceError(
+                "malformed_json",
+                f"line is not UTF-8 ({exc.reason} at byte {exc.start})",
+                hint="write corpora as UTF-8 JSON Lines",
+            ) from None
         except json.JSONDecodeError as exc:
-            raise TraceError("malformed_json", f"invalid JSON: {exc.msg} at column {exc.colno}",
-                             hint="each line must be one complete JSON object") from None
+            raise TraceError(
+                "malformed_json",
+                f"invalid JSON: {exc.msg} at column {exc.colno}",
+                hint="each line must be one complete JSON object",
+            ) from None
         except ValueError:  # an integer longer than int() converts: read it as OversizedInt, bounded later
             data = _loads_oversized(obj_or_line)
         except RecursionError:
-            raise TraceError("malformed_json", "JSON nested too deeply to parse",
-                             hint="flatten the value") from None
+            raise TraceError(
+                "malformed_json", "JSON nested too deeply to parse", hint="flatten the value"
+            ) from None
         if isinstance(obj_or_line, str):
             maybe = _MAYBE_SURROGATE.search(obj_or_line) is not None
         else:
@@ -92,23 +99,34 @@ def load_trace(obj_or_line: str | bytes | Mapping[str, Any]) -> Trace:
     else:
         data = obj_or_line
     if not isinstance(data, Mapping):
-        raise TraceError("schema", f"a trace is a JSON object, got {type(data).__name__}",
-                         hint=f'start each line with {{"format":"{FORMAT}", ...')
+        raise TraceError(
+            "schema",
+            f"a trace is a JSON object, got {type(data).__name__}",
+            hint=f'start each line with {{"format":"{FORMAT}", ...',
+        )
     trace_id = data.get("trace_id") if isinstance(data.get("trace_id"), str) else None
     fmt = data.get("format")
     if fmt != FORMAT:
         what = "missing 'format' field" if fmt is None else f"unsupported format {fmt!r}"
-        raise TraceError("unsupported_format", what, location=TraceLocation(json_path="$.format"),
-                         hint=f"this version reads {FORMAT!r}; convert the trace or upgrade workflow-shadow",
-                         trace_id=trace_id)
+        raise TraceError(
+            "unsupported_format",
+            what,
+            location=TraceLocation(json_path="$.format"),
+            hint=f"this version reads {FORMAT!r}; convert the trace or upgrade workflow-shadow",
+            trace_id=trace_id,
+        )
     try:
         trace = decode(Trace, dict(data))
         validate_trace(trace)
     except TraceError as exc:
         raise _refine(exc, trace_id) from None
     except RecursionError:
-        raise TraceError("schema", "trace nested too deeply (foreach/steps recursion)",
-                         hint="nest foreach steps at most a few dozen levels", trace_id=trace_id) from None
+        raise TraceError(
+            "schema",
+            "trace nested too deeply (foreach/steps recursion)",
+            hint="nest foreach steps at most a few dozen levels",
+            trace_id=trace_id,
+        ) from None
     return trace
 
 
@@ -130,7 +148,11 @@ def _refuse_surrogates(data: Any, path: str, trace_id: Any) -> None:
             bad = False
             for key, item in value.items():
                 if _SURROGATE.search(key):
-                    value, where, bad = key, f"{where}.{key.encode('utf-8', 'backslashreplace').decode()}", True
+                    value, where, bad = (
+                        key,
+                        f"{where}.{key.encode('utf-8', 'backslashreplace').decode()}",
+                        True,
+                    )
                     break
                 stack.append((item, f"{where}.{key}"))
         elif isinstance(value, list):
@@ -140,7 +162,8 @@ def _refuse_surrogates(data: Any, path: str, trace_id: Any) -> None:
             bad = False
         if bad:
             raise TraceError(
-                "bad_value", "text holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape)",
+                "bad_value",
+                "text holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape)",
                 location=TraceLocation(json_path=where.encode("utf-8", "backslashreplace").decode()),
                 hint="write valid Unicode; engines store and hash this text as UTF-8",
                 trace_id=trace_id if isinstance(trace_id, str) and not _SURROGATE.search(trace_id) else None,
@@ -151,16 +174,22 @@ def _loads_oversized(text: str | bytes) -> Any:
     try:
         return json.loads(text, parse_int=parse_int)
     except (ValueError, RecursionError) as exc:
-        raise TraceError("malformed_json", f"invalid JSON: {exc}"[:300],
-                         hint="each line must be one complete JSON object") from None
+        raise TraceError(
+            "malformed_json", f"invalid JSON: {exc}"[:300], hint="each line must be one complete JSON object"
+        ) from None
 
 
 def _refine(exc: TraceError, trace_id: str | None) -> TraceError:
     """Give non-finite durations their own code: the codec reports them as generic schema errors."""
     path = exc.location.json_path
     if exc.code == "schema" and "non-finite" in exc.message and path.endswith((".duration", ".trigger_time")):
-        return TraceError("bad_duration", exc.message, location=exc.location,
-                          hint="durations are non-negative finite seconds", trace_id=trace_id)
+        return TraceError(
+            "bad_duration",
+            exc.message,
+            location=exc.location,
+            hint="durations are non-negative finite seconds",
+            trace_id=trace_id,
+        )
     return exc.at(trace_id=trace_id) if trace_id and not exc.trace_id else exc
 
 
@@ -189,9 +218,16 @@ def read_traces(
         try:
             raw, _ = _open_raw(name)
         except OSError as exc:
-            yield TraceItem(name, None, error=TraceError(
-                "unreadable", f"cannot open: {exc.strerror or exc}", location=TraceLocation(file=name),
-                hint="check the path and permissions"))
+            yield TraceItem(
+                name,
+                None,
+                error=TraceError(
+                    "unreadable",
+                    f"cannot open: {exc.strerror or exc}",
+                    location=TraceLocation(file=name),
+                    hint="check the path and permissions",
+                ),
+            )
             continue
         try:
             yield from _read_file(name, raw, max_line_bytes, progress, seen_ids)
@@ -221,9 +257,16 @@ def _read_file(
                     if chunk.endswith(b"\n"):
                         break
         except (OSError, EOFError, zlib.error) as exc:
-            yield TraceItem(name, number + 1, error=TraceError(
-                "unreadable", f"cannot read (corrupt or truncated file?): {exc}",
-                location=TraceLocation(file=name, line=number + 1), hint="re-copy or re-compress the file"))
+            yield TraceItem(
+                name,
+                number + 1,
+                error=TraceError(
+                    "unreadable",
+                    f"cannot read (corrupt or truncated file?): {exc}",
+                    location=TraceLocation(file=name, line=number + 1),
+                    hint="re-copy or re-compress the file",
+                ),
+            )
             return
         if not line:
             break
@@ -233,10 +276,16 @@ def _read_file(
             progress(pos - last_pos)
             last_pos = pos
         if too_long:
-            yield TraceItem(name, number, error=TraceError(
-                "line_too_long", f"line is longer than {max_line_bytes} bytes",
-                location=TraceLocation(file=name, line=number),
-                hint="split the trace or raise the limit (--max-line-bytes)"))
+            yield TraceItem(
+                name,
+                number,
+                error=TraceError(
+                    "line_too_long",
+                    f"line is longer than {max_line_bytes} bytes",
+                    location=TraceLocation(file=name, line=number),
+                    hint="split the trace or raise the limit (--max-line-bytes)",
+                ),
+            )
             continue
         if not line.strip():
             continue
@@ -251,10 +300,17 @@ def _parse_line(name: str, number: int, line: bytes, seen_ids: dict[str, str]) -
     where = f"{name}:{number}"
     first = seen_ids.setdefault(trace.trace_id, where)
     if first != where:
-        return TraceItem(name, number, error=TraceError(
-            "duplicate_trace_id", f"trace id {trace.trace_id!r} was already read at {first}",
-            location=TraceLocation(file=name, line=number, json_path="$.trace_id"),
-            hint="trace ids must be unique across the corpus; drop or rename the copy", trace_id=trace.trace_id))
+        return TraceItem(
+            name,
+            number,
+            error=TraceError(
+                "duplicate_trace_id",
+                f"trace id {trace.trace_id!r} was already read at {first}",
+                location=TraceLocation(file=name, line=number, json_path="$.trace_id"),
+                hint="trace ids must be unique across the corpus; drop or rename the copy",
+                trace_id=trace.trace_id,
+            ),
+        )
     return TraceItem(name, number, trace=trace)
 
 
@@ -280,7 +336,9 @@ class TraceWriter:
         else:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             if os.path.exists(self.path) and not os.path.isfile(self.path):
-                self._partial = self.path  # /dev/null, a FIFO or a directory (open fails): never rename over it
+                self._partial = (
+                    self.path
+                )  # /dev/null, a FIFO or a directory (open fails): never rename over it
             self._raw = open(self._partial, "wb")
             if self.path.endswith(".gz"):
                 # filename="" and mtime=0: no name or timestamp in the header, so output is byte-stable.

@@ -199,7 +199,9 @@ class _Pass:
         self.counts[rule.name] = self.counts.get(rule.name, 0) + 1
         return self.r.hash_value(value) if rule.action == "hash" else self.r.mask_text
 
-    def values(self, kind: str, workflow: str, step: str, values: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
+    def values(
+        self, kind: str, workflow: str, step: str, values: Mapping[str, JsonValue]
+    ) -> dict[str, JsonValue]:
         out: dict[str, JsonValue] = {}
         for name, value in values.items():
             rule = self.r._rule_for(kind, workflow, step, name)
@@ -282,15 +284,21 @@ def _owner(trace: Trace, path: str) -> tuple[str, str]:
     return wid, segments[-1][0] if segments else path
 
 
-def _located(path: str, text: str, table: str | None, index: int | None, key: str | None, message: str) -> str:
+def _located(
+    path: str, text: str, table: str | None, index: int | None, key: str | None, message: str
+) -> str:
     line = _line_of(text, table, index, key) if table is not None else None
     where = f"{path}:{line}" if line else path
-    keypath = ".".join(p for p in (table if index is None else f"{table}[{index}]", key) if p) if table else ""
+    keypath = (
+        ".".join(p for p in (table if index is None else f"{table}[{index}]", key) if p) if table else ""
+    )
     return f"{where}: {keypath + ': ' if keypath else ''}{message}"
 
 
 def load_rules(
-    path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None,
+    path: str | os.PathLike[str],
+    *,
+    environ: Mapping[str, str] | None = None,
     read_key: Callable[[Path], bytes] | None = None,
 ) -> Redactor:
     """Read and check a rules file; resolve the HMAC key when a rule hashes. Raises
@@ -324,8 +332,12 @@ def load_rules(
             raise fail("redact", None, key, f"must be a string, got {type(settings[key]).__name__}")
     raw_rules = data.get("rule", [])
     if not isinstance(raw_rules, list) or not raw_rules:
-        raise fail("rule" if "rule" in data else None, None, None,
-                   "no rules: add at least one [[rule]] table with param or output and action")
+        raise fail(
+            "rule" if "rule" in data else None,
+            None,
+            None,
+            "no rules: add at least one [[rule]] table with param or output and action",
+        )
     rules: list[Rule] = []
     names: set[str] = set()
     for i, raw in enumerate(raw_rules):
@@ -343,13 +355,21 @@ def load_rules(
         if action not in ACTIONS:
             raise fail("rule", i, "action", f"unknown action {action!r} (one of {', '.join(ACTIONS)})")
         if ("param" in raw) == ("output" in raw):
-            raise fail("rule", i, None, "name exactly one of param = \"GLOB\" or output = \"GLOB\"")
+            raise fail("rule", i, None, 'name exactly one of param = "GLOB" or output = "GLOB"')
         name = raw.get("name", f"rule {i + 1}")
         if name in names:
             raise fail("rule", i, "name", f"duplicate rule name {name!r}")
         names.add(name)
-        rules.append(Rule(name=name, action=action, workflow=raw.get("workflow", "*"), step=raw.get("step", "*"),
-                          param=raw.get("param"), output=raw.get("output")))
+        rules.append(
+            Rule(
+                name=name,
+                action=action,
+                workflow=raw.get("workflow", "*"),
+                step=raw.get("step", "*"),
+                param=raw.get("param"),
+                output=raw.get("output"),
+            )
+        )
     hmac_key: bytes | None = None
     if any(r.action == "hash" for r in rules):
         if "key_env" in settings and "key_file" in settings:
@@ -359,17 +379,25 @@ def load_rules(
             try:
                 hmac_key = (read_key or (lambda p: p.read_bytes()))(key_path).strip()
             except OSError as exc:
-                raise fail("redact", None, "key_file",
-                           f"cannot read the HMAC key file {key_path}: {exc.strerror or exc}") from None
+                raise fail(
+                    "redact",
+                    None,
+                    "key_file",
+                    f"cannot read the HMAC key file {key_path}: {exc.strerror or exc}",
+                ) from None
             if not hmac_key:
                 raise fail("redact", None, "key_file", f"the HMAC key file {key_path} is empty")
         else:
             var = settings.get("key_env", DEFAULT_KEY_ENV)
             value = env.get(var, "")
             if not value:
-                raise fail("redact" if "key_env" in settings else None, None, "key_env" if "key_env" in settings else None,
-                           f"rules hash values but the HMAC key variable {var} is unset or empty; export it "
-                           "(or set [redact] key_file)")
+                raise fail(
+                    "redact" if "key_env" in settings else None,
+                    None,
+                    "key_env" if "key_env" in settings else None,
+                    f"rules hash values but the HMAC key variable {var} is unset or empty; export it "
+                    "(or set [redact] key_file)",
+                )
             hmac_key = value.encode("utf-8")
     mask = settings.get("mask", "***")
     return Redactor(rules=tuple(rules), key=hmac_key, mask_text=mask, source=shown)

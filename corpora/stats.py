@@ -37,7 +37,9 @@ class Distribution:
             return cls()
         ordered = sorted(values)
         p95 = ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
-        return cls(ordered[0], statistics.median(ordered), p95, ordered[-1], round(statistics.fmean(ordered), 3))
+        return cls(
+            ordered[0], statistics.median(ordered), p95, ordered[-1], round(statistics.fmean(ordered), 3)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,15 +144,22 @@ class StatsAccumulator:
             return round(part / whole, 4) if whole else 0.0
 
         return CorpusStats(
-            traces=self.traces, quarantined=self.quarantined, runs=self.runs, steps=sum(self.step_counts),
-            attempts=self.attempts, steps_per_trace=Distribution.of(self.step_counts),
-            depth=Distribution.of(self.depths), fan_out=Distribution.of(self.fan_outs),
+            traces=self.traces,
+            quarantined=self.quarantined,
+            runs=self.runs,
+            steps=sum(self.step_counts),
+            attempts=self.attempts,
+            steps_per_trace=Distribution.of(self.step_counts),
+            depth=Distribution.of(self.depths),
+            fan_out=Distribution.of(self.fan_outs),
             runs_per_trace=Distribution.of(self.run_counts),
             attempt_failure_rate=rate(self.failed_attempts, self.attempts),
             step_failure_rate=rate(self.failed_steps, self.step_runs),
             retry_rate=rate(self.retried_steps, self.step_runs),
-            outcomes=dict(sorted(self.outcomes.items())), sources=dict(sorted(self.sources.items())),
-            workflow_types=dict(sorted(self.types.items())), run_strategies=dict(sorted(self.strategies.items())),
+            outcomes=dict(sorted(self.outcomes.items())),
+            sources=dict(sorted(self.sources.items())),
+            workflow_types=dict(sorted(self.types.items())),
+            run_strategies=dict(sorted(self.strategies.items())),
             error_codes=dict(sorted(self.error_codes.items())),
         )
 

@@ -46,14 +46,19 @@ DEFAULT_TRIGGER_TIME = 1_700_000_000.0
 Outcomes = Mapping[str, Sequence[Outcome | str]]
 
 
-def leaf(step_id: str, *to: str, type: StepType = StepType.NOOP, when: str | None = None, **fields: object) -> Step:
+def leaf(
+    step_id: str, *to: str, type: StepType = StepType.NOOP, when: str | None = None, **fields: object
+) -> Step:
     """A step with transitions to ``to`` (each guarded by ``when`` if given); extra ``fields`` go to :class:`Step`."""
     transitions = tuple(Transition(target, when) for target in to)
     return Step(id=step_id, type=type, transitions=transitions, **fields)  # type: ignore[arg-type]
 
 
 def attempts(
-    path: str, outcomes: Sequence[Outcome | str] = ("succeeded",), *, duration: float = 10.0,
+    path: str,
+    outcomes: Sequence[Outcome | str] = ("succeeded",),
+    *,
+    duration: float = 10.0,
     outputs: Mapping[str, JsonValue] | None = None,
 ) -> tuple[RecordedAttempt, ...]:
     """Recorded attempts 1..n of ``path``; the last one carries ``outputs``."""
@@ -64,8 +69,12 @@ def attempts(
     )
 
 
-def _leaf_paths(steps: Sequence[Step], subworkflows: Mapping[str, WorkflowDefinition], prefix: str,
-                iterations: Mapping[str, int]) -> list[str]:
+def _leaf_paths(
+    steps: Sequence[Step],
+    subworkflows: Mapping[str, WorkflowDefinition],
+    prefix: str,
+    iterations: Mapping[str, int],
+) -> list[str]:
     paths: list[str] = []
     for step in steps:
         if step.foreach is not None:
@@ -100,8 +109,12 @@ def make_trace(
     ``iterations`` says how many iterations to record per foreach step id (default 0)."""
     steps = tuple(steps)
     subs = dict(subworkflows or {})
-    wf = WorkflowDefinition(id=workflow_id or f"wf-{trace_id}", steps=steps, params=dict(params or {}),
-                            **definition)  # type: ignore[arg-type]
+    wf = WorkflowDefinition(
+        id=workflow_id or f"wf-{trace_id}",
+        steps=steps,
+        params=dict(params or {}),
+        **definition,  # type: ignore[arg-type]
+    )
     scripted = dict(outcomes or {})
     recorded: list[RecordedAttempt] = []
     for path in _leaf_paths(steps, subs, "", iterations or {}):
@@ -110,8 +123,13 @@ def make_trace(
         Run(run_id=f"run-{n + 1}", trigger_time=trigger_time + n * run_spacing, attempts=tuple(recorded))
         for n in range(runs)
     )
-    return Trace(trace_id=trace_id, definition=wf, runs=run_list, subworkflows=subs,
-                 metadata=TraceMetadata(owner="tests", source="testing"))
+    return Trace(
+        trace_id=trace_id,
+        definition=wf,
+        runs=run_list,
+        subworkflows=subs,
+        metadata=TraceMetadata(owner="tests", source="testing"),
+    )
 
 
 def chain_trace(n: int = 3, **kw: object) -> Trace:
@@ -137,9 +155,14 @@ def fanout_trace(width: int = 5, **kw: object) -> Trace:
 def foreach_trace(iterations: int = 3, *, concurrency: int | None = None, **kw: object) -> Trace:
     """``prepare -> fan (foreach over range(0, iterations): inner) -> done``."""
     fan = Step(
-        id="fan", type=StepType.FOREACH, transitions=(Transition("done"),),
-        foreach=Foreach(loop_params={"i": Param(expression=f"range(0, {iterations})")},
-                        steps=(leaf("inner"),), concurrency=concurrency),
+        id="fan",
+        type=StepType.FOREACH,
+        transitions=(Transition("done"),),
+        foreach=Foreach(
+            loop_params={"i": Param(expression=f"range(0, {iterations})")},
+            steps=(leaf("inner"),),
+            concurrency=concurrency,
+        ),
     )
     steps = [leaf("prepare", "fan"), fan, leaf("done")]
     return make_trace(steps, iterations={"fan": iterations}, **kw)  # type: ignore[arg-type]
@@ -148,9 +171,15 @@ def foreach_trace(iterations: int = 3, *, concurrency: int | None = None, **kw: 
 def subworkflow_trace(child_steps: int = 2, **kw: object) -> Trace:
     """``before -> call (child workflow: c1 -> ... -> cN) -> after``."""
     ids = [f"c{i}" for i in range(1, child_steps + 1)]
-    child = WorkflowDefinition(id="child", steps=tuple(leaf(s, *ids[i + 1 : i + 2]) for i, s in enumerate(ids)))
-    call = Step(id="call", type=StepType.SUBWORKFLOW, transitions=(Transition("after"),),
-                subworkflow=Subworkflow("child"))
+    child = WorkflowDefinition(
+        id="child", steps=tuple(leaf(s, *ids[i + 1 : i + 2]) for i, s in enumerate(ids))
+    )
+    call = Step(
+        id="call",
+        type=StepType.SUBWORKFLOW,
+        transitions=(Transition("after"),),
+        subworkflow=Subworkflow("child"),
+    )
     steps = [leaf("before", "call"), call, leaf("after")]
     return make_trace(steps, subworkflows={"child": child}, **kw)  # type: ignore[arg-type]
 

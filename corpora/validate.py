@@ -124,8 +124,11 @@ def validate_trace(trace: Trace) -> None:
     tid = trace.trace_id
     if trace.format != FORMAT:
         raise _error(
-            "unsupported_format", "$.format", f"unsupported format {trace.format!r}",
-            f"this version reads {FORMAT!r}; convert the trace or upgrade workflow-shadow", tid,
+            "unsupported_format",
+            "$.format",
+            f"unsupported format {trace.format!r}",
+            f"this version reads {FORMAT!r}; convert the trace or upgrade workflow-shadow",
+            tid,
         )
     if not trace.trace_id.strip():
         raise _error("bad_value", "$.trace_id", "empty trace_id", "give every trace a unique non-empty id")
@@ -152,15 +155,22 @@ def _check_definitions(trace: Trace) -> None:
     for key, wf in trace.subworkflows.items():
         if wf.id != key:
             raise _error(
-                "bad_value", f"$.subworkflows.{key}.id", f"subworkflow stored under {key!r} has id {wf.id!r}",
-                "store each subworkflow definition under its own id", tid,
+                "bad_value",
+                f"$.subworkflows.{key}.id",
+                f"subworkflow stored under {key!r} has id {wf.id!r}",
+                "store each subworkflow definition under its own id",
+                tid,
             )
-    defs = [("$.definition", trace.definition)] + [(f"$.subworkflows.{k}", w) for k, w in trace.subworkflows.items()]
+    defs = [("$.definition", trace.definition)] + [
+        (f"$.subworkflows.{k}", w) for k, w in trace.subworkflows.items()
+    ]
     for path, wf in defs:
         _check_id(wf.id, f"{path}.id", tid)
         _check_params(wf.params, f"{path}.params", tid)
         _check_positive(wf.step_concurrency, f"{path}.step_concurrency", tid)
-        _check_positive(wf.run_strategy.workflow_concurrency, f"{path}.run_strategy.workflow_concurrency", tid)
+        _check_positive(
+            wf.run_strategy.workflow_concurrency, f"{path}.run_strategy.workflow_concurrency", tid
+        )
         _check_duration_field(wf.timeout, f"{path}.timeout", tid)
     for scope_path, steps in iter_scopes(trace):
         _check_scope(trace, scope_path, steps)
@@ -170,20 +180,27 @@ def _check_definitions(trace: Trace) -> None:
 def _check_scope(trace: Trace, scope_path: str, steps: Sequence[Step]) -> None:
     tid = trace.trace_id
     if not steps:
-        raise _error("bad_value", scope_path, "a workflow or foreach body has no steps", "add at least one step", tid)
+        raise _error(
+            "bad_value", scope_path, "a workflow or foreach body has no steps", "add at least one step", tid
+        )
     seen: dict[str, int] = {}
     for i, step in enumerate(steps):
         path = f"{scope_path}[{i}]"
         if not step.id or _BAD_ID_CHARS.search(step.id):
             raise _error(
-                "bad_step_id", f"{path}.id", f"step id {step.id!r} is empty or contains '/', '[', ']' or spaces",
-                "step ids name path segments; use letters, digits, '_', '-' or '.' (no lone surrogates)", tid,
+                "bad_step_id",
+                f"{path}.id",
+                f"step id {step.id!r} is empty or contains '/', '[', ']' or spaces",
+                "step ids name path segments; use letters, digits, '_', '-' or '.' (no lone surrogates)",
+                tid,
             )
         if step.id in seen:
             raise _error(
-                "duplicate_step_id", f"{path}.id",
+                "duplicate_step_id",
+                f"{path}.id",
                 f"step id {step.id!r} is used twice (also at {scope_path}[{seen[step.id]}])",
-                "rename one of the steps; ids must be unique among siblings", tid,
+                "rename one of the steps; ids must be unique among siblings",
+                tid,
             )
         seen[step.id] = i
         _check_step(trace, step, path)
@@ -192,9 +209,11 @@ def _check_scope(trace: Trace, scope_path: str, steps: Sequence[Step]) -> None:
         for j, transition in enumerate(step.transitions):
             if transition.to not in seen:
                 raise _error(
-                    "missing_transition_target", f"{scope_path}[{i}].transitions[{j}].to",
+                    "missing_transition_target",
+                    f"{scope_path}[{i}].transitions[{j}].to",
                     f"step {step.id!r} transitions to {transition.to!r}, which is not a step here",
-                    "known steps: " + ", ".join(sorted(seen)[:20]), tid,
+                    "known steps: " + ", ".join(sorted(seen)[:20]),
+                    tid,
                 )
             _check_expression(transition.condition, f"{scope_path}[{i}].transitions[{j}].condition", tid)
             graph[step.id].append(transition.to)
@@ -202,9 +221,11 @@ def _check_scope(trace: Trace, scope_path: str, steps: Sequence[Step]) -> None:
     if names is None:
         return
     raise _error(
-        "cycle", f"{scope_path}[{seen[names[0]]}].transitions",
+        "cycle",
+        f"{scope_path}[{seen[names[0]]}].transitions",
         f"the steps form a cycle: {' -> '.join(names)}",
-        "a workflow is a DAG; remove one transition of the cycle", tid,
+        "a workflow is a DAG; remove one transition of the cycle",
+        tid,
     )
 
 
@@ -234,27 +255,40 @@ def _check_step(trace: Trace, step: Step, path: str) -> None:
         _check_retry_policy(step.retry_policy, f"{path}.retry_policy", tid)
     if (step.type is StepType.FOREACH) != (step.foreach is not None):
         raise _error(
-            "step_type_mismatch", f"{path}.foreach", f"step {step.id!r} of type {step.type.value} "
+            "step_type_mismatch",
+            f"{path}.foreach",
+            f"step {step.id!r} of type {step.type.value} "
             + ("has no 'foreach' block" if step.foreach is None else "has a 'foreach' block"),
-            "a FOREACH step needs 'foreach'; other types must not have one", tid,
+            "a FOREACH step needs 'foreach'; other types must not have one",
+            tid,
         )
     if (step.type is StepType.SUBWORKFLOW) != (step.subworkflow is not None):
         raise _error(
-            "step_type_mismatch", f"{path}.subworkflow", f"step {step.id!r} of type {step.type.value} "
+            "step_type_mismatch",
+            f"{path}.subworkflow",
+            f"step {step.id!r} of type {step.type.value} "
             + ("has no 'subworkflow' block" if step.subworkflow is None else "has a 'subworkflow' block"),
-            "a SUBWORKFLOW step needs 'subworkflow'; other types must not have one", tid,
+            "a SUBWORKFLOW step needs 'subworkflow'; other types must not have one",
+            tid,
         )
     if step.foreach is not None:
         if not step.foreach.loop_params:
-            raise _error("bad_value", f"{path}.foreach.loop_params", "a foreach needs at least one loop param",
-                         "add an array-valued loop param", tid)
+            raise _error(
+                "bad_value",
+                f"{path}.foreach.loop_params",
+                "a foreach needs at least one loop param",
+                "add an array-valued loop param",
+                tid,
+            )
         _check_params(step.foreach.loop_params, f"{path}.foreach.loop_params", tid)
         _check_positive(step.foreach.concurrency, f"{path}.foreach.concurrency", tid)
     if step.subworkflow is not None and step.subworkflow.workflow_id not in trace.subworkflows:
         raise _error(
-            "unresolved_subworkflow", f"{path}.subworkflow.workflow_id",
+            "unresolved_subworkflow",
+            f"{path}.subworkflow.workflow_id",
             f"step {step.id!r} calls subworkflow {step.subworkflow.workflow_id!r}, which the trace does not define",
-            "add its definition to 'subworkflows' (keyed by workflow id)", tid,
+            "add its definition to 'subworkflows' (keyed by workflow id)",
+            tid,
         )
 
 
@@ -274,8 +308,11 @@ def _check_subworkflow_calls(trace: Trace) -> None:
     if names is None:
         return
     raise _error(
-        "subworkflow_cycle", "$.subworkflows", f"subworkflows call each other in a cycle: {' -> '.join(names)}",
-        "break the recursion; a replay of it would never end", trace.trace_id,
+        "subworkflow_cycle",
+        "$.subworkflows",
+        f"subworkflows call each other in a cycle: {' -> '.join(names)}",
+        "break the recursion; a replay of it would never end",
+        trace.trace_id,
     )
 
 
@@ -284,21 +321,34 @@ def _check_params(params: Mapping[str, Param], path: str, tid: str) -> None:
         _check_expression(param.expression, f"{path}.{name}.expression", tid)
         if param.expression is not None and param.value is not None:
             raise _error(
-                "bad_param", f"{path}.{name}", f"param {name!r} has both a value and an expression",
-                "keep exactly one of 'value' and 'expression'", tid,
+                "bad_param",
+                f"{path}.{name}",
+                f"param {name!r} has both a value and an expression",
+                "keep exactly one of 'value' and 'expression'",
+                tid,
             )
 
 
 def _check_expression(text: str | None, path: str, tid: str) -> None:
     if text is not None and len(text) > MAX_EXPRESSION_CHARS:
-        raise _error("bad_param", path, f"expression is {len(text):,} characters long (at most {MAX_EXPRESSION_CHARS:,})",
-                     "shorten it; pass large values as params", tid)
+        raise _error(
+            "bad_param",
+            path,
+            f"expression is {len(text):,} characters long (at most {MAX_EXPRESSION_CHARS:,})",
+            "shorten it; pass large values as params",
+            tid,
+        )
 
 
 def _check_id(value: str, path: str, tid: str) -> None:
     if _SURROGATE.search(value):
-        raise _error("bad_value", path, f"id {value.encode('utf-8', 'backslashreplace').decode()!r} holds a lone "
-                     "UTF-16 surrogate", "ids must be valid Unicode text (no unpaired \\ud800-\\udfff escapes)", tid)
+        raise _error(
+            "bad_value",
+            path,
+            f"id {value.encode('utf-8', 'backslashreplace').decode()!r} holds a lone UTF-16 surrogate",
+            "ids must be valid Unicode text (no unpaired \\ud800-\\udfff escapes)",
+            tid,
+        )
 
 
 def _check_positive(value: int | None, path: str, tid: str) -> None:
@@ -332,27 +382,40 @@ def _check_runs(trace: Trace) -> None:
     for r, run in enumerate(trace.runs):
         rpath = f"$.runs[{r}]"
         if run.run_id in run_ids:
-            raise _error("duplicate_run_id", f"{rpath}.run_id",
-                         f"run id {run.run_id!r} is used twice (also at $.runs[{run_ids[run.run_id]}])",
-                         "give every run of a trace its own id", tid)
+            raise _error(
+                "duplicate_run_id",
+                f"{rpath}.run_id",
+                f"run id {run.run_id!r} is used twice (also at $.runs[{run_ids[run.run_id]}])",
+                "give every run of a trace its own id",
+                tid,
+            )
         run_ids[run.run_id] = r
         _check_id(run.run_id, f"{rpath}.run_id", tid)
         TIMESTAMP.check(run.trigger_time, f"{rpath}.trigger_time", tid)
         first = trace.runs[0].trigger_time
         if abs(run.trigger_time - first) > MAX_TRIGGER_SPAN_SECONDS:
-            raise _error("bad_duration", f"{rpath}.trigger_time",
-                         f"run {run.run_id!r} is triggered {abs(run.trigger_time - first) / 86_400:,.0f} days from "
-                         f"the first run; the runs of one trace span at most 366 days",
-                         "split the runs into traces by year (a replay simulates the time between triggers)", tid)
+            raise _error(
+                "bad_duration",
+                f"{rpath}.trigger_time",
+                f"run {run.run_id!r} is triggered {abs(run.trigger_time - first) / 86_400:,.0f} days from "
+                f"the first run; the runs of one trace span at most 366 days",
+                "split the runs into traces by year (a replay simulates the time between triggers)",
+                tid,
+            )
         if run.observed is not None:
             _check_observed(run.observed, f"{rpath}.observed", tid)
         numbers: dict[str, list[tuple[int, int]]] = {}
         for a, attempt in enumerate(run.attempts):
             apath = f"{rpath}.attempts[{a}]"
             if not DURATION.contains(attempt.duration):
-                raise _error("bad_duration", f"{apath}.duration",
-                             f"duration {attempt.duration!r} of {attempt.path!r} attempt {attempt.attempt} is "
-                             f"negative, not finite or too long (allowed: {DURATION.range_text})", DURATION.hint, tid)
+                raise _error(
+                    "bad_duration",
+                    f"{apath}.duration",
+                    f"duration {attempt.duration!r} of {attempt.path!r} attempt {attempt.attempt} is "
+                    f"negative, not finite or too long (allowed: {DURATION.range_text})",
+                    DURATION.hint,
+                    tid,
+                )
             if attempt.path not in resolved:
                 try:
                     resolve_step_path(trace, attempt.path, index)
@@ -361,9 +424,13 @@ def _check_runs(trace: Trace) -> None:
                     resolved[attempt.path] = str(exc.args[0])
             reason = resolved[attempt.path]
             if reason is not None:
-                raise _error("unknown_attempt_path", f"{apath}.path",
-                             f"recorded attempt for unknown step path {attempt.path!r}: {reason}",
-                             "paths look like 'step', 'fan[0]/inner' or 'call/leaf'", tid)
+                raise _error(
+                    "unknown_attempt_path",
+                    f"{apath}.path",
+                    f"recorded attempt for unknown step path {attempt.path!r}: {reason}",
+                    "paths look like 'step', 'fan[0]/inner' or 'call/leaf'",
+                    tid,
+                )
             numbers.setdefault(attempt.path, []).append((attempt.attempt, a))
         for step_path, seen in numbers.items():
             seen.sort()
@@ -371,9 +438,13 @@ def _check_runs(trace: Trace) -> None:
                 if number == expected:
                     continue
                 code = "duplicate_attempt" if number == expected - 1 else "bad_attempt_number"
-                raise _error(code, f"{rpath}.attempts[{a}].attempt",
-                             f"attempts of {step_path!r} are numbered {[n for n, _ in seen]}",
-                             "number each step path's attempts 1, 2, 3 ... without gaps or repeats", tid)
+                raise _error(
+                    code,
+                    f"{rpath}.attempts[{a}].attempt",
+                    f"attempts of {step_path!r} are numbered {[n for n, _ in seen]}",
+                    "number each step path's attempts 1, 2, 3 ... without gaps or repeats",
+                    tid,
+                )
 
 
 def _check_observed(observed: ObservedRun, path: str, tid: str) -> None:

@@ -120,7 +120,9 @@ class _VirtualSelector(selectors.BaseSelector):
             return events
         if loop.tracked_count > 0:
             # Frozen clock: wait in real time for the tracked work to report back.
-            return self._real.select(_TRACKED_POLL_SECONDS if timeout is None else min(timeout, _TRACKED_POLL_SECONDS))
+            return self._real.select(
+                _TRACKED_POLL_SECONDS if timeout is None else min(timeout, _TRACKED_POLL_SECONDS)
+            )
         if timeout is None:
             raise DeadlockError(loop.time(), loop.pending_task_names())
         if not loop.skipping:
@@ -317,4 +319,3 @@ class LiveClock:
     def track(self) -> contextlib.AbstractContextManager[None]:
         # Real time runs on its own; there is nothing to freeze.
         return contextlib.nullcontext()
-

@@ -193,12 +193,16 @@ class ShellRuntime:
     On a virtual clock the process is tracked (virtual time freezes while it runs); it is meant for
     live mode, where the clock is real."""
 
-    def __init__(self, *, default_timeout: float = 3600.0, tail_bytes: int = 4096, cwd: str | None = None) -> None:
+    def __init__(
+        self, *, default_timeout: float = 3600.0, tail_bytes: int = 4096, cwd: str | None = None
+    ) -> None:
         self._default_timeout = default_timeout
         self._tail_bytes = tail_bytes
         self._cwd = cwd
 
-    def _environment(self, run_id: str, path: str, attempt: int, params: Mapping[str, JsonValue]) -> dict[str, str]:
+    def _environment(
+        self, run_id: str, path: str, attempt: int, params: Mapping[str, JsonValue]
+    ) -> dict[str, str]:
         env = dict(os.environ)
         for name, value in params.items():
             key = "SHADOW_PARAM_" + "".join(c if c.isalnum() else "_" for c in name).upper()
@@ -244,7 +248,10 @@ class ShellRuntime:
                 await self._kill(proc)
                 return RuntimeResult(
                     outcome=Outcome.TIMEOUT,
-                    outputs={"exit_code": None, "error": f"no exit within {timeout:g} s; process group killed"},
+                    outputs={
+                        "exit_code": None,
+                        "error": f"no exit within {timeout:g} s; process group killed",
+                    },
                     duration=clock.now() - started,
                 )
             except asyncio.CancelledError:
@@ -279,9 +286,7 @@ class RuntimeRegistry:
         return cls({t: runtime for t in StepType if t.is_leaf}, mode="replay")
 
     @classmethod
-    def live(
-        cls, *, shell: ShellRuntime | None = None, others_as_noop: bool = False
-    ) -> RuntimeRegistry:
+    def live(cls, *, shell: ShellRuntime | None = None, others_as_noop: bool = False) -> RuntimeRegistry:
         """NOOP, SLEEP and SHELL run for real; other leaf types (KUBERNETES, HTTP, ...) have no live
         runtime here, unless ``others_as_noop`` (for dry runs of real definitions)."""
         runtimes: dict[StepType, StepRuntime] = {

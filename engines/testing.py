@@ -77,7 +77,9 @@ class VirtualTimeEnvironment:
     @property
     def loop(self) -> VirtualTimeLoop:
         if self._loop is None or self._runner is None:
-            raise EngineError("VirtualTimeEnvironment is not open: use it as `with VirtualTimeEnvironment() as env:`")
+            raise EngineError(
+                "VirtualTimeEnvironment is not open: use it as `with VirtualTimeEnvironment() as env:`"
+            )
         return self._loop
 
     @property

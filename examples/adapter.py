@@ -61,8 +61,12 @@ class LatencyAdapter:
     def _run(self, run: RunExecution) -> RunExecution:
         shift = self.start_latency
         return RunExecution(
-            run_id=run.run_id, status=run.status, stuck=run.stuck, workflow_params=run.workflow_params,
-            triggered_at=run.triggered_at, started_at=run.started_at,
+            run_id=run.run_id,
+            status=run.status,
+            stuck=run.stuck,
+            workflow_params=run.workflow_params,
+            triggered_at=run.triggered_at,
+            started_at=run.started_at,
             ended_at=None if run.ended_at is None else run.ended_at + shift,
             attempts=tuple(self._attempt(attempt, shift) for attempt in run.attempts),
         )
@@ -73,11 +77,20 @@ class LatencyAdapter:
             return None if value is None else value + shift
 
         return AttemptRecord(
-            path=attempt.path, step_id=attempt.step_id, step_type=attempt.step_type, attempt=attempt.attempt,
-            status=attempt.status, outcome=attempt.outcome, unrecorded=attempt.unrecorded,
-            params=attempt.params, outputs=attempt.outputs, config=attempt.config,
-            created_at=attempt.created_at, ready_at=attempt.ready_at,
-            started_at=later(attempt.started_at), ended_at=later(attempt.ended_at),
+            path=attempt.path,
+            step_id=attempt.step_id,
+            step_type=attempt.step_type,
+            attempt=attempt.attempt,
+            status=attempt.status,
+            outcome=attempt.outcome,
+            unrecorded=attempt.unrecorded,
+            params=attempt.params,
+            outputs=attempt.outputs,
+            config=attempt.config,
+            created_at=attempt.created_at,
+            ready_at=attempt.ready_at,
+            started_at=later(attempt.started_at),
+            ended_at=later(attempt.ended_at),
         )
 
 

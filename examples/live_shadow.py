@@ -61,7 +61,9 @@ def _stop(proc: subprocess.Popen[bytes], name: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
     parser.add_argument("--out", default="out/live", help="artifact folder (emptied first; default out/live)")
-    parser.add_argument("--traces", type=int, default=40, help="runs the deployment does and traces judged (40)")
+    parser.add_argument(
+        "--traces", type=int, default=40, help="runs the deployment does and traces judged (40)"
+    )
     parser.add_argument("--spacing", type=float, default=0.25, help="seconds between run triggers (0.25)")
     parser.add_argument("--cohorts", default=str(ROOT / "examples" / "live-cohorts.toml"))
     parser.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds (600)")
@@ -71,16 +73,54 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     store, traces, db = out / "legacy.db", out / "traces", out / "results.duckdb"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+    }
     n, poll = str(args.traces), "0.2"
 
-    deployment_cmd = [sys.executable, str(ROOT / "examples" / "live_deployment.py"), str(store), "--runs", n,
-                      "--spacing", str(args.spacing), "--timeout", str(args.timeout)]
-    capture_cmd = _shadow("capture", "--store", f"sqlite:///{store.resolve()}", "--follow", "-o", f"{traces}/",
-                          "--rotate", "10", "--poll-interval", poll, "--max-traces", n,
-                          "--duration", str(args.timeout))
-    run_cmd = _shadow("run", f"{traces}/", "--db", str(db), "--follow", "--max-traces", n, "--poll-interval", poll,
-                      "--duration", str(args.timeout), "--workers", args.workers)
+    deployment_cmd = [
+        sys.executable,
+        str(ROOT / "examples" / "live_deployment.py"),
+        str(store),
+        "--runs",
+        n,
+        "--spacing",
+        str(args.spacing),
+        "--timeout",
+        str(args.timeout),
+    ]
+    capture_cmd = _shadow(
+        "capture",
+        "--store",
+        f"sqlite:///{store.resolve()}",
+        "--follow",
+        "-o",
+        f"{traces}/",
+        "--rotate",
+        "10",
+        "--poll-interval",
+        poll,
+        "--max-traces",
+        n,
+        "--duration",
+        str(args.timeout),
+    )
+    run_cmd = _shadow(
+        "run",
+        f"{traces}/",
+        "--db",
+        str(db),
+        "--follow",
+        "--max-traces",
+        n,
+        "--poll-interval",
+        poll,
+        "--duration",
+        str(args.timeout),
+        "--workers",
+        args.workers,
+    )
     _say(" ".join(deployment_cmd[1:]))
     deployment = subprocess.Popen(deployment_cmd, env=env)
     capture: subprocess.Popen[bytes] | None = None
@@ -107,8 +147,17 @@ def main(argv: list[str] | None = None) -> int:
             if left is not None and left.poll() is None:
                 left.kill()
                 left.wait()
-    gate_cmd = _shadow("gate", "--db", str(db), "--cohorts", args.cohorts, "--json", str(out / "verdict.json"),
-                       "--junit", str(out / "junit.xml"))
+    gate_cmd = _shadow(
+        "gate",
+        "--db",
+        str(db),
+        "--cohorts",
+        args.cohorts,
+        "--json",
+        str(out / "verdict.json"),
+        "--junit",
+        str(out / "junit.xml"),
+    )
     _say(" ".join(gate_cmd[2:]))
     gate = subprocess.call(gate_cmd, env=env)
     report_cmd = _shadow("report", "--db", str(db), "-o", str(out / "report.html"))

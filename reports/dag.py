@@ -87,7 +87,11 @@ def released_by_graph(attempts: Sequence[Mapping[str, Any]], *, tolerance: float
 
 
 def dag_svg(
-    graph: nx.DiGraph, *, divergent: frozenset[str] = frozenset(), max_nodes: int = 120, note: str = INFERRED_NOTE
+    graph: nx.DiGraph,
+    *,
+    divergent: frozenset[str] = frozenset(),
+    max_nodes: int = 120,
+    note: str = INFERRED_NOTE,
 ) -> Markup:
     """Draw ``graph`` left to right; divergent nodes get a thick red border and a ⚠.
 
@@ -128,8 +132,10 @@ def dag_svg(
     for a, b, edge in graph.edges(data=True):
         (ax, ay), (bx, by) = place(a), place(b)
         dash = ' stroke-dasharray="4 3"' if edge.get("style") == "dashed" else ""
-        body.append(f'<line x1="{ax + box_w:.1f}" y1="{ay + box_h / 2:.1f}" x2="{bx:.1f}" y2="{by + box_h / 2:.1f}" '
-                    f'stroke="#888"{dash} marker-end="url(#arr)"/>')
+        body.append(
+            f'<line x1="{ax + box_w:.1f}" y1="{ay + box_h / 2:.1f}" x2="{bx:.1f}" y2="{by + box_h / 2:.1f}" '
+            f'stroke="#888"{dash} marker-end="url(#arr)"/>'
+        )
     for name, data in graph.nodes(data=True):
         node: DagNode = data["node"]
         x, y = place(name)
@@ -137,8 +143,14 @@ def dag_svg(
         stroke = ' stroke="#c0392b" stroke-width="3"' if bad else ' stroke="#555" stroke-width="1"'
         label = ("⚠ " if bad else "") + (name if len(name) <= 22 else name[:21] + "…")
         kind = str(data.get("kind") or "")
-        tip = f"{name} {kind}: {node.status or 'container'}, {node.attempts} attempt(s)" + (" — DIVERGES" if bad else "")
-        fill = "#dddddd" if not node.status else ("#ffffff" if node.status == "NOT RUN" else status_color(node.status))
+        tip = f"{name} {kind}: {node.status or 'container'}, {node.attempts} attempt(s)" + (
+            " — DIVERGES" if bad else ""
+        )
+        fill = (
+            "#dddddd"
+            if not node.status
+            else ("#ffffff" if node.status == "NOT RUN" else status_color(node.status))
+        )
         if node.status == "NOT RUN" and not bad:
             stroke = ' stroke="#aaa" stroke-width="1" stroke-dasharray="3 2"'
         body.append(

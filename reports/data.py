@@ -114,14 +114,18 @@ class ResultsReader:
         """``identity``: whose results to read (id or unique prefix; default the latest session's)."""
         self.path = Path(path)
         if not self.path.is_file():
-            raise ReportDataError(f"{self.path}: no such results database; run 'shadow run' first or check the path")
+            raise ReportDataError(
+                f"{self.path}: no such results database; run 'shadow run' first or check the path"
+            )
         try:
             self._con = connect(self.path, read_only=True)
         except duckdb.Error as exc:
             raise ReportDataError(
                 f"{self.path}: cannot open as a DuckDB results database ({exc}); {open_failure_hint(exc)}"
             ) from exc
-        present = {r[0] for r in self._con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        present = {
+            r[0] for r in self._con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        }
         missing = sorted({"traces", "runs", "divergences"} - present)
         if missing:
             self._con.close()
@@ -169,8 +173,16 @@ class ResultsReader:
 
     def headline(self) -> Headline:
         by_engine = dict(self.query("SELECT engine, count(*) FROM runs GROUP BY engine ORDER BY engine"))
-        steps = dict(self.query("SELECT engine, count(*) FROM steps GROUP BY engine ORDER BY engine")) if self.has("steps") else {}
-        stuck = dict(self.query("SELECT engine, count(*) FILTER (WHERE stuck) FROM runs GROUP BY engine ORDER BY engine"))
+        steps = (
+            dict(self.query("SELECT engine, count(*) FROM steps GROUP BY engine ORDER BY engine"))
+            if self.has("steps")
+            else {}
+        )
+        stuck = dict(
+            self.query(
+                "SELECT engine, count(*) FILTER (WHERE stuck) FROM runs GROUP BY engine ORDER BY engine"
+            )
+        )
         div = self.query(
             "SELECT count(DISTINCT trace_id) FILTER (WHERE comparison = 'candidate'), "
             "count(DISTINCT trace_id) FILTER (WHERE comparison = 'aa') FROM divergences"
@@ -221,8 +233,17 @@ class ResultsReader:
                 criteria = json.loads(r[6]) if r[6] else []
             except json.JSONDecodeError:
                 criteria = [{"name": "criteria", "message": f"unreadable criteria JSON: {r[6]!r}"}]
-            out.append(Verdict(_s(r[0]), _s(r[1]), r[2], _s(r[3]), r[4], _s(r[5]),
-                               tuple(c for c in criteria if isinstance(c, dict))))
+            out.append(
+                Verdict(
+                    _s(r[0]),
+                    _s(r[1]),
+                    r[2],
+                    _s(r[3]),
+                    r[4],
+                    _s(r[5]),
+                    tuple(c for c in criteria if isinstance(c, dict)),
+                )
+            )
         return tuple(out)
 
     def provenance(self, limit: int = 10) -> tuple[Provenance, ...]:
@@ -235,8 +256,21 @@ class ResultsReader:
             [limit],
         )
         return tuple(
-            Provenance(_s(r[0]), _s(r[1]), _s(r[2]), _s(r[3]), _s(r[4]), _s(r[5]), _s(r[6]), _s(r[7]), _s(r[8]),
-                       _s(r[9]), _s(r[10]), r[11], _s(r[12]))
+            Provenance(
+                _s(r[0]),
+                _s(r[1]),
+                _s(r[2]),
+                _s(r[3]),
+                _s(r[4]),
+                _s(r[5]),
+                _s(r[6]),
+                _s(r[7]),
+                _s(r[8]),
+                _s(r[9]),
+                _s(r[10]),
+                r[11],
+                _s(r[12]),
+            )
             for r in rows
         )
 
@@ -252,17 +286,34 @@ class ResultsReader:
             "sum(runs_observed), sum(runs_agree), sum(steps_observed), sum(steps_agree), sum(steps_missing), "
             "sum(steps_extra), sum(attempts_agree), median(makespan_ratio), min(makespan_ratio), max(makespan_ratio), "
             "count(makespan_ratio), median(start_delay_ratio), count(start_delay_ratio) "
-            "FROM fidelity GROUP BY engine ORDER BY engine")
+            "FROM fidelity GROUP BY engine ORDER BY engine"
+        )
+
         def n(v: Any) -> int:
             return int(v or 0)
 
         return tuple(
-            FidelitySummary(engine=_s(r[0]), traces=n(r[1]), checked=n(r[2]), agree=n(r[3]), runs_observed=n(r[4]),
-                            runs_agree=n(r[5]), steps_observed=n(r[6]), steps_agree=n(r[7]), steps_missing=n(r[8]),
-                            steps_extra=n(r[9]), attempts_agree=n(r[10]), makespan_ratio_p50=r[11],
-                            makespan_ratio_min=r[12], makespan_ratio_max=r[13], makespan_traces=n(r[14]),
-                            start_delay_ratio_p50=r[15], start_delay_traces=n(r[16]))
-            for r in rows)
+            FidelitySummary(
+                engine=_s(r[0]),
+                traces=n(r[1]),
+                checked=n(r[2]),
+                agree=n(r[3]),
+                runs_observed=n(r[4]),
+                runs_agree=n(r[5]),
+                steps_observed=n(r[6]),
+                steps_agree=n(r[7]),
+                steps_missing=n(r[8]),
+                steps_extra=n(r[9]),
+                attempts_agree=n(r[10]),
+                makespan_ratio_p50=r[11],
+                makespan_ratio_min=r[12],
+                makespan_ratio_max=r[13],
+                makespan_traces=n(r[14]),
+                start_delay_ratio_p50=r[15],
+                start_delay_traces=n(r[16]),
+            )
+            for r in rows
+        )
 
     def fidelity_traces(self, limit: int) -> tuple[tuple[FidelityTrace, ...], int]:
         """Traces where a replay disagrees with production, least agreement first (baseline before candidate)."""
@@ -273,15 +324,27 @@ class ResultsReader:
         rows = self.query(
             "SELECT trace_id, engine, status_agreement, observed_status, replayed_status, first_disagreement, "
             f"disagreements, makespan_ratio FROM fidelity WHERE {where} "
-            "ORDER BY status_agreement, engine, trace_id LIMIT ?", [limit])
+            "ORDER BY status_agreement, engine, trace_id LIMIT ?",
+            [limit],
+        )
         out = []
         for r in rows:
             try:
                 listed = json.loads(r[6]) if r[6] else []
             except json.JSONDecodeError:
                 listed = []
-            out.append(FidelityTrace(_s(r[0]), _s(r[1]), r[2], _s(r[3]), _s(r[4]), r[5],
-                                     tuple(d for d in listed if isinstance(d, dict)), r[7]))
+            out.append(
+                FidelityTrace(
+                    _s(r[0]),
+                    _s(r[1]),
+                    r[2],
+                    _s(r[3]),
+                    _s(r[4]),
+                    r[5],
+                    tuple(d for d in listed if isinstance(d, dict)),
+                    r[7],
+                )
+            )
         return tuple(out), max(total - len(out), 0)
 
     # -- under faults (fault campaign) -------------------------------------------------------
@@ -291,28 +354,53 @@ class ResultsReader:
         predates the ``fault_trials`` table)."""
         if not self.has("fault_trials") or not self.count("fault_trials"):
             return ()
-        order = ("engine_error", "stuck", "lost_attempt", "duplicated_attempt", "wrong_status", "changed_data")
+        order = (
+            "engine_error",
+            "stuck",
+            "lost_attempt",
+            "duplicated_attempt",
+            "wrong_status",
+            "changed_data",
+        )
         rows = self.query(
             "SELECT fault, any_value(kind), count(*), count(*) FILTER (WHERE fired), "
             "count(*) FILTER (WHERE outcome = 'not_placed'), "
             "count(*) FILTER (WHERE fired AND outcome NOT IN ('equal', 'not_placed')), "
             "coalesce(sum(lost), 0), coalesce(sum(duplicated), 0), coalesce(sum(stuck), 0), "
             "median(latency_added) FILTER (WHERE fired), max(latency_added) FILTER (WHERE fired) "
-            "FROM fault_trials GROUP BY fault ORDER BY fault")
+            "FROM fault_trials GROUP BY fault ORDER BY fault"
+        )
         out = []
         for r in rows:
             fault = _s(r[0])
-            counts = dict(self.query(
-                "SELECT outcome, count(*) FROM fault_trials WHERE fault = ? AND fired GROUP BY outcome", [fault]))
+            counts = dict(
+                self.query(
+                    "SELECT outcome, count(*) FROM fault_trials WHERE fault = ? AND fired GROUP BY outcome",
+                    [fault],
+                )
+            )
             changed = self.query(
                 "SELECT trace_id, coalesce(spec, ''), outcome, detail FROM fault_trials WHERE fault = ? AND fired "
-                "AND outcome NOT IN ('equal', 'not_placed') ORDER BY trace_id, trial LIMIT ?", [fault, exemplars])
-            out.append(FaultKindSummary(
-                fault=fault, kind=_s(r[1]), trials=int(r[2]), fired=int(r[3]), not_placed=int(r[4]),
-                changed=int(r[5]), lost=int(r[6]), duplicated=int(r[7]), stuck=int(r[8]),
-                latency_added_p50=r[9], latency_added_max=r[10],
-                outcomes=tuple((o, int(counts[o])) for o in (*order, "equal") if counts.get(o)),
-                exemplars=tuple((_s(t), _s(sp), _s(o), _s(d)) for t, sp, o, d in changed)))
+                "AND outcome NOT IN ('equal', 'not_placed') ORDER BY trace_id, trial LIMIT ?",
+                [fault, exemplars],
+            )
+            out.append(
+                FaultKindSummary(
+                    fault=fault,
+                    kind=_s(r[1]),
+                    trials=int(r[2]),
+                    fired=int(r[3]),
+                    not_placed=int(r[4]),
+                    changed=int(r[5]),
+                    lost=int(r[6]),
+                    duplicated=int(r[7]),
+                    stuck=int(r[8]),
+                    latency_added_p50=r[9],
+                    latency_added_max=r[10],
+                    outcomes=tuple((o, int(counts[o])) for o in (*order, "equal") if counts.get(o)),
+                    exemplars=tuple((_s(t), _s(sp), _s(o), _s(d)) for t, sp, o, d in changed),
+                )
+            )
         return tuple(out)
 
     # -- in-flight hand-offs (shadow handoff) -----------------------------------------------------
@@ -326,7 +414,8 @@ class ResultsReader:
             "count(*) FILTER (WHERE differences IS NULL), count(*) FILTER (WHERE differences > 0), "
             "sum(differences), sum(duplicate_starts), sum(runs_live), sum(runs_queued), sum(attempts_running), "
             "sum(attempts_lost), sum(retries_pending), "
-            "median(handoff_makespan / legacy_makespan) FILTER (WHERE legacy_makespan > 0) FROM handoffs")
+            "median(handoff_makespan / legacy_makespan) FILTER (WHERE legacy_makespan > 0) FROM handoffs"
+        )
         r = rows[0]
         if not r[0] and not r[2]:
             return None
@@ -334,10 +423,20 @@ class ResultsReader:
         def n(v: Any) -> int:
             return int(v or 0)
 
-        return HandoffSummary(handoffs=n(r[0]), traces=n(r[1]), not_run=n(r[2]), differing=n(r[3]),
-                              differences=n(r[4]), duplicate_starts=n(r[5]), runs_live=n(r[6]), runs_queued=n(r[7]),
-                              attempts_running=n(r[8]), attempts_lost=n(r[9]), retries_pending=n(r[10]),
-                              makespan_ratio_p50=r[11])
+        return HandoffSummary(
+            handoffs=n(r[0]),
+            traces=n(r[1]),
+            not_run=n(r[2]),
+            differing=n(r[3]),
+            differences=n(r[4]),
+            duplicate_starts=n(r[5]),
+            runs_live=n(r[6]),
+            runs_queued=n(r[7]),
+            attempts_running=n(r[8]),
+            attempts_lost=n(r[9]),
+            retries_pending=n(r[10]),
+            makespan_ratio_p50=r[11],
+        )
 
     def handoff_traces(self, limit: int) -> tuple[tuple[HandoffTrace, ...], int]:
         """Hand-offs whose outcome differed from the legacy-only replay, most differences first."""
@@ -347,15 +446,26 @@ class ResultsReader:
         total = self.count("handoffs", where)
         rows = self.query(
             "SELECT trace_id, cut, cut_at, differences, duplicate_starts, first_difference, detail FROM handoffs "
-            f"WHERE {where} ORDER BY differences DESC, trace_id, cut_index LIMIT ?", [limit])
+            f"WHERE {where} ORDER BY differences DESC, trace_id, cut_index LIMIT ?",
+            [limit],
+        )
         out = []
         for r in rows:
             try:
                 listed = json.loads(r[6]) if r[6] else []
             except json.JSONDecodeError:
                 listed = []
-            out.append(HandoffTrace(_s(r[0]), _s(r[1]), r[2], int(r[3] or 0), int(r[4] or 0), r[5],
-                                    tuple(d for d in listed if isinstance(d, dict))))
+            out.append(
+                HandoffTrace(
+                    _s(r[0]),
+                    _s(r[1]),
+                    r[2],
+                    int(r[3] or 0),
+                    int(r[4] or 0),
+                    r[5],
+                    tuple(d for d in listed if isinstance(d, dict)),
+                )
+            )
         return tuple(out), max(total - len(out), 0)
 
     # -- divergence groups ---------------------------------------------------------------------
@@ -390,8 +500,21 @@ class ResultsReader:
                 [limit],
             )
         groups = tuple(
-            SignatureGroup(_s(r[0]), _s(r[1]), _s(r[2]), _s(r[3]), _s(r[4]), int(r[5] or 0), int(r[6] or 0),
-                           float(r[7] or 0.0), float(r[8] or 0.0), _s(r[9]), r[10], tuple(r[11] or ()), _s(r[12]))
+            SignatureGroup(
+                _s(r[0]),
+                _s(r[1]),
+                _s(r[2]),
+                _s(r[3]),
+                _s(r[4]),
+                int(r[5] or 0),
+                int(r[6] or 0),
+                float(r[7] or 0.0),
+                float(r[8] or 0.0),
+                _s(r[9]),
+                r[10],
+                tuple(r[11] or ()),
+                _s(r[12]),
+            )
             for r in rows
         )
         return groups, max(total - len(groups), 0)
@@ -402,11 +525,15 @@ class ResultsReader:
         a database written before causes existed (the report then groups by signature)."""
         if not self.has("causes") or not self.count("causes"):
             return None
-        columns = ("cause, description, kind, field, change, candidate_traces, aa_traces, candidate_rate, aa_rate, "
-                   "status, waived_by, root_traces, consequence_of, members, divergences, exemplars, "
-                   "first_divergence_path")
+        columns = (
+            "cause, description, kind, field, change, candidate_traces, aa_traces, candidate_rate, aa_rate, "
+            "status, waived_by, root_traces, consequence_of, members, divergences, exemplars, "
+            "first_divergence_path"
+        )
         # A cause is listed under its parent when the parent is itself a group (a chain is flattened to the root).
-        parents = dict(self.query("SELECT cause, consequence_of FROM causes WHERE consequence_of IS NOT NULL"))
+        parents = dict(
+            self.query("SELECT cause, consequence_of FROM causes WHERE consequence_of IS NOT NULL")
+        )
         known = {str(c) for (c,) in self.query("SELECT cause FROM causes")}
 
         def root_of(cause: str) -> str | None:
@@ -419,22 +546,45 @@ class ResultsReader:
 
         under: dict[str, list[tuple[str, str, int]]] = {}
         for c, description, traces in self.query(
-                "SELECT cause, description, candidate_traces FROM causes WHERE consequence_of IS NOT NULL "
-                "ORDER BY candidate_traces DESC, cause"):
+            "SELECT cause, description, candidate_traces FROM causes WHERE consequence_of IS NOT NULL "
+            "ORDER BY candidate_traces DESC, cause"
+        ):
             root = root_of(str(c))
             if root is not None:
                 under.setdefault(root, []).append((_s(c), _s(description), int(traces or 0)))
         nested = {c for items in under.values() for c, _, _ in items}
         total = len(known - nested)
-        rows = [r for r in self.query(
-            f"SELECT {columns} FROM causes ORDER BY (status = 'unexplained') DESC, candidate_traces DESC, "
-            "root_traces DESC, cause") if str(r[0]) not in nested][:limit]
+        rows = [
+            r
+            for r in self.query(
+                f"SELECT {columns} FROM causes ORDER BY (status = 'unexplained') DESC, candidate_traces DESC, "
+                "root_traces DESC, cause"
+            )
+            if str(r[0]) not in nested
+        ][:limit]
         described = dict(self.query("SELECT cause, description FROM causes"))
         groups = tuple(
-            CauseGroup(_s(r[0]), _s(r[1]), _s(r[2]), _s(r[3]), _s(r[4]), int(r[5] or 0), int(r[6] or 0),
-                       float(r[7] or 0.0), float(r[8] or 0.0), _s(r[9]), r[10], int(r[11] or 0), r[12],
-                       described.get(r[12]) if r[12] else None, _members(r[13]), int(r[14] or 0),
-                       tuple(r[15] or ()), _s(r[16]), tuple(under.get(str(r[0]), ())))
+            CauseGroup(
+                _s(r[0]),
+                _s(r[1]),
+                _s(r[2]),
+                _s(r[3]),
+                _s(r[4]),
+                int(r[5] or 0),
+                int(r[6] or 0),
+                float(r[7] or 0.0),
+                float(r[8] or 0.0),
+                _s(r[9]),
+                r[10],
+                int(r[11] or 0),
+                r[12],
+                described.get(r[12]) if r[12] else None,
+                _members(r[13]),
+                int(r[14] or 0),
+                tuple(r[15] or ()),
+                _s(r[16]),
+                tuple(under.get(str(r[0]), ())),
+            )
             for r in rows
         )
         return groups, max(total - len(groups), 0)
@@ -455,7 +605,9 @@ class ResultsReader:
             "ORDER BY expired DESC, hits DESC, entry_id LIMIT ?",
             [limit],
         )
-        items = tuple(Waiver(_s(r[0]), _s(r[1]), _s(r[2]), _s(r[3]), _s(r[4]), int(r[5] or 0), bool(r[6])) for r in rows)
+        items = tuple(
+            Waiver(_s(r[0]), _s(r[1]), _s(r[2]), _s(r[3]), _s(r[4]), int(r[5] or 0), bool(r[6])) for r in rows
+        )
         return items, max(self.count("waivers") - len(items), 0)
 
     def quarantine(self, limit: int) -> tuple[tuple[QuarantineEntry, ...], int]:
@@ -465,12 +617,16 @@ class ResultsReader:
             "SELECT file, line, trace_id, code, message, hint, json_path FROM quarantine ORDER BY file, line LIMIT ?",
             [limit],
         )
-        items = tuple(QuarantineEntry(_s(r[0]), r[1], _s(r[2]), _s(r[3]), _s(r[4]), _s(r[5]), _s(r[6])) for r in rows)
+        items = tuple(
+            QuarantineEntry(_s(r[0]), r[1], _s(r[2]), _s(r[3]), _s(r[4]), _s(r[5]), _s(r[6])) for r in rows
+        )
         return items, max(self.count("quarantine") - len(items), 0)
 
     def trace_errors(self, limit: int) -> tuple[tuple[tuple[str, str], ...], int]:
         """Traces the harness or an engine could not finish, with the error (never hidden)."""
-        rows = self.query("SELECT trace_id, error FROM traces WHERE error IS NOT NULL ORDER BY trace_id LIMIT ?", [limit])
+        rows = self.query(
+            "SELECT trace_id, error FROM traces WHERE error IS NOT NULL ORDER BY trace_id LIMIT ?", [limit]
+        )
         items = tuple((_s(r[0]), _s(r[1])) for r in rows)
         return items, max(self.count("traces", "error IS NOT NULL") - len(items), 0)
 
@@ -479,9 +635,22 @@ class ResultsReader:
     def latency_summaries(self) -> tuple[LatencyRow, ...]:
         if not self.count("latency"):
             return ()
-        rows = self.query("SELECT metric, engine, n, mean, p50, p95, p99, max FROM latency ORDER BY metric, engine")
-        return tuple(LatencyRow(metric=_s(r[0]), engine=_s(r[1]), n=int(r[2] or 0), mean=r[3], p50=r[4], p95=r[5],
-                                p99=r[6], max=r[7]) for r in rows)
+        rows = self.query(
+            "SELECT metric, engine, n, mean, p50, p95, p99, max FROM latency ORDER BY metric, engine"
+        )
+        return tuple(
+            LatencyRow(
+                metric=_s(r[0]),
+                engine=_s(r[1]),
+                n=int(r[2] or 0),
+                mean=r[3],
+                p50=r[4],
+                p95=r[5],
+                p99=r[6],
+                max=r[7],
+            )
+            for r in rows
+        )
 
     def latency_tests(self) -> tuple[LatencyTestRow, ...]:
         if not self.has("latency_tests"):
@@ -490,9 +659,20 @@ class ResultsReader:
             "SELECT metric, n_pairs, median_ratio, p99_ratio, wilcoxon_statistic, wilcoxon_p, mw_ci_low, "
             "mw_ci_high, judge FROM latency_tests ORDER BY metric"
         )
-        return tuple(LatencyTestRow(metric=_s(r[0]), n_pairs=int(r[1] or 0), median_ratio=r[2], p99_ratio=r[3],
-                                    wilcoxon_statistic=r[4], wilcoxon_p=r[5], mw_ci_low=r[6], mw_ci_high=r[7],
-                                    judge=_s(r[8])) for r in rows)
+        return tuple(
+            LatencyTestRow(
+                metric=_s(r[0]),
+                n_pairs=int(r[1] or 0),
+                median_ratio=r[2],
+                p99_ratio=r[3],
+                wilcoxon_statistic=r[4],
+                wilcoxon_p=r[5],
+                mw_ci_low=r[6],
+                mw_ci_high=r[7],
+                judge=_s(r[8]),
+            )
+            for r in rows
+        )
 
     def distributions(self, metric: str) -> tuple[LatencyDistribution, ...]:
         """Quantiles per engine role of one metric, computed in DuckDB (one pass, no rows to Python)."""
@@ -506,7 +686,9 @@ class ResultsReader:
             [list(CDF_PROBABILITIES)],
         )
         return tuple(
-            LatencyDistribution(metric, _s(r[0]), int(r[1]), tuple(float(q) for q in (r[2] or ())), int(r[3] or 0))
+            LatencyDistribution(
+                metric, _s(r[0]), int(r[1]), tuple(float(q) for q in (r[2] or ())), int(r[3] or 0)
+            )
             for r in rows
             if r[1]
         )

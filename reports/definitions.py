@@ -121,7 +121,9 @@ def definition_graph(trace: Trace, attempts: Iterable[Mapping[str, Any]]) -> nx.
         prefix = "/".join(scope) + "/" if scope else ""
         for step in steps:
             name = prefix + step.id
-            node = executed.get(name) or DagNode(name, "" if not step.type.is_leaf else "NOT RUN", 0, None, None)
+            node = executed.get(name) or DagNode(
+                name, "" if not step.type.is_leaf else "NOT RUN", 0, None, None
+            )
             graph.add_node(name, node=node, kind=str(step.type))
         for step in steps:
             for t in step.transitions:
@@ -143,5 +145,7 @@ def definition_graph(trace: Trace, attempts: Iterable[Mapping[str, Any]]) -> nx.
         if path not in graph:
             graph.add_node(path, node=node, kind="?")
     if not nx.is_directed_acyclic_graph(graph):
-        graph.remove_edges_from([(a, b) for a, b, d in list(graph.edges(data=True)) if d.get("style") == "dashed"])
+        graph.remove_edges_from(
+            [(a, b) for a, b, d in list(graph.edges(data=True)) if d.get("style") == "dashed"]
+        )
     return graph

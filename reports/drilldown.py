@@ -25,7 +25,13 @@ from reports.text import visible
 from reports.why import Why, explain
 
 __all__ = [
-    "DiffRow", "Exemplar", "build_exemplar", "compact_json", "diff_records", "trimmed_record", "value_changes",
+    "DiffRow",
+    "Exemplar",
+    "build_exemplar",
+    "compact_json",
+    "diff_records",
+    "trimmed_record",
+    "value_changes",
 ]
 
 # Fields of an attempt that must agree between engines; timestamps are latency, not outcome.
@@ -34,7 +40,11 @@ COMPARED_FIELDS = ("status", "outcome", "unrecorded", "params", "outputs", "conf
 
 def compact_json(value: Any, limit: int = 160) -> str:
     """A one-line JSON rendering for table cells, cut at ``limit`` characters."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    text = (
+        value
+        if isinstance(value, str)
+        else json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    )
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -99,7 +109,9 @@ def value_changes(field_name: str, baseline: Any, candidate: Any, limit: int = 4
         for path, value in items.items():
             where = field_name + str(path).removeprefix("root")
             if change == "values_changed" or change == "type_changes":
-                lines.append(f"{where}: {compact_json(value.get('old_value'), 60)} → {compact_json(value.get('new_value'), 60)}")
+                lines.append(
+                    f"{where}: {compact_json(value.get('old_value'), 60)} → {compact_json(value.get('new_value'), 60)}"
+                )
             elif "added" in change:
                 lines.append(f"{where}: only in candidate ({compact_json(value, 60)})")
             elif "removed" in change:
@@ -119,9 +131,17 @@ def diff_records(
     for run_id in [*b_runs, *(r for r in c_runs if r not in b_runs)]:
         br, cr = b_runs.get(run_id, {}), c_runs.get(run_id, {})
         fields = tuple(f for f in ("status", "stuck") if br.get(f) != cr.get(f))
-        rows.append(DiffRow(run_id, "(run)", 0, f"{br.get('status', '—')}{' STUCK' if br.get('stuck') else ''}",
-                            f"{cr.get('status', '—')}{' STUCK' if cr.get('stuck') else ''}", fields,
-                            first is not None and first == (run_id, "")))
+        rows.append(
+            DiffRow(
+                run_id,
+                "(run)",
+                0,
+                f"{br.get('status', '—')}{' STUCK' if br.get('stuck') else ''}",
+                f"{cr.get('status', '—')}{' STUCK' if cr.get('stuck') else ''}",
+                fields,
+                first is not None and first == (run_id, ""),
+            )
+        )
     b_idx, c_idx = _attempt_index(baseline), _attempt_index(candidate)
     for key in [*b_idx, *(k for k in c_idx if k not in b_idx)]:
         b, c = b_idx.get(key), c_idx.get(key)
@@ -129,8 +149,17 @@ def diff_records(
             differing: tuple[str, ...] = ("missing",)
         else:
             differing = tuple(f for f in COMPARED_FIELDS if b.get(f) != c.get(f))
-        rows.append(DiffRow(key[0], key[1], key[2], _summary(b), _summary(c), differing,
-                            first is not None and first == (key[0], key[1])))
+        rows.append(
+            DiffRow(
+                key[0],
+                key[1],
+                key[2],
+                _summary(b),
+                _summary(c),
+                differing,
+                first is not None and first == (key[0], key[1]),
+            )
+        )
     kept = rows
     if len(rows) > limit:
         keep = {id(r) for r in rows if r.differing or r.first}
@@ -167,7 +196,9 @@ def trimmed_record(record: Mapping[str, Any], max_chars: int) -> Any:
             keep = max(1, int(len(attempts) * keep_share))
             cut = {**run, "attempts": attempts[:keep]}
             if keep < len(attempts):
-                cut["attempts"].append({"…": f"{len(attempts) - keep} more attempts cut (full record in the database)"})
+                cut["attempts"].append(
+                    {"…": f"{len(attempts) - keep} more attempts cut (full record in the database)"}
+                )
             runs.append(cut)
         text = json.dumps({**record, "runs": runs}, ensure_ascii=False, default=str)
     if len(text) > max_chars * 2:  # one giant field: keep valid JSON by sending a cut string instead
@@ -176,7 +207,11 @@ def trimmed_record(record: Mapping[str, Any], max_chars: int) -> Any:
 
 
 def build_exemplar(
-    rows: ExemplarRows, group: SignatureGroup | CauseGroup, trace_id: str, anchor: str, limits: ReportLimits,
+    rows: ExemplarRows,
+    group: SignatureGroup | CauseGroup,
+    trace_id: str,
+    anchor: str,
+    limits: ReportLimits,
     trace: Trace | None = None,
 ) -> Exemplar:
     """The drill-down of one exemplar trace of ``group``, from rows fetched for all exemplars at once."""
@@ -200,17 +235,44 @@ def build_exemplar(
     graph = definition_graph(trace, run_attempts) if trace is not None else None
     why = explain(trace, graph, first, divs)
     if graph is not None:
-        dag = dag_svg(graph, divergent=divergent, max_nodes=limits.dag_nodes,
-                      note="from the workflow definition in the corpus; dashed: into and out of foreach / subworkflow")
+        dag = dag_svg(
+            graph,
+            divergent=divergent,
+            max_nodes=limits.dag_nodes,
+            note="from the workflow definition in the corpus; dashed: into and out of foreach / subworkflow",
+        )
     else:
         dag = dag_svg(released_by_graph(run_attempts), divergent=divergent, max_nodes=limits.dag_nodes)
     engines = ("baseline", other_role)
     bars = [
-        GanttBar(str(t["engine"]), str(t["path"]), int(t["attempt"] or 0), str(t["status"] or ""),
-                 t["ready_at"], t["started_at"], t["ended_at"])
-        for t in rows.timeline.get(trace_id, ()) if t["run_id"] == run_id and t["engine"] in engines
+        GanttBar(
+            str(t["engine"]),
+            str(t["path"]),
+            int(t["attempt"] or 0),
+            str(t["status"] or ""),
+            t["ready_at"],
+            t["started_at"],
+            t["ended_at"],
+        )
+        for t in rows.timeline.get(trace_id, ())
+        if t["run_id"] == run_id and t["engine"] in engines
     ]
     timeline = gantt_chart(bars, engines=engines, divergent=divergent, max_rows=limits.timeline_rows)
-    raw = {role: trimmed_record(rec, limits.record_chars) for role, rec in (("baseline", baseline), (other_role, candidate))}
-    return Exemplar(anchor, trace_id, rows.info.get(trace_id, {}), run_id, tuple(divs), first,
-                    tuple(diff), hidden, dag, timeline, raw, why)
+    raw = {
+        role: trimmed_record(rec, limits.record_chars)
+        for role, rec in (("baseline", baseline), (other_role, candidate))
+    }
+    return Exemplar(
+        anchor,
+        trace_id,
+        rows.info.get(trace_id, {}),
+        run_id,
+        tuple(divs),
+        first,
+        tuple(diff),
+        hidden,
+        dag,
+        timeline,
+        raw,
+        why,
+    )

@@ -18,11 +18,29 @@ from reports.data import ResultsReader
 __all__ = ["DIVERGENCE_KEYS", "ExemplarRows", "fetch_exemplar_rows"]
 
 DIVERGENCE_KEYS = (
-    "comparison", "run_id", "path", "kind", "detail", "baseline_value", "other_value", "is_first", "waived_by", "signature",
+    "comparison",
+    "run_id",
+    "path",
+    "kind",
+    "detail",
+    "baseline_value",
+    "other_value",
+    "is_first",
+    "waived_by",
+    "signature",
     "cause",
 )
 TIMELINE_KEYS = ("engine", "run_id", "path", "attempt", "status", "ready_at", "started_at", "ended_at")
-INFO_KEYS = ("workflow_id", "workflow_type", "owner", "corpus_file", "corpus_line", "n_runs", "n_steps", "error")
+INFO_KEYS = (
+    "workflow_id",
+    "workflow_type",
+    "owner",
+    "corpus_file",
+    "corpus_line",
+    "n_runs",
+    "n_steps",
+    "error",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +61,8 @@ class ExemplarRows:
 
     def divergent_paths(self, trace_id: str, run_id: str) -> frozenset[str]:
         return frozenset(
-            str(d["path"] or "") for d in self.divergences.get(trace_id, ())
+            str(d["path"] or "")
+            for d in self.divergences.get(trace_id, ())
             if d["comparison"] == "candidate" and (not d["run_id"] or d["run_id"] == run_id)
         )
 
@@ -57,7 +76,9 @@ def _parse(record: Any) -> Any:
         return {"error": f"record JSON unreadable: {exc}"}
 
 
-def fetch_exemplar_rows(reader: ResultsReader, trace_ids: Iterable[str], *, divergences_per_trace: int = 200) -> ExemplarRows:
+def fetch_exemplar_rows(
+    reader: ResultsReader, trace_ids: Iterable[str], *, divergences_per_trace: int = 200
+) -> ExemplarRows:
     """Everything the drill-downs of ``trace_ids`` need, in four queries."""
     ids = sorted(set(trace_ids))
     if not ids:
@@ -75,7 +96,8 @@ def fetch_exemplar_rows(reader: ResultsReader, trace_ids: Iterable[str], *, dive
     rows.divergences.update(grouped)
     if reader.has("records"):
         for trace_id, engine, record in reader.query(
-            "SELECT trace_id, engine, record FROM records WHERE trace_id IN (SELECT unnest(?::VARCHAR[]))", [ids]
+            "SELECT trace_id, engine, record FROM records WHERE trace_id IN (SELECT unnest(?::VARCHAR[]))",
+            [ids],
         ):
             rows.records.setdefault(str(trace_id), {})[str(engine)] = _parse(record)
     if reader.has("steps"):

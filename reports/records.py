@@ -274,4 +274,3 @@ class FidelityTrace:
     first_disagreement: str | None
     disagreements: tuple[dict[str, Any], ...]
     makespan_ratio: float | None
-

@@ -70,7 +70,13 @@ class ReportStats:
 def json_island(data: Any) -> Markup:
     """JSON safe to place inside ``<script type="application/json">``: nothing in it can end the element."""
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
-    for ch, esc in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+    for ch, esc in (
+        ("&", "\\u0026"),
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(ch, esc)
     return Markup(text)
 
@@ -81,7 +87,9 @@ def _asset(name: str) -> str:
 
 def script_hash(script: str) -> str:
     """The CSP source for an inline script or style block: ``'sha256-<base64>'`` over its exact text."""
-    return "'sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii") + "'"
+    return (
+        "'sha256-" + base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii") + "'"
+    )
 
 
 def _num(value: float | int | None, digits: int = 3) -> str:
@@ -117,18 +125,32 @@ def _latency(reader: ResultsReader) -> dict[str, Any]:
         dists = reader.distributions(metric)
         if not dists:
             continue
-        series = [CdfSeries(d.engine, ENGINE_COLORS.get(d.engine, "#333"), CDF_PROBABILITIES, d.quantiles, d.n,
-                            d.non_positive) for d in dists]
+        series = [
+            CdfSeries(
+                d.engine,
+                ENGINE_COLORS.get(d.engine, "#333"),
+                CDF_PROBABILITIES,
+                d.quantiles,
+                d.n,
+                d.non_positive,
+            )
+            for d in dists
+        ]
         charts[metric] = cdf_chart(series, title=title)
         by = {d.engine: d.quantiles for d in dists}
         if "baseline" in by and "candidate" in by:
-            ratios = tuple(b / c if c > 0 else float("inf") for b, c in zip(by["baseline"], by["candidate"], strict=True))
+            ratios = tuple(
+                b / c if c > 0 else float("inf") for b, c in zip(by["baseline"], by["candidate"], strict=True)
+            )
             speedups[metric] = (CDF_PROBABILITIES, ratios)
     return {
         "charts": charts,
-        "speedup": speedup_chart(speedups, title="Speed-up by percentile (baseline ÷ candidate)") if speedups else None,
+        "speedup": speedup_chart(speedups, title="Speed-up by percentile (baseline ÷ candidate)")
+        if speedups
+        else None,
         "speedup_table": [
-            (m, [(p, r[CDF_PROBABILITIES.index(p)]) for p in (0.5, 0.9, 0.95, 0.99)]) for m, (_, r) in speedups.items()
+            (m, [(p, r[CDF_PROBABILITIES.index(p)]) for p in (0.5, 0.9, 0.95, 0.99)])
+            for m, (_, r) in speedups.items()
         ],
         "summaries": reader.latency_summaries(),
         "tests": reader.latency_tests(),
@@ -148,12 +170,22 @@ def _baseline_diff(current: dict[str, str], previous: dict[str, str], limit: int
     resolved = sorted(set(previous) - set(current))
 
     def cap(items: list[str], statuses: dict[str, str]) -> dict[str, Any]:
-        return {"rows": [(s, statuses.get(s, "")) for s in items[:limit]], "more": max(len(items) - limit, 0), "n": len(items)}
+        return {
+            "rows": [(s, statuses.get(s, "")) for s in items[:limit]],
+            "more": max(len(items) - limit, 0),
+            "n": len(items),
+        }
 
-    return {"new": cap(new, current), "recurring": cap(recurring, current), "resolved": cap(resolved, previous)}
+    return {
+        "new": cap(new, current),
+        "recurring": cap(recurring, current),
+        "resolved": cap(resolved, previous),
+    }
 
 
-def build_context(reader: ResultsReader, options: ReportOptions, baseline: ResultsReader | None = None) -> dict[str, Any]:
+def build_context(
+    reader: ResultsReader, options: ReportOptions, baseline: ResultsReader | None = None
+) -> dict[str, Any]:
     """Everything the template shows, from SQL aggregates and a bounded number of exemplars."""
     limits = options.limits
     # The groups are causes (what changed); a database written before causes existed is grouped by
@@ -167,10 +199,13 @@ def build_context(reader: ResultsReader, options: ReportOptions, baseline: Resul
     exemplars: dict[str, list[Any]] = {}
     island: dict[str, Any] = {"exemplars": {}}
     drilled = groups[: limits.drilldown_groups]
-    rows = fetch_exemplar_rows(reader, (t for g in drilled for t in g.exemplars[: limits.exemplars_per_group]))
+    rows = fetch_exemplar_rows(
+        reader, (t for g in drilled for t in g.exemplars[: limits.exemplars_per_group])
+    )
     roots = (*options.corpus_roots, reader.path.resolve().parent, Path.cwd())
     traces = load_exemplar_traces(
-        {t: (str(i.get("corpus_file") or ""), int(i.get("corpus_line") or 0)) for t, i in rows.info.items()}, roots
+        {t: (str(i.get("corpus_file") or ""), int(i.get("corpus_line") or 0)) for t, i in rows.info.items()},
+        roots,
     )
     # Round-robin under a byte budget: every group gets its first exemplar before any gets a second.
     built: dict[tuple[int, int], Exemplar] = {}
@@ -225,15 +260,21 @@ def build_context(reader: ResultsReader, options: ReportOptions, baseline: Resul
         "handoff_traces": handoff_traces,
         "handoff_more": handoff_more,
         "baseline": (
-            {"path": str(baseline.path), **_baseline_diff(reader.all_signatures(), baseline.all_signatures(), limits.groups)}
-            if baseline is not None else None
+            {
+                "path": str(baseline.path),
+                **_baseline_diff(reader.all_signatures(), baseline.all_signatures(), limits.groups),
+            }
+            if baseline is not None
+            else None
         ),
         "island": json_island(island),
         "n_exemplars": sum(len(v) for v in exemplars.values()),
     }
 
 
-def render_html(results: str | Path, *, baseline: str | Path | None = None, options: ReportOptions | None = None) -> str:
+def render_html(
+    results: str | Path, *, baseline: str | Path | None = None, options: ReportOptions | None = None
+) -> str:
     """The report page for ``results`` (optionally compared with a previous ``baseline`` database)."""
     options = options or ReportOptions()
     script = _asset("report.js")
@@ -254,7 +295,11 @@ def render_html(results: str | Path, *, baseline: str | Path | None = None, opti
 
 
 def write_report(
-    results: str | Path, out: str | Path, *, baseline: str | Path | None = None, options: ReportOptions | None = None
+    results: str | Path,
+    out: str | Path,
+    *,
+    baseline: str | Path | None = None,
+    options: ReportOptions | None = None,
 ) -> ReportStats:
     """Render and write the report; returns its size and how long it took."""
     began = time.perf_counter()

@@ -100,20 +100,43 @@ class _Pipe:
             os.close(a)
             os.close(b)
 
-        args = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-extensions", "--mute-audio", "--remote-debugging-pipe", f"--user-data-dir={profile}",
-                "about:blank"]
-        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL, preexec_fn=wire, close_fds=False)
+        args = [
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--mute-audio",
+            "--remote-debugging-pipe",
+            f"--user-data-dir={profile}",
+            "about:blank",
+        ]
+        self._proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=wire,
+            close_fds=False,
+        )
         os.close(cmd_r)
         os.close(res_w)
         self._buf = b""
         self._next = 0
         self.events: list[dict[str, Any]] = []
 
-    def send(self, method: str, params: dict[str, Any] | None = None, session: str | None = None,
-             timeout: float = 30.0) -> dict[str, Any]:
+    def send(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        session: str | None = None,
+        timeout: float = 30.0,
+    ) -> dict[str, Any]:
         self._next += 1
         msg: dict[str, Any] = {"id": self._next, "method": method, "params": params or {}}
         if session:
@@ -143,7 +166,9 @@ class _Pipe:
                     return message
             left = deadline - time.monotonic()
             if left <= 0 or self._proc.poll() is not None:
-                raise SmokeError(f"Chromium did not send {what} within {timeout:.0f} s (exit code {self._proc.poll()})")
+                raise SmokeError(
+                    f"Chromium did not send {what} within {timeout:.0f} s (exit code {self._proc.poll()})"
+                )
             ready, _, _ = select.select([self._res_r], [], [], left)
             if ready:
                 chunk = os.read(self._res_r, 1 << 20)
@@ -168,7 +193,9 @@ def _problems(events: Sequence[dict[str, Any]], page_url: str) -> tuple[list[str
         method, p = e.get("method"), e.get("params", {})
         if method == "Runtime.exceptionThrown":
             d = p.get("exceptionDetails", {})
-            problems.append(f"uncaught exception: {d.get('exception', {}).get('description') or d.get('text')}")
+            problems.append(
+                f"uncaught exception: {d.get('exception', {}).get('description') or d.get('text')}"
+            )
         elif method == "Runtime.consoleAPICalled" and p.get("type") in ("error", "warning", "assert"):
             text = " ".join(str(a.get("value", a.get("description", ""))) for a in p.get("args", []))
             problems.append(f"console.{p.get('type')}: {text}")
@@ -183,13 +210,21 @@ def _problems(events: Sequence[dict[str, Any]], page_url: str) -> tuple[list[str
     return problems, requests
 
 
-def smoke_test(html: Path, *, screenshot: Path | None = None, width: int = 1400, height: int = 3000,
-               timeout: float = 60.0) -> SmokeResult:
+def smoke_test(
+    html: Path,
+    *,
+    screenshot: Path | None = None,
+    width: int = 1400,
+    height: int = 3000,
+    timeout: float = 60.0,
+) -> SmokeResult:
     """Load ``html`` in headless Chromium, exercise it, screenshot it and report what went wrong."""
     binary = find_chromium()
     if binary is None:
-        raise SmokeError("Chromium not found: install the Debian package 'chromium' "
-                         "(apt-get install -y chromium) or set SHADOW_CHROMIUM to the binary")
+        raise SmokeError(
+            "Chromium not found: install the Debian package 'chromium' "
+            "(apt-get install -y chromium) or set SHADOW_CHROMIUM to the binary"
+        )
     url = html.resolve().as_uri()
     with tempfile.TemporaryDirectory(prefix="shadow-smoke-") as profile:
         pipe = _Pipe(binary, profile)
@@ -198,16 +233,22 @@ def smoke_test(html: Path, *, screenshot: Path | None = None, width: int = 1400,
             session = pipe.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
             for domain in ("Page", "Runtime", "Log", "Network"):
                 pipe.send(f"{domain}.enable", session=session)
-            pipe.send("Emulation.setDeviceMetricsOverride",
-                      {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=session)
+            pipe.send(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+                session=session,
+            )
             pipe.events.clear()
             pipe.send("Page.navigate", {"url": url}, session=session)
             pipe.wait_event("Page.loadEventFired", timeout)
-            value = pipe.send("Runtime.evaluate", {"expression": _EXERCISE, "returnByValue": True},
-                              session=session)["result"].get("value", "{}")
+            value = pipe.send(
+                "Runtime.evaluate", {"expression": _EXERCISE, "returnByValue": True}, session=session
+            )["result"].get("value", "{}")
             exercised: dict[str, Any] = json.loads(value) if isinstance(value, str) else {}
             if screenshot is not None:
-                shot = pipe.send("Page.captureScreenshot", {"format": "png"}, session=session, timeout=timeout)
+                shot = pipe.send(
+                    "Page.captureScreenshot", {"format": "png"}, session=session, timeout=timeout
+                )
                 screenshot.write_bytes(base64.b64decode(shot["data"]))
             problems, requests = _problems(pipe.events, url)
         finally:
@@ -221,8 +262,12 @@ def smoke_test(html: Path, *, screenshot: Path | None = None, width: int = 1400,
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reports.smoke", description=__doc__.split("\n\n")[0])
-    parser.add_argument("source", type=Path, help="a results database (rendered first) or a rendered .html report")
-    parser.add_argument("--html", type=Path, help="where to write the rendered report (default: a temporary file)")
+    parser.add_argument(
+        "source", type=Path, help="a results database (rendered first) or a rendered .html report"
+    )
+    parser.add_argument(
+        "--html", type=Path, help="where to write the rendered report (default: a temporary file)"
+    )
     parser.add_argument("--screenshot", type=Path, default=Path("report-smoke.png"), help="PNG to write")
     parser.add_argument("--baseline", type=Path, help="previous results database (rendered with --baseline)")
     args = parser.parse_args(argv)
@@ -247,7 +292,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"screenshot: {result.screenshot}; page checks: {json.dumps(result.exercised)}")
     for problem in result.problems:
         print(f"FAIL {problem}", file=sys.stderr)
-    print("smoke: ok, no console errors, no network requests" if result.ok else f"smoke: {len(result.problems)} problem(s)")
+    print(
+        "smoke: ok, no console errors, no network requests"
+        if result.ok
+        else f"smoke: {len(result.problems)} problem(s)"
+    )
     return EXIT_OK if result.ok else EXIT_FINDINGS
 
 

@@ -79,7 +79,9 @@ def _describe(param: Param | None, where: str) -> tuple[str, tuple[str, ...]]:
     if param.expression is not None:
         return f"expression: {param.expression}", tuple(f"{s}.{o}" for s, o in references(param.expression))
     text = json.dumps(param.value, ensure_ascii=False)
-    return f"value: {text}", tuple(f"{s}.{o}" for s, o in references(param.value if isinstance(param.value, str) else None))
+    return f"value: {text}", tuple(
+        f"{s}.{o}" for s, o in references(param.value if isinstance(param.value, str) else None)
+    )
 
 
 def _param_name(divergence: Mapping[str, Any]) -> str | None:
@@ -108,8 +110,17 @@ def _param_whys(trace: Trace, divergences: Iterable[Mapping[str, Any]]) -> tuple
                 definition, reads = _describe(step.params.get(name), "step's")
         else:
             definition, reads = _describe(trace.definition.params.get(name), "workflow's")
-        out.append(ParamWhy(str(d.get("run_id") or ""), path, name, definition, reads,
-                            str(d.get("baseline_value") or ""), str(d.get("other_value") or "")))
+        out.append(
+            ParamWhy(
+                str(d.get("run_id") or ""),
+                path,
+                name,
+                definition,
+                reads,
+                str(d.get("baseline_value") or ""),
+                str(d.get("other_value") or ""),
+            )
+        )
     return tuple(out)
 
 
@@ -128,8 +139,10 @@ def _condition(trace: Trace, upstream: str, downstream: str) -> str | None:
 def _reads(step: Step | None, condition: str | None, earlier: set[str]) -> tuple[str, ...]:
     texts: list[str | None] = [condition]
     if step is not None:
-        texts += [p.expression if p.expression is not None else p.value if isinstance(p.value, str) else None
-                  for p in step.params.values()]
+        texts += [
+            p.expression if p.expression is not None else p.value if isinstance(p.value, str) else None
+            for p in step.params.values()
+        ]
     found = [f"{s}.{o}" for text in texts for s, o in references(text) if s in earlier]
     return tuple(dict.fromkeys(found))
 
@@ -140,8 +153,10 @@ def _chain(trace: Trace, graph: nx.DiGraph, first: str, target: str) -> tuple[tu
     try:
         path: Sequence[str] = nx.shortest_path(graph, first, target)
     except nx.NetworkXNoPath:
-        return (), (f"no DAG path from the first divergence point {first} to {target}: they diverged on "
-                    "separate branches (or across scopes the graph does not link)")
+        return (), (
+            f"no DAG path from the first divergence point {first} to {target}: they diverged on "
+            "separate branches (or across scopes the graph does not link)"
+        )
     hops = [ChainHop(first, None, ())]
     earlier = {_step_id(first)}
     for upstream, downstream in itertools.pairwise(path):
@@ -151,12 +166,18 @@ def _chain(trace: Trace, graph: nx.DiGraph, first: str, target: str) -> tuple[tu
     return tuple(hops), ""
 
 
-def explain(trace: Trace | None, graph: nx.DiGraph | None, first: Mapping[str, Any] | None,
-            divergences: Sequence[Mapping[str, Any]]) -> Why:
+def explain(
+    trace: Trace | None,
+    graph: nx.DiGraph | None,
+    first: Mapping[str, Any] | None,
+    divergences: Sequence[Mapping[str, Any]],
+) -> Why:
     """The params and chain explanations for one exemplar (see the module docstring)."""
     if trace is None or graph is None:
-        return Why(note="the trace's definition is not at hand (corpus file not found): no param definitions "
-                        "or chain; pass --corpus-root")
+        return Why(
+            note="the trace's definition is not at hand (corpus file not found): no param definitions "
+            "or chain; pass --corpus-root"
+        )
     params = _param_whys(trace, divergences)
     chain: tuple[ChainHop, ...] = ()
     note = ""

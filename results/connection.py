@@ -24,11 +24,14 @@ is brief; ``SHADOW_LOCK_WAIT`` overrides."""
 
 def is_lock_error(exc: BaseException) -> bool:
     text = str(exc).lower()
-    return "lock" in text and ("conflicting" in text or "could not set" in text or "database is locked" in text)
+    return "lock" in text and (
+        "conflicting" in text or "could not set" in text or "database is locked" in text
+    )
 
 
-def connect(path: str | Path, *, read_only: bool, config: Mapping[str, Any] | None = None,
-            wait: float | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    path: str | Path, *, read_only: bool, config: Mapping[str, Any] | None = None, wait: float | None = None
+) -> duckdb.DuckDBPyConnection:
     """``duckdb.connect`` that waits (up to ``wait`` / ``LOCK_WAIT`` s) while another process holds the file's
     lock, as a running ``shadow run`` does for the moment of each commit; other errors raise at once."""
     if wait is None:

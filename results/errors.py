@@ -27,8 +27,10 @@ def overwrite_problem(output: str | Path, flag: str) -> str | None:
         return None  # missing (will be created) or unreadable (the write reports it)
     if head[8:12] != b"DUCK":
         return None
-    return (f"{flag} {output} is a DuckDB database (results of 'shadow run'?); refusing to overwrite it. "
-            "Choose another output file.")
+    return (
+        f"{flag} {output} is a DuckDB database (results of 'shadow run'?); refusing to overwrite it. "
+        "Choose another output file."
+    )
 
 
 def open_failure_hint(exc: BaseException) -> str:
@@ -36,8 +38,10 @@ def open_failure_hint(exc: BaseException) -> str:
     not a new file name (the message names the holder's PID)."""
     text = str(exc).lower()
     if "lock" in text or "different configuration" in text:  # another process / a writer in this one
-        return ("another process holds the database (see the PID above): wait for it to finish or stop it, "
-                "then rerun; a 'shadow run' resumes where it stopped")
+        return (
+            "another process holds the database (see the PID above): wait for it to finish or stop it, "
+            "then rerun; a 'shadow run' resumes where it stopped"
+        )
     if "no such file or directory" in text:
         return "its folder does not exist: create the folder or pass another path"
     return "pass a database written by 'shadow run' ('shadow run' also takes a new file name)"

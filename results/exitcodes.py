@@ -9,8 +9,16 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["EXIT_FAIL", "EXIT_FINDINGS", "EXIT_HARNESS", "EXIT_INSUFFICIENT_DATA", "EXIT_INTERRUPTED",
-           "EXIT_MARGINAL", "EXIT_OK", "EXIT_TERMINATED"]
+__all__ = [
+    "EXIT_FAIL",
+    "EXIT_FINDINGS",
+    "EXIT_HARNESS",
+    "EXIT_INSUFFICIENT_DATA",
+    "EXIT_INTERRUPTED",
+    "EXIT_MARGINAL",
+    "EXIT_OK",
+    "EXIT_TERMINATED",
+]
 
 EXIT_OK: Final = 0
 EXIT_FAIL: Final = 1

@@ -29,7 +29,15 @@ import duckdb
 from results.errors import ResultsError
 from results.schema import IDENTITY_TABLES, dumps
 
-__all__ = ["Identity", "IdentityMismatch", "compute_identity", "differences", "identities", "resolve", "scope"]
+__all__ = [
+    "Identity",
+    "IdentityMismatch",
+    "compute_identity",
+    "differences",
+    "identities",
+    "resolve",
+    "scope",
+]
 
 
 class IdentityMismatch(ResultsError):
@@ -66,20 +74,28 @@ class Identity:
     def describe(self) -> str:
         """``identity 1a2b3c4d5e6f (candidate actor 0.1.0, baseline legacy 0.1.0, seed 0, corpus 9f8e7d6c)``."""
         if self.parts.get("legacy_v1"):
-            return (f"identity {self.short} (written before identities were recorded: candidate "
-                    f"{self.engine('candidate')}, baseline {self.engine('baseline')})")
+            return (
+                f"identity {self.short} (written before identities were recorded: candidate "
+                f"{self.engine('candidate')}, baseline {self.engine('baseline')})"
+            )
         seeds = self.parts.get("seeds") or {}
         part = self.parts.get("corpus") or {}
         corpus = str(part.get("content_sha256", ""))[:8]
         if part.get("follow_head_sha256"):  # shadow run --follow: the stream, named by its first line
             corpus = "stream " + str(part["follow_head_sha256"])[:8]
-        return (f"identity {self.short} (candidate {self.engine('candidate')}, baseline {self.engine('baseline')}, "
-                f"seed {seeds.get('baseline', '?')}, corpus {corpus or '?'})")
+        return (
+            f"identity {self.short} (candidate {self.engine('candidate')}, baseline {self.engine('baseline')}, "
+            f"seed {seeds.get('baseline', '?')}, corpus {corpus or '?'})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """For the verdict JSON: the id, the engines in words, and every part."""
-        return {"id": self.id, "candidate_engine": self.engine("candidate"),
-                "baseline_engine": self.engine("baseline"), "parts": self.parts}
+        return {
+            "id": self.id,
+            "candidate_engine": self.engine("candidate"),
+            "baseline_engine": self.engine("baseline"),
+            "parts": self.parts,
+        }
 
 
 def _engine_words(part: Mapping[str, Any]) -> str:
@@ -96,31 +112,45 @@ def _corpus_words(part: Mapping[str, Any]) -> str:
 def differences(stored: Mapping[str, Any], requested: Mapping[str, Any]) -> list[str]:
     """What differs between the identity in the database and the one requested, one line per part."""
     if stored.get("legacy_v1"):
-        return ["the database holds results written before identities were recorded (schema 1): they cannot be "
-                f"matched to this run (their candidate: {_engine_words(stored.get('candidate') or {})})"]
+        return [
+            "the database holds results written before identities were recorded (schema 1): they cannot be "
+            f"matched to this run (their candidate: {_engine_words(stored.get('candidate') or {})})"
+        ]
     lines: list[str] = []
     for role in ("candidate", "baseline"):
         old, new = stored.get(role) or {}, requested.get(role) or {}
         if old != new:
-            lines.append(f"{role} engine: {_engine_words(old)} in the database, {_engine_words(new)} requested")
+            lines.append(
+                f"{role} engine: {_engine_words(old)} in the database, {_engine_words(new)} requested"
+            )
     old_part, new_part = stored.get("corpus") or {}, requested.get("corpus") or {}
     if old_part != new_part:
-        lines.append(f"corpus: {_corpus_words(old_part)} in the database, {_corpus_words(new_part)} requested "
-                     "(other or changed corpus files, or another followed stream)")
+        lines.append(
+            f"corpus: {_corpus_words(old_part)} in the database, {_corpus_words(new_part)} requested "
+            "(other or changed corpus files, or another followed stream)"
+        )
     if stored.get("seeds") != requested.get("seeds"):
         old_seed, new_seed = (stored.get("seeds") or {}), (requested.get("seeds") or {})
-        lines.append(f"seeds: --seed {old_seed.get('baseline')} in the database, --seed {new_seed.get('baseline')} "
-                     "requested")
+        lines.append(
+            f"seeds: --seed {old_seed.get('baseline')} in the database, --seed {new_seed.get('baseline')} "
+            "requested"
+        )
     if stored.get("time_limit") != requested.get("time_limit"):
-        lines.append(f"time limit: {stored.get('time_limit')} s in the database, {requested.get('time_limit')} s "
-                     "requested")
+        lines.append(
+            f"time limit: {stored.get('time_limit')} s in the database, {requested.get('time_limit')} s "
+            "requested"
+        )
     if stored.get("harness_version") != requested.get("harness_version"):
-        lines.append(f"harness version: workflow-shadow {stored.get('harness_version')} in the database, "
-                     f"{requested.get('harness_version')} requested")
+        lines.append(
+            f"harness version: workflow-shadow {stored.get('harness_version')} in the database, "
+            f"{requested.get('harness_version')} requested"
+        )
     old_faults = (stored.get("faults") or {}).get("campaign_sha256")
     new_faults = (requested.get("faults") or {}).get("campaign_sha256")
     if old_faults != new_faults:
-        lines.append(f"fault campaign: {_campaign(old_faults)} in the database, {_campaign(new_faults)} requested")
+        lines.append(
+            f"fault campaign: {_campaign(old_faults)} in the database, {_campaign(new_faults)} requested"
+        )
     known = {"candidate", "baseline", "corpus", "seeds", "time_limit", "harness_version", "faults"}
     other = sorted(k for k in {*stored, *requested} - known if stored.get(k) != requested.get(k))
     if other or not lines:
@@ -133,9 +163,11 @@ def _campaign(sha: object) -> str:
 
 
 def _has_identity(con: duckdb.DuckDBPyConnection) -> bool:
-    return bool(con.execute(
+    row = con.execute(
         "SELECT count(*) FROM information_schema.columns WHERE table_name = 'provenance' "
-        "AND column_name = 'identity' AND table_catalog = current_database()").fetchone()[0])  # type: ignore[index]
+        "AND column_name = 'identity' AND table_catalog = current_database()"
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def identities(con: duckdb.DuckDBPyConnection) -> list[Identity]:
@@ -171,8 +203,10 @@ def resolve(con: duckdb.DuckDBPyConnection, requested: str | None, where: str) -
     listing = "; ".join(i.describe() for i in known[:5]) or "none (the file records no identities)"
     if not matches:
         raise ResultsError(f"{where}: no identity {requested!r} in this database; it holds: {listing}")
-    raise ResultsError(f"{where}: identity prefix {requested!r} matches {len(matches)} identities; give more "
-                       f"characters: {listing}")
+    raise ResultsError(
+        f"{where}: identity prefix {requested!r} matches {len(matches)} identities; give more "
+        f"characters: {listing}"
+    )
 
 
 _SAFE_ID = re.compile(r"^[0-9a-z-]{1,128}$")
@@ -184,10 +218,16 @@ def scope(con: duckdb.DuckDBPyConnection, identity: Identity) -> None:
         raise ResultsError(f"identity {identity.id!r} is malformed")
     database = con.execute("SELECT current_database()").fetchone()[0]  # type: ignore[index]
     catalog = '"' + str(database).replace('"', '""') + '"'
-    present = {t for (t,) in con.execute(
-        "SELECT table_name FROM information_schema.columns WHERE column_name = 'identity' AND table_schema = 'main' "
-        "AND table_catalog = current_database()").fetchall()}
+    present = {
+        t
+        for (t,) in con.execute(
+            "SELECT table_name FROM information_schema.columns WHERE column_name = 'identity' AND table_schema = 'main' "
+            "AND table_catalog = current_database()"
+        ).fetchall()
+    }
     for table in IDENTITY_TABLES:
         if table in present:
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {catalog}.main.{table} "
-                        f"WHERE identity = '{identity.id}'")
+            con.execute(
+                f"CREATE OR REPLACE TEMP VIEW {table} AS SELECT * FROM {catalog}.main.{table} "
+                f"WHERE identity = '{identity.id}'"
+            )

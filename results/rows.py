@@ -288,10 +288,20 @@ class HandoffRow(TypedDict, total=False):
 
 
 ROW_TYPES: dict[str, type] = {
-    "traces": TraceRow, "runs": RunRow, "steps": StepRow, "records": RecordRow, "divergences": DivergenceRow,
-    "fidelity": FidelityRow, "fault_trials": FaultTrialRow,
-    "signatures": SignatureRow, "causes": CauseRow, "quarantine": QuarantineRow, "latency": LatencyRow, "latency_tests": LatencyTestRow,
-    "waivers": WaiverRow, "handoffs": HandoffRow,
+    "traces": TraceRow,
+    "runs": RunRow,
+    "steps": StepRow,
+    "records": RecordRow,
+    "divergences": DivergenceRow,
+    "fidelity": FidelityRow,
+    "fault_trials": FaultTrialRow,
+    "signatures": SignatureRow,
+    "causes": CauseRow,
+    "quarantine": QuarantineRow,
+    "latency": LatencyRow,
+    "latency_tests": LatencyTestRow,
+    "waivers": WaiverRow,
+    "handoffs": HandoffRow,
 }
 """The row type of each table written through ``ResultsStore`` (provenance, meta, verdicts and the
 rollout history are written by SQL or Arrow directly)."""
@@ -303,5 +313,7 @@ def check_columns(table: str, rows: Iterable[Mapping[str, object]], columns: Ite
     names = set(columns)
     unknown = {key for row in rows for key in row} - names
     if unknown:
-        raise ValueError(f"row for table {table!r} has column(s) the table does not have: "
-                         f"{', '.join(sorted(unknown))} (see results.rows)")
+        raise ValueError(
+            f"row for table {table!r} has column(s) the table does not have: "
+            f"{', '.join(sorted(unknown))} (see results.rows)"
+        )

@@ -46,8 +46,23 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 """Columns added after schema 2 (table, column, type): a v2 file gets them with ``ADD COLUMN IF NOT EXISTS``."""
 
-IDENTITY_TABLES = ("provenance", "traces", "runs", "steps", "records", "divergences", "quarantine", "signatures",
-                   "causes", "latency", "latency_tests", "waivers", "verdicts", "fidelity", "fault_trials")
+IDENTITY_TABLES = (
+    "provenance",
+    "traces",
+    "runs",
+    "steps",
+    "records",
+    "divergences",
+    "quarantine",
+    "signatures",
+    "causes",
+    "latency",
+    "latency_tests",
+    "waivers",
+    "verdicts",
+    "fidelity",
+    "fault_trials",
+)
 """Tables whose rows carry the ``identity`` they belong to (readers see one identity at a time)."""
 
 TABLES: dict[str, str] = {

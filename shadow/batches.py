@@ -48,12 +48,19 @@ class ArrowBatch:
     worker: str = ""
 
     def with_table(self, name: str, table: pa.Table) -> ArrowBatch:
-        return ArrowBatch(self.trace_ids, {**self.tables, name: table}, self.candidate_divergences, self.step_rows,
-                          self.cpu_seconds, self.worker)
+        return ArrowBatch(
+            self.trace_ids,
+            {**self.tables, name: table},
+            self.candidate_divergences,
+            self.step_rows,
+            self.cpu_seconds,
+            self.worker,
+        )
 
 
-def group_by_steps(batches: Iterable[Sequence[TraceJob]], steps: int, max_traces: int,
-                   lookahead: int = 0) -> Iterator[list[TraceJob]]:
+def group_by_steps(
+    batches: Iterable[Sequence[TraceJob]], steps: int, max_traces: int, lookahead: int = 0
+) -> Iterator[list[TraceJob]]:
     """Regroup a stream of job batches into batches of about ``steps`` recorded attempts each (a trace
     larger than that is a batch of its own), at most ``max_traces`` traces.
 
@@ -100,8 +107,12 @@ def arrow_schemas() -> dict[str, pa.Schema]:
     con = duckdb.connect(":memory:")
     try:
         con.execute(DDL)
-        return {name: pa.schema([(col, arrow_type(str(kind))) for col, kind, *_ in
-                                 con.execute(f"DESCRIBE {name}").fetchall()]) for name in TABLES}
+        return {
+            name: pa.schema(
+                [(col, arrow_type(str(kind))) for col, kind, *_ in con.execute(f"DESCRIBE {name}").fetchall()]
+            )
+            for name in TABLES
+        }
     finally:
         con.close()
 
@@ -114,8 +125,12 @@ def outcomes_to_arrow(outcomes: Sequence[TraceOutcome]) -> ArrowBatch:
         rows: list[Mapping[str, Any]] = [row for outcome in outcomes for row in outcome.tables.get(name, ())]
         schema = schemas[name]
         check_columns(name, rows, schema.names)
-        tables[name] = pa.Table.from_pydict({f.name: [row.get(f.name) for row in rows] for f in schema}, schema=schema)
+        tables[name] = pa.Table.from_pydict(
+            {f.name: [row.get(f.name) for row in rows] for f in schema}, schema=schema
+        )
     return ArrowBatch(
-        trace_ids=tuple(outcome.trace_id for outcome in outcomes), tables=tables,
+        trace_ids=tuple(outcome.trace_id for outcome in outcomes),
+        tables=tables,
         candidate_divergences=sum(outcome.candidate_divergences for outcome in outcomes),
-        step_rows=tables["steps"].num_rows)
+        step_rows=tables["steps"].num_rows,
+    )

@@ -50,11 +50,28 @@ from results.rows import DivergenceKind, FaultTrialRow
 from shadow.compare import CausalOrder, compare_records
 from shadow.engines import EngineSpec, EngineSpecError, build_engine
 
-__all__ = ["OUTCOMES", "Campaign", "CampaignError", "FaultEntry", "check_campaign", "classify", "load_campaign",
-           "place", "run_trials"]
+__all__ = [
+    "OUTCOMES",
+    "Campaign",
+    "CampaignError",
+    "FaultEntry",
+    "check_campaign",
+    "classify",
+    "load_campaign",
+    "place",
+    "run_trials",
+]
 
-OUTCOMES = ("engine_error", "stuck", "lost_attempt", "duplicated_attempt", "wrong_status", "changed_data",
-            "equal", "not_placed")
+OUTCOMES = (
+    "engine_error",
+    "stuck",
+    "lost_attempt",
+    "duplicated_attempt",
+    "wrong_status",
+    "changed_data",
+    "equal",
+    "not_placed",
+)
 """A trial's outcome, worst first: the engine failed; a run never ended; an attempt of the no-fault record
 is missing; an attempt ran twice (an extra attempt, or the runtime invoked once more than the attempts it
 ran); a run or step ended with another status; params, outputs or config differ; nothing differs (latency
@@ -101,8 +118,10 @@ def load_campaign(path: str | Path) -> Campaign:
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
-        raise CampaignError(f"{where}: cannot read the fault campaign ({exc.strerror or exc}); "
-                            "give the path of a campaign TOML file (see docs/FAULTS.md)") from exc
+        raise CampaignError(
+            f"{where}: cannot read the fault campaign ({exc.strerror or exc}); "
+            "give the path of a campaign TOML file (see docs/FAULTS.md)"
+        ) from exc
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -113,11 +132,15 @@ def load_campaign(path: str | Path) -> Campaign:
         raise CampaignError(f"{where}: seed must be an integer, got {seed!r}")
     engine = data.get("engine", {})
     if not isinstance(engine, dict):
-        raise CampaignError(f"{where}: engine must be a table of factory options, e.g. engine = {{ nodes = 2 }}")
+        raise CampaignError(
+            f"{where}: engine must be a table of factory options, e.g. engine = {{ nodes = 2 }}"
+        )
     items = data.get("fault")
     if not isinstance(items, list) or not items:
-        raise CampaignError(f"{where}: no faults; add [[fault]] tables with a name and a spec, e.g.\n"
-                            '  [[fault]]\n  name = "node crash"\n  spec = "crash:*@{during}"')
+        raise CampaignError(
+            f"{where}: no faults; add [[fault]] tables with a name and a spec, e.g.\n"
+            '  [[fault]]\n  name = "node crash"\n  spec = "crash:*@{during}"'
+        )
     faults: list[FaultEntry] = []
     names: set[str] = set()
     for i, item in enumerate(items, start=1):
@@ -127,8 +150,10 @@ def load_campaign(path: str | Path) -> Campaign:
         _unknown(item, _FAULT_KEYS, at, "key")
         spec, trials = item.get("spec"), item.get("trials", 1)
         if not isinstance(spec, str) or not spec.strip():
-            raise CampaignError(f"{at}: spec is missing; it is one of the candidate engine's fault specs with "
-                                "placeholders, e.g. spec = \"crash:*@{during}\"")
+            raise CampaignError(
+                f"{at}: spec is missing; it is one of the candidate engine's fault specs with "
+                'placeholders, e.g. spec = "crash:*@{during}"'
+            )
         name = item.get("name", spec)
         if not isinstance(name, str) or not name.strip():
             raise CampaignError(f"{at}: name must be a non-empty string")
@@ -139,10 +164,14 @@ def load_campaign(path: str | Path) -> Campaign:
             raise CampaignError(f"{at} ({name!r}): trials must be an integer from 1 to 1000, got {trials!r}")
         for found in _PLACEHOLDER.findall(spec):
             if found != "during" and not re.fullmatch(r"occurrence:[A-Za-z_][\w.]*", found):
-                raise CampaignError(f"{at} ({name!r}): unknown placeholder {{{found}}} in {spec!r}; use {{during}} "
-                                    "or {occurrence:COUNTER} (a counter of the engine's record)")
+                raise CampaignError(
+                    f"{at} ({name!r}): unknown placeholder {{{found}}} in {spec!r}; use {{during}} "
+                    "or {occurrence:COUNTER} (a counter of the engine's record)"
+                )
         faults.append(FaultEntry(name=name, spec=spec.strip(), trials=trials))
-    return Campaign(faults=tuple(faults), seed=seed, engine=dict(engine), sha256=hashlib.sha256(raw).hexdigest())
+    return Campaign(
+        faults=tuple(faults), seed=seed, engine=dict(engine), sha256=hashlib.sha256(raw).hexdigest()
+    )
 
 
 def _unknown(table: Mapping[str, Any], known: set[str], where: str, what: str) -> None:
@@ -163,9 +192,11 @@ def check_campaign(campaign: Campaign, candidate: EngineSpec) -> None:
         try:
             build_engine(EngineSpec(candidate.name, candidate.target, kwargs))
         except EngineSpecError as exc:
-            raise CampaignError(f"fault {entry.name!r} ({entry.spec!r}) is not accepted by the candidate engine "
-                                f"{candidate.name!r}: {exc} (`shadow replay --engine {candidate.name} --fault help` "
-                                "prints its fault syntax)") from exc
+            raise CampaignError(
+                f"fault {entry.name!r} ({entry.spec!r}) is not accepted by the candidate engine "
+                f"{candidate.name!r}: {exc} (`shadow replay --engine {candidate.name} --fault help` "
+                "prints its fault syntax)"
+            ) from exc
 
 
 def _rng(campaign: Campaign, trace_id: str, entry: FaultEntry, trial: int) -> random.Random:
@@ -189,8 +220,11 @@ def place(entry: FaultEntry, reference: ExecutionRecord, rng: random.Random) -> 
         counter = word.split(":", 1)[1]
         total = int(reference.counters.get(counter, 0))
         if total < 1:
-            why = (f"{{occurrence:{counter}}}: the reference record counts 0" if counter in reference.counters
-                   else f"{{occurrence:{counter}}}: the engine's record has no counter {counter!r}")
+            why = (
+                f"{{occurrence:{counter}}}: the reference record counts 0"
+                if counter in reference.counters
+                else f"{{occurrence:{counter}}}: the engine's record has no counter {counter!r}"
+            )
             return match.group(0)
         return str(rng.randint(1, total))
 
@@ -204,13 +238,19 @@ def _invocations(record: ExecutionRecord) -> float:
     started = counters.get("runtime_starts", counters.get("jobs_launched"))
     if started is None:
         return 0.0
-    ran = sum(1 for run in record.runs for a in run.attempts if a.outcome is not None or a.started_at is not None)
+    ran = sum(
+        1 for run in record.runs for a in run.attempts if a.outcome is not None or a.started_at is not None
+    )
     return max(0.0, started - ran)
 
 
-def classify(trace: Trace, reference: ExecutionRecord, faulted: ExecutionRecord,
-             order: CausalOrder | None = None, cache: dict[int, dict[str, Any]] | None = None,
-             ) -> dict[str, Any]:
+def classify(
+    trace: Trace,
+    reference: ExecutionRecord,
+    faulted: ExecutionRecord,
+    order: CausalOrder | None = None,
+    cache: dict[int, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """What the fault changed: the outcome (:data:`OUTCOMES`), the divergence kinds, attempts lost and
     duplicated, runs stuck, and the latency added (max over runs of the end time's delay, seconds)."""
     found = compare_records(trace, reference, faulted, order, cache)
@@ -222,7 +262,9 @@ def classify(trace: Trace, reference: ExecutionRecord, faulted: ExecutionRecord,
     was_stuck = {r.run_id for r in reference.runs if r.stuck}
     stuck = sum(1 for r in faulted.runs if r.stuck and r.run_id not in was_stuck)
     ends = {r.run_id: r.ended_at for r in reference.runs if r.ended_at is not None}
-    delays = [r.ended_at - ends[r.run_id] for r in faulted.runs if r.ended_at is not None and r.run_id in ends]
+    delays = [
+        r.ended_at - ends[r.run_id] for r in faulted.runs if r.ended_at is not None and r.run_id in ends
+    ]
     if faulted.error:
         outcome = "engine_error"
     elif stuck or DivergenceKind.STUCK_RUN in kinds:
@@ -239,13 +281,24 @@ def classify(trace: Trace, reference: ExecutionRecord, faulted: ExecutionRecord,
         outcome = "equal"
     first = next((d for d in found if d.is_first), found[0] if found else None)
     detail = f"{first.kind.value} at {first.path or 'run'} {first.run_id}: {first.detail}" if first else ""
-    return {"outcome": outcome, "divergence_kinds": sorted(k.value for k in kinds), "lost": lost,
-            "duplicated": duplicated, "stuck": stuck, "latency_added": max(delays) if delays else None,
-            "detail": detail[:500]}
+    return {
+        "outcome": outcome,
+        "divergence_kinds": sorted(k.value for k in kinds),
+        "lost": lost,
+        "duplicated": duplicated,
+        "stuck": stuck,
+        "latency_added": max(delays) if delays else None,
+        "detail": detail[:500],
+    }
 
 
-def run_trials(trace: Trace, campaign: Campaign, reference: ExecutionRecord | None, replay: Any,
-               baseline: ExecutionRecord | None) -> list[FaultTrialRow]:
+def run_trials(
+    trace: Trace,
+    campaign: Campaign,
+    reference: ExecutionRecord | None,
+    replay: Any,
+    baseline: ExecutionRecord | None,
+) -> list[FaultTrialRow]:
     """Every trial of ``campaign`` on ``trace``. ``replay(faults) -> (record | None, error | None)`` runs the
     engine under faults; ``reference`` is its no-fault record (None: it failed, and no trial can be judged)."""
     rows: list[FaultTrialRow] = []
@@ -255,12 +308,27 @@ def run_trials(trace: Trace, campaign: Campaign, reference: ExecutionRecord | No
     for entry in campaign.faults:
         for trial in range(1, entry.trials + 1):
             began = time.perf_counter()
-            row = FaultTrialRow(trace_id=trace.trace_id, fault=entry.name, trial=trial, kind=entry.kind,
-                                spec=None, fired=False, outcome="not_placed", divergence_kinds=[], lost=0,
-                                duplicated=0, stuck=0, latency_added=None, baseline_divergences=None,
-                                detail="", wall_seconds=0.0)
+            row = FaultTrialRow(
+                trace_id=trace.trace_id,
+                fault=entry.name,
+                trial=trial,
+                kind=entry.kind,
+                spec=None,
+                fired=False,
+                outcome="not_placed",
+                divergence_kinds=[],
+                lost=0,
+                duplicated=0,
+                stuck=0,
+                latency_added=None,
+                baseline_divergences=None,
+                detail="",
+                wall_seconds=0.0,
+            )
             if reference is None:
-                row["detail"] = "the engine's no-fault replay of this trace failed: nothing to place a fault in"
+                row["detail"] = (
+                    "the engine's no-fault replay of this trace failed: nothing to place a fault in"
+                )
                 rows.append(row)
                 continue
             spec, why = place(entry, reference, _rng(campaign, trace.trace_id, entry, trial))
@@ -271,7 +339,11 @@ def run_trials(trace: Trace, campaign: Campaign, reference: ExecutionRecord | No
             row["spec"] = spec
             record, error = replay((spec,))
             if record is None:
-                row["outcome"], row["fired"], row["detail"] = "engine_error", True, (error or "no record")[:500]
+                row["outcome"], row["fired"], row["detail"] = (
+                    "engine_error",
+                    True,
+                    (error or "no record")[:500],
+                )
             else:
                 row["fired"] = record.counters.get("faults_fired", 0.0) > 0
                 row.update(classify(trace, reference, record, order, cache))  # type: ignore[typeddict-item]

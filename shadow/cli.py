@@ -20,8 +20,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["COMMANDS", "EXIT_FAIL", "EXIT_HARNESS", "EXIT_INTERRUPTED", "EXIT_OK", "add_database_flag", "add_mkdir_flag", "finite_number", "main",
-           "output_folder_problem"]
+__all__ = [
+    "COMMANDS",
+    "EXIT_FAIL",
+    "EXIT_HARNESS",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "add_database_flag",
+    "add_mkdir_flag",
+    "finite_number",
+    "main",
+    "output_folder_problem",
+]
 
 from results.exitcodes import EXIT_FAIL, EXIT_HARNESS, EXIT_INTERRUPTED, EXIT_OK
 
@@ -31,18 +41,36 @@ from results.exitcodes import EXIT_FAIL, EXIT_HARNESS, EXIT_INTERRUPTED, EXIT_OK
 # line of each command is therefore written here once (tests/shadow/test_cli_start.py checks that it is the
 # one the module registers).
 COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
-    "corpus": (("shadow.commands.corpus", "shadow.commands.corpus_import"),
-               "generate, import, validate and summarize trace corpora"),
-    "report": (("shadow.commands.report",), "render a self-contained HTML divergence report from a results database"),
-    "run": (("shadow.commands.run",), "replay a corpus on baseline, candidate and an A/A replica; store results"),
+    "corpus": (
+        ("shadow.commands.corpus", "shadow.commands.corpus_import"),
+        "generate, import, validate and summarize trace corpora",
+    ),
+    "report": (
+        ("shadow.commands.report",),
+        "render a self-contained HTML divergence report from a results database",
+    ),
+    "run": (
+        ("shadow.commands.run",),
+        "replay a corpus on baseline, candidate and an A/A replica; store results",
+    ),
     "summary": (("shadow.commands.summary",), "print the headline of a results database"),
     "replay": (("shadow.commands.replay",), "replay one trace on one engine and print the canonical record"),
-    "gate": (("shadow.commands.gate",),
-             "judge each cohort PASS / MARGINAL / FAIL / INSUFFICIENT_DATA and exit with the CI code"),
-    "rollout": (("shadow.commands.rollout",), "show and change the rollout state of cohorts (shadow, canary, cutover)"),
-    "capture": (("shadow.commands.capture",), "export finished runs from a legacy engine store as shadow-trace/1"),
-    "handoff": (("shadow.commands.handoff",),
-                "cut traces over from the legacy to the actor engine mid-run; compare outcomes"),
+    "gate": (
+        ("shadow.commands.gate",),
+        "judge each cohort PASS / MARGINAL / FAIL / INSUFFICIENT_DATA and exit with the CI code",
+    ),
+    "rollout": (
+        ("shadow.commands.rollout",),
+        "show and change the rollout state of cohorts (shadow, canary, cutover)",
+    ),
+    "capture": (
+        ("shadow.commands.capture",),
+        "export finished runs from a legacy engine store as shadow-trace/1",
+    ),
+    "handoff": (
+        ("shadow.commands.handoff",),
+        "cut traces over from the legacy to the actor engine mid-run; compare outcomes",
+    ),
 }
 COMMAND_MODULES = tuple(module for modules, _ in COMMANDS.values() for module in modules)
 
@@ -59,7 +87,8 @@ def finite_number(*, positive: bool) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
         if not math.isfinite(value) or value < 0 or (positive and value == 0):
             raise argparse.ArgumentTypeError(
-                f"{text!r} must be a finite number {'> 0' if positive else '>= 0'}")
+                f"{text!r} must be a finite number {'> 0' if positive else '>= 0'}"
+            )
         return value
 
     return parse
@@ -67,9 +96,12 @@ def finite_number(*, positive: bool) -> Callable[[str], float]:
 
 def add_mkdir_flag(parser: argparse.ArgumentParser) -> None:
     """``--mkdir``: the same flag on every command that writes an output file."""
-    parser.add_argument("--mkdir", action="store_true",
-                        help="create the output file's folder when it is missing (without it, a missing folder is "
-                             "an error, exit 4: a typo must not scatter folders)")
+    parser.add_argument(
+        "--mkdir",
+        action="store_true",
+        help="create the output file's folder when it is missing (without it, a missing folder is "
+        "an error, exit 4: a typo must not scatter folders)",
+    )
 
 
 def output_folder_problem(path: str | os.PathLike[str] | None, flag: str, *, mkdir: bool) -> str | None:
@@ -88,11 +120,15 @@ def output_folder_problem(path: str | os.PathLike[str] | None, flag: str, *, mkd
         except OSError as exc:
             return f"cannot write {flag} {path}: cannot create the folder {folder} ({exc.strerror or exc}); choose another path"
         return None
-    return (f"cannot write {flag} {path}: the folder {folder} does not exist; create it, choose another path, or "
-            "pass --mkdir to have it created")
+    return (
+        f"cannot write {flag} {path}: the folder {folder} does not exist; create it, choose another path, or "
+        "pass --mkdir to have it created"
+    )
 
 
-def add_database_flag(parser: argparse.ArgumentParser, help: str = "results database written by 'shadow run'") -> None:
+def add_database_flag(
+    parser: argparse.ArgumentParser, help: str = "results database written by 'shadow run'"
+) -> None:
     """``--db DATABASE``: how every command is given the results database. Readers (summary, report, gate)
     still accept it as their first positional argument, as before; :func:`main` merges the two into
     ``args.db``."""
@@ -106,7 +142,9 @@ def _merge_database(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     positional = args.db_positional
     del args.db_positional
     if positional is not None and args.db is not None and positional != args.db:
-        parser.error(f"shadow {args.command}: two databases given ({positional} and --db {args.db}); give one")
+        parser.error(
+            f"shadow {args.command}: two databases given ({positional} and --db {args.db}); give one"
+        )
     args.db = args.db if args.db is not None else positional
     if args.db is None:
         parser.error(f"shadow {args.command}: the results database is missing; pass --db DATABASE")
@@ -125,7 +163,7 @@ EXAMPLES: dict[str, str] = {
     "gate": "shadow gate --db results.duckdb --cohorts cohorts.toml --json verdict.json --junit junit.xml",
     "rollout status": "shadow rollout status --state rollout.sqlite --db results.duckdb --cohorts cohorts.toml",
     "rollout advance": "shadow rollout advance etl-daily --state rollout.sqlite --db results.duckdb --cohorts cohorts.toml "
-                       "--to 5",
+    "--to 5",
     "rollout route": "shadow rollout route --state rollout.sqlite --cohorts cohorts.toml --db results.duckdb",
     "rollout rollback": "shadow rollout rollback etl-daily --state rollout.sqlite --note 'p99 regression'",
     "rollout history": "shadow rollout history etl-daily --state postgresql://ci@db/rollout",
@@ -141,8 +179,13 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
         default = action.default
-        if (text and "default" not in text and action.option_strings and default not in (None, False, "", [], ())
-                and default is not argparse.SUPPRESS):
+        if (
+            text
+            and "default" not in text
+            and action.option_strings
+            and default not in (None, False, "", [], ())
+            and default is not argparse.SUPPRESS
+        ):
             text += " (default: %(default)s)"
         return text
 
@@ -181,8 +224,13 @@ class _Version(argparse.Action):
     def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
         super().__init__(option_strings, dest=dest, nargs=0, help="print the version and exit")
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
         sys.stdout.write(f"workflow-shadow {version()}\n")
         parser.exit(EXIT_OK)
 
@@ -198,7 +246,7 @@ def build_parser(command: str | None = None, *, full: bool = False) -> argparse.
             "polling engine and the actor engine, compare what they did, and gate the rollout."
         ),
         epilog="Exit codes: 0 ok/PASS, 1 FAIL or findings, 2 MARGINAL, 3 INSUFFICIENT_DATA, 4 harness error, "
-               "130 interrupted. 'shadow COMMAND --help' shows each command's options, defaults and an example.",
+        "130 interrupted. 'shadow COMMAND --help' shows each command's options, defaults and an example.",
     )
     parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -206,7 +254,9 @@ def build_parser(command: str | None = None, *, full: bool = False) -> argparse.
     for name, (modules, help_line) in COMMANDS.items():
         if name == "corpus":
             corpus = sub.add_parser("corpus", help=help_line)
-            groups["corpus"] = corpus.add_subparsers(dest="corpus_command", metavar="ACTION", parser_class=_Parser)
+            groups["corpus"] = corpus.add_subparsers(
+                dest="corpus_command", metavar="ACTION", parser_class=_Parser
+            )
             if full or command == "corpus":
                 for module in modules:
                     importlib.import_module(module).register(sub, groups)
@@ -235,8 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _main(argv)
     except KeyboardInterrupt:
         interrupts.note()
-        print(f"shadow: interrupted by {interrupts.signal_name()} before the command started; nothing was done",
-              file=sys.stderr)
+        print(
+            f"shadow: interrupted by {interrupts.signal_name()} before the command started; nothing was done",
+            file=sys.stderr,
+        )
         return interrupts.exit_code()
     finally:
         if threading.current_thread() is threading.main_thread():
@@ -260,13 +312,17 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.command:
             target = parser._subparsers._group_actions[0].choices[args.command]  # type: ignore[union-attr,index]
         target.print_help()
-        return EXIT_HARNESS  # a missing action is a usage error, like a wrong one: scripts must not pass on it
+        return (
+            EXIT_HARNESS  # a missing action is a usage error, like a wrong one: scripts must not pass on it
+        )
     try:
         return int(func(args))
     except KeyboardInterrupt:
         interrupts.note()
-        print(f"shadow {args.command}: interrupted by {interrupts.signal_name()}; stopped without finishing",
-              file=sys.stderr)
+        print(
+            f"shadow {args.command}: interrupted by {interrupts.signal_name()}; stopped without finishing",
+            file=sys.stderr,
+        )
         return interrupts.exit_code()
     except BrokenPipeError:
         # `shadow ... | head`: the reader left; nothing more to say and nobody to say it to.
@@ -274,15 +330,21 @@ def _main(argv: Sequence[str] | None) -> int:
         return EXIT_HARNESS
     except OSError as exc:
         # A file the command could not read or write that its own checks did not anticipate.
-        print(f"shadow {args.command}: harness error: {exc}; check the path and its permissions", file=sys.stderr)
+        print(
+            f"shadow {args.command}: harness error: {exc}; check the path and its permissions",
+            file=sys.stderr,
+        )
         return EXIT_HARNESS
     except Exception as exc:
         # A bug must never read as a FAIL (exit 1) in CI: it is a harness error, with the traceback on request.
         if os.environ.get("SHADOW_DEBUG"):
             traceback.print_exc()
-        print(f"shadow {args.command}: internal error: {type(exc).__name__}: {exc}\n"
-              "This is a bug in workflow-shadow, not a finding; rerun with SHADOW_DEBUG=1 for the traceback "
-              "and report it.", file=sys.stderr)
+        print(
+            f"shadow {args.command}: internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in workflow-shadow, not a finding; rerun with SHADOW_DEBUG=1 for the traceback "
+            "and report it.",
+            file=sys.stderr,
+        )
         return EXIT_HARNESS
 
 

@@ -47,8 +47,15 @@ from shadow.batches import ArrowBatch, group_by_steps, outcomes_to_arrow
 from shadow.engines import build_engine
 from shadow.trial import ROLES, TraceJob, TraceOutcome, TrialConfig, run_trace_with
 
-__all__ = ["BATCH_STEPS", "DaskError", "DaskExecutor", "DaskNotInstalled", "DaskTaskError", "SchedulerUnreachable",
-           "replay_batch"]
+__all__ = [
+    "BATCH_STEPS",
+    "DaskError",
+    "DaskExecutor",
+    "DaskNotInstalled",
+    "DaskTaskError",
+    "SchedulerUnreachable",
+    "replay_batch",
+]
 
 BATCH_STEPS = 250
 """Recorded step attempts per task (~3-6 CPU-s of legacy + actor + A/A replay on the built-in corpus):
@@ -96,7 +103,8 @@ def _import_distributed() -> Any:
     except ImportError as exc:
         raise DaskNotInstalled(
             f"--executor dask needs dask.distributed, which is not installed here ({exc}). Install the extra: "
-            "pip install 'workflow-shadow[dask]'") from exc
+            "pip install 'workflow-shadow[dask]'"
+        ) from exc
     return distributed
 
 
@@ -116,8 +124,9 @@ def _engines(config: TrialConfig) -> dict[str, Engine]:
     return cached[1]
 
 
-def replay_batch(jobs: Sequence[TraceJob], config: TrialConfig, parts_dir: str | None = None,
-                 part: str = "") -> ArrowBatch:
+def replay_batch(
+    jobs: Sequence[TraceJob], config: TrialConfig, parts_dir: str | None = None, part: str = ""
+) -> ArrowBatch:
     """A Dask task: every trial of ``jobs``, as Arrow tables (or Parquet parts under ``parts_dir/part``)."""
     began = time.thread_time()
     engines = _engines(config)
@@ -125,8 +134,14 @@ def replay_batch(jobs: Sequence[TraceJob], config: TrialConfig, parts_dir: str |
     tables = batch.tables
     if parts_dir is not None:
         tables = _write_parts(Path(parts_dir) / part, batch)
-    return ArrowBatch(batch.trace_ids, tables, batch.candidate_divergences, batch.step_rows,
-                      time.thread_time() - began, _worker_name())
+    return ArrowBatch(
+        batch.trace_ids,
+        tables,
+        batch.candidate_divergences,
+        batch.step_rows,
+        time.thread_time() - began,
+        _worker_name(),
+    )
 
 
 def _worker_name() -> str:
@@ -169,11 +184,13 @@ def _read_parts(batch: ArrowBatch) -> ArrowBatch:
     folders = {str(Path(path).parent) for path in batch.tables.values()}
     for folder in folders:
         shutil.rmtree(folder, ignore_errors=True)
-    return ArrowBatch(batch.trace_ids, tables, batch.candidate_divergences, batch.step_rows, batch.cpu_seconds,
-                      batch.worker)
+    return ArrowBatch(
+        batch.trace_ids, tables, batch.candidate_divergences, batch.step_rows, batch.cpu_seconds, batch.worker
+    )
 
 
 # -- a trace that kills its worker ------------------------------------------------------------------
+
 
 @dataclass(slots=True)
 class _WorkerCrash:
@@ -199,13 +216,20 @@ def crashed_outcome(job: TraceJob, config: TrialConfig, message: str) -> TraceOu
 
 # -- on the driver ----------------------------------------------------------------------------------
 
+
 def _unreachable(address: str, timeout: float, exc: BaseException | str) -> str:
-    what = exc if isinstance(exc, str) else f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no answer'}"
-    return (f"cannot use the Dask scheduler at {address} ({what}). Check that a scheduler is running there "
-            "('dask scheduler' prints its address; dask-kubernetes and dask-jobqueue clusters show it as "
-            "cluster.scheduler_address), that host and port (default 8786, not the dashboard's 8787) are "
-            "reachable from this machine (firewall, kubectl port-forward), and the protocol (tcp://, or tls:// "
-            f"with the cluster's certificates); gave up after at most {timeout:g} s")
+    what = (
+        exc
+        if isinstance(exc, str)
+        else f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no answer'}"
+    )
+    return (
+        f"cannot use the Dask scheduler at {address} ({what}). Check that a scheduler is running there "
+        "('dask scheduler' prints its address; dask-kubernetes and dask-jobqueue clusters show it as "
+        "cluster.scheduler_address), that host and port (default 8786, not the dashboard's 8787) are "
+        "reachable from this machine (firewall, kubectl port-forward), and the protocol (tcp://, or tls:// "
+        f"with the cluster's certificates); gave up after at most {timeout:g} s"
+    )
 
 
 def probe_scheduler(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
@@ -231,21 +255,36 @@ def probe_scheduler(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
     try:
         reply = asyncio.run(asyncio.wait_for(identity(), timeout))
     except TimeoutError:
-        raise SchedulerUnreachable(_unreachable(address, timeout, f"no answer within {timeout:g} s")) from None
+        raise SchedulerUnreachable(
+            _unreachable(address, timeout, f"no answer within {timeout:g} s")
+        ) from None
     except Exception as exc:  # refused, bad address, or something that is not a Dask scheduler answered
         raise SchedulerUnreachable(_unreachable(address, timeout, exc)) from exc
     if not isinstance(reply, dict) or reply.get("type") != "Scheduler":
         kind = reply.get("type") if isinstance(reply, dict) else type(reply).__name__
-        raise SchedulerUnreachable(_unreachable(address, timeout, f"it answered as {kind}, not as a Dask scheduler"))
+        raise SchedulerUnreachable(
+            _unreachable(address, timeout, f"it answered as {kind}, not as a Dask scheduler")
+        )
 
 
 class DaskExecutor:
     """Runs trials on a Dask cluster: a new ``LocalCluster`` of ``workers`` processes, or ``scheduler``'s."""
 
-    def __init__(self, workers: int = 2, scheduler: str | None = None, *, batch_steps: int = BATCH_STEPS,
-                 max_batch_traces: int = MAX_BATCH_TRACES, lookahead: int = LOOKAHEAD, parts_dir: str | None = None,
-                 connect_timeout: float = CONNECT_TIMEOUT, allowed_failures: int = LOCAL_ALLOWED_FAILURES,
-                 in_flight: int | None = None, dashboard: bool = True, client: Any = None) -> None:
+    def __init__(
+        self,
+        workers: int = 2,
+        scheduler: str | None = None,
+        *,
+        batch_steps: int = BATCH_STEPS,
+        max_batch_traces: int = MAX_BATCH_TRACES,
+        lookahead: int = LOOKAHEAD,
+        parts_dir: str | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        allowed_failures: int = LOCAL_ALLOWED_FAILURES,
+        in_flight: int | None = None,
+        dashboard: bool = True,
+        client: Any = None,
+    ) -> None:
         """``client``: an existing ``distributed.Client`` (a notebook's, a ``KubeCluster``'s) to run on
         instead of starting or connecting one; it stays open after :meth:`close`."""
         distributed = _import_distributed()
@@ -280,15 +319,26 @@ class DaskExecutor:
             # death is blamed on that task alone (Dask counts it against every task the worker held).
             # profile.enabled False: Dask's statistical profiler samples each worker's stack 100 times a second,
             # taking the GIL from the replay each time; our workers run one long pure-Python task at a time.
-            with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures,
-                                  "distributed.scheduler.worker-saturation": 1.0,
-                                  "distributed.worker.profile.enabled": False}), warnings.catch_warnings():
+            with (
+                dask.config.set(
+                    {
+                        "distributed.scheduler.allowed-failures": allowed_failures,
+                        "distributed.scheduler.worker-saturation": 1.0,
+                        "distributed.worker.profile.enabled": False,
+                    }
+                ),
+                warnings.catch_warnings(),
+            ):
                 # 8787 taken (another cluster): Dask picks a free port and warns; the port is in describe()
                 warnings.filterwarnings("ignore", message="Port .* is already in use", category=UserWarning)
                 self.cluster = distributed.LocalCluster(
-                    n_workers=max(1, workers), threads_per_worker=1, processes=True,
-                    dashboard_address="127.0.0.1:8787" if dashboard else None, silence_logs=50,
-                    env={"PYTHONPATH": path})  # the project importable in the spawned workers
+                    n_workers=max(1, workers),
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address="127.0.0.1:8787" if dashboard else None,
+                    silence_logs=50,
+                    env={"PYTHONPATH": path},
+                )  # the project importable in the spawned workers
             self.client = distributed.Client(self.cluster, set_as_default=False)
         self._as_completed = distributed.as_completed
         self._killed_worker = distributed.scheduler.KilledWorker
@@ -366,14 +416,21 @@ class DaskExecutor:
                 else:
                     trace = jobs[0].trace.trace_id
                     self.crashed_traces.append(trace)
-                    yield [crashed_outcome(jobs[0], config, f"the replay of {trace} killed its Dask worker "
-                                                            f"process every time it was tried ({exc})")]
+                    yield [
+                        crashed_outcome(
+                            jobs[0],
+                            config,
+                            f"the replay of {trace} killed its Dask worker "
+                            f"process every time it was tried ({exc})",
+                        )
+                    ]
                 return
             except Exception as exc:
                 raise DaskTaskError(
                     f"a Dask task failed on the cluster: {type(exc).__name__}: {exc}. The workers must run the "
                     "same workflow-shadow version as this driver, with every engine module it names importable "
-                    "(pip install 'workflow-shadow[dask]' plus your plug-in engine on each worker)") from exc
+                    "(pip install 'workflow-shadow[dask]' plus your plug-in engine on each worker)"
+                ) from exc
             yield [_read_parts(batch)]
 
         def next_done() -> Any:
@@ -405,10 +462,15 @@ class DaskExecutor:
             return 0
         from distributed.core import Status
 
-        gone = [name for name, nanny in list(self.cluster.workers.items())
-                if getattr(nanny, "status", None) in (Status.closed, Status.failed, Status.closing)]
+        gone = [
+            name
+            for name, nanny in list(self.cluster.workers.items())
+            if getattr(nanny, "status", None) in (Status.closed, Status.failed, Status.closing)
+        ]
         if gone:
-            for name in gone:  # forget the closed nanny, so that scaling starts a new one (maybe by that name)
+            for (
+                name
+            ) in gone:  # forget the closed nanny, so that scaling starts a new one (maybe by that name)
                 self.cluster.worker_spec.pop(name, None)
                 self.cluster.workers.pop(name, None)
             self.cluster.scale(self.n_workers)

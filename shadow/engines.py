@@ -19,7 +19,15 @@ from typing import Any
 
 from engines.api import Engine
 
-__all__ = ["BUILTIN_ENGINES", "ENTRY_POINT_GROUP", "EngineSpec", "EngineSpecError", "build_engine", "installed_engines", "resolve_engine"]
+__all__ = [
+    "BUILTIN_ENGINES",
+    "ENTRY_POINT_GROUP",
+    "EngineSpec",
+    "EngineSpecError",
+    "build_engine",
+    "installed_engines",
+    "resolve_engine",
+]
 
 BUILTIN_ENGINES: Mapping[str, str] = {
     "legacy": "engines.legacy:LegacyEngine",
@@ -82,9 +90,12 @@ def _load_factory(spec: EngineSpec) -> Callable[..., Any]:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         local = Path(*module_name.split(".")).with_suffix(".py")
-        where = (f"; {local} is in the current folder but not on the import path: run with PYTHONPATH=. (the "
-                 "'shadow' script does not look in the current folder) or install it"
-                 if local.is_file() and module_name.split(".")[0] not in sys.modules else "")
+        where = (
+            f"; {local} is in the current folder but not on the import path: run with PYTHONPATH=. (the "
+            "'shadow' script does not look in the current folder) or install it"
+            if local.is_file() and module_name.split(".")[0] not in sys.modules
+            else ""
+        )
         raise EngineSpecError(
             f"engine {spec.name!r}: cannot import module {module_name!r} ({exc}); "
             f"check the name, or install the package that provides it{where}"
@@ -123,10 +134,13 @@ def build_engine(spec: EngineSpec) -> Engine:
     try:
         engine = factory(**spec.kwargs)
     except TypeError as exc:
-        raise EngineSpecError(f"engine {spec.name!r}: factory {spec.target} rejected its options: {exc}") from exc
+        raise EngineSpecError(
+            f"engine {spec.name!r}: factory {spec.target} rejected its options: {exc}"
+        ) from exc
     except Exception as exc:  # e.g. a bad fault spec: the engine's own typed error, reported as a bad option
-        raise EngineSpecError(f"engine {spec.name!r}: {spec.target} could not be built: "
-                              f"{type(exc).__name__}: {exc}") from exc
+        raise EngineSpecError(
+            f"engine {spec.name!r}: {spec.target} could not be built: {type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(engine, Engine):
         raise EngineSpecError(
             f"engine {spec.name!r}: {spec.target}() returned {type(engine).__name__}, which lacks "

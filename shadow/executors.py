@@ -45,8 +45,9 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
-def stream_batches(executor: Executor, batches: Iterable[Sequence[TraceJob]],
-                   config: TrialConfig) -> Iterator[list[TraceOutcome]]:
+def stream_batches(
+    executor: Executor, batches: Iterable[Sequence[TraceJob]], config: TrialConfig
+) -> Iterator[list[TraceOutcome]]:
     """Each batch's outcomes, in order: through ``executor.run_batches`` when it has one (it may run
     ahead), else one ``run_batch`` call per batch."""
     ahead = getattr(executor, "run_batches", None)
@@ -90,7 +91,9 @@ class InlineExecutor:
             self._config = config
         return run_trace_with(job, config, self._engines)
 
-    def run_batches(self, batches: Iterable[Sequence[TraceJob]], config: TrialConfig) -> Iterator[list[TraceOutcome]]:
+    def run_batches(
+        self, batches: Iterable[Sequence[TraceJob]], config: TrialConfig
+    ) -> Iterator[list[TraceOutcome]]:
         """One trace at a time: the runner's time-bounded flush then sees every finished trace at once,
         and an interrupt loses only the trace being replayed."""
         for jobs in batches:
@@ -125,9 +128,12 @@ class ProcessExecutor:
         self.workers = workers
         # spawn, not fork: the parent holds DuckDB connections (and their threads); a forked child
         # would inherit their locks. Workers never touch the database, so a clean interpreter suffices.
-        self._pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
-                                         initargs=(os.getpid(),),
-                                         mp_context=multiprocessing.get_context("spawn"))
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers,
+            initializer=_init_worker,
+            initargs=(os.getpid(),),
+            mp_context=multiprocessing.get_context("spawn"),
+        )
         self._queued: deque[list[Future[TraceOutcome]]] = deque()
 
     in_flight = 2
@@ -152,7 +158,9 @@ class ProcessExecutor:
         self._queued.remove(batch)
         return outcomes
 
-    def run_batches(self, batches: Iterable[Sequence[TraceJob]], config: TrialConfig) -> Iterator[list[TraceOutcome]]:
+    def run_batches(
+        self, batches: Iterable[Sequence[TraceJob]], config: TrialConfig
+    ) -> Iterator[list[TraceOutcome]]:
         queued = self._queued
         for jobs in batches:
             self._submit(jobs, config)

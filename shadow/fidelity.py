@@ -34,7 +34,14 @@ from corpora.model import ObservedRun, Trace
 from engines.api import AttemptRecord, ExecutionRecord, RunExecution
 from results.rows import FidelityRow
 
-__all__ = ["FIDELITY_ROLES", "MAX_DISAGREEMENTS", "STATUS_CLASSES", "Disagreement", "fidelity_row", "status_class"]
+__all__ = [
+    "FIDELITY_ROLES",
+    "MAX_DISAGREEMENTS",
+    "STATUS_CLASSES",
+    "Disagreement",
+    "fidelity_row",
+    "status_class",
+]
 
 FIDELITY_ROLES = ("baseline", "candidate")
 MAX_DISAGREEMENTS = 20
@@ -43,13 +50,36 @@ MAX_DISAGREEMENTS = 20
 _CLASS_OF: dict[str, str] = {}
 for _cls, _names in {
     "succeeded": ("SUCCEEDED", "COMPLETED", "CACHED", "TERMINATED"),
-    "failed": ("FAILED", "ERROR", "USER_FAILED", "PLATFORM_FAILED", "TIMEOUT_FAILED", "FATALLY_FAILED",
-               "INTERNALLY_FAILED", "COMPLETED_WITH_ERROR", "TIMED_OUT", "TIMEOUT"),
+    "failed": (
+        "FAILED",
+        "ERROR",
+        "USER_FAILED",
+        "PLATFORM_FAILED",
+        "TIMEOUT_FAILED",
+        "FATALLY_FAILED",
+        "INTERNALLY_FAILED",
+        "COMPLETED_WITH_ERROR",
+        "TIMED_OUT",
+        "TIMEOUT",
+    ),
     "stopped": ("STOPPED", "ABORTED", "CANCELLED", "CANCELED", "INTERRUPTED", "KILLED"),
     "skipped": ("SKIPPED", "OMITTED", "UNSATISFIED", "DISABLED"),
-    "running": ("RUNNING", "PENDING", "WAITING", "READY", "CREATED", "INITIALIZED", "IN_PROGRESS", "PAUSED",
-                "STARTING", "FINISHING", "NOT_CREATED", "WAITING_FOR_SIGNALS", "EVALUATING_PARAMS",
-                "WAITING_FOR_PERMITS"),
+    "running": (
+        "RUNNING",
+        "PENDING",
+        "WAITING",
+        "READY",
+        "CREATED",
+        "INITIALIZED",
+        "IN_PROGRESS",
+        "PAUSED",
+        "STARTING",
+        "FINISHING",
+        "NOT_CREATED",
+        "WAITING_FOR_SIGNALS",
+        "EVALUATING_PARAMS",
+        "WAITING_FOR_PERMITS",
+    ),
 }.items():
     for _name in _names:
         _CLASS_OF[_name] = _cls
@@ -77,7 +107,12 @@ class Disagreement:
     replayed: str | None  # None: the replay never ran it (a missing step)
 
     def as_json(self) -> dict[str, str | None]:
-        return {"run_id": self.run_id, "path": self.path, "observed": self.observed, "replayed": self.replayed}
+        return {
+            "run_id": self.run_id,
+            "path": self.path,
+            "observed": self.observed,
+            "replayed": self.replayed,
+        }
 
 
 _CONTAINERS = ("FOREACH", "SUBWORKFLOW")
@@ -115,9 +150,15 @@ class _Tally:
     attempts_agree: int = 0
 
 
-def _compare_run(observed: ObservedRun, run: RunExecution | None, run_id: str, tally: _Tally,
-                 found: list[tuple[float, str, Disagreement]], makespans: list[tuple[float, float]],
-                 delays: list[float]) -> None:
+def _compare_run(
+    observed: ObservedRun,
+    run: RunExecution | None,
+    run_id: str,
+    tally: _Tally,
+    found: list[tuple[float, str, Disagreement]],
+    makespans: list[tuple[float, float]],
+    delays: list[float],
+) -> None:
     replayed_status = run.status if run is not None else None
     if status_class(observed.status) == "running":
         pass  # captured before the run ended: production's final status is unknown, nothing to compare
@@ -151,17 +192,31 @@ def _compare_run(observed: ObservedRun, run: RunExecution | None, run_id: str, t
             tally.steps_agree += 1
         else:
             found.append((when, path, Disagreement(run_id, path, step.status, att.status)))
-        if (step.start_time is not None and observed.start_time is not None and run.started_at is not None
-                and path in starts and step.start_time - observed.start_time > 0):
+        if (
+            step.start_time is not None
+            and observed.start_time is not None
+            and run.started_at is not None
+            and path in starts
+            and step.start_time - observed.start_time > 0
+        ):
             delays.append((starts[path] - run.started_at) / (step.start_time - observed.start_time))
     if observed.steps:
         for path, att in last.items():
-            if path in observed.steps or att.step_type in _CONTAINERS or status_class(att.status) == "skipped":
+            if (
+                path in observed.steps
+                or att.step_type in _CONTAINERS
+                or status_class(att.status) == "skipped"
+            ):
                 continue
             tally.steps_extra += 1
             found.append((starts.get(path, float("inf")), path, Disagreement(run_id, path, None, att.status)))
-    if (observed.start_time is not None and observed.end_time is not None and run.started_at is not None
-            and run.ended_at is not None and observed.end_time > observed.start_time):
+    if (
+        observed.start_time is not None
+        and observed.end_time is not None
+        and run.started_at is not None
+        and run.ended_at is not None
+        and observed.end_time > observed.start_time
+    ):
         makespans.append((run.ended_at - run.started_at, observed.end_time - observed.start_time))
 
 
@@ -187,15 +242,25 @@ def fidelity_row(trace: Trace, role: str, record: ExecutionRecord) -> FidelityRo
     found.sort(key=lambda item: (item[2].run_id, item[0], item[1]))
     ratios = [replayed / observed for replayed, observed in makespans]
     return FidelityRow(
-        trace_id=trace.trace_id, engine=role,
-        runs_observed=tally.runs_observed, runs_agree=tally.runs_agree,
-        steps_observed=tally.steps_observed, steps_agree=tally.steps_agree,
-        steps_missing=tally.steps_missing, steps_extra=tally.steps_extra, attempts_agree=tally.attempts_agree,
+        trace_id=trace.trace_id,
+        engine=role,
+        runs_observed=tally.runs_observed,
+        runs_agree=tally.runs_agree,
+        steps_observed=tally.steps_observed,
+        steps_agree=tally.steps_agree,
+        steps_missing=tally.steps_missing,
+        steps_extra=tally.steps_extra,
+        attempts_agree=tally.attempts_agree,
         status_agreement=(tally.runs_agree + tally.steps_agree) / checked if checked else None,
-        observed_status=first_observed[0], replayed_status=first_observed[1],
-        observed_makespan=_median([o for _, o in makespans]), replayed_makespan=_median([r for r, _ in makespans]),
-        makespan_ratio=_median(ratios), start_delay_ratio=_median(delays), start_delays=len(delays),
+        observed_status=first_observed[0],
+        replayed_status=first_observed[1],
+        observed_makespan=_median([o for _, o in makespans]),
+        replayed_makespan=_median([r for r, _ in makespans]),
+        makespan_ratio=_median(ratios),
+        start_delay_ratio=_median(delays),
+        start_delays=len(delays),
         first_disagreement=found[0][2].path if found else None,
-        disagreements=json.dumps([d.as_json() for _, _, d in found[:MAX_DISAGREEMENTS]], sort_keys=True,
-                                 separators=(",", ":")),
+        disagreements=json.dumps(
+            [d.as_json() for _, _, d in found[:MAX_DISAGREEMENTS]], sort_keys=True, separators=(",", ":")
+        ),
     )

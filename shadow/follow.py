@@ -156,8 +156,12 @@ class FollowOptions:
 
 
 def follow(
-    feed: TraceFeed, sink: FollowSink, options: FollowOptions, *,
-    transform: Callable[[Trace], Trace] | None = None, say: Callable[[str], None] | None = None,
+    feed: TraceFeed,
+    sink: FollowSink,
+    options: FollowOptions,
+    *,
+    transform: Callable[[Trace], Trace] | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> int:
     """Poll ``feed`` and write what finished until ``max_traces`` (this session), ``duration`` seconds, or
     SIGTERM / SIGINT; return how many traces this session wrote. ``transform`` (redaction) runs first."""
@@ -184,7 +188,11 @@ def follow(
                 break
             if end is not None and time.monotonic() >= end:
                 break
-            wait = options.poll_interval if end is None else min(options.poll_interval, max(0.0, end - time.monotonic()))
+            wait = (
+                options.poll_interval
+                if end is None
+                else min(options.poll_interval, max(0.0, end - time.monotonic()))
+            )
             time.sleep(wait)
     finally:
         for s, handler in previous.items():

@@ -20,8 +20,17 @@ import time
 from collections.abc import Iterator
 from types import FrameType
 
-__all__ = ["EXIT_SIGINT", "EXIT_SIGTERM", "blocked", "checkpoint", "deferred", "exit_code", "install", "received",
-           "signal_name"]
+__all__ = [
+    "EXIT_SIGINT",
+    "EXIT_SIGTERM",
+    "blocked",
+    "checkpoint",
+    "deferred",
+    "exit_code",
+    "install",
+    "received",
+    "signal_name",
+]
 
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143

@@ -84,7 +84,7 @@ def critical_path(trace: Trace, run: RunExecution) -> float:
 
     def weight(step: Step, path: str) -> float:
         if step.foreach is not None:
-            indices = sorted({p[len(path) + 1:].split("]", 1)[0] for p in paths if p.startswith(path + "[")})
+            indices = sorted({p[len(path) + 1 :].split("]", 1)[0] for p in paths if p.startswith(path + "[")})
             return max((body(step.foreach.steps, f"{path}[{i}]/") for i in indices), default=0.0)
         if step.subworkflow is not None:
             child = trace.subworkflows.get(step.subworkflow.workflow_id)
@@ -122,7 +122,9 @@ class PairedTest:
 
 def paired_test(baseline: Sequence[float], candidate: Sequence[float]) -> PairedTest:
     """Wilcoxon signed-rank on per-trace pairs; None statistics when fewer than 2 non-zero deltas."""
-    pairs = [(b, c) for b, c in zip(baseline, candidate, strict=True) if math.isfinite(b) and math.isfinite(c)]
+    pairs = [
+        (b, c) for b, c in zip(baseline, candidate, strict=True) if math.isfinite(b) and math.isfinite(c)
+    ]
     deltas = [c - b for b, c in pairs if c != b]
     if len(deltas) < 2:
         return PairedTest(len(pairs), None, None)
@@ -147,8 +149,15 @@ class LatencyJudgement:
     verdict: str
 
 
-def judge_shift(baseline: Sequence[float], candidate: Sequence[float], *, confidence: float = 0.98,
-                tolerance: float = 0.25, max_samples: int = 2000, seed: int = 0) -> LatencyJudgement:
+def judge_shift(
+    baseline: Sequence[float],
+    candidate: Sequence[float],
+    *,
+    confidence: float = 0.98,
+    tolerance: float = 0.25,
+    max_samples: int = 2000,
+    seed: int = 0,
+) -> LatencyJudgement:
     """Kayenta-style Mann-Whitney judge: is the candidate's latency shifted beyond ``tolerance``?
 
     The shift is the Hodges-Lehmann estimate (median of all pairwise differences candidate - baseline)
@@ -204,4 +213,9 @@ def run_metrics(trace: Trace, run: RunExecution) -> Mapping[str, float | None]:
         if run.started_at is not None:
             makespan = run.ended_at - run.started_at
             overhead = makespan - cp
-    return {"end_to_end": end_to_end, "makespan": makespan, "critical_path": cp, "orchestration_overhead": overhead}
+    return {
+        "end_to_end": end_to_end,
+        "makespan": makespan,
+        "critical_path": cp,
+        "orchestration_overhead": overhead,
+    }

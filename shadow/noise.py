@@ -79,8 +79,9 @@ class RegistryEntry:
     cause: str = ""
 
     def matches(self, signature: str, cause: str = "") -> bool:
-        return ((not self.pattern or fnmatch.fnmatchcase(signature, self.pattern))
-                and (not self.cause or fnmatch.fnmatchcase(cause, self.cause)))
+        return (not self.pattern or fnmatch.fnmatchcase(signature, self.pattern)) and (
+            not self.cause or fnmatch.fnmatchcase(cause, self.cause)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +110,10 @@ class Registry:
             if "signature" not in item and "cause" not in item:
                 missing.insert(1, "signature or cause")
             if missing:
-                raise RegistryError(f"{where} lacks {', '.join(missing)}; every entry needs id, a signature glob "
-                                    "and/or a cause glob, owner, reason and expires (a date like 2026-12-31)")
+                raise RegistryError(
+                    f"{where} lacks {', '.join(missing)}; every entry needs id, a signature glob "
+                    "and/or a cause glob, owner, reason and expires (a date like 2026-12-31)"
+                )
             expires = item["expires"]
             if isinstance(expires, str):
                 try:
@@ -125,8 +128,16 @@ class Registry:
             if entry_id in seen:
                 raise RegistryError(f"{where}: duplicate id {entry_id!r}; ids must be unique")
             seen.add(entry_id)
-            entries.append(RegistryEntry(entry_id, str(item.get("signature", "")), str(item["owner"]),
-                                         str(item["reason"]), expires, str(item.get("cause", ""))))
+            entries.append(
+                RegistryEntry(
+                    entry_id,
+                    str(item.get("signature", "")),
+                    str(item["owner"]),
+                    str(item["reason"]),
+                    expires,
+                    str(item.get("cause", "")),
+                )
+            )
         return cls(tuple(entries))
 
     def expired(self, today: dt.date) -> tuple[RegistryEntry, ...]:
@@ -150,8 +161,14 @@ class SignatureStatus:
     waived_by: str | None
 
 
-def classify_signature(signature: str, candidate_traces: int, aa_traces: int, total_traces: int,
-                       config: NoiseConfig, registry: Registry) -> SignatureStatus:
+def classify_signature(
+    signature: str,
+    candidate_traces: int,
+    aa_traces: int,
+    total_traces: int,
+    config: NoiseConfig,
+    registry: Registry,
+) -> SignatureStatus:
     """Waived when the registry matches; else unexplained when it exceeds A/A noise; else noise."""
     entry = registry.match(signature)
     if entry is not None:
@@ -161,8 +178,9 @@ def classify_signature(signature: str, candidate_traces: int, aa_traces: int, to
     return SignatureStatus(signature, "noise", None)
 
 
-def classify_group(candidate_traces: int, aa_traces: int, total_traces: int, config: NoiseConfig,
-                   waived_by: str | None) -> SignatureStatus:
+def classify_group(
+    candidate_traces: int, aa_traces: int, total_traces: int, config: NoiseConfig, waived_by: str | None
+) -> SignatureStatus:
     """The status of a cause group (or signature): waived when the registry waives all of it, else
     unexplained when it exceeds A/A noise, else noise. (The key field holds no meaning here.)"""
     if waived_by is not None:

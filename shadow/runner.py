@@ -105,8 +105,14 @@ Progress = Callable[[int, int], None]
 
 def _git_sha() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
-                             capture_output=True, text=True, timeout=5, check=False)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None
@@ -124,17 +130,27 @@ def _engine_part(spec: EngineSpec) -> dict[str, Any]:
         label = spec.name
     label = label if spec.target.startswith("engines.") else f"{label} ({spec.target})"
     options = dumps({"target": spec.target, "kwargs": dict(spec.kwargs)})
-    return {"engine": label, "name": name, "version": version, "target": spec.target,
-            "config_hash": hashlib.sha256(options.encode()).hexdigest()}
+    return {
+        "engine": label,
+        "name": name,
+        "version": version,
+        "target": spec.target,
+        "config_hash": hashlib.sha256(options.encode()).hexdigest(),
+    }
 
 
 def _provenance(settings: RunSettings, follow_head: str | None = None) -> dict[str, Any]:
     """The session's provenance row; ``follow_head`` (sha256 of a followed source's first line) names the
     corpus of a ``--follow`` session instead of the content hash of files that are still growing."""
     config = {
-        "baseline": asdict(settings.baseline), "candidate": asdict(settings.candidate),
-        "time_limit": settings.time_limit, "where": settings.where, "sample": settings.sample,
-        "limit": settings.limit, "noise": asdict(settings.noise), "exact": settings.exact,
+        "baseline": asdict(settings.baseline),
+        "candidate": asdict(settings.candidate),
+        "time_limit": settings.time_limit,
+        "where": settings.where,
+        "sample": settings.sample,
+        "limit": settings.limit,
+        "noise": asdict(settings.noise),
+        "exact": settings.exact,
         "registry": [asdict(e) for e in settings.registry.entries],
         "campaign": asdict(settings.campaign) if settings.campaign is not None else None,
     }
@@ -145,21 +161,35 @@ def _provenance(settings: RunSettings, follow_head: str | None = None) -> dict[s
         version = None
     baseline, candidate = _engine_part(settings.baseline), _engine_part(settings.candidate)
     # What produced the rows (results.identity): not the selection, noise or registry, nor --exact.
-    corpus = {"follow_head_sha256": follow_head} if follow_head is not None else \
-        {"content_sha256": corpus_content_hash(settings.corpus)}
-    parts = {"corpus": corpus, "baseline": baseline,
-             "candidate": candidate, "seeds": settings.seeds, "time_limit": settings.time_limit,
-             "harness_version": version}
+    corpus = (
+        {"follow_head_sha256": follow_head}
+        if follow_head is not None
+        else {"content_sha256": corpus_content_hash(settings.corpus)}
+    )
+    parts = {
+        "corpus": corpus,
+        "baseline": baseline,
+        "candidate": candidate,
+        "seeds": settings.seeds,
+        "time_limit": settings.time_limit,
+        "harness_version": version,
+    }
     if settings.campaign is not None:
         parts["faults"] = {"campaign_sha256": settings.campaign.sha256}
     return {
-        "command": settings.command, "git_sha": _git_sha(), "package_version": version,
-        "baseline_engine": baseline["engine"], "candidate_engine": candidate["engine"],
-        "config_hash": hashlib.sha256(text.encode()).hexdigest(), "config": text,
+        "command": settings.command,
+        "git_sha": _git_sha(),
+        "package_version": version,
+        "baseline_engine": baseline["engine"],
+        "candidate_engine": candidate["engine"],
+        "config_hash": hashlib.sha256(text.encode()).hexdigest(),
+        "config": text,
         "seeds": dumps(settings.seeds),
         "corpus_hash": follow_head if follow_head is not None else corpus_hash(settings.corpus),
-        "corpus_files": dumps(list(settings.corpus)), "identity": compute_identity(parts),
-        "identity_parts": dumps(parts), "exact": settings.exact,
+        "corpus_files": dumps(list(settings.corpus)),
+        "identity": compute_identity(parts),
+        "identity_parts": dumps(parts),
+        "exact": settings.exact,
     }
 
 
@@ -174,7 +204,8 @@ def _claim(store: ResultsStore, provenance: dict[str, Any], new_session: bool) -
     raise IdentityMismatch(
         f"{store.path} holds results of another identity ({identity[:12]}, last session {started[:19]} UTC): "
         f"{what}. Pass --db a new file to keep them apart, or --new-session to start a new identity in this file "
-        "(gate, summary and report then judge the latest identity; --identity picks another)")
+        "(gate, summary and report then judge the latest identity; --identity picks another)"
+    )
 
 
 class _Session:
@@ -185,8 +216,12 @@ class _Session:
         self.store = store
         self.session_id = session_id
         self.done_ids = store.existing_trace_ids()
-        self.quarantined_at = {(f, ln) for f, ln in store.query(
-            "SELECT file, line FROM quarantine WHERE identity = ?", [store.identity or ""])}
+        self.quarantined_at = {
+            (f, ln)
+            for f, ln in store.query(
+                "SELECT file, line FROM quarantine WHERE identity = ?", [store.identity or ""]
+            )
+        }
         self.buffer: list[TraceOutcome] = []
         # Batches a remote executor shipped as Arrow tables (shadow.batches), flushed with the rows.
         self.arrow_buffer: list[ArrowBatch] = []
@@ -213,11 +248,18 @@ class _Session:
                     self.quarantined_at.add((it.file, it.line))
                     self.quarantined += 1
                     err = it.error
-                    self.quarantine.append(QuarantineRow(
-                        session_id=self.session_id, file=it.file, line=it.line,
-                        trace_id=err.trace_id if err else None, code=err.code if err else "unknown",
-                        message=err.message if err else "no trace", hint=err.hint if err else "",
-                        json_path=err.location.json_path if err else "$"))
+                    self.quarantine.append(
+                        QuarantineRow(
+                            session_id=self.session_id,
+                            file=it.file,
+                            line=it.line,
+                            trace_id=err.trace_id if err else None,
+                            code=err.code if err else "unknown",
+                            message=err.message if err else "no trace",
+                            hint=err.hint if err else "",
+                            json_path=err.location.json_path if err else "$",
+                        )
+                    )
                 continue
             if it.trace.trace_id in self.done_ids:
                 self.skipped += 1
@@ -231,8 +273,9 @@ class _Session:
             if isinstance(outcome, ArrowBatch):
                 traces = outcome.tables["traces"]
                 column = pa.array([self.session_id] * traces.num_rows, pa.string())
-                outcome = outcome.with_table("traces", traces.set_column(
-                    traces.column_names.index("session_id"), "session_id", column))
+                outcome = outcome.with_table(
+                    "traces", traces.set_column(traces.column_names.index("session_id"), "session_id", column)
+                )
                 self.arrow_buffer.append(outcome)
                 self.buffered_traces += len(outcome.trace_ids)
                 self.buffered_rows += outcome.step_rows
@@ -245,7 +288,11 @@ class _Session:
     def due(self) -> bool:
         """Whether the buffer should be written now (by count, rows, or time since the last flush)."""
         due = time.monotonic() - self.last_flush >= self.settings.flush_seconds
-        return self.buffered_traces >= self.settings.flush_traces or due or self.buffered_rows >= self.settings.flush_rows
+        return (
+            self.buffered_traces >= self.settings.flush_traces
+            or due
+            or self.buffered_rows >= self.settings.flush_rows
+        )
 
     def add_quietly(self, outcomes: Sequence[TraceOutcome]) -> None:
         """Buffer outcomes without the flush check (the caller flushes)."""
@@ -283,16 +330,26 @@ class _Session:
 def _trial_config(settings: RunSettings) -> TrialConfig:
     """The engines (by spec) and options every trial of the session gets; with a campaign that sets engine
     options, a "faults" role: the candidate built with them."""
-    engines = {"baseline": settings.baseline, "candidate": settings.candidate, "baseline_aa": settings.baseline}
+    engines = {
+        "baseline": settings.baseline,
+        "candidate": settings.candidate,
+        "baseline_aa": settings.baseline,
+    }
     if settings.campaign is not None and settings.campaign.engine:
         cand = settings.candidate
         engines["faults"] = EngineSpec(cand.name, cand.target, {**cand.kwargs, **settings.campaign.engine})
-    return TrialConfig(engines=engines, seeds=settings.seeds, time_limit=settings.time_limit,
-                       exact=settings.exact, campaign=settings.campaign)
+    return TrialConfig(
+        engines=engines,
+        seeds=settings.seeds,
+        time_limit=settings.time_limit,
+        exact=settings.exact,
+        campaign=settings.campaign,
+    )
 
 
-def run_shadow(settings: RunSettings, *, progress: Progress | None = None,
-               executor: Executor | None = None) -> RunReport:
+def run_shadow(
+    settings: RunSettings, *, progress: Progress | None = None, executor: Executor | None = None
+) -> RunReport:
     """Run one session; on KeyboardInterrupt flush what is done and report ``interrupted``.
 
     Any other exception (a worker process died, the database is full) is re-raised after the
@@ -348,9 +405,18 @@ def run_shadow(settings: RunSettings, *, progress: Progress | None = None,
                 status = "interrupted"  # a signal during the last flush: the corpus may not be complete
             refresh_aggregates(store, settings.registry, settings.noise)
             store.finish_session(session_id, status, session.traces_done)
-        return RunReport(session_id, status, session.traces_done, session.skipped, session.quarantined,
-                         session.divergences, session.items_read, tuple(session.unreadable), session.items_bad,
-                         selector.no_match_hint())
+        return RunReport(
+            session_id,
+            status,
+            session.traces_done,
+            session.skipped,
+            session.quarantined,
+            session.divergences,
+            session.items_read,
+            tuple(session.unreadable),
+            session.items_bad,
+            selector.no_match_hint(),
+        )
 
 
 def _batches(session: _Session, selector: TraceSelector) -> Iterator[list[TraceJob]]:
@@ -370,7 +436,9 @@ def _batches(session: _Session, selector: TraceSelector) -> Iterator[list[TraceJ
         yield jobs
 
 
-def _select(session: _Session, selector: TraceSelector, items: list[SourceItem]) -> tuple[list[TraceJob], bool]:
+def _select(
+    session: _Session, selector: TraceSelector, items: list[SourceItem]
+) -> tuple[list[TraceJob], bool]:
     """One batch's jobs, and whether ``--limit`` is reached."""
     chosen = selector.select(session.take(items))
     # The same trace id twice in a corpus: the first occurrence wins.
@@ -408,8 +476,9 @@ class FollowSettings:
 Say = Callable[[str], None]
 
 
-def follow_shadow(settings: RunSettings, follow: FollowSettings, *, say: Say | None = None,
-                  executor: Executor | None = None) -> RunReport:
+def follow_shadow(
+    settings: RunSettings, follow: FollowSettings, *, say: Say | None = None, executor: Executor | None = None
+) -> RunReport:
     """Replay the traces a growing source receives, as they arrive, into one session of ``settings.db``.
 
     The session's identity names the stream by its first line (``corpus.follow_head_sha256``); everything
@@ -452,8 +521,10 @@ def follow_shadow(settings: RunSettings, follow: FollowSettings, *, say: Say | N
         position = _resume_at(source, stored)
         session.position = session.stored_position = position.to_json(source.path)
         store.release()
-        tell(f"follow: session {session_id[:8]} of identity {provenance['identity'][:12]}, reading "
-             f"{follow.source} from {position.describe()} ({len(session.done_ids)} traces already stored)")
+        tell(
+            f"follow: session {session_id[:8]} of identity {provenance['identity'][:12]}, reading "
+            f"{follow.source} from {position.describe()} ({len(session.done_ids)} traces already stored)"
+        )
         own_executor = executor is None
         executor = executor or make_executor(settings.workers)
         status = "finished"
@@ -464,10 +535,14 @@ def follow_shadow(settings: RunSettings, follow: FollowSettings, *, say: Say | N
                 if interrupts.received():  # a signal recorded inside a deferred section (a flush, a refresh)
                     raise KeyboardInterrupt
                 remaining = None if settings.limit is None else settings.limit - session.selected
-                if (remaining is not None and remaining <= 0) or (end is not None and time.monotonic() >= end):
+                if (remaining is not None and remaining <= 0) or (
+                    end is not None and time.monotonic() >= end
+                ):
                     break
-                polled = source.poll(position, settings.batch_size if remaining is None
-                                     else min(settings.batch_size, remaining))
+                polled = source.poll(
+                    position,
+                    settings.batch_size if remaining is None else min(settings.batch_size, remaining),
+                )
                 if polled:
                     # At most ``remaining`` items were read, so --limit never cuts a batch short: every item
                     # before the new position is replayed, skipped or quarantined.
@@ -481,11 +556,17 @@ def follow_shadow(settings: RunSettings, follow: FollowSettings, *, say: Say | N
                     continue
                 # Nothing new: store what is buffered, heartbeat now and then, refresh the aggregates, wait.
                 idle_for = time.monotonic() - session.last_flush
-                if session.buffered_traces or session.quarantine or session.position != session.stored_position \
-                        or idle_for >= follow.heartbeat_every:
+                if (
+                    session.buffered_traces
+                    or session.quarantine
+                    or session.position != session.stored_position
+                    or idle_for >= follow.heartbeat_every
+                ):
                     _flush_and_say(session, tell)
-                if session.traces_done != aggregated_at and \
-                        time.monotonic() - last_aggregate >= follow.aggregate_every:
+                if (
+                    session.traces_done != aggregated_at
+                    and time.monotonic() - last_aggregate >= follow.aggregate_every
+                ):
                     with interrupts.deferred():
                         refresh_aggregates(store, settings.registry, settings.noise)
                         store.release()
@@ -517,15 +598,26 @@ def follow_shadow(settings: RunSettings, follow: FollowSettings, *, say: Say | N
             refresh_aggregates(store, settings.registry, settings.noise)
             store.finish_session(session_id, status, session.traces_done)
         tell(f"follow: {status}; read to {position.describe()}")
-        return RunReport(session_id, status, session.traces_done, session.skipped, session.quarantined,
-                         session.divergences, session.items_read, tuple(session.unreadable), session.items_bad,
-                         selector.no_match_hint())
+        return RunReport(
+            session_id,
+            status,
+            session.traces_done,
+            session.skipped,
+            session.quarantined,
+            session.divergences,
+            session.items_read,
+            tuple(session.unreadable),
+            session.items_bad,
+            selector.no_match_hint(),
+        )
 
 
 def _resume_at(source: FollowSource, stored: dict[str, Any] | None) -> FollowPosition:
     """Where to start reading: the newest position this identity recorded, else the source's beginning."""
     if stored is not None and isinstance(stored.get("segment"), str):
-        return FollowPosition(str(stored["segment"]), int(stored.get("offset") or 0), int(stored.get("line") or 0))
+        return FollowPosition(
+            str(stored["segment"]), int(stored.get("offset") or 0), int(stored.get("line") or 0)
+        )
     start = source.start()
     assert start is not None  # the head was read from it
     return start
@@ -538,11 +630,14 @@ def _flush_and_say(session: _Session, tell: Say) -> None:
     session.flush()
     if not moved or session.position is None:
         return
-    where = FollowPosition(str(session.position["segment"]), int(session.position["offset"]),
-                           int(session.position["line"]))
-    tell(f"follow: {session.traces_done} traces stored this session (+{before}), {session.skipped} already stored, "
-         f"{session.quarantined} quarantined, {session.divergences} raw candidate divergences; read to "
-         f"{where.describe()}")
+    where = FollowPosition(
+        str(session.position["segment"]), int(session.position["offset"]), int(session.position["line"])
+    )
+    tell(
+        f"follow: {session.traces_done} traces stored this session (+{before}), {session.skipped} already stored, "
+        f"{session.quarantined} quarantined, {session.divergences} raw candidate divergences; read to "
+        f"{where.describe()}"
+    )
 
 
 def _pause(seconds: float, end: float | None) -> None:

@@ -28,8 +28,19 @@ from corpora.io import load_trace, read_traces
 from corpora.model import Trace
 from shadow.trial import count_steps
 
-__all__ = ["META_COLUMNS", "FollowPosition", "FollowSource", "FollowSourceError", "SelectionError", "SourceItem", "TraceSelector", "corpus_content_hash", "corpus_hash", "read_corpus",
-           "sample_hit"]
+__all__ = [
+    "META_COLUMNS",
+    "FollowPosition",
+    "FollowSource",
+    "FollowSourceError",
+    "SelectionError",
+    "SourceItem",
+    "TraceSelector",
+    "corpus_content_hash",
+    "corpus_hash",
+    "read_corpus",
+    "sample_hit",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +92,20 @@ class SelectionError(Exception):
     """A ``--where`` predicate that DuckDB cannot evaluate over the trace metadata columns."""
 
 
-_META_SCHEMA = pa.schema([
-    ("trace_id", pa.string()), ("workflow_id", pa.string()), ("workflow_type", pa.string()),
-    ("owner", pa.string()), ("tags", pa.list_(pa.string())), ("source", pa.string()),
-    ("n_runs", pa.int64()), ("n_steps", pa.int64()), ("corpus_file", pa.string()), ("captured_at", pa.string()),
-])
+_META_SCHEMA = pa.schema(
+    [
+        ("trace_id", pa.string()),
+        ("workflow_id", pa.string()),
+        ("workflow_type", pa.string()),
+        ("owner", pa.string()),
+        ("tags", pa.list_(pa.string())),
+        ("source", pa.string()),
+        ("n_runs", pa.int64()),
+        ("n_steps", pa.int64()),
+        ("corpus_file", pa.string()),
+        ("captured_at", pa.string()),
+    ]
+)
 
 
 META_COLUMNS = tuple(_META_SCHEMA.names)
@@ -94,8 +114,10 @@ _HINT_COLUMNS = ("workflow_type", "owner", "tags", "source", "workflow_id")
 _HINT_VALUES = 10_000
 
 _SANDBOX: dict[str, str | bool | int | float | list[str]] = {
-    "enable_external_access": False, "autoinstall_known_extensions": False,
-    "autoload_known_extensions": False, "lock_configuration": True,
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "lock_configuration": True,
 }
 
 
@@ -126,7 +148,9 @@ class TraceSelector:
             raise SelectionError(
                 f"--where {where!r} is not a single predicate: it closes the WHERE clause and adds "
                 f"{count - 1} more SQL statement(s). Give one boolean expression over the columns "
-                + ", ".join(f.name for f in _META_SCHEMA) + ", e.g. --where \"owner = 'team-a'\"")
+                + ", ".join(f.name for f in _META_SCHEMA)
+                + ", e.g. --where \"owner = 'team-a'\""
+            )
 
     def _evaluate(self, rows: list[dict[str, Any]]) -> set[str]:
         assert self._con is not None
@@ -138,8 +162,10 @@ class TraceSelector:
         except duckdb.Error as exc:
             raise SelectionError(
                 f"--where {self.where!r} is not a valid predicate over trace metadata ({exc}). Columns: "
-                + ", ".join(f.name for f in _META_SCHEMA) + ". Example: --where \"owner = 'team-a' AND "
-                "list_contains(tags, 'daily')\"") from exc
+                + ", ".join(f.name for f in _META_SCHEMA)
+                + ". Example: --where \"owner = 'team-a' AND "
+                "list_contains(tags, 'daily')\""
+            ) from exc
         finally:
             self._con.unregister("trace_meta")
         return {r[0] for r in found}
@@ -148,13 +174,22 @@ class TraceSelector:
         """The items (all with a trace) that satisfy the predicate, in input order."""
         if not self.where:
             return list(items)
-        rows = [{
-            "trace_id": it.trace.trace_id, "workflow_id": it.trace.workflow_id,
-            "workflow_type": it.trace.metadata.workflow_type, "owner": it.trace.metadata.owner,
-            "tags": list(it.trace.metadata.tags), "source": it.trace.metadata.source,
-            "n_runs": len(it.trace.runs), "n_steps": count_steps(it.trace.definition.steps, it.trace),
-            "corpus_file": it.file, "captured_at": it.trace.metadata.captured_at,
-        } for it in items if it.trace is not None]
+        rows = [
+            {
+                "trace_id": it.trace.trace_id,
+                "workflow_id": it.trace.workflow_id,
+                "workflow_type": it.trace.metadata.workflow_type,
+                "owner": it.trace.metadata.owner,
+                "tags": list(it.trace.metadata.tags),
+                "source": it.trace.metadata.source,
+                "n_runs": len(it.trace.runs),
+                "n_steps": count_steps(it.trace.definition.steps, it.trace),
+                "corpus_file": it.file,
+                "captured_at": it.trace.metadata.captured_at,
+            }
+            for it in items
+            if it.trace is not None
+        ]
         keep = self._evaluate(rows)
         self.considered += len(rows)
         self.matched += len(keep)
@@ -162,7 +197,9 @@ class TraceSelector:
             for name, values in self._seen.items():
                 if len(values) < _HINT_VALUES:
                     value = row[name]
-                    values.update(str(v) for v in (value if isinstance(value, list) else [value]) if v is not None)
+                    values.update(
+                        str(v) for v in (value if isinstance(value, list) else [value]) if v is not None
+                    )
         return [it for it in items if it.trace is not None and it.trace.trace_id in keep]
 
     def no_match_hint(self) -> str | None:
@@ -177,10 +214,14 @@ class TraceSelector:
                 for value in difflib.get_close_matches(literal, sorted(values), n=3, cutoff=0.5):
                     close.append(f"{name} {value!r}")
         if not close:
-            close = [f"{name}: " + ", ".join(repr(v) for v in sorted(values)[:5])
-                     for name, values in self._seen.items() if values]
-        return (f"--where {self.where!r} matched 0 of {self.considered} traces; closest values: "
-                + "; ".join(dict.fromkeys(close)))
+            close = [
+                f"{name}: " + ", ".join(repr(v) for v in sorted(values)[:5])
+                for name, values in self._seen.items()
+                if values
+            ]
+        return f"--where {self.where!r} matched 0 of {self.considered} traces; closest values: " + "; ".join(
+            dict.fromkeys(close)
+        )
 
 
 # -- shadow run --follow: a growing file or a folder of segments ------------------------------------------------
@@ -223,7 +264,9 @@ class FollowSource:
         self.path = path
         self.folder = path.endswith(("/", os.sep)) or os.path.isdir(path)
         if path.endswith(".gz"):
-            raise FollowSourceError(f"{path}: --follow reads a growing plain .jsonl file or a folder of them, not .gz")
+            raise FollowSourceError(
+                f"{path}: --follow reads a growing plain .jsonl file or a folder of them, not .gz"
+            )
         self.state_path = Path(path) / "cursor.json" if self.folder else Path(path + ".cursor.json")
         self.max_line_bytes = max_line_bytes
 
@@ -234,7 +277,9 @@ class FollowSource:
             return [Path(self.path).name] if os.path.isfile(self.path) else []
         try:
             # A finished segment compressed in place (capture-000001.jsonl.gz) is still that segment.
-            names = sorted({n.removesuffix(".gz") for n in os.listdir(self.path) if n.endswith((".jsonl", ".jsonl.gz"))})
+            names = sorted(
+                {n.removesuffix(".gz") for n in os.listdir(self.path) if n.endswith((".jsonl", ".jsonl.gz"))}
+            )
         except FileNotFoundError:
             return []
         except OSError as exc:
@@ -257,8 +302,11 @@ class FollowSource:
             state = json.loads(text)
         except ValueError:
             return None  # replaced atomically, so never half-written; not a capture state: not ours to use
-        return state if isinstance(state, dict) and str(state.get("format", "")).startswith("shadow-capture-state/") \
+        return (
+            state
+            if isinstance(state, dict) and str(state.get("format", "")).startswith("shadow-capture-state/")
             else None
+        )
 
     def _limit(self, segment: str, state: dict[str, Any] | None, size: int) -> int:
         """How far ``segment`` may be read: what the capture committed, else its size."""
@@ -294,16 +342,25 @@ class FollowSource:
         for item_position, line, too_long in self._lines(position, limit):
             name = self.segment_path(item_position.segment)
             if too_long:
-                error = TraceError("line_too_long", f"line is longer than {self.max_line_bytes} bytes",
-                                   location=TraceLocation(file=name, line=item_position.line),
-                                   hint="split the trace or raise the limit")
+                error = TraceError(
+                    "line_too_long",
+                    f"line is longer than {self.max_line_bytes} bytes",
+                    location=TraceLocation(file=name, line=item_position.line),
+                    hint="split the trace or raise the limit",
+                )
                 out.append((SourceItem(name, item_position.line, None, error), item_position))
                 continue
             try:
                 trace = load_trace(line)
             except TraceError as exc:
-                out.append((SourceItem(name, item_position.line, None, exc.at(file=name, line=item_position.line)),
-                            item_position))
+                out.append(
+                    (
+                        SourceItem(
+                            name, item_position.line, None, exc.at(file=name, line=item_position.line)
+                        ),
+                        item_position,
+                    )
+                )
                 continue
             out.append((SourceItem(name, item_position.line, trace, None), item_position))
         return out
@@ -332,16 +389,20 @@ class FollowSource:
             path = self.segment_path(current.segment)
             opened = self._open(current.segment)
             if opened is None and current.offset:
-                raise FollowSourceError(f"{path} is gone, but {current.line} lines of it were read: the "
-                                        "followed source was removed or replaced (compressing a segment in place "
-                                        "as .jsonl.gz is fine)")
+                raise FollowSourceError(
+                    f"{path} is gone, but {current.line} lines of it were read: the "
+                    "followed source was removed or replaced (compressing a segment in place "
+                    "as .jsonl.gz is fine)"
+                )
             handle, size = opened if opened is not None else (None, 0)
             finished = size is None  # compressed in place: read it to its end
             end = sys.maxsize if size is None else self._limit(current.segment, state, size)
             if size is not None and size < current.offset:
-                raise FollowSourceError(f"{path} is shorter ({size} bytes) than what was read of it "
-                                        f"({current.offset} bytes): it was truncated or replaced; follow a new "
-                                        "source into a new --db (or --new-session)")
+                raise FollowSourceError(
+                    f"{path} is shorter ({size} bytes) than what was read of it "
+                    f"({current.offset} bytes): it was truncated or replaced; follow a new "
+                    "source into a new --db (or --new-session)"
+                )
             try:
                 if handle is not None and current.offset < end:
                     handle.seek(current.offset)

@@ -84,8 +84,11 @@ def build_trace(
     for sid in dag:
         for n, spec in enumerate(attempts.get(sid, ["succeeded"]), start=1):
             outcome, seconds = (spec, 10.0) if isinstance(spec, str) else spec
-            recorded.append(RecordedAttempt(path=sid, attempt=n, outcome=Outcome(outcome), duration=seconds,
-                                            outputs={"rows": n}))
+            recorded.append(
+                RecordedAttempt(
+                    path=sid, attempt=n, outcome=Outcome(outcome), duration=seconds, outputs={"rows": n}
+                )
+            )
     return Trace(
         trace_id=trace_id,
         definition=WorkflowDefinition(id=f"wf-{trace_id}", steps=steps),
@@ -112,8 +115,14 @@ class FakeEngine:
     def replay(self, trace: Trace, options: ReplayOptions) -> ExecutionRecord:
         rng = random.Random(f"{options.seed}:{trace.trace_id}")
         runs = tuple(self._run(trace, run, rng) for run in trace.runs)
-        return ExecutionRecord(trace_id=trace.trace_id, engine=self.name, engine_version=self.version,
-                               seed=options.seed, runs=runs, counters={"attempts": sum(len(r.attempts) for r in runs)})
+        return ExecutionRecord(
+            trace_id=trace.trace_id,
+            engine=self.name,
+            engine_version=self.version,
+            seed=options.seed,
+            runs=runs,
+            counters={"attempts": sum(len(r.attempts) for r in runs)},
+        )
 
     def _run(self, trace: Trace, run: Run, rng: random.Random) -> RunExecution:
         graph = nx.DiGraph()
@@ -145,20 +154,37 @@ class FakeEngine:
                     status = _STATUS_BY_OUTCOME[att.outcome]
                     if not ok and n == len(series):
                         status = "FATALLY_FAILED"
-                    records.append(AttemptRecord(
-                        path=path, step_id=path.rsplit("/", 1)[-1], step_type=step.type.value, attempt=n,
-                        status=status, outcome=att.outcome.value,
-                        params={k: p.value for k, p in step.params.items()}, outputs=dict(att.outputs),
-                        config={"failure_mode": "FAIL_IMMEDIATELY"},
-                        created_at=t, ready_at=t, started_at=started, ended_at=finished))
+                    records.append(
+                        AttemptRecord(
+                            path=path,
+                            step_id=path.rsplit("/", 1)[-1],
+                            step_type=step.type.value,
+                            attempt=n,
+                            status=status,
+                            outcome=att.outcome.value,
+                            params={k: p.value for k, p in step.params.items()},
+                            outputs=dict(att.outputs),
+                            config={"failure_mode": "FAIL_IMMEDIATELY"},
+                            created_at=t,
+                            ready_at=t,
+                            started_at=started,
+                            ended_at=finished,
+                        )
+                    )
                     t = finished
                 end = max(end, t)
                 failed = failed or not ok
             ended[sid] = end
         last = max((r.ended_at or start for r in records), default=start)
-        return RunExecution(run_id=run.run_id, status="FAILED" if failed else "SUCCEEDED",
-                            workflow_params=dict(run.params), triggered_at=run.trigger_time,
-                            started_at=start, ended_at=last, attempts=tuple(records))
+        return RunExecution(
+            run_id=run.run_id,
+            status="FAILED" if failed else "SUCCEEDED",
+            workflow_params=dict(run.params),
+            triggered_at=run.trigger_time,
+            started_at=start,
+            ended_at=last,
+            attempts=tuple(records),
+        )
 
 
 FAULT_KINDS = ("one_retry_fewer", "drop_param", "lost_wakeup", "reorder")
@@ -204,7 +230,9 @@ class PlantedFaultEngine:
             later = [a for a in others if (a.started_at or 0.0) < (mine[-1].ended_at or 0.0)]
             return replace(run, status="FAILED", attempts=_ordered([*later, *kept]))
         if self.fault == "drop_param":
-            changed = [replace(a, params={k: v for k, v in a.params.items() if k != self.param}) for a in mine]
+            changed = [
+                replace(a, params={k: v for k, v in a.params.items() if k != self.param}) for a in mine
+            ]
             return replace(run, attempts=_ordered([*others, *changed]))
         if self.fault == "lost_wakeup":
             cut = mine[0].ready_at if mine[0].ready_at is not None else mine[0].started_at or 0.0
@@ -235,14 +263,18 @@ class PlantedHandoffEngine:
     def replay(self, trace: Trace, options: ReplayOptions) -> ExecutionRecord:
         return self.inner.replay(trace, options)  # type: ignore[no-any-return]
 
-    def handoff(self, trace: Trace, options: ReplayOptions, cut_at: float, *, source: str = "legacy") -> Handoff:
+    def handoff(
+        self, trace: Trace, options: ReplayOptions, cut_at: float, *, source: str = "legacy"
+    ) -> Handoff:
         out: Handoff = self.inner.handoff(trace, options, cut_at, source=source)
         planter = PlantedFaultEngine(self.inner, fault=self.fault, path=self.path)
         runs = tuple(planter._plant(run) for run in out.record.runs)
         return replace(out, record=replace(out.record, runs=runs))
 
 
-def handoff_with_fault(fault: str = "one_retry_fewer", path: str = "b", inner: str = "actor") -> PlantedHandoffEngine:
+def handoff_with_fault(
+    fault: str = "one_retry_fewer", path: str = "b", inner: str = "actor"
+) -> PlantedHandoffEngine:
     """Factory for ``shadow handoff --target shadow.testing:handoff_with_fault``."""
     from shadow.engines import build_engine, resolve_engine
 
@@ -273,8 +305,9 @@ def fake_engine() -> FakeEngine:
     return FakeEngine()
 
 
-def fake_engine_with_fault(fault: str = "one_retry_fewer", path: str = "b", param: str = "",
-                           inner: str = "fake") -> PlantedFaultEngine:
+def fake_engine_with_fault(
+    fault: str = "one_retry_fewer", path: str = "b", param: str = "", inner: str = "fake"
+) -> PlantedFaultEngine:
     """Factory for ``--candidate shadow.testing:fake_engine_with_fault``: ``inner`` is ``fake`` or any
     engine name ``shadow run`` accepts (``oracle``, ``actor``, ``module:factory``)."""
     from shadow.engines import build_engine, resolve_engine

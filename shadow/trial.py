@@ -76,7 +76,9 @@ def count_steps(steps: Sequence[Step], trace: Trace, depth: int = 0) -> int:
     return total
 
 
-def _replay(engine: Engine, trace: Trace, options: ReplayOptions) -> tuple[ExecutionRecord | None, str | None]:
+def _replay(
+    engine: Engine, trace: Trace, options: ReplayOptions
+) -> tuple[ExecutionRecord | None, str | None]:
     try:
         record = engine.replay(trace, options)
     except Exception as exc:
@@ -99,8 +101,9 @@ def run_trace_with(job: TraceJob, config: TrialConfig, engines: Mapping[str, Eng
     records: dict[str, ExecutionRecord | None] = {}
     errors: dict[str, str] = {}
     for role in ROLES:
-        options = ReplayOptions(seed=config.seeds[role], time_limit=config.time_limit, faults=config.faults,
-                                exact=config.exact)
+        options = ReplayOptions(
+            seed=config.seeds[role], time_limit=config.time_limit, faults=config.faults, exact=config.exact
+        )
         record, error = _replay(engines[role], trace, options)
         records[role] = record
         if error:
@@ -112,67 +115,108 @@ def run_trace_with(job: TraceJob, config: TrialConfig, engines: Mapping[str, Eng
         base, other = records["baseline"], records[role]
         if "baseline" in errors or role in errors or base is None or other is None:
             failed = "baseline" if "baseline" in errors else role
-            divergences[comparison] = [engine_error_divergence(trace, failed, errors.get(failed, "no record"))]
+            divergences[comparison] = [
+                engine_error_divergence(trace, failed, errors.get(failed, "no record"))
+            ]
         else:
             divergences[comparison] = compare_records(trace, base, other, order, normalized)
     candidate = records["candidate"]
     if candidate is not None and "candidate" not in errors:
         # rules the candidate's record must satisfy on its own (shadow/compare/invariants.py)
         divergences["candidate"].extend(invariant_divergences(trace, candidate))
-    tables: dict[str, list[Row]] = {name: [] for name in ("runs", "steps", "records", "divergences", "fidelity")}
+    tables: dict[str, list[Row]] = {
+        name: [] for name in ("runs", "steps", "records", "divergences", "fidelity")
+    }
     if config.campaign is not None:
         tables["fault_trials"] = list(_fault_trials(trace, config, engines, records, errors))
     for role in ROLES:
         record = records[role]
         if record is not None:
             _record_rows(trace, role, record, tables)
-            if role in FIDELITY_ROLES and role not in errors and (fid := fidelity_row(trace, role, record)) is not None:
+            if (
+                role in FIDELITY_ROLES
+                and role not in errors
+                and (fid := fidelity_row(trace, role, record)) is not None
+            ):
                 tables["fidelity"].append(fid)
     for comparison, found in divergences.items():
         for d in found:
-            tables["divergences"].append(DivergenceRow(
-                trace_id=trace.trace_id, comparison=comparison, run_id=d.run_id, path=d.path,
-                kind=d.kind.value, detail=d.detail, baseline_value=_dumps(d.baseline_value),
-                other_value=_dumps(d.other_value), signature=d.signature, is_first=d.is_first,
-                waived_by=None, cause=d.cause,
-            ))
+            tables["divergences"].append(
+                DivergenceRow(
+                    trace_id=trace.trace_id,
+                    comparison=comparison,
+                    run_id=d.run_id,
+                    path=d.path,
+                    kind=d.kind.value,
+                    detail=d.detail,
+                    baseline_value=_dumps(d.baseline_value),
+                    other_value=_dumps(d.other_value),
+                    signature=d.signature,
+                    is_first=d.is_first,
+                    waived_by=None,
+                    cause=d.cause,
+                )
+            )
     recorded = [a for r in trace.runs for a in r.attempts]
     first = min((r.trigger_time for r in trace.runs), default=0.0)
-    last_end = max((r.observed.end_time for r in trace.runs if r.observed and r.observed.end_time), default=None)
+    last_end = max(
+        (r.observed.end_time for r in trace.runs if r.observed and r.observed.end_time), default=None
+    )
     error = "; ".join(f"{role}: {msg}" for role, msg in sorted(errors.items())) or None
-    tables["traces"] = [TraceRow(
-        trace_id=trace.trace_id, session_id=None, workflow_id=trace.workflow_id,
-        workflow_type=trace.metadata.workflow_type, owner=trace.metadata.owner,
-        tags=list(trace.metadata.tags), source=trace.metadata.source, corpus_file=job.file,
-        corpus_line=job.line, n_runs=len(trace.runs),
-        n_steps=count_steps(trace.definition.steps, trace), n_recorded_attempts=len(recorded),
-        recorded_seconds=(last_end - first) if last_end is not None else None,
-        candidate_divergences=len(divergences["candidate"]), aa_divergences=len(divergences["aa"]),
-        unexplained=len(divergences["candidate"]), error=error,
-        wall_seconds=time.perf_counter() - began, captured_at=captured_at(trace.metadata.captured_at),
-        features=sorted(trace_features(trace)),
-    )]
+    tables["traces"] = [
+        TraceRow(
+            trace_id=trace.trace_id,
+            session_id=None,
+            workflow_id=trace.workflow_id,
+            workflow_type=trace.metadata.workflow_type,
+            owner=trace.metadata.owner,
+            tags=list(trace.metadata.tags),
+            source=trace.metadata.source,
+            corpus_file=job.file,
+            corpus_line=job.line,
+            n_runs=len(trace.runs),
+            n_steps=count_steps(trace.definition.steps, trace),
+            n_recorded_attempts=len(recorded),
+            recorded_seconds=(last_end - first) if last_end is not None else None,
+            candidate_divergences=len(divergences["candidate"]),
+            aa_divergences=len(divergences["aa"]),
+            unexplained=len(divergences["candidate"]),
+            error=error,
+            wall_seconds=time.perf_counter() - began,
+            captured_at=captured_at(trace.metadata.captured_at),
+            features=sorted(trace_features(trace)),
+        )
+    ]
     return TraceOutcome(trace.trace_id, tables, len(divergences["candidate"]))
 
 
-def _fault_trials(trace: Trace, config: TrialConfig, engines: Mapping[str, Engine],
-                  records: Mapping[str, ExecutionRecord | None], errors: Mapping[str, str]) -> list[Row]:
+def _fault_trials(
+    trace: Trace,
+    config: TrialConfig,
+    engines: Mapping[str, Engine],
+    records: Mapping[str, ExecutionRecord | None],
+    errors: Mapping[str, str],
+) -> list[Row]:
     """The campaign's trials of this trace on the candidate (or its "faults" role when the campaign sets
     engine options), each compared with the same engine's no-fault record."""
     assert config.campaign is not None
     seed = config.seeds["candidate"]
     engine = engines.get("faults", engines["candidate"])
     if "faults" in engines:
-        reference, error = _replay(engine, trace, ReplayOptions(seed=seed, time_limit=config.time_limit,
-                                                                exact=config.exact))
+        reference, error = _replay(
+            engine, trace, ReplayOptions(seed=seed, time_limit=config.time_limit, exact=config.exact)
+        )
         reference = None if error else reference
     else:
         reference = None if "candidate" in errors else records["candidate"]
     baseline = None if "baseline" in errors else records["baseline"]
 
     def replay(faults: tuple[str, ...]) -> tuple[ExecutionRecord | None, str | None]:
-        return _replay(engine, trace, ReplayOptions(seed=seed, time_limit=config.time_limit, faults=faults,
-                                                    exact=config.exact))
+        return _replay(
+            engine,
+            trace,
+            ReplayOptions(seed=seed, time_limit=config.time_limit, faults=faults, exact=config.exact),
+        )
 
     return list(run_trials(trace, config.campaign, reference, replay, baseline))
 
@@ -183,28 +227,58 @@ def _dumps(value: Any) -> str:
 
 def _record_rows(trace: Trace, role: str, record: ExecutionRecord, tables: dict[str, list[Row]]) -> None:
     tid = trace.trace_id
-    tables["records"].append(RecordRow(
-        trace_id=tid, engine=role, engine_name=record.engine, engine_version=record.engine_version,
-        seed=record.seed, record=_dumps(encode(record)), counters=_dumps(dict(record.counters)),
-    ))
+    tables["records"].append(
+        RecordRow(
+            trace_id=tid,
+            engine=role,
+            engine_name=record.engine,
+            engine_version=record.engine_version,
+            seed=record.seed,
+            record=_dumps(encode(record)),
+            counters=_dumps(dict(record.counters)),
+        )
+    )
     for run in record.runs:
         metrics = run_metrics(trace, run)
-        tables["runs"].append(RunRow(
-            trace_id=tid, engine=role, run_id=run.run_id, status=run.status, stuck=run.stuck,
-            triggered_at=run.triggered_at, started_at=run.started_at, ended_at=run.ended_at,
-            end_to_end=metrics["end_to_end"], makespan=metrics["makespan"], critical_path=metrics["critical_path"],
-            orchestration_overhead=metrics["orchestration_overhead"],
-        ))
+        tables["runs"].append(
+            RunRow(
+                trace_id=tid,
+                engine=role,
+                run_id=run.run_id,
+                status=run.status,
+                stuck=run.stuck,
+                triggered_at=run.triggered_at,
+                started_at=run.started_at,
+                ended_at=run.ended_at,
+                end_to_end=metrics["end_to_end"],
+                makespan=metrics["makespan"],
+                critical_path=metrics["critical_path"],
+                orchestration_overhead=metrics["orchestration_overhead"],
+            )
+        )
         for att in sorted(run.attempts, key=lambda a: (a.path, a.attempt)):
             overhead = None
             if att.started_at is not None and att.ready_at is not None:
                 overhead = att.started_at - att.ready_at
-            tables["steps"].append(StepRow(
-                trace_id=tid, engine=role, run_id=run.run_id, path=att.path, step_id=att.step_id,
-                step_type=att.step_type, attempt=att.attempt, status=att.status, outcome=att.outcome,
-                unrecorded=att.unrecorded, created_at=att.created_at, ready_at=att.ready_at,
-                started_at=att.started_at, ended_at=att.ended_at, start_overhead=overhead,
-            ))
+            tables["steps"].append(
+                StepRow(
+                    trace_id=tid,
+                    engine=role,
+                    run_id=run.run_id,
+                    path=att.path,
+                    step_id=att.step_id,
+                    step_type=att.step_type,
+                    attempt=att.attempt,
+                    status=att.status,
+                    outcome=att.outcome,
+                    unrecorded=att.unrecorded,
+                    created_at=att.created_at,
+                    ready_at=att.ready_at,
+                    started_at=att.started_at,
+                    ended_at=att.ended_at,
+                    start_overhead=overhead,
+                )
+            )
 
 
 def captured_at(text: str | None) -> dt.datetime | None:

@@ -86,7 +86,10 @@ class Importer(Protocol):
 def fail(code: str, message: str, *, file: Path | str | None, hint: str, json_path: str = "$") -> TraceError:
     """A TraceError located in an input file (not in a trace line)."""
     return TraceError(
-        code, message, location=TraceLocation(file=str(file) if file is not None else None, json_path=json_path), hint=hint
+        code,
+        message,
+        location=TraceLocation(file=str(file) if file is not None else None, json_path=json_path),
+        hint=hint,
     )
 
 
@@ -95,7 +98,9 @@ def discover_files(paths: Sequence[Path], suffixes: tuple[str, ...]) -> list[Pat
     out: list[Path] = []
     for path in paths:
         if path.is_dir():
-            out.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.name.lower().endswith(suffixes)))
+            out.extend(
+                sorted(p for p in path.rglob("*") if p.is_file() and p.name.lower().endswith(suffixes))
+            )
         else:
             out.append(path)
     return out
@@ -125,7 +130,9 @@ class SafeIds:
         return candidate
 
 
-def check_acyclic(nodes: Iterable[str], edges: Iterable[tuple[str, str]], *, where: str, file: Path | str | None) -> None:
+def check_acyclic(
+    nodes: Iterable[str], edges: Iterable[tuple[str, str]], *, where: str, file: Path | str | None
+) -> None:
     """Raise a ``cycle`` TraceError naming the cycle (``a -> b -> a``) if the graph has one."""
     graph = nx.DiGraph()
     graph.add_nodes_from(nodes)
@@ -194,12 +201,18 @@ def parse_timestamp(value: object, *, file: Path | str | None, json_path: str) -
             moment = datetime.fromisoformat(text)
         except ValueError:
             raise fail(
-                "bad_timestamp", f"cannot read timestamp {value!r}", file=file, json_path=json_path,
+                "bad_timestamp",
+                f"cannot read timestamp {value!r}",
+                file=file,
+                json_path=json_path,
                 hint="use ISO-8601 like 2018-08-01T10:22:43Z",
             ) from None
     else:
         raise fail(
-            "bad_timestamp", f"expected a timestamp, got {type(value).__name__}", file=file, json_path=json_path,
+            "bad_timestamp",
+            f"expected a timestamp, got {type(value).__name__}",
+            file=file,
+            json_path=json_path,
             hint="use ISO-8601 like 2018-08-01T10:22:43Z",
         )
     if moment.tzinfo is None:
@@ -232,7 +245,12 @@ def run_import(importer: Importer, paths: Sequence[Path], options: ImportOptions
         except (OSError, UnicodeDecodeError) as exc:
             yield ImportedItem(
                 source,
-                error=fail("unreadable", f"cannot read input: {exc}", file=source, hint="check the path and permissions"),
+                error=fail(
+                    "unreadable",
+                    f"cannot read input: {exc}",
+                    file=source,
+                    hint="check the path and permissions",
+                ),
             )
 
 

@@ -24,7 +24,9 @@ from corpora.model import JsonValue, Param
 __all__ = ["ExpressionNotes", "translate_condition", "translate_expression", "translate_params"]
 
 _GET = re.compile(r"params\.get\(\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]\s*\)")
-_FROM_STEP = re.compile(r"params\.getFromStep\(\s*['\"]([^'\"]+)['\"]\s*,\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]\s*\)")
+_FROM_STEP = re.compile(
+    r"params\.getFromStep\(\s*['\"]([^'\"]+)['\"]\s*,\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]\s*\)"
+)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MONTH = re.compile(
     r"^\s*new\s+DateTime\((\d+)L?\)\.withZone\(DateTimeZone\.forID\(['\"]UTC['\"]\)\)\.monthOfYear\(\)\.getAsText\(\)\s*;?\s*$"
@@ -61,7 +63,10 @@ def _rewrite(text: str, step_params: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 def translate_expression(
-    text: str, type_name: str, where: str, notes: ExpressionNotes,
+    text: str,
+    type_name: str,
+    where: str,
+    notes: ExpressionNotes,
     step_params: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Param:
     """A Param for a Maestro expression: an in-subset expression, an evaluated literal, or a placeholder."""
@@ -82,7 +87,10 @@ def translate_expression(
 
 
 def translate_condition(
-    text: str, where: str, notes: ExpressionNotes, step_params: Mapping[str, Mapping[str, Any]],
+    text: str,
+    where: str,
+    notes: ExpressionNotes,
+    step_params: Mapping[str, Mapping[str, Any]],
 ) -> str | None:
     """A transition condition in the subset (None = always); outside it, evaluate or take the edge."""
     body = _rewrite(text, step_params).strip().rstrip(";").strip()
@@ -109,8 +117,12 @@ def _literal(value: Any) -> JsonValue:
 
 
 def translate_params(
-    raw: Any, where: str, notes: ExpressionNotes, step_params: Mapping[str, Mapping[str, Any]] | None = None,
-    *, skip: tuple[str, ...] = (),
+    raw: Any,
+    where: str,
+    notes: ExpressionNotes,
+    step_params: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    skip: tuple[str, ...] = (),
 ) -> dict[str, Param]:
     """Maestro ``params`` (name -> {value|expression, type, ...}) -> name -> Param."""
     out: dict[str, Param] = {}
@@ -121,12 +133,19 @@ def translate_params(
             continue
         if isinstance(spec, dict) and "expression" in spec:
             out[str(name)] = translate_expression(
-                str(spec["expression"]), str(spec.get("type", "STRING")), f"{where}.{name}", notes, step_params
+                str(spec["expression"]),
+                str(spec.get("type", "STRING")),
+                f"{where}.{name}",
+                notes,
+                step_params,
             )
         elif isinstance(spec, dict) and "value" in spec:
             value = spec["value"]
             if str(spec.get("type", "")).upper() == "MAP" and isinstance(value, dict):
-                value = {k: (v.get("value") if isinstance(v, dict) and "value" in v else v) for k, v in value.items()}
+                value = {
+                    k: (v.get("value") if isinstance(v, dict) and "value" in v else v)
+                    for k, v in value.items()
+                }
             out[str(name)] = Param(value=_literal(value))
         else:
             out[str(name)] = Param(value=_literal(spec))

@@ -58,7 +58,9 @@ def _number(value: int | str | None, env: Mapping[str, Any]) -> int | None:
         return None
 
 
-def backoff_delays(outcomes: Sequence[Outcome], backoff: Backoff | None, env: Mapping[str, Any]) -> tuple[float, ...]:
+def backoff_delays(
+    outcomes: Sequence[Outcome], backoff: Backoff | None, env: Mapping[str, Any]
+) -> tuple[float, ...]:
     """Seconds an engine waits before attempts 2..n (Maestro's backoff, §1.4 of MAESTRO-SEMANTICS.md)."""
     fixed = backoff is not None and backoff.type is BackoffType.FIXED_BACKOFF
     counts = {"error": 0, "platform": 0, "timeout": 0}
@@ -93,8 +95,14 @@ def _ordered(steps: Sequence[Step]) -> tuple[Step, ...]:
     return tuple(out)
 
 
-def _edges(steps: Sequence[Step], prefix: str, env: Mapping[str, Any], iterations: Mapping[str, int],
-           subs: Mapping[str, WorkflowDefinition], out: dict[tuple[str, str], bool]) -> None:
+def _edges(
+    steps: Sequence[Step],
+    prefix: str,
+    env: Mapping[str, Any],
+    iterations: Mapping[str, int],
+    subs: Mapping[str, WorkflowDefinition],
+    out: dict[tuple[str, str], bool],
+) -> None:
     for step in steps:
         for t in step.transitions:
             if t.condition is not None:
@@ -107,11 +115,18 @@ def _edges(steps: Sequence[Step], prefix: str, env: Mapping[str, Any], iteration
             for i in range(iterations.get(prefix + step.id, 0)):
                 _edges(step.foreach.steps, f"{prefix}{step.id}[{i}]/", env, iterations, subs, out)
         elif step.subworkflow is not None:
-            _edges(subs[step.subworkflow.workflow_id].steps, f"{prefix}{step.id}/", env, iterations, subs, out)
+            _edges(
+                subs[step.subworkflow.workflow_id].steps, f"{prefix}{step.id}/", env, iterations, subs, out
+            )
 
 
-def _depth(steps: Sequence[Step], prefix: str, iterations: Mapping[str, int], plans: Mapping[str, LeafPlan],
-           subs: Mapping[str, WorkflowDefinition]) -> int:
+def _depth(
+    steps: Sequence[Step],
+    prefix: str,
+    iterations: Mapping[str, int],
+    plans: Mapping[str, LeafPlan],
+    subs: Mapping[str, WorkflowDefinition],
+) -> int:
     """Sequential launches along the longest chain of ``steps`` (foreach: waves x the deepest iteration)."""
     longest: dict[str, int] = {}
     preds: dict[str, list[str]] = {s.id: [] for s in steps}
@@ -122,9 +137,13 @@ def _depth(steps: Sequence[Step], prefix: str, iterations: Mapping[str, int], pl
         path = prefix + step.id
         if step.foreach is not None:
             count = iterations.get(path, 0)
-            waves = math.ceil(count / (step.foreach.concurrency or DEFAULT_FOREACH_CONCURRENCY)) if count else 0
-            inner = max((_depth(step.foreach.steps, f"{path}[{i}]/", iterations, plans, subs) for i in range(count)),
-                        default=0)
+            waves = (
+                math.ceil(count / (step.foreach.concurrency or DEFAULT_FOREACH_CONCURRENCY)) if count else 0
+            )
+            inner = max(
+                (_depth(step.foreach.steps, f"{path}[{i}]/", iterations, plans, subs) for i in range(count)),
+                default=0,
+            )
             own = 1 + waves * inner
         elif step.subworkflow is not None:
             own = 1 + _depth(subs[step.subworkflow.workflow_id].steps, f"{path}/", iterations, plans, subs)
@@ -135,8 +154,12 @@ def _depth(steps: Sequence[Step], prefix: str, iterations: Mapping[str, int], pl
 
 
 def place_failures(
-    definition: WorkflowDefinition, subworkflows: Mapping[str, WorkflowDefinition], plans: Mapping[str, LeafPlan],
-    iterations: Mapping[str, int], env: Mapping[str, Any], margin: float,
+    definition: WorkflowDefinition,
+    subworkflows: Mapping[str, WorkflowDefinition],
+    plans: Mapping[str, LeafPlan],
+    iterations: Mapping[str, int],
+    env: Mapping[str, Any],
+    margin: float,
 ) -> tuple[dict[str, LeafPlan], list[str]]:
     """Lengthen the final attempt of every failing leaf so its end keeps ``margin`` (plus latency per
     launch) from every rival event. Returns the new plans and the failing paths that could not be
@@ -191,8 +214,12 @@ def _seconds(timeout: int | float | str | None) -> float | None:
 
 
 def workflow_timeout_races(
-    definition: WorkflowDefinition, subworkflows: Mapping[str, WorkflowDefinition], plans: Mapping[str, LeafPlan],
-    iterations: Mapping[str, int], env: Mapping[str, Any], margin: float,
+    definition: WorkflowDefinition,
+    subworkflows: Mapping[str, WorkflowDefinition],
+    plans: Mapping[str, LeafPlan],
+    iterations: Mapping[str, int],
+    env: Mapping[str, Any],
+    margin: float,
 ) -> bool:
     """True when the workflow's own timeout fires within ``margin`` (plus latency per launch) of an
     attempt start or end: which attempts ran before the timeout then depends on engine latency. The

@@ -52,16 +52,25 @@ def _loop_values(param: Param, env: Mapping[str, Any], where: str) -> list[Any]:
         try:
             value = evaluate(param.expression, env)
         except (Unresolved, SelSyntaxError) as exc:
-            raise TraceError("unresolvable_foreach", f"{where}: loop param cannot be evaluated at import time ({exc})",
-                             hint="give the loop param a literal array or an expression over literal params") from None
+            raise TraceError(
+                "unresolvable_foreach",
+                f"{where}: loop param cannot be evaluated at import time ({exc})",
+                hint="give the loop param a literal array or an expression over literal params",
+            ) from None
     if not isinstance(value, list):
-        raise TraceError("unresolvable_foreach", f"{where}: loop param is not an array ({type(value).__name__})",
-                         hint="loop params must evaluate to arrays")
+        raise TraceError(
+            "unresolvable_foreach",
+            f"{where}: loop param is not an array ({type(value).__name__})",
+            hint="loop params must evaluate to arrays",
+        )
     return value
 
 
 def leaf_paths(
-    steps: Sequence[Step], env: Mapping[str, Any], subworkflows: Mapping[str, WorkflowDefinition], prefix: str = "",
+    steps: Sequence[Step],
+    env: Mapping[str, Any],
+    subworkflows: Mapping[str, WorkflowDefinition],
+    prefix: str = "",
     iterations: dict[str, int] | None = None,
 ) -> Iterator[tuple[str, Step, dict[str, Any]]]:
     """Every (path, leaf step, evaluated params) a run of ``steps`` can reach; ``iterations``, when
@@ -73,8 +82,11 @@ def leaf_paths(
             arrays = [_loop_values(step.foreach.loop_params[n], own, f"{prefix}{step.id}.{n}") for n in names]
             count = math.prod(len(a) for a in arrays) if arrays else 0
             if count > _MAX_ITERATIONS:
-                raise TraceError("too_many_iterations", f"{prefix}{step.id}: {count} foreach iterations",
-                                 hint=f"Maestro allows at most {_MAX_ITERATIONS}")
+                raise TraceError(
+                    "too_many_iterations",
+                    f"{prefix}{step.id}: {count} foreach iterations",
+                    hint=f"Maestro allows at most {_MAX_ITERATIONS}",
+                )
             if iterations is not None:
                 iterations[f"{prefix}{step.id}"] = count
             for i in range(count):
@@ -83,7 +95,9 @@ def leaf_paths(
                 for name, array in zip(names, arrays, strict=True):
                     child[name] = array[idx % len(array)]
                     idx //= len(array)
-                yield from leaf_paths(step.foreach.steps, child, subworkflows, f"{prefix}{step.id}[{i}]/", iterations)
+                yield from leaf_paths(
+                    step.foreach.steps, child, subworkflows, f"{prefix}{step.id}[{i}]/", iterations
+                )
         elif step.subworkflow is not None:
             definition = subworkflows[step.subworkflow.workflow_id]
             passed = {} if step.subworkflow.explicit_params else dict(env)
@@ -115,14 +129,21 @@ def _duration(step: Step, params: Mapping[str, Any], rng: random.Random) -> floa
         return 0.0
     if step.type is StepType.SLEEP:
         value = params.get("sleep_seconds")
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else 1.0
+        return (
+            float(value)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+            else 1.0
+        )
     drawn = round(rng.lognormvariate(math.log(60.0), 0.75), 3)
     cap = _timeout_secs(step.timeout)
     return min(drawn, max(0.0, cap - 1.0)) if cap is not None else drawn
 
 
 def synthesize_run(
-    definition: WorkflowDefinition, subworkflows: Mapping[str, WorkflowDefinition], options: ImportOptions, trace_id: str,
+    definition: WorkflowDefinition,
+    subworkflows: Mapping[str, WorkflowDefinition],
+    options: ImportOptions,
+    trace_id: str,
 ) -> tuple[Run, list[str]]:
     """One run of ``definition`` with attempts drawn by the documented outcome model, failures placed
     ``options.race_margin`` away from rival events (:mod:`._maestro_races`). Also returns what is left
@@ -141,17 +162,23 @@ def synthesize_run(
         if draw < options.failure_rate:
             outcomes = [Outcome.USER_ERROR] * (error_limit + 1)
         elif draw < options.failure_rate + options.retry_rate:
-            kind, limit = ((Outcome.USER_ERROR, error_limit) if rng.random() < 0.7
-                           else (Outcome.PLATFORM_ERROR, platform_limit))
+            kind, limit = (
+                (Outcome.USER_ERROR, error_limit)
+                if rng.random() < 0.7
+                else (Outcome.PLATFORM_ERROR, platform_limit)
+            )
             failures = rng.randint(1, limit) if limit > 0 else 0
             outcomes = [kind] * failures + [Outcome.SUCCEEDED]
         else:
             outcomes = [Outcome.SUCCEEDED]
         durations = tuple(_duration(step, params, rng) for _ in outcomes)
-        plans[path] = LeafPlan(outcomes=tuple(outcomes), durations=durations,
-                               delays=backoff_delays(outcomes, policy.backoff if policy else None, env),
-                               timeout=_timeout_secs(step.timeout),
-                               terminal="failed" if outcomes[-1] is not Outcome.SUCCEEDED else None)
+        plans[path] = LeafPlan(
+            outcomes=tuple(outcomes),
+            durations=durations,
+            delays=backoff_delays(outcomes, policy.backoff if policy else None, env),
+            timeout=_timeout_secs(step.timeout),
+            terminal="failed" if outcomes[-1] is not Outcome.SUCCEEDED else None,
+        )
     plans, unmet = place_failures(definition, subworkflows, plans, iterations, env, options.race_margin)
     if workflow_timeout_races(definition, subworkflows, plans, iterations, env, options.race_margin):
         unmet.append("workflow-timeout")

@@ -52,7 +52,10 @@ def _date_ints_between(start: Any, end: Any, step: Any = 1) -> list[int]:
 
 
 _CALLS: dict[str, Callable[..., Any]] = {
-    "len": len, "min": min, "max": max, "abs": abs,
+    "len": len,
+    "min": min,
+    "max": max,
+    "abs": abs,
     "range": lambda *a: list(range(*(int(x) for x in a))),
     "Util.dateIntsBetween": _date_ints_between,
 }
@@ -102,7 +105,14 @@ class _Parser:
             return lambda env: yes(env) if cond(env) else no(env)
         return cond
 
-    _LEVELS: tuple[tuple[str, ...], ...] = (("||",), ("&&",), ("==", "!="), ("<", "<=", ">", ">="), ("+", "-"), ("*", "/", "%"))
+    _LEVELS: tuple[tuple[str, ...], ...] = (
+        ("||",),
+        ("&&",),
+        ("==", "!="),
+        ("<", "<=", ">", ">="),
+        ("+", "-"),
+        ("*", "/", "%"),
+    )
 
     def binary(self, level: int) -> Evaluator:
         if level == len(self._LEVELS):
@@ -181,9 +191,17 @@ def _binop(op: str, left: Evaluator, right: Evaluator) -> Evaluator:
         return int(a / b) if isinstance(a, int) and isinstance(b, int) else a / b
 
     table: dict[str, Callable[[Any, Any], Any]] = {
-        "+": plus, "-": lambda a, b: a - b, "*": lambda a, b: a * b, "/": divide, "%": lambda a, b: a % b,
-        "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
-        ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+        "+": plus,
+        "-": lambda a, b: a - b,
+        "*": lambda a, b: a * b,
+        "/": divide,
+        "%": lambda a, b: a % b,
+        "==": lambda a, b: a == b,
+        "!=": lambda a, b: a != b,
+        "<": lambda a, b: a < b,
+        "<=": lambda a, b: a <= b,
+        ">": lambda a, b: a > b,
+        ">=": lambda a, b: a >= b,
     }
     if op == "&&":
         return lambda env: bool(left(env)) and bool(right(env))

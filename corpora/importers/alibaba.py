@@ -87,11 +87,21 @@ def _upstream_task(row: list[str], file: Path, line: int) -> tuple[str, AlibabaT
         end = float(row[6]) if len(row) > 6 and row[6] and float(row[6]) > 0 else None
         instances = int(float(row[1])) if row[1] else 1
     except ValueError:
-        raise fail("schema", f"row {line} has a non-numeric instance_num/start_time/end_time", file=file,
-                   json_path=f"line {line}", hint=_HINT) from None
+        raise fail(
+            "schema",
+            f"row {line} has a non-numeric instance_num/start_time/end_time",
+            file=file,
+            json_path=f"line {line}",
+            hint=_HINT,
+        ) from None
     if end is not None and end < start:
-        raise fail("bad_duration", f"row {line}: end_time {end} before start_time {start}", file=file,
-                   json_path=f"line {line}", hint="durations are non-negative seconds")
+        raise fail(
+            "bad_duration",
+            f"row {line}: end_time {end} before start_time {start}",
+            file=file,
+            json_path=f"line {line}",
+            hint="durations are non-negative seconds",
+        )
     number, parents = parse_task_name(row[0])
     duration = end - start if end is not None else 0.0
     return row[2], AlibabaTask(row[0], number, parents, start, duration, instances, row[4], end)
@@ -101,17 +111,32 @@ def _row_task(row: list[str], file: Path, line: int) -> tuple[str, AlibabaTask]:
     if len(row) >= 7 and row[4] in _STATUSES:
         return _upstream_task(row, file, line)
     if len(row) < 4:
-        raise fail("schema", f"row {line} has {len(row)} columns, expected 7", file=file,
-                   json_path=f"line {line}", hint=_HINT)
+        raise fail(
+            "schema",
+            f"row {line} has {len(row)} columns, expected 7",
+            file=file,
+            json_path=f"line {line}",
+            hint=_HINT,
+        )
     try:
         time, duration = float(row[0]), float(row[3])
         instances = int(float(row[6])) if len(row) > 6 and row[6] else 1
     except ValueError:
-        raise fail("schema", f"row {line} has a non-numeric time/duration/instance_num", file=file,
-                   json_path=f"line {line}", hint=_HINT) from None
+        raise fail(
+            "schema",
+            f"row {line} has a non-numeric time/duration/instance_num",
+            file=file,
+            json_path=f"line {line}",
+            hint=_HINT,
+        ) from None
     if duration < 0:
-        raise fail("bad_duration", f"row {line}: negative duration {duration}", file=file,
-                   json_path=f"line {line}", hint="durations are non-negative seconds")
+        raise fail(
+            "bad_duration",
+            f"row {line}: negative duration {duration}",
+            file=file,
+            json_path=f"line {line}",
+            hint="durations are non-negative seconds",
+        )
     number, parents = parse_task_name(row[2])
     return row[1], AlibabaTask(row[2], number, parents, time, duration, instances)
 
@@ -142,8 +167,13 @@ class AlibabaImporter:
                 jobs.setdefault(job, []).append(task)
         for job, error in broken.items():
             jobs.pop(job, None)
-            yield TraceError(error.code, f"job {job!r}: {error.message}", location=error.location,
-                             hint=error.hint, trace_id=f"alibaba:{job}")
+            yield TraceError(
+                error.code,
+                f"job {job!r}: {error.message}",
+                location=error.location,
+                hint=error.hint,
+                trace_id=f"alibaba:{job}",
+            )
         for job, tasks in jobs.items():
             try:
                 yield self.job_trace(job, tasks, path)
@@ -157,8 +187,12 @@ class AlibabaImporter:
         for step_id, task in zip(ids, tasks, strict=True):
             if task.number is not None:
                 if task.number in by_number:
-                    raise fail("duplicate_id", f"job {job!r}: two tasks numbered {task.number}", file=path,
-                               hint="task numbers must be unique inside a job")
+                    raise fail(
+                        "duplicate_id",
+                        f"job {job!r}: two tasks numbered {task.number}",
+                        file=path,
+                        hint="task numbers must be unique inside a job",
+                    )
                 by_number[task.number] = step_id
         edges: set[tuple[str, str]] = set()
         dangling = 0
@@ -172,23 +206,40 @@ class AlibabaImporter:
         steps = build_dag_steps(ids, sorted(edges))
         start = min(t.time for t in tasks)
         attempts = tuple(
-            RecordedAttempt(path=step_id, attempt=1,
-                            outcome=Outcome.USER_ERROR if task.status == "Failed" else Outcome.SUCCEEDED,
-                            duration=task.duration)
+            RecordedAttempt(
+                path=step_id,
+                attempt=1,
+                outcome=Outcome.USER_ERROR if task.status == "Failed" else Outcome.SUCCEEDED,
+                duration=task.duration,
+            )
             for step_id, task in zip(ids, tasks, strict=True)
             if task.status is None or (task.status in ("Terminated", "Failed") and task.end is not None)
         )
         observed: ObservedRun | None = None
         if all(t.status is not None for t in tasks):
             statuses = [str(t.status) for t in tasks]
-            run_status = ("Terminated" if all(x == "Terminated" for x in statuses) else "Failed" if "Failed" in statuses
-                          else next(x for x in statuses if x != "Terminated"))
+            run_status = (
+                "Terminated"
+                if all(x == "Terminated" for x in statuses)
+                else "Failed"
+                if "Failed" in statuses
+                else next(x for x in statuses if x != "Terminated")
+            )
             ends = [t.end for t in tasks if t.end is not None]
             observed = ObservedRun(
-                status=run_status, start_time=start, end_time=max(ends) if len(ends) == len(tasks) else None,
-                steps={step_id: ObservedStep(status=str(t.status), attempts=1 if t.end is not None else 0,
-                                             start_time=t.time, end_time=t.end)
-                       for step_id, t in zip(ids, tasks, strict=True)})
+                status=run_status,
+                start_time=start,
+                end_time=max(ends) if len(ends) == len(tasks) else None,
+                steps={
+                    step_id: ObservedStep(
+                        status=str(t.status),
+                        attempts=1 if t.end is not None else 0,
+                        start_time=t.time,
+                        end_time=t.end,
+                    )
+                    for step_id, t in zip(ids, tasks, strict=True)
+                },
+            )
         tags = ["imported", "alibaba"]
         if dangling:
             tags.append(f"dangling-parents:{dangling}")
@@ -198,6 +249,10 @@ class AlibabaImporter:
             trace_id=f"alibaba:{job}",
             definition=WorkflowDefinition(id=SafeIds()(job), steps=steps),
             runs=(Run(run_id="1", trigger_time=start, attempts=attempts, observed=observed),),
-            metadata=TraceMetadata(owner="alibaba", tags=tuple(tags), workflow_type="alibaba-batch",
-                                   source=f"alibaba:{path.name}"),
+            metadata=TraceMetadata(
+                owner="alibaba",
+                tags=tuple(tags),
+                workflow_type="alibaba-batch",
+                source=f"alibaba:{path.name}",
+            ),
         )

@@ -69,7 +69,9 @@ def _seconds(value: Any) -> int:
     match = _DURATION.match(str(value))
     if match is None:
         return 1
-    return max(1, int(float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]))
+    return max(
+        1, int(float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)])
+    )
 
 
 def _retry_policy(template: dict[str, Any]) -> RetryPolicy:
@@ -85,15 +87,25 @@ def _retry_policy(template: dict[str, Any]) -> RetryPolicy:
         factor = backoff_spec.get("factor", 1)
         if isinstance(factor, (int, float)) and factor > 1:
             cap = _seconds(backoff_spec.get("maxDuration", 3600))
-            backoff = Backoff(type=BackoffType.EXPONENTIAL_BACKOFF, error_retry_backoff_in_secs=base,
-                              error_retry_exponent=int(factor), error_retry_limit_in_secs=cap,
-                              platform_retry_backoff_in_secs=base, platform_retry_exponent=int(factor),
-                              platform_retry_limit_in_secs=cap)
+            backoff = Backoff(
+                type=BackoffType.EXPONENTIAL_BACKOFF,
+                error_retry_backoff_in_secs=base,
+                error_retry_exponent=int(factor),
+                error_retry_limit_in_secs=cap,
+                platform_retry_backoff_in_secs=base,
+                platform_retry_exponent=int(factor),
+                platform_retry_limit_in_secs=cap,
+            )
         else:
-            backoff = Backoff(type=BackoffType.FIXED_BACKOFF, error_retry_backoff_in_secs=base,
-                              platform_retry_backoff_in_secs=base)
+            backoff = Backoff(
+                type=BackoffType.FIXED_BACKOFF,
+                error_retry_backoff_in_secs=base,
+                platform_retry_backoff_in_secs=base,
+            )
     else:
-        backoff = Backoff(type=BackoffType.FIXED_BACKOFF, error_retry_backoff_in_secs=1, platform_retry_backoff_in_secs=1)
+        backoff = Backoff(
+            type=BackoffType.FIXED_BACKOFF, error_retry_backoff_in_secs=1, platform_retry_backoff_in_secs=1
+        )
     return RetryPolicy(
         error_retry_limit=limit if policy in ("OnFailure", "Always", "OnTransientError") else 0,
         platform_retry_limit=limit if policy in ("Always", "OnError") else 0,
@@ -128,15 +140,27 @@ class _ArgoWorkflow:
     def template(self, name: str, where: str) -> dict[str, Any]:
         found = self.templates.get(name)
         if found is None:
-            raise fail("missing_target", f"{where} uses unknown template {name!r}", file=self.file,
-                       json_path="$.spec.templates", hint="every task must name a template of this workflow")
+            raise fail(
+                "missing_target",
+                f"{where} uses unknown template {name!r}",
+                file=self.file,
+                json_path="$.spec.templates",
+                hint="every task must name a template of this workflow",
+            )
         return found
 
-    def definition(self, template_name: str, node_prefix: str, path_prefix: str, stack: tuple[str, ...]) -> WorkflowDefinition:
+    def definition(
+        self, template_name: str, node_prefix: str, path_prefix: str, stack: tuple[str, ...]
+    ) -> WorkflowDefinition:
         """The definition for a dag/steps template, recording attempts of the nodes under ``node_prefix``."""
         if template_name in stack:
-            raise fail("cycle", f"templates call each other: {' -> '.join((*stack, template_name))}",
-                       file=self.file, json_path="$.spec.templates", hint="Argo templates must not recurse")
+            raise fail(
+                "cycle",
+                f"templates call each other: {' -> '.join((*stack, template_name))}",
+                file=self.file,
+                json_path="$.spec.templates",
+                hint="Argo templates must not recurse",
+            )
         template = self.template(template_name, "entrypoint")
         entries: list[tuple[str, str, list[str], str]] = []  # (task, template, deps, node name)
         fail_fast = True
@@ -147,14 +171,28 @@ class _ArgoWorkflow:
                 deps = [str(d) for d in task.get("dependencies") or []]
                 if task.get("depends"):
                     deps += [m.split(".")[0] for m in _DEPENDS_NAME.findall(str(task["depends"]))]
-                entries.append((str(task["name"]), str(task["template"]), sorted(set(deps)), f"{node_prefix}.{task['name']}"))
+                entries.append(
+                    (
+                        str(task["name"]),
+                        str(task["template"]),
+                        sorted(set(deps)),
+                        f"{node_prefix}.{task['name']}",
+                    )
+                )
         elif isinstance(template.get("steps"), list):
             previous: list[str] = []
             for i, group in enumerate(template["steps"]):
                 group = group if isinstance(group, list) else [group]
                 names = [str(s["name"]) for s in group]
                 for s in group:
-                    entries.append((str(s["name"]), str(s["template"]), list(previous), f"{node_prefix}[{i}].{s['name']}"))
+                    entries.append(
+                        (
+                            str(s["name"]),
+                            str(s["template"]),
+                            list(previous),
+                            f"{node_prefix}[{i}].{s['name']}",
+                        )
+                    )
                 previous = names
         else:
             leaf = f"{node_prefix}"
@@ -164,8 +202,13 @@ class _ArgoWorkflow:
         for task, _, deps, _ in entries:
             for dep in deps:
                 if dep not in known:
-                    raise fail("missing_target", f"task {task!r} depends on unknown task {dep!r}", file=self.file,
-                               json_path=f"$.spec.templates[{template_name}]", hint="fix the dependency name")
+                    raise fail(
+                        "missing_target",
+                        f"task {task!r} depends on unknown task {dep!r}",
+                        file=self.file,
+                        json_path=f"$.spec.templates[{template_name}]",
+                        hint="fix the dependency name",
+                    )
                 edges.append((dep, task))
         check_acyclic(known, edges, where=f"template {template_name!r}", file=self.file)
         mode = FailureMode.FAIL_IMMEDIATELY if fail_fast else FailureMode.FAIL_AFTER_RUNNING
@@ -174,12 +217,29 @@ class _ArgoWorkflow:
             transitions = tuple(Transition(to=child) for parent, child in sorted(edges) if parent == task)
             target = self.template(tname, f"task {task!r}")
             if "dag" in target or "steps" in target:
-                self.subworkflows[tname] = self.definition(tname, node_name, f"{path_prefix}{task}/", (*stack, template_name))
-                steps.append(Step(id=task, type=StepType.SUBWORKFLOW, transitions=transitions, failure_mode=mode,
-                                  subworkflow=Subworkflow(workflow_id=tname)))
+                self.subworkflows[tname] = self.definition(
+                    tname, node_name, f"{path_prefix}{task}/", (*stack, template_name)
+                )
+                steps.append(
+                    Step(
+                        id=task,
+                        type=StepType.SUBWORKFLOW,
+                        transitions=transitions,
+                        failure_mode=mode,
+                        subworkflow=Subworkflow(workflow_id=tname),
+                    )
+                )
                 continue
-            steps.append(Step(id=task, type=StepType.SHELL, transitions=transitions, failure_mode=mode,
-                              retry_policy=_retry_policy(target), tags=(f"argo-template:{tname}",)))
+            steps.append(
+                Step(
+                    id=task,
+                    type=StepType.SHELL,
+                    transitions=transitions,
+                    failure_mode=mode,
+                    retry_policy=_retry_policy(target),
+                    tags=(f"argo-template:{tname}",),
+                )
+            )
             self._record(f"{path_prefix}{task}", node_name)
         return WorkflowDefinition(id=template_name, steps=tuple(steps))
 
@@ -190,7 +250,9 @@ class _ArgoWorkflow:
         pods = [node]
         if node.get("type") == "Retry":
             pods = [self.by_id[c] for c in node.get("children") or [] if c in self.by_id]
-            pods.sort(key=lambda n: int(m.group(1)) if (m := re.search(r"\((\d+)\)$", str(n.get("name")))) else 0)
+            pods.sort(
+                key=lambda n: int(m.group(1)) if (m := re.search(r"\((\d+)\)$", str(n.get("name")))) else 0
+            )
         number = 0
         for pod in pods:
             outcome = _PHASES.get(str(pod.get("phase")))
@@ -200,16 +262,22 @@ class _ArgoWorkflow:
             start = parse_timestamp(pod["startedAt"], file=self.file, json_path=f"{where}.startedAt")
             end = parse_timestamp(pod["finishedAt"], file=self.file, json_path=f"{where}.finishedAt")
             number += 1
-            self.attempts.append(RecordedAttempt(path=path, attempt=number, outcome=outcome, duration=max(0.0, end - start)))
+            self.attempts.append(
+                RecordedAttempt(path=path, attempt=number, outcome=outcome, duration=max(0.0, end - start))
+            )
         if not number and str(node.get("phase")) in ("Skipped", "Omitted"):
             # Production decided not to run it (a `when` false, or upstream failed): observed, with no attempt.
             self.observed[path] = ObservedStep(status=str(node["phase"]), attempts=0)
         if number and node.get("startedAt") is not None:
             start = parse_timestamp(node["startedAt"], file=self.file, json_path="$.status.nodes")
-            finished: float | None = (parse_timestamp(node["finishedAt"], file=self.file, json_path="$.status.nodes")
-                   if node.get("finishedAt") is not None else None)
-            self.observed[path] = ObservedStep(status=str(node.get("phase", "Unknown")), attempts=number,
-                                               start_time=start, end_time=finished)
+            finished: float | None = (
+                parse_timestamp(node["finishedAt"], file=self.file, json_path="$.status.nodes")
+                if node.get("finishedAt") is not None
+                else None
+            )
+            self.observed[path] = ObservedStep(
+                status=str(node.get("phase", "Unknown")), attempts=number, start_time=start, end_time=finished
+            )
 
     def trace(self) -> Trace:
         spec = self.doc["spec"]
@@ -219,23 +287,45 @@ class _ArgoWorkflow:
         definition = self.definition(entry, self.name, "", ())
         status = self.doc.get("status") or {}
         root = self.nodes.get(self.name, {})
-        started = status.get("startedAt") or root.get("startedAt") or (self.doc.get("metadata") or {}).get("creationTimestamp")
+        started = (
+            status.get("startedAt")
+            or root.get("startedAt")
+            or (self.doc.get("metadata") or {}).get("creationTimestamp")
+        )
         if started is None:
-            raise fail("schema", "no status.startedAt or creationTimestamp", file=self.file, json_path="$.status", hint=_HINT)
+            raise fail(
+                "schema",
+                "no status.startedAt or creationTimestamp",
+                file=self.file,
+                json_path="$.status",
+                hint=_HINT,
+            )
         start = parse_timestamp(started, file=self.file, json_path="$.status.startedAt")
         finished = status.get("finishedAt") or root.get("finishedAt")
         end = parse_timestamp(finished, file=self.file, json_path="$.status.finishedAt") if finished else None
-        phase = str(status.get("phase") or root.get("phase") or (self.doc.get("metadata") or {}).get("labels", {}).get(
-            "workflows.argoproj.io/phase", "Unknown"))
-        run = Run(run_id="1", trigger_time=start, attempts=tuple(self.attempts),
-                  observed=ObservedRun(status=phase, start_time=start, end_time=end, steps=dict(self.observed)))
+        phase = str(
+            status.get("phase")
+            or root.get("phase")
+            or (self.doc.get("metadata") or {})
+            .get("labels", {})
+            .get("workflows.argoproj.io/phase", "Unknown")
+        )
+        run = Run(
+            run_id="1",
+            trigger_time=start,
+            attempts=tuple(self.attempts),
+            observed=ObservedRun(status=phase, start_time=start, end_time=end, steps=dict(self.observed)),
+        )
         return Trace(
             trace_id=f"argo:{self.name}",
             definition=WorkflowDefinition(id=definition.id, steps=definition.steps),
             runs=(run,),
-            metadata=TraceMetadata(owner=str((self.doc.get("metadata") or {}).get("namespace", "unknown")),
-                                   tags=("imported", "argo", f"argo-phase:{phase}"), workflow_type=entry,
-                                   source=f"argo:{self.file.name}"),
+            metadata=TraceMetadata(
+                owner=str((self.doc.get("metadata") or {}).get("namespace", "unknown")),
+                tags=("imported", "argo", f"argo-phase:{phase}"),
+                workflow_type=entry,
+                source=f"argo:{self.file.name}",
+            ),
             subworkflows=dict(self.subworkflows),
         )
 
@@ -270,8 +360,12 @@ class ArgoImporter:
             raise fail("schema", "empty document", file=path, hint=_HINT)
         for doc in docs:
             if not _is_workflow(doc):
-                yield fail("schema", f"not an Argo Workflow (kind={doc.get('kind') if isinstance(doc, dict) else None!r})",
-                           file=path, hint=_HINT)
+                yield fail(
+                    "schema",
+                    f"not an Argo Workflow (kind={doc.get('kind') if isinstance(doc, dict) else None!r})",
+                    file=path,
+                    hint=_HINT,
+                )
                 continue
             try:
                 yield _ArgoWorkflow(doc, path).trace()

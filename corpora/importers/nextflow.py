@@ -48,8 +48,12 @@ from corpora.model import (
 
 __all__ = ["NextflowImporter", "NextflowRow", "process_edges"]
 
-_STATUS = {"COMPLETED": Outcome.SUCCEEDED, "CACHED": Outcome.SUCCEEDED, "FAILED": Outcome.USER_ERROR,
-           "ABORTED": Outcome.PLATFORM_ERROR}
+_STATUS = {
+    "COMPLETED": Outcome.SUCCEEDED,
+    "CACHED": Outcome.SUCCEEDED,
+    "FAILED": Outcome.USER_ERROR,
+    "ABORTED": Outcome.PLATFORM_ERROR,
+}
 _HINT = "point at a Nextflow results folder holding execution_trace.txt and/or execution_report.html"
 _DUR = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 
@@ -89,13 +93,28 @@ def _rows_from_report(path: Path) -> list[NextflowRow]:
         try:
             begin = float(rec.get("start") or rec["submit"]) / 1000
             end = float(rec.get("complete") or begin * 1000) / 1000
-            rows.append(NextflowRow(int(rec["task_id"]), str(rec["name"]), str(rec.get("process") or rec["name"].split(" (")[0]),
-                                    str(rec["status"]), int(rec.get("attempt") or 1), float(rec["submit"]) / 1000,
-                                    max(0.0, end - begin), str(rec.get("error_action") or "-"),
-                                    begin if rec.get("start") else None, end if rec.get("complete") else None))
+            rows.append(
+                NextflowRow(
+                    int(rec["task_id"]),
+                    str(rec["name"]),
+                    str(rec.get("process") or rec["name"].split(" (")[0]),
+                    str(rec["status"]),
+                    int(rec.get("attempt") or 1),
+                    float(rec["submit"]) / 1000,
+                    max(0.0, end - begin),
+                    str(rec.get("error_action") or "-"),
+                    begin if rec.get("start") else None,
+                    end if rec.get("complete") else None,
+                )
+            )
         except (KeyError, ValueError, TypeError) as exc:
-            raise fail("schema", f"trace record {i} lacks a usable field ({exc})", file=path,
-                       json_path=f"window.data.trace[{i}]", hint=_HINT) from None
+            raise fail(
+                "schema",
+                f"trace record {i} lacks a usable field ({exc})",
+                file=path,
+                json_path=f"window.data.trace[{i}]",
+                hint=_HINT,
+            ) from None
     return rows
 
 
@@ -106,8 +125,13 @@ def _submit_time(text: str, path: Path, line: int) -> float:
             return datetime.strptime(text.strip(), fmt).replace(tzinfo=UTC).timestamp()
         except ValueError:
             continue
-    raise fail("bad_timestamp", f"row {line}: cannot read submit time {text!r}", file=path, json_path=f"line {line}",
-               hint="expected yyyy-MM-dd HH:mm:ss.SSS")
+    raise fail(
+        "bad_timestamp",
+        f"row {line}: cannot read submit time {text!r}",
+        file=path,
+        json_path=f"line {line}",
+        hint="expected yyyy-MM-dd HH:mm:ss.SSS",
+    )
 
 
 def _rows_from_trace(path: Path) -> list[NextflowRow]:
@@ -119,12 +143,28 @@ def _rows_from_trace(path: Path) -> list[NextflowRow]:
                 submit = rec.get("submit") or ""
                 submitted = _submit_time(submit, path, i)
                 total = rec.get("duration")  # submit -> complete, queueing included
-                rows.append(NextflowRow(int(rec["task_id"]), name, str(rec.get("process") or name.split(" (")[0]),
-                                        str(rec["status"]), int(rec.get("attempt") or 0), submitted,
-                                        _duration_text(str(rec.get("realtime") or "0")), str(rec.get("error_action") or "-"),
-                                        None, submitted + _duration_text(str(total)) if total else None))
+                rows.append(
+                    NextflowRow(
+                        int(rec["task_id"]),
+                        name,
+                        str(rec.get("process") or name.split(" (")[0]),
+                        str(rec["status"]),
+                        int(rec.get("attempt") or 0),
+                        submitted,
+                        _duration_text(str(rec.get("realtime") or "0")),
+                        str(rec.get("error_action") or "-"),
+                        None,
+                        submitted + _duration_text(str(total)) if total else None,
+                    )
+                )
             except (KeyError, ValueError) as exc:
-                raise fail("schema", f"row {i} lacks a usable field ({exc})", file=path, json_path=f"line {i}", hint=_HINT) from None
+                raise fail(
+                    "schema",
+                    f"row {i} lacks a usable field ({exc})",
+                    file=path,
+                    json_path=f"line {i}",
+                    hint=_HINT,
+                ) from None
     return rows
 
 
@@ -160,8 +200,10 @@ class NextflowImporter:
         out: list[Path] = []
         for path in paths:
             if path.is_dir():
-                found = sorted({p.parent for p in path.rglob("execution_trace*.txt")} |
-                               {p.parent for p in path.rglob("execution_report*.html")})
+                found = sorted(
+                    {p.parent for p in path.rglob("execution_trace*.txt")}
+                    | {p.parent for p in path.rglob("execution_report*.html")}
+                )
                 out.extend(found or [path])
             else:
                 out.append(path)
@@ -178,7 +220,9 @@ class NextflowImporter:
         elif table.is_file():
             rows = _rows_from_trace(table)
         else:
-            raise fail("missing_input", "no execution_report.html or execution_trace.txt", file=path, hint=_HINT)
+            raise fail(
+                "missing_input", "no execution_report.html or execution_trace.txt", file=path, hint=_HINT
+            )
         if not rows:
             raise fail("schema", "the run records no task", file=path, hint=_HINT)
         dot = folder / "pipeline_dag.dot"
@@ -215,32 +259,58 @@ class NextflowImporter:
         for name in order:
             tries = sorted(by_task[name], key=lambda r: (r.attempt, r.submit))
             limits[ids[name]] = sum(1 for r in tries[:-1] if r.status != "COMPLETED")
-            observed[ids[name]] = ObservedStep(status=tries[-1].status, attempts=len(tries), start_time=tries[0].start,
-                                               end_time=tries[-1].end)
+            observed[ids[name]] = ObservedStep(
+                status=tries[-1].status,
+                attempts=len(tries),
+                start_time=tries[0].start,
+                end_time=tries[-1].end,
+            )
             for number, row in enumerate(tries, start=1):
                 outcome = _STATUS.get(row.status)
                 if outcome is None:
-                    raise fail("schema", f"task {name!r}: unknown status {row.status!r}", file=folder,
-                               hint="expected COMPLETED, FAILED, CACHED or ABORTED")
+                    raise fail(
+                        "schema",
+                        f"task {name!r}: unknown status {row.status!r}",
+                        file=folder,
+                        hint="expected COMPLETED, FAILED, CACHED or ABORTED",
+                    )
                 duration = 0.0 if row.status == "CACHED" else row.duration
-                attempts.append(RecordedAttempt(path=ids[name], attempt=number, outcome=outcome, duration=duration))
+                attempts.append(
+                    RecordedAttempt(path=ids[name], attempt=number, outcome=outcome, duration=duration)
+                )
 
         def make(step_id: str, transitions: tuple[Transition, ...]) -> Step:
-            return Step(id=step_id, type=StepType.SHELL, transitions=transitions,
-                        retry_policy=RetryPolicy(error_retry_limit=limits[step_id], platform_retry_limit=limits[step_id]),
-                        tags=(f"process:{process_of[next(n for n in order if ids[n] == step_id)]}",))
+            return Step(
+                id=step_id,
+                type=StepType.SHELL,
+                transitions=transitions,
+                retry_policy=RetryPolicy(
+                    error_retry_limit=limits[step_id], platform_retry_limit=limits[step_id]
+                ),
+                tags=(f"process:{process_of[next(n for n in order if ids[n] == step_id)]}",),
+            )
 
         steps = build_dag_steps([ids[n] for n in order], sorted(edges), make)
         start = min(r.submit for r in rows)
         end = max(r.end if r.end is not None else r.submit + r.duration for r in rows)
-        status = "FAILED" if any(by_task[n][-1].status in ("FAILED", "ABORTED") for n in order) else "SUCCEEDED"
+        status = (
+            "FAILED" if any(by_task[n][-1].status in ("FAILED", "ABORTED") for n in order) else "SUCCEEDED"
+        )
         return Trace(
             trace_id=f"nextflow:{folder.name}",
             definition=WorkflowDefinition(id=SafeIds()(folder.name), steps=steps),
-            runs=(Run(run_id="1", trigger_time=start, attempts=tuple(attempts),
-                      observed=ObservedRun(status=status, start_time=start, end_time=end, steps=observed)),),
-            metadata=TraceMetadata(owner="nextflow", tags=("imported", "nextflow", lost), workflow_type="nextflow",
-                                   source=f"nextflow:{folder.name}"),
+            runs=(
+                Run(
+                    run_id="1",
+                    trigger_time=start,
+                    attempts=tuple(attempts),
+                    observed=ObservedRun(status=status, start_time=start, end_time=end, steps=observed),
+                ),
+            ),
+            metadata=TraceMetadata(
+                owner="nextflow",
+                tags=("imported", "nextflow", lost),
+                workflow_type="nextflow",
+                source=f"nextflow:{folder.name}",
+            ),
         )
-
-

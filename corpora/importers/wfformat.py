@@ -69,7 +69,9 @@ class WfTask:
 
     __slots__ = ("executed_at", "id", "name", "parents", "runtime")
 
-    def __init__(self, id: str, name: str, parents: list[str], runtime: float, executed_at: str | None = None) -> None:
+    def __init__(
+        self, id: str, name: str, parents: list[str], runtime: float, executed_at: str | None = None
+    ) -> None:
         self.id, self.name, self.parents, self.runtime = id, name, parents, runtime
         self.executed_at = executed_at  # the task's start (1.5 execution.tasks[].executedAt), when recorded
 
@@ -79,8 +81,13 @@ def _need(obj: Any, key: str, kind: type | tuple[type, ...], path: str, file: Pa
         raise fail("schema", f"missing field {key!r}", file=file, json_path=path, hint=_HINT)
     value = obj[key]
     if not isinstance(value, kind) or isinstance(value, bool):
-        raise fail("schema", f"field {key!r} has the wrong type ({type(value).__name__})", file=file,
-                   json_path=f"{path}.{key}", hint=_HINT)
+        raise fail(
+            "schema",
+            f"field {key!r} has the wrong type ({type(value).__name__})",
+            file=file,
+            json_path=f"{path}.{key}",
+            hint=_HINT,
+        )
     return value
 
 
@@ -89,8 +96,13 @@ def read_wfformat_tasks(doc: Any, file: Path) -> tuple[list[WfTask], dict[str, A
     workflow = _need(doc, "workflow", dict, "$", file)
     version = str(doc.get("schemaVersion", ""))
     if "specification" in workflow:  # 1.5 layout
-        spec_tasks = _need(_need(workflow, "specification", dict, "$.workflow", file), "tasks", list,
-                           "$.workflow.specification", file)
+        spec_tasks = _need(
+            _need(workflow, "specification", dict, "$.workflow", file),
+            "tasks",
+            list,
+            "$.workflow.specification",
+            file,
+        )
         execution = _need(workflow, "execution", dict, "$.workflow", file)
         exec_tasks = _need(execution, "tasks", list, "$.workflow.execution", file)
         runtimes: dict[str, float] = {}
@@ -104,15 +116,23 @@ def read_wfformat_tasks(doc: Any, file: Path) -> tuple[list[WfTask], dict[str, A
         raw = [(t, f"$.workflow.specification.tasks[{i}]") for i, t in enumerate(spec_tasks)]
     elif "tasks" in workflow:  # 1.4 layout: runtime lives on the task itself
         execution = workflow
-        raw = [(t, f"$.workflow.tasks[{i}]") for i, t in enumerate(_need(workflow, "tasks", list, "$.workflow", file))]
+        raw = [
+            (t, f"$.workflow.tasks[{i}]")
+            for i, t in enumerate(_need(workflow, "tasks", list, "$.workflow", file))
+        ]
         runtimes = {}
         starts = {}
         for task, where in raw:
             key = str(task.get("id") or _need(task, "name", str, where, file))
             runtimes[key] = float(_need(task, "runtimeInSeconds", (int, float), where, file))
     else:
-        raise fail("schema", f"neither workflow.specification nor workflow.tasks (schemaVersion {version!r})",
-                   file=file, json_path="$.workflow", hint=_HINT)
+        raise fail(
+            "schema",
+            f"neither workflow.specification nor workflow.tasks (schemaVersion {version!r})",
+            file=file,
+            json_path="$.workflow",
+            hint=_HINT,
+        )
     by_name: dict[str, str] = {}
     tasks: list[WfTask] = []
     for task, where in raw:
@@ -120,21 +140,43 @@ def read_wfformat_tasks(doc: Any, file: Path) -> tuple[list[WfTask], dict[str, A
         task_id = str(task.get("id") or name)
         by_name.setdefault(name, task_id)
         if task_id not in runtimes:
-            raise fail("missing_runtime", f"task {task_id!r} has no recorded runtimeInSeconds", file=file,
-                       json_path=where, hint="every specified task needs an execution record")
+            raise fail(
+                "missing_runtime",
+                f"task {task_id!r} has no recorded runtimeInSeconds",
+                file=file,
+                json_path=where,
+                hint="every specified task needs an execution record",
+            )
         if runtimes[task_id] < 0:
-            raise fail("bad_duration", f"task {task_id!r} has a negative runtime", file=file, json_path=where,
-                       hint="runtimes are non-negative seconds")
-        tasks.append(WfTask(task_id, name, [str(p) for p in task.get("parents", [])], runtimes[task_id],
-                            starts.get(task_id)))
+            raise fail(
+                "bad_duration",
+                f"task {task_id!r} has a negative runtime",
+                file=file,
+                json_path=where,
+                hint="runtimes are non-negative seconds",
+            )
+        tasks.append(
+            WfTask(
+                task_id,
+                name,
+                [str(p) for p in task.get("parents", [])],
+                runtimes[task_id],
+                starts.get(task_id),
+            )
+        )
     ids = {t.id for t in tasks}
     for t in tasks:
         resolved = []
         for p in t.parents:
             target = p if p in ids else by_name.get(p)
             if target is None:
-                raise fail("missing_target", f"task {t.id!r} names unknown parent {p!r}", file=file,
-                           json_path="$.workflow", hint="parents must name tasks of the same workflow")
+                raise fail(
+                    "missing_target",
+                    f"task {t.id!r} names unknown parent {p!r}",
+                    file=file,
+                    json_path="$.workflow",
+                    hint="parents must name tasks of the same workflow",
+                )
             resolved.append(target)
         t.parents = resolved
     return tasks, execution
@@ -153,7 +195,9 @@ class WfFormatImporter:
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
-            raise fail("malformed_json", f"not JSON: {exc.msg} at line {exc.lineno}", file=path, hint=_HINT) from None
+            raise fail(
+                "malformed_json", f"not JSON: {exc.msg} at line {exc.lineno}", file=path, hint=_HINT
+            ) from None
         self._validate_schema(doc, path, options)
         yield self.to_trace(doc, path)
 
@@ -166,7 +210,13 @@ class WfFormatImporter:
         error = jsonschema.exceptions.best_match(jsonschema.Draft7Validator(schema).iter_errors(doc))
         if error is not None:
             where = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-            raise fail("schema", f"WfFormat schema violation: {error.message}", file=path, json_path=where, hint=_HINT)
+            raise fail(
+                "schema",
+                f"WfFormat schema violation: {error.message}",
+                file=path,
+                json_path=where,
+                hint=_HINT,
+            )
 
     def to_trace(self, doc: dict[str, Any], path: Path) -> Trace:
         tasks, execution = read_wfformat_tasks(doc, path)
@@ -180,11 +230,15 @@ class WfFormatImporter:
             return Step(id=step_id, type=StepType.SHELL, transitions=transitions)
 
         steps = build_dag_steps(order, edges, make)
-        start = parse_timestamp(_need(execution, "executedAt", str, "$.workflow.execution", path),
-                                file=path, json_path="$.workflow.execution.executedAt")
+        start = parse_timestamp(
+            _need(execution, "executedAt", str, "$.workflow.execution", path),
+            file=path,
+            json_path="$.workflow.execution.executedAt",
+        )
         makespan = float(_need(execution, "makespanInSeconds", (int, float), "$.workflow.execution", path))
         attempts = tuple(
-            RecordedAttempt(path=ids[t.id], attempt=1, outcome=Outcome.SUCCEEDED, duration=t.runtime) for t in tasks
+            RecordedAttempt(path=ids[t.id], attempt=1, outcome=Outcome.SUCCEEDED, duration=t.runtime)
+            for t in tasks
         )
         name = str(doc.get("name") or path.stem)
         runtime_system = doc.get("runtimeSystem") or doc.get("wms") or {}
@@ -193,16 +247,27 @@ class WfFormatImporter:
         # times are kept when the instance records them (execution.tasks[].executedAt, optional in 1.5).
         observed: dict[str, ObservedStep] = {}
         for t in tasks:
-            began = (parse_timestamp(t.executed_at, file=path, json_path=f"$.workflow.execution.tasks[id={t.id}].executedAt")
-                     if t.executed_at else None)
-            observed[ids[t.id]] = ObservedStep(status="SUCCEEDED", attempts=1, start_time=began,
-                                               end_time=began + t.runtime if began is not None else None)
+            began = (
+                parse_timestamp(
+                    t.executed_at, file=path, json_path=f"$.workflow.execution.tasks[id={t.id}].executedAt"
+                )
+                if t.executed_at
+                else None
+            )
+            observed[ids[t.id]] = ObservedStep(
+                status="SUCCEEDED",
+                attempts=1,
+                start_time=began,
+                end_time=began + t.runtime if began is not None else None,
+            )
         run = Run(
             run_id="1",
             trigger_time=start,
             initiator="manual",
             attempts=attempts,
-            observed=ObservedRun(status="SUCCEEDED", start_time=start, end_time=start + makespan, steps=observed),
+            observed=ObservedRun(
+                status="SUCCEEDED", start_time=start, end_time=start + makespan, steps=observed
+            ),
         )
         return Trace(
             trace_id=f"wfformat:{path.stem}",
@@ -210,7 +275,12 @@ class WfFormatImporter:
             runs=(run,),
             metadata=TraceMetadata(
                 owner=str((doc.get("author") or {}).get("name", "unknown")),
-                tags=("imported", "wfformat", f"wfformat-{doc.get('schemaVersion', '?')}", f"system:{system.lower()}"),
+                tags=(
+                    "imported",
+                    "wfformat",
+                    f"wfformat-{doc.get('schemaVersion', '?')}",
+                    f"system:{system.lower()}",
+                ),
                 workflow_type=name,
                 source=f"wfformat:{path.name}",
                 captured_at=str(doc.get("createdAt")) if doc.get("createdAt") else None,

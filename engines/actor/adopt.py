@@ -59,7 +59,13 @@ if TYPE_CHECKING:
     from engines.actor.engine import ActorEngine
 
 __all__ = [
-    "AdoptedRun", "LegacyCut", "adopt_cut", "adopt_live", "adopt_rows", "handoff_from_legacy", "read_legacy_store",
+    "AdoptedRun",
+    "LegacyCut",
+    "adopt_cut",
+    "adopt_live",
+    "adopt_rows",
+    "handoff_from_legacy",
+    "read_legacy_store",
     "stop_legacy_at",
 ]
 
@@ -339,7 +345,9 @@ async def adopt_live(
     adopted = read_legacy_store(legacy_path, traces)
     store = open_live_store(actor_path)
     cluster = _cluster(store, traces, cfg, exclusive=True, expected=sum(len(t.runs) for t in traces))
-    facts = dict.fromkeys(("runs_live", "runs_queued", "runs_ended", "runs_untriggered", "attempts_running"), 0)
+    facts = dict.fromkeys(
+        ("runs_live", "runs_queued", "runs_ended", "runs_untriggered", "attempts_running"), 0
+    )
     now = cluster.clock.now()
     untriggered: list[tuple[str, int]] = []
     try:
@@ -379,7 +387,9 @@ async def adopt_live(
         await cluster.wait(cluster.clock.now() + timeout)
         cluster.stop()
         records = [
-            ExecutionRecord(t.trace_id, ENGINE_NAME, "1", 0, records_from_store(cluster.catalog[t.trace_id].ct, store))
+            ExecutionRecord(
+                t.trace_id, ENGINE_NAME, "1", 0, records_from_store(cluster.catalog[t.trace_id].ct, store)
+            )
             for t in traces
         ]
     finally:

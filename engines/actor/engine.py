@@ -85,7 +85,9 @@ class ActorEngine:
             runs=runs, counters=counters,
         )  # fmt: skip
 
-    def handoff(self, trace: Trace, options: ReplayOptions, cut_at: float, *, source: str = "legacy") -> Handoff:
+    def handoff(
+        self, trace: Trace, options: ReplayOptions, cut_at: float, *, source: str = "legacy"
+    ) -> Handoff:
         """Adopt ``trace``'s runs from a legacy deployment stopped ``cut_at`` virtual seconds after the first
         trigger, and finish them (:mod:`engines.actor.adopt`, docs/HANDOFF.md): the
         :class:`engines.api.HandsOff` capability."""

@@ -194,7 +194,11 @@ class FlowActor(Actor):
             # Lazily, the next ping is the one at the step's timeout: a runtime's completion is an event
             # (RuntimeDone), so the pings in between would find nothing. With a message fault planned a
             # completion message may be lost, and Maestro's RUNNING poll every 3 s is what notices it.
-            if att.started_at is not None and att.timeout_s is not None and not self.node.cluster.faults.message_faults:
+            if (
+                att.started_at is not None
+                and att.timeout_s is not None
+                and not self.node.cluster.faults.message_faults
+            ):
                 polls = max(1, math.ceil((att.started_at + att.timeout_s - now) / ping))
             at = now + polls * ping
             self.poll_at[path] = at

@@ -101,7 +101,9 @@ class GroupActor(Actor):
     def _load(self, run_key: str, message_id: int | None, then: DurableMessage) -> None:
         def op() -> None:
             row = self.node.store.get_run(run_key)
-            live = row is not None and (not WorkflowStatus(row.status).is_terminal or self._detached_live(run_key))
+            live = row is not None and (
+                not WorkflowStatus(row.status).is_terminal or self._detached_live(run_key)
+            )
             if row is not None and live and row.group_id == self.group_id and run_key not in self.flows:
                 flow = self.adopt(row)
                 if flow is not None:

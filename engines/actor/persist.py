@@ -116,7 +116,11 @@ class RunCodec:
         # equal but distinct value is simply encoded again.
         values = tuple([getattr(state, f) for f in _HEADER_FIELDS])
         head = self._head
-        if head is None or len(head[0]) != len(values) or any(a is not b for a, b in zip(head[0], values, strict=True)):
+        if (
+            head is None
+            or len(head[0]) != len(values)
+            or any(a is not b for a, b in zip(head[0], values, strict=True))
+        ):
             head = self._head = (values, _DUMPS(_header(state)))
         return '{"h":' + head[1] + ',"s":[' + ",".join(parts) + "]}"
 

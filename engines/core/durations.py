@@ -26,6 +26,8 @@ DEFAULT_TIMEOUT_SECONDS = 10 * 24 * 3600.0
 MAX_TIMEOUT_SECONDS = 120 * 24 * 3600.0
 
 _INTERP = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
 def interpolate(text: str, params: Mapping[str, Value]) -> str:
     """Substitute ``$name`` / ``${name}`` from ``params``; ``$$`` is a literal ``$``.
 

@@ -76,7 +76,9 @@ def _definitions(store: Store) -> dict[str, Trace]:
     }
 
 
-def _capture_run(store: Store, codec: RowCodec, root: WorkflowInstance, include_unfinished: bool) -> Run | None:
+def _capture_run(
+    store: Store, codec: RowCodec, root: WorkflowInstance, include_unfinished: bool
+) -> Run | None:
     """The run at ``root`` as a trace run, or None (gone, or unfinished and not asked for)."""
     loaded_run = store.load_run(root.run_key)
     loaded = codec.load(store, root.run_key)
@@ -113,8 +115,9 @@ def _capture_run(store: Store, codec: RowCodec, root: WorkflowInstance, include_
     )
 
 
-def _as_capture(base: Trace, runs: tuple[Run, ...], trace_id: str | None = None,
-                captured_at: float | None = None) -> Trace:
+def _as_capture(
+    base: Trace, runs: tuple[Run, ...], trace_id: str | None = None, captured_at: float | None = None
+) -> Trace:
     """``base`` with ``runs``; ``captured_at`` (epoch seconds) becomes ``metadata.captured_at`` (ISO-8601 UTC)."""
     meta = replace(base.metadata, source="legacy-capture")
     if captured_at is not None and isinstance(meta, TraceMetadata):
@@ -171,7 +174,9 @@ class LegacyFeed:
 
     ``since`` (epoch seconds) applies to a fresh cursor only: runs that ended before it are skipped."""
 
-    def __init__(self, store: str, *, since: float | None = None, settle: float = DEFAULT_SETTLE_SECONDS) -> None:
+    def __init__(
+        self, store: str, *, since: float | None = None, settle: float = DEFAULT_SETTLE_SECONDS
+    ) -> None:
         self.url = store
         self.since = since
         self.settle = settle
@@ -186,7 +191,9 @@ class LegacyFeed:
         if not cursor:
             return (float("-inf") if self.since is None else self.since, {}, self.settle)
         if cursor.get("format") != CURSOR_FORMAT:
-            raise CaptureError(f"capture cursor of format {cursor.get('format')!r}, expected {CURSOR_FORMAT!r}")
+            raise CaptureError(
+                f"capture cursor of format {cursor.get('format')!r}, expected {CURSOR_FORMAT!r}"
+            )
         watermark: Any = cursor.get("watermark")
         recent: Any = cursor.get("recent", {})
         settle: Any = cursor.get("settle", self.settle)
@@ -210,7 +217,9 @@ class LegacyFeed:
                 self._bases = _definitions(self._store)
             base = self._bases.get(root.workflow_id)
             if base is None:
-                raise CaptureError(f"{self.url}: run {root.run_key} has no workflow definition {root.workflow_id!r}")
+                raise CaptureError(
+                    f"{self.url}: run {root.run_key} has no workflow definition {root.workflow_id!r}"
+                )
             run = _capture_run(self._store, self._codec, root, include_unfinished=False)
             if run is None:
                 continue
@@ -223,5 +232,9 @@ class LegacyFeed:
             }  # fmt: skip
             # captured_at: when the run's terminal state was written (the store's own time, so a capture
             # restarted after a cut-back writes the same bytes again); --since windows read it.
-            yield _as_capture(base, (run,), trace_id=f"{root.workflow_id}@{run.run_id}",
-                              captured_at=root.updated_at), new
+            yield (
+                _as_capture(
+                    base, (run,), trace_id=f"{root.workflow_id}@{run.run_id}", captured_at=root.updated_at
+                ),
+                new,
+            )

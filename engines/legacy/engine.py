@@ -52,9 +52,11 @@ class LegacyEngine:
 
     name = "legacy"
     version = "1"
-    fault_syntax = ("legacy faults: stall-worker:WORKER:CLAIM:SECONDS[:before_load|before_write] (worker WORKER "
-                    "stalls SECONDS on its CLAIM-th claimed task; past the claim timeout the task is delivered "
-                    "twice, as in production), e.g. stall-worker:0:5:90")
+    fault_syntax = (
+        "legacy faults: stall-worker:WORKER:CLAIM:SECONDS[:before_load|before_write] (worker WORKER "
+        "stalls SECONDS on its CLAIM-th claimed task; past the claim timeout the task is delivered "
+        "twice, as in production), e.g. stall-worker:0:5:90"
+    )
 
     def __init__(
         self,
@@ -112,7 +114,9 @@ class LegacyEngine:
         out["upkeep_round_trips"] = upkeep
         out["hot_round_trips"] = out["store_round_trips"] - upkeep
         out["virtual_seconds"] = float(virtual_seconds)
-        out["faults_fired"] = out["stalls"]  # every planned fault that took effect (the fault campaign reads it)
+        out["faults_fired"] = out[
+            "stalls"
+        ]  # every planned fault that took effect (the fault campaign reads it)
         stats = deployment.fast_stats
         self.last_stats = {
             "fast": 1.0 if deployment.fast else 0.0,

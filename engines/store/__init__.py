@@ -51,6 +51,7 @@ def __getattr__(name: str) -> Any:
         return getattr(postgres, name)
     raise AttributeError(f"module 'engines.store' has no attribute {name!r}")
 
+
 __all__ = [
     "DECIDER_PATH",
     "LATEST_VERSION",

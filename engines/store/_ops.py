@@ -187,14 +187,18 @@ class SqlBackend:
             return
         group_id, generation = fence
         rows = self._read(
-            "check_fence", f"SELECT generation FROM group_leases WHERE group_id = ?{self._share_rows}", (group_id,)
+            "check_fence",
+            f"SELECT generation FROM group_leases WHERE group_id = ?{self._share_rows}",
+            (group_id,),
         )
         current = int(rows[0][0]) if rows else None
         if current != generation:
             raise StaleGenerationError(group_id, generation, current, database=self.database)
 
 
-_RUN_COLUMNS = "run_key, workflow_id, run_id, status, state, parent_key, group_id, version, created_at, updated_at"
+_RUN_COLUMNS = (
+    "run_key, workflow_id, run_id, status, state, parent_key, group_id, version, created_at, updated_at"
+)
 _STEP_COLUMNS = "run_key, path, attempt, status, state, updated_at, " + ", ".join(STEP_TIME_FIELDS)
 _QUEUE_COLUMNS = "task_id, run_key, path, visible_at, owner, claimed_until, poll_count"
 _LEASE_COLUMNS = "group_id, owner, generation, heartbeat_at, expires_at"
@@ -342,13 +346,24 @@ class SqlOperations(SqlBackend):
             changed = self._write(
                 "save_run",
                 _SQL_SAVE_RUN,
-                (run.status, run.state, run.parent_key, run.group_id, run.updated_at, run.run_key, run.version),
+                (
+                    run.status,
+                    run.state,
+                    run.parent_key,
+                    run.group_id,
+                    run.updated_at,
+                    run.run_key,
+                    run.version,
+                ),
             )
             if changed == 0:
-                rows = self._read("save_run", "SELECT version FROM workflow_instances WHERE run_key = ?", (run.run_key,))
+                rows = self._read(
+                    "save_run", "SELECT version FROM workflow_instances WHERE run_key = ?", (run.run_key,)
+                )
                 if not rows:
                     raise StoreIntegrityError(
-                        f"save_run: run {run.run_key!r} does not exist; create_run it first", database=self.database
+                        f"save_run: run {run.run_key!r} does not exist; create_run it first",
+                        database=self.database,
                     )
                 raise StoreConflictError(
                     f"save_run: run {run.run_key!r} is at version {rows[0][0]}, the write was based on version "
@@ -365,12 +380,17 @@ class SqlOperations(SqlBackend):
         """Insert or overwrite step attempts in one batched round trip."""
         if not steps:
             return
-        rows = [(s.run_key, s.path, s.attempt, s.status, s.state, s.updated_at, *_times_row(s.times)) for s in steps]
+        rows = [
+            (s.run_key, s.path, s.attempt, s.status, s.state, s.updated_at, *_times_row(s.times))
+            for s in steps
+        ]
         with self.transaction():
             self._check_fence(fence)
             self._write_many("save_steps", _SQL_UPSERT_STEP, rows)
 
-    def runs(self, *, group_id: int | None = None, statuses: Iterable[str] | None = None) -> list[WorkflowInstance]:
+    def runs(
+        self, *, group_id: int | None = None, statuses: Iterable[str] | None = None
+    ) -> list[WorkflowInstance]:
         """Runs, optionally of one group and/or in the given statuses, ordered by run key."""
         sql = f"SELECT {_RUN_COLUMNS} FROM workflow_instances"
         clauses: list[str] = []
@@ -433,7 +453,9 @@ class SqlOperations(SqlBackend):
         An expired claim is taken over: the slow worker may still finish and write (at-least-once)."""
         with self.transaction():
             rows = self._write_returning(
-                "claim", _SQL_CLAIM.format(skip_locked=self._skip_locked), (owner, now + claim_seconds, now, now, limit)
+                "claim",
+                _SQL_CLAIM.format(skip_locked=self._skip_locked),
+                (owner, now + claim_seconds, now, now, limit),
             )
         return sorted((_task(r) for r in rows), key=lambda t: (t.visible_at, t.task_id))
 
@@ -467,7 +489,9 @@ class SqlOperations(SqlBackend):
     def queue_tasks(self) -> list[QueueTask]:
         """Every queue entry, by visibility (for inspection and tests)."""
         with self.transaction(write=False):
-            rows = self._read("queue_tasks", f"SELECT {_QUEUE_COLUMNS} FROM queue ORDER BY visible_at, task_id")
+            rows = self._read(
+                "queue_tasks", f"SELECT {_QUEUE_COLUMNS} FROM queue ORDER BY visible_at, task_id"
+            )
         return [_task(r) for r in rows]
 
     # ---- outbox -----------------------------------------------------------------------------
@@ -489,7 +513,9 @@ class SqlOperations(SqlBackend):
             return
         with self.transaction():
             self._write_many(
-                "mark_delivered", "UPDATE outbox SET delivered = 1 WHERE message_id = ?", [(i,) for i in message_ids]
+                "mark_delivered",
+                "UPDATE outbox SET delivered = 1 WHERE message_id = ?",
+                [(i,) for i in message_ids],
             )
 
     def undelivered(self, due_by: float, *, limit: int = 1000) -> list[OutboxMessage]:
@@ -507,7 +533,9 @@ class SqlOperations(SqlBackend):
 
     def lease(self, group_id: int) -> GroupLease | None:
         with self.transaction(write=False):
-            rows = self._read("lease", f"SELECT {_LEASE_COLUMNS} FROM group_leases WHERE group_id = ?", (group_id,))
+            rows = self._read(
+                "lease", f"SELECT {_LEASE_COLUMNS} FROM group_leases WHERE group_id = ?", (group_id,)
+            )
         return _lease(rows[0]) if rows else None
 
     def acquire_lease(self, group_id: int, owner: str, now: float, ttl: float) -> GroupLease | None:
@@ -551,7 +579,9 @@ class SqlOperations(SqlBackend):
                 (now, now + ttl, group_id, owner, generation, now),
             )
             if changed == 0:
-                rows = self._read("heartbeat", "SELECT generation FROM group_leases WHERE group_id = ?", (group_id,))
+                rows = self._read(
+                    "heartbeat", "SELECT generation FROM group_leases WHERE group_id = ?", (group_id,)
+                )
                 current = int(rows[0][0]) if rows else None
                 raise StaleGenerationError(group_id, generation, current, database=self.database)
         return GroupLease(group_id, owner, generation, now, now + ttl)

@@ -65,7 +65,8 @@ def translate(error: sqlite3.Error, database: str) -> StoreError:
         return StoreIntegrityError(f"constraint violated: {text}", database=database)
     if "locked" in lowered or "busy" in lowered:
         return StoreLockedError(
-            f"{text}: another connection holds the write lock; retry, or raise busy_timeout", database=database
+            f"{text}: another connection holds the write lock; retry, or raise busy_timeout",
+            database=database,
         )
     if "full" in lowered:
         return StoreFullError(
@@ -129,14 +130,23 @@ class SqliteBase(SqlBackend):
         if have != LATEST_VERSION:
             self._conn.close()
             raise StoreSchemaError(
-                f"store schema version found {have}, expected {LATEST_VERSION}: " + (
-                    "an empty or foreign file, not a store a live session wrote" if have == 0 else
-                    "open it once with a writable store of this version to migrate it" if have < LATEST_VERSION else
-                    "upgrade workflow-shadow"), database=self._database)
+                f"store schema version found {have}, expected {LATEST_VERSION}: "
+                + (
+                    "an empty or foreign file, not a store a live session wrote"
+                    if have == 0
+                    else "open it once with a writable store of this version to migrate it"
+                    if have < LATEST_VERSION
+                    else "upgrade workflow-shadow"
+                ),
+                database=self._database,
+            )
 
     def _has_version_table(self) -> bool:
-        return bool(self._conn.execute(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'").fetchone()[0])
+        return bool(
+            self._conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+            ).fetchone()[0]
+        )
 
     # ---- statements -------------------------------------------------------------------------
 

@@ -39,7 +39,12 @@ class LatencyModel:
     cap: float = 0.05
 
     def __post_init__(self) -> None:
-        if self.median < 0 or self.sigma < 0 or self.cap < 0 or not math.isfinite(self.median + self.sigma + self.cap):
+        if (
+            self.median < 0
+            or self.sigma < 0
+            or self.cap < 0
+            or not math.isfinite(self.median + self.sigma + self.cap)
+        ):
             raise ValueError(
                 f"LatencyModel needs finite non-negative median, sigma and cap; got median={self.median}, "
                 f"sigma={self.sigma}, cap={self.cap}"

@@ -214,8 +214,10 @@ def apply_migrations(
 
 
 def _header(conn: sqlite3.Connection) -> tuple[int, int]:
-    return (int(conn.execute("PRAGMA application_id").fetchone()[0]),
-            int(conn.execute("PRAGMA user_version").fetchone()[0]))
+    return (
+        int(conn.execute("PRAGMA application_id").fetchone()[0]),
+        int(conn.execute("PRAGMA user_version").fetchone()[0]),
+    )
 
 
 def _read_only(conn: sqlite3.Connection) -> bool:
@@ -278,8 +280,10 @@ def check_store_file(path: str, *, database: str) -> None:
     problem = inspect_store_file(path)
     if problem is None:
         return
-    advice = "; refusing to use it as an engine store, it was not modified. Pass a new file name or a store " \
-             "written by workflow-shadow"
+    advice = (
+        "; refusing to use it as an engine store, it was not modified. Pass a new file name or a store "
+        "written by workflow-shadow"
+    )
     if "is not a SQLite database" in problem or "cannot be read as a SQLite" in problem:
         raise StoreCorruptError(problem + advice, database=database)
     raise StoreSchemaError(problem + advice, database=database)

@@ -53,13 +53,17 @@ def parse_store_url(url: str) -> StoreUrl:
     return StoreUrl("sqlite", url, url)
 
 
-def open_store(url: str, *, read_only: bool = False, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> Store:
+def open_store(
+    url: str, *, read_only: bool = False, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+) -> Store:
     """Open the store at ``url`` with no simulated latency (a live store takes real time)."""
     parsed = parse_store_url(url)
     if parsed.kind == "postgresql":
         from engines.store.postgres import PostgresConfig, PostgresStore
 
-        return PostgresStore(PostgresConfig(dsn=parsed.target, read_only=read_only, connect_timeout=connect_timeout))
+        return PostgresStore(
+            PostgresConfig(dsn=parsed.target, read_only=read_only, connect_timeout=connect_timeout)
+        )
     if read_only:
         check_store_file(parsed.target, database=parsed.target)
     return SqliteStore(SqliteConfig(path=parsed.target, latency=LatencyModel.zero(), read_only=read_only))

@@ -32,29 +32,61 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
         "its definition, its finished runs in trigger order, and for each step attempt that ran its outcome, "
         "duration and outputs, plus what the engine observed (final statuses, times).",
     )  # fmt: skip
-    p.add_argument("--store", required=True, metavar="URL",
-                   help="the legacy engine's store: a SQLite file (path or sqlite:///path) or postgresql://...")
+    p.add_argument(
+        "--store",
+        required=True,
+        metavar="URL",
+        help="the legacy engine's store: a SQLite file (path or sqlite:///path) or postgresql://...",
+    )
     p.add_argument("-o", "--output", required=True, help="output file (.gz compresses, - is stdout)")
     p.add_argument("--include-unfinished", action="store_true", help="also export runs that have not ended")
-    p.add_argument("--engine", default="legacy", metavar="ENGINE",
-                   help="the engine whose store it is: legacy (default) or module:factory of an adapter whose "
-                        "engine offers capture(store, include_unfinished=...)")
-    p.add_argument("--redact", metavar="RULES", default=None,
-                   help="redaction rules (TOML: hash, mask or drop params and outputs by workflow/step/name glob), "
-                        "applied before anything is written; see docs/LIVE.md")
-    p.add_argument("--follow", action="store_true",
-                   help="keep going: write each run as it reaches a terminal state (one trace per run), with a "
-                        "durable cursor beside the output so a restart continues where it stopped")
-    p.add_argument("--since", type=_time, metavar="T",
-                   help="--follow from scratch: skip runs that ended before T (epoch seconds or ISO-8601)")
+    p.add_argument(
+        "--engine",
+        default="legacy",
+        metavar="ENGINE",
+        help="the engine whose store it is: legacy (default) or module:factory of an adapter whose "
+        "engine offers capture(store, include_unfinished=...)",
+    )
+    p.add_argument(
+        "--redact",
+        metavar="RULES",
+        default=None,
+        help="redaction rules (TOML: hash, mask or drop params and outputs by workflow/step/name glob), "
+        "applied before anything is written; see docs/LIVE.md",
+    )
+    p.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep going: write each run as it reaches a terminal state (one trace per run), with a "
+        "durable cursor beside the output so a restart continues where it stopped",
+    )
+    p.add_argument(
+        "--since",
+        type=_time,
+        metavar="T",
+        help="--follow from scratch: skip runs that ended before T (epoch seconds or ISO-8601)",
+    )
     p.add_argument("--max-traces", type=int, metavar="N", help="--follow: stop after N traces this session")
     p.add_argument("--duration", type=float, metavar="SECONDS", help="--follow: stop after this many seconds")
-    p.add_argument("--poll-interval", type=float, default=1.0, metavar="SECONDS",
-                   help="--follow: seconds between looks at the store (default 1)")
-    p.add_argument("--state", metavar="FILE",
-                   help="--follow: the cursor file (default OUTPUT.cursor.json, or cursor.json in an output folder)")
-    p.add_argument("--rotate", type=int, default=1000, metavar="N",
-                   help="--follow into a folder (-o DIR/): start a new capture-NNNNNN.jsonl segment every N traces")
+    p.add_argument(
+        "--poll-interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="--follow: seconds between looks at the store (default 1)",
+    )
+    p.add_argument(
+        "--state",
+        metavar="FILE",
+        help="--follow: the cursor file (default OUTPUT.cursor.json, or cursor.json in an output folder)",
+    )
+    p.add_argument(
+        "--rotate",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="--follow into a folder (-o DIR/): start a new capture-NNNNNN.jsonl segment every N traces",
+    )
     add_mkdir_flag(p)
     p.set_defaults(func=capture_command)
 
@@ -83,11 +115,19 @@ def capture_command(args: argparse.Namespace) -> int:
         except RedactionRulesError as exc:
             print(f"shadow capture: error: {exc}", file=sys.stderr)
             return EXIT_HARNESS
-    if not args.follow and any(v is not None for v in (args.since, args.max_traces, args.duration, args.state)):
-        print("shadow capture: error: --since, --max-traces, --duration and --state go with --follow", file=sys.stderr)
+    if not args.follow and any(
+        v is not None for v in (args.since, args.max_traces, args.duration, args.state)
+    ):
+        print(
+            "shadow capture: error: --since, --max-traces, --duration and --state go with --follow",
+            file=sys.stderr,
+        )
         return EXIT_HARNESS
-    problem = None if args.follow and args.output.endswith(("/", os.sep)) else \
-        output_folder_problem(args.output, "-o", mkdir=args.mkdir)
+    problem = (
+        None
+        if args.follow and args.output.endswith(("/", os.sep))
+        else output_folder_problem(args.output, "-o", mkdir=args.mkdir)
+    )
     if problem:
         print(f"shadow capture: error: {problem}", file=sys.stderr)
         return EXIT_HARNESS
@@ -99,8 +139,11 @@ def capture_command(args: argparse.Namespace) -> int:
     if args.follow:
         return _follow(args, engine, redactor)
     if not isinstance(engine, CapturesTraces):
-        print(f"shadow capture: error: engine {args.engine} offers no capture (engines.api.CapturesTraces); "
-              "capture from the store of the engine production runs on (legacy)", file=sys.stderr)
+        print(
+            f"shadow capture: error: engine {args.engine} offers no capture (engines.api.CapturesTraces); "
+            "capture from the store of the engine production runs on (legacy)",
+            file=sys.stderr,
+        )
         return EXIT_HARNESS
     try:
         # Read everything first: a store error then leaves no half-written output behind.
@@ -129,8 +172,10 @@ def _follow(args: argparse.Namespace, engine: object, redactor: Any) -> int:
     from shadow.follow import FollowError, FollowOptions, FollowSink, follow
 
     if not isinstance(engine, FollowsTraces):
-        print(f"shadow capture: error: engine {args.engine} cannot follow a store (engines.api.FollowsTraces)",
-              file=sys.stderr)
+        print(
+            f"shadow capture: error: engine {args.engine} cannot follow a store (engines.api.FollowsTraces)",
+            file=sys.stderr,
+        )
         return EXIT_HARNESS
     for flag, value in (("--max-traces", args.max_traces), ("--rotate", args.rotate)):
         if value is not None and value < 1:
@@ -146,7 +191,9 @@ def _follow(args: argparse.Namespace, engine: object, redactor: Any) -> int:
     except (FollowError, EngineError) as exc:
         print(f"shadow capture: error: {exc}", file=sys.stderr)
         return EXIT_HARNESS
-    options = FollowOptions(max_traces=args.max_traces, duration=args.duration, poll_interval=args.poll_interval)
+    options = FollowOptions(
+        max_traces=args.max_traces, duration=args.duration, poll_interval=args.poll_interval
+    )
     try:
         written = follow(feed, sink, options, transform=None if redactor is None else redactor.apply)
     except (FollowError, EngineError) as exc:
@@ -157,6 +204,9 @@ def _follow(args: argparse.Namespace, engine: object, redactor: Any) -> int:
         return EXIT_HARNESS
     finally:
         feed.close()
-    print(f"captured {written} trace(s) this session ({sink.captured} in all) from {args.store} to {args.output}; "
-          f"cursor in {sink.state_path}", file=sys.stderr)
+    print(
+        f"captured {written} trace(s) this session ({sink.captured} in all) from {args.store} to {args.output}; "
+        f"cursor in {sink.state_path}",
+        file=sys.stderr,
+    )
     return EXIT_OK

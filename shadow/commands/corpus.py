@@ -51,7 +51,8 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     del sub
     corpus = groups["corpus"]
     gen = corpus.add_parser(
-        "generate", help="write the built-in synthetic corpus (seeded, byte-identical per seed)",
+        "generate",
+        help="write the built-in synthetic corpus (seeded, byte-identical per seed)",
         description="Write COUNT synthetic shadow-trace/1 traces: chains, fan-out/fan-in, diamonds, random DAGs "
         "(3 to 2,000 steps), conditional branches, retries, timeouts, foreach, subworkflows and several runs "
         "under each run strategy. The same --seed always gives the same bytes.",
@@ -59,7 +60,9 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     gen.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     gen.add_argument("--count", type=_positive, default=200, help="number of traces (default 200)")
     gen.add_argument(
-        "--max-steps", type=_positive, default=DEFAULT_MAX_STEPS,
+        "--max-steps",
+        type=_positive,
+        default=DEFAULT_MAX_STEPS,
         help=f"cap on the steps of one workflow (default {DEFAULT_MAX_STEPS}); the legacy engine reloads "
         "every step at every poll, so a 2,000-step trace costs it minutes of CPU",
     )
@@ -69,29 +72,36 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     gen.set_defaults(func=run_generate)
 
     val = corpus.add_parser(
-        "validate", help="check trace files; list every bad trace with file:line, JSON path and a fix",
+        "validate",
+        help="check trace files; list every bad trace with file:line, JSON path and a fix",
         description="Read shadow-trace/1 JSON Lines files (.jsonl or .jsonl.gz, - for stdin) and check every "
         "trace: JSON, schema, format version, graph (cycles, missing transition targets, duplicate ids), "
         "recorded attempts, durations and subworkflow references. Bad traces are quarantined and listed; "
         "reading goes on. Exit 0 when all are valid, 1 when any is bad, 4 when a file cannot be read.",
     )
     _reading_args(val)
-    val.add_argument("--limit", type=_positive, default=50, help="list at most this many bad traces (default 50)")
+    val.add_argument(
+        "--limit", type=_positive, default=50, help="list at most this many bad traces (default 50)"
+    )
     val.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     val.set_defaults(func=run_validate)
 
     st = corpus.add_parser(
-        "stats", help="summarise corpora: traces, runs, steps, depth, fan-out, failure and retry rates, sources",
+        "stats",
+        help="summarise corpora: traces, runs, steps, depth, fan-out, failure and retry rates, sources",
         description="Summarise trace files in one streaming pass. Depth is the longest path of the top-level "
         "DAG, fan-out the most transitions out of one step; failure rate counts (run, step) pairs whose last "
         "attempt failed, retry rate those with more than one attempt.",
     )
     _reading_args(st)
     st.add_argument("--json", action="store_true", help="print the stats as JSON on stdout")
-    st.add_argument("--coverage", action="store_true",
-                    help="also list which features and situations the traces exercise (failures by where, retries "
-                         "by error class, timeouts, failure modes, foreach, subworkflows, run strategies with "
-                         "several runs, ...), the ones no trace exercises first")
+    st.add_argument(
+        "--coverage",
+        action="store_true",
+        help="also list which features and situations the traces exercise (failures by where, retries "
+        "by error class, timeouts, failure modes, foreach, subworkflows, run strategies with "
+        "several runs, ...), the ones no trace exercises first",
+    )
     st.set_defaults(func=run_stats)
 
 
@@ -103,9 +113,15 @@ def _positive(text: str) -> int:
 
 
 def _reading_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="trace files (.jsonl, .jsonl.gz; - for stdin)")
-    parser.add_argument("--max-line-bytes", type=_positive, default=DEFAULT_MAX_LINE_BYTES,
-                        help=f"reject longer lines as line_too_long (default {DEFAULT_MAX_LINE_BYTES})")
+    parser.add_argument(
+        "paths", nargs="+", metavar="PATH", help="trace files (.jsonl, .jsonl.gz; - for stdin)"
+    )
+    parser.add_argument(
+        "--max-line-bytes",
+        type=_positive,
+        default=DEFAULT_MAX_LINE_BYTES,
+        help=f"reject longer lines as line_too_long (default {DEFAULT_MAX_LINE_BYTES})",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -114,7 +130,9 @@ def _stderr() -> Console:
 
 
 @contextmanager
-def _progress(err: Console, quiet: bool, label: str, total: float | None, in_bytes: bool) -> Iterator[Callable[[int], None]]:
+def _progress(
+    err: Console, quiet: bool, label: str, total: float | None, in_bytes: bool
+) -> Iterator[Callable[[int], None]]:
     """A progress bar on stderr, only when stderr is a terminal; yields an ``advance(n)`` callback."""
     columns: list[Any] = [TextColumn(f"[bold]{label}"), BarColumn()]
     columns += [DownloadColumn()] if in_bytes else [MofNCompleteColumn()]
@@ -145,18 +163,25 @@ def run_generate(args: argparse.Namespace) -> int:
 
     err = _stderr()
     digest = hashlib.sha256()
-    problem = overwrite_problem(args.output, "-o") or output_folder_problem(args.output, "-o", mkdir=args.mkdir)
+    problem = overwrite_problem(args.output, "-o") or output_folder_problem(
+        args.output, "-o", mkdir=args.mkdir
+    )
     if problem:
         err.print(f"shadow corpus generate: {escape(problem)}")
         return EXIT_HARNESS
     try:
-        with TraceWriter(args.output) as writer, _progress(err, args.quiet, "generate", args.count, False) as advance:
+        with (
+            TraceWriter(args.output) as writer,
+            _progress(err, args.quiet, "generate", args.count, False) as advance,
+        ):
             for trace in generate_corpus(args.seed, args.count, GeneratorConfig(max_steps=args.max_steps)):
                 writer.write(trace)
                 digest.update(trace.trace_id.encode())
                 advance(1)
     except OSError as exc:
-        err.print(f"shadow corpus generate: cannot write {escape(args.output)}: {escape(str(exc.strerror or exc))}")
+        err.print(
+            f"shadow corpus generate: cannot write {escape(args.output)}: {escape(str(exc.strerror or exc))}"
+        )
         return EXIT_HARNESS
     if not args.quiet and args.output != "-":
         size = os.path.getsize(args.output)
@@ -185,7 +210,9 @@ def run_validate(args: argparse.Namespace) -> int:
     return EXIT_FAIL if bad else EXIT_OK
 
 
-def _print_validation(err: Console, per_file: dict[str, Counter[str]], bad: Sequence[TraceError], limit: int) -> None:
+def _print_validation(
+    err: Console, per_file: dict[str, Counter[str]], bad: Sequence[TraceError], limit: int
+) -> None:
     table = Table(title="shadow corpus validate", title_justify="left")
     table.add_column("file")
     table.add_column("valid", justify="right")
@@ -206,7 +233,10 @@ def _print_validation(err: Console, per_file: dict[str, Counter[str]], bad: Sequ
         loc = error.location
         where = f"{loc.file}:{loc.line}" if loc.line is not None else str(loc.file)
         trace = f" (trace {error.trace_id})" if error.trace_id else ""
-        err.print(f"[red]{escape(where)}[/red] at {escape(loc.json_path)}{escape(trace)}: [bold]{error.code}[/bold]: ", end="")
+        err.print(
+            f"[red]{escape(where)}[/red] at {escape(loc.json_path)}{escape(trace)}: [bold]{error.code}[/bold]: ",
+            end="",
+        )
         err.print(error.message, markup=False, end="")
         if error.hint:
             err.print(f" -> {error.hint}", markup=False, end="")
@@ -249,12 +279,19 @@ def _print_coverage(out: Console, coverage: CoverageAccumulator) -> None:
     table.add_column("traces", justify="right")
     table.add_column("what it is")
     for row in coverage.rows():
-        table.add_row(f"[red]{row.feature}[/]" if row.traces == 0 else row.feature, f"{row.traces:,}",
-                      escape(row.description))
+        table.add_row(
+            f"[red]{row.feature}[/]" if row.traces == 0 else row.feature,
+            f"{row.traces:,}",
+            escape(row.description),
+        )
     out.print(table)
     missing = coverage.missing()
-    out.print(f"{len(missing)} of {len(coverage.rows())} features never exercised"
-              + (f": {', '.join(missing)}" if missing else ""), highlight=False, markup=False)
+    out.print(
+        f"{len(missing)} of {len(coverage.rows())} features never exercised"
+        + (f": {', '.join(missing)}" if missing else ""),
+        highlight=False,
+        markup=False,
+    )
 
 
 def _print_stats(out: Console, stats: CorpusStats) -> None:
@@ -262,22 +299,34 @@ def _print_stats(out: Console, stats: CorpusStats) -> None:
     table.add_column("measure")
     table.add_column("value", justify="right")
     for label, value in (
-        ("traces", stats.traces), ("quarantined", stats.quarantined), ("runs", stats.runs),
-        ("steps", stats.steps), ("recorded attempts", stats.attempts),
+        ("traces", stats.traces),
+        ("quarantined", stats.quarantined),
+        ("runs", stats.runs),
+        ("steps", stats.steps),
+        ("recorded attempts", stats.attempts),
         ("attempt failure rate", f"{stats.attempt_failure_rate:.2%}"),
-        ("step failure rate", f"{stats.step_failure_rate:.2%}"), ("retry rate", f"{stats.retry_rate:.2%}"),
+        ("step failure rate", f"{stats.step_failure_rate:.2%}"),
+        ("retry rate", f"{stats.retry_rate:.2%}"),
     ):
         table.add_row(label, f"{value:,}" if isinstance(value, int) else value)
     out.print(table)
     dist = Table(title="per trace", title_justify="left")
     for col in ("", "min", "median", "p95", "max", "mean"):
         dist.add_column(col, justify="right" if col else "left")
-    for label, d in (("steps", stats.steps_per_trace), ("depth", stats.depth), ("fan-out", stats.fan_out),
-                     ("runs", stats.runs_per_trace)):
+    for label, d in (
+        ("steps", stats.steps_per_trace),
+        ("depth", stats.depth),
+        ("fan-out", stats.fan_out),
+        ("runs", stats.runs_per_trace),
+    ):
         dist.add_row(label, *(f"{v:g}" for v in (d.min, d.median, d.p95, d.max, d.mean)))
     out.print(dist)
-    for title, counts in (("outcomes", stats.outcomes), ("sources", stats.sources),
-                          ("workflow types", stats.workflow_types), ("run strategies", stats.run_strategies),
-                          ("quarantined by code", stats.error_codes)):
+    for title, counts in (
+        ("outcomes", stats.outcomes),
+        ("sources", stats.sources),
+        ("workflow types", stats.workflow_types),
+        ("run strategies", stats.run_strategies),
+        ("quarantined by code", stats.error_codes),
+    ):
         if counts:
             out.print(f"{title}: " + ", ".join(f"{escape(str(k))} {v:,}" for k, v in counts.items()))

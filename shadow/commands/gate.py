@@ -35,7 +35,9 @@ def _as_of(text: str) -> dt.datetime:
     try:
         value = dt.datetime.fromisoformat(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date-time like 2026-11-28T12:00:00Z") from exc
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO date-time like 2026-11-28T12:00:00Z"
+        ) from exc
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
@@ -52,18 +54,31 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     add_database_flag(parser)
     parser.add_argument("--cohorts", required=True, metavar="FILE", help="cohorts TOML file")
     parser.add_argument("--json", metavar="FILE", help="write the verdict JSON here ('-' for stdout)")
-    parser.add_argument("--junit", metavar="FILE", help="write JUnit XML here (a test case per cohort and check)")
-    parser.add_argument("--markdown", metavar="FILE", help="write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)")
+    parser.add_argument(
+        "--junit", metavar="FILE", help="write JUnit XML here (a test case per cohort and check)"
+    )
+    parser.add_argument(
+        "--markdown", metavar="FILE", help="write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY)"
+    )
     parser.add_argument("--no-store", action="store_true", help="do not append the verdicts to the database")
-    parser.add_argument("--identity", metavar="ID",
-                        help="judge the results of this identity (id or unique prefix, as 'shadow summary' or a "
-                             "previous gate printed it); default: the latest session's identity")
-    parser.add_argument("--allow-partial", action="store_true",
-                        help="judge a run that is still going on what has landed so far (otherwise exit 3, "
-                             "INSUFFICIENT_DATA); such verdicts are stored as partial and cannot advance a rollout")
-    parser.add_argument("--since", metavar="T",
-                        help="judge only the traces production captured at or after T (ISO-8601, UTC unless it "
-                             "names a zone, or epoch seconds): a window of a continuous shadow run (docs/LIVE.md)")
+    parser.add_argument(
+        "--identity",
+        metavar="ID",
+        help="judge the results of this identity (id or unique prefix, as 'shadow summary' or a "
+        "previous gate printed it); default: the latest session's identity",
+    )
+    parser.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="judge a run that is still going on what has landed so far (otherwise exit 3, "
+        "INSUFFICIENT_DATA); such verdicts are stored as partial and cannot advance a rollout",
+    )
+    parser.add_argument(
+        "--since",
+        metavar="T",
+        help="judge only the traces production captured at or after T (ISO-8601, UTC unless it "
+        "names a zone, or epoch seconds): a window of a continuous shadow run (docs/LIVE.md)",
+    )
     add_mkdir_flag(parser)
     parser.add_argument("--as-of", type=_as_of, metavar="TIME",
                         help="judge as of this UTC time (registry expiry, verdict timestamps); default now")  # fmt: skip
@@ -92,8 +107,10 @@ def _write_artifacts(args: argparse.Namespace, result: Any) -> None:
         try:
             write_artifact(path, render(result), mkdir=args.mkdir)
         except OSError as exc:
-            raise OSError(f"cannot write {flag} {path} ({exc.strerror or exc}): choose a writable path; "
-                          "the verdicts themselves are already stored in the database") from exc
+            raise OSError(
+                f"cannot write {flag} {path} ({exc.strerror or exc}): choose a writable path; "
+                "the verdicts themselves are already stored in the database"
+            ) from exc
 
 
 def _warn_if_incomplete(database: str, identity: str | None) -> None:
@@ -110,13 +127,15 @@ def _warn_if_incomplete(database: str, identity: str | None) -> None:
     finally:
         con.close()
     if row is not None and row[0] != "finished":
-        print(f"shadow gate: warning: the last 'shadow run' session on {database} is {row[0]}: these verdicts "
-              "cover only the traces stored so far; rerun 'shadow run' with the same --db to finish it",
-              file=sys.stderr)
+        print(
+            f"shadow gate: warning: the last 'shadow run' session on {database} is {row[0]}: these verdicts "
+            "cover only the traces stored so far; rerun 'shadow run' with the same --db to finish it",
+            file=sys.stderr,
+        )
 
 
 def _run_going(database: str, identity: str | None) -> str | None:
-    """"run still going (N traces so far ...)" when a 'shadow run' of the judged identity is in progress."""
+    """ "run still going (N traces so far ...)" when a 'shadow run' of the judged identity is in progress."""
     try:
         con = open_results(database, identity)
     except ResultsError:
@@ -130,20 +149,31 @@ def _run_going(database: str, identity: str | None) -> str | None:
 
 def _still_going(args: argparse.Namespace, going: str) -> int:
     """No verdict on a run still going: INSUFFICIENT_DATA (exit 3), nothing stored."""
-    message = (f"{args.db}: {going}; no verdict on an incomplete run: wait for 'shadow run' to finish, or "
-               "pass --allow-partial to judge what has landed (stored as partial: it cannot advance a rollout)")
+    message = (
+        f"{args.db}: {going}; no verdict on an incomplete run: wait for 'shadow run' to finish, or "
+        "pass --allow-partial to judge what has landed (stored as partial: it cannot advance a rollout)"
+    )
     print(f"shadow gate: INSUFFICIENT_DATA: {message}", file=sys.stderr)
-    print(f"gate: INSUFFICIENT_DATA (exit code {EXIT_INSUFFICIENT})",
-          file=sys.stderr if "-" in (args.json, args.junit, args.markdown) else sys.stdout)
+    print(
+        f"gate: INSUFFICIENT_DATA (exit code {EXIT_INSUFFICIENT})",
+        file=sys.stderr if "-" in (args.json, args.junit, args.markdown) else sys.stdout,
+    )
     if args.json:
-        document = {"schema": "shadow-verdict/1", "verdict": "INSUFFICIENT_DATA", "exit_code": EXIT_INSUFFICIENT,
-                    "error": message, "run_in_progress": True, "cohorts": []}
+        document = {
+            "schema": "shadow-verdict/1",
+            "verdict": "INSUFFICIENT_DATA",
+            "exit_code": EXIT_INSUFFICIENT,
+            "error": message,
+            "run_in_progress": True,
+            "cohorts": [],
+        }
         write_artifact(args.json, json.dumps(document, indent=2) + "\n", mkdir=args.mkdir)
     return EXIT_INSUFFICIENT
 
 
-def _evaluate_window(args: argparse.Namespace, cohorts: Sequence[Cohort], now: dt.datetime,
-                     partial: bool) -> GateResult:
+def _evaluate_window(
+    args: argparse.Namespace, cohorts: Sequence[Cohort], now: dt.datetime, partial: bool
+) -> GateResult:
     """The verdicts on the traces captured since ``--since`` (shadow.results.window): judged on a scratch
     copy of that window, stored (by the caller) in ``--db`` with ``captured_since``."""
     from dataclasses import replace
@@ -160,8 +190,9 @@ def _evaluate_window(args: argparse.Namespace, cohorts: Sequence[Cohort], now: d
         except ResultsError as exc:
             raise GateError(str(exc)) from None
         print(f"window: {window.describe()}", file=sys.stderr)
-        result = evaluate(window.path, cohorts, now=now, cohorts_sha256=cohorts_sha256(args.cohorts),
-                          partial=partial)
+        result = evaluate(
+            window.path, cohorts, now=now, cohorts_sha256=cohorts_sha256(args.cohorts), partial=partial
+        )
     return replace(result, database=str(args.db), captured_since=since)
 
 
@@ -180,8 +211,14 @@ def run_gate(args: argparse.Namespace) -> int:
         if args.since is not None:
             result = _evaluate_window(args, cohorts, now, going is not None)
         else:
-            result = evaluate(args.db, cohorts, now=now, identity=args.identity,
-                              cohorts_sha256=cohorts_sha256(args.cohorts), partial=going is not None)
+            result = evaluate(
+                args.db,
+                cohorts,
+                now=now,
+                identity=args.identity,
+                cohorts_sha256=cohorts_sha256(args.cohorts),
+                partial=going is not None,
+            )
         if not args.no_store:
             store_verdicts(args.db, result)
     except GateError as exc:
@@ -190,15 +227,24 @@ def run_gate(args: argparse.Namespace) -> int:
     human = sys.stderr if "-" in (args.json, args.junit, args.markdown) else sys.stdout
     judged = result.identity
     if result.partial:
-        print(f"shadow gate: warning: {going}: judging what has landed so far (--allow-partial); these verdicts are "
-              "stored as partial and cannot advance a rollout", file=sys.stderr)
+        print(
+            f"shadow gate: warning: {going}: judging what has landed so far (--allow-partial); these verdicts are "
+            "stored as partial and cannot advance a rollout",
+            file=sys.stderr,
+        )
     else:
         _warn_if_incomplete(args.db, judged.id if judged else None)
-    print(f"judging {judged.describe()}" if judged else
-          "judging every result in the file (it records no identity: written before identities existed)", file=human)
+    print(
+        f"judging {judged.describe()}"
+        if judged
+        else "judging every result in the file (it records no identity: written before identities existed)",
+        file=human,
+    )
     for verdict in result.verdicts:
-        print(f"{verdict.verdict:<17} {verdict.cohort} (score {verdict.score:.0f}, {verdict.n_traces} traces)",
-              file=human)
+        print(
+            f"{verdict.verdict:<17} {verdict.cohort} (score {verdict.score:.0f}, {verdict.n_traces} traces)",
+            file=human,
+        )
         print(f"    {verdict.reason}", file=human)
     print(f"gate: {result.overall} (exit code {result.exit_code})", file=human)
     try:

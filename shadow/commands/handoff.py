@@ -39,20 +39,33 @@ DETAIL_LIMIT = 20
 
 def register(sub: Any, groups: dict[str, Any]) -> None:
     del groups
-    p = sub.add_parser("handoff", help="cut traces over from the legacy to the actor engine mid-run; compare outcomes")
+    p = sub.add_parser(
+        "handoff", help="cut traces over from the legacy to the actor engine mid-run; compare outcomes"
+    )
     p.add_argument("corpus", nargs="+", help="shadow-trace/1 JSON Lines file(s)")
     add_database_flag(p, help="results database to write the handoffs table to (created if missing)")
-    p.add_argument("--at", action="append", metavar="SPEC", default=None,
-                   help="cut point, repeatable: SECONDS after the first trigger (90 or 90s), PERCENT of the legacy "
-                        "makespan (50%%), step:PATH (just after that step's first attempt started on legacy), or "
-                        "random (a fraction drawn from --seed and the trace id); default: 25%%, 50%%, random")
+    p.add_argument(
+        "--at",
+        action="append",
+        metavar="SPEC",
+        default=None,
+        help="cut point, repeatable: SECONDS after the first trigger (90 or 90s), PERCENT of the legacy "
+        "makespan (50%%), step:PATH (just after that step's first attempt started on legacy), or "
+        "random (a fraction drawn from --seed and the trace id); default: 25%%, 50%%, random",
+    )
     p.add_argument("--seed", type=int, default=0, help="engine seed of both replays and of random cut points")
     p.add_argument("--trace", action="append", metavar="ID", help="only this trace id (repeatable)")
     p.add_argument("--limit", type=int, help="stop after this many traces")
-    p.add_argument("--time-limit", type=finite_number(positive=True), default=DEFAULT_TIME_LIMIT,
-                   help="virtual seconds after the last trigger at which an unfinished run is stuck (default 30 days)")
+    p.add_argument(
+        "--time-limit",
+        type=finite_number(positive=True),
+        default=DEFAULT_TIME_LIMIT,
+        help="virtual seconds after the last trigger at which an unfinished run is stuck (default 30 days)",
+    )
     p.add_argument("--source", default="legacy", help="the engine runs are handed off from")
-    p.add_argument("--target", default="actor", help="the engine that adopts them (must offer engines.api.HandsOff)")
+    p.add_argument(
+        "--target", default="actor", help="the engine that adopts them (must offer engines.api.HandsOff)"
+    )
     p.set_defaults(func=handoff_command)
 
 
@@ -86,8 +99,9 @@ def handoff_rows(
         row = HandoffRow(**base, cut_index=i, cut=specs[i], legacy_makespan=legacy_makespan)
         at = cut.resolve(legacy, start, seed=options.seed)
         if at is None:
-            row["error"] = (f"cut point {specs[i]} is never reached on {source_name}: "
-                            + ("the step never started" if cut.kind == "step" else "no run ended"))
+            row["error"] = f"cut point {specs[i]} is never reached on {source_name}: " + (
+                "the step never started" if cut.kind == "step" else "no run ended"
+            )
             rows.append(row)
             continue
         try:
@@ -146,12 +160,16 @@ def handoff_command(args: argparse.Namespace) -> int:
         err.write(f"error: {exc}\n")
         return EXIT_HARNESS
     if not isinstance(target, HandsOff):
-        err.write(f"error: engine {args.target!r} cannot adopt runs in flight (it does not offer "
-                  "engines.api.HandsOff); use --target actor\n")
+        err.write(
+            f"error: engine {args.target!r} cannot adopt runs in flight (it does not offer "
+            "engines.api.HandsOff); use --target actor\n"
+        )
         return EXIT_HARNESS
     if args.source not in target.handoff_sources:
-        err.write(f"error: engine {args.target!r} adopts runs from {', '.join(target.handoff_sources)}, "
-                  f"not from {args.source!r}\n")
+        err.write(
+            f"error: engine {args.target!r} adopts runs from {', '.join(target.handoff_sources)}, "
+            f"not from {args.source!r}\n"
+        )
         return EXIT_HARNESS
     try:
         store = ResultsStore(args.db)
@@ -173,7 +191,9 @@ def handoff_command(args: argparse.Namespace) -> int:
             if trace is None or (wanted and trace.trace_id not in wanted):
                 continue
             rows = handoff_rows(trace, cuts, specs, options, source, target, args.source)
-            store.con.execute("DELETE FROM handoffs WHERE trace_id = ? AND seed = ?", [trace.trace_id, args.seed])
+            store.con.execute(
+                "DELETE FROM handoffs WHERE trace_id = ? AND seed = ?", [trace.trace_id, args.seed]
+            )
             store.insert({"handoffs": list(rows)})
             traces += 1
             for row in rows:
@@ -191,14 +211,18 @@ def handoff_command(args: argparse.Namespace) -> int:
             now = time.monotonic()
             if now - last_progress >= 3.0:
                 last_progress = now
-                err.write(f"progress: {traces} traces, {handoffs} hand-offs in {now - began:.0f} s, "
-                          f"{differing} with differences\n")
+                err.write(
+                    f"progress: {traces} traces, {handoffs} hand-offs in {now - began:.0f} s, "
+                    f"{differing} with differences\n"
+                )
             if args.limit is not None and traces >= args.limit:
                 break
     finally:
         store.close()
-    print(f"{handoffs} hand-offs over {traces} traces ({len(cuts)} cut points each, seed {args.seed}) -> {args.db}: "
-          f"{differing} with outcome differences ({differences} differences), {duplicates} duplicate runtime starts; "
-          f"{running} running attempts adopted, {lost} lost and started by the target; {errors} not run "
-          f"(see handoffs.error) in {time.monotonic() - began:.0f} s")
+    print(
+        f"{handoffs} hand-offs over {traces} traces ({len(cuts)} cut points each, seed {args.seed}) -> {args.db}: "
+        f"{differing} with outcome differences ({differences} differences), {duplicates} duplicate runtime starts; "
+        f"{running} running attempts adopted, {lost} lost and started by the target; {errors} not run "
+        f"(see handoffs.error) in {time.monotonic() - began:.0f} s"
+    )
     return EXIT_FINDINGS if differing or duplicates else EXIT_OK

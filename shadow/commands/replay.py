@@ -31,16 +31,28 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
     p.add_argument("--trace", help="trace id (default: the first trace in the file)")
     p.add_argument("--engine", default="legacy", help="legacy|actor|oracle|module:factory (default legacy)")
     p.add_argument("--seed", type=int, default=0, help="engine seed (default 0)")
-    p.add_argument("--time-limit", type=finite_number(positive=True), default=DEFAULT_TIME_LIMIT,
-                   help="virtual seconds after which an unfinished run is reported stuck (default 30 days)")
+    p.add_argument(
+        "--time-limit",
+        type=finite_number(positive=True),
+        default=DEFAULT_TIME_LIMIT,
+        help="virtual seconds after which an unfinished run is reported stuck (default 30 days)",
+    )
     p.add_argument("--json", action="store_true", help="print the record as JSON")
-    p.add_argument("--exact", action="store_true",
-                   help="simulate every poll, heartbeat and reconciliation tick by tick instead of jumping over "
-                        "idle periods (same record, much slower)")
+    p.add_argument(
+        "--exact",
+        action="store_true",
+        help="simulate every poll, heartbeat and reconciliation tick by tick instead of jumping over "
+        "idle periods (same record, much slower)",
+    )
     p.add_argument("--nodes", type=int, help="engine nodes (engines whose factory accepts nodes=)")
-    p.add_argument("--fault", action="append", default=[], metavar="SPEC",
-                   help="fault spec, repeatable, for engines whose factory accepts faults= (actor: crash, pause, "
-                        "drop, dup, store-fail; legacy: stall-worker); '--fault help' prints the engine's syntax")
+    p.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="fault spec, repeatable, for engines whose factory accepts faults= (actor: crash, pause, "
+        "drop, dup, store-fail; legacy: stall-worker); '--fault help' prints the engine's syntax",
+    )
     p.set_defaults(func=replay_command)
 
 
@@ -69,14 +81,23 @@ def replay_command(args: argparse.Namespace) -> int:
             trace = item.trace
             break
     if trace is None:
-        err.print(f"[red]error:[/] no trace {escape(repr(args.trace))} in {escape(args.path)}" if args.trace
-                  else f"[red]error:[/] {escape(args.path)} holds no trace", highlight=False)
+        err.print(
+            f"[red]error:[/] no trace {escape(repr(args.trace))} in {escape(args.path)}"
+            if args.trace
+            else f"[red]error:[/] {escape(args.path)} holds no trace",
+            highlight=False,
+        )
         return EXIT_HARNESS
     try:
-        record = engine.replay(trace, ReplayOptions(seed=args.seed, time_limit=args.time_limit, exact=args.exact))
+        record = engine.replay(
+            trace, ReplayOptions(seed=args.seed, time_limit=args.time_limit, exact=args.exact)
+        )
     except EngineError as exc:  # e.g. a DefinitionError: the engine cannot run this definition
-        err.print(f"[red]error:[/] engine {escape(args.engine)} cannot replay trace {escape(trace.trace_id)} "
-                  f"({escape(args.path)}): {escape(str(exc))}", highlight=False)
+        err.print(
+            f"[red]error:[/] engine {escape(args.engine)} cannot replay trace {escape(trace.trace_id)} "
+            f"({escape(args.path)}): {escape(str(exc))}",
+            highlight=False,
+        )
         return EXIT_HARNESS
     if args.json:
         print(json.dumps(encode(record), indent=2, sort_keys=True))
@@ -101,14 +122,24 @@ def _fault_help(name: str, err: Console) -> int:
 
 def render(record: ExecutionRecord, console: Console) -> None:
     for run in record.runs:
-        table = Table(title=f"{escape(record.trace_id)} run {escape(run.run_id)}: {run.status}{' (STUCK)' if run.stuck else ''} "
-                            f"on {record.engine} {record.engine_version}")
+        table = Table(
+            title=f"{escape(record.trace_id)} run {escape(run.run_id)}: {run.status}{' (STUCK)' if run.stuck else ''} "
+            f"on {record.engine} {record.engine_version}"
+        )
         for col in ("path", "attempt", "status", "outcome", "ready", "started", "ended", "params"):
             table.add_column(col)
         t0 = run.triggered_at or 0.0
         for a in run.attempts:
-            table.add_row(escape(a.path), str(a.attempt), a.status, a.outcome or "-", _rel(a.ready_at, t0), _rel(a.started_at, t0),
-                          _rel(a.ended_at, t0), escape(json.dumps(dict(a.params), sort_keys=True)[:60]))
+            table.add_row(
+                escape(a.path),
+                str(a.attempt),
+                a.status,
+                a.outcome or "-",
+                _rel(a.ready_at, t0),
+                _rel(a.started_at, t0),
+                _rel(a.ended_at, t0),
+                escape(json.dumps(dict(a.params), sort_keys=True)[:60]),
+            )
         console.print(table)
     if record.error:
         console.print(f"[red]engine error:[/] {escape(str(record.error))}")

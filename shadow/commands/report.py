@@ -32,20 +32,51 @@ def register(sub: Any, groups: dict[str, Any]) -> None:
         ),
     )
     add_database_flag(parser)
-    parser.add_argument("-o", "--output", type=Path, default=Path("report.html"), help="HTML file to write (default: report.html)")
-    parser.add_argument("--baseline", type=Path, help="a previous results database: mark signatures new / recurring / resolved")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("report.html"),
+        help="HTML file to write (default: report.html)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a previous results database: mark signatures new / recurring / resolved",
+    )
     parser.add_argument("--title", default=ReportOptions().title, help="page title")
-    parser.add_argument("--max-groups", type=int, default=ReportLimits().groups, help="divergence groups listed (rest: an 'N more' line)")
-    parser.add_argument("--drilldown-groups", type=int, default=ReportLimits().drilldown_groups, help="groups with exemplar drill-down")
-    parser.add_argument("--corpus-root", type=Path, action="append", default=[],
-                        help="folder where relative corpus paths of exemplar traces are found, to draw the real "
-                             "DAG from the definition (default: the database's folder, then the working directory)")
-    parser.add_argument("--identity", metavar="ID",
-                        help="report the results of this identity (id or unique prefix); default: the latest session's")
-    parser.add_argument("--since", metavar="T",
-                        help="report only the traces production captured at or after T (ISO-8601, UTC unless it "
-                             "names a zone, or epoch seconds); groups, noise and latency are computed over that "
-                             "window alone (docs/LIVE.md)")
+    parser.add_argument(
+        "--max-groups",
+        type=int,
+        default=ReportLimits().groups,
+        help="divergence groups listed (rest: an 'N more' line)",
+    )
+    parser.add_argument(
+        "--drilldown-groups",
+        type=int,
+        default=ReportLimits().drilldown_groups,
+        help="groups with exemplar drill-down",
+    )
+    parser.add_argument(
+        "--corpus-root",
+        type=Path,
+        action="append",
+        default=[],
+        help="folder where relative corpus paths of exemplar traces are found, to draw the real "
+        "DAG from the definition (default: the database's folder, then the working directory)",
+    )
+    parser.add_argument(
+        "--identity",
+        metavar="ID",
+        help="report the results of this identity (id or unique prefix); default: the latest session's",
+    )
+    parser.add_argument(
+        "--since",
+        metavar="T",
+        help="report only the traces production captured at or after T (ISO-8601, UTC unless it "
+        "names a zone, or epoch seconds); groups, noise and latency are computed over that "
+        "window alone (docs/LIVE.md)",
+    )
     add_mkdir_flag(parser)
     parser.set_defaults(func=_run)
 
@@ -70,9 +101,12 @@ def _write_window(args: argparse.Namespace, options: ReportOptions) -> Any:
     with tempfile.TemporaryDirectory(prefix="shadow-window-") as folder:
         window = window_copy(args.db, args.identity, since, folder)
         print(f"window: {window.describe()}", file=sys.stderr)
-        windowed = replace(options, title=f"{options.title} — traces captured since "
-                                          f"{since.isoformat().replace('+00:00', 'Z')}", identity=None,
-                           corpus_roots=(*options.corpus_roots, Path(args.db).resolve().parent))
+        windowed = replace(
+            options,
+            title=f"{options.title} — traces captured since {since.isoformat().replace('+00:00', 'Z')}",
+            identity=None,
+            corpus_roots=(*options.corpus_roots, Path(args.db).resolve().parent),
+        )
         return write_report(window.path, args.output, baseline=args.baseline, options=windowed)
 
 
@@ -82,14 +116,21 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_HARNESS
     missing_roots = [root for root in args.corpus_root if not root.is_dir()]
     if missing_roots:
-        print(f"shadow report: --corpus-root {missing_roots[0]} is not a folder; give the folder the corpus paths "
-              "in the database are relative to", file=sys.stderr)
+        print(
+            f"shadow report: --corpus-root {missing_roots[0]} is not a folder; give the folder the corpus paths "
+            "in the database are relative to",
+            file=sys.stderr,
+        )
         return EXIT_HARNESS
     options = ReportOptions(
-        title=args.title, limits=ReportLimits(groups=args.max_groups, drilldown_groups=args.drilldown_groups),
-        corpus_roots=tuple(args.corpus_root), identity=args.identity,
+        title=args.title,
+        limits=ReportLimits(groups=args.max_groups, drilldown_groups=args.drilldown_groups),
+        corpus_roots=tuple(args.corpus_root),
+        identity=args.identity,
     )
-    problem = overwrite_problem(args.output, "-o") or output_folder_problem(args.output, "-o", mkdir=args.mkdir)
+    problem = overwrite_problem(args.output, "-o") or output_folder_problem(
+        args.output, "-o", mkdir=args.mkdir
+    )
     if problem:
         print(f"shadow report: {problem}", file=sys.stderr)
         return EXIT_HARNESS
@@ -106,9 +147,14 @@ def _run(args: argparse.Namespace) -> int:
         print(f"shadow report: {exc}", file=sys.stderr)
         return EXIT_HARNESS
     except OSError as exc:
-        print(f"shadow report: cannot write {args.output}: {exc.strerror or exc}; check the directory exists and is writable", file=sys.stderr)
+        print(
+            f"shadow report: cannot write {args.output}: {exc.strerror or exc}; check the directory exists and is writable",
+            file=sys.stderr,
+        )
         return EXIT_HARNESS
-    print(f"wrote {stats.path} ({stats.bytes / 1024:,.0f} KiB, {stats.groups} groups, {stats.exemplars} exemplars) in {stats.seconds:.2f} s")
+    print(
+        f"wrote {stats.path} ({stats.bytes / 1024:,.0f} KiB, {stats.groups} groups, {stats.exemplars} exemplars) in {stats.seconds:.2f} s"
+    )
     going = _run_going(args.db, args.identity)
     if going:
         print(f"{going}: the report covers what has landed so far")

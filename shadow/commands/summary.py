@@ -20,13 +20,19 @@ __all__ = ["register"]
 
 def register(sub: Any, groups: dict[str, Any]) -> None:
     del groups
-    p = sub.add_parser("summary", help="print the headline of a results database",
-                       description="Traces, runs, divergences (raw / A/A noise / unexplained), waived, "
-                                   "quarantined, and start overhead per engine. Exit 0 when readable, 4 if not.")
+    p = sub.add_parser(
+        "summary",
+        help="print the headline of a results database",
+        description="Traces, runs, divergences (raw / A/A noise / unexplained), waived, "
+        "quarantined, and start overhead per engine. Exit 0 when readable, 4 if not.",
+    )
     add_database_flag(p)
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
-    p.add_argument("--identity", metavar="ID",
-                   help="the identity to summarize (id or unique prefix; default: the latest session's)")
+    p.add_argument(
+        "--identity",
+        metavar="ID",
+        help="the identity to summarize (id or unique prefix; default: the latest session's)",
+    )
     p.set_defaults(func=summary_command)
 
 
@@ -43,8 +49,10 @@ def render(headline: Headline, console: Console) -> None:
     table.add_row("runs", f"{h.runs} ({h.stuck_runs} stuck on candidate)")
     table.add_row("divergences raw (baseline vs candidate)", str(h.divergences_raw))
     table.add_row("divergences A/A noise (baseline vs baseline)", str(h.divergences_noise))
-    table.add_row("divergences unexplained",
-                  f"{h.divergences_unexplained} in {h.causes_unexplained} cause(s), {h.signatures_unexplained} signature(s)")
+    table.add_row(
+        "divergences unexplained",
+        f"{h.divergences_unexplained} in {h.causes_unexplained} cause(s), {h.signatures_unexplained} signature(s)",
+    )
     table.add_row("divergences waived", str(h.divergences_waived))
     table.add_row("quarantined inputs", str(h.quarantined))
     for lat in h.start_overhead:

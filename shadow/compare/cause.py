@@ -136,11 +136,18 @@ def describe_cause(key: str) -> str:
     if kind == DivergenceKind.INVARIANT_VIOLATION:
         return f"invariant broken: {field.replace('_', ' ')} ({change})"
     if kind == DivergenceKind.STUCK_RUN:
-        return "run stuck (never finished)" if change == "stuck" else "run finished where the baseline's was stuck"
+        return (
+            "run stuck (never finished)"
+            if change == "stuck"
+            else "run finished where the baseline's was stuck"
+        )
     if kind in {k.value for k in _WHOLE}:
-        return {"missing_step": "step never ran", "extra_step": "step ran that the baseline did not run",
-                "unrecorded_attempt": "attempt the trace never recorded",
-                "causality_violation": "step started before its predecessor ended"}[kind]
+        return {
+            "missing_step": "step never ran",
+            "extra_step": "step ran that the baseline did not run",
+            "unrecorded_attempt": "attempt the trace never recorded",
+            "causality_violation": "step started before its predecessor ended",
+        }[kind]
     what, _, of_type = change.partition(":")
     if what in ("added", "removed"):
         return f"{field} {what} ({of_type})"

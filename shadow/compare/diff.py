@@ -33,7 +33,9 @@ _FIELD_KINDS = {
     "step_type": DivergenceKind.CONFIG,
 }
 _MISSING = object()
-_ATTEMPT_FIELD = re.compile(r"^attempts\[([^\]]+)\]\.(\w+)")  # attempts[N].field...: the attempt key, the field
+_ATTEMPT_FIELD = re.compile(
+    r"^attempts\[([^\]]+)\]\.(\w+)"
+)  # attempts[N].field...: the attempt key, the field
 
 
 def _json(value: Any) -> JsonValue:
@@ -77,8 +79,14 @@ class _Flattener:
     def change(self, parts: list[Any], b: Any, o: Any) -> None:
         run_id = str(parts[0])
         if len(parts) == 1:
-            self.add(run_id, "", DivergenceKind.FINAL_STATUS, "run",
-                     None if b is _MISSING else b.get("status"), None if o is _MISSING else o.get("status"))
+            self.add(
+                run_id,
+                "",
+                DivergenceKind.FINAL_STATUS,
+                "run",
+                None if b is _MISSING else b.get("status"),
+                None if o is _MISSING else o.get("status"),
+            )
             return
         head = parts[1]
         if head == "status":
@@ -120,10 +128,15 @@ class _Flattener:
                 self.add(run_id, path, DivergenceKind.UNRECORDED_ATTEMPT, f"attempts[{n}]", None, True)
 
 
-def compare_records(trace: Trace, baseline: ExecutionRecord, other: ExecutionRecord,
-                    order: CausalOrder | None = None,
-                    normalized: dict[int, dict[str, Any]] | None = None, *,
-                    prune: bool = True) -> list[Divergence]:
+def compare_records(
+    trace: Trace,
+    baseline: ExecutionRecord,
+    other: ExecutionRecord,
+    order: CausalOrder | None = None,
+    normalized: dict[int, dict[str, Any]] | None = None,
+    *,
+    prune: bool = True,
+) -> list[Divergence]:
     """Every difference between ``baseline`` and ``other`` (same trace), sorted in causal order.
 
     ``normalized`` is an optional cache of normal forms keyed by ``id(record)`` for a caller that
@@ -161,17 +174,24 @@ def compare_records(trace: Trace, baseline: ExecutionRecord, other: ExecutionRec
             shared = {(v.path, v.predecessor) for v in check_causality(base_runs[run.run_id], order)}
         for v in check_causality(run, order):
             if (v.path, v.predecessor) not in shared:
-                flat.add(run.run_id, v.path, DivergenceKind.CAUSALITY_VIOLATION, f"after {v.predecessor}",
-                         v.predecessor_ended_at, v.started_at)
+                flat.add(
+                    run.run_id,
+                    v.path,
+                    DivergenceKind.CAUSALITY_VIOLATION,
+                    f"after {v.predecessor}",
+                    v.predecessor_ended_at,
+                    v.started_at,
+                )
     return _finish(trace, flat, order)
-
-
 
 
 def _drop_equal(base: dict[str, Any], other: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Copies of two mappings without the keys whose values are equal on both sides."""
     same = {k for k, v in base.items() if k in other and other[k] == v}
-    return ({k: v for k, v in base.items() if k not in same}, {k: v for k, v in other.items() if k not in same})
+    return (
+        {k: v for k, v in base.items() if k not in same},
+        {k: v for k, v in other.items() if k not in same},
+    )
 
 
 def _prune(base: dict[str, Any], other: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -202,25 +222,43 @@ def _finish(trace: Trace, flat: _Flattener, order: CausalOrder) -> list[Divergen
     # An attempt whose status differs differs in everything that follows from running (or not running) it:
     # its outcome, params, outputs and config are consequences of the status, not first divergences of their
     # own (an attempt that timed out before it started has no params). The status is the run's first point.
-    status_of = {(run_id, m.group(1)) for run_id, path, _, detail in keys
-                 if path == first_path.get(run_id) and (m := _ATTEMPT_FIELD.match(detail)) and m.group(2) == "status"}
+    status_of = {
+        (run_id, m.group(1))
+        for run_id, path, _, detail in keys
+        if path == first_path.get(run_id) and (m := _ATTEMPT_FIELD.match(detail)) and m.group(2) == "status"
+    }
     out: list[Divergence] = []
     for run_id, path, kind, detail in keys:
         b, o, cause = flat.rows[(run_id, path, kind, detail)]
         first = first_path.get(run_id) == path
         if first and status_of and (m := _ATTEMPT_FIELD.match(detail)) and m.group(2) != "status":
             first = (run_id, m.group(1)) not in status_of
-        out.append(Divergence(
-            run_id=run_id, path=path, kind=DivergenceKind(kind), detail=detail, baseline_value=b, other_value=o,
-            signature=signature_of(wtype, flat.step_type(run_id, path), path, kind),
-            is_first=first, cause=cause,
-        ))
+        out.append(
+            Divergence(
+                run_id=run_id,
+                path=path,
+                kind=DivergenceKind(kind),
+                detail=detail,
+                baseline_value=b,
+                other_value=o,
+                signature=signature_of(wtype, flat.step_type(run_id, path), path, kind),
+                is_first=first,
+                cause=cause,
+            )
+        )
     return out
 
 
 def engine_error_divergence(trace: Trace, role: str, message: str) -> Divergence:
     """The single divergence recorded when an engine raised (or reported an error) on a trace."""
-    return Divergence(run_id="", path="", kind=DivergenceKind.ENGINE_ERROR, detail=role, baseline_value=None,
-                      other_value=message, signature=signature_of(trace.metadata.workflow_type, "", "",
-                                                                  DivergenceKind.ENGINE_ERROR.value),
-                      is_first=True, cause=cause_key(DivergenceKind.ENGINE_ERROR, role, None, message))
+    return Divergence(
+        run_id="",
+        path="",
+        kind=DivergenceKind.ENGINE_ERROR,
+        detail=role,
+        baseline_value=None,
+        other_value=message,
+        signature=signature_of(trace.metadata.workflow_type, "", "", DivergenceKind.ENGINE_ERROR.value),
+        is_first=True,
+        cause=cause_key(DivergenceKind.ENGINE_ERROR, role, None, message),
+    )

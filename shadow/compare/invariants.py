@@ -54,10 +54,17 @@ from shadow.compare.model import Divergence, DivergenceKind, signature_of
 
 __all__ = ["RULES", "InvariantViolation", "check_invariants", "invariant_divergences"]
 
-RULES = ("retry_started_early", "retry_started_late", "attempt_beyond_policy", "outlived_timeout",
-         "foreach_concurrency")
+RULES = (
+    "retry_started_early",
+    "retry_started_late",
+    "attempt_beyond_policy",
+    "outlived_timeout",
+    "foreach_concurrency",
+)
 RETRYABLE = frozenset({"USER_FAILED", "PLATFORM_FAILED", "TIMEOUT_FAILED"})
-_FROM_RESULT = frozenset({"SUCCEEDED", "USER_FAILED", "PLATFORM_FAILED", "FATALLY_FAILED", "COMPLETED_WITH_ERROR"})
+_FROM_RESULT = frozenset(
+    {"SUCCEEDED", "USER_FAILED", "PLATFORM_FAILED", "FATALLY_FAILED", "COMPLETED_WITH_ERROR"}
+)
 _CLASS = {"USER_FAILED": 0, "PLATFORM_FAILED": 1, "TIMEOUT_FAILED": 2}
 _LIMIT_NAMES = ("error_retry_limit", "platform_retry_limit", "timeout_retry_limit")
 DEFAULT_STEP_CONCURRENCY = 20
@@ -95,8 +102,14 @@ def check_invariants(trace: Trace, record: ExecutionRecord) -> list[InvariantVio
 
 def _overhead(run: RunExecution) -> float:
     """The engine's own largest ready -> start latency over the run's first attempts."""
-    return max((a.started_at - a.ready_at for a in run.attempts
-                if a.attempt == 1 and a.started_at is not None and a.ready_at is not None), default=0.0)
+    return max(
+        (
+            a.started_at - a.ready_at
+            for a in run.attempts
+            if a.attempt == 1 and a.started_at is not None and a.ready_at is not None
+        ),
+        default=0.0,
+    )
 
 
 def _policy(att: AttemptRecord) -> ParsedRetryPolicy | None:
@@ -109,7 +122,9 @@ def _policy(att: AttemptRecord) -> ParsedRetryPolicy | None:
         return None
 
 
-def _retries(run_id: str, path: str, atts: Sequence[AttemptRecord], allowance: float) -> Iterator[InvariantViolation]:
+def _retries(
+    run_id: str, path: str, atts: Sequence[AttemptRecord], allowance: float
+) -> Iterator[InvariantViolation]:
     counters = [0, 0, 0]
     for prev, nxt in itertools.pairwise(atts):
         where = f"attempts[{nxt.attempt}]"
@@ -121,8 +136,14 @@ def _retries(run_id: str, path: str, atts: Sequence[AttemptRecord], allowance: f
         before = RetryCounters(*counters)
         counters[klass] += 1
         if policy is not None and counters[klass] > policy.limits()[klass]:
-            yield InvariantViolation(run_id, path, "attempt_beyond_policy", f"{where}.{_LIMIT_NAMES[klass]}",
-                                     policy.limits()[klass], counters[klass])
+            yield InvariantViolation(
+                run_id,
+                path,
+                "attempt_beyond_policy",
+                f"{where}.{_LIMIT_NAMES[klass]}",
+                policy.limits()[klass],
+                counters[klass],
+            )
         if policy is None or prev.ended_at is None or nxt.started_at is None:
             continue
         backoff = retry_delay_seconds(policy, before, StepStatus(prev.status))
@@ -136,16 +157,24 @@ def _retries(run_id: str, path: str, atts: Sequence[AttemptRecord], allowance: f
 def _timeouts(run_id: str, path: str, atts: Sequence[AttemptRecord]) -> Iterator[InvariantViolation]:
     for att in atts:
         limit = att.config.get("timeout_seconds")
-        if (not isinstance(limit, (int, float)) or isinstance(limit, bool) or att.status not in _FROM_RESULT
-                or att.started_at is None or att.ended_at is None):
+        if (
+            not isinstance(limit, (int, float))
+            or isinstance(limit, bool)
+            or att.status not in _FROM_RESULT
+            or att.started_at is None
+            or att.ended_at is None
+        ):
             continue
         span = att.ended_at - att.started_at
         if span >= limit + _EPSILON:
-            yield InvariantViolation(run_id, path, "outlived_timeout", f"attempts[{att.attempt}]", limit, round(span, 6))
+            yield InvariantViolation(
+                run_id, path, "outlived_timeout", f"attempts[{att.attempt}]", limit, round(span, 6)
+            )
 
 
-def _concurrency(trace: Trace, run: RunExecution,
-                 by_path: Mapping[str, Sequence[AttemptRecord]]) -> Iterator[InvariantViolation]:
+def _concurrency(
+    trace: Trace, run: RunExecution, by_path: Mapping[str, Sequence[AttemptRecord]]
+) -> Iterator[InvariantViolation]:
     # iteration prefix ("fan[3]" or "call/fan[0]") -> (first start, last end) of its attempts
     spans: dict[str, dict[int, tuple[float, float]]] = {}
     for path, atts in by_path.items():
@@ -173,7 +202,9 @@ def _concurrency(trace: Trace, run: RunExecution,
 
 def _widest(intervals: list[tuple[float, float]]) -> int:
     """The most intervals open at one instant (an interval ending when another starts does not overlap it)."""
-    events = sorted([(lo, 1) for lo, _ in intervals] + [(hi, -1) for _, hi in intervals], key=lambda e: (e[0], e[1]))
+    events = sorted(
+        [(lo, 1) for lo, _ in intervals] + [(hi, -1) for _, hi in intervals], key=lambda e: (e[0], e[1])
+    )
     best = current = 0
     for _, delta in events:
         current += delta
@@ -215,13 +246,24 @@ def invariant_divergences(trace: Trace, record: ExecutionRecord) -> list[Diverge
     out: list[Divergence] = []
     for v in check_invariants(trace, record):
         detail = f"{v.rule} {v.detail}"
-        out.append(Divergence(
-            run_id=v.run_id, path=v.path, kind=DivergenceKind.INVARIANT_VIOLATION, detail=detail,
-            baseline_value=v.expected, other_value=v.observed,
-            signature=signature_of(trace.metadata.workflow_type, steps.get(v.path, "FOREACH"), v.path,
-                                   DivergenceKind.INVARIANT_VIOLATION.value),
-            is_first=False, cause=cause_key(DivergenceKind.INVARIANT_VIOLATION, detail, v.expected, v.observed),
-        ))
+        out.append(
+            Divergence(
+                run_id=v.run_id,
+                path=v.path,
+                kind=DivergenceKind.INVARIANT_VIOLATION,
+                detail=detail,
+                baseline_value=v.expected,
+                other_value=v.observed,
+                signature=signature_of(
+                    trace.metadata.workflow_type,
+                    steps.get(v.path, "FOREACH"),
+                    v.path,
+                    DivergenceKind.INVARIANT_VIOLATION.value,
+                ),
+                is_first=False,
+                cause=cause_key(DivergenceKind.INVARIANT_VIOLATION, detail, v.expected, v.observed),
+            )
+        )
     return out
 
 

@@ -22,7 +22,9 @@ def normalize_record(record: ExecutionRecord) -> dict[str, Any]:
     for run in record.runs:
         steps: dict[str, Any] = {}
         for att in run.attempts:
-            step = steps.setdefault(att.path, {"step_id": att.step_id, "step_type": att.step_type, "attempts": {}})
+            step = steps.setdefault(
+                att.path, {"step_id": att.step_id, "step_type": att.step_type, "attempts": {}}
+            )
             key: int | str = att.attempt
             duplicates = 0
             while key in step["attempts"]:  # the same attempt delivered twice (at-least-once): keep both

@@ -123,7 +123,10 @@ _BUDGET_SCHEMA: dict[str, Any] = {
     },
 }
 _STRINGS: dict[str, Any] = {
-    "oneOf": [{"type": "string", "minLength": 1}, {"type": "array", "items": {"type": "string", "minLength": 1}}]
+    "oneOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "array", "items": {"type": "string", "minLength": 1}},
+    ]
 }
 COHORT_FILE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -195,7 +198,9 @@ def parse_cohorts(document: Mapping[str, Any], *, source: str = "<cohorts>") -> 
         name = raw["name"]
         where = f"{source}: cohort[{index}]"
         if name in seen:
-            raise CohortFileError(f"duplicate cohort name {name!r}", where=where, hint="give each cohort its own name")
+            raise CohortFileError(
+                f"duplicate cohort name {name!r}", where=where, hint="give each cohort its own name"
+            )
         seen.add(name)
         budget = _budget(raw.get("budget", {}), defaults)
         if budget.p99_ratio_warn > budget.p99_ratio_max:
@@ -214,7 +219,8 @@ def parse_cohorts(document: Mapping[str, Any], *, source: str = "<cohorts>") -> 
         if unknown:
             close = difflib.get_close_matches(unknown[0], list(FEATURES), n=1)
             raise CohortFileError(
-                f"unknown coverage feature {unknown[0]!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
+                f"unknown coverage feature {unknown[0]!r}"
+                + (f" (did you mean {close[0]!r}?)" if close else ""),
                 where=f"{where}.require",
                 hint="features are the rows of 'shadow corpus stats --coverage' (corpora/coverage.py)",
             )
@@ -244,7 +250,8 @@ def load_cohorts(path: str | Path) -> tuple[Cohort, ...]:
         ) from exc
     except UnicodeDecodeError as exc:
         raise CohortFileError(
-            f"the cohorts file is not UTF-8 text ({exc.reason} at byte {exc.start})", where=str(path),
+            f"the cohorts file is not UTF-8 text ({exc.reason} at byte {exc.start})",
+            where=str(path),
             hint="check --cohorts points at the TOML file (see examples/cohorts.toml)",
         ) from exc
     try:

@@ -59,8 +59,15 @@ def verdict_id(cohort: str, created_at: dt.datetime) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"shadow-verdict:{cohort}:{created_at.isoformat()}"))
 
 
-def evaluate(database: str | Path, cohorts: Sequence[Cohort], *, now: dt.datetime,
-             identity: str | None = None, cohorts_sha256: str | None = None, partial: bool = False) -> GateResult:
+def evaluate(
+    database: str | Path,
+    cohorts: Sequence[Cohort],
+    *,
+    now: dt.datetime,
+    identity: str | None = None,
+    cohorts_sha256: str | None = None,
+    partial: bool = False,
+) -> GateResult:
     """Judge every cohort on the results in ``database`` as of ``now`` (UTC; decides registry expiry), on
     one identity's results: ``identity`` (id or unique prefix) or the latest."""
     judged = judged_identity(database, identity)
@@ -69,11 +76,15 @@ def evaluate(database: str | Path, cohorts: Sequence[Cohort], *, now: dt.datetim
         evidence = collect_evidence(con, cohorts, today=now.date())
     except duckdb.Error as exc:
         raise ResultsDatabaseError(
-            f"query failed ({exc})", where=str(database), hint="the database may be corrupt or from another version"
+            f"query failed ({exc})",
+            where=str(database),
+            hint="the database may be corrupt or from another version",
         ) from exc
     finally:
         con.close()
-    return GateResult(str(database), now, tuple(judge_cohort(e) for e in evidence), judged, cohorts_sha256, partial)
+    return GateResult(
+        str(database), now, tuple(judge_cohort(e) for e in evidence), judged, cohorts_sha256, partial
+    )
 
 
 def store_verdicts(database: str | Path, result: GateResult) -> list[str]:
@@ -82,18 +93,25 @@ def store_verdicts(database: str | Path, result: GateResult) -> list[str]:
     batch = pa.table(
         {
             "verdict_id": ids,
-            "created_at": pa.array([result.created_at.replace(tzinfo=None)] * len(ids), type=pa.timestamp("us")),
+            "created_at": pa.array(
+                [result.created_at.replace(tzinfo=None)] * len(ids), type=pa.timestamp("us")
+            ),
             "cohort": [v.cohort for v in result.verdicts],
             "verdict": [str(v.verdict) for v in result.verdicts],
             "score": pa.array([v.score for v in result.verdicts], type=pa.float64()),
             "reason": [v.reason for v in result.verdicts],
             "n_traces": pa.array([v.n_traces for v in result.verdicts], type=pa.int32()),
             "criteria": [json.dumps([_jsonable(asdict(c)) for c in v.criteria]) for v in result.verdicts],
-            "identity": pa.array([result.identity.id if result.identity else ""] * len(ids), type=pa.string()),
+            "identity": pa.array(
+                [result.identity.id if result.identity else ""] * len(ids), type=pa.string()
+            ),
             "cohorts_sha256": pa.array([result.cohorts_sha256] * len(ids), type=pa.string()),
-            "candidate_identity": pa.array([result.identity.candidate_id if result.identity else None] * len(ids),
-                                           type=pa.string()),
-            "captured_min": pa.array([_naive(v.captured_min) for v in result.verdicts], type=pa.timestamp("us")),
+            "candidate_identity": pa.array(
+                [result.identity.candidate_id if result.identity else None] * len(ids), type=pa.string()
+            ),
+            "captured_min": pa.array(
+                [_naive(v.captured_min) for v in result.verdicts], type=pa.timestamp("us")
+            ),
             "uncaptured": pa.array([v.uncaptured for v in result.verdicts], type=pa.int32()),
             "partial": pa.array([result.partial] * len(ids), type=pa.bool_()),
             "captured_since": pa.array([_naive(result.captured_since)] * len(ids), type=pa.timestamp("us")),

@@ -25,8 +25,16 @@ from shadow.gate.cohorts import Cohort
 from shadow.gate.errors import ResultsDatabaseError
 from shadow.gate.router import RootWorkflow
 
-__all__ = ["CohortEvidence", "ExpiredEntry", "Fidelity", "Finding", "collect_evidence", "judged_identity", "open_results",
-           "workflows_in"]
+__all__ = [
+    "CohortEvidence",
+    "ExpiredEntry",
+    "Fidelity",
+    "Finding",
+    "collect_evidence",
+    "judged_identity",
+    "open_results",
+    "workflows_in",
+]
 
 _REQUIRED = {
     "traces": ("trace_id", "workflow_id", "workflow_type", "owner", "tags", "unexplained", "error"),
@@ -157,14 +165,20 @@ def judged_identity(path: str | Path, requested: str | None) -> Identity | None:
     try:
         return resolve(con, requested, str(path))
     except ResultsError as exc:
-        raise ResultsDatabaseError(str(exc).removeprefix(f"{path}: "), where=str(path),
-                                   hint="'shadow summary' names the latest identity") from exc
+        raise ResultsDatabaseError(
+            str(exc).removeprefix(f"{path}: "),
+            where=str(path),
+            hint="'shadow summary' names the latest identity",
+        ) from exc
     finally:
         con.close()
 
 
 def _finding(rows: Sequence[tuple[Any, ...]]) -> Finding:
-    return Finding(len(rows), tuple("/".join(str(part) for part in row if part not in (None, "")) for row in rows[:_EXAMPLES]))
+    return Finding(
+        len(rows),
+        tuple("/".join(str(part) for part in row if part not in (None, "")) for row in rows[:_EXAMPLES]),
+    )
 
 
 def _roots(con: duckdb.DuckDBPyConnection) -> list[tuple[str, RootWorkflow]]:
@@ -250,11 +264,13 @@ def _fidelity(con: duckdb.DuckDBPyConnection, present: bool) -> Fidelity:
     ((n, checked, agree),) = con.execute(
         "SELECT count(*), coalesce(sum(runs_observed + steps_observed + steps_extra), 0), "
         "coalesce(sum(runs_agree + steps_agree), 0) FROM fidelity f JOIN member m USING (trace_id) "
-        "WHERE f.engine = 'baseline'").fetchall()
+        "WHERE f.engine = 'baseline'"
+    ).fetchall()
     worst = con.execute(
         "SELECT f.trace_id, f.first_disagreement FROM fidelity f JOIN member m USING (trace_id) "
         "WHERE f.engine = 'baseline' AND f.first_disagreement IS NOT NULL "
-        f"ORDER BY f.status_agreement, f.trace_id LIMIT {_EXAMPLES}").fetchall()
+        f"ORDER BY f.status_agreement, f.trace_id LIMIT {_EXAMPLES}"
+    ).fetchall()
     examples = tuple(f"{t}/{p}" if p else f"{t} (run status)" for t, p in worst)
     return Fidelity(int(n), int(checked), int(agree), examples)
 
@@ -265,13 +281,15 @@ def _faults(con: duckdb.DuckDBPyConnection, present: bool) -> FaultEvidence | No
         return None
     ((trials, fired, not_placed),) = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE f.fired), count(*) FILTER (WHERE f.outcome = 'not_placed') "
-        "FROM fault_trials f JOIN member m USING (trace_id)").fetchall()
+        "FROM fault_trials f JOIN member m USING (trace_id)"
+    ).fetchall()
     if not trials:
         return None
     changed = con.execute(
         "SELECT f.trace_id, f.fault || '#' || f.trial || ': ' || f.outcome FROM fault_trials f "
         "JOIN member m USING (trace_id) WHERE f.fired AND f.outcome NOT IN ('equal', 'not_placed') "
-        "ORDER BY f.trace_id, f.fault, f.trial").fetchall()
+        "ORDER BY f.trace_id, f.fault, f.trial"
+    ).fetchall()
     return FaultEvidence(int(trials), int(fired), int(not_placed), _finding(changed))
 
 
@@ -285,7 +303,8 @@ def _handoffs(con: duckdb.DuckDBPyConnection, present: bool) -> tuple[Finding | 
     if not present:
         return None, 0
     ((n,),) = con.execute(
-        "SELECT count(*) FROM handoffs h JOIN member m USING (trace_id) WHERE h.differences IS NOT NULL").fetchall()
+        "SELECT count(*) FROM handoffs h JOIN member m USING (trace_id) WHERE h.differences IS NOT NULL"
+    ).fetchall()
     if not n:
         return None, 0
     return _finding(con.execute(_HANDOFFS_BAD).fetchall()), int(n)
@@ -297,19 +316,32 @@ def collect_evidence(
     """One CohortEvidence per cohort, in cohort order. ``today`` decides registry expiry."""
     members = _members(con, cohorts)
     expired = _expired(con, today)
-    has_captured = bool(con.execute(
-        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'traces' AND column_name = 'captured_at'"
-    ).fetchall()[0][0])
+    has_captured = bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'traces' AND column_name = 'captured_at'"
+        ).fetchall()[0][0]
+    )
     captured = "t.captured_at" if has_captured else "CAST(NULL AS TIMESTAMP)"
-    has_fidelity = bool(con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'fidelity'").fetchall()[0][0])
-    has_faults = bool(con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'fault_trials'").fetchall()[0][0])
-    has_features = bool(con.execute(
-        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'traces' AND column_name = 'features'"
-    ).fetchall()[0][0])
-    has_handoffs = bool(con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'handoffs'").fetchall()[0][0])
+    has_fidelity = bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'fidelity'"
+        ).fetchall()[0][0]
+    )
+    has_faults = bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'fault_trials'"
+        ).fetchall()[0][0]
+    )
+    has_features = bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'traces' AND column_name = 'features'"
+        ).fetchall()[0][0]
+    )
+    has_handoffs = bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'handoffs'"
+        ).fetchall()[0][0]
+    )
     evidence: list[CohortEvidence] = []
     for cohort in cohorts:
         con.register("member", pa.table({"trace_id": pa.array(members[cohort.name], type=pa.string())}))
@@ -338,9 +370,15 @@ def collect_evidence(
                 faults=_faults(con, has_faults),
                 handoffs=handoffs,
                 n_handoffs=n_handoffs,
-                features=frozenset(str(f) for (f,) in con.execute(
-                    "SELECT DISTINCT unnest(t.features) FROM traces t JOIN member m USING (trace_id) "
-                    "WHERE t.error IS NULL").fetchall()) if has_features else None,
+                features=frozenset(
+                    str(f)
+                    for (f,) in con.execute(
+                        "SELECT DISTINCT unnest(t.features) FROM traces t JOIN member m USING (trace_id) "
+                        "WHERE t.error IS NULL"
+                    ).fetchall()
+                )
+                if has_features
+                else None,
                 start_overhead=_samples(
                     con,
                     "SELECT s.engine, s.start_overhead AS value FROM steps s JOIN member m USING (trace_id) "

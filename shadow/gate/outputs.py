@@ -17,7 +17,15 @@ from typing import Any
 from shadow.gate.evaluate import GateResult, verdict_id
 from shadow.gate.verdict import CohortVerdict, Criterion, CriterionStatus
 
-__all__ = ["VERDICT_JSON_SCHEMA", "VERDICT_SCHEMA", "dumps", "to_json", "to_junit", "to_markdown", "write_artifact"]
+__all__ = [
+    "VERDICT_JSON_SCHEMA",
+    "VERDICT_SCHEMA",
+    "dumps",
+    "to_json",
+    "to_junit",
+    "to_markdown",
+    "write_artifact",
+]
 
 VERDICT_SCHEMA = "shadow-verdict/1"
 
@@ -36,7 +44,7 @@ VERDICT_JSON_SCHEMA: dict[str, Any] = {
         "error": {"type": "string"},
         "identity": {
             "description": "the one identity of results judged (results.identity); null when the database "
-                           "records none",
+            "records none",
             "type": ["object", "null"],
             "required": ["id", "candidate_engine", "baseline_engine", "parts"],
             "properties": {
@@ -48,7 +56,7 @@ VERDICT_JSON_SCHEMA: dict[str, Any] = {
         },
         "captured_since": {
             "description": "shadow gate --since: only the traces captured at or after this time (ISO-8601, UTC) "
-                           "were judged; absent when all were",
+            "were judged; absent when all were",
             "type": "string",
         },
         "cohorts": {
@@ -135,14 +143,18 @@ def to_json(result: GateResult) -> dict[str, Any]:
 
 def to_junit(result: GateResult) -> str:
     """JUnit XML text: a testsuite per cohort, a testcase per criterion."""
-    suites = ET.Element("testsuites", name="shadow gate", tests=str(sum(len(v.criteria) for v in result.verdicts)))
+    suites = ET.Element(
+        "testsuites", name="shadow gate", tests=str(sum(len(v.criteria) for v in result.verdicts))
+    )
     for verdict in result.verdicts:
         suite = ET.SubElement(
             suites,
             "testsuite",
             name=f"cohort {verdict.cohort}",
             tests=str(len(verdict.criteria)),
-            failures=str(sum(c.status in (CriterionStatus.FAIL, CriterionStatus.MARGINAL) for c in verdict.criteria)),
+            failures=str(
+                sum(c.status in (CriterionStatus.FAIL, CriterionStatus.MARGINAL) for c in verdict.criteria)
+            ),
             skipped=str(sum(c.status is CriterionStatus.INSUFFICIENT for c in verdict.criteria)),
             errors="0",
             timestamp=result.created_at.isoformat(),
@@ -151,15 +163,19 @@ def to_junit(result: GateResult) -> str:
         ET.SubElement(properties, "property", name="verdict", value=str(verdict.verdict))
         if result.identity is not None:
             ET.SubElement(properties, "property", name="identity", value=result.identity.id)
-            ET.SubElement(properties, "property", name="candidate_engine", value=result.identity.engine("candidate"))
+            ET.SubElement(
+                properties, "property", name="candidate_engine", value=result.identity.engine("candidate")
+            )
         for c in verdict.criteria:
-            case = ET.SubElement(suite, "testcase", classname=f"shadow.gate.{verdict.cohort}", name=c.name, time="0")
+            case = ET.SubElement(
+                suite, "testcase", classname=f"shadow.gate.{verdict.cohort}", name=c.name, time="0"
+            )
             if c.status is CriterionStatus.FAIL:
                 ET.SubElement(case, "failure", type="FAIL", message=c.message).text = verdict.reason
             elif c.status is CriterionStatus.MARGINAL:
-                ET.SubElement(case, "failure", type="MARGINAL", message=c.message).text = (
-                    f"needs a sign-off: {c.message}"
-                )
+                ET.SubElement(
+                    case, "failure", type="MARGINAL", message=c.message
+                ).text = f"needs a sign-off: {c.message}"
             elif c.status is CriterionStatus.INSUFFICIENT:
                 ET.SubElement(case, "skipped", message=c.message)
             else:
@@ -193,7 +209,8 @@ def to_markdown(result: GateResult) -> str:
         "|---|---|---:|---:|---|",
     ]
     lines += [
-        f"| {v.cohort} | **{v.verdict}** | {v.score:.0f} | {v.n_traces} | {_cell(v.reason)} |" for v in result.verdicts
+        f"| {v.cohort} | **{v.verdict}** | {v.score:.0f} | {v.n_traces} | {_cell(v.reason)} |"
+        for v in result.verdicts
     ]
     lines.append("")
     for v in result.verdicts:

@@ -30,8 +30,17 @@ from typing import Any
 
 from shadow.gate.errors import GateError
 
-__all__ = ["APPLICATION_ID", "FORMAT_NAME", "STATE_VERSION", "HistoryRow", "StateStore", "StateStoreError",
-           "ci_job", "current_actor", "open_state"]
+__all__ = [
+    "APPLICATION_ID",
+    "FORMAT_NAME",
+    "STATE_VERSION",
+    "HistoryRow",
+    "StateStore",
+    "StateStoreError",
+    "ci_job",
+    "current_actor",
+    "open_state",
+]
 
 APPLICATION_ID = 0x57534852
 """SQLite ``application_id`` of a rollout state file ('WSHR': workflow-shadow rollout)."""
@@ -39,8 +48,22 @@ APPLICATION_ID = 0x57534852
 STATE_VERSION = 1
 FORMAT_NAME = "workflow-shadow-rollout-state"
 
-COLUMNS = ("cohort", "changed_at", "state", "percent", "verdict_id", "verdict_at", "identity", "candidate_identity",
-           "candidate_engine", "cohorts_sha256", "results_database", "actor", "ci_job", "note")
+COLUMNS = (
+    "cohort",
+    "changed_at",
+    "state",
+    "percent",
+    "verdict_id",
+    "verdict_at",
+    "identity",
+    "candidate_identity",
+    "candidate_engine",
+    "cohorts_sha256",
+    "results_database",
+    "actor",
+    "ci_job",
+    "note",
+)
 
 _HISTORY = """CREATE TABLE IF NOT EXISTS rollout_history (
     seq {serial},
@@ -187,8 +210,11 @@ class StateStore:
             else:
                 self._conn.execute("BEGIN IMMEDIATE")
         except self._errors() as exc:
-            raise StateStoreError(f"cannot lock the rollout history ({exc})", where=self.where,
-                                  hint="another rollout change is in progress: retry") from exc
+            raise StateStoreError(
+                f"cannot lock the rollout history ({exc})",
+                where=self.where,
+                hint="another rollout change is in progress: retry",
+            ) from exc
         try:
             yield
         except BaseException:
@@ -235,7 +261,9 @@ def open_state(target: str | os.PathLike[str]) -> StateStore:
     Raises StateStoreError, before anything is written, when it is not ours."""
     text = os.fspath(target)
     if not text:
-        raise StateStoreError("no rollout state store given", hint="pass --state FILE or --state postgresql://...")
+        raise StateStoreError(
+            "no rollout state store given", hint="pass --state FILE or --state postgresql://..."
+        )
     if _is_url(text):
         return _open_postgres(text)
     return _open_sqlite(text)
@@ -279,10 +307,15 @@ def _open_sqlite(text: str) -> StateStore:
     path = Path(text)
     problem = _foreign_sqlite(path)
     if problem:
-        raise StateStoreError(problem + "; refusing to write into it", where=text,
-                              hint="pass --state a new file name or a state file 'shadow rollout' wrote")
+        raise StateStoreError(
+            problem + "; refusing to write into it",
+            where=text,
+            hint="pass --state a new file name or a state file 'shadow rollout' wrote",
+        )
     if not path.parent.is_dir():
-        raise StateStoreError("its folder does not exist", where=text, hint="create the folder or pass another path")
+        raise StateStoreError(
+            "its folder does not exist", where=text, hint="create the folder or pass another path"
+        )
     fresh = not path.exists() or path.stat().st_size == 0
     try:
         conn = sqlite3.connect(text, isolation_level=None, timeout=10.0)
@@ -291,8 +324,11 @@ def _open_sqlite(text: str) -> StateStore:
     try:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
         if version > STATE_VERSION:
-            raise StateStoreError(f"state format {version} is newer than this tool's {STATE_VERSION}", where=text,
-                                  hint="upgrade workflow-shadow")
+            raise StateStoreError(
+                f"state format {version} is newer than this tool's {STATE_VERSION}",
+                where=text,
+                hint="upgrade workflow-shadow",
+            )
         if fresh or version < STATE_VERSION:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute(_HISTORY.format(serial="INTEGER PRIMARY KEY"))
@@ -317,14 +353,19 @@ def _open_postgres(url: str) -> StateStore:
     try:
         import psycopg
     except ImportError as exc:
-        raise StateStoreError("PostgreSQL state needs psycopg", where=where,
-                              hint="pip install 'workflow-shadow[postgres]'") from exc
+        raise StateStoreError(
+            "PostgreSQL state needs psycopg", where=where, hint="pip install 'workflow-shadow[postgres]'"
+        ) from exc
     try:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
     except psycopg.Error as exc:
-        raise StateStoreError(f"cannot connect ({str(exc).strip().splitlines()[0] if str(exc).strip() else exc})",
-                              where=where, hint="check the URL, the server and the credentials") from exc
+        raise StateStoreError(
+            f"cannot connect ({str(exc).strip().splitlines()[0] if str(exc).strip() else exc})",
+            where=where,
+            hint="check the URL, the server and the credentials",
+        ) from exc
     try:
+
         def present(table: str) -> bool:
             return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()[0]  # type: ignore[index,no-any-return]
 
@@ -334,9 +375,12 @@ def _open_postgres(url: str) -> StateStore:
             row = conn.execute("SELECT value FROM rollout_meta WHERE key = 'format'").fetchone()
             mark = row[0] if row else None
         if (has_history or has_meta) and mark != FORMAT_NAME:
-            raise StateStoreError("holds a rollout_history or rollout_meta table not written by workflow-shadow; "
-                                  "refusing to write into it", where=where,
-                                  hint="use another database or schema (?options=-csearch_path%3Dother)")
+            raise StateStoreError(
+                "holds a rollout_history or rollout_meta table not written by workflow-shadow; "
+                "refusing to write into it",
+                where=where,
+                hint="use another database or schema (?options=-csearch_path%3Dother)",
+            )
         if not has_history:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(5753484852)")
@@ -344,9 +388,13 @@ def _open_postgres(url: str) -> StateStore:
                 conn.execute(_META)
                 for statement in _PG_GUARDS:
                     conn.execute(statement)
-                conn.execute("INSERT INTO rollout_meta VALUES ('format', %s) ON CONFLICT DO NOTHING", (FORMAT_NAME,))
-                conn.execute("INSERT INTO rollout_meta VALUES ('version', %s) ON CONFLICT DO NOTHING",
-                             (str(STATE_VERSION),))
+                conn.execute(
+                    "INSERT INTO rollout_meta VALUES ('format', %s) ON CONFLICT DO NOTHING", (FORMAT_NAME,)
+                )
+                conn.execute(
+                    "INSERT INTO rollout_meta VALUES ('version', %s) ON CONFLICT DO NOTHING",
+                    (str(STATE_VERSION),),
+                )
     except StateStoreError:
         conn.close()
         raise

@@ -105,7 +105,9 @@ def judge_latency(
             f"{metric}: {len(base)} baseline and {len(cand)} candidate samples, "
             f"fewer than the {min_samples} the judge needs",
         )  # fmt: skip
-    shift_judge = judge_shift(base.tolist(), cand.tolist(), confidence=confidence, tolerance=tolerance, seed=seed)
+    shift_judge = judge_shift(
+        base.tolist(), cand.tolist(), confidence=confidence, tolerance=tolerance, seed=seed
+    )
     if shift_judge.shift is None or shift_judge.ci_low is None or shift_judge.ci_high is None:
         raise ValueError(f"{metric}: the shift judge found no interval on {len(base)}/{len(cand)} samples")
     low, shift, high = shift_judge.ci_low, shift_judge.shift, shift_judge.ci_high

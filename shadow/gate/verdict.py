@@ -69,8 +69,12 @@ class CriterionStatus(StrEnum):
 
 # Worst last: FAIL blocks, INSUFFICIENT_DATA cannot be acted on, MARGINAL needs a sign-off.
 _SEVERITY = {Verdict.PASS: 0, Verdict.MARGINAL: 1, Verdict.INSUFFICIENT_DATA: 2, Verdict.FAIL: 3}
-_EXIT = {Verdict.PASS: EXIT_OK, Verdict.FAIL: EXIT_FAIL, Verdict.MARGINAL: EXIT_MARGINAL,
-         Verdict.INSUFFICIENT_DATA: EXIT_INSUFFICIENT_DATA}
+_EXIT = {
+    Verdict.PASS: EXIT_OK,
+    Verdict.FAIL: EXIT_FAIL,
+    Verdict.MARGINAL: EXIT_MARGINAL,
+    Verdict.INSUFFICIENT_DATA: EXIT_INSUFFICIENT_DATA,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +114,16 @@ def _critical(name: str, finding: Finding, what: str) -> Criterion:
     if finding.count == 0:
         return Criterion(name, CriterionStatus.PASS, 0, 0, f"no {what}", critical=True)
     examples = ", ".join(finding.examples)
-    more = "" if finding.count <= len(finding.examples) else f" and {finding.count - len(finding.examples)} more"
+    more = (
+        "" if finding.count <= len(finding.examples) else f" and {finding.count - len(finding.examples)} more"
+    )
     return Criterion(
-        name, CriterionStatus.FAIL, finding.count, 0, f"{finding.count} {what} (e.g. {examples}{more})", critical=True
+        name,
+        CriterionStatus.FAIL,
+        finding.count,
+        0,
+        f"{finding.count} {what} (e.g. {examples}{more})",
+        critical=True,
     )
 
 
@@ -124,17 +135,37 @@ def _faults(evidence: CohortEvidence) -> Criterion:
         head += f" ({faults.not_placed} could not be placed)"
     if faults.changed.count:
         examples = ", ".join(faults.changed.examples)
-        more = "" if faults.changed.count <= len(faults.changed.examples) else \
-            f" and {faults.changed.count - len(faults.changed.examples)} more"
-        return Criterion("faults", CriterionStatus.FAIL, faults.changed.count, 0,
-                         f"{head}; {faults.changed.count} changed the candidate's outcome (e.g. {examples}{more})",
-                         critical=True)
+        more = (
+            ""
+            if faults.changed.count <= len(faults.changed.examples)
+            else f" and {faults.changed.count - len(faults.changed.examples)} more"
+        )
+        return Criterion(
+            "faults",
+            CriterionStatus.FAIL,
+            faults.changed.count,
+            0,
+            f"{head}; {faults.changed.count} changed the candidate's outcome (e.g. {examples}{more})",
+            critical=True,
+        )
     if faults.fired == 0:
-        return Criterion("faults", CriterionStatus.INSUFFICIENT, 0, 1,
-                         f"{head}: a fault that never fired proves nothing; place the campaign's faults where the "
-                         "traces live (docs/FAULTS.md)", critical=True)
-    return Criterion("faults", CriterionStatus.PASS, 0, 0,
-                     f"{head}, and none changed the candidate's outcome", critical=True)
+        return Criterion(
+            "faults",
+            CriterionStatus.INSUFFICIENT,
+            0,
+            1,
+            f"{head}: a fault that never fired proves nothing; place the campaign's faults where the "
+            "traces live (docs/FAULTS.md)",
+            critical=True,
+        )
+    return Criterion(
+        "faults",
+        CriterionStatus.PASS,
+        0,
+        0,
+        f"{head}, and none changed the candidate's outcome",
+        critical=True,
+    )
 
 
 def _handoff(evidence: CohortEvidence) -> Criterion:
@@ -143,22 +174,37 @@ def _handoff(evidence: CohortEvidence) -> Criterion:
     assert finding is not None
     n = evidence.n_handoffs
     if finding.count == 0:
-        return Criterion("handoff", CriterionStatus.PASS, 0, 0,
-                         f"all {n} in-flight hand-offs from the legacy to the actor engine ended as on legacy alone",
-                         critical=True)
+        return Criterion(
+            "handoff",
+            CriterionStatus.PASS,
+            0,
+            0,
+            f"all {n} in-flight hand-offs from the legacy to the actor engine ended as on legacy alone",
+            critical=True,
+        )
     examples = "; ".join(finding.examples)
-    more = "" if finding.count <= len(finding.examples) else f" and {finding.count - len(finding.examples)} more"
+    more = (
+        "" if finding.count <= len(finding.examples) else f" and {finding.count - len(finding.examples)} more"
+    )
     return Criterion(
-        "handoff", CriterionStatus.FAIL, finding.count, 0,
+        "handoff",
+        CriterionStatus.FAIL,
+        finding.count,
+        0,
         f"{finding.count} of {n} in-flight hand-offs from the legacy to the actor engine changed an outcome or "
-        f"started a runtime twice (e.g. {examples}{more}; 'shadow handoff', handoffs table)", critical=True,
+        f"started a runtime twice (e.g. {examples}{more}; 'shadow handoff', handoffs table)",
+        critical=True,
     )
 
 
 def _registry(evidence: CohortEvidence) -> Criterion:
     if not evidence.expired_entries:
-        return Criterion("registry_expiry", CriterionStatus.PASS, 0, 0, "no expired known-divergence entries", True)
-    listed = "; ".join(f"{e.entry_id} (owner {e.owner}, expired {e.expires})" for e in evidence.expired_entries)
+        return Criterion(
+            "registry_expiry", CriterionStatus.PASS, 0, 0, "no expired known-divergence entries", True
+        )
+    listed = "; ".join(
+        f"{e.entry_id} (owner {e.owner}, expired {e.expires})" for e in evidence.expired_entries
+    )
     return Criterion(
         "registry_expiry", CriterionStatus.FAIL, len(evidence.expired_entries), 0,
         f"known-divergence registry entries have expired: {listed}; the owner must fix the divergence, "
@@ -170,7 +216,9 @@ def _registry(evidence: CohortEvidence) -> Criterion:
 def _min_traces(evidence: CohortEvidence) -> Criterion:
     need, have = evidence.cohort.budget.min_traces, evidence.n_judged
     if have >= need:
-        return Criterion("min_traces", CriterionStatus.PASS, have, need, f"{have} traces replayed ({need} needed)")
+        return Criterion(
+            "min_traces", CriterionStatus.PASS, have, need, f"{have} traces replayed ({need} needed)"
+        )
     return Criterion(
         "min_traces", CriterionStatus.INSUFFICIENT, have, need,
         f"only {have} traces replayed, {need} are needed for a verdict: capture more traffic or widen the cohort",
@@ -206,7 +254,9 @@ def _divergence(evidence: CohortEvidence) -> Criterion:
 
 def _errors(evidence: CohortEvidence) -> Criterion:
     if evidence.n_errored == 0:
-        return Criterion("replay_errors", CriterionStatus.PASS, 0, 0, "every trace replayed without a harness error")
+        return Criterion(
+            "replay_errors", CriterionStatus.PASS, 0, 0, "every trace replayed without a harness error"
+        )
     return Criterion(
         "replay_errors", CriterionStatus.MARGINAL, evidence.n_errored, 0,
         f"{evidence.n_errored} of {evidence.n_traces} traces could not be replayed (see traces.error); "
@@ -219,12 +269,21 @@ def _fidelity(evidence: CohortEvidence) -> Criterion:
     fid = evidence.fidelity
     agreement = fid.agreement
     if agreement is None:
-        return Criterion("fidelity", CriterionStatus.PASS, None, need,
-                         "no production observations in this cohort: the baseline's fidelity is not measured")
-    head = (f"the baseline agrees with production on {fid.agree} of {fid.checked} observed statuses "
-            f"({_pct(agreement)}) in {fid.n_traces} traces")
+        return Criterion(
+            "fidelity",
+            CriterionStatus.PASS,
+            None,
+            need,
+            "no production observations in this cohort: the baseline's fidelity is not measured",
+        )
+    head = (
+        f"the baseline agrees with production on {fid.agree} of {fid.checked} observed statuses "
+        f"({_pct(agreement)}) in {fid.n_traces} traces"
+    )
     if agreement >= need:
-        return Criterion("fidelity", CriterionStatus.PASS, agreement, need, f"{head}, at or above {_pct(need)}")
+        return Criterion(
+            "fidelity", CriterionStatus.PASS, agreement, need, f"{head}, at or above {_pct(need)}"
+        )
     where = f" (first disagreements: {', '.join(fid.examples)})" if fid.examples else ""
     return Criterion(
         "fidelity", CriterionStatus.INSUFFICIENT, agreement, need,
@@ -238,15 +297,28 @@ def _coverage(evidence: CohortEvidence) -> Criterion:
     """The cohort's ``require`` list against what its traces exercise (only for cohorts that have one)."""
     need = evidence.cohort.require
     if evidence.features is None:
-        return Criterion("coverage", CriterionStatus.INSUFFICIENT, None, len(need),
-                         "the results predate coverage (no traces.features): rerun 'shadow run' to judge the "
-                         f"required features {', '.join(need)}")
+        return Criterion(
+            "coverage",
+            CriterionStatus.INSUFFICIENT,
+            None,
+            len(need),
+            "the results predate coverage (no traces.features): rerun 'shadow run' to judge the "
+            f"required features {', '.join(need)}",
+        )
     missing = [f for f in need if f not in evidence.features]
     if not missing:
-        return Criterion("coverage", CriterionStatus.PASS, len(need), len(need),
-                         f"the traces exercise every required feature ({', '.join(need)})")
+        return Criterion(
+            "coverage",
+            CriterionStatus.PASS,
+            len(need),
+            len(need),
+            f"the traces exercise every required feature ({', '.join(need)})",
+        )
     return Criterion(
-        "coverage", CriterionStatus.INSUFFICIENT, len(need) - len(missing), len(need),
+        "coverage",
+        CriterionStatus.INSUFFICIENT,
+        len(need) - len(missing),
+        len(need),
         f"no judged trace exercises {', '.join(missing)}: a clean result says nothing about them; capture traffic "
         "that does ('shadow corpus stats --coverage' lists what a corpus exercises)",
     )
@@ -270,7 +342,9 @@ def _latency(evidence: CohortEvidence, metric: str) -> Criterion:
     )  # fmt: skip
     value = None if judgement.outcome is LatencyOutcome.INSUFFICIENT else judgement.shift_low
     threshold = None if judgement.outcome is LatencyOutcome.INSUFFICIENT else judgement.allowed_shift
-    return Criterion(f"latency_{metric}", _LATENCY_STATUS[judgement.outcome], value, threshold, judgement.message)
+    return Criterion(
+        f"latency_{metric}", _LATENCY_STATUS[judgement.outcome], value, threshold, judgement.message
+    )
 
 
 def _speed(evidence: CohortEvidence) -> str:
@@ -279,7 +353,9 @@ def _speed(evidence: CohortEvidence) -> str:
     if len(baseline) == 0 or len(candidate) == 0:
         return ""
     b, c = float(np.median(baseline)), float(np.median(candidate))
-    return f"; a step starts {c:.3g} s after it is ready on the candidate, {b:.3g} s on the baseline (medians)"
+    return (
+        f"; a step starts {c:.3g} s after it is ready on the candidate, {b:.3g} s on the baseline (medians)"
+    )
 
 
 def _decide(criteria: Iterable[Criterion]) -> Verdict:
@@ -338,6 +414,12 @@ def judge_cohort(evidence: CohortEvidence) -> CohortVerdict:
     points = {CriterionStatus.PASS: 1.0, CriterionStatus.MARGINAL: 0.5}
     score = round(100.0 * sum(points.get(c.status, 0.0) for c in criteria) / len(criteria), 1)
     return CohortVerdict(
-        evidence.cohort.name, verdict, score, _reason(verdict, criteria, evidence), evidence.n_traces, criteria,
-        evidence.captured_min, evidence.n_uncaptured,
+        evidence.cohort.name,
+        verdict,
+        score,
+        _reason(verdict, criteria, evidence),
+        evidence.n_traces,
+        criteria,
+        evidence.captured_min,
+        evidence.n_uncaptured,
     )

@@ -14,11 +14,29 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["EngineLatency", "Headline", "Results", "ResultsError", "ResultsStore", "open", "open_results",
-           "read_headline", "read_table"]
+__all__ = [
+    "EngineLatency",
+    "Headline",
+    "Results",
+    "ResultsError",
+    "ResultsStore",
+    "open",
+    "open_results",
+    "read_headline",
+    "read_table",
+]
 
-_HOME = {"EngineLatency": "reader", "Headline": "reader", "open_results": "reader", "read_headline": "reader",
-         "read_table": "reader", "ResultsError": "store", "ResultsStore": "store", "Results": "api", "open": "api"}
+_HOME = {
+    "EngineLatency": "reader",
+    "Headline": "reader",
+    "open_results": "reader",
+    "read_headline": "reader",
+    "read_table": "reader",
+    "ResultsError": "store",
+    "ResultsStore": "store",
+    "Results": "api",
+    "open": "api",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -41,8 +41,9 @@ class Results:
     def __enter__(self) -> Results:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -66,12 +67,16 @@ class Results:
     def steps(self, engine: str | None = None) -> pd.DataFrame:
         return self._filtered("steps", {"engine": engine}, "trace_id, engine, run_id, path, attempt")
 
-    def divergences(self, comparison: str | None = "candidate", kind: str | None = None,
-                    cause: str | None = None) -> pd.DataFrame:
+    def divergences(
+        self, comparison: str | None = "candidate", kind: str | None = None, cause: str | None = None
+    ) -> pd.DataFrame:
         """Divergence rows (baseline vs ``comparison``: 'candidate' or 'aa'; None for both), optionally of
         one ``kind`` or one ``cause`` key."""
-        return self._filtered("divergences", {"comparison": comparison, "kind": kind, "cause": cause},
-                              "trace_id, run_id, path, kind, detail")
+        return self._filtered(
+            "divergences",
+            {"comparison": comparison, "kind": kind, "cause": cause},
+            "trace_id, run_id, path, kind, detail",
+        )
 
     def causes(self) -> pd.DataFrame:
         """One row per cause group (kind|field|change), the most traces first."""
@@ -90,8 +95,10 @@ class Results:
     def _filtered(self, table: str, where: dict[str, str | None], order: str) -> pd.DataFrame:
         chosen = {k: v for k, v in where.items() if v is not None}
         clause = " AND ".join(f"{k} = ?" for k in chosen)
-        return self.sql(f"SELECT * FROM {table}" + (f" WHERE {clause}" if clause else "") + f" ORDER BY {order}",
-                        list(chosen.values()))
+        return self.sql(
+            f"SELECT * FROM {table}" + (f" WHERE {clause}" if clause else "") + f" ORDER BY {order}",
+            list(chosen.values()),
+        )
 
 
 def open(path: str | Path, identity: str | None = None) -> Results:

@@ -19,8 +19,16 @@ from results.errors import ResultsError, open_failure_hint
 from results.identity import Identity, resolve, scope
 from results.schema import TABLES
 
-__all__ = ["EngineLatency", "Headline", "RunProgress", "judged_identity", "open_results", "read_headline",
-           "read_table", "run_progress"]
+__all__ = [
+    "EngineLatency",
+    "Headline",
+    "RunProgress",
+    "judged_identity",
+    "open_results",
+    "read_headline",
+    "read_table",
+    "run_progress",
+]
 
 STALE_AFTER = dt.timedelta(minutes=10)
 """A ``running`` session without a flush for this long is taken for killed, not still going."""
@@ -38,24 +46,32 @@ class RunProgress:
 
     def describe(self) -> str:
         if self.going:
-            ago = "" if self.last_flush is None else \
-                f", last batch stored {(dt.datetime.now(dt.UTC) - self.last_flush).total_seconds():.0f} s ago"
+            ago = (
+                ""
+                if self.last_flush is None
+                else f", last batch stored {(dt.datetime.now(dt.UTC) - self.last_flush).total_seconds():.0f} s ago"
+            )
             return f"run still going ({self.traces_so_far} traces so far{ago})"
         if self.status == "running":
-            return (f"the last run never finished (no batch stored for over {STALE_AFTER.seconds // 60} minutes: "
-                    f"killed?); {self.traces_so_far} traces stored")
+            return (
+                f"the last run never finished (no batch stored for over {STALE_AFTER.seconds // 60} minutes: "
+                f"killed?); {self.traces_so_far} traces stored"
+            )
         return f"the last run is {self.status}; {self.traces_so_far} traces stored"
 
 
 def run_progress(con: duckdb.DuckDBPyConnection, *, now: dt.datetime | None = None) -> RunProgress | None:
     """None when the latest session (of the identity ``con`` is scoped to) finished, else where it stands."""
     try:
-        row = con.execute("SELECT session_id, status, heartbeat_at, started_at FROM provenance "
-                          "ORDER BY started_at DESC LIMIT 1").fetchall()
+        row = con.execute(
+            "SELECT session_id, status, heartbeat_at, started_at FROM provenance "
+            "ORDER BY started_at DESC LIMIT 1"
+        ).fetchall()
     except duckdb.Error:
         try:  # a file written before heartbeats
-            row = con.execute("SELECT session_id, status, NULL, started_at FROM provenance "
-                              "ORDER BY started_at DESC LIMIT 1").fetchall()
+            row = con.execute(
+                "SELECT session_id, status, NULL, started_at FROM provenance ORDER BY started_at DESC LIMIT 1"
+            ).fetchall()
         except duckdb.Error:
             return None
     if not row or row[0][1] in (None, "finished"):
@@ -66,12 +82,18 @@ def run_progress(con: duckdb.DuckDBPyConnection, *, now: dt.datetime | None = No
     now = now or dt.datetime.now(dt.UTC)
     going = status == "running" and last is not None and now - last < STALE_AFTER
     count = con.execute("SELECT count(*) FROM traces").fetchall()[0][0]
-    return RunProgress(str(session_id), int(count), heartbeat.replace(tzinfo=dt.UTC) if heartbeat else None, going,
-                       str(status))
+    return RunProgress(
+        str(session_id),
+        int(count),
+        heartbeat.replace(tzinfo=dt.UTC) if heartbeat else None,
+        going,
+        str(status),
+    )
 
 
-def open_results(path: str | Path, identity: str | None = None, *,
-                 scoped: bool = True) -> duckdb.DuckDBPyConnection:
+def open_results(
+    path: str | Path, identity: str | None = None, *, scoped: bool = True
+) -> duckdb.DuckDBPyConnection:
     """A read-only connection to a results database written by ``shadow run``.
 
     With ``scoped`` (the default) it shows one identity's rows only: ``identity`` (an id or a unique
@@ -82,11 +104,15 @@ def open_results(path: str | Path, identity: str | None = None, *,
         con = connect(path, read_only=True)
         names = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     except duckdb.Error as exc:
-        raise ResultsError(f"{path}: not a readable DuckDB database ({exc}); {open_failure_hint(exc)}") from exc
+        raise ResultsError(
+            f"{path}: not a readable DuckDB database ({exc}); {open_failure_hint(exc)}"
+        ) from exc
     missing = {"meta", "traces", "divergences"} - names
     if missing:
         con.close()
-        raise ResultsError(f"{path}: not a shadow results database (missing tables {', '.join(sorted(missing))})")
+        raise ResultsError(
+            f"{path}: not a shadow results database (missing tables {', '.join(sorted(missing))})"
+        )
     if scoped:
         try:
             chosen = resolve(con, identity, str(path))
@@ -166,8 +192,10 @@ def read_headline(path: str | Path, identity: str | None = None) -> Headline:
     chosen = judged_identity(path, identity)
     con = open_results(path, chosen.id if chosen else None)
     try:
-        lat = con.execute("SELECT engine, p50, p99 FROM latency WHERE metric = 'start_overhead' "
-                          "ORDER BY CASE engine WHEN 'baseline' THEN 0 WHEN 'candidate' THEN 1 ELSE 2 END").fetchall()
+        lat = con.execute(
+            "SELECT engine, p50, p99 FROM latency WHERE metric = 'start_overhead' "
+            "ORDER BY CASE engine WHEN 'baseline' THEN 0 WHEN 'candidate' THEN 1 ELSE 2 END"
+        ).fetchall()
         by_engine = {e: p50 for e, p50, _ in lat}
         base, cand = by_engine.get("baseline"), by_engine.get("candidate")
         return Headline(
@@ -178,18 +206,23 @@ def read_headline(path: str | Path, identity: str | None = None) -> Headline:
             divergences_raw=_one(con, "SELECT count(*) FROM divergences WHERE comparison = 'candidate'"),
             divergences_noise=_one(con, "SELECT count(*) FROM divergences WHERE comparison = 'aa'"),
             divergences_unexplained=_one(con, "SELECT coalesce(sum(unexplained), 0) FROM traces"),
-            divergences_waived=_one(con, "SELECT count(*) FROM divergences WHERE comparison = 'candidate' "
-                                         "AND waived_by IS NOT NULL"),
+            divergences_waived=_one(
+                con,
+                "SELECT count(*) FROM divergences WHERE comparison = 'candidate' AND waived_by IS NOT NULL",
+            ),
             signatures_unexplained=_one(con, "SELECT count(*) FROM signatures WHERE status = 'unexplained'"),
             causes_unexplained=_one(con, "SELECT count(*) FROM causes WHERE status = 'unexplained'")
-            if _has_table(con, "causes") else 0,
+            if _has_table(con, "causes")
+            else 0,
             quarantined=_one(con, "SELECT count(*) FROM quarantine"),
             start_overhead=tuple(EngineLatency(e, p50, p99) for e, p50, p99 in lat),
             start_overhead_ratio=(base / cand) if base is not None and cand else None,
             last_session_status=_one(con, "SELECT status FROM provenance ORDER BY started_at DESC LIMIT 1"),
             identity=chosen.id if chosen else None,
             identity_description=chosen.describe() if chosen else None,
-            run_in_progress=progress.describe() if (progress := run_progress(con)) and progress.going else None,
+            run_in_progress=progress.describe()
+            if (progress := run_progress(con)) and progress.going
+            else None,
         )
     except duckdb.Error as exc:
         raise ResultsError(f"{path}: cannot read the results ({exc})") from exc
@@ -198,4 +231,7 @@ def read_headline(path: str | Path, identity: str | None = None) -> Headline:
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0])  # type: ignore[index]
+    row = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+    ).fetchone()
+    return bool(row and row[0])

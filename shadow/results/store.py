@@ -30,8 +30,14 @@ from results.schema import ADDED_COLUMNS, DDL, FORMAT_NAME, IDENTITY_TABLES, SCH
 __all__ = ["LOCK_WAIT", "ResultsStore", "arrow_type", "check_ours", "connect", "dumps"]
 
 _ARROW_TYPES: Mapping[str, pa.DataType] = {
-    "VARCHAR": pa.string(), "JSON": pa.string(), "INTEGER": pa.int32(), "BIGINT": pa.int64(),
-    "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_(), "DATE": pa.date32(), "TIMESTAMP": pa.timestamp("us"),
+    "VARCHAR": pa.string(),
+    "JSON": pa.string(),
+    "INTEGER": pa.int32(),
+    "BIGINT": pa.int64(),
+    "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+    "DATE": pa.date32(),
+    "TIMESTAMP": pa.timestamp("us"),
     "VARCHAR[]": pa.list_(pa.string()),
 }
 
@@ -70,14 +76,18 @@ class ResultsStore:
         version = self._version()
         if version is not None and version > SCHEMA_VERSION:
             self.con.close()
-            raise ResultsError(f"{self.path}: schema version {version} is newer than this tool's "
-                               f"{SCHEMA_VERSION}; upgrade workflow-shadow")
+            raise ResultsError(
+                f"{self.path}: schema version {version} is newer than this tool's "
+                f"{SCHEMA_VERSION}; upgrade workflow-shadow"
+            )
         if version is not None and version < 2:
             _migrate_v1(self.con)
         self.con.execute(DDL)
         add_columns(self.con)
-        self.con.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO UPDATE SET value = excluded.value",
-                         [str(SCHEMA_VERSION)])
+        self.con.execute(
+            "INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT DO UPDATE SET value = excluded.value",
+            [str(SCHEMA_VERSION)],
+        )
         self.con.execute("INSERT INTO meta VALUES ('format', ?) ON CONFLICT DO NOTHING", [FORMAT_NAME])
         self._schemas = {name: self._arrow_schema(name) for name in TABLES}
 
@@ -87,11 +97,16 @@ class ResultsStore:
 
     def _open(self) -> duckdb.DuckDBPyConnection:
         try:
-            return connect(self.path, read_only=False, config=self._config,
-                           wait=max(self.WRITER_LOCK_WAIT, float(os.environ.get("SHADOW_LOCK_WAIT", 0) or 0)))
+            return connect(
+                self.path,
+                read_only=False,
+                config=self._config,
+                wait=max(self.WRITER_LOCK_WAIT, float(os.environ.get("SHADOW_LOCK_WAIT", 0) or 0)),
+            )
         except duckdb.Error as exc:
-            raise ResultsError(f"{self.path}: cannot open as a DuckDB database ({exc}); "
-                               + open_failure_hint(exc)) from exc
+            raise ResultsError(
+                f"{self.path}: cannot open as a DuckDB database ({exc}); " + open_failure_hint(exc)
+            ) from exc
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -143,27 +158,41 @@ class ResultsStore:
         """Record a new session; its rows (and this writer's aggregates) carry ``provenance['identity']``."""
         self.identity = provenance.get("identity")
         session_id = str(uuid.uuid4())
-        row = {**provenance, "session_id": session_id, "started_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
-               "status": "running", "traces_done": 0}
+        row = {
+            **provenance,
+            "session_id": session_id,
+            "started_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+            "status": "running",
+            "traces_done": 0,
+        }
         self.insert({"provenance": [row]})
         return session_id
 
-    def heartbeat(self, session_id: str, traces_done: int, follow_position: Mapping[str, Any] | None = None) -> None:
+    def heartbeat(
+        self, session_id: str, traces_done: int, follow_position: Mapping[str, Any] | None = None
+    ) -> None:
         """A running session's progress, after each flush: readers say "still going (N traces so far)"; a
         ``shadow run --follow`` session also records how far it has read its source."""
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         if follow_position is None:
-            self.con.execute("UPDATE provenance SET heartbeat_at = ?, traces_done = ? WHERE session_id = ?",
-                             [now, traces_done, session_id])
+            self.con.execute(
+                "UPDATE provenance SET heartbeat_at = ?, traces_done = ? WHERE session_id = ?",
+                [now, traces_done, session_id],
+            )
         else:
-            self.con.execute("UPDATE provenance SET heartbeat_at = ?, traces_done = ?, follow_position = ? "
-                             "WHERE session_id = ?", [now, traces_done, dumps(dict(follow_position)), session_id])
+            self.con.execute(
+                "UPDATE provenance SET heartbeat_at = ?, traces_done = ?, follow_position = ? "
+                "WHERE session_id = ?",
+                [now, traces_done, dumps(dict(follow_position)), session_id],
+            )
 
     def follow_position(self) -> dict[str, Any] | None:
         """The newest ``follow_position`` a session of this writer's identity recorded (None: none did)."""
         row = self.con.execute(
             "SELECT follow_position FROM provenance WHERE identity = ? AND follow_position IS NOT NULL "
-            "ORDER BY coalesce(heartbeat_at, started_at) DESC, started_at DESC LIMIT 1", [self.identity or ""]).fetchone()
+            "ORDER BY coalesce(heartbeat_at, started_at) DESC, started_at DESC LIMIT 1",
+            [self.identity or ""],
+        ).fetchone()
         if row is None:
             return None
         value = json.loads(row[0]) if isinstance(row[0], str) else row[0]
@@ -172,18 +201,24 @@ class ResultsStore:
     def finish_session(self, session_id: str, status: str, traces_done: int) -> None:
         self.con.execute(
             "UPDATE provenance SET finished_at = ?, status = ?, traces_done = ? WHERE session_id = ?",
-            [dt.datetime.now(dt.UTC).replace(tzinfo=None), status, traces_done, session_id])
+            [dt.datetime.now(dt.UTC).replace(tzinfo=None), status, traces_done, session_id],
+        )
 
     def existing_trace_ids(self) -> set[str]:
         """Trace ids stored for this writer's identity (a rerun of the same identity skips them)."""
-        return {row[0] for row in self.con.execute(
-            "SELECT trace_id FROM traces WHERE identity = ?", [self.identity or ""]).fetchall()}
+        return {
+            row[0]
+            for row in self.con.execute(
+                "SELECT trace_id FROM traces WHERE identity = ?", [self.identity or ""]
+            ).fetchall()
+        }
 
     def latest_identity(self) -> tuple[str, dict[str, Any], str] | None:
         """(identity, its parts, when its last session started) of the most recent session, if any."""
         row = self.con.execute(
             "SELECT identity, identity_parts, CAST(started_at AS VARCHAR) FROM provenance "
-            "WHERE identity IS NOT NULL AND identity <> '' ORDER BY started_at DESC LIMIT 1").fetchone()
+            "WHERE identity IS NOT NULL AND identity <> '' ORDER BY started_at DESC LIMIT 1"
+        ).fetchone()
         if row is None:
             return None
         try:
@@ -193,8 +228,11 @@ class ResultsStore:
         return str(row[0]), parts if isinstance(parts, dict) else {}, str(row[2] or "")
 
     # -- batches ----------------------------------------------------------------------------------
-    def insert(self, tables: Mapping[str, Sequence[Mapping[str, Any]]],
-               arrow: Mapping[str, Sequence[pa.Table]] | None = None) -> None:
+    def insert(
+        self,
+        tables: Mapping[str, Sequence[Mapping[str, Any]]],
+        arrow: Mapping[str, Sequence[pa.Table]] | None = None,
+    ) -> None:
         """Insert rows for several tables as Arrow tables, all in one transaction (all or nothing).
 
         Tables are converted one at a time, in chunks of ``INSERT_CHUNK`` rows, so a flush never holds
@@ -208,7 +246,7 @@ class ResultsStore:
         try:
             for name, rows in tables.items():
                 for start in range(0, len(rows), INSERT_CHUNK):
-                    table = self.to_arrow(name, rows[start:start + INSERT_CHUNK])
+                    table = self.to_arrow(name, rows[start : start + INSERT_CHUNK])
                     self.con.register("_batch", table)
                     self.con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _batch")
                     self.con.unregister("_batch")
@@ -267,8 +305,12 @@ class ResultsStore:
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    return {r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()").fetchall()}
+    return {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database()"
+        ).fetchall()
+    }
 
 
 def check_ours(path: str | Path) -> None:
@@ -281,8 +323,9 @@ def check_ours(path: str | Path) -> None:
     if str(path) == ":memory:" or not target.exists():
         return
     if target.is_dir():
-        raise ResultsError(f"{path}: is a folder, not a results database; pass --db a file name "
-                           "(a new one is created)")
+        raise ResultsError(
+            f"{path}: is a folder, not a results database; pass --db a file name (a new one is created)"
+        )
     if not target.is_file():
         return  # a device or FIFO: DuckDB says what it thinks of it
     try:
@@ -295,12 +338,16 @@ def check_ours(path: str | Path) -> None:
         target.unlink()  # an empty placeholder (mktemp): DuckDB cannot open a zero-byte file, nothing is lost
         return
     if head[8:12] != b"DUCK":
-        raise ResultsError(f"{path}: not a DuckDB database (a {size:,}-byte file of another kind); refusing to "
-                           "write into it. Pass --db a new file name, or a results database written by 'shadow run'.")
+        raise ResultsError(
+            f"{path}: not a DuckDB database (a {size:,}-byte file of another kind); refusing to "
+            "write into it. Pass --db a new file name, or a results database written by 'shadow run'."
+        )
     try:
         con = connect(target, read_only=True)
     except duckdb.Error as exc:
-        raise ResultsError(f"{path}: cannot open as a DuckDB database ({exc}); {open_failure_hint(exc)}") from exc
+        raise ResultsError(
+            f"{path}: cannot open as a DuckDB database ({exc}); {open_failure_hint(exc)}"
+        ) from exc
     try:
         tables = _tables(con)
         meta: dict[str, str] = {}
@@ -317,9 +364,11 @@ def check_ours(path: str | Path) -> None:
     if "format" not in meta and "schema_version" in meta and {"provenance", "traces"} <= tables:
         return  # written by workflow-shadow before the format mark (schema 1)
     listed = ", ".join(sorted(tables)[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
-    raise ResultsError(f"{path}: a DuckDB database not written by workflow-shadow (tables: {listed}); refusing to "
-                       "add tables to it. Pass --db a new file name (it is created) or a results database written "
-                       "by 'shadow run'.")
+    raise ResultsError(
+        f"{path}: a DuckDB database not written by workflow-shadow (tables: {listed}); refusing to "
+        "add tables to it. Pass --db a new file name (it is created) or a results database written "
+        "by 'shadow run'."
+    )
 
 
 def legacy_identity(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
@@ -327,12 +376,18 @@ def legacy_identity(con: duckdb.DuckDBPyConnection) -> tuple[str, str]:
     nothing tells whether they replayed the same candidate; the file is one unverified identity."""
     rows = con.execute(
         "SELECT DISTINCT coalesce(baseline_engine, ''), coalesce(candidate_engine, ''), coalesce(config_hash, ''), "
-        "coalesce(corpus_hash, ''), coalesce(CAST(seeds AS VARCHAR), '') FROM provenance ORDER BY ALL").fetchall()
-    latest = con.execute("SELECT baseline_engine, candidate_engine FROM provenance ORDER BY started_at DESC "
-                         "LIMIT 1").fetchone()
+        "coalesce(corpus_hash, ''), coalesce(CAST(seeds AS VARCHAR), '') FROM provenance ORDER BY ALL"
+    ).fetchall()
+    latest = con.execute(
+        "SELECT baseline_engine, candidate_engine FROM provenance ORDER BY started_at DESC LIMIT 1"
+    ).fetchone()
     digest = hashlib.sha256(dumps([list(r) for r in rows]).encode()).hexdigest()
-    parts = {"legacy_v1": True, "baseline": {"engine": latest[0] if latest else None},
-             "candidate": {"engine": latest[1] if latest else None}, "sessions": len(rows)}
+    parts = {
+        "legacy_v1": True,
+        "baseline": {"engine": latest[0] if latest else None},
+        "candidate": {"engine": latest[1] if latest else None},
+        "sessions": len(rows),
+    }
     return "v1-" + digest[:61], dumps(parts)
 
 
@@ -354,8 +409,10 @@ def _migrate_v1(con: duckdb.DuckDBPyConnection) -> None:
             for column, kind in (("identity", "VARCHAR"), ("identity_parts", "JSON"), ("exact", "BOOLEAN")):
                 con.execute(f"ALTER TABLE provenance ADD COLUMN IF NOT EXISTS {column} {kind}")
             identity, parts = legacy_identity(con)
-            con.execute("UPDATE provenance SET identity = ?, identity_parts = ? WHERE identity IS NULL",
-                        [identity, parts])
+            con.execute(
+                "UPDATE provenance SET identity = ?, identity_parts = ? WHERE identity IS NULL",
+                [identity, parts],
+            )
         else:
             identity = ""
         for table in IDENTITY_TABLES:
@@ -364,7 +421,9 @@ def _migrate_v1(con: duckdb.DuckDBPyConnection) -> None:
             if table in ("traces", "signatures"):
                 con.execute(f"ALTER TABLE {table} RENAME TO {table}_v1")
                 con.execute(TABLES[table])
-                con.execute(f"INSERT INTO {table} BY NAME SELECT *, ? AS identity FROM {table}_v1", [identity])
+                con.execute(
+                    f"INSERT INTO {table} BY NAME SELECT *, ? AS identity FROM {table}_v1", [identity]
+                )
                 con.execute(f"DROP TABLE {table}_v1")
             else:
                 con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS identity VARCHAR")

@@ -45,8 +45,9 @@ def parse_since(text: str) -> dt.datetime:
     try:
         value = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"--since {text!r} is neither an ISO-8601 time like 2026-12-03T12:00:00Z nor epoch "
-                         "seconds") from None
+        raise ValueError(
+            f"--since {text!r} is neither an ISO-8601 time like 2026-12-03T12:00:00Z nor epoch seconds"
+        ) from None
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
@@ -60,8 +61,10 @@ class Window:
         self.of = of
 
     def describe(self) -> str:
-        return (f"traces captured since {self.since.isoformat().replace('+00:00', 'Z')}: {self.traces} of the "
-                f"identity's {self.of}")
+        return (
+            f"traces captured since {self.since.isoformat().replace('+00:00', 'Z')}: {self.traces} of the "
+            f"identity's {self.of}"
+        )
 
 
 def window_copy(database: str | Path, identity: str | None, since: dt.datetime, folder: str | Path) -> Window:
@@ -69,20 +72,29 @@ def window_copy(database: str | Path, identity: str | None, since: dt.datetime, 
     recompute its aggregates; :class:`ResultsError` when the database cannot have a window."""
     judged = judged_identity(database, identity)
     if judged is None:
-        raise ResultsError(f"{database}: --since needs a database whose sessions record their identity "
-                           "(written by a workflow-shadow with identities); rerun 'shadow run' into a new --db")
+        raise ResultsError(
+            f"{database}: --since needs a database whose sessions record their identity "
+            "(written by a workflow-shadow with identities); rerun 'shadow run' into a new --db"
+        )
     path = Path(folder) / "window.duckdb"
     since_naive = since.astimezone(dt.UTC).replace(tzinfo=None)
     src = open_results(database, judged.id)
     try:
-        columns = {r[0] for r in src.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'traces'").fetchall()}
+        columns = {
+            r[0]
+            for r in src.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'traces'"
+            ).fetchall()
+        }
         if "captured_at" not in columns:
-            raise ResultsError(f"{database}: its traces table has no captured_at (written before schema 3); "
-                               "--since judges by capture time: rerun 'shadow run' with this version")
+            raise ResultsError(
+                f"{database}: its traces table has no captured_at (written before schema 3); "
+                "--since judges by capture time: rerun 'shadow run' with this version"
+            )
         present = {r[0] for r in src.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         ((inside, total),) = src.execute(
-            "SELECT count(*) FILTER (WHERE captured_at >= ?), count(*) FROM traces", [since_naive]).fetchall()
+            "SELECT count(*) FILTER (WHERE captured_at >= ?), count(*) FROM traces", [since_naive]
+        ).fetchall()
         store = ResultsStore(path)
         try:
             in_window = "trace_id IN (SELECT trace_id FROM traces WHERE captured_at >= ?)"
@@ -101,7 +113,9 @@ def window_copy(database: str | Path, identity: str | None, since: dt.datetime, 
     return Window(path, since, int(inside), int(total))
 
 
-def _copy(src: duckdb.DuckDBPyConnection, store: ResultsStore, table: str, sql: str, params: list[object]) -> None:
+def _copy(
+    src: duckdb.DuckDBPyConnection, store: ResultsStore, table: str, sql: str, params: list[object]
+) -> None:
     reader = src.sql(sql, params=params or None).to_arrow_reader(_BATCH_ROWS)
     for batch in reader:
         store.insert({}, {table: [pa.Table.from_batches([batch])]})
@@ -116,8 +130,15 @@ def _classification(src: duckdb.DuckDBPyConnection) -> tuple[Registry, NoiseConf
         config = {}
     noise = NoiseConfig(**config["noise"]) if isinstance(config.get("noise"), dict) else NoiseConfig()
     entries = tuple(
-        RegistryEntry(id=str(e["id"]), pattern=str(e.get("pattern") or ""), owner=str(e.get("owner") or ""),
-                      reason=str(e.get("reason") or ""), expires=dt.date.fromisoformat(str(e["expires"])),
-                      cause=str(e.get("cause") or ""))
-        for e in config.get("registry") or [] if isinstance(e, dict) and "id" in e and "expires" in e)
+        RegistryEntry(
+            id=str(e["id"]),
+            pattern=str(e.get("pattern") or ""),
+            owner=str(e.get("owner") or ""),
+            reason=str(e.get("reason") or ""),
+            expires=dt.date.fromisoformat(str(e["expires"])),
+            cause=str(e.get("cause") or ""),
+        )
+        for e in config.get("registry") or []
+        if isinstance(e, dict) and "id" in e and "expires" in e
+    )
     return Registry(entries), noise

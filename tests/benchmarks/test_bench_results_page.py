@@ -19,8 +19,16 @@ from engines.api import ExecutionRecord, RunExecution  # noqa: E402
 def _doc(**results: dict[str, Any]) -> dict[str, Any]:
     return {
         "created_at": "2026-01-01T00:00:00+00:00",
-        "machine": {"cpu": "test cpu", "cores": 2, "load_average": [1.0, 1.0, 1.0], "python": "3.11", "system": "x"},
-        "benchmarks": [{"name": n, "status": "ok", "seconds": 1.0, "result": r, "tail": []} for n, r in results.items()],
+        "machine": {
+            "cpu": "test cpu",
+            "cores": 2,
+            "load_average": [1.0, 1.0, 1.0],
+            "python": "3.11",
+            "system": "x",
+        },
+        "benchmarks": [
+            {"name": n, "status": "ok", "seconds": 1.0, "result": r, "tail": []} for n, r in results.items()
+        ],
     }
 
 
@@ -43,7 +51,9 @@ class TestTargets:
     def test_failed_benchmark_counts_as_not_measured(self) -> None:
         """A benchmark without a JSON result gives no figure rather than a wrong one."""
         doc = _doc()
-        doc["benchmarks"].append({"name": "bench_scale", "status": "failed", "seconds": 2.0, "result": None, "tail": ["boom"]})
+        doc["benchmarks"].append(
+            {"name": "bench_scale", "status": "failed", "seconds": 2.0, "result": None, "tail": ["boom"]}
+        )
         verdicts = {name: verdict for name, _, _, verdict in results_page.targets(doc)}
         assert verdicts["scale: max peak RSS (MB)"] == "not measured"
 

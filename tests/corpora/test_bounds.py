@@ -64,7 +64,9 @@ def _load_error(data: Any) -> TraceError:
 class TestCliReproductions:
     """The reported crashes, through ``shadow`` itself: one trace quarantined, the file goes on."""
 
-    def test_validate_quarantines_a_duration_of_ten_to_the_400(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_validate_quarantines_a_duration_of_ten_to_the_400(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         path = _lines(tmp_path, _huge_duration())
         assert main(["corpus", "validate", str(path)]) == 1
         out = capsys.readouterr()
@@ -95,7 +97,9 @@ class TestCliReproductions:
         assert "bad_duration" in text
         assert main(["replay", str(path), "--trace", "good-b", "--json"]) == 0
 
-    def test_trigger_time_1e300_is_quarantined_not_replayed(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_trigger_time_1e300_is_quarantined_not_replayed(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         path = _lines(tmp_path, _bad(trigger_time=1e300))
         assert main(["corpus", "validate", str(path)]) == 1
         text = "".join(capsys.readouterr())
@@ -107,7 +111,9 @@ class TestCliReproductions:
             assert "internal error" not in text, engine
             assert "trigger_time" in text, engine
 
-    def test_an_integer_too_long_for_python_to_parse_is_located(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_an_integer_too_long_for_python_to_parse_is_located(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """json.loads raises a bare ValueError for more than 4,300 digits; that too quarantines one trace."""
         line = json.dumps(_bad()).replace('"trigger_time": 1700000000.0', '"trigger_time": ' + "9" * 5000)
         assert "9" * 5000 in line
@@ -215,7 +221,9 @@ class TestBoundsInTheValidator:
     @pytest.mark.parametrize("trigger_time", [1e300, -5.0, float(TIMESTAMP_MAX_SECONDS)])
     def test_trigger_time(self, trigger_time: float) -> None:
         trace = chain_trace(2)
-        trace = dataclasses.replace(trace, runs=(dataclasses.replace(trace.runs[0], trigger_time=trigger_time),))
+        trace = dataclasses.replace(
+            trace, runs=(dataclasses.replace(trace.runs[0], trigger_time=trigger_time),)
+        )
         with pytest.raises(TraceError) as info:
             validate_trace(trace)
         assert info.value.code == "bad_duration"
@@ -225,7 +233,9 @@ class TestBoundsInTheValidator:
         trace = chain_trace(2)
         run = trace.runs[0]
         attempt = dataclasses.replace(run.attempts[0], duration=DURATION_MAX_SECONDS * 1.5)
-        trace = dataclasses.replace(trace, runs=(dataclasses.replace(run, attempts=(attempt, *run.attempts[1:])),))
+        trace = dataclasses.replace(
+            trace, runs=(dataclasses.replace(run, attempts=(attempt, *run.attempts[1:])),)
+        )
         with pytest.raises(TraceError) as info:
             validate_trace(trace)
         assert info.value.code == "bad_duration"
@@ -248,7 +258,9 @@ class TestBoundsEverywhere:
             if not (isinstance(cls, type) and dc.is_dataclass(cls)):
                 continue
             for name, tp in field_types(cls).items():
-                options = typing.get_args(tp) if typing.get_origin(tp) in (types.UnionType, typing.Union) else (tp,)
+                options = (
+                    typing.get_args(tp) if typing.get_origin(tp) in (types.UnionType, typing.Union) else (tp,)
+                )
                 if any(o in (int, float) for o in options) and (cls, name) not in FIELD_BOUNDS:
                     missing.append(f"{cls.__name__}.{name}")
         assert missing == []
@@ -286,8 +298,12 @@ class TestLoneSurrogatesInIds:
 
     @pytest.mark.parametrize(
         ("where", "path"),
-        [("run_id", "$.runs[0].run_id"), ("trace_id", "$.trace_id"), ("step", "$.definition.steps[0].id"),
-         ("workflow", "$.definition.id")],
+        [
+            ("run_id", "$.runs[0].run_id"),
+            ("trace_id", "$.trace_id"),
+            ("step", "$.definition.steps[0].id"),
+            ("workflow", "$.definition.id"),
+        ],
     )
     def test_an_id_with_a_lone_surrogate_is_refused(self, where: str, path: str) -> None:
         data = _bad()

@@ -15,7 +15,9 @@ from corpora.testing import chain_trace, foreach_trace, subworkflow_trace
 
 def test_failures_are_placed_where_they_happen() -> None:
     assert "failure_in_foreach" in trace_features(foreach_trace(2, outcomes={"fan[1]/inner": ["user_error"]}))
-    assert "failure_in_subworkflow" in trace_features(subworkflow_trace(2, outcomes={"call/c2": ["fatal_error"]}))
+    assert "failure_in_subworkflow" in trace_features(
+        subworkflow_trace(2, outcomes={"call/c2": ["fatal_error"]})
+    )
     top = trace_features(chain_trace(3, outcomes={"s2": ["platform_error", "platform_error"]}))
     # no failure mode set: Maestro's default, FAIL_AFTER_RUNNING
     assert {"failure_top_level", "retry_after_platform_error", "fail_after_running_with_failure"} <= top
@@ -43,7 +45,9 @@ def test_failure_mode_is_read_through_foreach_bodies_and_subworkflows() -> None:
     trace = subworkflow_trace(2, outcomes={"call/c2": ["fatal_error"]})
     child_id = next(iter(trace.subworkflows))
     child = trace.subworkflows[child_id]
-    steps = tuple(replace(s, failure_mode=FailureMode.IGNORE_FAILURE) if s.id == "c2" else s for s in child.steps)
+    steps = tuple(
+        replace(s, failure_mode=FailureMode.IGNORE_FAILURE) if s.id == "c2" else s for s in child.steps
+    )
     ignored = replace(trace, subworkflows={child_id: replace(child, steps=steps)})
     assert "ignore_failure_with_failure" in trace_features(ignored)
     assert "fail_after_running_with_failure" in trace_features(trace)
@@ -62,8 +66,13 @@ def test_stats_coverage_json(tmp_path: Path) -> None:
     with TraceWriter(corpus) as writer:
         for trace in generate_corpus(1, 5, GeneratorConfig(max_steps=20)):
             writer.write(trace)
-    done = subprocess.run([sys.executable, "-m", "shadow.cli", "corpus", "stats", str(corpus), "--coverage", "--json"],
-                          capture_output=True, text=True, timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "shadow.cli", "corpus", "stats", str(corpus), "--coverage", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     data = json.loads(done.stdout)
     assert set(data["coverage"]) == set(FEATURES)
     assert data["coverage_missing"] == [f for f, n in data["coverage"].items() if n == 0]

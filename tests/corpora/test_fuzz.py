@@ -49,36 +49,128 @@ _GENERATED = [generate_trace(11, i) for i in (59, 39, 32, 57, 49, 29, 22, 8, 20,
 SEEDS: list[dict[str, Any]] = [
     encode(t)
     for t in (
-        chain_trace(3), diamond_trace(), foreach_trace(2), subworkflow_trace(2, runs=2), *_GENERATED,
+        chain_trace(3),
+        diamond_trace(),
+        foreach_trace(2),
+        subworkflow_trace(2, runs=2),
+        *_GENERATED,
     )
 ]
 
 # Raw JSON spellings json.dumps cannot write: a marker string is swapped for the token in the text.
 RAW_TOKENS = (
-    "NaN", "Infinity", "-Infinity", "1e999", "-1e999", "1E400", "-0", "-0.0", "1e-400", "0e0", "4.9e-324",
-    "9" * 5000, "-" + "9" * 5000, "1" + "0" * 400, "[" * 3000 + "]" * 3000, "[" * 200_000 + "]" * 200_000,
-    '"\\ud800"', '"\\udfff\\ud800"', '"\\u0000"', '"a\\u0000b"',
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "1e999",
+    "-1e999",
+    "1E400",
+    "-0",
+    "-0.0",
+    "1e-400",
+    "0e0",
+    "4.9e-324",
+    "9" * 5000,
+    "-" + "9" * 5000,
+    "1" + "0" * 400,
+    "[" * 3000 + "]" * 3000,
+    "[" * 200_000 + "]" * 200_000,
+    '"\\ud800"',
+    '"\\udfff\\ud800"',
+    '"\\u0000"',
+    '"a\\u0000b"',
 )
 _RAW = "\x00raw:{}\x00"
 
 EDGE_NUMBERS = (
-    0, -0.0, 1, -1, 5e-324, 1e-300, 0.001, 0.5, 59.999, 1e15, 2**53, 2**53 + 1, 1e300, 1.7976931348623157e308,
-    DURATION_MAX_SECONDS, DURATION_MAX_SECONDS + 1, DURATION_MAX_SECONDS + 0.001, float(DURATION_MAX_SECONDS),
-    TIMESTAMP_MAX_SECONDS - 1, TIMESTAMP_MAX_SECONDS - 0.001, TIMESTAMP_MAX_SECONDS, TIMESTAMP_MAX_SECONDS + 1,
-    253402300799, 86_400, 86_401, 120 * 86_400, 120 * 86_400 + 1, 99, 100, 2**31 - 1, 2**31,
-    INT64_MAX, INT64_MAX + 1, INT64_MIN, INT64_MIN - 1, 2**64, 10**30, 10**400, -(10**400), 2**1024,
+    0,
+    -0.0,
+    1,
+    -1,
+    5e-324,
+    1e-300,
+    0.001,
+    0.5,
+    59.999,
+    1e15,
+    2**53,
+    2**53 + 1,
+    1e300,
+    1.7976931348623157e308,
+    DURATION_MAX_SECONDS,
+    DURATION_MAX_SECONDS + 1,
+    DURATION_MAX_SECONDS + 0.001,
+    float(DURATION_MAX_SECONDS),
+    TIMESTAMP_MAX_SECONDS - 1,
+    TIMESTAMP_MAX_SECONDS - 0.001,
+    TIMESTAMP_MAX_SECONDS,
+    TIMESTAMP_MAX_SECONDS + 1,
+    253402300799,
+    86_400,
+    86_401,
+    120 * 86_400,
+    120 * 86_400 + 1,
+    99,
+    100,
+    2**31 - 1,
+    2**31,
+    INT64_MAX,
+    INT64_MAX + 1,
+    INT64_MIN,
+    INT64_MIN - 1,
+    2**64,
+    10**30,
+    10**400,
+    -(10**400),
+    2**1024,
 )
 UNICODE = st.text(
     st.characters(codec=None, min_codepoint=0, max_codepoint=0x10FFFF), max_size=8
-) | st.sampled_from(["", "\x00", "\ud800", "\udfff", "\u202e", "\U0001f600", "é", "ﬁ", "\ufeff", " ", "/", "[0]"])
-LONG_TEXT = st.builds(lambda c, n: c * n, st.sampled_from(["a", "\U0001f600", "$", "\x00", "9"]), st.integers(1_000, 60_000))
-DURATION_TEXT = st.sampled_from([
-    "9" * 400 + " d", "9" * 30 + "d", "99999999999 d", "1e400 s", "inf", "nan", "NaN s", "-5 s", "0 s", "0",
-    "120d", "121 d", "10000000000 ms", "1.5 h", "1d 2h 3m 4s", "٣ s", "１２ s", "$n", "${n}", "$missing", "$$",
-    "9" * 5000, "-" + "9" * 30, " ", "5 min,", "5 lightyears",
-])
+) | st.sampled_from(
+    ["", "\x00", "\ud800", "\udfff", "\u202e", "\U0001f600", "é", "ﬁ", "\ufeff", " ", "/", "[0]"]
+)
+LONG_TEXT = st.builds(
+    lambda c, n: c * n, st.sampled_from(["a", "\U0001f600", "$", "\x00", "9"]), st.integers(1_000, 60_000)
+)
+DURATION_TEXT = st.sampled_from(
+    [
+        "9" * 400 + " d",
+        "9" * 30 + "d",
+        "99999999999 d",
+        "1e400 s",
+        "inf",
+        "nan",
+        "NaN s",
+        "-5 s",
+        "0 s",
+        "0",
+        "120d",
+        "121 d",
+        "10000000000 ms",
+        "1.5 h",
+        "1d 2h 3m 4s",
+        "٣ s",
+        "１２ s",
+        "$n",
+        "${n}",
+        "$missing",
+        "$$",
+        "9" * 5000,
+        "-" + "9" * 30,
+        " ",
+        "5 min,",
+        "5 lightyears",
+    ]
+)
 NUMBERS = st.sampled_from(EDGE_NUMBERS) | st.floats() | st.integers() | st.integers(-(10**500), 10**500)
-SCALARS = st.none() | st.booleans() | NUMBERS | UNICODE | DURATION_TEXT | st.sampled_from(RAW_TOKENS).map(_RAW.format)
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | NUMBERS
+    | UNICODE
+    | DURATION_TEXT
+    | st.sampled_from(RAW_TOKENS).map(_RAW.format)
+)
 
 
 def _nested(depth: int, leaf: Any) -> Any:
@@ -87,11 +179,15 @@ def _nested(depth: int, leaf: Any) -> Any:
     return leaf
 
 
-HOSTILE = st.recursive(
-    SCALARS,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(UNICODE, inner, max_size=3),
-    max_leaves=6,
-) | LONG_TEXT | st.builds(_nested, st.integers(10, 200), SCALARS)
+HOSTILE = (
+    st.recursive(
+        SCALARS,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(UNICODE, inner, max_size=3),
+        max_leaves=6,
+    )
+    | LONG_TEXT
+    | st.builds(_nested, st.integers(10, 200), SCALARS)
+)
 
 STEP_FIELDS = {
     "timeout": NUMBERS | DURATION_TEXT,
@@ -104,7 +200,9 @@ STEP_FIELDS = {
             "backoff": st.fixed_dictionaries(
                 {},
                 optional={
-                    "type": st.sampled_from(["EXPONENTIAL_BACKOFF", "FIXED_BACKOFF", "fixed_backoff", "other"]),
+                    "type": st.sampled_from(
+                        ["EXPONENTIAL_BACKOFF", "FIXED_BACKOFF", "fixed_backoff", "other"]
+                    ),
                     "error_retry_backoff_in_secs": NUMBERS | DURATION_TEXT,
                     "error_retry_exponent": NUMBERS | DURATION_TEXT,
                     "error_retry_limit_in_secs": NUMBERS | DURATION_TEXT,
@@ -115,13 +213,34 @@ STEP_FIELDS = {
             ),
         },
     ),
-    "failure_mode": st.sampled_from(["FAIL_IMMEDIATELY", "FAIL_AFTER_RUNNING", "IGNORE_FAILURE", "ignore_failure"]),
+    "failure_mode": st.sampled_from(
+        ["FAIL_IMMEDIATELY", "FAIL_AFTER_RUNNING", "IGNORE_FAILURE", "ignore_failure"]
+    ),
     "params": st.dictionaries(
         st.sampled_from(["n", "x", "step_id", "RUN_TS", "m"]),
-        st.fixed_dictionaries({"value": SCALARS}) | st.fixed_dictionaries({"expression": st.sampled_from([
-            "n * 2", "n + 1", "n / 0", "n ** 400", "10 ** 400", "1e308 * 10", "RUN_TS * 1000", "n", "x + 'a'",
-            "Math.pow(10, 400)", "n > 1e308", "-n", "n % 0", "(n)" * 5,
-        ])}),
+        st.fixed_dictionaries({"value": SCALARS})
+        | st.fixed_dictionaries(
+            {
+                "expression": st.sampled_from(
+                    [
+                        "n * 2",
+                        "n + 1",
+                        "n / 0",
+                        "n ** 400",
+                        "10 ** 400",
+                        "1e308 * 10",
+                        "RUN_TS * 1000",
+                        "n",
+                        "x + 'a'",
+                        "Math.pow(10, 400)",
+                        "n > 1e308",
+                        "-n",
+                        "n % 0",
+                        "(n)" * 5,
+                    ]
+                )
+            }
+        ),
         max_size=3,
     ),
 }
@@ -147,10 +266,23 @@ def hostile_lines(draw: st.DrawFn) -> str:
     """A seed trace with 1-4 mutations, as one JSON line (possibly with raw tokens spliced in)."""
     data = copy.deepcopy(draw(st.sampled_from(SEEDS)))
     for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(
-            ["number", "number", "number", "step_field", "step_field", "run_field", "replace", "delete",
-             "rename", "unknown_key", "wrap"]
-        ))
+        op = draw(
+            st.sampled_from(
+                [
+                    "number",
+                    "number",
+                    "number",
+                    "step_field",
+                    "step_field",
+                    "run_field",
+                    "replace",
+                    "delete",
+                    "rename",
+                    "unknown_key",
+                    "wrap",
+                ]
+            )
+        )
         if op == "step_field":
             steps = _steps(data)
             if steps:
@@ -164,8 +296,10 @@ def hostile_lines(draw: st.DrawFn) -> str:
             if isinstance(run, dict):
                 name = draw(st.sampled_from(["trigger_time", "params", "run_id", "initiator"]))
                 run[name] = draw(
-                    NUMBERS if name == "trigger_time"
-                    else st.dictionaries(st.sampled_from(["n", "x", "m"]), SCALARS, max_size=2) if name == "params"
+                    NUMBERS
+                    if name == "trigger_time"
+                    else st.dictionaries(st.sampled_from(["n", "x", "m"]), SCALARS, max_size=2)
+                    if name == "params"
                     else UNICODE
                 )
             continue
@@ -187,11 +321,13 @@ def hostile_lines(draw: st.DrawFn) -> str:
         elif op == "rename" and isinstance(parent, dict):
             parent[draw(UNICODE)] = parent.pop(key)
         elif op == "unknown_key" and isinstance(parent, dict):
-            parent[draw(UNICODE | st.sampled_from(["Timeout", "durationMs", "__proto__", "format"]))] = draw(SCALARS)
-        elif op == "wrap":
-            parent[key] = draw(st.sampled_from([lambda v: [v], lambda v: {"value": v}, lambda v: _nested(70, v)]))(
-                parent[key]
+            parent[draw(UNICODE | st.sampled_from(["Timeout", "durationMs", "__proto__", "format"]))] = draw(
+                SCALARS
             )
+        elif op == "wrap":
+            parent[key] = draw(
+                st.sampled_from([lambda v: [v], lambda v: {"value": v}, lambda v: _nested(70, v)])
+            )(parent[key])
     text = json.dumps(data, ensure_ascii=draw(st.booleans()), allow_nan=True)
     for token in RAW_TOKENS:
         text = text.replace(json.dumps(_RAW.format(token)), token)
@@ -251,14 +387,25 @@ def check_line(line: str, tally: Callable[[str], None] = lambda _: None) -> None
             # a run a STRICT_SEQUENTIAL failure (or workflow_concurrency 0) never let start stays CREATED: the
             # correct outcome, not a hang (docs/SEMANTICS-CHOICES.md, "Run strategies")
             never_started = run.status == "CREATED" and run.started_at is None and not run.attempts
-            assert run.stuck or run.status in TERMINAL_WORKFLOW_STATUSES or never_started, (name, run.run_id, run.status)
+            assert run.stuck or run.status in TERMINAL_WORKFLOW_STATUSES or never_started, (
+                name,
+                run.run_id,
+                run.status,
+            )
         tally(f"replayed:{name}")
 
 
 class TestFuzz:
     @settings(
-        max_examples=FAST_EXAMPLES, deadline=None, derandomize=True, phases=_NO_SHRINK,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+        max_examples=FAST_EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        phases=_NO_SHRINK,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.large_base_example,
+        ],
     )
     @given(hostile_lines())
     def test_hostile_traces_give_typed_errors_or_replay(self, line: str) -> None:
@@ -277,7 +424,10 @@ _TALLY: collections.Counter[str] = collections.Counter()
 @pytest.mark.timeout(3600)  # about 5-6 minutes on one core; the suite's 300 s default would cut it short
 class TestFuzzTenThousand:
     @settings(
-        max_examples=SLOW_EXAMPLES, deadline=None, database=None, phases=_NO_SHRINK,
+        max_examples=SLOW_EXAMPLES,
+        deadline=None,
+        database=None,
+        phases=_NO_SHRINK,
         suppress_health_check=list(HealthCheck),
     )
     @given(hostile_lines())

@@ -82,8 +82,10 @@ def _features(traces: tuple[Trace, ...]) -> Counter[str]:
             policy = step.retry_policy
             if policy is not None and policy.backoff is not None:
                 seen[f"backoff:{policy.backoff.type.value}"] += 1
-                if any(isinstance(v, str) and v.startswith("$") for v in
-                       (policy.error_retry_limit, policy.backoff.error_retry_backoff_in_secs)):
+                if any(
+                    isinstance(v, str) and v.startswith("$")
+                    for v in (policy.error_retry_limit, policy.backoff.error_retry_backoff_in_secs)
+                ):
                     seen["param_driven_retry"] += 1
             if step.timeout is not None:
                 seen["step_timeout"] += 1
@@ -116,11 +118,15 @@ class TestDeterminism:
 
     def test_output_does_not_depend_on_hash_seed(self, tmp_path: Path) -> None:
         """Processes with different PYTHONHASHSEED write identical corpora (no set-order leaks)."""
-        script = "from corpora.generator import generate_corpus; from corpora.io import write_traces; " \
-                 "import sys; write_traces(sys.argv[1], generate_corpus(11, 40))"
+        script = (
+            "from corpora.generator import generate_corpus; from corpora.io import write_traces; "
+            "import sys; write_traces(sys.argv[1], generate_corpus(11, 40))"
+        )
         for hash_seed in ("1", "2"):
             env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-            subprocess.run([sys.executable, "-c", script, str(tmp_path / f"{hash_seed}.jsonl")], env=env, check=True)
+            subprocess.run(
+                [sys.executable, "-c", script, str(tmp_path / f"{hash_seed}.jsonl")], env=env, check=True
+            )
         assert (tmp_path / "1.jsonl").read_bytes() == (tmp_path / "2.jsonl").read_bytes()
 
     def test_different_seeds_differ(self) -> None:
@@ -153,12 +159,31 @@ class TestValidity:
 
 class TestCoverage:
     REQUIRED = (
-        "shape:chain", "shape:fan_out_in", "shape:diamonds", "shape:random_dag", "shape:layered", "condition",
-        "user_retry_then_success", "platform_retry_then_success", "exhausted", "fatal",
-        f"backoff:{BackoffType.FIXED_BACKOFF.value}", f"backoff:{BackoffType.EXPONENTIAL_BACKOFF.value}",
-        "param_driven_retry", "step_timeout", "timeout_outcome", "workflow_timeout", "workflow_timeout_midway",
-        *(f"mode:{m.value}" for m in FailureMode), "foreach", "foreach_concurrency", "loop_literal",
-        "loop_range", "subworkflow", "nested_path", *(f"runs:{r.value}" for r in RunStrategyRule),
+        "shape:chain",
+        "shape:fan_out_in",
+        "shape:diamonds",
+        "shape:random_dag",
+        "shape:layered",
+        "condition",
+        "user_retry_then_success",
+        "platform_retry_then_success",
+        "exhausted",
+        "fatal",
+        f"backoff:{BackoffType.FIXED_BACKOFF.value}",
+        f"backoff:{BackoffType.EXPONENTIAL_BACKOFF.value}",
+        "param_driven_retry",
+        "step_timeout",
+        "timeout_outcome",
+        "workflow_timeout",
+        "workflow_timeout_midway",
+        *(f"mode:{m.value}" for m in FailureMode),
+        "foreach",
+        "foreach_concurrency",
+        "loop_literal",
+        "loop_range",
+        "subworkflow",
+        "nested_path",
+        *(f"runs:{r.value}" for r in RunStrategyRule),
     )
 
     @pytest.mark.parametrize("feature", REQUIRED)
@@ -192,8 +217,19 @@ class TestCoverage:
                 if set(wf.params) & workflow_names:
                     seen["child_definition"] += 1
                 seen["inner_step_param"] += sum(bool(set(s.params) & workflow_names) for s in wf.steps)
-        assert min(seen[k] for k in ("loop_variable", "foreach_param", "subworkflow_step_param",
-                                     "child_definition", "inner_step_param")) >= 1, seen
+        assert (
+            min(
+                seen[k]
+                for k in (
+                    "loop_variable",
+                    "foreach_param",
+                    "subworkflow_step_param",
+                    "child_definition",
+                    "inner_step_param",
+                )
+            )
+            >= 1
+        ), seen
 
     def test_sizes(self) -> None:
         """Sizes run from 3 to the thousands with a median near 15 top-level steps."""
@@ -222,11 +258,13 @@ class TestCoverage:
                     for t in step.transitions:
                         if t.condition is None:
                             continue
+
                         def resolve(name: str, scope: dict = scope, outputs: dict = outputs) -> object:  # type: ignore[type-arg]
                             if "__" in name:
                                 sid, key = name.split("__", 1)
                                 return outputs[sid][key]
                             return scope[name]
+
                         truths[bool(expr.evaluate(t.condition, resolve))] += 1
         assert truths[True] > 10
         assert truths[False] > 10
@@ -276,7 +314,10 @@ class TestRaceFreedom:
                         step = next(s for s in steps if s.id == segment.split("[")[0])
                         assert step.failure_mode is not FailureMode.FAIL_IMMEDIATELY, (trace.trace_id, path)
                         if step.foreach is not None:
-                            assert _iteration_count(step) <= container_limit(step, limit), (trace.trace_id, path)
+                            assert _iteration_count(step) <= container_limit(step, limit), (
+                                trace.trace_id,
+                                path,
+                            )
                             steps, limit = step.foreach.steps, None
                         elif step.subworkflow is not None:
                             child = trace.subworkflows[step.subworkflow.workflow_id]
@@ -312,8 +353,11 @@ class TestRaceFreedom:
             roots = {s.id for s in trace.definition.steps if s.id not in targets and s.type.is_leaf}
             for run in runs[:-1]:
                 firsts = [a for a in run.attempts if a.path in roots and a.attempt == 1]
-                assert all(a.duration >= span + GeneratorConfig().race_margin for a in firsts
-                           if a.outcome is not Outcome.TIMEOUT)
+                assert all(
+                    a.duration >= span + GeneratorConfig().race_margin
+                    for a in firsts
+                    if a.outcome is not Outcome.TIMEOUT
+                )
         assert checked >= 1
 
     def test_recorded_attempts_cover_every_leaf_path(self) -> None:
@@ -336,9 +380,13 @@ def _collect_timeouts(wf: WorkflowDefinition, prefix: str, trace: Trace, out: di
         if step.timeout is not None:
             out[prefix + step.id] = float(step.timeout)
         if step.foreach is not None:
-            _collect_timeouts(WorkflowDefinition(id="body", steps=step.foreach.steps), f"{prefix}{step.id}/", trace, out)
+            _collect_timeouts(
+                WorkflowDefinition(id="body", steps=step.foreach.steps), f"{prefix}{step.id}/", trace, out
+            )
         if step.type is StepType.SUBWORKFLOW and step.subworkflow is not None:
-            _collect_timeouts(trace.subworkflows[step.subworkflow.workflow_id], f"{prefix}{step.id}/", trace, out)
+            _collect_timeouts(
+                trace.subworkflows[step.subworkflow.workflow_id], f"{prefix}{step.id}/", trace, out
+            )
 
 
 class TestTimeline:
@@ -355,9 +403,15 @@ class TestTimeline:
 
         ok = LeafPlan((Outcome.SUCCEEDED,), (10.0,), ())
         failed = LeafPlan((Outcome.USER_ERROR, Outcome.USER_ERROR), (5.0, 5.0), (60.0,), terminal="failed")
-        wf = WorkflowDefinition(id="w", steps=(
-            leaf("a", "b", "c", when="x"), leaf("b"), leaf("c", "d"), leaf("d"),
-        ))
+        wf = WorkflowDefinition(
+            id="w",
+            steps=(
+                leaf("a", "b", "c", when="x"),
+                leaf("b"),
+                leaf("c", "d"),
+                leaf("d"),
+            ),
+        )
         plan = RunPlan({"a": ok, "b": ok, "c": failed, "d": ok}, edges={("a", "b"): False, ("a", "c"): True})
         timeline = simulate(wf, {}, plan)
         assert timeline.steps["b"][2] is StepState.UNSATISFIED
@@ -375,24 +429,44 @@ class TestTimeline:
         ok = LeafPlan((Outcome.SUCCEEDED,), (10.0,), ())
         failed = LeafPlan((Outcome.FATAL_ERROR,), (5.0,), (), terminal="failed")
         timed_out = LeafPlan((Outcome.TIMEOUT,), (700.0,), (), timeout=600.0, terminal="timed_out")
-        fan = Step(id="fan", type=StepType.FOREACH, transitions=(),
-                   foreach=Foreach({"i": Param(value=[1, 2, 3, 4])}, (leaf("x"),)))
+        fan = Step(
+            id="fan",
+            type=StepType.FOREACH,
+            transitions=(),
+            foreach=Foreach({"i": Param(value=[1, 2, 3, 4])}, (leaf("x"),)),
+        )
         plan = RunPlan({f"fan[{i}]/x": ok for i in range(4)}, iterations={"fan": 4})
         wide = simulate(WorkflowDefinition(id="w", steps=(fan,)), {}, plan)
         assert wide.steps["fan"] == (0.0, 10.0, StepState.RAN)
         capped = simulate(WorkflowDefinition(id="w", steps=(fan,), step_concurrency=2), {}, plan)
         assert capped.steps["fan"] == (0.0, 20.0, StepState.RAN)
         failing = RunPlan({**plan.leaves, "fan[1]/x": failed}, iterations={"fan": 4})
-        assert simulate(WorkflowDefinition(id="w", steps=(fan,)), {}, failing).steps["fan"][2] is StepState.FAILED
+        assert (
+            simulate(WorkflowDefinition(id="w", steps=(fan,)), {}, failing).steps["fan"][2]
+            is StepState.FAILED
+        )
         ignoring = replace(fan, failure_mode=FailureMode.IGNORE_FAILURE)
-        assert simulate(WorkflowDefinition(id="w", steps=(ignoring,)), {}, failing).steps["fan"][2] is StepState.RAN
+        assert (
+            simulate(WorkflowDefinition(id="w", steps=(ignoring,)), {}, failing).steps["fan"][2]
+            is StepState.RAN
+        )
         late = RunPlan({**plan.leaves, "fan[1]/x": timed_out}, iterations={"fan": 4})
-        assert simulate(WorkflowDefinition(id="w", steps=(ignoring,)), {}, late).steps["fan"][2] is StepState.TIMED_OUT
+        assert (
+            simulate(WorkflowDefinition(id="w", steps=(ignoring,)), {}, late).steps["fan"][2]
+            is StepState.TIMED_OUT
+        )
         child = WorkflowDefinition(id="child", steps=(leaf("c"),))
-        call = Step(id="call", type=StepType.SUBWORKFLOW, transitions=(Transition("after"),),
-                    subworkflow=Subworkflow("child", sync=False))
+        call = Step(
+            id="call",
+            type=StepType.SUBWORKFLOW,
+            transitions=(Transition("after"),),
+            subworkflow=Subworkflow("child", sync=False),
+        )
         wf = WorkflowDefinition(id="w", steps=(call, leaf("after")))
-        detached = simulate(wf, {"child": child}, RunPlan({"call/c": LeafPlan((Outcome.SUCCEEDED,), (500.0,), ()),
-                                                            "after": ok}))
+        detached = simulate(
+            wf,
+            {"child": child},
+            RunPlan({"call/c": LeafPlan((Outcome.SUCCEEDED,), (500.0,), ()), "after": ok}),
+        )
         assert detached.steps["call"] == (0.0, 0.0, StepState.RAN)
         assert (detached.end, detached.detached_end) == (10.0, 500.0)

@@ -18,7 +18,9 @@ from engines.legacy import LegacyEngine
 from tests.corpora._import_helpers import SHARED, import_all
 
 _TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"}
-_SKIP = pytest.mark.skipif(not SHARED.is_dir(), reason=f"real corpora not found at {SHARED} (../shared/corpora)")
+_SKIP = pytest.mark.skipif(
+    not SHARED.is_dir(), reason=f"real corpora not found at {SHARED} (../shared/corpora)"
+)
 _COSTLY_ON_LEGACY = "sample-nested-subworkflow-foreach-wf"
 
 

@@ -20,12 +20,20 @@ from engines.legacy import LegacyEngine
 from tests.corpora._import_helpers import SHARED, import_all
 
 _TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"}
-_SKIP = pytest.mark.skipif(not SHARED.is_dir(), reason=f"real corpora not found at {SHARED} (../shared/corpora)")
+_SKIP = pytest.mark.skipif(
+    not SHARED.is_dir(), reason=f"real corpora not found at {SHARED} (../shared/corpora)"
+)
 
 #: WfInstances that replay on legacy in <= ~0.25 s CPU each (measured)
 _CHEAP_WFINSTANCES = {
-    "helloworld-chain-5-chameleon", "helloworld-forkjoin-10-chameleon", "scrnaseq-dirt02-001", "sarek-dirt02-001",
-    "methylseq-dirt02-001", "hic-dirt02-001", "blast-chameleon-small-001", "fetchngs-dirt02-001",
+    "helloworld-chain-5-chameleon",
+    "helloworld-forkjoin-10-chameleon",
+    "scrnaseq-dirt02-001",
+    "sarek-dirt02-001",
+    "methylseq-dirt02-001",
+    "hic-dirt02-001",
+    "blast-chameleon-small-001",
+    "fetchngs-dirt02-001",
 }
 _COSTLY_MAESTRO = "sample-nested-subworkflow-foreach-wf"
 _ALIBABA_SAMPLE_EVERY = 50

@@ -23,23 +23,46 @@ from tests.corpora._import_helpers import SHARED, import_all
 
 _FAN = {
     "properties": {"owner": "tester"},
-    "workflow": {"id": "race-fan", "steps": [
-        {"foreach": {"id": "fan", "concurrency": 2,
-                     "params": {"loop_params": {"value": {"i": {"value": [1, 2, 3, 4, 5, 6, 7, 8], "type": "long_array"}},
-                                                "type": "MAP"}},
-                     "steps": [{"step": {"id": "work", "type": "Sleep", "retry_policy": {"error_retry_limit": 0},
-                                         "params": {"sleep_seconds": {"value": 30, "type": "LONG"}}}}],
-                     "transition": {"successors": {"after": "true"}}}},
-        {"step": {"id": "after", "type": "NoOp"}},
-    ]},
+    "workflow": {
+        "id": "race-fan",
+        "steps": [
+            {
+                "foreach": {
+                    "id": "fan",
+                    "concurrency": 2,
+                    "params": {
+                        "loop_params": {
+                            "value": {"i": {"value": [1, 2, 3, 4, 5, 6, 7, 8], "type": "long_array"}},
+                            "type": "MAP",
+                        }
+                    },
+                    "steps": [
+                        {
+                            "step": {
+                                "id": "work",
+                                "type": "Sleep",
+                                "retry_policy": {"error_retry_limit": 0},
+                                "params": {"sleep_seconds": {"value": 30, "type": "LONG"}},
+                            }
+                        }
+                    ],
+                    "transition": {"successors": {"after": "true"}},
+                }
+            },
+            {"step": {"id": "after", "type": "NoOp"}},
+        ],
+    },
 }
 
 
 def _fan_trace(tmp_path: Path, seed: int, margin: float) -> Trace:
     path = tmp_path / "race-fan.json"
     path.write_text(json.dumps(_FAN), encoding="utf-8")
-    (item,) = import_all("maestro", path, options=ImportOptions(seed=seed, failure_rate=0.2, retry_rate=0.0,
-                                                                race_margin=margin))
+    (item,) = import_all(
+        "maestro",
+        path,
+        options=ImportOptions(seed=seed, failure_rate=0.2, retry_rate=0.0, race_margin=margin),
+    )
     assert item.trace is not None, item.error
     return item.trace
 
@@ -86,8 +109,14 @@ class TestRaceMargin:
         assert failed
         for attempt in failed:
             assert attempt.ended_at is not None
-            others = [a.ended_at for a in run.attempts if a.outcome is not None and a.path != attempt.path
-                      and a.ended_at is not None and a.ended_at <= attempt.ended_at]
+            others = [
+                a.ended_at
+                for a in run.attempts
+                if a.outcome is not None
+                and a.path != attempt.path
+                and a.ended_at is not None
+                and a.ended_at <= attempt.ended_at
+            ]
             assert all(attempt.ended_at - t >= 120.0 for t in others), attempt.path
 
     def test_trace_is_tagged_with_its_margin(self, tmp_path: Path) -> None:
@@ -103,10 +132,21 @@ class TestRaceMargin:
 
 
 def _timed_chain(tmp_path: Path, timeout: int) -> Trace:
-    steps = [{"step": {"id": f"s{i}", "type": "Sleep", "params": {"sleep_seconds": {"value": 40, "type": "LONG"}},
-                       "transition": {"successors": {f"s{i + 1}": "true"}} if i < 3 else {}}} for i in range(4)]
+    steps = [
+        {
+            "step": {
+                "id": f"s{i}",
+                "type": "Sleep",
+                "params": {"sleep_seconds": {"value": 40, "type": "LONG"}},
+                "transition": {"successors": {f"s{i + 1}": "true"}} if i < 3 else {},
+            }
+        }
+        for i in range(4)
+    ]
     path = tmp_path / "timed-chain.json"
-    path.write_text(json.dumps({"workflow": {"id": "timed-chain", "timeout": timeout, "steps": steps}}), encoding="utf-8")
+    path.write_text(
+        json.dumps({"workflow": {"id": "timed-chain", "timeout": timeout, "steps": steps}}), encoding="utf-8"
+    )
     (item,) = import_all("maestro", path, options=ImportOptions(failure_rate=0.0, retry_rate=0.0))
     assert item.trace is not None, item.error
     return item.trace
@@ -131,7 +171,12 @@ class TestRaceMarginCommand:
         source = tmp_path / "race-fan.json"
         source.write_text(json.dumps(_FAN), encoding="utf-8")
         out = tmp_path / "out.jsonl"
-        assert main(["corpus", "import", "--from", "maestro", str(source), "-o", str(out), "--race-margin", "30"]) == 0
+        assert (
+            main(
+                ["corpus", "import", "--from", "maestro", str(source), "-o", str(out), "--race-margin", "30"]
+            )
+            == 0
+        )
         (item,) = list(read_traces([out]))
         assert item.trace is not None
         assert "race-margin:30" in item.trace.metadata.tags
@@ -142,8 +187,19 @@ class TestRaceMarginCommand:
 
         source = tmp_path / "race-fan.json"
         source.write_text(json.dumps(_FAN), encoding="utf-8")
-        code = main(["corpus", "import", "--from", "maestro", str(source), "-o", str(tmp_path / "o.jsonl"),
-                     "--race-margin", "-1"])
+        code = main(
+            [
+                "corpus",
+                "import",
+                "--from",
+                "maestro",
+                str(source),
+                "-o",
+                str(tmp_path / "o.jsonl"),
+                "--race-margin",
+                "-1",
+            ]
+        )
         assert code == 4
 
 

@@ -28,7 +28,9 @@ def _edges(trace: Trace) -> set[tuple[str, str]]:
 class TestWfInstances:
     def test_every_instance_matches_its_source(self) -> None:
         """All 31 WfInstances import (schema-validated) with the source's task count, edges, depth and runtimes."""
-        items = import_all("wfformat", SHARED / "wfinstances", options=ImportOptions(schema_dir=SHARED / "schemas"))
+        items = import_all(
+            "wfformat", SHARED / "wfinstances", options=ImportOptions(schema_dir=SHARED / "schemas")
+        )
         assert [i.error for i in items if i.error] == []
         assert len(items) == 31
         for item in items:
@@ -40,12 +42,18 @@ class TestWfInstances:
             trace = item.trace
             assert len(trace.definition.steps) == len(spec)
             assert len(_edges(trace)) == len(edges)
-            assert dag_depth([t["id"] for t in spec], edges) == dag_depth([s.id for s in trace.definition.steps], _edges(trace))
-            assert sorted(a.duration for a in trace.runs[0].attempts) == sorted(runtimes[t["id"]] for t in spec)
+            assert dag_depth([t["id"] for t in spec], edges) == dag_depth(
+                [s.id for s in trace.definition.steps], _edges(trace)
+            )
+            assert sorted(a.duration for a in trace.runs[0].attempts) == sorted(
+                runtimes[t["id"]] for t in spec
+            )
             observed = trace.runs[0].observed
             assert observed is not None
             assert observed.end_time is not None
-            assert observed.end_time - observed.start_time == pytest.approx(doc["workflow"]["execution"]["makespanInSeconds"])  # type: ignore[operator]
+            assert observed.end_time - observed.start_time == pytest.approx(
+                doc["workflow"]["execution"]["makespanInSeconds"]
+            )  # type: ignore[operator]
 
 
 class TestMaestroSamples:
@@ -54,15 +62,23 @@ class TestMaestroSamples:
         items = import_all("maestro", SHARED / "maestro")
         errors = {Path(i.source).name: i.error for i in items if i.error is not None}
         assert sum(1 for i in items if i.trace) == 15
-        cycle = errors["maestro-common__src__testFixtures__resources__fixtures__workflows__request__sample-dag-with-cycle-wf.json"]
+        cycle = errors[
+            "maestro-common__src__testFixtures__resources__fixtures__workflows__request__sample-dag-with-cycle-wf.json"
+        ]
         assert cycle.code == "cycle"
         assert "job.2 -> job.3 -> job.4 -> job.2" in cycle.message
         assert Counter(e.code for e in errors.values()) == Counter(
-            {"not_a_workflow": 2, "unresolved_subworkflow": 1, "cycle": 1, "unsupported": 1})
+            {"not_a_workflow": 2, "unresolved_subworkflow": 1, "cycle": 1, "unsupported": 1}
+        )
 
     def test_nested_subworkflow_foreach_paths(self) -> None:
         """sample-nested-subworkflow-foreach-wf enumerates 3 calls x 9 daily iterations x 6 steps."""
-        (item,) = import_all("maestro", SHARED / "maestro" / "maestro-server__src__test__resources__samples__sample-nested-subworkflow-foreach-wf.json")
+        (item,) = import_all(
+            "maestro",
+            SHARED
+            / "maestro"
+            / "maestro-server__src__test__resources__samples__sample-nested-subworkflow-foreach-wf.json",
+        )
         assert item.trace is not None
         paths = {a.path for a in item.trace.runs[0].attempts}
         assert len(paths) == 3 * 9 * 6
@@ -76,7 +92,11 @@ class TestArgoSamples:
         assert all(items.values())
         assert len(items) == 3
         retry = items["dag_retry_succeeded.yaml"]
-        assert [a.outcome for a in retry.runs[0].attempts] == [Outcome.USER_ERROR, Outcome.USER_ERROR, Outcome.SUCCEEDED]  # type: ignore[union-attr]
+        assert [a.outcome for a in retry.runs[0].attempts] == [
+            Outcome.USER_ERROR,
+            Outcome.USER_ERROR,
+            Outcome.SUCCEEDED,
+        ]  # type: ignore[union-attr]
         xfail = items["dag_xfail.yaml"]
         assert len(xfail.definition.steps) == 4
         assert len(_edges(xfail)) == 4
@@ -88,12 +108,18 @@ class TestArgoSamples:
         observed = {name: t.runs[0].observed for name, t in items.items() if t is not None}
         retry = observed["dag_retry_succeeded.yaml"]
         assert retry is not None
-        assert retry.status == "Failed"  # the phase label of this controller test input; its one task Succeeded
+        assert (
+            retry.status == "Failed"
+        )  # the phase label of this controller test input; its one task Succeeded
         assert [(s.status, s.attempts) for s in retry.steps.values()] == [("Succeeded", 3)]
         xfail = observed["dag_xfail.yaml"]
         assert xfail is not None
         assert xfail.status == "Running"
-        assert {p: s.status for p, s in xfail.steps.items()} == {"A": "Succeeded", "B": "Succeeded", "C": "Failed"}
+        assert {p: s.status for p, s in xfail.steps.items()} == {
+            "A": "Succeeded",
+            "B": "Succeeded",
+            "C": "Failed",
+        }
 
 
 class TestNextflowRun:
@@ -102,13 +128,24 @@ class TestNextflowRun:
         (item,) = import_all("nextflow", SHARED / "nextflow")
         trace = item.trace
         assert trace is not None
-        rows = list(csv.DictReader((SHARED / "nextflow/openproblems-2021/execution_trace.txt").read_text(encoding="utf-8").splitlines(), delimiter="\t"))
+        rows = list(
+            csv.DictReader(
+                (SHARED / "nextflow/openproblems-2021/execution_trace.txt")
+                .read_text(encoding="utf-8")
+                .splitlines(),
+                delimiter="\t",
+            )
+        )
         assert len(trace.runs[0].attempts) == len(rows) == 217
         assert len(trace.definition.steps) == len({r["name"] for r in rows}) == 209
         assert Counter(a.outcome for a in trace.runs[0].attempts)[Outcome.USER_ERROR] == 8
         metric = next(s.id for s in trace.definition.steps if s.tags == ("process:run_metric",))
         parents = {a for a, b in _edges(trace) if b == metric}
-        upstream = {s.id for s in trace.definition.steps if s.tags in (("process:run_method",), ("process:metric_images",))}
+        upstream = {
+            s.id
+            for s in trace.definition.steps
+            if s.tags in (("process:run_method",), ("process:metric_images",))
+        }
         assert parents == upstream
 
     def test_observed_tasks(self) -> None:
@@ -139,6 +176,8 @@ class TestAlibabaBatch:
             assert trace is not None
             job_rows = by_job[trace.trace_id.removeprefix("alibaba:")]
             assert len(trace.definition.steps) == len(job_rows)
-            expected_edges = sum(len(re.findall(r"_\d+", r[2])) for r in job_rows if not r[2].startswith("task_"))
+            expected_edges = sum(
+                len(re.findall(r"_\d+", r[2])) for r in job_rows if not r[2].startswith("task_")
+            )
             assert len(_edges(trace)) == expected_edges
             assert sorted(a.duration for a in trace.runs[0].attempts) == sorted(float(r[3]) for r in job_rows)

@@ -42,7 +42,9 @@ def _expressions(trace: Trace) -> list[str]:
             found.extend(p.expression for p in step.params.values() if p.expression is not None)
             found.extend(t.condition for t in step.transitions if t.condition is not None)
             if step.foreach is not None:
-                found.extend(p.expression for p in step.foreach.loop_params.values() if p.expression is not None)
+                found.extend(
+                    p.expression for p in step.foreach.loop_params.values() if p.expression is not None
+                )
                 walk(step.foreach.steps, {})
 
     walk(trace.definition.steps, dict(trace.definition.params))
@@ -51,7 +53,9 @@ def _expressions(trace: Trace) -> list[str]:
     return found
 
 
-def _replay_all(source: str, *paths: object, options: ImportOptions | None = None) -> list[tuple[Trace, object]]:
+def _replay_all(
+    source: str, *paths: object, options: ImportOptions | None = None
+) -> list[tuple[Trace, object]]:
     out: list[tuple[Trace, object]] = []
     for item in import_all(source, *paths, options=options):  # type: ignore[arg-type]
         if item.trace is None:
@@ -89,8 +93,10 @@ class TestFixturesReplay:
 @pytest.mark.slow
 @pytest.mark.skipif(not SHARED.is_dir(), reason=f"real corpora not found at {SHARED} (../shared/corpora)")
 class TestRealCorporaReplay:
-    @pytest.mark.parametrize(("source", "folder"), [("maestro", "maestro"), ("argo", "argo"), ("nextflow", "nextflow"),
-                                               ("alibaba", "alibaba")])
+    @pytest.mark.parametrize(
+        ("source", "folder"),
+        [("maestro", "maestro"), ("argo", "argo"), ("nextflow", "nextflow"), ("alibaba", "alibaba")],
+    )
     def test_real_traces_end_terminal(self, source: str, folder: str) -> None:
         """Every imported real trace replays to a terminal state without unrecorded attempts."""
         assert _replay_all(source, SHARED / folder)

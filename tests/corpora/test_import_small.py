@@ -29,10 +29,20 @@ class TestWfFormat:
     def test_diamond_keeps_dag_durations_and_makespan(self) -> None:
         """A 1.5 diamond gives 4 steps, 4 edges, depth 3, recorded runtimes and the makespan as observed."""
         trace = _one("wfformat", "diamond-1.5.json")
-        assert _edges(trace) == {("split_1", "left_1"), ("split_1", "right_1"), ("left_1", "join_1"), ("right_1", "join_1")}
+        assert _edges(trace) == {
+            ("split_1", "left_1"),
+            ("split_1", "right_1"),
+            ("left_1", "join_1"),
+            ("right_1", "join_1"),
+        }
         assert dag_depth([s.id for s in trace.definition.steps], _edges(trace)) == 3
         run = trace.runs[0]
-        assert {a.path: a.duration for a in run.attempts} == {"split_1": 5.0, "left_1": 10.5, "right_1": 20.0, "join_1": 2.0}
+        assert {a.path: a.duration for a in run.attempts} == {
+            "split_1": 5.0,
+            "left_1": 10.5,
+            "right_1": 20.0,
+            "join_1": 2.0,
+        }
         assert all(a.outcome is Outcome.SUCCEEDED and a.attempt == 1 for a in run.attempts)
         assert run.observed is not None
         assert run.observed.end_time is not None
@@ -83,7 +93,9 @@ class TestMaestro:
         assert params["month"].value == "September"
         assert params["ts"].value == 0
         assert params["ts"].expression is None
-        assert params["days"].expression == "Util.dateIntsBetween(20240101, 20240104, 1);"  # SEL statement form kept
+        assert (
+            params["days"].expression == "Util.dateIntsBetween(20240101, 20240104, 1);"
+        )  # SEL statement form kept
         assert "sel-literal:main-wf.params.ts" in trace.metadata.tags
 
     def test_runs_cover_every_leaf_path(self) -> None:
@@ -99,8 +111,11 @@ class TestMaestro:
         a = import_all("maestro", RESOURCES / "maestro" / "main-wf.json", options=ImportOptions(seed=7))
         b = import_all("maestro", RESOURCES / "maestro" / "main-wf.json", options=ImportOptions(seed=7))
         assert a[0].trace == b[0].trace
-        (failed,) = import_all("maestro", RESOURCES / "maestro" / "main-wf.json",
-                               options=ImportOptions(failure_rate=1.0, retry_rate=0.0))
+        (failed,) = import_all(
+            "maestro",
+            RESOURCES / "maestro" / "main-wf.json",
+            options=ImportOptions(failure_rate=1.0, retry_rate=0.0),
+        )
         assert failed.trace is not None
         work = [x for x in failed.trace.runs[0].attempts if x.path == "fan[0]/work"]
         assert [x.outcome for x in work] == [Outcome.USER_ERROR] * 4  # $limit = 3 -> 4 attempts
@@ -114,7 +129,9 @@ class TestMaestro:
 
     def test_cycle_and_unresolved_subworkflow_are_typed_errors(self) -> None:
         """A cyclic graph names its cycle; a missing subworkflow names the id."""
-        items = {i.source.rsplit("/", 1)[-1]: i.error for i in import_all("maestro", RESOURCES / "maestro-bad")}
+        items = {
+            i.source.rsplit("/", 1)[-1]: i.error for i in import_all("maestro", RESOURCES / "maestro-bad")
+        }
         cycle, orphan = items["cycle.json"], items["orphan.json"]
         assert cycle is not None
         assert cycle.code == "cycle"
@@ -129,8 +146,11 @@ class TestArgo:
         """A Retry node's pods become attempts in (n) order; Error -> platform_error; times from the pods."""
         trace = _one("argo", "retry.yaml")
         attempts = [(a.path, a.attempt, a.outcome, a.duration) for a in trace.runs[0].attempts]
-        assert attempts == [("first", 1, Outcome.PLATFORM_ERROR, 12.0), ("first", 2, Outcome.SUCCEEDED, 18.0),
-                            ("second", 1, Outcome.USER_ERROR, 9.0)]
+        assert attempts == [
+            ("first", 1, Outcome.PLATFORM_ERROR, 12.0),
+            ("first", 2, Outcome.SUCCEEDED, 18.0),
+            ("second", 1, Outcome.USER_ERROR, 9.0),
+        ]
 
     def test_retry_strategy_fail_fast_and_depends(self) -> None:
         """retryStrategy -> limits and exponential backoff; failFast false -> FAIL_AFTER_RUNNING; depends -> edge."""
@@ -154,7 +174,10 @@ class TestNextflow:
         trace = items[0].trace
         assert trace is not None
         fit = [a for a in trace.runs[0].attempts if a.path == "fit_a"]
-        assert [(a.attempt, a.outcome, a.duration) for a in fit] == [(1, Outcome.USER_ERROR, 61.0), (2, Outcome.SUCCEEDED, 90.0)]
+        assert [(a.attempt, a.outcome, a.duration) for a in fit] == [
+            (1, Outcome.USER_ERROR, 61.0),
+            (2, Outcome.SUCCEEDED, 90.0),
+        ]
         step = next(s for s in trace.definition.steps if s.id == "fit_a")
         assert step.retry_policy is not None
         assert step.retry_policy.error_retry_limit == 1
@@ -264,13 +287,17 @@ class TestObservations:
         observed = _one("wfformat", "diamond-1.5.json").runs[0].observed
         assert observed is not None
         assert observed.status == "SUCCEEDED"
-        assert {p: (s.status, s.attempts) for p, s in observed.steps.items()} == dict.fromkeys(("split_1", "left_1", "right_1", "join_1"), ("SUCCEEDED", 1))
+        assert {p: (s.status, s.attempts) for p, s in observed.steps.items()} == dict.fromkeys(
+            ("split_1", "left_1", "right_1", "join_1"), ("SUCCEEDED", 1)
+        )
 
     def test_argo_steps_phases_and_attempts(self) -> None:
         observed = _one("argo", "retry.yaml").runs[0].observed
         assert observed is not None
         assert {p: (s.status, s.attempts) for p, s in observed.steps.items()} == {
-            "first": ("Succeeded", 2), "second": ("Failed", 1)}
+            "first": ("Succeeded", 2),
+            "second": ("Failed", 1),
+        }
 
     def test_nextflow_final_status_attempts_and_times(self) -> None:
         items = import_all("nextflow", RESOURCES / "nextflow")
@@ -293,12 +320,24 @@ class TestObservations:
         assert [i.error for i in items] == [None, None]
         ok = traces["alibaba:j_10"].runs[0]
         assert ok.observed is not None
-        assert (ok.observed.status, ok.observed.start_time, ok.observed.end_time) == ("Terminated", 100.0, 150.0)
+        assert (ok.observed.status, ok.observed.start_time, ok.observed.end_time) == (
+            "Terminated",
+            100.0,
+            150.0,
+        )
         assert {a.path: (a.outcome, a.duration) for a in ok.attempts} == {
-            "M1": (Outcome.SUCCEEDED, 30.0), "R2_1": (Outcome.SUCCEEDED, 20.0)}
+            "M1": (Outcome.SUCCEEDED, 30.0),
+            "R2_1": (Outcome.SUCCEEDED, 20.0),
+        }
         bad = traces["alibaba:j_11"].runs[0]
         assert bad.observed is not None
         assert bad.observed.status == "Failed"
         assert {p: (s.status, s.attempts) for p, s in bad.observed.steps.items()} == {
-            "M1": ("Terminated", 1), "R2_1": ("Failed", 1), "M3_2": ("Waiting", 0)}
-        assert {a.path: a.outcome for a in bad.attempts} == {"M1": Outcome.SUCCEEDED, "R2_1": Outcome.USER_ERROR}
+            "M1": ("Terminated", 1),
+            "R2_1": ("Failed", 1),
+            "M3_2": ("Waiting", 0),
+        }
+        assert {a.path: a.outcome for a in bad.attempts} == {
+            "M1": Outcome.SUCCEEDED,
+            "R2_1": Outcome.USER_ERROR,
+        }

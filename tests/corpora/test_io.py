@@ -18,8 +18,12 @@ SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "corpora"
 
 
 def _traces() -> list:  # type: ignore[type-arg]
-    return [chain_trace(3, trace_id="a"), diamond_trace(trace_id="b"), foreach_trace(2, trace_id="c"),
-            subworkflow_trace(trace_id="d", runs=2)]
+    return [
+        chain_trace(3, trace_id="a"),
+        diamond_trace(trace_id="b"),
+        foreach_trace(2, trace_id="c"),
+        subworkflow_trace(trace_id="d", runs=2),
+    ]
 
 
 class TestRoundTrip:
@@ -106,12 +110,19 @@ class TestQuarantine:
         good = dump_trace(chain_trace(1, trace_id="ok"))
         other = json.loads(dump_trace(chain_trace(1, trace_id="v2")))
         other["format"] = "shadow-trace/9"
-        path = _write_lines(tmp_path / "c.jsonl", [good, "{not json", "", json.dumps(other), good,
-                                                   dump_trace(chain_trace(1, trace_id="ok2"))])
+        path = _write_lines(
+            tmp_path / "c.jsonl",
+            [good, "{not json", "", json.dumps(other), good, dump_trace(chain_trace(1, trace_id="ok2"))],
+        )
         items = list(read_traces([path]))
         codes = [(i.line, i.error.code if i.error else None) for i in items]
-        assert codes == [(1, None), (2, "malformed_json"), (4, "unsupported_format"),
-                         (5, "duplicate_trace_id"), (6, None)]
+        assert codes == [
+            (1, None),
+            (2, "malformed_json"),
+            (4, "unsupported_format"),
+            (5, "duplicate_trace_id"),
+            (6, None),
+        ]
         error = items[3].error
         assert error is not None
         assert error.location.file == str(path)

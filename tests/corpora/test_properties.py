@@ -49,35 +49,60 @@ def valid_traces(draw: st.DrawFn) -> Trace:
     ids = draw(st.lists(IDS, min_size=1, max_size=8, unique=True))
     steps = []
     for i, sid in enumerate(ids):
-        later = ids[i + 1:]
+        later = ids[i + 1 :]
         targets = draw(st.lists(st.sampled_from(later), unique=True, max_size=3)) if later else []
-        steps.append(Step(
-            id=sid, type=draw(st.sampled_from([t for t in StepType if t.is_leaf])), params=draw(PARAMS),
-            transitions=tuple(Transition(t, draw(st.none() | TEXT)) for t in targets),
-            retry_policy=draw(st.none() | st.builds(RetryPolicy, error_retry_limit=st.integers(0, 99) | st.just("$n"))),
-            timeout=draw(st.none() | st.integers(1, 10**6) | st.floats(1, 1e6) | TEXT),
-            failure_mode=draw(st.none() | st.sampled_from(FailureMode)),
-            tags=tuple(draw(st.lists(TEXT, max_size=2))),
-        ))
+        steps.append(
+            Step(
+                id=sid,
+                type=draw(st.sampled_from([t for t in StepType if t.is_leaf])),
+                params=draw(PARAMS),
+                transitions=tuple(Transition(t, draw(st.none() | TEXT)) for t in targets),
+                retry_policy=draw(
+                    st.none() | st.builds(RetryPolicy, error_retry_limit=st.integers(0, 99) | st.just("$n"))
+                ),
+                timeout=draw(st.none() | st.integers(1, 10**6) | st.floats(1, 1e6) | TEXT),
+                failure_mode=draw(st.none() | st.sampled_from(FailureMode)),
+                tags=tuple(draw(st.lists(TEXT, max_size=2))),
+            )
+        )
     runs = []
     for r in range(draw(st.integers(1, 3))):
         attempts = []
         for sid in draw(st.lists(st.sampled_from(ids), unique=True)):
             for n in range(1, draw(st.integers(1, 3)) + 1):
-                attempts.append(RecordedAttempt(
-                    sid, n, draw(st.sampled_from(Outcome)), draw(st.floats(0, 1e7)),
-                    draw(st.dictionaries(TEXT, JSON, max_size=2)),
-                ))
-        trigger = draw(EPOCH) if not runs else runs[0].trigger_time + draw(st.floats(0, MAX_TRIGGER_SPAN_SECONDS))
-        runs.append(Run(f"r{r}", trigger, draw(st.dictionaries(TEXT, JSON, max_size=2)),
-                        draw(TEXT), tuple(attempts)))
+                attempts.append(
+                    RecordedAttempt(
+                        sid,
+                        n,
+                        draw(st.sampled_from(Outcome)),
+                        draw(st.floats(0, 1e7)),
+                        draw(st.dictionaries(TEXT, JSON, max_size=2)),
+                    )
+                )
+        trigger = (
+            draw(EPOCH) if not runs else runs[0].trigger_time + draw(st.floats(0, MAX_TRIGGER_SPAN_SECONDS))
+        )
+        runs.append(
+            Run(f"r{r}", trigger, draw(st.dictionaries(TEXT, JSON, max_size=2)), draw(TEXT), tuple(attempts))
+        )
     return Trace(
-        trace_id=draw(IDS), definition=WorkflowDefinition(draw(IDS), tuple(steps), params=draw(PARAMS)),
-        runs=tuple(runs), metadata=TraceMetadata(owner=draw(TEXT), tags=tuple(draw(st.lists(TEXT, max_size=2)))),
+        trace_id=draw(IDS),
+        definition=WorkflowDefinition(draw(IDS), tuple(steps), params=draw(PARAMS)),
+        runs=tuple(runs),
+        metadata=TraceMetadata(owner=draw(TEXT), tags=tuple(draw(st.lists(TEXT, max_size=2)))),
     )
 
 
-SEEDS = [encode(t) for t in (diamond_trace(), foreach_trace(2), subworkflow_trace(2, runs=2), generate_trace(3, 4), generate_trace(3, 0))]
+SEEDS = [
+    encode(t)
+    for t in (
+        diamond_trace(),
+        foreach_trace(2),
+        subworkflow_trace(2, runs=2),
+        generate_trace(3, 4),
+        generate_trace(3, 0),
+    )
+]
 
 
 @st.composite

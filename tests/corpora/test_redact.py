@@ -94,12 +94,18 @@ class TestApply:
         trace = make_trace(steps, trace_id="cond", params={"api_token": Param(value="")})
         run = trace.runs[0]
         atts = tuple(
-            RecordedAttempt(a.path, a.attempt, a.outcome, a.duration, {"token_out": "tok-123"}) if a.path == "emit"
-            else a for a in run.attempts if a.path != "differ"
+            RecordedAttempt(a.path, a.attempt, a.outcome, a.duration, {"token_out": "tok-123"})
+            if a.path == "emit"
+            else a
+            for a in run.attempts
+            if a.path != "differ"
         )
         trace = replace(trace, runs=(replace(run, params={"api_token": "tok-123"}, attempts=atts),))
-        rules = write(tmp_path, '[[rule]]\nparam = "api_token"\naction = "hash"\n'
-                                '[[rule]]\noutput = "token_out"\naction = "hash"\n')
+        rules = write(
+            tmp_path,
+            '[[rule]]\nparam = "api_token"\naction = "hash"\n'
+            '[[rule]]\noutput = "token_out"\naction = "hash"\n',
+        )
         redacted = load_rules(rules, environ=KEY).apply(trace)
         assert "tok-123" not in dump_trace(redacted)
 
@@ -117,7 +123,9 @@ class TestApply:
         run = trace.runs[0]
         atts = tuple(replace(a, outputs={"secret": "x1"}) for a in run.attempts)
         trace = replace(trace, runs=(replace(run, attempts=atts),))
-        rules = write(tmp_path, '[[rule]]\nworkflow = "child"\nstep = "c2"\noutput = "secret"\naction = "mask"\n')
+        rules = write(
+            tmp_path, '[[rule]]\nworkflow = "child"\nstep = "c2"\noutput = "secret"\naction = "mask"\n'
+        )
         out = load_rules(rules).apply(trace)
         masked = {a.path for a in out.runs[0].attempts if a.outputs.get("secret") == "***"}
         assert masked == {"call/c2"}
@@ -126,9 +134,13 @@ class TestApply:
         """hash leaves an expression param (its inputs have their own rules); mask replaces it."""
         wf = WorkflowDefinition("w", (Step("s", params={"t": Param(expression="api_token")}),))
         trace = make_trace(wf.steps, trace_id="e")
-        hashed = load_rules(write(tmp_path, '[[rule]]\nparam = "t"\naction = "hash"\n'), environ=KEY).apply(trace)
+        hashed = load_rules(write(tmp_path, '[[rule]]\nparam = "t"\naction = "hash"\n'), environ=KEY).apply(
+            trace
+        )
         assert hashed.definition.steps[0].params["t"].expression == "api_token"
-        masked = load_rules(write(tmp_path, '[[rule]]\nparam = "t"\naction = "mask"\n', "m.toml")).apply(trace)
+        masked = load_rules(write(tmp_path, '[[rule]]\nparam = "t"\naction = "mask"\n', "m.toml")).apply(
+            trace
+        )
         assert masked.definition.steps[0].params["t"] == Param(value="***")
 
 
@@ -136,13 +148,27 @@ class TestRulesFile:
     @pytest.mark.parametrize(
         ("text", "where", "what"),
         [
-            ('[[rule]]\nparam = "a"\naction = "hash"\n\n[[rule]]\nparam = "b"\nacton = "mask"\n',
-             "rules.toml:7: rule[1].acton", "unknown key 'acton'"),
-            ('[redact]\nkey_enf = "X"\n[[rule]]\nparam = "a"\naction = "mask"\n',
-             "rules.toml:2: redact.key_enf", "unknown key 'key_enf'"),
+            (
+                '[[rule]]\nparam = "a"\naction = "hash"\n\n[[rule]]\nparam = "b"\nacton = "mask"\n',
+                "rules.toml:7: rule[1].acton",
+                "unknown key 'acton'",
+            ),
+            (
+                '[redact]\nkey_enf = "X"\n[[rule]]\nparam = "a"\naction = "mask"\n',
+                "rules.toml:2: redact.key_enf",
+                "unknown key 'key_enf'",
+            ),
             ('[rules]\nparam = "a"\n', "rules.toml:1: rules", "unknown table or key 'rules'"),
-            ('[[rule]]\nparam = "a"\naction = "scramble"\n', "rules.toml:3: rule[0].action", "unknown action"),
-            ('[[rule]]\nparam = "a"\noutput = "b"\naction = "drop"\n', "rules.toml:1: rule[0]", "exactly one"),
+            (
+                '[[rule]]\nparam = "a"\naction = "scramble"\n',
+                "rules.toml:3: rule[0].action",
+                "unknown action",
+            ),
+            (
+                '[[rule]]\nparam = "a"\noutput = "b"\naction = "drop"\n',
+                "rules.toml:1: rule[0]",
+                "exactly one",
+            ),
             ('[[rule]]\nparam = 3\naction = "drop"\n', "rules.toml:2: rule[0].param", "must be a string"),
             ("", "rules.toml", "no rules"),
             ("[[rule]\n", "rules.toml", "not valid TOML"),
@@ -159,7 +185,9 @@ class TestRulesFile:
         rules = write(tmp_path, '[[rule]]\nparam = "a"\naction = "hash"\n')
         with pytest.raises(RedactionRulesError, match="SHADOW_REDACT_KEY is unset"):
             load_rules(rules, environ={})
-        keyed = write(tmp_path, '[redact]\nkey_file = "k.key"\n[[rule]]\nparam = "a"\naction = "hash"\n', "f.toml")
+        keyed = write(
+            tmp_path, '[redact]\nkey_file = "k.key"\n[[rule]]\nparam = "a"\naction = "hash"\n', "f.toml"
+        )
         with pytest.raises(RedactionRulesError, match=r"f\.toml:2: redact\.key_file: cannot read"):
             load_rules(keyed, environ={})
         (tmp_path / "k.key").write_text("file-key\n")

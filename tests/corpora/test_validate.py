@@ -69,8 +69,11 @@ class TestGraphRules:
 
     def test_cycle_inside_foreach_body(self) -> None:
         """Foreach bodies are DAG scopes of their own and are checked too."""
-        fan = Step(id="fan", type=StepType.FOREACH, foreach=Foreach(
-            loop_params={"i": Param(value=[1, 2])}, steps=(leaf("x", "y"), leaf("y", "x"))))
+        fan = Step(
+            id="fan",
+            type=StepType.FOREACH,
+            foreach=Foreach(loop_params={"i": Param(value=[1, 2])}, steps=(leaf("x", "y"), leaf("y", "x"))),
+        )
         error = _raises(make_trace([fan]), "cycle")
         assert ".foreach.steps" in error.location.json_path
 
@@ -92,10 +95,18 @@ class TestSubworkflows:
 
     def test_recursive_subworkflows(self) -> None:
         """Subworkflows that call each other in a loop are rejected."""
-        a = WorkflowDefinition(id="A", steps=(Step(id="x", type=StepType.SUBWORKFLOW, subworkflow=Subworkflow("B")),))
-        b = WorkflowDefinition(id="B", steps=(Step(id="y", type=StepType.SUBWORKFLOW, subworkflow=Subworkflow("A")),))
-        trace = Trace("t", WorkflowDefinition(id="main", steps=(leaf("z"),)),
-                      runs=chain_trace(1).runs, subworkflows={"A": a, "B": b})
+        a = WorkflowDefinition(
+            id="A", steps=(Step(id="x", type=StepType.SUBWORKFLOW, subworkflow=Subworkflow("B")),)
+        )
+        b = WorkflowDefinition(
+            id="B", steps=(Step(id="y", type=StepType.SUBWORKFLOW, subworkflow=Subworkflow("A")),)
+        )
+        trace = Trace(
+            "t",
+            WorkflowDefinition(id="main", steps=(leaf("z"),)),
+            runs=chain_trace(1).runs,
+            subworkflows={"A": a, "B": b},
+        )
         trace = dataclasses.replace(trace, runs=(dataclasses.replace(trace.runs[0], attempts=()),))
         error = _raises(trace, "subworkflow_cycle")
         assert "A -> B -> A" in error.message or "B -> A -> B" in error.message
@@ -108,7 +119,9 @@ class TestAttempts:
         error = _raises(trace, "unknown_attempt_path")
         assert error.location.json_path == "$.runs[0].attempts[2].path"
 
-    @pytest.mark.parametrize("path", ["fan/inner", "fan[0]", "prepare/x", "fan[-1]/inner", "fan[01]/inner", ""])
+    @pytest.mark.parametrize(
+        "path", ["fan/inner", "fan[0]", "prepare/x", "fan[-1]/inner", "fan[01]/inner", ""]
+    )
     def test_malformed_or_non_leaf_paths(self, path: str) -> None:
         """Paths must index foreach steps and end at a leaf step."""
         trace = _with_attempts(foreach_trace(1), RecordedAttempt(path, 1, "succeeded", 1.0))  # type: ignore[arg-type]

@@ -33,7 +33,8 @@ CHILD_LONG = 900.0  # the child's first step runs long after the parent's run ha
 def _async_trace(*, runs: tuple[Run, ...] | None = None) -> Trace:
     """``before -> call (async child: c1 -> c2 -> c3) -> after``; c2 fails twice before succeeding."""
     child = WorkflowDefinition(
-        id="child", steps=(step("c1", "c2"), step("c2", "c3", retry=RetryPolicy(error_retry_limit=3)), step("c3"))
+        id="child",
+        steps=(step("c1", "c2"), step("c2", "c3", retry=RetryPolicy(error_retry_limit=3)), step("c3")),
     )
     call = Step(id="call", type=StepType.SUBWORKFLOW, transitions=(Transition("after"),),
                 subworkflow=Subworkflow("child", sync=False))  # fmt: skip
@@ -47,7 +48,9 @@ def _async_trace(*, runs: tuple[Run, ...] | None = None) -> Trace:
 
 
 def _child_paths(record: ExecutionRecord) -> list[tuple[str, int, str]]:
-    return sorted((a.path, a.attempt, a.status) for a in record.runs[0].attempts if a.path.startswith("call/"))
+    return sorted(
+        (a.path, a.attempt, a.status) for a in record.runs[0].attempts if a.path.startswith("call/")
+    )
 
 
 class TestAsyncChildOutlivesParent:
@@ -143,7 +146,9 @@ class TestLive:
                     rec("call/c1", 1, "succeeded", 0.4), rec("call/c2", 1, "succeeded", 0.05))  # fmt: skip
         trace = make_trace([step("before", "call"), call, step("after")], attempts, subworkflows={"child": child},
                            trace_id="live-async")  # fmt: skip
-        records, counters = asyncio.run(run_live([trace], store_path=str(tmp_path / "s.db"), nodes=2, timeout=30))
+        records, counters = asyncio.run(
+            run_live([trace], store_path=str(tmp_path / "s.db"), nodes=2, timeout=30)
+        )
         assert outcome(records[0]) == outcome(oracle_record(trace, ReplayOptions()))
         assert counters["runtime_starts"] == counters["attempts"] == 4
 
@@ -165,7 +170,9 @@ class TestCodecAfterAFailedWrite:
 
 def _maestro_sample(seed: int, race_margin: float) -> Trace:
     if not (CORPORA / "maestro").is_dir():
-        pytest.skip(f"the public corpora are absent: expected {CORPORA / 'maestro'} (see ../shared/corpora/README)")
+        pytest.skip(
+            f"the public corpora are absent: expected {CORPORA / 'maestro'} (see ../shared/corpora/README)"
+        )
     from corpora.importers import IMPORTERS, ImportOptions, run_import
 
     (path,) = (CORPORA / "maestro").glob("*samples__sample-subworkflow-wf.json")
@@ -177,7 +184,9 @@ def _maestro_sample(seed: int, race_margin: float) -> Trace:
 
 @pytest.mark.corpora
 class TestMaestroSubworkflowSample:
-    @pytest.mark.parametrize(("seed", "margin"), [(9, 120.0), (3, 0.0)], ids=["seed9-margin120", "seed3-margin0"])
+    @pytest.mark.parametrize(
+        ("seed", "margin"), [(9, 120.0), (3, 0.0)], ids=["seed9-margin120", "seed3-margin0"]
+    )
     def test_actor_equals_oracle_on_imported_sample(self, seed: int, margin: float) -> None:
         """The imported Maestro subworkflow sample (async child outliving the run) replays as the oracle."""
         trace = _maestro_sample(seed, margin)

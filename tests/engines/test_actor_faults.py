@@ -112,8 +112,9 @@ class TestMessages:
         the job finished, long before the timeout; a ping scheduled only at the timeout (the lazy schedule,
         exact only when completions cannot be lost) would time the step out. Found by the fault campaign on
         Maestro's sample-dag-test-10."""
-        trace = make_trace([leaf("a", "b", type=StepType.SHELL), leaf("b", type=StepType.SHELL, timeout=10)],
-                           duration=1.0)
+        trace = make_trace(
+            [leaf("a", "b", type=StepType.SHELL), leaf("b", type=StepType.SHELL, timeout=10)], duration=1.0
+        )
         record, _ = _run(trace, "drop:RuntimeDone#2", nodes=1)
         assert record.counters["faults_fired"] == 1
         assert outcome(record) == outcome(CoreOracle().replay(trace, OPTIONS))

@@ -15,12 +15,29 @@ from shadow.engines import build_engine, resolve_engine
 
 def _async_child_trace(child_seconds: float):  # type: ignore[no-untyped-def]
     trace = subworkflow_trace(2, duration=60.0)
-    steps = tuple(dataclasses.replace(s, subworkflow=Subworkflow("child", sync=False)) if s.subworkflow else s
-                  for s in trace.definition.steps)
-    runs = tuple(dataclasses.replace(run, attempts=tuple(
-        RecordedAttempt(a.path, a.attempt, a.outcome, child_seconds if a.path.startswith("call/") else a.duration,
-                        dict(a.outputs)) for a in run.attempts)) for run in trace.runs)
-    return dataclasses.replace(trace, definition=dataclasses.replace(trace.definition, steps=steps), runs=runs)
+    steps = tuple(
+        dataclasses.replace(s, subworkflow=Subworkflow("child", sync=False)) if s.subworkflow else s
+        for s in trace.definition.steps
+    )
+    runs = tuple(
+        dataclasses.replace(
+            run,
+            attempts=tuple(
+                RecordedAttempt(
+                    a.path,
+                    a.attempt,
+                    a.outcome,
+                    child_seconds if a.path.startswith("call/") else a.duration,
+                    dict(a.outputs),
+                )
+                for a in run.attempts
+            ),
+        )
+        for run in trace.runs
+    )
+    return dataclasses.replace(
+        trace, definition=dataclasses.replace(trace.definition, steps=steps), runs=runs
+    )
 
 
 @pytest.mark.parametrize("engine", ["oracle", "legacy", "actor"])

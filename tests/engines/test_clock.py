@@ -272,7 +272,6 @@ class TestClocks:
         assert abs(wall - after) < 1.0
         assert after > before
 
-
     def test_live_clock_call_at_uses_epoch_seconds(self) -> None:
         """LiveClock.call_at(now + 0.02) fires about 20 ms later, not at a monotonic-clock reading."""
 

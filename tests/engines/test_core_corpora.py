@@ -44,7 +44,10 @@ class TestObservedRuns:
             for run, got in zip(trace.runs, record.runs, strict=True):
                 if run.observed is None:
                     continue
-                assert status_class(got.status) == status_class(run.observed.status), (trace.trace_id, run.run_id)
+                assert status_class(got.status) == status_class(run.observed.status), (
+                    trace.trace_id,
+                    run.run_id,
+                )
                 for path, obs in run.observed.steps.items():
                     mine = [a for a in got.attempts if a.path == path]
                     assert (status_class(mine[-1].status if mine else "NOT_CREATED"), len(mine)) == (

@@ -63,11 +63,17 @@ class TestForeachIndexes:
     @staticmethod
     def _run() -> RunState:
         root = Scope("", "wf", {}, 1, None, WorkflowStatus.IN_PROGRESS, 0.0, 60.0)
-        run = RunState("t", "r", 1, WorkflowStatus.IN_PROGRESS, 0.0, scopes={"": root}, attempts={}, open_scopes=("",))
+        run = RunState(
+            "t", "r", 1, WorkflowStatus.IN_PROGRESS, 0.0, scopes={"": root}, attempts={}, open_scopes=("",)
+        )
         for i in range(3):
-            run = run.with_scope(Scope(f"fan[{i}]/", "body", {}, i + 1, "fan", WorkflowStatus.IN_PROGRESS, 0.0, 60.0))
+            run = run.with_scope(
+                Scope(f"fan[{i}]/", "body", {}, i + 1, "fan", WorkflowStatus.IN_PROGRESS, 0.0, 60.0)
+            )
         # a nested foreach inside iteration 0 and another step's child must not count as iterations of "fan"
-        run = run.with_scope(Scope("fan[0]/in[0]/", "b2", {}, 1, "fan[0]/in", WorkflowStatus.IN_PROGRESS, 0.0, 60.0))
+        run = run.with_scope(
+            Scope("fan[0]/in[0]/", "b2", {}, 1, "fan[0]/in", WorkflowStatus.IN_PROGRESS, 0.0, 60.0)
+        )
         return run.with_scope(Scope("fan2[0]/", "body", {}, 1, "fan2", WorkflowStatus.FAILED, 0.0, 60.0))
 
     def test_parent_lists_failed_children_and_forgets_relaunched_ones(self) -> None:
@@ -75,7 +81,9 @@ class TestForeachIndexes:
         run = self._run()
         failed = run.with_scope(evolve(run.scopes["fan[1]/"], {"status": WorkflowStatus.FAILED}))
         assert failed.scopes[""].failed_children == ("fan2[0]/", "fan[1]/")
-        relaunched = failed.with_scope(Scope("fan[1]/", "body", {}, 2, "fan", WorkflowStatus.IN_PROGRESS, 1.0, 60.0))
+        relaunched = failed.with_scope(
+            Scope("fan[1]/", "body", {}, 2, "fan", WorkflowStatus.IN_PROGRESS, 1.0, 60.0)
+        )
         assert relaunched.scopes[""].failed_children == ("fan2[0]/",)
 
     def test_launched_iterations_equal_reading_every_scope(self) -> None:

@@ -154,8 +154,13 @@ def test_cut_in_a_foreach_with_a_concurrency_limit_mid_wave() -> None:
     assert {f"fan[{i}]/inner" for i in range(7)} == {a.path for a in inner}
     for a in inner:  # the concurrency limit holds across the hand-off: never more than 2 running at once
         assert a.started_at is not None
-        running = [b for b in inner if b.started_at is not None and b.ended_at is not None
-                   and b.started_at <= a.started_at < b.ended_at]
+        running = [
+            b
+            for b in inner
+            if b.started_at is not None
+            and b.ended_at is not None
+            and b.started_at <= a.started_at < b.ended_at
+        ]
         assert len(running) <= 2
 
 
@@ -215,7 +220,9 @@ def test_cut_in_a_fail_immediately_in_progress() -> None:
 
 
 def test_a_running_attempt_whose_runtime_was_lost_is_started_once_by_the_actor() -> None:
-    trace = make_trace([step("a", "b"), step("b")], [rec("a", 1, "succeeded", 500), rec("b", 1, "succeeded", 5)])
+    trace = make_trace(
+        [step("a", "b"), step("b")], [rec("a", 1, "succeeded", 500), rec("b", 1, "succeeded", 5)]
+    )
     legacy = LegacyEngine().replay(trace, OPTIONS)
     start = T0
     cut = stop_legacy_at(trace, OPTIONS, start + first_start(legacy, "a") + 100)
@@ -258,7 +265,9 @@ def test_bad_cut_point_specs_say_what_is_accepted(spec: str) -> None:
 
 
 def test_cut_points_resolve_against_the_legacy_record() -> None:
-    trace = make_trace([step("a", "b"), step("b")], [rec("a", 1, "succeeded", 100), rec("b", 1, "succeeded", 100)])
+    trace = make_trace(
+        [step("a", "b"), step("b")], [rec("a", 1, "succeeded", 100), rec("b", 1, "succeeded", 100)]
+    )
     legacy = LegacyEngine().replay(trace, OPTIONS)
     makespan = max(r.ended_at or 0.0 for r in legacy.runs) - T0
     assert CutPoint.parse("50%").resolve(legacy, T0) == pytest.approx(makespan / 2)
@@ -289,7 +298,9 @@ def test_live_legacy_deployment_stopped_mid_run_is_adopted_by_a_live_actor_node(
         runs=(Run("r1", now, attempts=(rec("a", 1, "succeeded", 0.2), rec("b", 1, "succeeded", 3.0, {"n": 3}),
                                        rec("c", 1, "succeeded", 0.2))),),
     )  # fmt: skip
-    quick = LegacyConfig(poll_interval=0.01, default_callback=0.02, status_callbacks={}, first_polling_window=1.0)
+    quick = LegacyConfig(
+        poll_interval=0.01, default_callback=0.02, status_callbacks={}, first_polling_window=1.0
+    )
     legacy_db, actor_db = str(tmp_path / "legacy.db"), str(tmp_path / "actor.db")
     stopped = run_live([trace], store_path=legacy_db, config=quick, registry=RuntimeRegistry.replay(trace),
                        timeout=1.5)  # fmt: skip
@@ -303,7 +314,10 @@ def test_live_legacy_deployment_stopped_mid_run_is_adopted_by_a_live_actor_node(
     run = records[0].runs[0]
     assert run.status == "SUCCEEDED"
     assert [(a.path, a.attempt, a.status, dict(a.outputs)) for a in run.attempts] == [
-        ("a", 1, "SUCCEEDED", {}), ("b", 1, "SUCCEEDED", {"n": 3}), ("c", 1, "SUCCEEDED", {})]
+        ("a", 1, "SUCCEEDED", {}),
+        ("b", 1, "SUCCEEDED", {"n": 3}),
+        ("c", 1, "SUCCEEDED", {}),
+    ]
     b = next(a for a in run.attempts if a.path == "b")
     assert b.started_at == b_at_cut.started_at
     assert b.ended_at is not None

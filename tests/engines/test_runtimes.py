@@ -31,7 +31,9 @@ def _trace() -> Trace:
             trigger_time=1000.0,
             attempts=(
                 RecordedAttempt(path="a", attempt=1, outcome=Outcome.USER_ERROR, duration=30.0),
-                RecordedAttempt(path="a", attempt=2, outcome=Outcome.SUCCEEDED, duration=12.5, outputs={"rows": 7}),
+                RecordedAttempt(
+                    path="a", attempt=2, outcome=Outcome.SUCCEEDED, duration=12.5, outputs={"rows": 7}
+                ),
                 RecordedAttempt(path="fan[1]/inner", attempt=1, outcome=Outcome.TIMEOUT, duration=60.0),
             ),
         ),
@@ -95,7 +97,10 @@ class TestReplayRuntime:
 
         run_virtual(main(), start=0.0)
         handed = runtime.handed
-        assert [(h.attempt, h.params, h.at) for h in handed] == [(1, {"date": 20240101}, 0.0), (2, {"date": 20240102}, 30.0)]
+        assert [(h.attempt, h.params, h.at) for h in handed] == [
+            (1, {"date": 20240101}, 0.0),
+            (2, {"date": 20240102}, 30.0),
+        ]
         assert runtime.handed_params("r1", "a", 2) == handed[1]
 
     def test_result_for_is_non_blocking(self) -> None:
@@ -163,7 +168,11 @@ class TestShellRuntime:
         """Exit 0 succeeds; stdout's tail and the exported params come back."""
         result = _live(
             lambda clock: ShellRuntime().run(
-                "run-1", "fan[0]/s", 2, {"command": 'echo "$SHADOW_PARAM_DAY $SHADOW_STEP_PATH $SHADOW_ATTEMPT"', "day": 20240101}, clock
+                "run-1",
+                "fan[0]/s",
+                2,
+                {"command": 'echo "$SHADOW_PARAM_DAY $SHADOW_STEP_PATH $SHADOW_ATTEMPT"', "day": 20240101},
+                clock,
             )
         )
         assert result.outcome is Outcome.SUCCEEDED
@@ -172,7 +181,9 @@ class TestShellRuntime:
 
     def test_nonzero_exit_is_user_error(self) -> None:
         """A non-zero exit is a user error carrying the code and stderr."""
-        result = _live(lambda clock: ShellRuntime().run("r", "s", 1, {"command": "echo boom >&2; exit 3"}, clock))
+        result = _live(
+            lambda clock: ShellRuntime().run("r", "s", 1, {"command": "echo boom >&2; exit 3"}, clock)
+        )
         assert result.outcome is Outcome.USER_ERROR
         assert result.outputs["exit_code"] == 3
         assert result.outputs["stderr"] == "boom\n"
@@ -180,7 +191,9 @@ class TestShellRuntime:
     def test_timeout_kills_process_group(self) -> None:
         """A command outliving timeout_seconds ends as timeout and its process group is killed."""
         result = _live(
-            lambda clock: ShellRuntime().run("r", "s", 1, {"command": "sleep 30 & sleep 30", "timeout_seconds": 0.2}, clock)
+            lambda clock: ShellRuntime().run(
+                "r", "s", 1, {"command": "sleep 30 & sleep 30", "timeout_seconds": 0.2}, clock
+            )
         )
         assert result.outcome is Outcome.TIMEOUT
         assert result.duration < 10
@@ -210,7 +223,9 @@ class TestShellRuntime:
     def test_tail_is_bounded(self) -> None:
         """Only the last tail_bytes of stdout are kept."""
         command = f"{sys.executable} -c \"print('x' * 10000 + 'END')\""
-        result = _live(lambda clock: ShellRuntime(tail_bytes=10).run("r", "s", 1, {"command": command}, clock))
+        result = _live(
+            lambda clock: ShellRuntime(tail_bytes=10).run("r", "s", 1, {"command": command}, clock)
+        )
         assert result.outputs["stdout"] == "xxxxxxEND\n"
 
     def test_missing_command_is_fatal(self) -> None:

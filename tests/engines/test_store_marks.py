@@ -63,7 +63,9 @@ class TestMarks:
 
 class TestCaptureRefusesForeignFiles:
     @pytest.mark.parametrize("kind", ["foreign", "other-app", "text", "empty-sqlite"])
-    def test_refused_exit_4_and_untouched(self, tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_refused_exit_4_and_untouched(
+        self, tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         path = tmp_path / "some.db"
         if kind == "foreign":
             _foreign(path)

@@ -36,7 +36,9 @@ from engines.store import (
 if os.environ.get("SHADOW_REQUIRE_POSTGRES") == "1":  # CI: a missing driver is a broken install, not a skip
     import psycopg
 else:
-    psycopg = pytest.importorskip("psycopg", reason="psycopg not installed: pip install 'workflow-shadow[postgres]'")
+    psycopg = pytest.importorskip(
+        "psycopg", reason="psycopg not installed: pip install 'workflow-shadow[postgres]'"
+    )
 
 from engines.store.postgres import PostgresConfig, PostgresStore
 
@@ -57,8 +59,10 @@ def _server_binary(name: str) -> str | None:
     found = shutil.which(name)
     if found:
         return found
-    versions = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
-                      key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0)
+    versions = sorted(
+        glob.glob(f"/usr/lib/postgresql/*/bin/{name}"),
+        key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0,
+    )
     return versions[-1] if versions else None
 
 
@@ -70,8 +74,10 @@ def server_dsn() -> Iterator[str]:
         return
     initdb, pg_ctl = _server_binary("initdb"), _server_binary("pg_ctl")
     if not initdb or not pg_ctl:
-        _skip("no PostgreSQL server binaries (initdb, pg_ctl) on PATH or in /usr/lib/postgresql/*/bin, and "
-              "SHADOW_TEST_POSTGRES_DSN unset: apt-get install postgresql")
+        _skip(
+            "no PostgreSQL server binaries (initdb, pg_ctl) on PATH or in /usr/lib/postgresql/*/bin, and "
+            "SHADOW_TEST_POSTGRES_DSN unset: apt-get install postgresql"
+        )
     if os.geteuid() == 0 and not shutil.which("runuser"):
         _skip("running as root without runuser: cannot start a private PostgreSQL cluster")
     data = tempfile.mkdtemp(prefix="shadow-pg-")
@@ -92,7 +98,11 @@ def server_dsn() -> Iterator[str]:
     try:
         yield f"host={data} port={port} user=postgres dbname=postgres"
     finally:
-        subprocess.run(_as_postgres_user([pg_ctl, "-D", data, "-m", "immediate", "stop"]), capture_output=True, timeout=60)
+        subprocess.run(
+            _as_postgres_user([pg_ctl, "-D", data, "-m", "immediate", "stop"]),
+            capture_output=True,
+            timeout=60,
+        )
         shutil.rmtree(data, ignore_errors=True)
 
 
@@ -127,7 +137,10 @@ class TestPostgresRuns:
         loaded = store.load_run("r1")
         assert loaded is not None
         assert loaded.run == _RUN
-        assert [(s.path, s.state, s.times.execute_time) for s in loaded.steps] == [("a", '{"x":1}', None), ("b", "{}", 3.5)]
+        assert [(s.path, s.state, s.times.execute_time) for s in loaded.steps] == [
+            ("a", '{"x":1}', None),
+            ("b", "{}", 3.5),
+        ]
         assert store.save_run(_RUN).version == 1
         with pytest.raises(StoreConflictError):
             store.save_run(_RUN)
@@ -192,7 +205,9 @@ class TestPostgresQueueAndLeases:
         assert run is not None
         assert run.status == "IN_PROGRESS"
 
-    def test_row_lock_wait_is_locked_error(self, make_store: Callable[..., PostgresStore], server_dsn: str) -> None:
+    def test_row_lock_wait_is_locked_error(
+        self, make_store: Callable[..., PostgresStore], server_dsn: str
+    ) -> None:
         """A lease row locked by another transaction past lock_timeout raises a retryable StoreLockedError."""
         store = make_store(lock_timeout=0.1)
         store.acquire_lease(4, "a", 0.0, ttl=5.0)
@@ -237,7 +252,11 @@ class TestPostgresLeaseRenewalAndMigrations:
             before = store.counters["round_trips"]
             renewal = store.renew_leases("a", dict.fromkeys(range(4), 1), 12.0, 10.0)
             results.append(
-                (dict(renewal.lost), [lease.group_id for lease in renewal.renewed], store.counters["round_trips"] - before)
+                (
+                    dict(renewal.lost),
+                    [lease.group_id for lease in renewal.renewed],
+                    store.counters["round_trips"] - before,
+                )
             )
         assert results[0] == results[1] == ({2: 2}, [0, 1, 3], 3)
 

@@ -184,7 +184,10 @@ class TestLeasesAndFencing:
         assert loaded is not None
         assert (loaded.run.status, loaded.steps) == ("IN_PROGRESS", ())
         assert store.undelivered(100.0) == []
-        assert store.save_run(WorkflowInstance("r1", "wf", "r1", "FAILED", group_id=3), fence=(3, 2)).version == 1
+        assert (
+            store.save_run(WorkflowInstance("r1", "wf", "r1", "FAILED", group_id=3), fence=(3, 2)).version
+            == 1
+        )
 
     def test_write_without_any_lease_is_fenced(self) -> None:
         """A fenced write for a group that has no lease at all is rejected."""

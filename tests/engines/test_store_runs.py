@@ -77,7 +77,13 @@ class TestRuns:
         store = _store()
         store.create_run(_run(state='{"k":1}', group_id=3, parent_key="t1/p"))
         steps = [
-            StepInstance("t1/r1", "b", 1, "RUNNING", times=StepTimes().stamped("CREATED", 10.0).stamped("RUNNING", 12.0)),
+            StepInstance(
+                "t1/r1",
+                "b",
+                1,
+                "RUNNING",
+                times=StepTimes().stamped("CREATED", 10.0).stamped("RUNNING", 12.0),
+            ),
             StepInstance("t1/r1", "a", 2, "SUCCEEDED", state='{"x":[1]}'),
             StepInstance("t1/r1", "a", 1, "USER_FAILED"),
         ]
@@ -163,7 +169,9 @@ class TestStepTimes:
     def test_statuses_stamp_maestro_timeline_fields(self) -> None:
         """STARTING stamps start_time, RUNNING execute_time, any terminal status end_time."""
         times = StepTimes().stamped("CREATED", 1.0).stamped("STARTING", 2.0).stamped("RUNNING", 3.0)
-        assert times.stamped("USER_FAILED", 4.0) == StepTimes(create_time=1.0, start_time=2.0, execute_time=3.0, end_time=4.0)
+        assert times.stamped("USER_FAILED", 4.0) == StepTimes(
+            create_time=1.0, start_time=2.0, execute_time=3.0, end_time=4.0
+        )
         assert times.stamped("SKIPPED", 9.0).end_time == 9.0
 
     def test_first_entry_wins(self) -> None:
@@ -210,7 +218,11 @@ class TestCountersAndLatency:
         c1 = dict(store.counters)
         store.save_steps([StepInstance("t1/r1", f"s{i}", 1, "CREATED") for i in range(50)])
         c2 = dict(store.counters)
-        assert (c1["reads"] - c0["reads"], c1["commits"] - c0["commits"], c1["round_trips"] - c0["round_trips"]) == (2, 1, 3)
+        assert (
+            c1["reads"] - c0["reads"],
+            c1["commits"] - c0["commits"],
+            c1["round_trips"] - c0["round_trips"],
+        ) == (2, 1, 3)
         assert (c2["writes"] - c1["writes"], c2["round_trips"] - c1["round_trips"]) == (1, 2)
 
     def test_constant_latency_accumulates_and_settles(self) -> None:

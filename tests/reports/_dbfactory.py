@@ -75,7 +75,12 @@ def _name(base: str, i: int, hostile: bool) -> str:
     return f"{base}{HOSTILE_NAMES[i % len(HOSTILE_NAMES)]}" if hostile else base
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, list[Any]], types: dict[str, pa.DataType] | None = None) -> None:
+def _insert(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    columns: dict[str, list[Any]],
+    types: dict[str, pa.DataType] | None = None,
+) -> None:
     if not columns or not next(iter(columns.values())):
         return
     types = types or {}
@@ -108,7 +113,9 @@ def build_results_db(
     con = duckdb.connect(str(path))
     try:
         con.execute(DDL)
-        cols: dict[str, dict[str, list[Any]]] = {t: {} for t in ("traces", "runs", "steps", "records", "divergences")}
+        cols: dict[str, dict[str, list[Any]]] = {
+            t: {} for t in ("traces", "runs", "steps", "records", "divergences")
+        }
 
         def add(table: str, **row: Any) -> None:
             for k, v in row.items():
@@ -136,54 +143,140 @@ def build_results_db(
                         duration = rng.lognormvariate(3.0, 1.0)
                         path_name = step_names[p]
                         status = "SUCCEEDED"
-                        if (role == "candidate" and any(s[1] == p for s in diverging)) or (role == "baseline_aa" and any(s[1] == p and s[0] == "attempt_count" for s in noisy)):
+                        if (role == "candidate" and any(s[1] == p for s in diverging)) or (
+                            role == "baseline_aa"
+                            and any(s[1] == p and s[0] == "attempt_count" for s in noisy)
+                        ):
                             status = "USER_FAILED" if rng.random() < 0.5 else "SUCCEEDED"
                         end = start + duration
                         ends[p] = end
-                        add("steps", trace_id=trace_id, engine=role, run_id=run_id, path=path_name,
-                            step_id=path_name.rsplit("/", 1)[-1], step_type=stype, attempt=1, status=status,
-                            outcome="succeeded", unrecorded=False, created_at=ready - 0.1, ready_at=ready,
-                            started_at=start, ended_at=end, start_overhead=start - ready)
-                        attempts.append({"path": path_name, "step_id": path_name.rsplit("/", 1)[-1], "step_type": stype,
-                                         "attempt": 1, "status": status, "outcome": "succeeded", "unrecorded": False,
-                                         "params": {"name": path_name, "date": 20260101 + r}, "outputs": {},
-                                         "config": {}, "created_at": ready - 0.1, "ready_at": ready,
-                                         "started_at": start, "ended_at": end})
+                        add(
+                            "steps",
+                            trace_id=trace_id,
+                            engine=role,
+                            run_id=run_id,
+                            path=path_name,
+                            step_id=path_name.rsplit("/", 1)[-1],
+                            step_type=stype,
+                            attempt=1,
+                            status=status,
+                            outcome="succeeded",
+                            unrecorded=False,
+                            created_at=ready - 0.1,
+                            ready_at=ready,
+                            started_at=start,
+                            ended_at=end,
+                            start_overhead=start - ready,
+                        )
+                        attempts.append(
+                            {
+                                "path": path_name,
+                                "step_id": path_name.rsplit("/", 1)[-1],
+                                "step_type": stype,
+                                "attempt": 1,
+                                "status": status,
+                                "outcome": "succeeded",
+                                "unrecorded": False,
+                                "params": {"name": path_name, "date": 20260101 + r},
+                                "outputs": {},
+                                "config": {},
+                                "created_at": ready - 0.1,
+                                "ready_at": ready,
+                                "started_at": start,
+                                "ended_at": end,
+                            }
+                        )
                     end = max(ends.values())
                     started = trigger + 0.5
                     critical = end - started - overhead_mean * rng.uniform(1.0, 4.0)
-                    add("runs", trace_id=trace_id, engine=role, run_id=run_id, status="SUCCEEDED", stuck=False,
-                        triggered_at=trigger, started_at=started, ended_at=end, end_to_end=end - trigger,
-                        makespan=end - started, critical_path=critical, orchestration_overhead=end - started - critical)
-                    records[role].append({"run_id": run_id, "status": "SUCCEEDED", "stuck": False,
-                                          "workflow_params": {"owner": _name("team", t, hostile)},
-                                          "triggered_at": trigger, "started_at": started, "ended_at": end,
-                                          "attempts": attempts})
+                    add(
+                        "runs",
+                        trace_id=trace_id,
+                        engine=role,
+                        run_id=run_id,
+                        status="SUCCEEDED",
+                        stuck=False,
+                        triggered_at=trigger,
+                        started_at=started,
+                        ended_at=end,
+                        end_to_end=end - trigger,
+                        makespan=end - started,
+                        critical_path=critical,
+                        orchestration_overhead=end - started - critical,
+                    )
+                    records[role].append(
+                        {
+                            "run_id": run_id,
+                            "status": "SUCCEEDED",
+                            "stuck": False,
+                            "workflow_params": {"owner": _name("team", t, hostile)},
+                            "triggered_at": trigger,
+                            "started_at": started,
+                            "ended_at": end,
+                            "attempts": attempts,
+                        }
+                    )
             if with_records:
                 for role in ROLES:
-                    rec = {"trace_id": trace_id, "engine": role, "engine_version": "0.1.0", "seed": 11,
-                           "runs": records[role], "counters": {"polls": 12}, "error": None}
-                    add("records", trace_id=trace_id, engine=role,
-                        engine_name="actor" if role == "candidate" else "legacy", engine_version="0.1.0",
-                        seed=11, record=json.dumps(rec, ensure_ascii=False), counters='{"polls": 12}')
+                    rec = {
+                        "trace_id": trace_id,
+                        "engine": role,
+                        "engine_version": "0.1.0",
+                        "seed": 11,
+                        "runs": records[role],
+                        "counters": {"polls": 12},
+                        "error": None,
+                    }
+                    add(
+                        "records",
+                        trace_id=trace_id,
+                        engine=role,
+                        engine_name="actor" if role == "candidate" else "legacy",
+                        engine_version="0.1.0",
+                        seed=11,
+                        record=json.dumps(rec, ensure_ascii=False),
+                        counters='{"polls": 12}',
+                    )
             for comparison, sigs in (("candidate", diverging), ("aa", noisy)):
                 for i, (kind, p, _, _, waived) in enumerate(sigs):
                     pattern = p if "[" not in p else "fan[*]/work"
-                    signature = f"{signature_prefix}{wtype}|{ {q: s for q, s, _ in shape}.get(p, 'TITUS')}|{pattern}|{kind}"
-                    add("divergences", trace_id=trace_id, comparison=comparison, run_id="run-0",
-                        path=step_names.get(p, _name("fan[1]/work", t, hostile)), kind=kind,
+                    signature = f"{signature_prefix}{wtype}|{ {q: s for q, s, _ in shape}.get(p, 'TITUS') }|{pattern}|{kind}"
+                    add(
+                        "divergences",
+                        trace_id=trace_id,
+                        comparison=comparison,
+                        run_id="run-0",
+                        path=step_names.get(p, _name("fan[1]/work", t, hostile)),
+                        kind=kind,
                         detail=_name("root['status']", t, hostile),
                         baseline_value=json.dumps("SUCCEEDED"),
                         other_value=json.dumps(_name("USER_FAILED</script>", t, hostile), ensure_ascii=False),
-                        signature=signature, is_first=i == 0, waived_by=waived)
+                        signature=signature,
+                        is_first=i == 0,
+                        waived_by=waived,
+                    )
             n_div = len(diverging)
-            add("traces", trace_id=trace_id, session_id="s-1", workflow_id=_name(f"wf-{t % 5}", t, hostile),
-                workflow_type=wtype, owner=_name(f"team-{t % 3}", t, hostile), tags=["nightly"], source="generator",
-                corpus_file="corpus.jsonl", corpus_line=t + 1, n_runs=runs_per_trace, n_steps=len(shape),
-                n_recorded_attempts=len(shape) * runs_per_trace, recorded_seconds=3600.0,
-                candidate_divergences=n_div, aa_divergences=len(noisy),
+            add(
+                "traces",
+                trace_id=trace_id,
+                session_id="s-1",
+                workflow_id=_name(f"wf-{t % 5}", t, hostile),
+                workflow_type=wtype,
+                owner=_name(f"team-{t % 3}", t, hostile),
+                tags=["nightly"],
+                source="generator",
+                corpus_file="corpus.jsonl",
+                corpus_line=t + 1,
+                n_runs=runs_per_trace,
+                n_steps=len(shape),
+                n_recorded_attempts=len(shape) * runs_per_trace,
+                recorded_seconds=3600.0,
+                candidate_divergences=n_div,
+                aa_divergences=len(noisy),
                 unexplained=sum(1 for s in diverging if s[4] is None and s[3] == 0),
-                error=None if t % 97 != 5 else _name("engine error: deadlock", t, hostile), wall_seconds=0.01)
+                error=None if t % 97 != 5 else _name("engine error: deadlock", t, hostile),
+                wall_seconds=0.01,
+            )
 
         _insert(con, "traces", cols["traces"], {"tags": pa.list_(pa.string())})
         _insert(con, "runs", cols["runs"])
@@ -193,7 +286,9 @@ def build_results_db(
         _aggregate(con, n_traces)
         _metadata(con, hostile)
         quarantined = _quarantine(con, hostile)
-        return FactorySummary(path=path, traces=n_traces, runs_per_role=n_traces * runs_per_trace, quarantined=quarantined)
+        return FactorySummary(
+            path=path, traces=n_traces, runs_per_role=n_traces * runs_per_trace, quarantined=quarantined
+        )
     finally:
         con.close()
 
@@ -235,26 +330,66 @@ def _metadata(con: duckdb.DuckDBPyConnection, hostile: bool) -> None:
     con.execute("INSERT INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
     con.execute(
         "INSERT INTO provenance VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL)",
-        ["s-1", now, now + dt.timedelta(minutes=3), _name("shadow run corpus.jsonl", 0, hostile), "abc1234",
-         "0.1.0", "legacy 0.1.0", "actor 0.1.0", "f" * 64, "{}", '{"baseline": 1, "candidate": 2, "baseline_aa": 3}',
-         "e" * 64, '["corpus.jsonl"]', 24, "finished"],
+        [
+            "s-1",
+            now,
+            now + dt.timedelta(minutes=3),
+            _name("shadow run corpus.jsonl", 0, hostile),
+            "abc1234",
+            "0.1.0",
+            "legacy 0.1.0",
+            "actor 0.1.0",
+            "f" * 64,
+            "{}",
+            '{"baseline": 1, "candidate": 2, "baseline_aa": 3}',
+            "e" * 64,
+            '["corpus.jsonl"]',
+            24,
+            "finished",
+        ],
     )
     con.execute(
         "INSERT INTO waivers VALUES ('KNOWN-1', ?, ?, ?, DATE '2027-01-01', 3, false, NULL)",
-        ["*|call/publish|unrecorded_attempt", _name("platform-team", 1, hostile), _name("publish retried by design", 0, hostile)],
+        [
+            "*|call/publish|unrecorded_attempt",
+            _name("platform-team", 1, hostile),
+            _name("publish retried by design", 0, hostile),
+        ],
     )
     con.execute(
         "INSERT INTO verdicts VALUES ('v-1', ?, ?, 'FAIL', 0.42, ?, 24, ?, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
-        [now, _name("etl-cohort", 0, hostile), _name("unexplained rate 8 % > budget 1 %", 0, hostile),
-         json.dumps([{"name": "divergence", "status": "fail", "value": 0.08, "threshold": 0.01,
-                      "message": _name("too many", 0, hostile)}], ensure_ascii=False)],
+        [
+            now,
+            _name("etl-cohort", 0, hostile),
+            _name("unexplained rate 8 % > budget 1 %", 0, hostile),
+            json.dumps(
+                [
+                    {
+                        "name": "divergence",
+                        "status": "fail",
+                        "value": 0.08,
+                        "threshold": 0.01,
+                        "message": _name("too many", 0, hostile),
+                    }
+                ],
+                ensure_ascii=False,
+            ),
+        ],
     )
 
 
 def _quarantine(con: duckdb.DuckDBPyConnection, hostile: bool) -> int:
     rows = [
-        ("s-1", "corpus.jsonl", 40 + i, _name(f"bad-{i}", i, hostile), "E_CYCLE",
-         _name(f"cycle between a and b (line {40 + i})", i, hostile), "remove the transition b -> a", "$.definition.steps[1]")
+        (
+            "s-1",
+            "corpus.jsonl",
+            40 + i,
+            _name(f"bad-{i}", i, hostile),
+            "E_CYCLE",
+            _name(f"cycle between a and b (line {40 + i})", i, hostile),
+            "remove the transition b -> a",
+            "$.definition.steps[1]",
+        )
         for i in range(3)
     ]
     con.executemany("INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)", rows)

@@ -53,7 +53,9 @@ class TestCharts:
 
     def test_cdf_counts_non_positive(self) -> None:
         """Values a log axis cannot place are counted in the legend, not hidden."""
-        svg = str(cdf_chart([CdfSeries("baseline", "#000", (0.5, 1.0), (-1.0, 2.0), 9, non_positive=4)], title="t"))
+        svg = str(
+            cdf_chart([CdfSeries("baseline", "#000", (0.5, 1.0), (-1.0, 2.0), 9, non_positive=4)], title="t")
+        )
         assert "n=9 (4 ≤ 0)" in svg
 
     def test_cdf_without_data_says_so(self) -> None:
@@ -62,14 +64,21 @@ class TestCharts:
 
     def test_speedup_draws_each_metric(self) -> None:
         """One polyline per metric with a finite ratio."""
-        svg = speedup_chart({"a": ((0.5, 0.9), (2.0, 3.0)), "b": ((0.5, 0.9), (float("inf"), 0.5))}, title="s")
+        svg = speedup_chart(
+            {"a": ((0.5, 0.9), (2.0, 3.0)), "b": ((0.5, 0.9), (float("inf"), 0.5))}, title="s"
+        )
         assert str(svg).count("<polyline") == 2
 
     def test_gantt_marks_divergent_and_caps_rows(self) -> None:
         """Divergent paths get a warning mark; rows past the cap are counted, not drawn."""
-        bars = [GanttBar(e, f"s{i}", 1, "SUCCEEDED", float(i), i + 0.5, i + 2.0)
-                for i in range(10) for e in ("baseline", "candidate")]
-        svg = str(gantt_chart(bars, engines=("baseline", "candidate"), divergent=frozenset({"s1"}), max_rows=4))
+        bars = [
+            GanttBar(e, f"s{i}", 1, "SUCCEEDED", float(i), i + 0.5, i + 2.0)
+            for i in range(10)
+            for e in ("baseline", "candidate")
+        ]
+        svg = str(
+            gantt_chart(bars, engines=("baseline", "candidate"), divergent=frozenset({"s1"}), max_rows=4)
+        )
         _parse(svg)
         assert "⚠ s1" in svg
         assert "6 more steps not drawn" in svg
@@ -101,7 +110,10 @@ class TestDag:
 
     def test_svg_marks_divergent_and_escapes(self) -> None:
         """Divergent nodes are marked; names with markup stay text."""
-        attempts = [*self.ATTEMPTS, {"path": EVIL, "attempt": 1, "status": "SUCCEEDED", "ready_at": 14.0, "ended_at": 15.0}]
+        attempts = [
+            *self.ATTEMPTS,
+            {"path": EVIL, "attempt": 1, "status": "SUCCEEDED", "ready_at": 14.0, "ended_at": 15.0},
+        ]
         svg = str(dag_svg(released_by_graph(attempts), divergent=frozenset({"c"})))
         root = _parse(svg)
         assert not [e for e in root.iter() if e.tag.endswith("script")]
@@ -110,7 +122,9 @@ class TestDag:
 
     def test_node_cap(self) -> None:
         """A graph bigger than the cap is cut, and the cut is stated."""
-        chain = [{"path": f"s{i}", "attempt": 1, "status": "SUCCEEDED", "ready_at": float(i), "ended_at": i + 1.0}
-                 for i in range(30)]
+        chain = [
+            {"path": f"s{i}", "attempt": 1, "status": "SUCCEEDED", "ready_at": float(i), "ended_at": i + 1.0}
+            for i in range(30)
+        ]
         svg = str(dag_svg(released_by_graph(chain), max_nodes=10))
         assert "20 more steps not drawn" in svg

@@ -53,7 +53,8 @@ class TestHeadline:
         con = duckdb.connect(str(plain_db.path), read_only=True)
         try:
             sql_div = con.execute(
-                "SELECT count(DISTINCT trace_id) FROM divergences WHERE comparison = 'candidate'").fetchone()
+                "SELECT count(DISTINCT trace_id) FROM divergences WHERE comparison = 'candidate'"
+            ).fetchone()
             sql_unexplained = con.execute("SELECT count(*) FROM traces WHERE unexplained > 0").fetchone()
         finally:
             con.close()
@@ -115,7 +116,8 @@ class TestLatency:
         """The CDF median of start overhead equals quantile_cont over the steps table."""
         con = duckdb.connect(str(plain_db.path), read_only=True)
         median = con.execute(
-            "SELECT quantile_cont(start_overhead, 0.5) FROM steps WHERE engine = 'candidate'").fetchone()[0]  # type: ignore[index]
+            "SELECT quantile_cont(start_overhead, 0.5) FROM steps WHERE engine = 'candidate'"
+        ).fetchone()[0]  # type: ignore[index]
         con.close()
         with ResultsReader(plain_db.path) as reader:
             dists = {d.engine: d for d in reader.distributions("start_overhead")}

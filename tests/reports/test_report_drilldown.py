@@ -12,15 +12,22 @@ from reports.exemplar_rows import ExemplarRows, fetch_exemplar_rows
 
 
 def _record(statuses: dict[str, str], run_status: str = "SUCCEEDED") -> dict[str, Any]:
-    attempts = [{"path": p, "attempt": 1, "status": s, "outcome": "succeeded", "params": {"x": 1}} for p, s in statuses.items()]
+    attempts = [
+        {"path": p, "attempt": 1, "status": s, "outcome": "succeeded", "params": {"x": 1}}
+        for p, s in statuses.items()
+    ]
     return {"runs": [{"run_id": "r1", "status": run_status, "attempts": attempts}]}
 
 
 class TestDiffRecords:
     def test_marks_differing_fields_and_missing(self) -> None:
         """A status difference names the field; an attempt only one engine ran is 'missing'."""
-        rows, hidden = diff_records(_record({"a": "SUCCEEDED", "b": "SUCCEEDED"}),
-                                    _record({"a": "USER_FAILED"}, "FAILED"), first=("r1", "a"), limit=100)
+        rows, hidden = diff_records(
+            _record({"a": "SUCCEEDED", "b": "SUCCEEDED"}),
+            _record({"a": "USER_FAILED"}, "FAILED"),
+            first=("r1", "a"),
+            limit=100,
+        )
         by_path = {r.path: r for r in rows}
         assert hidden == 0
         assert by_path["(run)"].differing == ("status",)
@@ -58,11 +65,15 @@ class TestDiffRecords:
 class TestExemplarRows:
     def test_first_divergence_prefers_is_first(self) -> None:
         """The is_first row wins over earlier paths; A/A rows are not the candidate's first divergence."""
-        rows = ExemplarRows(divergences={"t": [
-            {"comparison": "aa", "run_id": "r0", "path": "a", "is_first": True},
-            {"comparison": "candidate", "run_id": "r1", "path": "a", "is_first": False},
-            {"comparison": "candidate", "run_id": "r1", "path": "z", "is_first": True},
-        ]})
+        rows = ExemplarRows(
+            divergences={
+                "t": [
+                    {"comparison": "aa", "run_id": "r0", "path": "a", "is_first": True},
+                    {"comparison": "candidate", "run_id": "r1", "path": "a", "is_first": False},
+                    {"comparison": "candidate", "run_id": "r1", "path": "z", "is_first": True},
+                ]
+            }
+        )
         first = rows.first_divergence("t")
         assert first is not None
         assert first["path"] == "z"

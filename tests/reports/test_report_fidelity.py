@@ -20,16 +20,37 @@ def _add_fidelity(path: Path) -> None:
         rows = [
             ("t-ok", "baseline", 1, 1, 3, 3, 0, 0, 3, 1.0, "SUCCEEDED", "SUCCEEDED", 0.25, None, "[]"),
             ("t-ok", "candidate", 1, 1, 3, 3, 0, 0, 3, 1.0, "SUCCEEDED", "SUCCEEDED", 0.125, None, "[]"),
-            ("t-bad", "baseline", 1, 0, 3, 2, 0, 0, 3, 0.5, "Failed", "SUCCEEDED", 0.75, "fit<x>",
-             json.dumps([{"run_id": "1", "path": "fit<x>", "observed": "Failed", "replayed": "SUCCEEDED"},
-                         {"run_id": "1", "path": "", "observed": "Failed", "replayed": "SUCCEEDED"}])),
+            (
+                "t-bad",
+                "baseline",
+                1,
+                0,
+                3,
+                2,
+                0,
+                0,
+                3,
+                0.5,
+                "Failed",
+                "SUCCEEDED",
+                0.75,
+                "fit<x>",
+                json.dumps(
+                    [
+                        {"run_id": "1", "path": "fit<x>", "observed": "Failed", "replayed": "SUCCEEDED"},
+                        {"run_id": "1", "path": "", "observed": "Failed", "replayed": "SUCCEEDED"},
+                    ]
+                ),
+            ),
         ]
         for r in rows:
             con.execute(
                 "INSERT INTO fidelity (trace_id, engine, runs_observed, runs_agree, steps_observed, steps_agree, "
                 "steps_missing, steps_extra, attempts_agree, status_agreement, observed_status, replayed_status, "
                 "makespan_ratio, first_disagreement, disagreements, start_delays, identity) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)", [*r, ident])
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
+                [*r, ident],
+            )
     finally:
         con.close()
 

@@ -27,12 +27,27 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     with TraceWriter(str(corpus)) as writer:
         for i in range(10):
             retried = {"b": ["user_error", "succeeded"]} if i % 2 else None
-            writer.write(build_trace(f"t{i:02d}", DAG, retried, runs=2, workflow_type="etl" if i % 3 else "report"))
+            writer.write(
+                build_trace(f"t{i:02d}", DAG, retried, runs=2, workflow_type="etl" if i % 3 else "report")
+            )
     with corpus.open("a", encoding="utf-8") as f:
         f.write('{"format": "shadow-trace/1", "trace_id": "<script>bad</script>"}\n')
     db = root / "results.duckdb"
-    code = main(["run", str(corpus), "--db", str(db), "--workers", "1", "--no-progress",
-                 "--baseline", "shadow.testing:fake_engine", "--candidate", "shadow.testing:fake_engine_with_fault"])
+    code = main(
+        [
+            "run",
+            str(corpus),
+            "--db",
+            str(db),
+            "--workers",
+            "1",
+            "--no-progress",
+            "--baseline",
+            "shadow.testing:fake_engine",
+            "--candidate",
+            "shadow.testing:fake_engine_with_fault",
+        ]
+    )
     assert code in (0, 1), code
     out = root / "report.html"
     assert main(["report", str(db), "-o", str(out)]) == 0
@@ -66,7 +81,10 @@ class TestRealResults:
         """Each root cause is a group row with its candidate trace count, the causes that follow from it are
         listed under it; each signature is a drill-down row; the exemplars are drawn per group."""
         db, page = real_run
-        causes = _sql(db, "SELECT description, candidate_traces, len(exemplars) FROM causes WHERE consequence_of IS NULL")
+        causes = _sql(
+            db,
+            "SELECT description, candidate_traces, len(exemplars) FROM causes WHERE consequence_of IS NULL",
+        )
         consequences = _sql(db, "SELECT description FROM causes WHERE consequence_of IS NOT NULL")
         for (description,) in consequences:
             assert f"<li>{escape(str(description))} " in page
@@ -86,8 +104,10 @@ class TestRealResults:
     def test_latency_tables_match(self, real_run: tuple[Path, str]) -> None:
         """The latency summary shows the stored p50 of each metric and engine, and each chart is drawn."""
         db, page = real_run
-        for metric, engine, n, p50 in _sql(db, "SELECT metric, engine, n, p50 FROM latency WHERE p50 IS NOT NULL"):
-            assert f"<td>{metric}</td><td>{engine}</td><td class=\"n\">{int(n):,}</td>" in page  # type: ignore[call-overload]
+        for metric, engine, n, p50 in _sql(
+            db, "SELECT metric, engine, n, p50 FROM latency WHERE p50 IS NOT NULL"
+        ):
+            assert f'<td>{metric}</td><td>{engine}</td><td class="n">{int(n):,}</td>' in page  # type: ignore[call-overload]
             assert f"{float(p50):.3g}" in page  # type: ignore[arg-type]
         metrics = {m for (m,) in _sql(db, "SELECT DISTINCT metric FROM latency")}
         for metric in metrics & set(METRIC_TITLES):
@@ -103,8 +123,10 @@ class TestRealResults:
     def test_records_drilldown(self, real_run: tuple[Path, str]) -> None:
         """The data island carries both records of each exemplar, parseable as JSON."""
         _, page = real_run
-        start = page.index('<script type="application/json" id="drilldown">') + len('<script type="application/json" id="drilldown">')
-        island = json.loads(page[start: page.index("</script>", start)])
+        start = page.index('<script type="application/json" id="drilldown">') + len(
+            '<script type="application/json" id="drilldown">'
+        )
+        island = json.loads(page[start : page.index("</script>", start)])
         assert island["exemplars"]
         for ex in island["exemplars"].values():
             assert set(ex["records"]) == {"baseline", "candidate"}
@@ -123,16 +145,24 @@ class TestWithVerdicts:
         out = tmp_path / "r.html"
         assert main(["report", str(db), "-o", str(out)]) == 0
         page = out.read_text(encoding="utf-8")
-        latest = _sql(db, "SELECT cohort, verdict FROM verdicts QUALIFY row_number() OVER "
-                          "(PARTITION BY cohort ORDER BY created_at DESC) = 1")
+        latest = _sql(
+            db,
+            "SELECT cohort, verdict FROM verdicts QUALIFY row_number() OVER "
+            "(PARTITION BY cohort ORDER BY created_at DESC) = 1",
+        )
         assert latest
         for cohort, verdict in latest:
-            assert f"<tr><td>{escape(str(cohort))}</td><td><span class=\"badge {verdict}\">{verdict}</span>" in page
+            assert (
+                f'<tr><td>{escape(str(cohort))}</td><td><span class="badge {verdict}">{verdict}</span>'
+                in page
+            )
 
 
 @pytest.mark.slow
 class TestBuiltInCorpus:
-    def test_generated_corpus_report_matches_sql(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_generated_corpus_report_matches_sql(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """'shadow corpus generate' -> 'shadow run' (oracle vs a planted lost wake-up) -> the page's numbers equal SQL."""
         repo = Path(__file__).resolve().parents[2]
         if not (repo / "examples" / "planted_fault.py").is_file():
@@ -140,8 +170,21 @@ class TestBuiltInCorpus:
         monkeypatch.syspath_prepend(str(repo))
         corpus, db, out = tmp_path / "corpus.jsonl", tmp_path / "results.duckdb", tmp_path / "report.html"
         assert main(["corpus", "generate", "--seed", "1", "--count", "4", "-o", str(corpus), "--quiet"]) == 0
-        assert main(["run", str(corpus), "--db", str(db), "--workers", "1", "--no-progress", "--baseline", "oracle",
-                     "--candidate", "examples.planted_fault:oracle_lost_wakeup"]) in (0, 1)
+        assert main(
+            [
+                "run",
+                str(corpus),
+                "--db",
+                str(db),
+                "--workers",
+                "1",
+                "--no-progress",
+                "--baseline",
+                "oracle",
+                "--candidate",
+                "examples.planted_fault:oracle_lost_wakeup",
+            ]
+        ) in (0, 1)
         assert main(["report", str(db), "-o", str(out), "--corpus-root", str(tmp_path)]) == 0
         page = out.read_text(encoding="utf-8")
         for anchor, sql in {
@@ -156,7 +199,12 @@ class TestBuiltInCorpus:
         assert row
         assert int(row.group(1).replace(",", "")) == stuck
         # The page's groups are the root causes (a cause that follows from another is folded under it).
-        n_groups = int(_sql(db, "SELECT count(*) FROM causes WHERE consequence_of IS NULL OR consequence_of NOT IN "
-                                "(SELECT cause FROM causes)")[0][0])  # type: ignore[call-overload]
+        n_groups = int(
+            _sql(
+                db,
+                "SELECT count(*) FROM causes WHERE consequence_of IS NULL OR consequence_of NOT IN "
+                "(SELECT cause FROM causes)",
+            )[0][0]
+        )  # type: ignore[call-overload]
         assert page.count('class="group-row"') == min(n_groups, 100)
         assert "from the workflow definition in the corpus" in page

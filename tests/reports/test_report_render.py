@@ -15,9 +15,48 @@ from reports.data import ReportLimits
 from reports.render import ReportOptions, json_island, render_html, script_hash, write_report
 
 ALLOWED_TAGS = {
-    "html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "h3", "div", "nav", "a", "main", "p",
-    "section", "table", "thead", "tbody", "tr", "th", "td", "span", "code", "strong", "input", "select", "option",
-    "details", "summary", "button", "pre", "script", "svg", "g", "rect", "line", "text", "polyline", "defs", "marker", "path",
+    "html",
+    "head",
+    "meta",
+    "title",
+    "style",
+    "body",
+    "header",
+    "h1",
+    "h2",
+    "h3",
+    "div",
+    "nav",
+    "a",
+    "main",
+    "p",
+    "section",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "span",
+    "code",
+    "strong",
+    "input",
+    "select",
+    "option",
+    "details",
+    "summary",
+    "button",
+    "pre",
+    "script",
+    "svg",
+    "g",
+    "rect",
+    "line",
+    "text",
+    "polyline",
+    "defs",
+    "marker",
+    "path",
 }
 
 
@@ -65,8 +104,11 @@ def plain_html(plain_db: FactorySummary) -> str:
 class TestSelfContained:
     def test_csp_forbids_network(self, plain_html: str) -> None:
         """The CSP meta tag denies every fetch by default and allows the inline script only by hash."""
-        csp = next(a["content"] for t, a in _parse(plain_html).tags
-                   if t == "meta" and a.get("http-equiv") == "Content-Security-Policy")
+        csp = next(
+            a["content"]
+            for t, a in _parse(plain_html).tags
+            if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"
+        )
         assert csp is not None
         assert "default-src 'none'" in csp
         assert "img-src data:" in csp
@@ -81,7 +123,11 @@ class TestSelfContained:
         assert len(executable) == 1
         script = re.search(r"<script>(.*?)</script>", plain_html, re.S)
         assert script
-        csp = next(a["content"] for t, a in parser.tags if t == "meta" and a.get("http-equiv") == "Content-Security-Policy")
+        csp = next(
+            a["content"]
+            for t, a in parser.tags
+            if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"
+        )
         assert csp is not None
         assert f"script-src {script_hash(script.group(1))};" in csp
         style = re.search(r"<style>(.*?)</style>", plain_html, re.S)
@@ -145,12 +191,16 @@ class TestContent:
         """The headline cards show the same numbers as SQL over the database."""
         con = duckdb.connect(str(plain_db.path), read_only=True)
         try:
+
             def one(sql: str) -> int:
                 return int(con.execute(sql).fetchone()[0])  # type: ignore[index]
+
             expected = {
                 "n-traces": one("SELECT count(*) FROM traces"),
                 "n-runs": one("SELECT count(*) FROM runs WHERE engine = 'baseline'"),
-                "n-divergent": one("SELECT count(DISTINCT trace_id) FROM divergences WHERE comparison = 'candidate'"),
+                "n-divergent": one(
+                    "SELECT count(DISTINCT trace_id) FROM divergences WHERE comparison = 'candidate'"
+                ),
                 "n-unexplained": one("SELECT count(*) FROM traces WHERE unexplained > 0"),
                 "n-aa": one("SELECT count(DISTINCT trace_id) FROM divergences WHERE comparison = 'aa'"),
                 "n-quarantined": one("SELECT count(*) FROM quarantine"),
@@ -181,7 +231,9 @@ class TestContent:
     def test_caps_give_more_line(self, plain_db: FactorySummary, tmp_path: Path) -> None:
         """Rows past a cap become one link-free 'N more' line."""
         out = tmp_path / "r.html"
-        stats = write_report(plain_db.path, out, options=ReportOptions(limits=ReportLimits(groups=2, drilldown_groups=1)))
+        stats = write_report(
+            plain_db.path, out, options=ReportOptions(limits=ReportLimits(groups=2, drilldown_groups=1))
+        )
         html = out.read_text(encoding="utf-8")
         assert stats.groups == 2
         more = re.search(r'<tr class="more"><td colspan="12">… (\d+) more signatures', html)
@@ -192,7 +244,9 @@ class TestContent:
     def test_drilldown_byte_budget(self, plain_db: FactorySummary, tmp_path: Path) -> None:
         """Past the drill-down byte budget no more exemplars are drawn; the rest are listed by trace id."""
         out = tmp_path / "r.html"
-        small = write_report(plain_db.path, out, options=ReportOptions(limits=ReportLimits(drilldown_bytes=1)))
+        small = write_report(
+            plain_db.path, out, options=ReportOptions(limits=ReportLimits(drilldown_bytes=1))
+        )
         html = out.read_text(encoding="utf-8")
         full = write_report(plain_db.path, tmp_path / "full.html")
         assert small.exemplars == 1
@@ -236,7 +290,15 @@ class TestOlderDatabases:
         """A database without the optional tables still renders, with a warning naming what is missing."""
         summary = build_results_db(tmp_path / "old.duckdb", n_traces=6)
         con = duckdb.connect(str(summary.path))
-        for table in ("verdicts", "waivers", "latency_tests", "latency", "records", "steps", "rollout_history"):
+        for table in (
+            "verdicts",
+            "waivers",
+            "latency_tests",
+            "latency",
+            "records",
+            "steps",
+            "rollout_history",
+        ):
             con.execute(f"DROP TABLE IF EXISTS {table}")
         con.close()
         html = render_html(summary.path)

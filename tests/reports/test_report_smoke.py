@@ -10,9 +10,13 @@ from _dbfactory import FactorySummary
 from reports.render import write_report
 from reports.smoke import find_chromium, main, smoke_test
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(
-    find_chromium() is None, reason="Chromium not installed (apt-get install -y chromium, or set SHADOW_CHROMIUM)"
-)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        find_chromium() is None,
+        reason="Chromium not installed (apt-get install -y chromium, or set SHADOW_CHROMIUM)",
+    ),
+]
 
 BAD_PAGE = """<!DOCTYPE html><html><head>
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'">

@@ -19,14 +19,20 @@ def region_trace() -> Trace:
     """prep (outputs region) -> use (param p reads prep__region) -> gated (when prep__region == 'eu')."""
     steps = [
         leaf("prep", "use"),
-        leaf("use", "gated", when="prep__region == 'eu'",
-             params={"p": Param(expression="prep__region + '-x'"), "lit": Param(value="fixed")}),
+        leaf(
+            "use",
+            "gated",
+            when="prep__region == 'eu'",
+            params={"p": Param(expression="prep__region + '-x'"), "lit": Param(value="fixed")},
+        ),
         leaf("gated"),
     ]
     trace = make_trace(steps, trace_id="why-1")
     prep = attempts("prep", ("succeeded",), outputs={"region": "eu"})
     run = trace.runs[0]
-    return replace(trace, runs=(replace(run, attempts=(*prep, *(a for a in run.attempts if a.path != "prep"))),))
+    return replace(
+        trace, runs=(replace(run, attempts=(*prep, *(a for a in run.attempts if a.path != "prep"))),)
+    )
 
 
 def _attempts(*paths: str) -> list[dict[str, object]]:
@@ -49,8 +55,15 @@ def test_step_at_resolves_scopes() -> None:
 def test_params_divergence_shows_definition_and_values() -> None:
     trace = region_trace()
     graph = definition_graph(trace, _attempts("prep", "use", "gated"))
-    divergence = {"run_id": "run-1", "path": "use", "kind": "params", "detail": "attempts[1].params.p",
-                  "baseline_value": '"eu-x"', "other_value": '"us-x"', "cause": "params|params.p|changed:str"}
+    divergence = {
+        "run_id": "run-1",
+        "path": "use",
+        "kind": "params",
+        "detail": "attempts[1].params.p",
+        "baseline_value": '"eu-x"',
+        "other_value": '"us-x"',
+        "cause": "params|params.p|changed:str",
+    }
     why = explain(trace, graph, divergence, [divergence])
     (param,) = why.params
     assert (param.path, param.name, param.definition) == ("use", "p", "expression: prep__region + '-x'")
@@ -67,13 +80,18 @@ def test_chain_from_the_first_divergence_point() -> None:
     later = {"run_id": "run-1", "path": "gated", "kind": "missing_step"}
     why = explain(trace, graph, first, [later])
     assert [(h.path, h.condition, h.reads) for h in why.chain] == [
-        ("prep", None, ()), ("use", None, ("prep.region",)), ("gated", "prep__region == 'eu'", ("prep.region",))]
+        ("prep", None, ()),
+        ("use", None, ("prep.region",)),
+        ("gated", "prep__region == 'eu'", ("prep.region",)),
+    ]
 
 
 def test_no_path_and_no_definition_say_so() -> None:
     trace = make_trace([leaf("a"), leaf("b")], trace_id="two")
     graph = definition_graph(trace, _attempts("a", "b"))
-    why = explain(trace, graph, {"run_id": "run-1", "path": "a"}, [{"run_id": "run-1", "path": "b", "kind": "outputs"}])
+    why = explain(
+        trace, graph, {"run_id": "run-1", "path": "a"}, [{"run_id": "run-1", "path": "b", "kind": "outputs"}]
+    )
     assert why.chain == ()
     assert "no DAG path" in why.note
     assert "not at hand" in explain(None, None, None, []).note
@@ -87,9 +105,20 @@ def test_report_shows_the_param_definition(tmp_path: Path) -> None:
     corpus = tmp_path / "c.jsonl"
     corpus.write_text(json.dumps(encode(region_trace())) + "\n", encoding="utf-8")
     db = tmp_path / "r.duckdb"
-    run_shadow(RunSettings(corpus=(str(corpus),), db=str(db), baseline=resolve_engine("oracle"),
-                           candidate=resolve_engine("shadow.testing:fake_engine_with_fault", inner="oracle",
-                                                    fault="drop_param", path="use", param="p")))
+    run_shadow(
+        RunSettings(
+            corpus=(str(corpus),),
+            db=str(db),
+            baseline=resolve_engine("oracle"),
+            candidate=resolve_engine(
+                "shadow.testing:fake_engine_with_fault",
+                inner="oracle",
+                fault="drop_param",
+                path="use",
+                param="p",
+            ),
+        )
+    )
     html = render_html(db)
     assert 'class="why-params"' in html
     assert "expression: prep__region + &#39;-x&#39;" in html

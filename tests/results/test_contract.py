@@ -22,8 +22,9 @@ def _columns() -> dict[str, list[str]]:
     con = duckdb.connect()
     con.execute(schema.DDL)
     found: dict[str, list[str]] = {}
-    for table, column in con.execute("SELECT table_name, column_name FROM information_schema.columns "
-                                     "ORDER BY table_name, ordinal_position").fetchall():
+    for table, column in con.execute(
+        "SELECT table_name, column_name FROM information_schema.columns ORDER BY table_name, ordinal_position"
+    ).fetchall():
         found.setdefault(table, []).append(column)
     return found
 
@@ -44,7 +45,9 @@ def test_the_writer_refuses_a_misspelled_column(tmp_path: Path) -> None:
     try:
         with pytest.raises(ValueError, match="stuk"):
             store.to_arrow("runs", [{"trace_id": "t", "engine": "candidate", "run_id": "r", "stuk": True}])
-        assert store.to_arrow("runs", [rows.RunRow(trace_id="t", engine="candidate", run_id="r")]).num_rows == 1
+        assert (
+            store.to_arrow("runs", [rows.RunRow(trace_id="t", engine="candidate", run_id="r")]).num_rows == 1
+        )
     finally:
         store.close()
 
@@ -53,10 +56,16 @@ def test_the_contract_imports_nothing_from_the_layers_above() -> None:
     for path in (ROOT / "results").glob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else ([node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            )
             for name in names:
-                assert name.split(".")[0] not in {"shadow", "engines", "reports", "corpora"}, (path.name, name)
+                assert name.split(".")[0] not in {"shadow", "engines", "reports", "corpora"}, (
+                    path.name,
+                    name,
+                )
 
 
 def test_reports_import_the_contract_not_the_shadow_package() -> None:

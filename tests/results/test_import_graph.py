@@ -72,9 +72,12 @@ def test_no_runtime_import_cycle() -> None:
 def test_engines_own_their_parts_top_down() -> None:
     """The ownership chains the engines are built on are import edges in this direction only."""
     graph = _graph()
-    for owner, part in [("engines.actor.node", "engines.actor.group"), ("engines.actor.group", "engines.actor.flow"),
-                        ("engines.actor.flow", "engines.actor.task"), ("engines.legacy.deployment",
-                                                                       "engines.legacy.worker"),
-                        ("engines.legacy.worker", "engines.legacy.fastpath")]:
+    for owner, part in [
+        ("engines.actor.node", "engines.actor.group"),
+        ("engines.actor.group", "engines.actor.flow"),
+        ("engines.actor.flow", "engines.actor.task"),
+        ("engines.legacy.deployment", "engines.legacy.worker"),
+        ("engines.legacy.worker", "engines.legacy.fastpath"),
+    ]:
         assert nx.has_path(graph, owner, part), (owner, part)
         assert not nx.has_path(graph, part, owner), (part, owner)

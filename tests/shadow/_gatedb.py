@@ -81,7 +81,11 @@ class GateDb:
             if i < divergent:
                 self._add("divergences", trace_id=trace_id, comparison="candidate", run_id="r1", path="s0",
                           kind="outputs", waived_by=None)  # fmt: skip
-            roles = (("baseline", baseline_overhead), ("candidate", candidate_overhead), ("baseline_aa", baseline_overhead))
+            roles = (
+                ("baseline", baseline_overhead),
+                ("candidate", candidate_overhead),
+                ("baseline_aa", baseline_overhead),
+            )
             for engine, overhead in roles:
                 is_stuck = engine == "candidate" and i < stuck
                 durations = self.rng.uniform(10, 60, steps)
@@ -91,7 +95,11 @@ class GateDb:
                           status="IN_PROGRESS" if is_stuck else "SUCCEEDED", stuck=is_stuck,
                           triggered_at=1000.0, started_at=1000.0, ended_at=None if is_stuck else end,
                           end_to_end=None if is_stuck else end - 1000.0)  # fmt: skip
-                n_steps = steps - 1 if (engine == "candidate" and i < lost) or (engine != "baseline" and i < noisy_lost) else steps
+                n_steps = (
+                    steps - 1
+                    if (engine == "candidate" and i < lost) or (engine != "baseline" and i < noisy_lost)
+                    else steps
+                )
                 for s in range(n_steps):
                     copies = 2 if engine == "candidate" and i < duplicated and s == 0 else 1
                     for _ in range(copies):
@@ -134,8 +142,12 @@ class GateDb:
                   hits=1, expired=expired)  # fmt: skip
 
     def identity_parts(self) -> dict[str, Any]:
-        return {"candidate": {"engine": self.candidate}, "baseline": {"engine": "legacy 0.1.0"},
-                "corpus": {"content_sha256": f"{self.path.name}-{self._count}"}, "seeds": {"baseline": self.seed}}
+        return {
+            "candidate": {"engine": self.candidate},
+            "baseline": {"engine": "legacy 0.1.0"},
+            "corpus": {"content_sha256": f"{self.path.name}-{self._count}"},
+            "seeds": {"baseline": self.seed},
+        }
 
     def build(self) -> Path:
         """Write every table (empty ones too) and return the database path."""

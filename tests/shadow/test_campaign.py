@@ -65,16 +65,22 @@ class TestLoad:
         assert (campaign.seed, dict(campaign.engine), campaign.trials_per_trace) == (3, {"nodes": 2}, 4)
         assert len(campaign.sha256) == 64
 
-    @pytest.mark.parametrize(("text", "says"), [
-        ("seed = 1\n", "no faults"),
-        ("[[fault]]\nname = 'x'\n", "spec is missing"),
-        ("[[fault]]\nspec = 'crash:0@{when}'\n", "unknown placeholder {when}"),
-        ("[[fault]]\nspec = 'crash:0@1'\ntrails = 2\n", "did you mean 'trials'"),
-        ("sed = 1\n[[fault]]\nspec = 'crash:0@1'\n", "did you mean 'seed'"),
-        ("[[fault]]\nspec = 'crash:0@1'\ntrials = 0\n", "trials must be an integer from 1 to 1000"),
-        ("[[fault]]\nname = 'a'\nspec = 'crash:0@1'\n[[fault]]\nname = 'a'\nspec = 'crash:0@2'\n", "duplicate name"),
-        ("[[fault\n", "not a TOML file"),
-    ])
+    @pytest.mark.parametrize(
+        ("text", "says"),
+        [
+            ("seed = 1\n", "no faults"),
+            ("[[fault]]\nname = 'x'\n", "spec is missing"),
+            ("[[fault]]\nspec = 'crash:0@{when}'\n", "unknown placeholder {when}"),
+            ("[[fault]]\nspec = 'crash:0@1'\ntrails = 2\n", "did you mean 'trials'"),
+            ("sed = 1\n[[fault]]\nspec = 'crash:0@1'\n", "did you mean 'seed'"),
+            ("[[fault]]\nspec = 'crash:0@1'\ntrials = 0\n", "trials must be an integer from 1 to 1000"),
+            (
+                "[[fault]]\nname = 'a'\nspec = 'crash:0@1'\n[[fault]]\nname = 'a'\nspec = 'crash:0@2'\n",
+                "duplicate name",
+            ),
+            ("[[fault\n", "not a TOML file"),
+        ],
+    )
     def test_bad_files_are_located_errors(self, tmp_path: Path, text: str, says: str) -> None:
         with pytest.raises(CampaignError, match=r"campaign\.toml") as info:
             load_campaign(write(tmp_path, text))
@@ -86,7 +92,9 @@ class TestLoad:
 
     def test_a_spec_the_engine_does_not_understand_is_refused_up_front(self, tmp_path: Path) -> None:
         campaign = load_campaign(write(tmp_path, "[[fault]]\nname = 'boom'\nspec = 'explode:{during}'\n"))
-        with pytest.raises(CampaignError, match=r"'boom'.*not accepted by the candidate engine 'actor'.*--fault help"):
+        with pytest.raises(
+            CampaignError, match=r"'boom'.*not accepted by the candidate engine 'actor'.*--fault help"
+        ):
             check_campaign(campaign, resolve_engine("actor"))
         check_campaign(load_campaign(write(tmp_path, ACTOR_CAMPAIGN)), resolve_engine("actor"))
 
@@ -95,8 +103,13 @@ def _record(runs: tuple[RunExecution, ...], **counters: float) -> ExecutionRecor
     return ExecutionRecord("t", "actor", "1", 0, runs, counters)
 
 
-def _run(*attempts: AttemptRecord, status: str = "SUCCEEDED", stuck: bool = False, end: float | None = 100.0,
-         run_id: str = "1") -> RunExecution:
+def _run(
+    *attempts: AttemptRecord,
+    status: str = "SUCCEEDED",
+    stuck: bool = False,
+    end: float | None = 100.0,
+    run_id: str = "1",
+) -> RunExecution:
     return RunExecution(run_id, status, stuck, {}, 0.0, 0.0, end, attempts)
 
 
@@ -111,14 +124,17 @@ class TestPlace:
             spec, _ = place(FaultEntry("c", "crash:*@{during}"), ref, random.Random(seed))
             assert spec is not None
             assert 0.0 <= float(spec.split("@")[1]) < 100.0
-            spec, _ = place(FaultEntry("d", "drop:StartTask#{occurrence:deliveries_StartTask}"), ref,
-                            random.Random(seed))
+            spec, _ = place(
+                FaultEntry("d", "drop:StartTask#{occurrence:deliveries_StartTask}"), ref, random.Random(seed)
+            )
             assert spec is not None
             assert 1 <= int(spec.split("#")[1]) <= 7
 
     def test_nothing_to_place_in_says_why(self) -> None:
         ref = _record((_run(end=100.0),), deliveries_StopFlow=0)
-        spec, why = place(FaultEntry("d", "drop:StopFlow#{occurrence:deliveries_StopFlow}"), ref, random.Random(1))
+        spec, why = place(
+            FaultEntry("d", "drop:StopFlow#{occurrence:deliveries_StopFlow}"), ref, random.Random(1)
+        )
         assert spec is None
         assert "counts 0" in why
         spec, why = place(FaultEntry("d", "x#{occurrence:no_such}"), ref, random.Random(1))
@@ -154,27 +170,58 @@ class TestClassify:
 
 
 class TestRunWithCampaign:
-    def test_trials_are_stored_deterministic_and_judged(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_trials_are_stored_deterministic_and_judged(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         path = corpus(tmp_path, chain_trace(3, trace_id="chain-3"), chain_trace(2, trace_id="two"))
         campaign = write(tmp_path, ACTOR_CAMPAIGN)
         rows = []
         for name in ("a.duckdb", "b.duckdb"):
             db = tmp_path / name
-            assert main(["run", str(path), "--db", str(db), "--faults", str(campaign), "--workers", "1",
-                         "--no-progress"]) == 0
+            assert (
+                main(
+                    [
+                        "run",
+                        str(path),
+                        "--db",
+                        str(db),
+                        "--faults",
+                        str(campaign),
+                        "--workers",
+                        "1",
+                        "--no-progress",
+                    ]
+                )
+                == 0
+            )
             with duckdb.connect(str(db), read_only=True) as con:
-                rows.append(con.execute(
-                    "SELECT trace_id, fault, trial, spec, fired, outcome, lost, duplicated, stuck "
-                    "FROM fault_trials ORDER BY ALL").fetchall())
+                rows.append(
+                    con.execute(
+                        "SELECT trace_id, fault, trial, spec, fired, outcome, lost, duplicated, stuck "
+                        "FROM fault_trials ORDER BY ALL"
+                    ).fetchall()
+                )
         assert rows[0] == rows[1]  # seeded placements, deterministic engines
         got = rows[0]
         assert len(got) == 2 * 4  # two traces, 2 + 1 + 1 trials each
         by_fault = {(t, f, n): (spec, fired, outcome) for t, f, n, spec, fired, outcome, *_ in got}
-        assert all(fired and outcome == "equal" for spec, fired, outcome in
-                   (by_fault[k] for k in by_fault if k[1] != "never"))
+        assert all(
+            fired and outcome == "equal"
+            for spec, fired, outcome in (by_fault[k] for k in by_fault if k[1] != "never")
+        )
         assert {by_fault[k] for k in by_fault if k[1] == "never"} == {(None, False, "not_placed")}
-        assert main(["gate", "--db", str(tmp_path / "a.duckdb"), "--cohorts", str(_cohorts(tmp_path)),
-                     "--no-store", "--json", str(tmp_path / "v.json")]) in (0, 2, 3)
+        assert main(
+            [
+                "gate",
+                "--db",
+                str(tmp_path / "a.duckdb"),
+                "--cohorts",
+                str(_cohorts(tmp_path)),
+                "--no-store",
+                "--json",
+                str(tmp_path / "v.json"),
+            ]
+        ) in (0, 2, 3)
         faults = _criterion(tmp_path / "v.json", "faults")
         assert faults["status"] == "pass"
         assert "6 of 8 fault trials fired (2 could not be placed)" in faults["message"]
@@ -186,31 +233,52 @@ class TestRunWithCampaign:
     def test_a_fault_that_changes_the_outcome_fails_the_gate(self, tmp_path: Path) -> None:
         """One node and a crash: nobody takes the groups over, the run is stuck (a critical finding)."""
         path = corpus(tmp_path, chain_trace(3, trace_id="chain-3"))
-        campaign = write(tmp_path, "engine = { nodes = 1 }\n[[fault]]\nname = 'lone crash'\nspec = 'crash:0@{during}'\n")
+        campaign = write(
+            tmp_path, "engine = { nodes = 1 }\n[[fault]]\nname = 'lone crash'\nspec = 'crash:0@{during}'\n"
+        )
         db = tmp_path / "r.duckdb"
         assert main(["run", str(path), "--db", str(db), "--faults", str(campaign), "--no-progress"]) == 0
         with duckdb.connect(str(db), read_only=True) as con:
-            assert con.execute("SELECT fired, outcome, stuck FROM fault_trials").fetchall() == [(True, "stuck", 1)]
-        code = main(["gate", "--db", str(db), "--cohorts", str(_cohorts(tmp_path)), "--no-store",
-                     "--json", str(tmp_path / "v.json")])
+            assert con.execute("SELECT fired, outcome, stuck FROM fault_trials").fetchall() == [
+                (True, "stuck", 1)
+            ]
+        code = main(
+            [
+                "gate",
+                "--db",
+                str(db),
+                "--cohorts",
+                str(_cohorts(tmp_path)),
+                "--no-store",
+                "--json",
+                str(tmp_path / "v.json"),
+            ]
+        )
         assert code == 1
         faults = _criterion(tmp_path / "v.json", "faults")
         assert faults["status"] == "fail"
         assert faults["critical"]
         assert "chain-3/lone crash#1: stuck" in faults["message"]
 
-    def test_another_campaign_is_another_identity(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_another_campaign_is_another_identity(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         path = corpus(tmp_path, chain_trace(2))
         db = tmp_path / "r.duckdb"
-        one = write(tmp_path, "[[fault]]\nspec = 'dup:TaskUpdate#{occurrence:deliveries_TaskUpdate}'\n", "one.toml")
-        two = write(tmp_path, "[[fault]]\nspec = 'drop:TaskUpdate#{occurrence:deliveries_TaskUpdate}'\n", "two.toml")
+        one = write(
+            tmp_path, "[[fault]]\nspec = 'dup:TaskUpdate#{occurrence:deliveries_TaskUpdate}'\n", "one.toml"
+        )
+        two = write(
+            tmp_path, "[[fault]]\nspec = 'drop:TaskUpdate#{occurrence:deliveries_TaskUpdate}'\n", "two.toml"
+        )
         assert main(["run", str(path), "--db", str(db), "--faults", str(one), "--no-progress"]) == 0
         capsys.readouterr()
         assert main(["run", str(path), "--db", str(db), "--faults", str(two), "--no-progress"]) == 4
         assert "fault campaign: --faults campaign sha256" in capsys.readouterr().err
 
-    def test_bad_campaign_exits_4_before_the_database_exists(self, tmp_path: Path,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    def test_bad_campaign_exits_4_before_the_database_exists(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         path = corpus(tmp_path, chain_trace(2))
         db = tmp_path / "r.duckdb"
         bad = write(tmp_path, "[[fault]]\nspec = 'crash:0@{sometime}'\n")
@@ -233,7 +301,7 @@ def test_actor_counts_deliveries_and_every_fired_fault() -> None:
 
 
 def _cohorts(tmp_path: Path) -> Path:
-    return write(tmp_path, "[[cohort]]\nname = \"all\"\n[cohort.budget]\nmin_traces = 1\n", "cohorts.toml")
+    return write(tmp_path, '[[cohort]]\nname = "all"\n[cohort.budget]\nmin_traces = 1\n', "cohorts.toml")
 
 
 def _criterion(verdict: Path, name: str) -> dict[str, object]:
@@ -247,8 +315,22 @@ def test_legacy_campaign_stalls_a_worker_and_counts_it(tmp_path: Path) -> None:
     path = corpus(tmp_path, chain_trace(3, trace_id="chain-3"))
     db = tmp_path / "r.duckdb"
     campaign = Path(__file__).resolve().parents[2] / "examples" / "campaign-legacy.toml"
-    assert main(["run", str(path), "--db", str(db), "--candidate", "legacy", "--faults", str(campaign),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(path),
+                "--db",
+                str(db),
+                "--candidate",
+                "legacy",
+                "--faults",
+                str(campaign),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     with duckdb.connect(str(db), read_only=True) as con:
         rows = con.execute("SELECT spec, fired, outcome FROM fault_trials ORDER BY fault").fetchall()
     assert len(rows) == 2

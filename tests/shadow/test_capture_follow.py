@@ -60,7 +60,9 @@ def _captured(state: Path) -> int:
 def _has_runs(store: Path) -> bool:
     try:
         with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as conn:
-            return bool(conn.execute("SELECT count(*) FROM workflow_instances WHERE parent_key IS NULL").fetchone()[0])
+            return bool(
+                conn.execute("SELECT count(*) FROM workflow_instances WHERE parent_key IS NULL").fetchone()[0]
+            )
     except sqlite3.Error:
         return False
 
@@ -151,7 +153,9 @@ class TestFollowSessions:
         assert ids == ["small@run-1", "small@run-2", "small@run-3"]
         assert "captured 0 trace(s) this session (3 in all)" in capsys.readouterr().err
 
-    def test_rotating_folder_and_redaction(self, small_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_rotating_folder_and_redaction(
+        self, small_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         monkeypatch.setenv("SHADOW_REDACT_KEY", "k")
         rules = tmp_path / "r.toml"
         rules.write_text('[[rule]]\noutput = "stdout"\naction = "hash"\n')
@@ -159,8 +163,14 @@ class TestFollowSessions:
         code = main(["capture", "--store", str(small_store), "-o", f"{folder}/", "--follow", "--rotate", "2",
                      "--max-traces", "3", "--redact", str(rules)])  # fmt: skip
         assert code == 0
-        assert sorted(p.name for p in folder.iterdir()) == ["capture-000001.jsonl", "capture-000002.jsonl", "cursor.json"]
-        traces = [i.trace for i in read_traces(sorted(str(p) for p in folder.glob("capture-*.jsonl"))) if i.trace]
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "capture-000001.jsonl",
+            "capture-000002.jsonl",
+            "cursor.json",
+        ]
+        traces = [
+            i.trace for i in read_traces(sorted(str(p) for p in folder.glob("capture-*.jsonl"))) if i.trace
+        ]
         assert len(traces) == 3
         assert all(t.metadata.redactions for t in traces)
         assert "hi\\n" not in (folder / "capture-000001.jsonl").read_text()
@@ -176,10 +186,16 @@ class TestFollowSessions:
     ) -> None:
         out = tmp_path / "t.jsonl"
         out.write_text("somebody's lines\n")
-        assert main(["capture", "--store", str(small_store), "-o", str(out), "--follow", "--max-traces", "1"]) == 4
+        assert (
+            main(["capture", "--store", str(small_store), "-o", str(out), "--follow", "--max-traces", "1"])
+            == 4
+        )
         assert "has no state file" in capsys.readouterr().err
         out.unlink()
-        assert main(["capture", "--store", str(small_store), "-o", str(out), "--follow", "--max-traces", "1"]) == 0
+        assert (
+            main(["capture", "--store", str(small_store), "-o", str(out), "--follow", "--max-traces", "1"])
+            == 0
+        )
         other = tmp_path / "other.db"
         SqliteStore(SqliteConfig(path=str(other))).close()
         assert main(["capture", "--store", str(other), "-o", str(out), "--follow", "--max-traces", "1"]) == 4
@@ -195,7 +211,9 @@ class TestBadStores:
         with sqlite3.connect(db) as conn:
             conn.execute("INSERT INTO schema_version VALUES (99, 'from the future', 'now')")
         for extra in ([], ["--follow", "--max-traces", "1"]):
-            assert main(["capture", "--store", f"sqlite:///{db}", "-o", str(tmp_path / "t.jsonl"), *extra]) == 4
+            assert (
+                main(["capture", "--store", f"sqlite:///{db}", "-o", str(tmp_path / "t.jsonl"), *extra]) == 4
+            )
             err = capsys.readouterr().err
             assert "found 99, expected 2" in err, err
 

@@ -40,7 +40,9 @@ class TestUnexpectedErrors:
     def test_os_error_is_a_harness_error(self, monkeypatch: pytest.MonkeyPatch,
                                          capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
         """An OSError nobody caught (disk full, permission) exits 4 naming the problem."""
-        monkeypatch.setattr(summary, "summary_command", _raising(PermissionError(13, "Permission denied", "/x")))
+        monkeypatch.setattr(
+            summary, "summary_command", _raising(PermissionError(13, "Permission denied", "/x"))
+        )
         assert cli.main(["summary", "x.duckdb"]) == cli.EXIT_HARNESS
         assert "harness error: [Errno 13] Permission denied: '/x'" in capsys.readouterr().err
 

@@ -21,7 +21,9 @@ def _bad_corpus(tmp_path: Path) -> Path:
 
 
 class TestGenerate:
-    def test_generate_writes_valid_deterministic_corpus(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_generate_writes_valid_deterministic_corpus(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """generate twice with one seed gives identical files that validate with exit 0."""
         a, b = tmp_path / "a.jsonl.gz", tmp_path / "b.jsonl.gz"
         assert main(["corpus", "generate", "--seed", "5", "--count", "12", "-o", str(a)]) == 0
@@ -33,7 +35,24 @@ class TestGenerate:
     def test_max_steps_caps_every_workflow(self, tmp_path: Path) -> None:
         """--max-steps bounds the top-level steps of every generated workflow, the large one included."""
         out = tmp_path / "c.jsonl"
-        assert main(["corpus", "generate", "--seed", "1", "--count", "40", "--max-steps", "30", "-o", str(out), "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    "corpus",
+                    "generate",
+                    "--seed",
+                    "1",
+                    "--count",
+                    "40",
+                    "--max-steps",
+                    "30",
+                    "-o",
+                    str(out),
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
         sizes = [len(json.loads(line)["definition"]["steps"]) for line in out.read_text().splitlines()]
         assert len(sizes) == 40
         assert max(sizes) <= 30
@@ -50,7 +69,6 @@ class TestGenerate:
         blocker.write_text("x")
         assert main(["corpus", "generate", "--count", "1", "-o", str(blocker / "sub" / "c.jsonl")]) == 4
 
-
     def test_output_onto_a_results_database_is_refused(self, tmp_path: Path) -> None:
         """generate -o naming a DuckDB file exits 4 and leaves the file as it was."""
         import duckdb
@@ -63,7 +81,9 @@ class TestGenerate:
 
 
 class TestValidate:
-    def test_bad_traces_listed_with_location_and_exit_1(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_bad_traces_listed_with_location_and_exit_1(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """Quarantined traces are listed as file:line with code and hint; the exit code is 1."""
         path = _bad_corpus(tmp_path)
         assert main(["corpus", "validate", str(path)]) == 1
@@ -115,8 +135,13 @@ class TestStats:
     def test_stats_json(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """stats --json reports counts, depth, fan-out, rates and sources of the corpus."""
         path = tmp_path / "c.jsonl"
-        write_traces(path, [chain_trace(3, trace_id="a", outcomes={"s2": ["user_error", "succeeded"]}),
-                            make_trace([leaf("x", "y", "z"), leaf("y"), leaf("z")], trace_id="b")])
+        write_traces(
+            path,
+            [
+                chain_trace(3, trace_id="a", outcomes={"s2": ["user_error", "succeeded"]}),
+                make_trace([leaf("x", "y", "z"), leaf("y"), leaf("z")], trace_id="b"),
+            ],
+        )
         assert main(["corpus", "stats", str(path), "--json"]) == 0
         stats = json.loads(capsys.readouterr().out)
         assert stats["traces"] == 2

@@ -18,7 +18,17 @@ from shadow import cli
 from shadow.commands import corpus as corpus_command
 from shadow.commands import corpus_import
 
-HEAVY = ("duckdb", "pyarrow", "scipy", "deepdiff", "pandas", "networkx", "numpy", "engines.actor", "engines.legacy")
+HEAVY = (
+    "duckdb",
+    "pyarrow",
+    "scipy",
+    "deepdiff",
+    "pandas",
+    "networkx",
+    "numpy",
+    "engines.actor",
+    "engines.legacy",
+)
 
 
 def _loaded_after(argv: list[str]) -> dict[str, object]:
@@ -35,9 +45,11 @@ def _loaded_after(argv: list[str]) -> dict[str, object]:
 
 
 def test_help_loads_no_heavy_library() -> None:
-    code = ("import sys\nfrom shadow.cli import main\n"
-            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)\n")
+    code = (
+        "import sys\nfrom shadow.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "COMMAND" in done.stdout
     assert done.stderr.strip().splitlines()[-1] == "[]"
@@ -61,8 +73,12 @@ def test_a_cycle_is_still_named_without_networkx_on_the_common_path(tmp_path: Pa
     last.setdefault("transitions", []).append({"to": first["id"]})
     path = tmp_path / "cycle.jsonl"
     path.write_text(json.dumps(line) + "\n")
-    done = subprocess.run([sys.executable, "-m", "shadow.cli", "corpus", "validate", str(path)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "shadow.cli", "corpus", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1
     assert "cycle" in done.stderr
     assert first["id"] in done.stderr
@@ -125,7 +141,9 @@ def test_every_command_help_ends_with_an_example() -> None:
         assert "Example: shadow " in (parser.epilog or ""), name  # type: ignore[attr-defined]
 
 
-def test_readers_take_the_database_as_db_or_positionally(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_readers_take_the_database_as_db_or_positionally(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     missing = tmp_path / "none.duckdb"
     assert cli.main(["summary", "--db", str(missing)]) == cli.EXIT_HARNESS
     assert cli.main(["summary", str(missing)]) == cli.EXIT_HARNESS

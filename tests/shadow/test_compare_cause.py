@@ -21,20 +21,58 @@ from shadow.testing import PLANTED_CAUSES, PlantedCausesEngine
 MISSING = object()
 
 
-@pytest.mark.parametrize(("kind", "detail", "b", "o", "expected"), [
-    (DivergenceKind.OUTPUTS, "attempts[2].outputs.region", MISSING, "eu", "outputs|outputs.region|added:str"),
-    (DivergenceKind.OUTPUTS, "attempts[1].outputs.rows", 10, MISSING, "outputs|outputs.rows|removed:number"),
-    (DivergenceKind.PARAMS, "attempts[1].params.table", "events", "EVENTS", "params|params.table|upper-cased"),
-    (DivergenceKind.PARAMS, "attempts[1].params.table", "events", "events_v2", "params|params.table|suffix-added"),
-    (DivergenceKind.PARAMS, "attempts[1].params.n", 3, 2, "params|params.n|decreased"),
-    (DivergenceKind.PARAMS, "attempts[1].params.n", 3, "3", "params|params.n|number->str"),
-    (DivergenceKind.CONFIG, "attempts[1].config.tags[0]", "a", "b", "config|config.tags[*]|text"),
-    (DivergenceKind.STEP_STATUS, "attempts[1].status", "SUCCEEDED", "USER_FAILED",
-     "step_status|status|SUCCEEDED->USER_FAILED"),
-    (DivergenceKind.FINAL_STATUS, "status", "SUCCEEDED", "FAILED", "final_status|status|SUCCEEDED->FAILED"),
-    (DivergenceKind.ATTEMPT_COUNT, "attempts", 3, 2, "attempt_count|attempts|fewer"),
-    (DivergenceKind.MISSING_STEP, "", 1, None, "missing_step||missing"),
-])
+@pytest.mark.parametrize(
+    ("kind", "detail", "b", "o", "expected"),
+    [
+        (
+            DivergenceKind.OUTPUTS,
+            "attempts[2].outputs.region",
+            MISSING,
+            "eu",
+            "outputs|outputs.region|added:str",
+        ),
+        (
+            DivergenceKind.OUTPUTS,
+            "attempts[1].outputs.rows",
+            10,
+            MISSING,
+            "outputs|outputs.rows|removed:number",
+        ),
+        (
+            DivergenceKind.PARAMS,
+            "attempts[1].params.table",
+            "events",
+            "EVENTS",
+            "params|params.table|upper-cased",
+        ),
+        (
+            DivergenceKind.PARAMS,
+            "attempts[1].params.table",
+            "events",
+            "events_v2",
+            "params|params.table|suffix-added",
+        ),
+        (DivergenceKind.PARAMS, "attempts[1].params.n", 3, 2, "params|params.n|decreased"),
+        (DivergenceKind.PARAMS, "attempts[1].params.n", 3, "3", "params|params.n|number->str"),
+        (DivergenceKind.CONFIG, "attempts[1].config.tags[0]", "a", "b", "config|config.tags[*]|text"),
+        (
+            DivergenceKind.STEP_STATUS,
+            "attempts[1].status",
+            "SUCCEEDED",
+            "USER_FAILED",
+            "step_status|status|SUCCEEDED->USER_FAILED",
+        ),
+        (
+            DivergenceKind.FINAL_STATUS,
+            "status",
+            "SUCCEEDED",
+            "FAILED",
+            "final_status|status|SUCCEEDED->FAILED",
+        ),
+        (DivergenceKind.ATTEMPT_COUNT, "attempts", 3, 2, "attempt_count|attempts|fewer"),
+        (DivergenceKind.MISSING_STEP, "", 1, None, "missing_step||missing"),
+    ],
+)
 def test_cause_keys(kind: DivergenceKind, detail: str, b: object, o: object, expected: str) -> None:
     key = cause_key(kind, detail, b, o, missing=MISSING)
     assert key == expected
@@ -58,14 +96,30 @@ def test_planted_causes_make_exactly_that_many_groups_over_many_steps(count: int
 
 
 @pytest.mark.parametrize(("factory", "count"), [("one_cause", 1), ("two_causes", 2), ("five_causes", 5)])
-def test_a_shadow_run_stores_one_cause_group_per_planted_bug(factory: str, count: int, tmp_path: Path) -> None:
+def test_a_shadow_run_stores_one_cause_group_per_planted_bug(
+    factory: str, count: int, tmp_path: Path
+) -> None:
     corpus = tmp_path / "c.jsonl"
     with TraceWriter(corpus) as writer:
         for trace in generate_corpus(3, 6, GeneratorConfig(max_steps=40)):
             writer.write(trace)
     db = tmp_path / "r.duckdb"
-    assert cli.main(["run", str(corpus), "--db", str(db), "--baseline", "oracle",
-                     "--candidate", f"shadow.testing:{factory}", "--no-progress"]) == cli.EXIT_OK
+    assert (
+        cli.main(
+            [
+                "run",
+                str(corpus),
+                "--db",
+                str(db),
+                "--baseline",
+                "oracle",
+                "--candidate",
+                f"shadow.testing:{factory}",
+                "--no-progress",
+            ]
+        )
+        == cli.EXIT_OK
+    )
     with results.open(db) as r:
         causes = r.causes()
         signatures = r.signatures()

@@ -14,21 +14,47 @@ RESOURCES = Path(__file__).resolve().parents[1] / "resources" / "importers"
 
 
 class TestCorpusImportCommand:
-    def test_clean_import_writes_lines_and_exits_0(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_clean_import_writes_lines_and_exits_0(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """Importing good WfFormat files writes one JSON line per trace and exits 0."""
         out = tmp_path / "t.jsonl"
-        code = main(["corpus", "import", "--from", "wfformat", str(RESOURCES / "wfformat" / "diamond-1.5.json"),
-                     str(RESOURCES / "wfformat" / "chain-1.4.json"), "-o", str(out)])
+        code = main(
+            [
+                "corpus",
+                "import",
+                "--from",
+                "wfformat",
+                str(RESOURCES / "wfformat" / "diamond-1.5.json"),
+                str(RESOURCES / "wfformat" / "chain-1.4.json"),
+                "-o",
+                str(out),
+            ]
+        )
         assert code == 0
         lines = out.read_text(encoding="utf-8").splitlines()
         assert [json.loads(line)["format"] for line in lines] == ["shadow-trace/1", "shadow-trace/1"]
         assert "imported 2 trace(s)" in capsys.readouterr().err
 
-    def test_quarantine_exits_1_and_lists_reasons(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_quarantine_exits_1_and_lists_reasons(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """A quarantined file makes the command exit 1 and name the error code; good traces are still written."""
         out = tmp_path / "t.jsonl.gz"
-        code = main(["corpus", "import", "--from", "maestro", str(RESOURCES / "maestro-bad"), str(RESOURCES / "maestro"),
-                     "-o", str(out), "--seed", "3"])
+        code = main(
+            [
+                "corpus",
+                "import",
+                "--from",
+                "maestro",
+                str(RESOURCES / "maestro-bad"),
+                str(RESOURCES / "maestro"),
+                "-o",
+                str(out),
+                "--seed",
+                "3",
+            ]
+        )
         err = capsys.readouterr().err
         assert code == 1
         assert "quarantined 2" in err
@@ -46,14 +72,37 @@ class TestCorpusImportCommand:
 
     def test_no_progress_output_when_piped(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """Off a terminal, stderr holds only the summary: no progress bar residue or blank line."""
-        assert main(["corpus", "import", "--from", "maestro", str(RESOURCES / "maestro"), "-o",
-                     str(tmp_path / "o.jsonl")]) == 0
+        assert (
+            main(
+                [
+                    "corpus",
+                    "import",
+                    "--from",
+                    "maestro",
+                    str(RESOURCES / "maestro"),
+                    "-o",
+                    str(tmp_path / "o.jsonl"),
+                ]
+            )
+            == 0
+        )
         assert capsys.readouterr().err.startswith("imported ")
 
     def test_bad_rate_is_a_harness_error(self, tmp_path: Path) -> None:
         """A failure rate outside [0, 1] exits 4 before reading anything."""
-        code = main(["corpus", "import", "--from", "maestro", str(RESOURCES / "maestro"), "-o", str(tmp_path / "x"),
-                     "--failure-rate", "1.5"])
+        code = main(
+            [
+                "corpus",
+                "import",
+                "--from",
+                "maestro",
+                str(RESOURCES / "maestro"),
+                "-o",
+                str(tmp_path / "x"),
+                "--failure-rate",
+                "1.5",
+            ]
+        )
         assert code == 4
 
     @pytest.mark.parametrize("source", ["wfformat", "maestro", "argo", "nextflow", "alibaba"])

@@ -62,16 +62,26 @@ def rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
 def diamond_corpus(path: Path, n: int) -> Path:
     with path.open("w", encoding="utf-8") as out:
         for i in range(n):
-            trace = build_trace(f"t{i:03d}", DIAMOND, {"b": ["user_error", "succeeded"]}, params={"c": {"x": i}},
-                                runs=1 + i % 2)
+            trace = build_trace(
+                f"t{i:03d}",
+                DIAMOND,
+                {"b": ["user_error", "succeeded"]},
+                params={"c": {"x": i}},
+                runs=1 + i % 2,
+            )
             out.write(json.dumps(encode(trace)) + "\n")
     return path
 
 
 def settings(corpus: Path, db: Path, candidate: str, baseline: str = "oracle", **kw: Any) -> RunSettings:
     options = kw.pop("candidate_kwargs", {})
-    return RunSettings(corpus=(str(corpus),), db=str(db), baseline=resolve_engine(baseline),
-                       candidate=resolve_engine(candidate, **options), **kw)
+    return RunSettings(
+        corpus=(str(corpus),),
+        db=str(db),
+        baseline=resolve_engine(baseline),
+        candidate=resolve_engine(candidate, **options),
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -80,10 +90,17 @@ def client() -> Iterator[Any]:
     (allowed-failures 1) so the crash tests stay short."""
     import dask
 
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1, "distributed.scheduler.worker-saturation": 1.0}):
-        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                           dashboard_address=None, silence_logs=50,
-                                           env={"PYTHONPATH": str(REPO)})
+    with dask.config.set(
+        {"distributed.scheduler.allowed-failures": 1, "distributed.scheduler.worker-saturation": 1.0}
+    ):
+        cluster = distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=50,
+            env={"PYTHONPATH": str(REPO)},
+        )
     dask_client = distributed.Client(cluster, set_as_default=False)
     yield dask_client
     dask_client.close()
@@ -107,9 +124,11 @@ def test_group_by_steps_sizes_tasks_by_recorded_attempts() -> None:
         n = len(group)
         assert n <= 3
         # a group closes at the first trace that brings it to 40 attempts, never later
-        assert all(sum(cost[at:at + k]) < 40 for k in range(1, n))
+        assert all(sum(cost[at : at + k]) < 40 for k in range(1, n))
         at += n
-    ahead = list(group_by_steps([jobs[i:i + 3] for i in range(0, 12, 3)], steps=40, max_traces=3, lookahead=6))
+    ahead = list(
+        group_by_steps([jobs[i : i + 3] for i in range(0, 12, 3)], steps=40, max_traces=3, lookahead=6)
+    )
     assert sorted(j.trace.trace_id for g in ahead for j in g) == sorted(t.trace_id for t in traces)
     first_window = [j for g in ahead for j in g][:6]  # the first 6 traces read, largest first
     assert {j.trace.trace_id for j in first_window} == {j.trace.trace_id for j in jobs[:6]}
@@ -133,7 +152,9 @@ def test_tables_equal_an_inline_run(tmp_path: Path, client: Any) -> None:
     assert rows(dask_db, "SELECT count(*) FROM steps")[0][0] > 0
     # the driver filled what the workers leave null
     assert rows(dask_db, "SELECT count(*) FROM traces WHERE session_id IS NULL OR identity = ''") == [(0,)]
-    assert rows(inline, "SELECT DISTINCT identity FROM steps") == rows(dask_db, "SELECT DISTINCT identity FROM steps")
+    assert rows(inline, "SELECT DISTINCT identity FROM steps") == rows(
+        dask_db, "SELECT DISTINCT identity FROM steps"
+    )
 
 
 def test_parquet_parts_store_the_same_and_are_removed(tmp_path: Path, client: Any) -> None:
@@ -141,8 +162,10 @@ def test_parquet_parts_store_the_same_and_are_removed(tmp_path: Path, client: An
     parts = tmp_path / "parts"
     inline, dask_db = tmp_path / "inline.duckdb", tmp_path / "dask.duckdb"
     run_shadow(settings(corpus, inline, "shadow.testing:fake_engine", seed=2))
-    run_shadow(settings(corpus, dask_db, "shadow.testing:fake_engine", seed=2),
-               executor=dask_executor(client, batch_steps=10, parts_dir=str(parts)))
+    run_shadow(
+        settings(corpus, dask_db, "shadow.testing:fake_engine", seed=2),
+        executor=dask_executor(client, batch_steps=10, parts_dir=str(parts)),
+    )
     for sql in TABLE_QUERIES:
         assert rows(inline, sql) == rows(dask_db, sql), sql
     assert parts.is_dir()
@@ -157,8 +180,16 @@ def test_worker_killed_mid_batch_is_retried_without_duplicates(tmp_path: Path, c
     reference, db = tmp_path / "ref.duckdb", tmp_path / "r.duckdb"
     run_shadow(settings(corpus, reference, "shadow.testing:crashing_engine", seed=1))  # crashes nothing
     executor = dask_executor(client, batch_steps=12)
-    report = run_shadow(settings(corpus, db, "shadow.testing:crashing_engine", seed=1,
-                                 candidate_kwargs={"crash_on": "t004", "once": str(marker)}), executor=executor)
+    report = run_shadow(
+        settings(
+            corpus,
+            db,
+            "shadow.testing:crashing_engine",
+            seed=1,
+            candidate_kwargs={"crash_on": "t004", "once": str(marker)},
+        ),
+        executor=executor,
+    )
     assert marker.exists(), "the worker should have died once"
     assert report.status == "finished"
     assert report.traces_done == 12
@@ -175,8 +206,10 @@ def test_trace_that_always_kills_its_worker_is_an_engine_error(tmp_path: Path, c
     corpus = diamond_corpus(tmp_path / "c.jsonl", 10)
     db = tmp_path / "r.duckdb"
     executor = dask_executor(client, batch_steps=16)
-    report = run_shadow(settings(corpus, db, "shadow.testing:crashing_engine",
-                                 candidate_kwargs={"crash_on": "t005"}), executor=executor)
+    report = run_shadow(
+        settings(corpus, db, "shadow.testing:crashing_engine", candidate_kwargs={"crash_on": "t005"}),
+        executor=executor,
+    )
     assert report.status == "finished"
     assert report.traces_done == 10
     assert executor.crashed_traces == ["t005"]
@@ -214,8 +247,15 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO), "SHADOW_PROGRESS_EVERY": "0"}
 def test_unreachable_scheduler_is_exit_4_naming_the_address(tmp_path: Path) -> None:
     corpus = diamond_corpus(tmp_path / "c.jsonl", 2)
     db = tmp_path / "r.duckdb"
-    done = subprocess.run(_cli(str(corpus), "--db", str(db), "--executor", "dask", "--scheduler", "tcp://127.0.0.1:1"),
-                          cwd=REPO, env=ENV, capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        _cli(str(corpus), "--db", str(db), "--executor", "dask", "--scheduler", "tcp://127.0.0.1:1"),
+        cwd=REPO,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 4, done.stderr
     message = " ".join(done.stderr.split())
     assert "tcp://127.0.0.1:1" in message
@@ -226,14 +266,42 @@ def test_unreachable_scheduler_is_exit_4_naming_the_address(tmp_path: Path) -> N
 
 def test_cli_rejects_dask_flags_without_dask(tmp_path: Path) -> None:
     corpus = diamond_corpus(tmp_path / "c.jsonl", 1)
-    done = subprocess.run(_cli(str(corpus), "--db", str(tmp_path / "r.duckdb"), "--executor", "process",
-                               "--scheduler", "tcp://127.0.0.1:8786"),
-                          cwd=REPO, env=ENV, capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        _cli(
+            str(corpus),
+            "--db",
+            str(tmp_path / "r.duckdb"),
+            "--executor",
+            "process",
+            "--scheduler",
+            "tcp://127.0.0.1:8786",
+        ),
+        cwd=REPO,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 4
     assert "is for --executor dask" in done.stderr
-    missing = subprocess.run(_cli(str(corpus), "--db", str(tmp_path / "r.duckdb"), "--executor", "dask",
-                                  "--parts-dir", str(tmp_path / "nowhere")),
-                             cwd=REPO, env=ENV, capture_output=True, text=True, timeout=60, check=False)
+    missing = subprocess.run(
+        _cli(
+            str(corpus),
+            "--db",
+            str(tmp_path / "r.duckdb"),
+            "--executor",
+            "dask",
+            "--parts-dir",
+            str(tmp_path / "nowhere"),
+        ),
+        cwd=REPO,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert missing.returncode == 4
     assert "not a folder" in " ".join(missing.stderr.split())
     assert not (tmp_path / "nowhere").exists()
@@ -253,9 +321,26 @@ def test_driver_killed_then_rerun_stores_every_trace_once(tmp_path: Path) -> Non
     n = 40
     corpus = diamond_corpus(tmp_path / "c.jsonl", n)
     db = tmp_path / "r.duckdb"
-    cmd = _cli(str(corpus), "--db", str(db), "--executor", "dask", "--workers", "2", "--baseline", "oracle",
-               "--candidate", "shadow.testing:slow_engine", "--batch-steps", "8", "--flush-every", "2")
-    proc = subprocess.Popen(cmd, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    cmd = _cli(
+        str(corpus),
+        "--db",
+        str(db),
+        "--executor",
+        "dask",
+        "--workers",
+        "2",
+        "--baseline",
+        "oracle",
+        "--candidate",
+        "shadow.testing:slow_engine",
+        "--batch-steps",
+        "8",
+        "--flush-every",
+        "2",
+    )
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     assert proc.stderr is not None
     for line in proc.stderr:
         if line.startswith("progress: ") and int(line.split()[1]) >= 6:
@@ -267,8 +352,10 @@ def test_driver_killed_then_rerun_stores_every_trace_once(tmp_path: Path) -> Non
     proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
     deadline = time.monotonic() + 60
-    while any(Path(f"/proc/{pid}").exists() and "spawn" in Path(f"/proc/{pid}/cmdline").read_text()
-              for pid in workers):
+    while any(
+        Path(f"/proc/{pid}").exists() and "spawn" in Path(f"/proc/{pid}/cmdline").read_text()
+        for pid in workers
+    ):
         assert time.monotonic() < deadline, f"worker processes {workers} outlived their killed driver"
         time.sleep(0.2)
     partial = rows(db, "SELECT count(*) FROM traces")[0][0]
@@ -277,16 +364,21 @@ def test_driver_killed_then_rerun_stores_every_trace_once(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stderr
     assert "already stored" in done.stderr
     lines = done.stderr.splitlines()  # what the terminal or the CI log shows: workers, dashboard, progress
-    assert any(line.startswith("dask: 2 workers (2 threads) on a local cluster; dashboard http") for line in lines)
+    assert any(
+        line.startswith("dask: 2 workers (2 threads) on a local cluster; dashboard http") for line in lines
+    )
     assert any(line.startswith("progress: ") for line in lines)
     assert rows(db, "SELECT count(*), count(DISTINCT trace_id) FROM traces") == [(n, n)]
     assert rows(db, "SELECT count(*) FROM records") == [(3 * n,)]
-    assert rows(db, "SELECT count(*) FROM (SELECT DISTINCT trace_id, engine, run_id, path, attempt FROM steps)") == rows(
-        db, "SELECT count(*) FROM steps")
+    assert rows(
+        db, "SELECT count(*) FROM (SELECT DISTINCT trace_id, engine, run_id, path, attempt FROM steps)"
+    ) == rows(db, "SELECT count(*) FROM steps")
 
 
 @pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
-def test_local_cluster_replaces_a_worker_whose_nanny_gave_up() -> None:  # closing a nanny by hand leaks a Dask socket
+def test_local_cluster_replaces_a_worker_whose_nanny_gave_up() -> (
+    None
+):  # closing a nanny by hand leaks a Dask socket
     """A nanny that closed (it failed to restart a dead worker, seen once under heavy load) would leave a
     local run waiting for workers forever: ``heal`` (called while waiting) starts a new one."""
     from shadow.dask_executor import DaskExecutor

@@ -25,10 +25,15 @@ def observed(trace: Trace, run: ObservedRun) -> Trace:
     return replace(trace, runs=tuple(replace(r, observed=run) for r in trace.runs))
 
 
-def chain_observed(statuses: dict[str, str], *, run_status: str = "Succeeded", makespan: float = 60.0) -> Trace:
+def chain_observed(
+    statuses: dict[str, str], *, run_status: str = "Succeeded", makespan: float = 60.0
+) -> Trace:
     """s1 -> s2 -> s3, 10 s each, observed by production with the given step statuses; step i started at
     20 s x (i - 1) after the run (twice the replayed delay of the oracle: 10 s x (i - 1))."""
-    steps = {path: ObservedStep(status, 1, T0 + 20.0 * (int(path[1]) - 1), None) for path, status in statuses.items()}
+    steps = {
+        path: ObservedStep(status, 1, T0 + 20.0 * (int(path[1]) - 1), None)
+        for path, status in statuses.items()
+    }
     return observed(chain_trace(3), ObservedRun(run_status, T0, T0 + makespan, steps))
 
 
@@ -37,13 +42,30 @@ def replay(trace: Trace) -> ExecutionRecord:
 
 
 class TestStatusClass:
-    @pytest.mark.parametrize(("status", "cls"), [
-        ("SUCCEEDED", "succeeded"), ("Succeeded", "succeeded"), ("COMPLETED", "succeeded"), ("CACHED", "succeeded"),
-        ("Terminated", "succeeded"), ("Failed", "failed"), ("Error", "failed"), ("USER_FAILED", "failed"),
-        ("COMPLETED_WITH_ERROR", "failed"), ("TIMED_OUT", "failed"), ("ABORTED", "stopped"), ("STOPPED", "stopped"),
-        ("Omitted", "skipped"), ("UNSATISFIED", "skipped"), ("Running", "running"), ("IN_PROGRESS", "running"),
-        ("what", "unknown"), ("", "unknown"), (None, "unknown"),
-    ])
+    @pytest.mark.parametrize(
+        ("status", "cls"),
+        [
+            ("SUCCEEDED", "succeeded"),
+            ("Succeeded", "succeeded"),
+            ("COMPLETED", "succeeded"),
+            ("CACHED", "succeeded"),
+            ("Terminated", "succeeded"),
+            ("Failed", "failed"),
+            ("Error", "failed"),
+            ("USER_FAILED", "failed"),
+            ("COMPLETED_WITH_ERROR", "failed"),
+            ("TIMED_OUT", "failed"),
+            ("ABORTED", "stopped"),
+            ("STOPPED", "stopped"),
+            ("Omitted", "skipped"),
+            ("UNSATISFIED", "skipped"),
+            ("Running", "running"),
+            ("IN_PROGRESS", "running"),
+            ("what", "unknown"),
+            ("", "unknown"),
+            (None, "unknown"),
+        ],
+    )
     def test_every_source_vocabulary(self, status: str | None, cls: str) -> None:
         assert status_class(status) == cls
 
@@ -53,7 +75,12 @@ class TestFidelityRow:
         trace = chain_observed({"s1": "Succeeded", "s2": "COMPLETED", "s3": "SUCCEEDED"})
         row = fidelity_row(trace, "baseline", replay(trace))
         assert row is not None
-        assert (row["runs_observed"], row["runs_agree"], row["steps_observed"], row["steps_agree"]) == (1, 1, 3, 3)
+        assert (row["runs_observed"], row["runs_agree"], row["steps_observed"], row["steps_agree"]) == (
+            1,
+            1,
+            3,
+            3,
+        )
         assert (row["steps_missing"], row["steps_extra"], row["attempts_agree"]) == (0, 0, 3)
         assert row["status_agreement"] == 1.0
         assert row["first_disagreement"] is None
@@ -74,17 +101,36 @@ class TestFidelityRow:
         assert row["first_disagreement"] == "s2"
         listed = json.loads(row["disagreements"])
         assert [(d["path"], d["observed"], d["replayed"]) for d in listed] == [
-            ("s2", "Failed", "SUCCEEDED"), ("s3", "Failed", "SUCCEEDED"), ("", "Failed", "SUCCEEDED")]
+            ("s2", "Failed", "SUCCEEDED"),
+            ("s3", "Failed", "SUCCEEDED"),
+            ("", "Failed", "SUCCEEDED"),
+        ]
         assert (row["observed_status"], row["replayed_status"]) == ("Failed", "SUCCEEDED")
 
     def test_missing_and_extra_steps(self) -> None:
         trace = chain_observed({"s1": "Succeeded"})
-        trace = observed(trace, ObservedRun("Succeeded", T0, T0 + 60.0, {
-            "s1": ObservedStep("Succeeded", 1), "s2": ObservedStep("Succeeded", 2), "ghost": ObservedStep("Failed", 1)}))
+        trace = observed(
+            trace,
+            ObservedRun(
+                "Succeeded",
+                T0,
+                T0 + 60.0,
+                {
+                    "s1": ObservedStep("Succeeded", 1),
+                    "s2": ObservedStep("Succeeded", 2),
+                    "ghost": ObservedStep("Failed", 1),
+                },
+            ),
+        )
         row = fidelity_row(trace, "baseline", replay(trace))
         assert row is not None
         # ghost was never replayed (missing); s3 ran but production never observed it (extra); s2's attempts differ.
-        assert (row["steps_observed"], row["steps_agree"], row["steps_missing"], row["steps_extra"]) == (3, 2, 1, 1)
+        assert (row["steps_observed"], row["steps_agree"], row["steps_missing"], row["steps_extra"]) == (
+            3,
+            2,
+            1,
+            1,
+        )
         assert row["attempts_agree"] == 1
         assert row["status_agreement"] == pytest.approx(3 / 5)
         assert row["start_delays"] == 0
@@ -94,7 +140,12 @@ class TestFidelityRow:
         trace = observed(chain_trace(3), ObservedRun("SUCCEEDED", T0, T0 + 30.0))
         row = fidelity_row(trace, "baseline", replay(trace))
         assert row is not None
-        assert (row["runs_observed"], row["steps_observed"], row["steps_extra"], row["status_agreement"]) == (1, 0, 0, 1.0)
+        assert (row["runs_observed"], row["steps_observed"], row["steps_extra"], row["status_agreement"]) == (
+            1,
+            0,
+            0,
+            1.0,
+        )
         assert row["makespan_ratio"] == pytest.approx(1.0)
 
     def test_no_observation_no_row(self) -> None:
@@ -107,23 +158,36 @@ def test_shadow_run_writes_the_fidelity_table(tmp_path: Path) -> None:
     "disagree" only s1 agrees of run + s1 + s2 + s3 (replayed, never observed)."""
     traces = [
         replace(chain_observed({"s1": "Succeeded", "s2": "Succeeded", "s3": "Succeeded"}), trace_id="agree"),
-        replace(chain_observed({"s1": "Succeeded", "s2": "Failed"}, run_status="Failed"), trace_id="disagree"),
+        replace(
+            chain_observed({"s1": "Succeeded", "s2": "Failed"}, run_status="Failed"), trace_id="disagree"
+        ),
         replace(chain_trace(3), trace_id="unobserved"),
     ]
     corpus = tmp_path / "c.jsonl"
     corpus.write_text("".join(json.dumps(encode(t)) + "\n" for t in traces), encoding="utf-8")
     db = tmp_path / "r.duckdb"
-    run_shadow(RunSettings(corpus=(str(corpus),), db=str(db), baseline=resolve_engine("oracle"),
-                           candidate=resolve_engine("oracle")))
+    run_shadow(
+        RunSettings(
+            corpus=(str(corpus),),
+            db=str(db),
+            baseline=resolve_engine("oracle"),
+            candidate=resolve_engine("oracle"),
+        )
+    )
     con = duckdb.connect(str(db), read_only=True)
     try:
-        got = con.execute("SELECT trace_id, engine, status_agreement, first_disagreement, identity <> '' "
-                          "FROM fidelity ORDER BY ALL").fetchall()
+        got = con.execute(
+            "SELECT trace_id, engine, status_agreement, first_disagreement, identity <> '' "
+            "FROM fidelity ORDER BY ALL"
+        ).fetchall()
     finally:
         con.close()
-    assert got == [("agree", "baseline", 1.0, None, True), ("agree", "candidate", 1.0, None, True),
-                   ("disagree", "baseline", pytest.approx(1 / 4), "s2", True),
-                   ("disagree", "candidate", pytest.approx(1 / 4), "s2", True)]
+    assert got == [
+        ("agree", "baseline", 1.0, None, True),
+        ("agree", "candidate", 1.0, None, True),
+        ("disagree", "baseline", pytest.approx(1 / 4), "s2", True),
+        ("disagree", "candidate", pytest.approx(1 / 4), "s2", True),
+    ]
 
 
 def test_observations_still_running_are_not_compared() -> None:

@@ -35,14 +35,29 @@ def corpus(tmp_path: Path) -> Path:
 
 
 def run(corpus: Path, db: Path) -> int:
-    return main(["run", str(corpus), "--db", str(db), "--workers", "1", "--baseline", "oracle", "--candidate",
-                 "oracle", "--no-progress"])
+    return main(
+        [
+            "run",
+            str(corpus),
+            "--db",
+            str(db),
+            "--workers",
+            "1",
+            "--baseline",
+            "oracle",
+            "--candidate",
+            "oracle",
+            "--no-progress",
+        ]
+    )
 
 
 def tables(db: Path) -> list[str]:
     con = duckdb.connect(str(db), read_only=True)
     try:
-        return sorted(r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall())
+        return sorted(
+            r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        )
     finally:
         con.close()
 
@@ -52,11 +67,17 @@ def one_line(text: str) -> str:
 
 
 class TestResultsFileOwnership:
-    @pytest.mark.parametrize("ddl", ["CREATE TABLE customers (id INTEGER, name VARCHAR)",
-                                     # a clashing name: used to end in 'internal error: BinderException'
-                                     "CREATE TABLE traces (id INTEGER, payload VARCHAR)"])
-    def test_foreign_duckdb_file_is_refused_untouched(self, corpus: Path, tmp_path: Path, ddl: str,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    @pytest.mark.parametrize(
+        "ddl",
+        [
+            "CREATE TABLE customers (id INTEGER, name VARCHAR)",
+            # a clashing name: used to end in 'internal error: BinderException'
+            "CREATE TABLE traces (id INTEGER, payload VARCHAR)",
+        ],
+    )
+    def test_foreign_duckdb_file_is_refused_untouched(
+        self, corpus: Path, tmp_path: Path, ddl: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         db = tmp_path / "theirs.duckdb"
         con = duckdb.connect(str(db))
         con.execute(ddl)
@@ -70,8 +91,9 @@ class TestResultsFileOwnership:
         assert "--db" in err  # what to do: another file
         assert tables(db) == before
 
-    def test_non_duckdb_file_is_refused_untouched(self, corpus: Path, tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    def test_non_duckdb_file_is_refused_untouched(
+        self, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         db = tmp_path / "notes.txt"
         db.write_text("my notes, not a database\n", encoding="utf-8")
         assert run(corpus, db) == 4
@@ -116,8 +138,9 @@ class TestMissingOutputFolders:
         assert main(["report", str(db), "-o", str(target), "--mkdir"]) == 0
         assert target.is_file()
 
-    def test_gate_outputs_checked_before_judging(self, corpus: Path, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    def test_gate_outputs_checked_before_judging(
+        self, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """A missing folder for --json / --junit / --markdown is a harness error before anything is judged or
         stored; --mkdir creates them."""
         db = tmp_path / "r.duckdb"
@@ -135,8 +158,24 @@ class TestMissingOutputFolders:
         con = duckdb.connect(str(db), read_only=True)
         assert con.execute("SELECT count(*) FROM verdicts").fetchall() == [(0,)]
         con.close()
-        assert main(["gate", str(db), "--cohorts", str(cohorts), "--mkdir", "--json", str(tmp_path / "a" / "v.json"),
-                     "--junit", str(tmp_path / "b" / "j.xml"), "--markdown", str(tmp_path / "c" / "s.md")]) == 3
+        assert (
+            main(
+                [
+                    "gate",
+                    str(db),
+                    "--cohorts",
+                    str(cohorts),
+                    "--mkdir",
+                    "--json",
+                    str(tmp_path / "a" / "v.json"),
+                    "--junit",
+                    str(tmp_path / "b" / "j.xml"),
+                    "--markdown",
+                    str(tmp_path / "c" / "s.md"),
+                ]
+            )
+            == 3
+        )
         assert all((tmp_path / d).is_dir() for d in "abc")
 
     def test_corpus_generate(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -42,7 +42,9 @@ class TestRunAll:
         (tmp_path / "bench_slow.py").write_text("import time\ntime.sleep(30)\n")
         (tmp_path / "bench_other.py").write_text("print('{}')\n")
         out = tmp_path / "bench.json"
-        code = load_runner().main(["--dir", str(tmp_path), "--out", str(out), "-k", "*slow", "--timeout", "0.5"])
+        code = load_runner().main(
+            ["--dir", str(tmp_path), "--out", str(out), "-k", "*slow", "--timeout", "0.5"]
+        )
         assert code == 1
         (only,) = json.loads(out.read_text())["benchmarks"]
         assert (only["name"], only["status"]) == ("bench_slow", "timeout")

@@ -67,7 +67,10 @@ class TestFormat:
     @pytest.mark.parametrize(
         ("document", "where"),
         [
-            ({"cohort": [{"name": "a", "budget": {"divergence_budget": 0}}]}, "cohort[0].budget.divergence_budget"),
+            (
+                {"cohort": [{"name": "a", "budget": {"divergence_budget": 0}}]},
+                "cohort[0].budget.divergence_budget",
+            ),
             ({"cohort": [{"name": "a", "select": {"owners": ["x"]}}]}, "cohort[0].select"),
             ({"cohort": [{"name": "a", "select": {"percent": 150}}]}, "cohort[0].select.percent"),
             ({"cohort": []}, "cohort"),
@@ -89,7 +92,9 @@ class TestFormat:
     def test_warn_ratio_above_fail_ratio_is_refused(self) -> None:
         """p99_ratio_warn above p99_ratio_max is a contradiction the file must not hold."""
         with pytest.raises(CohortFileError, match="p99_ratio_warn"):
-            parse_cohorts({"cohort": [{"name": "a", "budget": {"p99_ratio_warn": 2.0, "p99_ratio_max": 1.5}}]})
+            parse_cohorts(
+                {"cohort": [{"name": "a", "budget": {"p99_ratio_warn": 2.0, "p99_ratio_max": 1.5}}]}
+            )
 
     def test_unreadable_and_non_toml_files(self, tmp_path: Path) -> None:
         """A missing file and a non-TOML file both raise CohortFileError with the path."""

@@ -80,8 +80,17 @@ class TestExitCodes:
         db.add_traces(5)
         path = db.build()
         holder = subprocess.Popen(
-            [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
-             "sys.stdin.read()", str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-c",
+                "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+                "sys.stdin.read()",
+                str(path),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert holder.stdout is not None
             assert holder.stdout.readline().strip() == "held"
@@ -100,7 +109,6 @@ class TestExitCodes:
         bad = tmp_path / "c.toml"
         bad.write_text("nope = [", encoding="utf-8")
         assert gate(db.build(), bad) == 4
-
 
     def test_binary_cohorts_file_is_a_harness_error(self, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
@@ -127,7 +135,9 @@ class TestArtifactsAndStorage:
         assert (out / "j.xml").read_text().startswith("<?xml")
         assert "## Shadow gate: PASS" in (out / "s.md").read_text()
         with duckdb.connect(str(path), read_only=True) as con:
-            rows = con.execute("SELECT cohort, verdict, n_traces, json_array_length(criteria) FROM verdicts").fetchall()
+            rows = con.execute(
+                "SELECT cohort, verdict, n_traces, json_array_length(criteria) FROM verdicts"
+            ).fetchall()
         assert rows == [("etl", "PASS", 60, 12)]
 
     def test_no_store_leaves_the_database_alone(self, tmp_path: Path, cohorts: Path) -> None:
@@ -189,7 +199,9 @@ class TestIncompleteRun:
         db.add_traces(60)
         path = db.build()
         with duckdb.connect(str(path)) as con:
-            con.execute("INSERT INTO provenance (session_id, started_at, status) VALUES ('s1', now(), ?)", [status])
+            con.execute(
+                "INSERT INTO provenance (session_id, started_at, status) VALUES ('s1', now(), ?)", [status]
+            )
         assert gate(path, cohorts, "--no-store") == 0
         assert ("session on" in capsys.readouterr().err) is warned
 
@@ -214,7 +226,9 @@ class TestHandoffs:
         db.add_handoffs(ids, differing=differing)
         out = tmp_path / "v.json"
         assert gate(db.build(), cohorts, "--json", str(out)) == code
-        criterion = next(c for c in json.loads(out.read_text())["cohorts"][0]["criteria"] if c["name"] == "handoff")
+        criterion = next(
+            c for c in json.loads(out.read_text())["cohorts"][0]["criteria"] if c["name"] == "handoff"
+        )
         assert criterion["critical"] is True
         if differing:
             assert criterion["status"] == "fail"

@@ -31,8 +31,22 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for trace in generate_corpus(1, 8, GeneratorConfig(max_steps=30)):
             writer.write(trace)
     db = folder / "r.duckdb"
-    assert cli.main(["run", str(corpus), "--db", str(db), "--baseline", "oracle", "--candidate", "oracle",
-                     "--no-progress"]) == cli.EXIT_OK
+    assert (
+        cli.main(
+            [
+                "run",
+                str(corpus),
+                "--db",
+                str(db),
+                "--baseline",
+                "oracle",
+                "--candidate",
+                "oracle",
+                "--no-progress",
+            ]
+        )
+        == cli.EXIT_OK
+    )
     return db
 
 
@@ -64,8 +78,9 @@ def test_covered_requirements_pass(results: Path, tmp_path: Path) -> None:
     assert code in (0, 2)  # the other checks decide (a small sample may be MARGINAL)
 
 
-def test_an_unknown_feature_is_a_located_error(results: Path, tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unknown_feature_is_a_located_error(
+    results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _ = _gate(results, tmp_path, ["failure_in_forech"])
     assert code == cli.EXIT_HARNESS
     err = " ".join(capsys.readouterr().err.split())

@@ -40,7 +40,6 @@ class TestJson:
         stuck = next(c for c in doc["cohorts"][1]["criteria"] if c["name"] == "stuck_runs")
         assert stuck == {**stuck, "status": "fail", "critical": True, "value": 1}
 
-
     def test_document_follows_its_json_schema(self, result: GateResult) -> None:
         """The verdict JSON validates against VERDICT_JSON_SCHEMA (NaN and infinity become null)."""
         jsonschema.validate(json.loads(dumps(result)), VERDICT_JSON_SCHEMA)

@@ -57,8 +57,9 @@ class World:
         self.n = 0
         self.book = RolloutBook(self.state, clock=self.clock)
 
-    def traffic(self, n: int = 60, *, candidate: str = "actor 1", captured: dt.datetime | None = None,
-                **findings: int) -> Path:
+    def traffic(
+        self, n: int = 60, *, candidate: str = "actor 1", captured: dt.datetime | None = None, **findings: int
+    ) -> Path:
         """A results database of ``n`` traces captured now (or at ``captured``) on ``candidate``."""
         self.n += 1
         builder = GateDb(self.tmp / f"r{self.n}.duckdb", candidate=candidate)
@@ -67,17 +68,26 @@ class World:
 
     def gate(self, db: Path, cohorts: Path | None = None) -> StoredVerdict:
         cohorts = cohorts or self.strict
-        result = evaluate(db, load_cohorts(cohorts), now=self.clock.tick(), cohorts_sha256=cohorts_sha256(cohorts))
+        result = evaluate(
+            db, load_cohorts(cohorts), now=self.clock.tick(), cohorts_sha256=cohorts_sha256(cohorts)
+        )
         store_verdicts(db, result)
         verdict = read_verdict(db, "etl")
         assert verdict is not None
         return verdict
 
-    def advance(self, verdict: StoredVerdict | None, *, cohorts: Path | None = None, to: float | None = None,
-                actor: str = "ann") -> str:
+    def advance(
+        self,
+        verdict: StoredVerdict | None,
+        *,
+        cohorts: Path | None = None,
+        to: float | None = None,
+        actor: str = "ann",
+    ) -> str:
         self.clock.tick()
-        state = self.book.advance("etl", verdict=verdict, cohorts_sha256=cohorts_sha256(cohorts or self.strict),
-                                  to=to, actor=actor)
+        state = self.book.advance(
+            "etl", verdict=verdict, cohorts_sha256=cohorts_sha256(cohorts or self.strict), to=to, actor=actor
+        )
         return state.describe()
 
 
@@ -103,8 +113,11 @@ class TestTheBypass:
         with pytest.raises(RolloutRefused, match="another cohorts file"):
             world.advance(rejudged, to=100)
         # ...and, with that lenient file itself, over traces captured before the rollback:
-        with pytest.raises(RolloutRefused, match=r"judged traces captured from .* not after its last change "
-                                                 r"\(rolled_back"):
+        with pytest.raises(
+            RolloutRefused,
+            match=r"judged traces captured from .* not after its last change "
+            r"\(rolled_back",
+        ):
             world.advance(rejudged, cohorts=world.lenient, to=100)
         assert world.book.state("etl").phase is RolloutPhase.ROLLED_BACK
         # Traffic captured after the rollback, judged with the strict file, may move it again.
@@ -115,8 +128,19 @@ class TestTheBypass:
         main(["gate", str(db), "--cohorts", str(world.lenient), "--no-store"])
         world.gate(db, world.lenient)
         capsys.readouterr()
-        code = main(["rollout", "advance", "etl", "--state", str(world.state), "--db", str(db),
-                     "--cohorts", str(world.strict)])
+        code = main(
+            [
+                "rollout",
+                "advance",
+                "etl",
+                "--state",
+                str(world.state),
+                "--db",
+                str(db),
+                "--cohorts",
+                str(world.strict),
+            ]
+        )
         err = capsys.readouterr().err
         assert code == 1
         assert err.startswith("refused: "), err
@@ -133,7 +157,11 @@ class TestAdvance:
         assert world.advance(verdict, actor="ann") == "canary 1 %"
         (state,) = world.book.history("etl")
         assert (state.phase, state.percent, state.actor, state.verdict_id) == (
-            RolloutPhase.CANARY, 1.0, "ann", verdict.verdict_id)
+            RolloutPhase.CANARY,
+            1.0,
+            "ann",
+            verdict.verdict_id,
+        )
         assert state.candidate_identity == verdict.candidate_identity
         assert state.candidate_engine == "actor 1"
 
@@ -174,7 +202,9 @@ class TestAdvance:
             world.advance(read_verdict(db, "etl"))
 
     def test_failing_and_marginal_verdicts_are_refused_with_their_reason(self, world: World) -> None:
-        with pytest.raises(RolloutRefused, match="is FAIL, not PASS: etl fails: 1 candidate runs never finished"):
+        with pytest.raises(
+            RolloutRefused, match="is FAIL, not PASS: etl fails: 1 candidate runs never finished"
+        ):
             world.advance(world.gate(world.traffic(stuck=1)))
         with pytest.raises(RolloutRefused, match="is MARGINAL, not PASS"):
             world.advance(world.gate(world.traffic(62, errored=2)))
@@ -182,8 +212,13 @@ class TestAdvance:
     def test_a_partial_verdict_is_refused(self, world: World) -> None:
         """A verdict judged while the run was still going (gate --allow-partial) cannot move a cohort."""
         db = world.traffic()
-        result = evaluate(db, load_cohorts(world.strict), now=world.clock.tick(),
-                          cohorts_sha256=cohorts_sha256(world.strict), partial=True)
+        result = evaluate(
+            db,
+            load_cohorts(world.strict),
+            now=world.clock.tick(),
+            cohorts_sha256=cohorts_sha256(world.strict),
+            partial=True,
+        )
         store_verdicts(db, result)
         with pytest.raises(RolloutRefused, match="still going"):
             world.advance(read_verdict(db, "etl"))
@@ -207,12 +242,18 @@ class TestRollback:
         with pytest.raises(RolloutRefused, match="nothing to roll back"):
             world.book.rollback("etl")
 
-    def test_rolled_back_cohort_restarts_at_the_first_canary_step_with_any_candidate(self, world: World) -> None:
+    def test_rolled_back_cohort_restarts_at_the_first_canary_step_with_any_candidate(
+        self, world: World
+    ) -> None:
         world.advance(world.gate(world.traffic()), to=50)
         world.clock.tick()
         world.book.rollback("etl")
         assert world.advance(world.gate(world.traffic(candidate="actor 2"))) == "canary 1 %"
-        assert [s.describe() for s in world.book.history("etl")] == ["canary 50 %", "rolled_back", "canary 1 %"]
+        assert [s.describe() for s in world.book.history("etl")] == [
+            "canary 50 %",
+            "rolled_back",
+            "canary 1 %",
+        ]
 
 
 class TestStateStore:
@@ -234,8 +275,9 @@ class TestStateStore:
         assert RolloutBook(world.state, clock=world.clock).state("etl").describe() == "canary 1 %"
 
     @pytest.mark.parametrize("kind", ["text", "foreign-sqlite", "other-app", "duckdb"])
-    def test_foreign_file_is_refused_exit_4_before_any_write(self, tmp_path: Path, kind: str,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    def test_foreign_file_is_refused_exit_4_before_any_write(
+        self, tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         path = tmp_path / "state.db"
         if kind == "text":
             path.write_text("my notes\n", encoding="utf-8")
@@ -265,17 +307,35 @@ class TestStateStore:
 
 
 class TestCommand:
-    def test_cli_refuses_then_advances_then_reports(self, world: World, capsys: pytest.CaptureFixture[str],
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_cli_refuses_then_advances_then_reports(
+        self, world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         db = world.traffic(captured=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
         state = ["--state", str(world.state)]
-        assert main(["rollout", "advance", "etl", *state, "--db", str(db), "--cohorts", str(world.strict)]) == 1
+        assert (
+            main(["rollout", "advance", "etl", *state, "--db", str(db), "--cohorts", str(world.strict)]) == 1
+        )
         assert "refused: cohort 'etl' has no verdict" in capsys.readouterr().err
         assert main(["gate", str(db), "--cohorts", str(world.strict)]) == 0
         monkeypatch.setenv("GITHUB_ACTOR", "octocat")
         monkeypatch.setenv("GITHUB_RUN_ID", "77")
-        assert main(["rollout", "advance", "etl", *state, "--db", str(db), "--cohorts", str(world.strict),
-                     "--to", "5"]) == 0
+        assert (
+            main(
+                [
+                    "rollout",
+                    "advance",
+                    "etl",
+                    *state,
+                    "--db",
+                    str(db),
+                    "--cohorts",
+                    str(world.strict),
+                    "--to",
+                    "5",
+                ]
+            )
+            == 0
+        )
         assert main(["rollout", "status", *state, "--db", str(db)]) == 0
         out = capsys.readouterr().out
         assert "etl: now canary 5 %" in out
@@ -298,25 +358,60 @@ class TestCommand:
     @pytest.mark.parametrize("to", ["250", "0", "-5", "nan"])
     def test_cli_bad_percentage_is_a_usage_error(self, world: World, to: str) -> None:
         with pytest.raises(SystemExit) as info:
-            main(["rollout", "advance", "etl", "--state", str(world.state), "--db", "x", "--cohorts", "y", "--to", to])
+            main(
+                [
+                    "rollout",
+                    "advance",
+                    "etl",
+                    "--state",
+                    str(world.state),
+                    "--db",
+                    "x",
+                    "--cohorts",
+                    "y",
+                    "--to",
+                    to,
+                ]
+            )
         assert info.value.code == 4
 
     def test_cli_bad_database_exits_4(self, world: World) -> None:
-        assert main(["rollout", "advance", "etl", "--state", str(world.state), "--db",
-                     str(world.tmp / "absent.duckdb"), "--cohorts", str(world.strict)]) == 4
+        assert (
+            main(
+                [
+                    "rollout",
+                    "advance",
+                    "etl",
+                    "--state",
+                    str(world.state),
+                    "--db",
+                    str(world.tmp / "absent.duckdb"),
+                    "--cohorts",
+                    str(world.strict),
+                ]
+            )
+            == 4
+        )
 
     def test_status_lists_cohorts_never_moved(self, world: World, capsys: pytest.CaptureFixture[str]) -> None:
         cohorts = world.tmp / "c.toml"
         cohorts.write_text('[[cohort]]\nname = "fresh"\n', encoding="utf-8")
         db = world.traffic()
-        assert main(["rollout", "status", "--state", str(world.state), "--db", str(db), "--cohorts", str(cohorts)]) == 0
+        assert (
+            main(
+                ["rollout", "status", "--state", str(world.state), "--db", str(db), "--cohorts", str(cohorts)]
+            )
+            == 0
+        )
         line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("fresh"))
         assert "shadow" in line
         assert line.endswith("none")
 
 
 class TestRouteCommand:
-    def test_route_preview_follows_the_rollout(self, world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_route_preview_follows_the_rollout(
+        self, world: World, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         db = world.traffic(captured=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
         common = ["--state", str(world.state), "--cohorts", str(world.strict)]
         assert main(["rollout", "route", *common, "--db", str(db)]) == 0

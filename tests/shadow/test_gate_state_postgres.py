@@ -22,8 +22,10 @@ def state_url(server_dsn: str) -> str:  # noqa: F811
         admin.execute("DROP SCHEMA public CASCADE")
         admin.execute("CREATE SCHEMA public")
     parts = psycopg.conninfo.conninfo_to_dict(server_dsn)
-    return (f"postgresql://{parts['user']}@/{parts['dbname']}?host={quote(str(parts['host']), safe='')}"
-           f"&port={parts['port']}")
+    return (
+        f"postgresql://{parts['user']}@/{parts['dbname']}?host={quote(str(parts['host']), safe='')}"
+        f"&port={parts['port']}"
+    )
 
 
 def test_advance_refuse_rollback_on_postgres(state_url: str, tmp_path: Path) -> None:

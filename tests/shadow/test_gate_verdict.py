@@ -107,7 +107,9 @@ class TestCriticalRules:
             ("invariant", "invariants", "invariant violations"),
         ],
     )
-    def test_a_single_critical_finding_fails(self, db: GateDb, finding: str, criterion: str, words: str) -> None:
+    def test_a_single_critical_finding_fails(
+        self, db: GateDb, finding: str, criterion: str, words: str
+    ) -> None:
         """One stuck run, lost or duplicated attempt, causality or invariant violation among 200 clean traces fails."""
         db.add_traces(200, **{finding: 1})
         verdict = judge(db, divergence_budget=0.05)
@@ -231,6 +233,7 @@ class TestFidelity:
 
     def test_budget_key_is_validated(self) -> None:
         from shadow.gate.errors import CohortFileError
+
         with pytest.raises(CohortFileError, match="fidelity_min_status_agreement"):
             parse_cohorts({"cohort": [{"name": "x", "budget": {"fidelity_min_status_agreement": 1.5}}]})
 

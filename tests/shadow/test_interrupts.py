@@ -25,24 +25,50 @@ EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 def _command(corpus: Path, db: Path) -> list[str]:
-    return [sys.executable, "-m", "shadow.cli", "run", str(corpus), "--db", str(db), "--workers", "2",
-            "--baseline", "oracle", "--candidate", "shadow.testing:slow_engine", "--batch-size", "2",
-            "--flush-every", "2"]
+    return [
+        sys.executable,
+        "-m",
+        "shadow.cli",
+        "run",
+        str(corpus),
+        "--db",
+        str(db),
+        "--workers",
+        "2",
+        "--baseline",
+        "oracle",
+        "--candidate",
+        "shadow.testing:slow_engine",
+        "--batch-size",
+        "2",
+        "--flush-every",
+        "2",
+    ]
 
 
-def _interrupt(cmd: list[str], signum: signal.Signals, *, pause_at: str | None = None,
-               progress: int = 0) -> tuple[int, str]:
+def _interrupt(
+    cmd: list[str], signum: signal.Signals, *, pause_at: str | None = None, progress: int = 0
+) -> tuple[int, str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "SHADOW_PROGRESS_EVERY": "0"}
     if pause_at:
         env["SHADOW_TEST_PAUSE_AT"] = pause_at
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     assert proc.stderr is not None
     seen = []
     try:
         for line in proc.stderr:
             seen.append(line)
-            if (pause_at and line.startswith(f"paused at {pause_at}")) or (not pause_at and _progress(line) >= progress):
+            if (pause_at and line.startswith(f"paused at {pause_at}")) or (
+                not pause_at and _progress(line) >= progress
+            ):
                 break
         os.killpg(proc.pid, signum)  # the whole group, like a terminal's Ctrl-C
         rest = proc.stderr.read()
@@ -64,13 +90,16 @@ def _resume(cmd: list[str], db: Path) -> None:
 SLOW = pytest.mark.slow  # ~25 s each (a run, the signal, a rerun): one case stays in the fast subset
 
 
-@pytest.mark.parametrize(("moment", "signum"), [
-    pytest.param("cli-start", signal.SIGTERM, marks=SLOW),
-    pytest.param("worker-start", signal.SIGINT, marks=SLOW),
-    ("worker-start", signal.SIGTERM),
-    pytest.param("mid-run", signal.SIGINT, marks=SLOW),
-    pytest.param("mid-run", signal.SIGTERM, marks=SLOW),
-])
+@pytest.mark.parametrize(
+    ("moment", "signum"),
+    [
+        pytest.param("cli-start", signal.SIGTERM, marks=SLOW),
+        pytest.param("worker-start", signal.SIGINT, marks=SLOW),
+        ("worker-start", signal.SIGTERM),
+        pytest.param("mid-run", signal.SIGINT, marks=SLOW),
+        pytest.param("mid-run", signal.SIGTERM, marks=SLOW),
+    ],
+)
 def test_interrupt_keeps_work_without_traceback(tmp_path: Path, moment: str, signum: signal.Signals) -> None:
     corpus = write_corpus(tmp_path / "c.jsonl", N)
     db = tmp_path / "r.duckdb"

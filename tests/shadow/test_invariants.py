@@ -18,7 +18,9 @@ from shadow.compare.invariants import InvariantViolation, check_invariants, inva
 from shadow.compare.model import DivergenceKind
 from shadow.trial import TraceJob, TrialConfig, run_trace_with
 
-FIXED = RetryPolicy(error_retry_limit=2, backoff=Backoff(BackoffType.FIXED_BACKOFF, error_retry_backoff_in_secs=120))
+FIXED = RetryPolicy(
+    error_retry_limit=2, backoff=Backoff(BackoffType.FIXED_BACKOFF, error_retry_backoff_in_secs=120)
+)
 
 
 def _retry_trace() -> Trace:
@@ -31,8 +33,10 @@ def _retry_trace() -> Trace:
 def _edit(record: ExecutionRecord, path: str, attempt: int, **changes: object) -> ExecutionRecord:
     """``record`` with the given fields of one attempt of its first run changed."""
     run = record.runs[0]
-    atts = tuple(replace(a, **changes) if (a.path, a.attempt) == (path, attempt) else a  # type: ignore[arg-type]
-                 for a in run.attempts)
+    atts = tuple(
+        replace(a, **changes) if (a.path, a.attempt) == (path, attempt) else a  # type: ignore[arg-type]
+        for a in run.attempts
+    )
     return replace(record, runs=(replace(run, attempts=atts), *record.runs[1:]))
 
 
@@ -46,15 +50,20 @@ def _rules(violations: list[InvariantViolation]) -> list[tuple[str, str, str]]:
 
 class TestRealEnginesKeepThem:
     @pytest.mark.parametrize("engine", ["oracle", "legacy", "actor"])
-    @pytest.mark.parametrize("trace", [_retry_trace(), foreach_trace(6, concurrency=2, duration=300.0)],
-                             ids=["retry-near-timeout", "foreach-limit-2"])
+    @pytest.mark.parametrize(
+        "trace",
+        [_retry_trace(), foreach_trace(6, concurrency=2, duration=300.0)],
+        ids=["retry-near-timeout", "foreach-limit-2"],
+    )
     def test_no_violation(self, engine: str, trace: Trace) -> None:
         """The oracle and both engines satisfy every rule (a retry waits its backoff, a success 20 s before
         its timeout does not outlive it, a foreach never exceeds its limit)."""
         if engine == "oracle":
             record = oracle_record(trace)
         else:
-            record = (LegacyEngine() if engine == "legacy" else ActorEngine()).replay(trace, ReplayOptions(seed=1))
+            record = (LegacyEngine() if engine == "legacy" else ActorEngine()).replay(
+                trace, ReplayOptions(seed=1)
+            )
         assert check_invariants(trace, record) == []
 
     @pytest.mark.parametrize("index", [12, 21, 24, 26, 28])
@@ -76,7 +85,13 @@ class TestBrokenRecords:
         assert ended is not None
         bad = _edit(record, "a", 2, started_at=ended + 60.0, ended_at=ended + 60.0 + 880.0)
         (v,) = check_invariants(trace, bad)
-        assert (v.path, v.rule, v.detail, v.expected, v.observed) == ("a", "retry_started_early", "attempts[2]", 120, 60.0)
+        assert (v.path, v.rule, v.detail, v.expected, v.observed) == (
+            "a",
+            "retry_started_early",
+            "attempts[2]",
+            120,
+            60.0,
+        )
 
     def test_retry_started_late(self) -> None:
         """A retry started an hour after its 120 s backoff: more than the engine's own overhead explains."""
@@ -84,8 +99,9 @@ class TestBrokenRecords:
         record = oracle_record(trace)
         ended = _attempt(record, "a", 1).ended_at
         assert ended is not None
-        assert _rules(check_invariants(trace, _edit(record, "a", 2, started_at=ended + 3600.0, ended_at=ended + 4000.0))) \
-            == [("a", "retry_started_late", "attempts[2]")]
+        assert _rules(
+            check_invariants(trace, _edit(record, "a", 2, started_at=ended + 3600.0, ended_at=ended + 4000.0))
+        ) == [("a", "retry_started_late", "attempts[2]")]
 
     def test_attempt_beyond_policy(self) -> None:
         """A third user-error retry under a limit of 2, and an attempt after a success."""
@@ -97,8 +113,11 @@ class TestBrokenRecords:
         fourth = replace(last, attempt=4, status="USER_FAILED")
         third = replace(last, status="USER_FAILED")
         beyond = replace(record, runs=(replace(run, attempts=(*run.attempts[:-1], third, fourth)),))
-        found = [(v.rule, v.detail, v.expected, v.observed) for v in check_invariants(trace, beyond)
-                 if v.rule == "attempt_beyond_policy"]
+        found = [
+            (v.rule, v.detail, v.expected, v.observed)
+            for v in check_invariants(trace, beyond)
+            if v.rule == "attempt_beyond_policy"
+        ]
         assert found == [("attempt_beyond_policy", "attempts[4].error_retry_limit", 2, 3)]
         ok = make_trace([step("b")], [rec("b", 1, "succeeded", 5)])
         one = oracle_record(ok)
@@ -153,10 +172,16 @@ class TestInTheTrial:
                 return self.record
 
         config = TrialConfig(engines={}, seeds={"baseline": 0, "candidate": 0, "baseline_aa": 0})
-        outcome = run_trace_with(TraceJob(trace, "t.jsonl", 1), config,
-                                 {"baseline": Fixed(good), "candidate": Fixed(bad), "baseline_aa": Fixed(good)})
-        rows = [r for r in outcome.tables["divergences"] if r["kind"] == DivergenceKind.INVARIANT_VIOLATION.value]
-        assert [(r["comparison"], r["path"], r["detail"], r["baseline_value"], r["other_value"]) for r in rows] == [
-            ("candidate", "a", "retry_started_early attempts[2]", "120", "60.0")]
+        outcome = run_trace_with(
+            TraceJob(trace, "t.jsonl", 1),
+            config,
+            {"baseline": Fixed(good), "candidate": Fixed(bad), "baseline_aa": Fixed(good)},
+        )
+        rows = [
+            r for r in outcome.tables["divergences"] if r["kind"] == DivergenceKind.INVARIANT_VIOLATION.value
+        ]
+        assert [
+            (r["comparison"], r["path"], r["detail"], r["baseline_value"], r["other_value"]) for r in rows
+        ] == [("candidate", "a", "retry_started_early attempts[2]", "120", "60.0")]
         assert rows[0]["cause"] == "invariant_violation|retry_started_early|decreased"
         assert invariant_divergences(trace, good) == []

@@ -142,7 +142,12 @@ def test_secrets_appear_nowhere_after_redaction(
     (item,) = read_traces([str(traces)])
     trace = item.trace
     assert trace is not None
-    assert {n.rule for n in trace.metadata.redactions} == {"api token", "passwords", "leaky command", "shell output"}
+    assert {n.rule for n in trace.metadata.redactions} == {
+        "api token",
+        "passwords",
+        "leaky command",
+        "shell output",
+    }
     # Equal for equal: the condition compared two hashed values and still takes the production branch.
     record = LegacyEngine().replay(trace, ReplayOptions())
     for run in record.runs:
@@ -153,12 +158,19 @@ def test_secrets_appear_nowhere_after_redaction(
     assert [r.observed.steps["greet"].status for r in trace.runs if r.observed] == ["SUCCEEDED", "SUCCEEDED"]
 
 
-def test_bad_rules_exit_4_before_writing(live_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_rules_exit_4_before_writing(
+    live_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     rules = tmp_path / "rules.toml"
     rules.write_text('[[rule]]\nparam = "x"\nactoin = "hash"\n', encoding="utf-8")
     out = tmp_path / "t.jsonl"
     assert main(["capture", "--store", str(live_store), "--redact", str(rules), "-o", str(out)]) == 4
     assert not out.exists()
     assert f"{rules}:3: rule[0].actoin: unknown key 'actoin'" in capsys.readouterr().err
-    assert main(["corpus", "import", "--from", "wfformat", str(tmp_path), "--redact", str(rules), "-o", str(out)]) == 4
+    assert (
+        main(
+            ["corpus", "import", "--from", "wfformat", str(tmp_path), "--redact", str(rules), "-o", str(out)]
+        )
+        == 4
+    )
     assert "rule[0].actoin" in capsys.readouterr().err

@@ -71,30 +71,88 @@ def _stored(db: Path) -> Counter[str]:
 @pytest.mark.slow
 def test_sigkill_run_follow_at_random_points_each_captured_trace_stored_once(tmp_path: Path) -> None:
     rng = random.Random(20261203)
-    store, traces, db, log = tmp_path / "legacy.db", tmp_path / "traces", tmp_path / "r.duckdb", tmp_path / "run.log"
+    store, traces, db, log = (
+        tmp_path / "legacy.db",
+        tmp_path / "traces",
+        tmp_path / "r.duckdb",
+        tmp_path / "run.log",
+    )
     deployment = subprocess.Popen(
-        [sys.executable, str(ROOT / "examples" / "live_deployment.py"), str(store), "--runs", str(RUNS),
-         "--spacing", "0.5"], cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            str(ROOT / "examples" / "live_deployment.py"),
+            str(store),
+            "--runs",
+            str(RUNS),
+            "--spacing",
+            "0.5",
+        ],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     capture: subprocess.Popen[bytes] | None = None
     run: subprocess.Popen[bytes] | None = None
-    run_cmd = [sys.executable, "-m", "shadow.cli", "run", f"{traces}/", "--db", str(db), "--follow", "--workers", "1",
-               "--poll-interval", "0.1", "--batch-size", "1", "--flush-every", "1"]  # a flush per trace
+    run_cmd = [
+        sys.executable,
+        "-m",
+        "shadow.cli",
+        "run",
+        f"{traces}/",
+        "--db",
+        str(db),
+        "--follow",
+        "--workers",
+        "1",
+        "--poll-interval",
+        "0.1",
+        "--batch-size",
+        "1",
+        "--flush-every",
+        "1",
+    ]  # a flush per trace
     kills = 0
     try:
         _wait(lambda: _store_ready(store), "the live store")
         capture = subprocess.Popen(
-            [sys.executable, "-m", "shadow.cli", "capture", "--store", str(store), "--follow", "-o", f"{traces}/",
-             "--rotate", "5", "--poll-interval", "0.1"], cwd=ROOT, env=_env(),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "shadow.cli",
+                "capture",
+                "--store",
+                str(store),
+                "--follow",
+                "-o",
+                f"{traces}/",
+                "--rotate",
+                "5",
+                "--poll-interval",
+                "0.1",
+            ],
+            cwd=ROOT,
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         while kills < 3 and (kills == 0 or deployment.poll() is None):
             since = log.stat().st_size if log.exists() else 0
             with open(log, "ab") as err:
                 run = subprocess.Popen(run_cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=err)
             threshold = rng.randint(1, 4)
-            _wait(lambda: _stored_this_session(log, since) >= threshold or run.poll() is not None  # noqa: B023
-                  or _captured(traces) >= RUNS, f"{threshold} traces stored")
+            _wait(
+                lambda since=since, threshold=threshold, run=run: (
+                    _stored_this_session(log, since) >= threshold
+                    or run.poll() is not None
+                    or _captured(traces) >= RUNS
+                ),
+                f"{threshold} traces stored",
+            )
             assert run.poll() is None, log.read_text()
-            time.sleep(rng.uniform(0.0, 0.5))  # anywhere: mid-replay, mid-flush, between a flush and its position
+            time.sleep(
+                rng.uniform(0.0, 0.5)
+            )  # anywhere: mid-replay, mid-flush, between a flush and its position
             run.send_signal(signal.SIGKILL)
             run.wait()
             kills += 1
@@ -104,16 +162,26 @@ def test_sigkill_run_follow_at_random_points_each_captured_trace_stored_once(tmp
         remaining = RUNS - sum(_stored(db).values())
         if remaining:  # the restart after the last kill replays the rest, then stops by itself
             with open(log, "ab") as err:
-                final = subprocess.run([*run_cmd, "--max-traces", str(remaining), "--duration", "240"], cwd=ROOT,
-                                       env=_env(), stdout=subprocess.DEVNULL, stderr=err, timeout=300, check=False)
+                final = subprocess.run(
+                    [*run_cmd, "--max-traces", str(remaining), "--duration", "240"],
+                    cwd=ROOT,
+                    env=_env(),
+                    stdout=subprocess.DEVNULL,
+                    stderr=err,
+                    timeout=300,
+                    check=False,
+                )
             assert final.returncode == 0, log.read_text()
     finally:
         for proc in (run, capture, deployment):
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    captured = Counter(item.trace.trace_id for item in read_traces(sorted(str(p) for p in traces.glob("*.jsonl")))
-                       if item.trace is not None)
+    captured = Counter(
+        item.trace.trace_id
+        for item in read_traces(sorted(str(p) for p in traces.glob("*.jsonl")))
+        if item.trace is not None
+    )
     assert len(captured) == RUNS
     assert set(captured.values()) == {1}
     stored = _stored(db)
@@ -134,9 +202,24 @@ def test_sigkill_run_follow_at_random_points_each_captured_trace_stored_once(tmp
 def test_the_live_shadow_demo_ends_with_the_gate_verdict(tmp_path: Path) -> None:
     """What ``nox -s live_shadow`` runs: deployment, capture --follow, run --follow, gate; exit = the gate's."""
     out = tmp_path / "live"
-    done = subprocess.run([sys.executable, str(ROOT / "examples" / "live_shadow.py"), "--out", str(out),
-                           "--traces", "40", "--spacing", "0.2"], cwd=ROOT, env=_env(), capture_output=True,
-                          text=True, timeout=600, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "live_shadow.py"),
+            "--out",
+            str(out),
+            "--traces",
+            "40",
+            "--spacing",
+            "0.2",
+        ],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     verdict = json.loads((out / "verdict.json").read_text())
     assert done.returncode == verdict["exit_code"] == 0, done.stderr
     assert verdict["verdict"] == "PASS"
@@ -144,6 +227,9 @@ def test_the_live_shadow_demo_ends_with_the_gate_verdict(tmp_path: Path) -> None
     assert "judging identity" in done.stdout
     assert "corpus stream" in done.stdout
     assert (out / "report.html").is_file()
-    captured = {item.trace.trace_id for item in read_traces(sorted(str(p) for p in (out / "traces").glob("*.jsonl")))
-                if item.trace is not None}
+    captured = {
+        item.trace.trace_id
+        for item in read_traces(sorted(str(p) for p in (out / "traces").glob("*.jsonl")))
+        if item.trace is not None
+    }
     assert _stored(out / "results.duckdb") == Counter(dict.fromkeys(captured, 1))

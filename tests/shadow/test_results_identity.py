@@ -45,8 +45,22 @@ def write_corpus(path: Path, n: int = 4, *, offset: int = 0) -> Path:
 
 
 def run(corpus: Path, db: Path, *extra: str, candidate: str = "oracle") -> int:
-    return main(["run", str(corpus), "--db", str(db), "--workers", "1", "--baseline", "oracle", "--candidate",
-                 candidate, "--no-progress", *extra])
+    return main(
+        [
+            "run",
+            str(corpus),
+            "--db",
+            str(db),
+            "--workers",
+            "1",
+            "--baseline",
+            "oracle",
+            "--candidate",
+            candidate,
+            "--no-progress",
+            *extra,
+        ]
+    )
 
 
 def faulty_run(corpus: Path, db: Path, *extra: str) -> int:
@@ -78,8 +92,9 @@ def one_line(text: str) -> str:
 
 
 class TestRunRefusesAnotherIdentity:
-    def test_other_candidate_is_refused_and_nothing_is_written(self, corpus: Path, tmp_path: Path,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    def test_other_candidate_is_refused_and_nothing_is_written(
+        self, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """The reported bug: a second candidate on the same --db exits 4 naming the candidate, before writing."""
         db = tmp_path / "r.duckdb"
         assert faulty_run(corpus, db) == 0
@@ -92,21 +107,54 @@ class TestRunRefusesAnotherIdentity:
         assert "oracle" in err
         assert "--new-session" in err
         assert "--db" in err
-        assert (rows(db, "SELECT count(*) FROM provenance"), rows(db, "SELECT count(*) FROM traces")) == before
+        assert (
+            rows(db, "SELECT count(*) FROM provenance"),
+            rows(db, "SELECT count(*) FROM traces"),
+        ) == before
 
-    @pytest.mark.parametrize(("extra", "what"), [(("--seed", "5"), "seeds"), (("--time-limit", "100"), "time limit"),
-                                                 (("--baseline", "actor"), "baseline engine")])
-    def test_other_seed_time_limit_or_baseline_is_refused(self, corpus: Path, tmp_path: Path, extra: tuple[str, str],
-                                                          what: str, capsys: pytest.CaptureFixture[str]) -> None:
+    @pytest.mark.parametrize(
+        ("extra", "what"),
+        [
+            (("--seed", "5"), "seeds"),
+            (("--time-limit", "100"), "time limit"),
+            (("--baseline", "actor"), "baseline engine"),
+        ],
+    )
+    def test_other_seed_time_limit_or_baseline_is_refused(
+        self,
+        corpus: Path,
+        tmp_path: Path,
+        extra: tuple[str, str],
+        what: str,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
         db = tmp_path / "r.duckdb"
         assert run(corpus, db) == 0
         capsys.readouterr()
-        assert main(["run", str(corpus), "--db", str(db), "--workers", "1", "--baseline", "oracle",
-                     "--candidate", "oracle", "--no-progress", *extra]) == 4
+        assert (
+            main(
+                [
+                    "run",
+                    str(corpus),
+                    "--db",
+                    str(db),
+                    "--workers",
+                    "1",
+                    "--baseline",
+                    "oracle",
+                    "--candidate",
+                    "oracle",
+                    "--no-progress",
+                    *extra,
+                ]
+            )
+            == 4
+        )
         assert what in one_line(capsys.readouterr().err)
 
-    def test_other_corpus_content_is_refused(self, corpus: Path, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+    def test_other_corpus_content_is_refused(
+        self, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         db = tmp_path / "r.duckdb"
         assert run(corpus, db) == 0
         (tmp_path / "other").mkdir()
@@ -115,8 +163,9 @@ class TestRunRefusesAnotherIdentity:
         assert run(other, db) == 4
         assert "corpus" in one_line(capsys.readouterr().err)
 
-    def test_same_identity_resumes_and_exact_is_not_identity(self, corpus: Path, tmp_path: Path,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    def test_same_identity_resumes_and_exact_is_not_identity(
+        self, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """A rerun of the same identity resumes; --exact gives identical records by contract, so it resumes too.
         A copy of the corpus at another path is the same content, hence the same identity."""
         db = tmp_path / "r.duckdb"
@@ -136,7 +185,8 @@ class TestRunRefusesAnotherIdentity:
 
 class TestNewSession:
     def test_new_session_stores_a_second_identity_and_readers_pick_one(
-            self, corpus: Path, tmp_path: Path, cohorts: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        self, corpus: Path, tmp_path: Path, cohorts: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """--new-session replays everything again under the new identity; nothing of the first is lost;
         gate judges the latest identity and says so; --identity picks the older one."""
         db = tmp_path / "r.duckdb"
@@ -154,11 +204,17 @@ class TestNewSession:
             if table != "steps":  # the faulty candidate runs one retry fewer
                 assert counts[old] == counts[new], table
         # trace rows are attributable to a session of their identity
-        assert rows(db, "SELECT count(*) FROM traces t JOIN provenance p USING (session_id) "
-                        "WHERE t.identity <> p.identity") == [(0,)]
+        assert rows(
+            db,
+            "SELECT count(*) FROM traces t JOIN provenance p USING (session_id) "
+            "WHERE t.identity <> p.identity",
+        ) == [(0,)]
 
         verdict, junit = tmp_path / "v.json", tmp_path / "j.xml"
-        assert main(["gate", str(db), "--cohorts", str(cohorts), "--json", str(verdict), "--junit", str(junit)]) == 0
+        assert (
+            main(["gate", str(db), "--cohorts", str(cohorts), "--json", str(verdict), "--junit", str(junit)])
+            == 0
+        )
         out = one_line(capsys.readouterr().out)
         assert f"identity {new[:12]}" in out
         assert "oracle" in out
@@ -181,8 +237,9 @@ class TestNewSession:
         assert headline["identity"] == old
         assert headline["divergences_raw"] > 0
 
-    def test_unknown_identity_is_a_harness_error(self, corpus: Path, tmp_path: Path, cohorts: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    def test_unknown_identity_is_a_harness_error(
+        self, corpus: Path, tmp_path: Path, cohorts: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         db = tmp_path / "r.duckdb"
         assert run(corpus, db) == 0
         capsys.readouterr()
@@ -191,8 +248,9 @@ class TestNewSession:
         assert main(["summary", str(db), "--identity", "ffffffffffff"]) == 4
         assert main(["report", str(db), "-o", str(tmp_path / "r.html"), "--identity", "ffffffffffff"]) == 4
 
-    def test_report_names_the_identity(self, corpus: Path, tmp_path: Path,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+    def test_report_names_the_identity(
+        self, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         db = tmp_path / "r.duckdb"
         assert faulty_run(corpus, db) == 0
         assert run(corpus, db, "--new-session") == 0
@@ -211,26 +269,37 @@ def _v1_ddl() -> str:
     for ddl in TABLES.values():
         lines = [ln for ln in ddl.splitlines() if not re.match(r"\s+(identity|identity_parts|exact) ", ln)]
         text = "\n".join(ln for ln in lines if "PRIMARY KEY (" not in ln)
-        text = re.sub(r",(\s*--[^\n]*)?\n(\s*)\)$", r"\1\n\2)", text.rstrip())  # the last column loses its comma
-        text = text.replace("trace_id VARCHAR,\n            session_id", "trace_id VARCHAR PRIMARY KEY,\n"
-                            "            session_id").replace("signature VARCHAR,\n            workflow_type",
-                                                              "signature VARCHAR PRIMARY KEY,\n            workflow_type")
+        text = re.sub(
+            r",(\s*--[^\n]*)?\n(\s*)\)$", r"\1\n\2)", text.rstrip()
+        )  # the last column loses its comma
+        text = text.replace(
+            "trace_id VARCHAR,\n            session_id",
+            "trace_id VARCHAR PRIMARY KEY,\n            session_id",
+        ).replace(
+            "signature VARCHAR,\n            workflow_type",
+            "signature VARCHAR PRIMARY KEY,\n            workflow_type",
+        )
         statements.append(text)
     return ";\n".join(statements) + ";"
 
 
 class TestSchemaOneFiles:
-    def test_upgrade_keeps_every_row_and_refuses_to_mix(self, corpus: Path, tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    def test_upgrade_keeps_every_row_and_refuses_to_mix(
+        self, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """A results file written before identities: readers still read it; the next run upgrades it in place
         (every row kept, one 'v1-' identity) and refuses to add a run to it without --new-session."""
         db = tmp_path / "old.duckdb"
         con = duckdb.connect(str(db))
         con.execute(_v1_ddl())
         con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
-        con.execute("INSERT INTO provenance (session_id, started_at, baseline_engine, candidate_engine, config_hash, "
-                    "status) VALUES ('s1', now(), 'legacy 0.1.0', 'actor 0.1.0', 'abc', 'finished')")
-        con.execute("INSERT INTO traces (trace_id, session_id, unexplained) VALUES ('t0', 's1', 0), ('old', 's1', 1)")
+        con.execute(
+            "INSERT INTO provenance (session_id, started_at, baseline_engine, candidate_engine, config_hash, "
+            "status) VALUES ('s1', now(), 'legacy 0.1.0', 'actor 0.1.0', 'abc', 'finished')"
+        )
+        con.execute(
+            "INSERT INTO traces (trace_id, session_id, unexplained) VALUES ('t0', 's1', 0), ('old', 's1', 1)"
+        )
         con.execute("INSERT INTO runs (trace_id, engine, run_id) VALUES ('t0', 'baseline', 'r1')")
         con.execute("INSERT INTO signatures (signature, status) VALUES ('a|b|c|d', 'unexplained')")
         con.close()

@@ -30,11 +30,29 @@ def corpus(tmp_path: Path) -> Path:
 
 
 class TestRunAndSummary:
-    def test_run_then_summary_json(self, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_run_then_summary_json(
+        self, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """shadow run stores every trace; shadow summary --json reports them with zero unexplained."""
         db = tmp_path / "r.duckdb"
-        assert main(["run", str(corpus), "--db", str(db), "--workers", "1", "--baseline", "oracle",
-                     "--candidate", "oracle", "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    str(corpus),
+                    "--db",
+                    str(db),
+                    "--workers",
+                    "1",
+                    "--baseline",
+                    "oracle",
+                    "--candidate",
+                    "oracle",
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
         capsys.readouterr()
         assert main(["summary", str(db), "--json"]) == 0
         headline = json.loads(capsys.readouterr().out)
@@ -46,13 +64,47 @@ class TestRunAndSummary:
     def test_plugged_candidate_and_expired_registry(self, corpus: Path, tmp_path: Path) -> None:
         """A module:factory candidate runs; an expired registry entry stops the next run with exit 4."""
         db = tmp_path / "r.duckdb"
-        assert main(["run", str(corpus), "--db", str(db), "--workers", "1", "--baseline", "oracle",
-                     "--candidate", "shadow.testing:fake_engine_with_fault", "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    str(corpus),
+                    "--db",
+                    str(db),
+                    "--workers",
+                    "1",
+                    "--baseline",
+                    "oracle",
+                    "--candidate",
+                    "shadow.testing:fake_engine_with_fault",
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
         reg = tmp_path / "k.toml"
-        reg.write_text('[[divergence]]\nid = "OLD"\nsignature = "*"\nowner = "o"\nreason = "r"\n'
-                       'expires = 2001-01-01\n', encoding="utf-8")
-        assert main(["run", str(corpus), "--db", str(db), "--registry", str(reg), "--baseline", "oracle",
-                     "--candidate", "oracle", "--no-progress"]) == 4
+        reg.write_text(
+            '[[divergence]]\nid = "OLD"\nsignature = "*"\nowner = "o"\nreason = "r"\nexpires = 2001-01-01\n',
+            encoding="utf-8",
+        )
+        assert (
+            main(
+                [
+                    "run",
+                    str(corpus),
+                    "--db",
+                    str(db),
+                    "--registry",
+                    str(reg),
+                    "--baseline",
+                    "oracle",
+                    "--candidate",
+                    "oracle",
+                    "--no-progress",
+                ]
+            )
+            == 4
+        )
 
     def test_unreadable_db(self, tmp_path: Path) -> None:
         """summary exits 4 for a missing file and for a file that is not a results database."""
@@ -61,23 +113,65 @@ class TestRunAndSummary:
         junk.write_text("not a database", encoding="utf-8")
         assert main(["summary", str(junk)]) == 4
 
-    def test_locked_db_says_another_process_holds_it(self, corpus: Path, tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    def test_locked_db_says_another_process_holds_it(
+        self, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """run and summary on a database another process holds exit 4 and say to wait, not to rename."""
         db = tmp_path / "r.duckdb"
-        assert main(["run", str(corpus), "--db", str(db), "--workers", "1", "--baseline", "oracle",
-                     "--candidate", "oracle", "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    str(corpus),
+                    "--db",
+                    str(db),
+                    "--workers",
+                    "1",
+                    "--baseline",
+                    "oracle",
+                    "--candidate",
+                    "oracle",
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
         holder = subprocess.Popen(
-            [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
-             "sys.stdin.read()", str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-c",
+                "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+                "sys.stdin.read()",
+                str(db),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert holder.stdout is not None
             assert holder.stdout.readline().strip() == "held"
             capsys.readouterr()
             assert main(["summary", str(db)]) == 4
             assert "another process holds the database" in " ".join(capsys.readouterr().err.split())
-            assert main(["run", str(corpus), "--db", str(db), "--workers", "1", "--baseline", "oracle",
-                         "--candidate", "oracle", "--no-progress"]) == 4
+            assert (
+                main(
+                    [
+                        "run",
+                        str(corpus),
+                        "--db",
+                        str(db),
+                        "--workers",
+                        "1",
+                        "--baseline",
+                        "oracle",
+                        "--candidate",
+                        "oracle",
+                        "--no-progress",
+                    ]
+                )
+                == 4
+            )
             assert "another process holds the database" in " ".join(capsys.readouterr().err.split())
         finally:
             assert holder.stdin is not None
@@ -90,8 +184,24 @@ class TestRunAndSummary:
         """A registry error naming '[[divergence]] #1' and a db path with '[/]' print verbatim with exit 4."""
         reg = tmp_path / "k.toml"
         reg.write_text('[[divergence]]\nid = "x"\nsignature = "*"\n', encoding="utf-8")
-        assert main(["run", str(corpus), "--db", str(tmp_path / "r.duckdb"), "--registry", str(reg),
-                     "--baseline", "oracle", "--candidate", "oracle", "--no-progress"]) == 4
+        assert (
+            main(
+                [
+                    "run",
+                    str(corpus),
+                    "--db",
+                    str(tmp_path / "r.duckdb"),
+                    "--registry",
+                    str(reg),
+                    "--baseline",
+                    "oracle",
+                    "--candidate",
+                    "oracle",
+                    "--no-progress",
+                ]
+            )
+            == 4
+        )
         assert "[[divergence]] #1 lacks owner" in " ".join(capsys.readouterr().err.split())
         assert main(["summary", str(tmp_path / "[/]x.duckdb")]) == 4
         assert "[/]x.duckdb: no such results database" in " ".join(capsys.readouterr().err.split())
@@ -116,7 +226,9 @@ class TestRunAndSummary:
         stored = json.loads(capsys.readouterr().out)["traces"]
         assert 0 < stored < 300
 
-    def test_all_bad_corpus_is_a_harness_error(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_all_bad_corpus_is_a_harness_error(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """A corpus whose every line is quarantined exits 4 (also on a rerun) and points at validate."""
         junk = tmp_path / "junk.jsonl"
         junk.write_text("{nope\nnot json either\n", encoding="utf-8")
@@ -124,7 +236,9 @@ class TestRunAndSummary:
                 "--candidate", "oracle", "--no-progress"]  # fmt: skip
         for _ in range(2):
             assert main(args) == 4
-            assert "every one of the 2 corpus lines was quarantined" in " ".join(capsys.readouterr().err.split())
+            assert "every one of the 2 corpus lines was quarantined" in " ".join(
+                capsys.readouterr().err.split()
+            )
 
     def test_non_utf8_corpus_name_is_a_harness_error(self, corpus: Path, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
@@ -133,16 +247,50 @@ class TestRunAndSummary:
 
         odd = os.fsdecode(os.fsencode(str(tmp_path)) + b"/bad\xffname.jsonl")
         Path(odd).write_bytes(corpus.read_bytes())
-        assert main(["run", odd, "--db", str(tmp_path / "r.duckdb"), "--workers", "1", "--baseline", "oracle",
-                     "--candidate", "oracle", "--no-progress"]) == 4
+        assert (
+            main(
+                [
+                    "run",
+                    odd,
+                    "--db",
+                    str(tmp_path / "r.duckdb"),
+                    "--workers",
+                    "1",
+                    "--baseline",
+                    "oracle",
+                    "--candidate",
+                    "oracle",
+                    "--no-progress",
+                ]
+            )
+            == 4
+        )
         assert "the path is not valid UTF-8" in " ".join(capsys.readouterr().err.split())
 
-    def test_empty_corpus_is_a_harness_error(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_empty_corpus_is_a_harness_error(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """An empty corpus file exits 4 saying the corpus is empty, instead of a clean run of nothing."""
         empty = tmp_path / "empty.jsonl"
         empty.write_text("", encoding="utf-8")
-        assert main(["run", str(empty), "--db", str(tmp_path / "r.duckdb"), "--workers", "1", "--baseline",
-                     "oracle", "--candidate", "oracle", "--no-progress"]) == 4
+        assert (
+            main(
+                [
+                    "run",
+                    str(empty),
+                    "--db",
+                    str(tmp_path / "r.duckdb"),
+                    "--workers",
+                    "1",
+                    "--baseline",
+                    "oracle",
+                    "--candidate",
+                    "oracle",
+                    "--no-progress",
+                ]
+            )
+            == 4
+        )
         assert "the corpus is empty" in " ".join(capsys.readouterr().err.split())
 
     @pytest.mark.parametrize(("flag", "value"), [("--workers", "0"), ("--limit", "-1")])
@@ -152,21 +300,65 @@ class TestRunAndSummary:
         assert main(["run", str(corpus), "--db", str(tmp_path / "r.duckdb"), flag, value]) == 4
         assert f"{flag} {value}:" in capsys.readouterr().err
 
-    def test_db_in_a_missing_folder(self, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_db_in_a_missing_folder(
+        self, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """--db in a folder that does not exist exits 4 saying the folder is missing."""
-        assert main(["run", str(corpus), "--db", str(tmp_path / "no" / "r.duckdb"), "--baseline", "oracle",
-                     "--candidate", "oracle", "--no-progress"]) == 4
+        assert (
+            main(
+                [
+                    "run",
+                    str(corpus),
+                    "--db",
+                    str(tmp_path / "no" / "r.duckdb"),
+                    "--baseline",
+                    "oracle",
+                    "--candidate",
+                    "oracle",
+                    "--no-progress",
+                ]
+            )
+            == 4
+        )
         assert "its folder does not exist" in " ".join(capsys.readouterr().err.split())
 
     def test_bad_inputs(self, corpus: Path, tmp_path: Path) -> None:
         """Unknown engines, missing corpus files and bad --sample exit 4."""
         db = str(tmp_path / "r.duckdb")
         assert main(["run", str(corpus), "--db", db, "--candidate", "nope"]) == 4
-        assert main(["run", str(tmp_path / "missing.jsonl"), "--db", db, "--baseline", "oracle",
-                     "--candidate", "oracle"]) == 4
+        assert (
+            main(
+                [
+                    "run",
+                    str(tmp_path / "missing.jsonl"),
+                    "--db",
+                    db,
+                    "--baseline",
+                    "oracle",
+                    "--candidate",
+                    "oracle",
+                ]
+            )
+            == 4
+        )
         assert main(["run", str(corpus), "--db", db, "--sample", "0"]) == 4
-        assert main(["run", str(corpus), "--db", db, "--baseline", "oracle", "--candidate", "oracle",
-                     "--candidate-nodes", "3"]) == 4  # the oracle's factory takes no nodes=
+        assert (
+            main(
+                [
+                    "run",
+                    str(corpus),
+                    "--db",
+                    db,
+                    "--baseline",
+                    "oracle",
+                    "--candidate",
+                    "oracle",
+                    "--candidate-nodes",
+                    "3",
+                ]
+            )
+            == 4
+        )  # the oracle's factory takes no nodes=
 
 
 class TestReplay:
@@ -215,7 +407,10 @@ class TestResultsDocs:
         sections = dict(re.findall(r"^## (\w+)\n(.*?)(?=^## |\Z)", doc, flags=re.S | re.M))
         for table, ddl in TABLES.items():
             assert table in sections, f"table {table} undocumented"
-            columns = [c for c in re.findall(r"^\s+(\w+) [A-Z]", ddl.split("(", 1)[1], flags=re.M)
-                       if c not in ("PRIMARY", "UNIQUE")]  # table constraints, not columns
+            columns = [
+                c
+                for c in re.findall(r"^\s+(\w+) [A-Z]", ddl.split("(", 1)[1], flags=re.M)
+                if c not in ("PRIMARY", "UNIQUE")
+            ]  # table constraints, not columns
             for column in columns:
                 assert f"`{column}`" in sections[table], f"{table}.{column} undocumented"

@@ -36,7 +36,9 @@ def trace() -> Trace:
 
 def _compare(trace: Trace, fault: str, path: str, param: str = "") -> list:
     base = FakeEngine().replay(trace, ReplayOptions(seed=0))
-    other = PlantedFaultEngine(FakeEngine(), fault=fault, path=path, param=param).replay(trace, ReplayOptions(seed=1))
+    other = PlantedFaultEngine(FakeEngine(), fault=fault, path=path, param=param).replay(
+        trace, ReplayOptions(seed=1)
+    )
     return compare_records(trace, base, other)
 
 
@@ -54,7 +56,8 @@ class TestPlantedFaults:
         """A param not handed to c is exactly one params divergence naming the param."""
         found = _compare(trace, "drop_param", "c", "date")
         assert [(d.path, d.kind, d.detail, d.baseline_value, d.other_value) for d in found] == [
-            ("c", DivergenceKind.PARAMS, "attempts[1].params.date", 20260101, None)]
+            ("c", DivergenceKind.PARAMS, "attempts[1].params.date", 20260101, None)
+        ]
         assert found[0].is_first
 
     def test_lost_wakeup(self, trace: Trace) -> None:
@@ -70,7 +73,8 @@ class TestPlantedFaults:
         """A step started before its predecessor ended is a causality_violation at that step."""
         found = _compare(trace, "reorder", "d")
         assert [(d.path, d.kind, d.detail) for d in found] == [
-            ("d", DivergenceKind.CAUSALITY_VIOLATION, "after b")]
+            ("d", DivergenceKind.CAUSALITY_VIOLATION, "after b")
+        ]
 
 
 class TestNoDivergence:
@@ -93,7 +97,9 @@ class TestNoDivergence:
         """c starting long before b (independent branches) is legal: no divergence."""
         record = FakeEngine().replay(trace, ReplayOptions())
         run = record.runs[0]
-        moved = tuple(replace(a, started_at=(a.started_at or 0) - 0.5) if a.path == "c" else a for a in run.attempts)
+        moved = tuple(
+            replace(a, started_at=(a.started_at or 0) - 0.5) if a.path == "c" else a for a in run.attempts
+        )
         assert compare_records(trace, record, replace(record, runs=(replace(run, attempts=moved),))) == []
 
 
@@ -115,7 +121,8 @@ class TestShapes:
         doubled = replace(run, attempts=(*run.attempts, next(a for a in run.attempts if a.path == "d")))
         found = compare_records(trace, record, replace(record, runs=(doubled,)))
         assert [(d.path, d.kind, d.baseline_value, d.other_value) for d in found] == [
-            ("d", DivergenceKind.ATTEMPT_COUNT, 1, 2)]
+            ("d", DivergenceKind.ATTEMPT_COUNT, 1, 2)
+        ]
 
     def test_extra_step_and_missing_run(self, trace: Trace) -> None:
         """A step only the other engine ran is extra_step; a run it never reported is a final_status difference."""
@@ -124,7 +131,8 @@ class TestShapes:
         ghost = replace(run.attempts[0], path="ghost", step_id="ghost")
         other = replace(record, runs=(replace(run, attempts=(*run.attempts, ghost)),))
         assert [(d.path, d.kind) for d in compare_records(trace, record, other)] == [
-            ("ghost", DivergenceKind.EXTRA_STEP)]
+            ("ghost", DivergenceKind.EXTRA_STEP)
+        ]
         found = compare_records(trace, record, replace(record, runs=()))
         assert [(d.path, d.kind, d.other_value) for d in found] == [("", DivergenceKind.FINAL_STATUS, None)]
 
@@ -135,13 +143,23 @@ class TestShapes:
     def test_causal_order_nested(self) -> None:
         """Foreach children sort after earlier steps and by iteration; unknown paths come last."""
         inner = (Step(id="x", transitions=(Transition("y"),)), Step(id="y"))
-        fan = Step(id="fan", type=StepType.FOREACH,
-                   foreach=Foreach(loop_params={"i": Param(value=[1, 2])}, steps=inner))
+        fan = Step(
+            id="fan",
+            type=StepType.FOREACH,
+            foreach=Foreach(loop_params={"i": Param(value=[1, 2])}, steps=inner),
+        )
         trace = Trace(
-            trace_id="n", definition=WorkflowDefinition(id="w", steps=(Step(id="a", transitions=(Transition("fan"),)),
-                                                                        fan)),
-            runs=(Run(run_id="r", trigger_time=0.0, attempts=(RecordedAttempt("a", 1, Outcome.SUCCEEDED, 1.0),)),),
-            metadata=TraceMetadata())
+            trace_id="n",
+            definition=WorkflowDefinition(
+                id="w", steps=(Step(id="a", transitions=(Transition("fan"),)), fan)
+            ),
+            runs=(
+                Run(
+                    run_id="r", trigger_time=0.0, attempts=(RecordedAttempt("a", 1, Outcome.SUCCEEDED, 1.0),)
+                ),
+            ),
+            metadata=TraceMetadata(),
+        )
         order = CausalOrder(trace)
         paths = ["zzz", "fan[1]/x", "fan[0]/y", "a", "fan[0]/x"]
         assert sorted(paths, key=order.key) == ["a", "fan[0]/x", "fan[0]/y", "fan[1]/x", "zzz"]

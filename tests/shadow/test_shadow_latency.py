@@ -14,8 +14,11 @@ from shadow.testing import FakeEngine, build_trace
 class TestMetrics:
     def test_critical_path_and_overhead(self) -> None:
         """Diamond a -> (b 30 s, c 5 s) -> d: critical path 10+30+10; overhead = makespan minus that."""
-        trace = build_trace("t", {"a": ["b", "c"], "b": ["d"], "c": ["d"], "d": []},
-                            {"b": [("succeeded", 30.0)], "c": [("succeeded", 5.0)]})
+        trace = build_trace(
+            "t",
+            {"a": ["b", "c"], "b": ["d"], "c": ["d"], "d": []},
+            {"b": [("succeeded", 30.0)], "c": [("succeeded", 5.0)]},
+        )
         record = FakeEngine(start_overhead=2.0, jitter=0.0).replay(trace, ReplayOptions())
         run = record.runs[0]
         assert critical_path(trace, run) == 50.0
@@ -30,7 +33,9 @@ class TestMetrics:
 
     def test_terminated_attempt_counts_only_what_ran(self) -> None:
         """A step cut by a 600 s workflow timeout adds 600 s, not its 5,000 s recording: overhead stays >= 0."""
-        base = build_trace("t", {"a": ["b"], "b": []}, {"a": [("succeeded", 10.0)], "b": [("succeeded", 5000.0)]})
+        base = build_trace(
+            "t", {"a": ["b"], "b": []}, {"a": [("succeeded", 10.0)], "b": [("succeeded", 5000.0)]}
+        )
         trace = replace(base, definition=replace(base.definition, timeout=600))
         run = CoreOracle().replay(trace, ReplayOptions()).runs[0]
         assert run.status == "TIMED_OUT"

@@ -73,10 +73,12 @@ class TestRegistry:
 
     def test_cause_globs_narrowed_by_signature(self, tmp_path: Path) -> None:
         """An entry may name a cause (what changed), a signature (where), or both (that cause, there only)."""
-        body = ('[[divergence]]\nid = "C-1"\ncause = "outputs|outputs.region|added:*"\nsignature = "etl|*"\n'
-                'owner = "team-a"\nreason = "new field"\nexpires = 2099-01-01\n'
-                '[[divergence]]\nid = "C-2"\ncause = "params|*|upper-cased"\n'
-                'owner = "team-b"\nreason = "case"\nexpires = 2099-01-01\n')
+        body = (
+            '[[divergence]]\nid = "C-1"\ncause = "outputs|outputs.region|added:*"\nsignature = "etl|*"\n'
+            'owner = "team-a"\nreason = "new field"\nexpires = 2099-01-01\n'
+            '[[divergence]]\nid = "C-2"\ncause = "params|*|upper-cased"\n'
+            'owner = "team-b"\nreason = "case"\nexpires = 2099-01-01\n'
+        )
         reg = Registry.load(_registry(tmp_path, body))
         region = "outputs|outputs.region|added:str"
         assert reg.match("etl|SHELL|a|outputs", region).id == "C-1"  # type: ignore[union-attr]

@@ -18,7 +18,9 @@ from shadow.runner import RunSettings, run_shadow
 CORPORA = Path(__file__).resolve().parents[2].parent / "shared" / "corpora"  # ../shared/corpora
 pytestmark = [
     pytest.mark.corpora,
-    pytest.mark.skipif(not CORPORA.is_dir(), reason=f"real corpora not found at {CORPORA} (../shared/corpora)"),
+    pytest.mark.skipif(
+        not CORPORA.is_dir(), reason=f"real corpora not found at {CORPORA} (../shared/corpora)"
+    ),
 ]
 
 
@@ -38,8 +40,14 @@ class TestRealTraces:
         traces = imported("argo", "argo") + imported("nextflow", "nextflow") + imported("maestro", "maestro")
         assert len(traces) >= 10
         db = tmp_path / "r.duckdb"
-        report = run_shadow(RunSettings(corpus=(str(write(tmp_path / "c.jsonl", traces)),), db=str(db),
-                                        baseline=resolve_engine("oracle"), candidate=resolve_engine("oracle")))
+        report = run_shadow(
+            RunSettings(
+                corpus=(str(write(tmp_path / "c.jsonl", traces)),),
+                db=str(db),
+                baseline=resolve_engine("oracle"),
+                candidate=resolve_engine("oracle"),
+            )
+        )
         assert report.traces_done == len(traces)
         con = duckdb.connect(str(db), read_only=True)
         assert con.execute("SELECT count(*) FROM divergences").fetchone() == (0,)
@@ -54,10 +62,19 @@ class TestRealTraces:
         assert retried, "the Nextflow corpus records retried tasks"
         path = retried[0]
         db = tmp_path / "r.duckdb"
-        run_shadow(RunSettings(corpus=(str(write(tmp_path / "c.jsonl", [trace])),), db=str(db),
-                               baseline=resolve_engine("oracle"),
-                               candidate=resolve_engine("shadow.testing:fake_engine_with_fault", inner="oracle",
-                                                        fault="one_retry_fewer", path=path)))
+        run_shadow(
+            RunSettings(
+                corpus=(str(write(tmp_path / "c.jsonl", [trace])),),
+                db=str(db),
+                baseline=resolve_engine("oracle"),
+                candidate=resolve_engine(
+                    "shadow.testing:fake_engine_with_fault",
+                    inner="oracle",
+                    fault="one_retry_fewer",
+                    path=path,
+                ),
+            )
+        )
         con = duckdb.connect(str(db), read_only=True)
         firsts = {r[0] for r in con.execute("SELECT path FROM divergences WHERE is_first").fetchall()}
         kinds = {r[0] for r in con.execute("SELECT kind FROM divergences WHERE path = ?", [path]).fetchall()}

@@ -28,8 +28,14 @@ def write_corpus(path: Path, n: int, *, bad_lines: int = 0) -> Path:
     with path.open("w", encoding="utf-8") as out:
         for i in range(n):
             owner = "team-a" if i % 2 == 0 else "team-b"
-            trace = build_trace(f"t{i:03d}", DIAMOND, {"b": ["user_error", "succeeded"]},
-                                params={"c": {"x": i}}, owner=owner, runs=1 + i % 2)
+            trace = build_trace(
+                f"t{i:03d}",
+                DIAMOND,
+                {"b": ["user_error", "succeeded"]},
+                params={"c": {"x": i}},
+                owner=owner,
+                runs=1 + i % 2,
+            )
             out.write(json.dumps(encode(trace)) + "\n")
         for _ in range(bad_lines):
             out.write("{not json\n")
@@ -44,8 +50,13 @@ def _progress(line: str) -> int:
 
 def settings(corpus: Path, db: Path, candidate: str = "oracle", **kw: object) -> RunSettings:
     cand_kwargs = kw.pop("candidate_kwargs", {})
-    return RunSettings(corpus=(str(corpus),), db=str(db), baseline=resolve_engine("oracle"),
-                       candidate=resolve_engine(candidate, **cand_kwargs), **kw)  # type: ignore[arg-type]
+    return RunSettings(
+        corpus=(str(corpus),),
+        db=str(db),
+        baseline=resolve_engine("oracle"),
+        candidate=resolve_engine(candidate, **cand_kwargs),
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def rows(db: Path, sql: str) -> list[tuple]:
@@ -63,29 +74,46 @@ class TestPipeline:
         report = run_shadow(settings(corpus, tmp_path / "r.duckdb"))
         assert (report.status, report.traces_done, report.quarantined) == ("finished", 6, 1)
         db = tmp_path / "r.duckdb"
-        assert rows(db, "SELECT count(*), sum(candidate_divergences), sum(aa_divergences) FROM traces") == [(6, 0, 0)]
+        assert rows(db, "SELECT count(*), sum(candidate_divergences), sum(aa_divergences) FROM traces") == [
+            (6, 0, 0)
+        ]
         assert rows(db, "SELECT count(*) FROM runs WHERE engine = 'candidate'") == [(9,)]
         assert rows(db, "SELECT code FROM quarantine") == [("malformed_json",)]
-        assert rows(db, "SELECT count(DISTINCT engine) FROM latency WHERE metric = 'start_overhead'") == [(3,)]
+        assert rows(db, "SELECT count(DISTINCT engine) FROM latency WHERE metric = 'start_overhead'") == [
+            (3,)
+        ]
 
     def test_planted_fault_flagged(self, tmp_path: Path) -> None:
         """One retry fewer at b on the oracle: unexplained signatures at b, first divergence point b."""
         corpus = write_corpus(tmp_path / "c.jsonl", 4)
         db = tmp_path / "r.duckdb"
-        run_shadow(settings(corpus, db, "shadow.testing:fake_engine_with_fault",
-                            candidate_kwargs={"inner": "oracle", "fault": "one_retry_fewer", "path": "b"}))
+        run_shadow(
+            settings(
+                corpus,
+                db,
+                "shadow.testing:fake_engine_with_fault",
+                candidate_kwargs={"inner": "oracle", "fault": "one_retry_fewer", "path": "b"},
+            )
+        )
         sigs = dict(rows(db, "SELECT signature, status FROM signatures"))
         assert sigs["etl|SHELL|b|attempt_count"] == "unexplained"
-        assert rows(db, "SELECT DISTINCT first_divergence_path FROM signatures WHERE kind = 'attempt_count'") == [
-            ("b",)]
+        assert rows(
+            db, "SELECT DISTINCT first_divergence_path FROM signatures WHERE kind = 'attempt_count'"
+        ) == [("b",)]
         assert rows(db, "SELECT count(*) FROM traces WHERE unexplained > 0") == [(4,)]
 
     def test_lost_wakeup_stuck(self, tmp_path: Path) -> None:
         """A lost wake-up is stored as stuck candidate runs with a stuck_run divergence."""
         corpus = write_corpus(tmp_path / "c.jsonl", 2)
         db = tmp_path / "r.duckdb"
-        run_shadow(settings(corpus, db, "shadow.testing:fake_engine_with_fault",
-                            candidate_kwargs={"inner": "oracle", "fault": "lost_wakeup", "path": "d"}))
+        run_shadow(
+            settings(
+                corpus,
+                db,
+                "shadow.testing:fake_engine_with_fault",
+                candidate_kwargs={"inner": "oracle", "fault": "lost_wakeup", "path": "d"},
+            )
+        )
         assert rows(db, "SELECT count(*) FROM runs WHERE engine = 'candidate' AND stuck") == [(3,)]
         assert rows(db, "SELECT DISTINCT path FROM divergences WHERE is_first") == [("d",)]
 
@@ -93,26 +121,39 @@ class TestPipeline:
         """An engine crash on one trace is that trace's engine_error; the others go on."""
         corpus = write_corpus(tmp_path / "c.jsonl", 3)
         db = tmp_path / "r.duckdb"
-        report = run_shadow(settings(corpus, db, "shadow.testing:failing_engine",
-                                     candidate_kwargs={"fail_on": "t001"}))
+        report = run_shadow(
+            settings(corpus, db, "shadow.testing:failing_engine", candidate_kwargs={"fail_on": "t001"})
+        )
         assert report.traces_done == 3
-        assert rows(db, "SELECT trace_id, kind FROM divergences WHERE comparison = 'candidate' "
-                        "AND kind = 'engine_error'") == [("t001", "engine_error")]
-        assert rows(db, "SELECT error LIKE 'candidate: RuntimeError%' FROM traces WHERE trace_id = 't001'") == [
-            (True,)]
+        assert rows(
+            db,
+            "SELECT trace_id, kind FROM divergences WHERE comparison = 'candidate' AND kind = 'engine_error'",
+        ) == [("t001", "engine_error")]
+        assert rows(
+            db, "SELECT error LIKE 'candidate: RuntimeError%' FROM traces WHERE trace_id = 't001'"
+        ) == [(True,)]
 
     def test_registry_waives(self, tmp_path: Path) -> None:
         """A registry entry matching the planted signature marks it waived and counts hits."""
         from shadow.noise import Registry
 
         reg = tmp_path / "known.toml"
-        reg.write_text('[[divergence]]\nid = "K1"\nsignature = "etl|SHELL|c|params"\nowner = "o"\n'
-                       'reason = "r"\nexpires = 2099-01-01\n', encoding="utf-8")
+        reg.write_text(
+            '[[divergence]]\nid = "K1"\nsignature = "etl|SHELL|c|params"\nowner = "o"\n'
+            'reason = "r"\nexpires = 2099-01-01\n',
+            encoding="utf-8",
+        )
         corpus = write_corpus(tmp_path / "c.jsonl", 3)
         db = tmp_path / "r.duckdb"
-        run_shadow(settings(corpus, db, "shadow.testing:fake_engine_with_fault",
-                            candidate_kwargs={"inner": "oracle", "fault": "drop_param", "path": "c", "param": "x"},
-                            registry=Registry.load(reg)))
+        run_shadow(
+            settings(
+                corpus,
+                db,
+                "shadow.testing:fake_engine_with_fault",
+                candidate_kwargs={"inner": "oracle", "fault": "drop_param", "path": "c", "param": "x"},
+                registry=Registry.load(reg),
+            )
+        )
         assert rows(db, "SELECT status, waived_by FROM signatures") == [("waived", "K1")]
         assert rows(db, "SELECT hits FROM waivers") == [(4,)]  # t000, t002: 1 run; t001: 2 runs
         assert rows(db, "SELECT sum(unexplained) FROM traces") == [(0,)]
@@ -144,7 +185,9 @@ class TestSelectionAndResume:
     def test_bad_where(self, tmp_path: Path) -> None:
         """A predicate DuckDB cannot parse is a SelectionError listing the columns."""
         with pytest.raises(SelectionError, match="Columns: trace_id"):
-            run_shadow(settings(write_corpus(tmp_path / "c.jsonl", 1), tmp_path / "r.duckdb", where="owner = "))
+            run_shadow(
+                settings(write_corpus(tmp_path / "c.jsonl", 1), tmp_path / "r.duckdb", where="owner = ")
+            )
 
     def test_where_cannot_add_statements(self, tmp_path: Path) -> None:
         """A --where that closes the predicate and appends COPY ... TO is refused before anything runs."""
@@ -171,20 +214,33 @@ class TestSelectionAndResume:
         corpus = write_corpus(tmp_path / "c.jsonl", 5)
         dbs = [tmp_path / "a.duckdb", tmp_path / "b.duckdb"]
         for workers, db in enumerate(dbs, start=1):
-            run_shadow(settings(corpus, db, "shadow.testing:fake_engine_with_fault", workers=workers, batch_size=2,
-                                candidate_kwargs={"inner": "oracle", "fault": "one_retry_fewer"}, seed=7))
+            run_shadow(
+                settings(
+                    corpus,
+                    db,
+                    "shadow.testing:fake_engine_with_fault",
+                    workers=workers,
+                    batch_size=2,
+                    candidate_kwargs={"inner": "oracle", "fault": "one_retry_fewer"},
+                    seed=7,
+                )
+            )
         queries = [
             "SELECT * EXCLUDE (session_id, wall_seconds) FROM traces ORDER BY ALL",
-            "SELECT * FROM runs ORDER BY ALL", "SELECT * FROM steps ORDER BY ALL",
-            "SELECT * FROM records ORDER BY ALL", "SELECT * FROM divergences ORDER BY ALL",
-            "SELECT * FROM signatures ORDER BY ALL", "SELECT * FROM latency ORDER BY ALL",
+            "SELECT * FROM runs ORDER BY ALL",
+            "SELECT * FROM steps ORDER BY ALL",
+            "SELECT * FROM records ORDER BY ALL",
+            "SELECT * FROM divergences ORDER BY ALL",
+            "SELECT * FROM signatures ORDER BY ALL",
+            "SELECT * FROM latency ORDER BY ALL",
             "SELECT * FROM latency_tests ORDER BY ALL",
         ]
         for sql in queries:
             assert rows(dbs[0], sql) == rows(dbs[1], sql), sql
 
-    def test_small_flushes_and_chunks_store_the_same(self, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_small_flushes_and_chunks_store_the_same(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         """Flushing every few step rows and inserting 3-row Arrow chunks (the memory caps) stores
         exactly what one big flush does."""
         import shadow.results.store as store_module
@@ -206,11 +262,29 @@ class TestSelectionAndResume:
         n = 40
         corpus = write_corpus(tmp_path / "c.jsonl", n)
         db = tmp_path / "r.duckdb"
-        cmd = [sys.executable, "-m", "shadow.cli", "run", str(corpus), "--db", str(db), "--workers", "2",
-               "--baseline", "oracle", "--candidate", "shadow.testing:slow_engine", "--batch-size", "2",
-               "--flush-every", "2"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "shadow.cli",
+            "run",
+            str(corpus),
+            "--db",
+            str(db),
+            "--workers",
+            "2",
+            "--baseline",
+            "oracle",
+            "--candidate",
+            "shadow.testing:slow_engine",
+            "--batch-size",
+            "2",
+            "--flush-every",
+            "2",
+        ]
         env = {**os.environ, "PYTHONPATH": str(REPO), "SHADOW_PROGRESS_EVERY": "0"}
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         assert proc.stderr is not None
         for line in proc.stderr:  # non-TTY progress: one line per batch (SHADOW_PROGRESS_EVERY=0)
             if _progress(line) >= 6:
@@ -224,8 +298,10 @@ class TestSelectionAndResume:
         proc.stderr.close()
         assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
         for _ in range(100):  # the workers' parent watchdog polls once a second
-            if not any(Path(f"/proc/{pid}").exists() and "spawn" in Path(f"/proc/{pid}/cmdline").read_text()
-                       for pid in workers):
+            if not any(
+                Path(f"/proc/{pid}").exists() and "spawn" in Path(f"/proc/{pid}/cmdline").read_text()
+                for pid in workers
+            ):
                 break
             time.sleep(0.1)
         else:
@@ -238,7 +314,8 @@ class TestSelectionAndResume:
         assert rows(db, "SELECT count(*), count(DISTINCT trace_id) FROM traces") == [(n, n)]
         assert rows(db, "SELECT count(*) FROM records") == [(3 * n,)]
         assert rows(db, "SELECT count(*) FROM (SELECT DISTINCT trace_id, engine, run_id FROM runs)") == rows(
-            db, "SELECT count(*) FROM runs")
+            db, "SELECT count(*) FROM runs"
+        )
         statuses = [r[0] for r in rows(db, "SELECT status FROM provenance ORDER BY started_at")]
         assert statuses == ["running", "finished"]
 
@@ -252,11 +329,29 @@ class TestInterrupt:
         n = 30
         corpus = write_corpus(tmp_path / "c.jsonl", n)
         db = tmp_path / "r.duckdb"
-        cmd = [sys.executable, "-m", "shadow.cli", "run", str(corpus), "--db", str(db), "--workers", "2",
-               "--baseline", "oracle", "--candidate", "shadow.testing:slow_engine", "--batch-size", "2",
-               "--flush-every", "2"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "shadow.cli",
+            "run",
+            str(corpus),
+            "--db",
+            str(db),
+            "--workers",
+            "2",
+            "--baseline",
+            "oracle",
+            "--candidate",
+            "shadow.testing:slow_engine",
+            "--batch-size",
+            "2",
+            "--flush-every",
+            "2",
+        ]
         env = {**os.environ, "PYTHONPATH": str(REPO), "SHADOW_PROGRESS_EVERY": "0"}
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         assert proc.stderr is not None
         for line in proc.stderr:
             if _progress(line) >= 4:

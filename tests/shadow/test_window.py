@@ -44,7 +44,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dt.dat
 
 
 def test_the_gate_judges_the_window_and_stores_it_with_the_verdict(
-        tmp_path: Path, results: tuple[Path, list[dt.datetime]], capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, results: tuple[Path, list[dt.datetime]], capsys: pytest.CaptureFixture[str]
+) -> None:
     db, captured = results
     cohorts = tmp_path / "cohorts.toml"
     cohorts.write_text(COHORTS)
@@ -69,7 +70,8 @@ def test_the_gate_judges_the_window_and_stores_it_with_the_verdict(
 
 
 def test_the_window_copy_recomputes_the_aggregates_over_the_window(
-        tmp_path: Path, results: tuple[Path, list[dt.datetime]]) -> None:
+    tmp_path: Path, results: tuple[Path, list[dt.datetime]]
+) -> None:
     db, captured = results
     window = window_copy(db, None, captured[4].replace(tzinfo=dt.UTC), tmp_path)
     assert (window.traces, window.of) == (8, 12)
@@ -77,16 +79,28 @@ def test_the_window_copy_recomputes_the_aggregates_over_the_window(
     src = duckdb.connect(str(db), read_only=True)
     try:
         ids = {t for (t,) in con.execute("SELECT trace_id FROM traces").fetchall()}
-        assert ids == {t for (t,) in src.execute("SELECT trace_id FROM traces WHERE captured_at >= ?",
-                                                 [captured[4]]).fetchall()}
+        assert ids == {
+            t
+            for (t,) in src.execute(
+                "SELECT trace_id FROM traces WHERE captured_at >= ?", [captured[4]]
+            ).fetchall()
+        }
         for table in ("runs", "steps", "divergences"):
-            outside = con.execute(f"SELECT count(*) FROM {table} WHERE trace_id NOT IN (SELECT trace_id FROM traces)")
+            outside = con.execute(
+                f"SELECT count(*) FROM {table} WHERE trace_id NOT IN (SELECT trace_id FROM traces)"
+            )
             assert outside.fetchall() == [(0,)]
         # Cause counts are the window's own, not the whole identity's.
         causes = dict(con.execute("SELECT cause, candidate_traces FROM causes").fetchall())
         for cause, n in causes.items():
-            assert n == con.execute("SELECT count(DISTINCT trace_id) FROM divergences WHERE comparison = 'candidate' "
-                                    "AND coalesce(cause, '') = ?", [cause]).fetchall()[0][0]
+            assert (
+                n
+                == con.execute(
+                    "SELECT count(DISTINCT trace_id) FROM divergences WHERE comparison = 'candidate' "
+                    "AND coalesce(cause, '') = ?",
+                    [cause],
+                ).fetchall()[0][0]
+            )
         assert con.execute("SELECT count(*) FROM latency").fetchall()[0][0] > 0
     finally:
         con.close()
@@ -102,8 +116,9 @@ def test_the_report_of_a_window_says_so(tmp_path: Path, results: tuple[Path, lis
 
 
 @pytest.mark.parametrize("text", ["yesterday", "2026-13-01"])
-def test_a_bad_since_is_a_harness_error(tmp_path: Path, results: tuple[Path, list[dt.datetime]], text: str,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_bad_since_is_a_harness_error(
+    tmp_path: Path, results: tuple[Path, list[dt.datetime]], text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     db, _ = results
     cohorts = tmp_path / "cohorts.toml"
     cohorts.write_text(COHORTS)
