@@ -33,7 +33,9 @@ from engines.clock import LiveClock
 from engines.core.definition import compile_trace
 from engines.runtimes import ReplayRuntime
 from engines.store.latency import LatencyModel
+from engines.store.protocol import Store
 from engines.store.sqlite import SqliteConfig, SqliteStore
+from engines.store.url import open_store, parse_store_url
 
 __all__ = [
     "LIVE_CONFIG",
@@ -52,13 +54,17 @@ LIVE_CONFIG = ActorConfig(
 """Timers scaled for seconds-long live tests: a killed node's groups are claimed within 4 s."""
 
 
-def open_live_store(path: str, *, busy_timeout: float = 10.0) -> SqliteStore:
-    """The shared file in WAL mode, no simulated latency (the file takes real time).
+def open_live_store(path: str, *, busy_timeout: float = 10.0) -> Store:
+    """The shared store, no simulated latency (it takes real time): a SQLite file in WAL mode (a path or
+    ``sqlite:///path``) or a PostgreSQL server (``postgresql://...``, engines/store/url.py).
 
     Processes starting together on a fresh file need no retry: the store checks the schema version and
     migrates inside one ``BEGIN IMMEDIATE`` transaction, so the others wait for the first opener's
     lock (up to ``busy_timeout``) and then find the schema in place."""
-    return SqliteStore(SqliteConfig(path=path, latency=LatencyModel.zero(), busy_timeout=busy_timeout))
+    parsed = parse_store_url(str(path))
+    if parsed.kind == "postgresql":
+        return open_store(parsed.target)
+    return SqliteStore(SqliteConfig(path=parsed.target, latency=LatencyModel.zero(), busy_timeout=busy_timeout))
 
 
 def _catalog(traces: Sequence[Trace]) -> dict[str, WorkflowEntry]:
@@ -66,7 +72,7 @@ def _catalog(traces: Sequence[Trace]) -> dict[str, WorkflowEntry]:
 
 
 def _cluster(
-    store: SqliteStore, traces: Sequence[Trace], config: ActorConfig, *, exclusive: bool, expected: int
+    store: Store, traces: Sequence[Trace], config: ActorConfig, *, exclusive: bool, expected: int
 ) -> Cluster:
     clock = LiveClock()
     runtime = ReplayRuntime(traces[0]) if len(traces) == 1 else _merged_runtime(traces)

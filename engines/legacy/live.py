@@ -26,7 +26,15 @@ from engines.clock import LiveClock
 from engines.legacy.config import LegacyConfig
 from engines.legacy.deployment import Deployment, workflow_entry
 from engines.runtimes import RuntimeRegistry
-from engines.store import LatencyModel, SqliteConfig, SqliteStore, StoreIntegrityError, WorkflowInstance
+from engines.store import (
+    LatencyModel,
+    SqliteConfig,
+    SqliteStore,
+    Store,
+    StoreIntegrityError,
+    WorkflowInstance,
+)
+from engines.store.url import open_store, parse_store_url
 
 __all__ = ["DEFINITIONS", "LiveResult", "live_trace", "run_live", "run_live_async"]
 
@@ -75,7 +83,7 @@ def live_trace(
     )
 
 
-def _publish(store: SqliteStore, trace: Trace, now: float) -> None:
+def _publish(store: Store, trace: Trace, now: float) -> None:
     """Write the trace's definitions (no runs) as a definition row, unless already there."""
     doc = encode(replace(trace, runs=()))
     row = WorkflowInstance(
@@ -99,17 +107,24 @@ async def run_live_async(
 ) -> LiveResult:
     """Run every run of ``traces`` live until all finished or ``timeout`` real seconds passed.
 
-    Store failures surface as typed :class:`engines.store.StoreError` (locked, full, corrupt); the
-    failing transaction is rolled back, so the file holds only whole cycles."""
+    ``store_path`` is a SQLite file (a path or ``sqlite:///path``) or a PostgreSQL store
+    (``postgresql://...``, engines/store/url.py): the same deployment over either. Store failures surface as
+    typed :class:`engines.store.StoreError` (locked, full, corrupt); the failing transaction is rolled back,
+    so the store holds only whole cycles."""
     clock = LiveClock()
-    store = SqliteStore(
-        SqliteConfig(
-            path=str(store_path),
-            latency=LatencyModel.zero(),
-            synchronous=synchronous,
-            busy_timeout=busy_timeout,
+    parsed = parse_store_url(str(store_path))
+    store: Store
+    if parsed.kind == "postgresql":
+        store = open_store(parsed.target)
+    else:
+        store = SqliteStore(
+            SqliteConfig(
+                path=parsed.target,
+                latency=LatencyModel.zero(),
+                synchronous=synchronous,
+                busy_timeout=busy_timeout,
+            )
         )
-    )
     try:
         for trace in traces:
             _publish(store, trace, clock.now())
