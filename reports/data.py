@@ -21,6 +21,7 @@ from typing import Any
 
 import duckdb
 
+from corpora.coverage import FEATURES
 from reports.records import (
     CauseGroup,
     EngineInfo,
@@ -403,6 +404,30 @@ class ResultsReader:
             )
         return tuple(out)
 
+    # -- coverage: what the judged traces exercised -------------------------------------------------
+
+    def coverage(self) -> tuple[tuple[str, str, int], ...] | None:
+        """Per coverage feature (corpora.coverage.FEATURES, then any unknown to this version), its description
+        and how many traces replayed without a harness error exercise it, never-exercised first; None for a
+        database that predates ``traces.features``."""
+        has_column = self._scalar(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'traces' AND column_name = 'features'"
+        )
+        if not self.has("traces") or not has_column:
+            return None
+        counts = {
+            str(f): int(n)
+            for f, n in self.query(
+                "SELECT f, count(DISTINCT trace_id) FROM (SELECT trace_id, unnest(features) AS f FROM traces "
+                "WHERE error IS NULL) GROUP BY f"
+            )
+        }
+        rows = [(name, text, counts.get(name, 0)) for name, text in FEATURES.items()]
+        rows += [
+            (name, "(not known to this version)", n) for name, n in counts.items() if name not in FEATURES
+        ]
+        return tuple(sorted(rows, key=lambda r: (r[2], r[0])))
+
     # -- in-flight hand-offs (shadow handoff) -----------------------------------------------------
 
     def handoff_summary(self) -> HandoffSummary | None:
@@ -523,8 +548,8 @@ class ResultsReader:
         """Root causes (what changed first in the runs it touched), unexplained first, then most traces, each
         with the causes that follow from it; and how many more root causes there are past ``limit``. None for
         a database written before causes existed (the report then groups by signature)."""
-        if not self.has("causes") or not self.count("causes"):
-            return None
+        if not self.has("causes") or (not self.count("causes") and self.count("divergences")):
+            return None  # written before causes existed (an empty table beside divergences: never aggregated)
         columns = (
             "cause, description, kind, field, change, candidate_traces, aa_traces, candidate_rate, aa_rate, "
             "status, waived_by, root_traces, consequence_of, members, divergences, exemplars, "

@@ -254,6 +254,7 @@ def build_context(
         "latency": _latency(reader),
         "fidelity": reader.fidelity_summary(),
         "faults": reader.fault_summary(),
+        "coverage": reader.coverage(),
         "fidelity_traces": fidelity_traces,
         "fidelity_more": fidelity_more,
         "handoff": reader.handoff_summary(),

@@ -64,7 +64,9 @@ def open_live_store(path: str, *, busy_timeout: float = 10.0) -> Store:
     parsed = parse_store_url(str(path))
     if parsed.kind == "postgresql":
         return open_store(parsed.target)
-    return SqliteStore(SqliteConfig(path=parsed.target, latency=LatencyModel.zero(), busy_timeout=busy_timeout))
+    return SqliteStore(
+        SqliteConfig(path=parsed.target, latency=LatencyModel.zero(), busy_timeout=busy_timeout)
+    )
 
 
 def _catalog(traces: Sequence[Trace]) -> dict[str, WorkflowEntry]:
