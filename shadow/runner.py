@@ -327,6 +327,35 @@ class _Session:
         self.store.release()
 
 
+def _wind_down(session: _Session, executor: Executor, own_executor: bool, status: str) -> None:
+    """The end of a session's replay loop, whatever ended it. A second Ctrl-C or a SIGTERM here is recorded,
+    not raised: the flush completes. Interrupted: traces the workers finished that the stream had not handed
+    over yet are kept too; interrupted or failed: chunks still replaying are not waited for."""
+    with interrupts.deferred():
+        if status == "interrupted":
+            harvest = getattr(executor, "harvest", None)
+            if harvest is not None:
+                session.add_quietly(harvest())
+        session.flush()
+        if own_executor and status == "finished":
+            executor.close()
+        elif own_executor:
+            getattr(executor, "abort", executor.close)()
+        if status == "failed":
+            session.store.finish_session(session.session_id, status, session.traces_done)
+
+
+def _conclude(session: _Session, status: str) -> str:
+    """Aggregate and mark the session ended; a signal during the last flush makes a finished session
+    interrupted (the corpus may not be complete). Returns the final status."""
+    with interrupts.deferred():
+        if status == "finished" and interrupts.received():
+            status = "interrupted"
+        refresh_aggregates(session.store, session.settings.registry, session.settings.noise)
+        session.store.finish_session(session.session_id, status, session.traces_done)
+    return status
+
+
 def _trial_config(settings: RunSettings) -> TrialConfig:
     """The engines (by spec) and options every trial of the session gets; with a campaign that sets engine
     options, a "faults" role: the candidate built with them."""
@@ -386,25 +415,8 @@ def run_shadow(
             status = "failed"
             raise
         finally:
-            # A second Ctrl-C or a SIGTERM here is recorded, not raised: the flush completes.
-            with interrupts.deferred():
-                if status == "interrupted":
-                    # Traces the workers finished that the stream had not handed over yet are kept too.
-                    harvest = getattr(executor, "harvest", None)
-                    if harvest is not None:
-                        session.add_quietly(harvest())
-                session.flush()
-                if own_executor and status == "finished":
-                    executor.close()
-                elif own_executor:  # interrupted or failed: do not wait for chunks still replaying
-                    getattr(executor, "abort", executor.close)()
-                if status == "failed":
-                    store.finish_session(session_id, status, session.traces_done)
-        with interrupts.deferred():
-            if status == "finished" and interrupts.received():
-                status = "interrupted"  # a signal during the last flush: the corpus may not be complete
-            refresh_aggregates(store, settings.registry, settings.noise)
-            store.finish_session(session_id, status, session.traces_done)
+            _wind_down(session, executor, own_executor, status)
+        status = _conclude(session, status)
         return RunReport(
             session_id,
             status,
@@ -580,23 +592,8 @@ def follow_shadow(
             status = "failed"
             raise
         finally:
-            with interrupts.deferred():
-                if status == "interrupted":
-                    harvest = getattr(executor, "harvest", None)
-                    if harvest is not None:
-                        session.add_quietly(harvest())
-                session.flush()
-                if own_executor and status == "finished":
-                    executor.close()
-                elif own_executor:
-                    getattr(executor, "abort", executor.close)()
-                if status == "failed":
-                    store.finish_session(session_id, status, session.traces_done)
-        with interrupts.deferred():
-            if status == "finished" and interrupts.received():
-                status = "interrupted"
-            refresh_aggregates(store, settings.registry, settings.noise)
-            store.finish_session(session_id, status, session.traces_done)
+            _wind_down(session, executor, own_executor, status)
+        status = _conclude(session, status)
         tell(f"follow: {status}; read to {position.describe()}")
         return RunReport(
             session_id,
