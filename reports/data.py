@@ -100,6 +100,16 @@ LATENCY_SOURCES: dict[str, tuple[str, str]] = {
 }
 
 
+def _json_dicts(raw: Any) -> tuple[dict[str, Any], ...]:
+    """A JSON column holding a list of objects (``disagreements``, ``handoffs.detail``): its objects, or none
+    when it is NULL or not readable (a report shows what it can)."""
+    try:
+        listed = json.loads(raw) if raw else []
+    except (json.JSONDecodeError, TypeError):
+        return ()
+    return tuple(d for d in listed if isinstance(d, dict)) if isinstance(listed, list) else ()
+
+
 def _s(value: Any) -> str:
     if isinstance(value, dt.datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
@@ -330,10 +340,7 @@ class ResultsReader:
         )
         out = []
         for r in rows:
-            try:
-                listed = json.loads(r[6]) if r[6] else []
-            except json.JSONDecodeError:
-                listed = []
+            listed = _json_dicts(r[6])
             out.append(
                 FidelityTrace(
                     _s(r[0]),
@@ -342,7 +349,7 @@ class ResultsReader:
                     _s(r[3]),
                     _s(r[4]),
                     r[5],
-                    tuple(d for d in listed if isinstance(d, dict)),
+                    listed,
                     r[7],
                 )
             )
@@ -476,10 +483,7 @@ class ResultsReader:
         )
         out = []
         for r in rows:
-            try:
-                listed = json.loads(r[6]) if r[6] else []
-            except json.JSONDecodeError:
-                listed = []
+            listed = _json_dicts(r[6])
             out.append(
                 HandoffTrace(
                     _s(r[0]),
@@ -488,7 +492,7 @@ class ResultsReader:
                     int(r[3] or 0),
                     int(r[4] or 0),
                     r[5],
-                    tuple(d for d in listed if isinstance(d, dict)),
+                    listed,
                 )
             )
         return tuple(out), max(total - len(out), 0)
