@@ -285,6 +285,21 @@ class _Session:
         if self.due():
             self.flush()
 
+    def report(self, status: str, selector: TraceSelector) -> RunReport:
+        """What the session did, for the command's last line."""
+        return RunReport(
+            self.session_id,
+            status,
+            self.traces_done,
+            self.skipped,
+            self.quarantined,
+            self.divergences,
+            self.items_read,
+            tuple(self.unreadable),
+            self.items_bad,
+            selector.no_match_hint(),
+        )
+
     def due(self) -> bool:
         """Whether the buffer should be written now (by count, rows, or time since the last flush)."""
         due = time.monotonic() - self.last_flush >= self.settings.flush_seconds
@@ -345,6 +360,24 @@ def _wind_down(session: _Session, executor: Executor, own_executor: bool, status
             session.store.finish_session(session.session_id, status, session.traces_done)
 
 
+def _open_session(settings: RunSettings, provenance: dict[str, Any]) -> tuple[ResultsStore, str]:
+    """Open the results database and start this session in it: the session row is written whole, or the run
+    never started (a signal meanwhile marks it interrupted and is raised as KeyboardInterrupt)."""
+    with interrupts.deferred():
+        store = ResultsStore(settings.db)
+        try:
+            _claim(store, provenance, settings.new_session)
+            session_id = store.start_session(provenance)
+        except BaseException:
+            store.close()
+            raise
+    if interrupts.received():
+        with store:
+            store.finish_session(session_id, "interrupted", 0)
+        raise KeyboardInterrupt
+    return store, session_id
+
+
 def _conclude(session: _Session, status: str) -> str:
     """Aggregate and mark the session ended; a signal during the last flush makes a finished session
     interrupted (the corpus may not be complete). Returns the final status."""
@@ -385,19 +418,8 @@ def run_shadow(
     finished traces are flushed and the session is marked ``failed``; a rerun resumes from there."""
     selector = TraceSelector(settings.where)
     config = _trial_config(settings)
-    provenance = _provenance(settings)
-    with interrupts.deferred():  # the session row is written whole, or the run never started
-        store = ResultsStore(settings.db)
-        try:
-            _claim(store, provenance, settings.new_session)
-            session_id = store.start_session(provenance)
-        except BaseException:
-            store.close()
-            raise
+    store, session_id = _open_session(settings, _provenance(settings))
     with store:
-        if interrupts.received():
-            store.finish_session(session_id, "interrupted", 0)
-            raise KeyboardInterrupt
         session = _Session(settings, store, session_id)
         store.release()
         own_executor = executor is None
@@ -417,18 +439,7 @@ def run_shadow(
         finally:
             _wind_down(session, executor, own_executor, status)
         status = _conclude(session, status)
-        return RunReport(
-            session_id,
-            status,
-            session.traces_done,
-            session.skipped,
-            session.quarantined,
-            session.divergences,
-            session.items_read,
-            tuple(session.unreadable),
-            session.items_bad,
-            selector.no_match_hint(),
-        )
+        return session.report(status, selector)
 
 
 def _batches(session: _Session, selector: TraceSelector) -> Iterator[list[TraceJob]]:
@@ -516,21 +527,10 @@ def follow_shadow(
     selector = TraceSelector(settings.where)
     config = _trial_config(settings)
     provenance = _provenance(settings, hashlib.sha256(head).hexdigest())
-    with interrupts.deferred():
-        store = ResultsStore(settings.db)
-        try:
-            _claim(store, provenance, settings.new_session)
-            session_id = store.start_session(provenance)
-            stored = store.follow_position()
-        except BaseException:
-            store.close()
-            raise
+    store, session_id = _open_session(settings, provenance)
     with store:
-        if interrupts.received():
-            store.finish_session(session_id, "interrupted", 0)
-            raise KeyboardInterrupt
         session = _Session(settings, store, session_id)
-        position = _resume_at(source, stored)
+        position = _resume_at(source, store.follow_position())
         session.position = session.stored_position = position.to_json(source.path)
         store.release()
         tell(
@@ -595,26 +595,13 @@ def follow_shadow(
             _wind_down(session, executor, own_executor, status)
         status = _conclude(session, status)
         tell(f"follow: {status}; read to {position.describe()}")
-        return RunReport(
-            session_id,
-            status,
-            session.traces_done,
-            session.skipped,
-            session.quarantined,
-            session.divergences,
-            session.items_read,
-            tuple(session.unreadable),
-            session.items_bad,
-            selector.no_match_hint(),
-        )
+        return session.report(status, selector)
 
 
 def _resume_at(source: FollowSource, stored: dict[str, Any] | None) -> FollowPosition:
     """Where to start reading: the newest position this identity recorded, else the source's beginning."""
     if stored is not None and isinstance(stored.get("segment"), str):
-        return FollowPosition(
-            str(stored["segment"]), int(stored.get("offset") or 0), int(stored.get("line") or 0)
-        )
+        return FollowPosition.from_json(stored)
     start = source.start()
     assert start is not None  # the head was read from it
     return start
@@ -627,9 +614,7 @@ def _flush_and_say(session: _Session, tell: Say) -> None:
     session.flush()
     if not moved or session.position is None:
         return
-    where = FollowPosition(
-        str(session.position["segment"]), int(session.position["offset"]), int(session.position["line"])
-    )
+    where = FollowPosition.from_json(session.position)
     tell(
         f"follow: {session.traces_done} traces stored this session (+{before}), {session.skipped} already stored, "
         f"{session.quarantined} quarantined, {session.divergences} raw candidate divergences; read to "

@@ -15,7 +15,7 @@ import os
 import re
 import sys
 import typing
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -238,6 +238,10 @@ class FollowPosition:
 
     def to_json(self, source: str) -> dict[str, Any]:
         return {"source": source, "segment": self.segment, "offset": self.offset, "line": self.line}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FollowPosition:
+        return cls(str(data["segment"]), int(data.get("offset") or 0), int(data.get("line") or 0))
 
     def describe(self) -> str:
         return f"{self.segment}:{self.line}"
