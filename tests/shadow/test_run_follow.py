@@ -65,14 +65,12 @@ def test_a_growing_file_is_replayed_across_sessions_each_trace_once(
     _append(source, b"".join(lines[:3]) + lines[3][:40])  # the fourth line is still being written
     args = ["run", str(source), "--db", str(db), "--follow", "--workers", "1", "--no-progress"]
     assert main([*args, "--max-traces", "2"]) == 0
-    assert (
-        main([*args, "--duration", "0.5", "--poll-interval", "0.1"]) == 0
-    )  # the third; not the partial line
+    assert main([*args, "--duration", "3", "--poll-interval", "0.1"]) == 0  # the third; not the partial line
     assert [n for _, n in _stored(db)] == [1, 1, 1]
     _append(
         source, lines[3][40:] + b"\n" + b"".join(lines[4:])
     )  # a blank line between, as a writer may leave
-    assert main([*args, "--duration", "0.5", "--poll-interval", "0.1"]) == 0
+    assert main([*args, "--duration", "3", "--poll-interval", "0.1"]) == 0
     assert [t for t, _ in _stored(db)] == _ids(lines)
     assert all(n == 1 for _, n in _stored(db))
     sessions = _sessions(db)
@@ -96,7 +94,8 @@ def test_a_restart_reads_on_from_the_recorded_position(tmp_path: Path, lines: li
     con.execute("DELETE FROM traces WHERE trace_id = ?", [json.loads(lines[0])["trace_id"]])
     con.close()
     _append(source, lines[4])
-    assert main([*args, "--duration", "0.3", "--poll-interval", "0.1"]) == 0
+    # three traces after the recorded position (lines 2-4); had it read from the start, line 0 would be one
+    assert main([*args, "--max-traces", "3", "--duration", "60", "--poll-interval", "0.1"]) == 0
     assert [t for t, _ in _stored(db)] == _ids(lines[1:5])
 
 
@@ -174,7 +173,7 @@ def test_finished_segments_compressed_in_place_keep_the_stream_and_its_position(
     with gzip.open(str(first) + ".gz", "wb") as packed:
         packed.write(first.read_bytes())
     first.unlink()
-    assert main([*args, "--duration", "0.5", "--poll-interval", "0.1"]) == 0
+    assert main([*args, "--duration", "3", "--poll-interval", "0.1"]) == 0
     assert [t for t, _ in _stored(db)] == _ids(lines[:5])
     assert all(n == 1 for _, n in _stored(db))
     assert len({identity for identity, *_ in _sessions(db)}) == 1
