@@ -141,11 +141,7 @@ def open_results(path: str | Path, identity: Identity | None = None) -> duckdb.D
         raise ResultsDatabaseError(
             f"cannot open as DuckDB ({exc})", where=str(path), hint=open_failure_hint(exc)
         ) from exc
-    present: dict[str, set[str]] = {}
-    for table, column in con.execute(
-        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'main'"
-    ).fetchall():
-        present.setdefault(table, set()).add(column)
+    present = _columns(con, "main")
     for table, columns in _REQUIRED.items():
         missing = [c for c in columns if c not in present.get(table, set())]
         if table not in present or missing:
@@ -310,38 +306,32 @@ def _handoffs(con: duckdb.DuckDBPyConnection, present: bool) -> tuple[Finding | 
     return _finding(con.execute(_HANDOFFS_BAD).fetchall()), int(n)
 
 
+def _columns(con: duckdb.DuckDBPyConnection, schema: str | None = None) -> dict[str, set[str]]:
+    """Every table (or view) the connection sees, with its columns: what an older file lacks is absent."""
+    where = "WHERE table_schema = ?" if schema else ""
+    present: dict[str, set[str]] = {}
+    for table, column in con.execute(
+        f"SELECT table_name, column_name FROM information_schema.columns {where}", [schema] if schema else []
+    ).fetchall():
+        present.setdefault(str(table), set()).add(str(column))
+    return present
+
+
 def collect_evidence(
     con: duckdb.DuckDBPyConnection, cohorts: Sequence[Cohort], *, today: dt.date
 ) -> list[CohortEvidence]:
     """One CohortEvidence per cohort, in cohort order. ``today`` decides registry expiry."""
     members = _members(con, cohorts)
     expired = _expired(con, today)
-    has_captured = bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'traces' AND column_name = 'captured_at'"
-        ).fetchall()[0][0]
-    )
+    present = _columns(con)
+    has_captured = "captured_at" in present.get("traces", set())
     captured = "t.captured_at" if has_captured else "CAST(NULL AS TIMESTAMP)"
-    has_fidelity = bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'fidelity'"
-        ).fetchall()[0][0]
+    has_fidelity, has_faults, has_handoffs = (
+        "fidelity" in present,
+        "fault_trials" in present,
+        "handoffs" in present,
     )
-    has_faults = bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'fault_trials'"
-        ).fetchall()[0][0]
-    )
-    has_features = bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'traces' AND column_name = 'features'"
-        ).fetchall()[0][0]
-    )
-    has_handoffs = bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'handoffs'"
-        ).fetchall()[0][0]
-    )
+    has_features = "features" in present.get("traces", set())
     evidence: list[CohortEvidence] = []
     for cohort in cohorts:
         con.register("member", pa.table({"trace_id": pa.array(members[cohort.name], type=pa.string())}))
