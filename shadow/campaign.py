@@ -47,7 +47,7 @@ from typing import Any
 from corpora.model import Trace
 from engines.api import ExecutionRecord
 from results.rows import DivergenceKind, FaultTrialRow
-from shadow.compare import CausalOrder, compare_records
+from shadow.compare import CausalOrder, NormalForms, compare_records
 from shadow.engines import EngineSpec, EngineSpecError, build_engine
 
 __all__ = [
@@ -249,7 +249,7 @@ def classify(
     reference: ExecutionRecord,
     faulted: ExecutionRecord,
     order: CausalOrder | None = None,
-    cache: dict[int, dict[str, Any]] | None = None,
+    cache: NormalForms | None = None,
 ) -> dict[str, Any]:
     """What the fault changed: the outcome (:data:`OUTCOMES`), the divergence kinds, attempts lost and
     duplicated, runs stuck, and the latency added (max over runs of the end time's delay, seconds)."""
@@ -303,8 +303,7 @@ def run_trials(
     engine under faults; ``reference`` is its no-fault record (None: it failed, and no trial can be judged)."""
     rows: list[FaultTrialRow] = []
     order = CausalOrder(trace)
-    cache: dict[int, dict[str, Any]] = {}
-    keep = {id(reference), id(baseline)}
+    cache: NormalForms = {}
     for entry in campaign.faults:
         for trial in range(1, entry.trials + 1):
             began = time.perf_counter()
@@ -349,10 +348,6 @@ def run_trials(
                 row.update(classify(trace, reference, record, order, cache))  # type: ignore[typeddict-item]
                 if baseline is not None:
                     row["baseline_divergences"] = len(compare_records(trace, baseline, record, order, cache))
-                # The cache is keyed by id(record): keep only the records alive for every trial (the next
-                # trial's record may reuse this one's id once it is freed).
-                for key in [k for k in cache if k not in keep]:
-                    del cache[key]
             row["wall_seconds"] = time.perf_counter() - began
             rows.append(row)
     return rows

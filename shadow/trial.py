@@ -22,7 +22,7 @@ from corpora.model import Step, Trace
 from engines.api import DEFAULT_TIME_LIMIT, Engine, ExecutionRecord, ReplayOptions
 from results.rows import DivergenceRow, RecordRow, RunRow, StepRow, TraceRow
 from shadow.campaign import Campaign, run_trials
-from shadow.compare import CausalOrder, Divergence, compare_records, engine_error_divergence
+from shadow.compare import CausalOrder, Divergence, NormalForms, compare_records, engine_error_divergence
 from shadow.compare.invariants import invariant_divergences
 from shadow.engines import EngineSpec, build_engine
 from shadow.fidelity import FIDELITY_ROLES, fidelity_row
@@ -109,7 +109,7 @@ def run_trace_with(job: TraceJob, config: TrialConfig, engines: Mapping[str, Eng
         if error:
             errors[role] = error
     order = CausalOrder(trace)
-    normalized: dict[int, dict[str, Any]] = {}  # the baseline is normalized once for both comparisons
+    normalized: NormalForms = {}  # the baseline is normalized once for both comparisons
     divergences: dict[str, list[Divergence]] = {}
     for comparison, role in (("candidate", "candidate"), ("aa", "baseline_aa")):
         base, other = records["baseline"], records[role]

@@ -79,7 +79,7 @@ def handoff_rows(
     target: HandsOff, source_name: str,
 ) -> list[HandoffRow]:  # fmt: skip
     """Every hand-off of one trace as ``handoffs`` rows (an engine error becomes the row's ``error``)."""
-    from shadow.compare import CausalOrder, compare_records
+    from shadow.compare import CausalOrder, NormalForms, compare_records
 
     base: HandoffRow = {"trace_id": trace.trace_id, "workflow_type": trace.metadata.workflow_type,
                         "seed": options.seed}  # fmt: skip
@@ -92,7 +92,7 @@ def handoff_rows(
         return [HandoffRow(**base, cut_index=i, cut=specs[i], error=f"{source_name} replay: {_error(exc)}")
                 for i in range(len(cuts))]  # fmt: skip
     order = CausalOrder(trace)
-    normalized: dict[int, dict[str, Any]] = {}
+    normalized: NormalForms = {}
     rows: list[HandoffRow] = []
     legacy_makespan = _makespan(legacy, start)
     for i, cut in enumerate(cuts):

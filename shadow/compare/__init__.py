@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shadow.compare.causal import CausalityViolation, CausalOrder, check_causality
-from shadow.compare.diff import compare_records, engine_error_divergence
+from shadow.compare.diff import NormalForms, compare_records, engine_error_divergence
 from shadow.compare.model import Divergence, DivergenceKind, path_pattern, signature_of
 from shadow.compare.normalize import normalize_record
 
@@ -12,6 +12,7 @@ __all__ = [
     "CausalityViolation",
     "Divergence",
     "DivergenceKind",
+    "NormalForms",
     "check_causality",
     "compare_records",
     "engine_error_divergence",

@@ -128,26 +128,31 @@ class _Flattener:
                 self.add(run_id, path, DivergenceKind.UNRECORDED_ATTEMPT, f"attempts[{n}]", None, True)
 
 
+NormalForms = dict[int, tuple[ExecutionRecord, dict[str, Any]]]
+"""A cache of records' normal forms by ``id(record)``, each beside its record (which keeps the id taken)."""
+
+
 def compare_records(
     trace: Trace,
     baseline: ExecutionRecord,
     other: ExecutionRecord,
     order: CausalOrder | None = None,
-    normalized: dict[int, dict[str, Any]] | None = None,
+    normalized: NormalForms | None = None,
     *,
     prune: bool = True,
 ) -> list[Divergence]:
     """Every difference between ``baseline`` and ``other`` (same trace), sorted in causal order.
 
-    ``normalized`` is an optional cache of normal forms keyed by ``id(record)`` for a caller that
-    compares one baseline with several records (the trial: candidate and A/A). ``prune=False``
+    ``normalized`` is an optional cache of normal forms for a caller that compares one record with several
+    (the trial: candidate and A/A; a fault campaign's or a hand-off's records against their reference). It
+    holds each record beside its form, so an id is never reused by another record while cached. ``prune=False``
     hands deepdiff the whole normal forms (the reference the pruned diff is tested against)."""
     order = order or CausalOrder(trace)
-    cache = normalized if normalized is not None else {}
+    cache: NormalForms = normalized if normalized is not None else {}
     for rec in (baseline, other):
         if id(rec) not in cache:
-            cache[id(rec)] = normalize_record(rec)
-    base_n, other_n = cache[id(baseline)], cache[id(other)]
+            cache[id(rec)] = (rec, normalize_record(rec))
+    base_n, other_n = cache[id(baseline)][1], cache[id(other)][1]
     flat = _Flattener(trace, base_n, other_n)
     # Most pairs are equal (A/A, a healthy candidate): skip deepdiff, which dominates the trial time.
     # Otherwise deepdiff only walks what differs: equal runs, steps and attempts are pruned from both
