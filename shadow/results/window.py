@@ -5,8 +5,8 @@ production finished the run), not by replay time: a verdict on "traffic since th
 change because the shadow run fell behind or was restarted. A trace without ``captured_at`` is outside
 every window.
 
-The judged identity's rows of the traces in the window (traces, runs, steps, records, divergences,
-fidelity) and its sessions are copied into a scratch results database, whose aggregates are then
+The judged identity's rows of the traces in the window (every table a trial writes: traces, runs, steps,
+records, divergences, fidelity, fault_trials) and its sessions are copied into a scratch results database, whose aggregates are then
 recomputed over the window alone (noise classification against the window's own A/A replays, waivers,
 ``traces.unexplained``, latency), with the registry and noise thresholds of the identity's latest session.
 Gate and report then read that copy exactly as they read a whole database: a window is judged as if it
@@ -23,6 +23,7 @@ import duckdb
 import pyarrow as pa
 
 from results.errors import ResultsError
+from shadow.batches import TRIAL_TABLES
 from shadow.noise import NoiseConfig, Registry, RegistryEntry
 from shadow.results.aggregate import refresh_aggregates
 from shadow.results.reader import judged_identity, open_results
@@ -30,8 +31,8 @@ from shadow.results.store import ResultsStore
 
 __all__ = ["WINDOW_TABLES", "Window", "parse_since", "window_copy"]
 
-WINDOW_TABLES = ("traces", "runs", "steps", "records", "divergences", "fidelity")
-"""The per-trace tables a window copies (those with a ``trace_id`` of a replayed trace)."""
+WINDOW_TABLES = TRIAL_TABLES
+"""The per-trace tables a window copies: those a trial writes (``shadow.batches.TRIAL_TABLES``)."""
 
 _BATCH_ROWS = 20_000
 

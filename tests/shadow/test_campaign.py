@@ -337,3 +337,21 @@ def test_legacy_campaign_stalls_a_worker_and_counts_it(tmp_path: Path) -> None:
     assert all(spec.startswith("stall-worker:0:") for spec, _, _ in rows)
     assert [outcome for _, fired, outcome in rows if fired] == ["equal"] * sum(1 for _, f, _ in rows if f)
     assert any(fired for _, fired, _ in rows)
+
+
+def test_a_window_keeps_the_campaign(tmp_path: Path) -> None:
+    """`shadow gate --since T` judges the window's fault trials too (every table a trial writes is copied)."""
+    from dataclasses import replace
+
+    trace = chain_trace(3, trace_id="chain-3")
+    trace = replace(trace, metadata=replace(trace.metadata, captured_at="2026-12-01T00:00:00Z"))
+    path = corpus(tmp_path, trace)
+    db = tmp_path / "r.duckdb"
+    campaign = write(
+        tmp_path, "engine = { nodes = 1 }\n[[fault]]\nname = 'lone crash'\nspec = 'crash:0@{during}'\n"
+    )
+    assert main(["run", str(path), "--db", str(db), "--faults", str(campaign), "--no-progress"]) == 0
+    code = main(["gate", "--db", str(db), "--cohorts", str(_cohorts(tmp_path)), "--no-store",
+                 "--since", "2026-11-01", "--json", str(tmp_path / "v.json")])  # fmt: skip
+    assert code == 1
+    assert _criterion(tmp_path / "v.json", "faults")["status"] == "fail"
